@@ -1,0 +1,92 @@
+# untild — plain Makefile with pkg-config.
+# make            build build/untild and build/untilctl
+# make check      build and run every test (unit + end to end)
+# make asan-check the same under AddressSanitizer + UBSan
+# make bench      benchmarks
+# make deps       install build and test dependencies (Debian, as root)
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= gcc
+PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt
+CHECKPKG := check
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# libetpan's flags carry Debian's no-pie specs: filter them out (see STYLE.md).
+PKG_LIBS   := $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
+CHECK_CFLAGS := $(shell pkg-config --cflags $(CHECKPKG) 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs $(CHECKPKG) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu17 $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -pthread -fPIE
+LDFLAGS  += -pie -pthread
+LDLIBS   += $(PKG_LIBS) -lm
+
+CORE_SRC := $(filter-out daemon/main.c daemon/untilctl.c,$(wildcard daemon/*.c))
+CORE_OBJ := $(CORE_SRC:daemon/%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all check unit e2e asan-check valgrind-check bench torture install clean deps
+
+all: $(BUILD)/untild $(BUILD)/untilctl
+
+$(BUILD)/obj/%.o: daemon/%.c $(wildcard include/untild/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
+	mkdir -p $@
+
+$(BUILD)/libuntild.a: $(CORE_OBJ)
+	rm -f $@; ar rcs $@ $^
+
+$(BUILD)/untild: $(BUILD)/obj/main.o $(BUILD)/libuntild.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/untilctl: $(BUILD)/obj/untilctl.o $(BUILD)/libuntild.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libuntild.a | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libuntild.a $(LDLIBS) $(CHECK_LIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libuntild.a | $(BUILD)/bench
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libuntild.a $(LDLIBS)
+
+deps:
+	@if pkg-config --exists $(PKGS) $(CHECKPKG) && command -v swaks >/dev/null && command -v smtp-sink >/dev/null \
+	   && [ -x /usr/sbin/dovecot ] && /usr/bin/python3 -c 'import aiosmtpd, radicale' 2>/dev/null; then :; \
+	 else sh tests/install-deps.sh; fi
+
+unit: all $(UNIT_BIN)
+	@sh tests/run-unit.sh $(UNIT_BIN)
+
+e2e: all
+	@sh tests/run-e2e.sh $(BUILD)
+
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@sh tests/run-all.sh $(BUILD) $(UNIT_BIN)
+
+asan-check: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" check
+
+valgrind-check: all $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full $$t || exit 1; done
+
+bench: all $(BENCH_BIN)
+	@sh tests/bench/run.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/untild/windows.d
+	install -m 0755 $(BUILD)/untild $(DESTDIR)$(PREFIX)/sbin/untild
+	install -m 0755 $(BUILD)/untilctl $(DESTDIR)$(PREFIX)/bin/untilctl
+	install -m 0644 etc/untild.conf.sample $(DESTDIR)/etc/untild/untild.conf.sample
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,39 @@
+/* address.h - e-mail address normalisation (DESIGN.md "Matching").
+ *
+ * A normalised address is "local@domain" where:
+ *  - a source route ("@a,@b:") and angle brackets are removed;
+ *  - the domain is lower-cased, a trailing dot dropped, IDNA-normalised to
+ *    its A-label form (libidn2, NONTRANSITIONAL), so U- and A-labels match;
+ *  - the local part is lower-cased (ASCII), unquoted when the quotes are not
+ *    needed (a quoted local part that is a valid dot-atom equals the atom),
+ *    and cut at the first sub-address delimiter ("jane+x" -> "jane");
+ *  - DSN / ESMTP parameters after the closing '>' are not part of it.
+ * A domain key is "@domain" (normalised the same way). */
+#ifndef UNTILD_ADDRESS_H
+#define UNTILD_ADDRESS_H
+
+#include <stddef.h>
+
+#define ADDR_MAX 512   /* buffer size for a normalised address, with NUL */
+
+/* Normalise an address (with or without <>, with or without a source
+ * route). delims: sub-address delimiter characters (e.g. "+"), may be ""
+ * or NULL. The empty reverse path "<>" is an error here.
+ * Returns 0, or -1 with a static reason in *why (may be NULL). */
+int address_normalize(const char *in, const char *delims, char *out,
+                      size_t outsz, const char **why);
+
+/* Normalise a domain ("Bücher.Example." -> "xn--bcher-kva.example").
+ * Accepts an optional leading '@' (dropped). Returns 0 or -1. */
+int address_domain_normalize(const char *in, char *out, size_t outsz,
+                             const char **why);
+
+/* Normalise a window "who" token: "@domain" -> "@domain-normalised",
+ * otherwise like address_normalize. */
+int address_who_normalize(const char *in, const char *delims, char *out,
+                          size_t outsz, const char **why);
+
+/* Pointer to the domain part of a normalised address (after '@'). */
+const char *address_domain(const char *norm);
+
+#endif

@@ -1,0 +1,117 @@
+/* config.h - untild.conf (INI) and the window files it names.
+ *
+ * Syntax: "[section]" or "[section NAME]" (imap / caldav per rep),
+ * "key = value", comments start with '#' or ';' at the beginning of a line
+ * or after whitespace. Every error is reported as "FILE:LINE: message";
+ * config_load collects all of them (it does not stop at the first).
+ * Unknown sections or keys, duplicate sections, bad values are errors.
+ * Relative paths in the config are taken relative to the directory of the
+ * config file. */
+#ifndef UNTILD_CONFIG_H
+#define UNTILD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "untild/windows.h"
+
+#define CONFIG_MAX_LISTEN 8
+#define CONFIG_MAX_REPS 64
+
+enum auth_mode { AUTH_NONE, AUTH_PASSWD, AUTH_UPSTREAM };
+enum tls_mode { TLS_REQUIRED, TLS_NONE };
+enum reopen_mode { REOPEN_REPLY_ONLY, REOPEN_END_WINDOW, REOPEN_NO };
+
+struct imap_cfg {
+    char *rep;               /* NULL: the [daemon] owner */
+    char *url, *username, *password_file, *password_command, *tls_ca;
+    enum tls_mode tls;
+    char *sent_folders;      /* comma-separated */
+    char *inbox, *notice_folder, *later_folder;
+    int poll_interval;
+    enum reopen_mode customer_reply_reopens;
+};
+
+struct caldav_cfg {
+    char *rep;
+    char *url, *username, *password_file, *password_command, *tls_ca;
+    enum tls_mode tls;
+    char *calendars;         /* "*" or comma-separated names */
+    enum action action;      /* flag | hold */
+    char *windows_calendar;
+    int poll_interval;
+    char *proxy_listen;      /* NULL: no proxy */
+};
+
+struct config {
+    char *path;              /* the config file itself */
+    /* [daemon] */
+    char *state_dir;         /* default /var/lib/untild */
+    char *control_socket;    /* default /run/untild/control.sock */
+    char *timezone;          /* default: UTC */
+    char *owner;             /* the single-user rep */
+    char *admin_group;       /* default "untild-admin" */
+    char *user;              /* drop privileges to this user if root */
+    /* [smtp] */
+    char *listen[CONFIG_MAX_LISTEN]; size_t nlisten;       /* "host:port" */
+    char *listen_tls[CONFIG_MAX_LISTEN]; size_t nlisten_tls;
+    enum auth_mode auth;
+    char *passwd_file;       /* auth = passwd:FILE */
+    char *tls_cert, *tls_key;
+    size_t max_message_size; /* default 52428800 */
+    int max_sessions;        /* default 1000 */
+    char *hostname;          /* greeting name; default gethostname() */
+    int timeout_command;     /* seconds; default 300 */
+    int timeout_data;        /* seconds; default 600 */
+    /* [upstream] */
+    char *upstream_url;      /* NULL: deliver to maildir */
+    char *maildir;           /* default <state_dir>/../outbox relative: ./var/outbox */
+    enum tls_mode upstream_tls;
+    char *upstream_username, *upstream_password_file, *upstream_password_command;
+    char *upstream_tls_ca;
+    int upstream_connections;/* parallel upstream connections; default 10 */
+    int upstream_timeout;    /* seconds; default 120 */
+    /* [policy] */
+    enum action default_action;   /* default hold */
+    int split_recipients;         /* default 0 */
+    int release_time;             /* minutes after midnight; -1 = off; default 540 */
+    int release_on_weekends;      /* default 0 */
+    char *command_domain;         /* default untild.invalid */
+    char *subaddress_delimiter;   /* default "+" */
+    int64_t max_queue_lifetime;   /* seconds; default 5d */
+    /* [windows] */
+    char *window_files;           /* glob, may be NULL */
+    /* [notify] */
+    char *notify_from;            /* default "untild@<command_domain>"?: see config.c */
+    char *notify_to;              /* default: the rep's address */
+    /* [policy_service] */
+    char *policy_listen;          /* NULL: off */
+    char *postfix_config_dir;
+    /* [imap] / [imap REP] */
+    struct imap_cfg imap[CONFIG_MAX_REPS]; size_t nimap;
+    /* [caldav] / [caldav REP] */
+    struct caldav_cfg caldav[CONFIG_MAX_REPS]; size_t ncaldav;
+};
+
+/* Error sink: every error is one "FILE:LINE: message" line. */
+struct config_errors {
+    char **lines;
+    size_t n, cap;
+};
+void config_errors_add(struct config_errors *e, const char *file, int line,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void config_errors_free(struct config_errors *e);
+
+/* Load path into a fresh config (defaults filled in). Returns the config,
+ * or NULL if there were errors (all listed in *e). */
+struct config *config_load(const char *path, struct config_errors *e);
+void config_free(struct config *c);
+
+/* Parse every window file matched by c->window_files into a fresh index
+ * (source WSRC_FILE, file/line set). now anchors natural dates. Errors go to
+ * *e as FILE:LINE. Returns the index (also on errors, with the good lines),
+ * or NULL on ENOMEM. A glob that matches nothing is not an error. */
+struct windows *config_load_windows(const struct config *c, time_t now,
+                                    struct config_errors *e);
+
+#endif

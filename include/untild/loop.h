@@ -1,0 +1,40 @@
+/* loop.h - the one event loop (epoll): file events and timers with
+ * callbacks, in the shape of redis' ae. Timers use CLOCK_MONOTONIC.
+ * Everything here runs on the main thread; other threads talk to the loop
+ * through loop_post (a mutex-protected queue + eventfd). */
+#ifndef UNTILD_LOOP_H
+#define UNTILD_LOOP_H
+
+#include <stdint.h>
+
+#define LOOP_READ  1
+#define LOOP_WRITE 2
+
+struct loop;
+typedef void (*loop_fd_fn)(struct loop *l, int fd, int events, void *arg);
+typedef void (*loop_timer_fn)(struct loop *l, uint64_t id, void *arg);
+typedef void (*loop_call_fn)(void *arg);
+
+struct loop *loop_new(void);
+void loop_free(struct loop *l);
+
+/* Register/modify fd interest (mask of LOOP_READ|LOOP_WRITE; 0 = none but
+ * keep registered). Re-calling replaces fn/arg/mask. Returns 0 or -1. */
+int loop_fd(struct loop *l, int fd, int mask, loop_fd_fn fn, void *arg);
+void loop_fd_del(struct loop *l, int fd);
+
+/* One-shot timer after ms milliseconds (monotonic). Returns id (> 0). */
+uint64_t loop_timer(struct loop *l, int64_t ms, loop_timer_fn fn, void *arg);
+void loop_timer_del(struct loop *l, uint64_t id);
+
+/* Thread-safe: run fn(arg) on the loop thread soon. Returns 0 or -1. */
+int loop_post(struct loop *l, loop_call_fn fn, void *arg);
+
+/* Run until loop_stop. before_sleep (may be NULL) runs each iteration. */
+void loop_run(struct loop *l, loop_call_fn before_sleep, void *arg);
+void loop_stop(struct loop *l);
+
+/* Monotonic milliseconds. */
+int64_t loop_now_ms(void);
+
+#endif

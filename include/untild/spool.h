@@ -1,0 +1,103 @@
+/* spool.h - the durable queue of held messages (DESIGN.md "Spool").
+ *
+ * Layout under <state_dir>/spool/: incoming/ (being written), held/,
+ * active/ (being delivered), corrupt/. One file per message, named by its
+ * ID. A file is created O_EXCL 0600 in incoming/, written, fsynced, closed
+ * (checked), renamed into held/, and held/ is fsynced: only then may the
+ * client be told "250". Every state change is a rename + directory fsync.
+ * On start-up, incoming/ leftovers and files without their end record go
+ * to corrupt/ (logged); active/ files go back to held/ (delivery was in
+ * flight: at-least-once).
+ *
+ * File format (text header, then the raw message, then an end record):
+ *   untild-spool 1
+ *   key: value          (see struct spool_meta; rcpt lines repeat)
+ *   <blank line>
+ *   <size bytes of message>
+ *   \nend <ID>\n */
+#ifndef UNTILD_SPOOL_H
+#define UNTILD_SPOOL_H
+
+#include <stddef.h>
+#include <time.h>
+
+#define SPOOL_ID_MAX 32
+
+enum rcpt_state { RCPT_HELD = 0, RCPT_DONE, RCPT_FAILED };
+
+struct spool_rcpt {
+    char *addr;            /* as given in RCPT TO (not normalised) */
+    char *norm;            /* normalised */
+    char *params;          /* DSN etc. parameters, may be NULL */
+    enum rcpt_state state;
+    char *window_id;       /* window that held it at hold time, may be NULL */
+    char *reason;          /* may be NULL */
+};
+
+struct spool_meta {
+    char id[SPOOL_ID_MAX];
+    char *rep;             /* owner (the rep who sent it) */
+    char *mail_from;       /* reverse path without <> ("" for null sender) */
+    char *mail_params;     /* MAIL FROM parameters to pass on, may be NULL */
+    struct spool_rcpt *rcpts;
+    size_t nrcpts;
+    time_t created;
+    time_t hold_until;     /* FUTURERELEASE, 0 if none */
+    time_t quiet_until;    /* when the holding window(s) end, as computed at hold time */
+    char *subject;         /* for listings/notices, may be NULL */
+    char *message_id;      /* may be NULL */
+    char *ical_uid;        /* iMIP invitation UID, may be NULL */
+    time_t ical_dtstart;   /* 0 if none */
+    int ical_method;       /* enum imip_method */
+    size_t size;           /* message bytes */
+    int attempts;          /* delivery attempts so far */
+    time_t next_attempt;   /* 0: as soon as due */
+    char *last_error;      /* may be NULL */
+};
+
+void spool_meta_free(struct spool_meta *m);
+/* Deep copy. Returns 0 or -1 (ENOMEM). */
+int spool_meta_copy(struct spool_meta *dst, const struct spool_meta *src);
+
+struct spool;
+
+/* Open (creating directories 0700) <state_dir>/spool and recover as
+ * described above. Returns NULL with errno and a log line on failure. */
+struct spool *spool_open(const char *state_dir);
+void spool_close(struct spool *s);
+
+/* Fresh unique ID (time + counter + random; [0-9a-z] only, so it survives the
+ * lower-casing of command-domain addresses). */
+void spool_new_id(struct spool *s, char id[SPOOL_ID_MAX]);
+
+/* Durably store a new held message (meta->id set by caller via
+ * spool_new_id, or assigned here if empty). Returns 0 when it is on disk
+ * (file and directory fsynced), -1 with errno (ENOSPC, EIO...) and nothing
+ * left behind. */
+int spool_hold(struct spool *s, struct spool_meta *meta, const char *msg,
+               size_t len);
+
+/* Rewrite the metadata of a held message (atomically: new file + rename).
+ * The message body is copied from the existing file. */
+int spool_update(struct spool *s, const struct spool_meta *meta);
+
+/* Read a held (or active) message: meta and/or body (either may be NULL).
+ * *body is malloc'd. Returns 0 or -1 (ENOENT if not there). */
+int spool_read(struct spool *s, const char *id, struct spool_meta *meta,
+               char **body, size_t *len);
+
+/* held -> active (before delivery), active -> held (delivery deferred). */
+int spool_activate(struct spool *s, const char *id);
+int spool_deactivate(struct spool *s, const char *id);
+/* Remove for good (delivered / discarded / cancelled), from held or active. */
+int spool_remove(struct spool *s, const char *id);
+
+/* List metadata of all held messages (call after spool_open). The caller
+ * frees each with spool_meta_free and the array with free. */
+int spool_list(struct spool *s, struct spool_meta **out, size_t *n);
+
+/* Write-failure seam for tests: after `n` more successful writes, fail
+ * with errno `err` (0 disables). */
+void spool_fail_after(struct spool *s, long n, int err);
+
+#endif

@@ -1,0 +1,49 @@
+/* store.h - durable run-time state in SQLite (<state_dir>/untild.db):
+ * windows added at run time, the audit log, messages seen from quiet
+ * contacts (IMAP), and small key/value state (sync tokens, last UIDs).
+ * Writes are synchronous (synchronous=FULL, WAL): when a call returns 0 the
+ * change survives a crash. Main thread only. */
+#ifndef UNTILD_STORE_H
+#define UNTILD_STORE_H
+
+#include <stddef.h>
+#include <time.h>
+#include "untild/windows.h"
+
+struct store;
+
+struct store *store_open(const char *state_dir);
+void store_close(struct store *st);
+
+/* Run-time windows. store_window_add assigns w->id ("w<rowid>") if empty. */
+int store_window_add(struct store *st, struct window *w);
+int store_window_delete(struct store *st, const char *id);
+/* Load every stored window into ix (source as stored). */
+int store_windows_load(struct store *st, struct windows *ix);
+
+/* Audit: one row per event. event: "held", "flagged", "rejected",
+ * "released", "discarded", "cancelled", "failed", "window-added",
+ * "window-ended", "denied", "stale-invitation"... Fields may be NULL. */
+struct audit_rec {
+    time_t t;
+    const char *event, *rep, *contact, *window_id, *msg_id, *detail;
+};
+int store_audit(struct store *st, const struct audit_rec *r);
+/* Visit audit rows with t >= since, oldest first; stop if fn returns != 0. */
+int store_audit_foreach(struct store *st, time_t since,
+                        int (*fn)(const struct audit_rec *r, void *arg),
+                        void *arg);
+
+/* Seen inbound messages from quiet contacts (customer re-opened). */
+int store_seen_add(struct store *st, const char *message_id,
+                   const char *contact, const char *rep, time_t t);
+/* 1 if message_id was seen from contact, else 0 (-1 on error). */
+int store_seen_has(struct store *st, const char *message_id,
+                   const char *contact);
+
+/* Key/value state. store_kv_get returns malloc'd value or NULL. */
+int store_kv_set(struct store *st, const char *key, const char *value);
+char *store_kv_get(struct store *st, const char *key);
+int store_kv_del(struct store *st, const char *key);
+
+#endif

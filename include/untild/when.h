@@ -1,0 +1,58 @@
+/* when.h - times: parsing the forms users write, time zones, release
+ * alignment, formatting. Wall-clock time is always passed in (never read
+ * here), so everything is testable with injected time.
+ *
+ * Time zones are IANA names ("Europe/Berlin") resolved with libical's
+ * built-in zoneinfo; NULL or "" means UTC. libical is not thread-safe in its
+ * zone cache: call these from the main thread only. */
+#ifndef UNTILD_WHEN_H
+#define UNTILD_WHEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define WHEN_NEVER ((time_t)INT64_MAX)   /* a window without an end */
+
+/* Is tz a known zone name? */
+int when_tz_valid(const char *tz);
+
+/* Parse an absolute or natural time:
+ *   2027-07-01                  00:00 of that day in tz
+ *   2027-07-01T17:00[:SS]       local time in tz
+ *   2027-07-01T17:00-05:00 / Z  explicit offset
+ *   @1790000000                 Unix seconds
+ *   never                       WHEN_NEVER
+ *   natural: january..december (00:00 on the 1st of the next such month),
+ *   jan..dec, Nd / Nday(s), Nw / Nweek(s), Nmonth(s) / Nmonths, Ny / Nyear(s)
+ *   (from now, rounded to 00:00 of that day), tomorrow,
+ *   next-monday..next-sunday (also next-mon..), next-week (next Monday),
+ *   next-month (the 1st of next month).
+ * Case-insensitive. now is the reference time for natural forms.
+ * Local times in a DST gap map to the later valid instant; ambiguous
+ * autumn times map to the first (summer) instant.
+ * Returns 0, or -1 with a message in err. */
+int when_parse(const char *s, const char *tz, time_t now, time_t *out,
+               char *err, size_t errsz);
+
+/* ISO 8601 duration (P1D, PT12H, P1DT2H30M, P2W) or a short form
+ * (90s, 30m, 12h, 5d, 2w). Returns 0 and seconds, or -1.
+ * (Days are 86400 s here; DST-aware occurrence lengths are computed by
+ * windows.c with libical.) */
+int when_duration_parse(const char *s, int64_t *secs);
+
+/* "HH:MM" -> minutes after midnight; "off" -> -1. Returns 0 or -1 on error. */
+int when_clock_parse(const char *s, int *minutes);
+
+/* Release alignment (DESIGN.md "Spool and release"): the first release_min
+ * (minutes after local midnight in tz) at or after t; if !weekends, skip to
+ * the first Monday..Friday at that time. release_min < 0: t itself.
+ * WHEN_NEVER stays WHEN_NEVER. */
+time_t when_align_release(time_t t, const char *tz, int release_min,
+                          int weekends);
+
+/* RFC 3339 in tz ("2027-07-01T09:00:00+02:00"); "never" for WHEN_NEVER.
+ * Returns buf. */
+char *when_format(time_t t, const char *tz, char *buf, size_t bufsz);
+
+#endif
