@@ -31,7 +31,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all check unit e2e asan-check valgrind-check bench torture install clean deps
+.PHONY: all run check unit e2e asan-check valgrind-check bench torture install clean deps
 
 all: $(BUILD)/untild $(BUILD)/untilctl
 
@@ -55,6 +55,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libuntild.a | $(BUILD)/tests
 
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libuntild.a | $(BUILD)/bench
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libuntild.a $(LDLIBS)
+
+# Quick start: untild in the foreground on the embedded default config
+# (loopback only, state and outbox under ./var/).
+run: deps
+	@$(MAKE) --no-print-directory all
+	mkdir -p var
+	./$(BUILD)/untild -c etc/untild.conf
 
 deps:
 	@if pkg-config --exists $(PKGS) $(CHECKPKG) && command -v swaks >/dev/null && command -v smtp-sink >/dev/null \

@@ -23,9 +23,22 @@ struct untild {
     int test_clock;               /* --test-clock: time may be set by control */
     time_t clock_offset;          /* added to time(NULL) */
     time_t clock_fixed;           /* if non-zero, "now" is this */
+    int (*reload)(struct untild *u);  /* SIGHUP's work; set by main */
+    struct config *retired[32];   /* configs replaced by reloads: other
+                                     modules may still point into them */
+    size_t nretired;
+    unsigned long stats_held, stats_relayed, stats_flagged, stats_rejected;
 };
 
 /* The one injectable wall clock. */
 time_t untild_now(const struct untild *u);
+
+/* Derive the policy settings from a config. */
+void untild_policy_cfg(const struct config *c, struct policy_cfg *p);
+
+/* Build the window index: window files (less those ended by hand) plus
+ * run-time windows from the store. Errors go to *e. NULL on ENOMEM. */
+struct windows *untild_load_windows(struct untild *u, const struct config *c,
+                                    struct config_errors *e);
 
 #endif

@@ -2,7 +2,7 @@
  * headers, and iMIP (calendar invitation) facts from a MIME walk.
  *
  * The MIME walk finds every text/calendar and application/ics part (at any
- * depth of multipart/*), decodes base64 / quoted-printable, unfolds and
+ * depth of multipart/...), decodes base64 / quoted-printable, unfolds and
  * parses the iCalendar with libical, and takes METHOD from the decoded data
  * (not from the Content-Type parameter). Malformed MIME or iCalendar is
  * never fatal: the message is treated as plain mail and `ical_errors` counts

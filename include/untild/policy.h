@@ -25,8 +25,9 @@ struct verdict {
     time_t quiet_until;          /* window's current quiet-until */
     time_t release_at;           /* aligned release time (hold) */
     const char *why;             /* short static reason for allow overrides
-                                    ("reply to contact's own invitation",
-                                    "customer re-opened"), or NULL */
+                                    ("reply to the contact's own invitation",
+                                    "customer re-opened the conversation"),
+                                    or NULL */
 };
 
 /* Effective action of window w under cfg (resolves ACTION_DEFAULT). */
@@ -53,7 +54,7 @@ typedef int (*policy_seen_fn)(void *arg, const char *message_id,
 /* Verdicts after DATA, for n normalised recipients, given message facts:
  *  - iMIP REPLY to the organizer of the contact's own invitation: allow;
  *  - a reply (In-Reply-To/References) to a message the quiet contact sent
- *    (seen(...) true): allow, why = "customer re-opened";
+ *    (seen(...) true): allow, why = "customer re-opened the conversation";
  *  - otherwise as policy_rcpt.
  * out[] has n entries. */
 void policy_message(const struct policy_cfg *cfg, const struct windows *ix,

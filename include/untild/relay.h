@@ -39,7 +39,10 @@ struct relay;
 
 /* nworkers threads. Returns NULL on failure. */
 struct relay *relay_new(const struct config *c, struct loop *l, int nworkers);
-void relay_free(struct relay *r);   /* waits for running jobs */
+/* Waits for running jobs; jobs not yet started are answered at once (done
+ * called from relay_free with 451 4.3.2; verify with -1). Call it on the
+ * loop thread, and run the loop once more if results may still be posted. */
+void relay_free(struct relay *r);
 
 /* Queue a job. The job's pointers must stay valid until done runs (on the
  * loop thread). The result is freed after done returns. Returns 0 or -1. */

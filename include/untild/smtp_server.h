@@ -60,6 +60,9 @@ int smtp_server_listen(struct smtp_server *srv);
 int smtp_server_reconfigure(struct smtp_server *srv, const struct config *c);
 void smtp_server_free(struct smtp_server *srv);
 size_t smtp_server_sessions(const struct smtp_server *srv);
+/* Bound port of listener i (listen[] first, then listen_tls[]), -1 if none;
+ * for tests that listen on port 0. */
+int smtp_server_port(const struct smtp_server *srv, size_t i);
 
 void smtp_auth_done(struct smtp_session *s, int ok);
 /* reply: full "CODE TEXT"; multi-line replies separated by '\n'. */

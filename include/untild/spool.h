@@ -96,8 +96,18 @@ int spool_remove(struct spool *s, const char *id);
  * frees each with spool_meta_free and the array with free. */
 int spool_list(struct spool *s, struct spool_meta **out, size_t *n);
 
+/* Group commit: hold n messages (as spool_hold each), fsync each file but
+ * the held/ directory only once for all. results[i] is 0 or the errno of
+ * message i (whose file is then gone). Returns 0 if all succeeded, else -1
+ * with errno of the first failure. */
+int spool_hold_batch(struct spool *s, struct spool_meta **metas,
+                     const char **msgs, const size_t *lens, size_t n,
+                     int *results);
+
 /* Write-failure seam for tests: after `n` more successful writes, fail
- * with errno `err` (0 disables). */
+ * with errno `err` (0 disables). As a filling disk does, the failing write
+ * first comes back short (half its bytes, when it has 2 or more), and the
+ * following write fails with `err`. */
 void spool_fail_after(struct spool *s, long n, int err);
 
 #endif

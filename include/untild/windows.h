@@ -29,7 +29,10 @@ int action_parse(const char *s, enum action *out); /* 0 or -1 */
 
 enum window_source { WSRC_FILE, WSRC_RUNTIME, WSRC_IMAP, WSRC_CALDAV };
 
-#define WINDOW_ID_MAX 40
+/* Ids are short ("f" + 12 hex, "w<N>" up to 14 digits): a million windows
+ * are kept in memory, so the id size and the field order keep struct window
+ * at 120 bytes. */
+#define WINDOW_ID_MAX 16
 
 struct window {
     char id[WINDOW_ID_MAX]; /* file: "f" + 12 hex of a hash of the line's
@@ -42,13 +45,13 @@ struct window {
     int64_t duration;       /* seconds per occurrence (rrule); default 86400 */
     char *tz;               /* NULL: daemon default (already resolved when
                                parsed, so normally set) */
-    enum action action;
     char *reason;           /* may be NULL */
     char *owner;            /* rep who set it; NULL: admin/team */
-    enum window_source source;
     const char *file;       /* file windows: path, and line */
-    int line;
     time_t created;
+    enum action action;
+    enum window_source source;
+    int line;
 };
 
 /* Parse one window-file line (DESIGN.md "Window files"):
@@ -61,6 +64,13 @@ struct window {
 int window_parse_line(const char *line, const char *default_tz,
                       const char *delims, time_t now, struct window *w,
                       char *err, size_t errsz);
+/* The same with a caller-held zone cache (when.h), for loading many lines:
+ * resolving the zone is most of the cost of a line. c may be NULL. */
+struct when_cache;
+int window_parse_line_cached(struct when_cache *c, const char *line,
+                             const char *default_tz, const char *delims,
+                             time_t now, struct window *w, char *err,
+                             size_t errsz);
 void window_free_fields(struct window *w);
 
 struct windows;  /* the index */

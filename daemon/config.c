@@ -1,0 +1,1298 @@
+/* config.c - untild.conf (INI) and the window files it names.
+ *
+ * Synopsis: config_load() reads untild.conf into a struct config with every
+ * default filled in; config_load_windows() reads the window files into an
+ * index.
+ *
+ * Why one strict reader: the daemon, `untild -t` and the tests all need the
+ * same answer, and an admin should fix a broken config in one pass, so every
+ * mistake is collected (not just the first) as "FILE:LINE: message".
+ *
+ * The reader is table driven: each key names its section, its value type
+ * and where it lands in struct config (or in struct imap_cfg / caldav_cfg
+ * for the per-rep sections). Checks that involve several keys (no open
+ * relay, tls = none only towards loopback, listen_tls needs a certificate)
+ * run after the whole file is read, using the line each key came from.
+ *
+ * Diagnostics: unknown section or key, duplicate section or key, bad value,
+ * missing '=', over-long line, and the cross-key checks above. */
+#include "untild/config.h"
+#include "untild/when.h"
+#include "untild/windows.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_LINE_MAX 8192            /* untild.conf lines */
+#define WINDOW_LINE_MAX (64 * 1024)     /* window-file lines */
+#define HOST_MAX 256
+
+/* ---- errors ---------------------------------------------------------- */
+
+void config_errors_add(struct config_errors *e, const char *file, int line,
+                       const char *fmt, ...)
+{
+    char *msg = NULL, *full = NULL;
+    va_list ap;
+    int r;
+
+    if (e == NULL)
+        return;
+    va_start(ap, fmt);
+    r = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        return;                     /* ENOMEM: nothing sensible to do */
+    if (line > 0)
+        r = asprintf(&full, "%s:%d: %s", file ? file : "-", line, msg);
+    else
+        r = asprintf(&full, "%s: %s", file ? file : "-", msg);
+    free(msg);
+    if (r < 0)
+        return;
+    if (e->n == e->cap) {
+        size_t ncap = e->cap ? e->cap * 2 : 8;
+        char **nl = realloc(e->lines, ncap * sizeof *nl);
+        if (nl == NULL) {
+            free(full);
+            return;
+        }
+        e->lines = nl;
+        e->cap = ncap;
+    }
+    e->lines[e->n++] = full;
+}
+
+void config_errors_free(struct config_errors *e)
+{
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->n; i++)
+        free(e->lines[i]);
+    free(e->lines);
+    e->lines = NULL;
+    e->n = e->cap = 0;
+}
+
+/* ---- the key table ----------------------------------------------------- */
+
+enum sect { S_DAEMON, S_SMTP, S_UPSTREAM, S_POLICY, S_WINDOWS, S_NOTIFY,
+            S_POLICY_SERVICE, S_IMAP, S_CALDAV, S_COUNT };
+
+static const char *const sect_names[S_COUNT] = {
+    "daemon", "smtp", "upstream", "policy", "windows", "notify",
+    "policy_service", "imap", "caldav",
+};
+
+enum vtype {
+    V_STR,      /* any non-empty string */
+    V_PATH,     /* path, relative to the config's directory */
+    V_FILE,     /* path to a file that must be readable */
+    V_SECRET,   /* password file: readable, mode 0600 or stricter */
+    V_INT,      /* int in [min, max] */
+    V_SIZE,     /* size_t in [min, max], optional k/m/g suffix */
+    V_BOOL,     /* yes | no */
+    V_ACTION,   /* action_parse, allowed set in max (bit mask) */
+    V_CLOCK,    /* HH:MM | off */
+    V_DURATION, /* when_duration_parse, > 0 */
+    V_TZ,       /* IANA zone */
+    V_AUTH,     /* none | passwd:FILE | upstream */
+    V_TLS,      /* required | none */
+    V_LISTEN,   /* host:port[, ...] into an array; off2 = count */
+    V_ADDR,     /* one host:port */
+    V_PLISTEN,  /* unix:PATH | inet:host:port */
+    V_REOPEN,   /* reply-only | end-window | no */
+};
+
+struct key {
+    enum sect sect;
+    const char *name;
+    enum vtype type;
+    size_t off, off2;
+    long long min, max;
+};
+
+#define C(f) offsetof(struct config, f)
+#define I(f) offsetof(struct imap_cfg, f)
+#define D(f) offsetof(struct caldav_cfg, f)
+#define AMASK(a) (1LL << (a))
+
+/* Keys that share an offset in one section are aliases of each other (the
+ * first one is the canonical name; duplicates are detected across them). */
+static const struct key keys[] = {
+    { S_DAEMON, "state_dir", V_PATH, C(state_dir), 0, 0, 0 },
+    { S_DAEMON, "control_socket", V_PATH, C(control_socket), 0, 0, 0 },
+    { S_DAEMON, "timezone", V_TZ, C(timezone), 0, 0, 0 },
+    { S_DAEMON, "owner", V_STR, C(owner), 0, 0, 0 },
+    { S_DAEMON, "admin_group", V_STR, C(admin_group), 0, 0, 0 },
+    { S_DAEMON, "user", V_STR, C(user), 0, 0, 0 },
+
+    { S_SMTP, "listen", V_LISTEN, C(listen), C(nlisten), 0, 0 },
+    { S_SMTP, "listen_tls", V_LISTEN, C(listen_tls), C(nlisten_tls), 0, 0 },
+    { S_SMTP, "auth", V_AUTH, C(auth), 0, 0, 0 },
+    { S_SMTP, "tls_cert", V_FILE, C(tls_cert), 0, 0, 0 },
+    { S_SMTP, "tls_key", V_FILE, C(tls_key), 0, 0, 0 },
+    { S_SMTP, "max_message_size", V_SIZE, C(max_message_size), 0, 1024,
+      1LL << 40 },
+    { S_SMTP, "max_sessions", V_INT, C(max_sessions), 0, 1, 1000000 },
+    { S_SMTP, "hostname", V_STR, C(hostname), 0, 0, 0 },
+    { S_SMTP, "timeout_command", V_INT, C(timeout_command), 0, 1, 86400 },
+    { S_SMTP, "timeout_data", V_INT, C(timeout_data), 0, 1, 86400 },
+
+    { S_UPSTREAM, "url", V_STR, C(upstream_url), 0, 0, 0 },
+    { S_UPSTREAM, "maildir", V_PATH, C(maildir), 0, 0, 0 },
+    { S_UPSTREAM, "tls", V_TLS, C(upstream_tls), 0, 0, 0 },
+    { S_UPSTREAM, "username", V_STR, C(upstream_username), 0, 0, 0 },
+    { S_UPSTREAM, "password_file", V_SECRET, C(upstream_password_file), 0,
+      0, 0 },
+    { S_UPSTREAM, "password_command", V_STR, C(upstream_password_command),
+      0, 0, 0 },
+    { S_UPSTREAM, "tls_ca", V_FILE, C(upstream_tls_ca), 0, 0, 0 },
+    { S_UPSTREAM, "connections", V_INT, C(upstream_connections), 0, 1, 1000 },
+    { S_UPSTREAM, "upstream_connections", V_INT, C(upstream_connections), 0,
+      1, 1000 },
+    { S_UPSTREAM, "timeout", V_INT, C(upstream_timeout), 0, 1, 86400 },
+    { S_UPSTREAM, "upstream_timeout", V_INT, C(upstream_timeout), 0, 1,
+      86400 },
+
+    { S_POLICY, "default_action", V_ACTION, C(default_action), 0, 0,
+      AMASK(ACTION_ALLOW) | AMASK(ACTION_HOLD) | AMASK(ACTION_FLAG) |
+      AMASK(ACTION_REJECT) },
+    { S_POLICY, "split_recipients", V_BOOL, C(split_recipients), 0, 0, 0 },
+    { S_POLICY, "release_time", V_CLOCK, C(release_time), 0, 0, 0 },
+    { S_POLICY, "release_on_weekends", V_BOOL, C(release_on_weekends), 0, 0,
+      0 },
+    { S_POLICY, "command_domain", V_STR, C(command_domain), 0, 0, 0 },
+    { S_POLICY, "subaddress_delimiter", V_STR, C(subaddress_delimiter), 0, 0,
+      0 },
+    { S_POLICY, "max_queue_lifetime", V_DURATION, C(max_queue_lifetime), 0,
+      0, 0 },
+
+    { S_WINDOWS, "files", V_PATH, C(window_files), 0, 0, 0 },
+
+    { S_NOTIFY, "from", V_STR, C(notify_from), 0, 0, 0 },
+    { S_NOTIFY, "notify_from", V_STR, C(notify_from), 0, 0, 0 },
+    { S_NOTIFY, "to", V_STR, C(notify_to), 0, 0, 0 },
+    { S_NOTIFY, "notify_to", V_STR, C(notify_to), 0, 0, 0 },
+
+    { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
+    { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
+      0, 0, 0 },
+
+    { S_IMAP, "url", V_STR, I(url), 0, 0, 0 },
+    { S_IMAP, "username", V_STR, I(username), 0, 0, 0 },
+    { S_IMAP, "password_file", V_SECRET, I(password_file), 0, 0, 0 },
+    { S_IMAP, "password_command", V_STR, I(password_command), 0, 0, 0 },
+    { S_IMAP, "tls", V_TLS, I(tls), 0, 0, 0 },
+    { S_IMAP, "tls_ca", V_FILE, I(tls_ca), 0, 0, 0 },
+    { S_IMAP, "sent_folders", V_STR, I(sent_folders), 0, 0, 0 },
+    { S_IMAP, "inbox", V_STR, I(inbox), 0, 0, 0 },
+    { S_IMAP, "notice_folder", V_STR, I(notice_folder), 0, 0, 0 },
+    { S_IMAP, "later_folder", V_STR, I(later_folder), 0, 0, 0 },
+    { S_IMAP, "poll_interval", V_INT, I(poll_interval), 0, 1, 86400 },
+    { S_IMAP, "customer_reply_reopens", V_REOPEN, I(customer_reply_reopens),
+      0, 0, 0 },
+
+    { S_CALDAV, "url", V_STR, D(url), 0, 0, 0 },
+    { S_CALDAV, "username", V_STR, D(username), 0, 0, 0 },
+    { S_CALDAV, "password_file", V_SECRET, D(password_file), 0, 0, 0 },
+    { S_CALDAV, "password_command", V_STR, D(password_command), 0, 0, 0 },
+    { S_CALDAV, "tls", V_TLS, D(tls), 0, 0, 0 },
+    { S_CALDAV, "tls_ca", V_FILE, D(tls_ca), 0, 0, 0 },
+    { S_CALDAV, "calendars", V_STR, D(calendars), 0, 0, 0 },
+    { S_CALDAV, "action", V_ACTION, D(action), 0, 0,
+      AMASK(ACTION_HOLD) | AMASK(ACTION_FLAG) },
+    { S_CALDAV, "windows_calendar", V_STR, D(windows_calendar), 0, 0, 0 },
+    { S_CALDAV, "poll_interval", V_INT, D(poll_interval), 0, 1, 86400 },
+    { S_CALDAV, "proxy_listen", V_ADDR, D(proxy_listen), 0, 0, 0 },
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* The first table entry with the same section and offset: the identity
+ * used for duplicate detection, so aliases count as the same key. */
+static size_t key_canon(size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        if (keys[i].sect == keys[k].sect && keys[i].off == keys[k].off)
+            return i;
+    return k;
+}
+
+static long key_index(enum sect s, size_t off)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].sect == s && keys[i].off == off)
+            return (long)i;
+    return -1;
+}
+
+/* ---- parser state -------------------------------------------------------- */
+
+#define SECT_NONE (-1)   /* before the first section header */
+#define SECT_SKIP (-2)   /* inside an unknown or duplicate section */
+
+struct parser {
+    struct config *c;
+    struct config_errors *e;
+    const char *file;          /* as the caller named it (for messages) */
+    char *dir;                 /* absolute directory of the config file */
+    int sect;                  /* enum sect, SECT_NONE or SECT_SKIP */
+    void *base;                /* struct config / imap_cfg / caldav_cfg */
+    int *klines;               /* line each key was set on, this section */
+    int sect_line[S_COUNT];    /* global sections: line first seen */
+    int glines[NKEYS];
+    int imap_line[CONFIG_MAX_REPS], caldav_line[CONFIG_MAX_REPS];
+    int ilines[CONFIG_MAX_REPS][NKEYS];
+    int clines[CONFIG_MAX_REPS][NKEYS];
+};
+
+#define ERR(p, line, ...) config_errors_add((p)->e, (p)->file, (line), __VA_ARGS__)
+
+static char *resolve(const struct parser *p, const char *v)
+{
+    char *out = NULL;
+    if (v[0] == '/' || p->dir == NULL)
+        return strdup(v);
+    if (asprintf(&out, "%s/%s", p->dir, v) < 0)
+        return NULL;
+    return out;
+}
+
+static int set_str(char **slot, char *v)
+{
+    if (v == NULL)
+        return -1;
+    free(*slot);
+    *slot = v;
+    return 0;
+}
+
+static int is_loopback(const char *host)
+{
+    if (strncmp(host, "127.", 4) == 0) {
+        for (const char *s = host + 4; *s; s++)
+            if (!isdigit((unsigned char)*s) && *s != '.')
+                return 0;
+        return 1;
+    }
+    return strcmp(host, "::1") == 0 || strcasecmp(host, "localhost") == 0 ||
+           strcasecmp(host, "localhost.") == 0;
+}
+
+/* "host:port" or "[v6]:port" -> host (without brackets) and port. */
+static int split_hostport(const char *s, char *host, size_t hsz, int *port)
+{
+    const char *h, *he, *ps;
+    if (s[0] == '[') {
+        h = s + 1;
+        he = strchr(h, ']');
+        if (he == NULL || he[1] != ':')
+            return -1;
+        ps = he + 2;
+    } else {
+        h = s;
+        he = strrchr(s, ':');
+        if (he == NULL)
+            return -1;
+        ps = he + 1;
+        if (memchr(h, ':', (size_t)(he - h)) != NULL)
+            return -1;  /* bare IPv6 needs brackets */
+    }
+    size_t hl = (size_t)(he - h);
+    if (hl == 0 || hl >= hsz)
+        return -1;
+    for (size_t i = 0; i < hl; i++)
+        if (isspace((unsigned char)h[i]) || h[i] == '[' || h[i] == ']' ||
+            h[i] == '/')
+            return -1;
+    if (*ps == '\0' || strlen(ps) > 5)
+        return -1;
+    long v = 0;
+    for (const char *q = ps; *q; q++) {
+        if (!isdigit((unsigned char)*q))
+            return -1;
+        v = v * 10 + (*q - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)v;
+    return 0;
+}
+
+/* scheme://[user@]host[:port][/...] -> scheme and host. */
+static int url_parts(const char *url, char *scheme, size_t ssz, char *host,
+                     size_t hsz)
+{
+    const char *sep = strstr(url, "://");
+    if (sep == NULL || sep == url || (size_t)(sep - url) >= ssz)
+        return -1;
+    memcpy(scheme, url, (size_t)(sep - url));
+    scheme[sep - url] = '\0';
+    for (char *q = scheme; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
+    const char *a = sep + 3;
+    size_t alen = strcspn(a, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < alen; i++)
+        if (a[i] == '@')
+            at = a + i;
+    if (at != NULL) {
+        alen -= (size_t)(at + 1 - a);
+        a = at + 1;
+    }
+    const char *h = a, *he;
+    if (alen > 0 && a[0] == '[') {
+        h = a + 1;
+        he = memchr(h, ']', alen - 1);
+        if (he == NULL)
+            return -1;
+    } else {
+        he = memchr(a, ':', alen);
+        if (he == NULL)
+            he = a + alen;
+    }
+    size_t hl = (size_t)(he - h);
+    if (hl == 0 || hl >= hsz)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    return 0;
+}
+
+static int parse_ll(const char *v, long long *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)v[0]))
+        return -1;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_size(const char *v, long long *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)v[0]))
+        return -1;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno != 0)
+        return -1;
+    unsigned long long mul = 1;
+    switch (tolower((unsigned char)*end)) {
+    case '\0': break;
+    case 'k': mul = 1ULL << 10; end++; break;
+    case 'm': mul = 1ULL << 20; end++; break;
+    case 'g': mul = 1ULL << 30; end++; break;
+    default: return -1;
+    }
+    if (*end != '\0' || x > (unsigned long long)LLONG_MAX / mul)
+        return -1;
+    *out = (long long)(x * mul);
+    return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+        strcasecmp(v, "on") == 0) {
+        *out = 1;
+        return 0;
+    }
+    if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 ||
+        strcasecmp(v, "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+/* A password file holds a secret: it must exist and be 0600 or stricter. */
+static void check_secret(struct parser *p, int line, const char *name,
+                         const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        ERR(p, line, "%s %s: %s", name, path, strerror(errno));
+        return;
+    }
+    if (!S_ISREG(st.st_mode))
+        ERR(p, line, "%s %s is not a regular file", name, path);
+    else if ((st.st_mode & 077) != 0)
+        ERR(p, line, "%s %s is group/world readable (chmod 600)", name, path);
+    else if (access(path, R_OK) != 0)
+        ERR(p, line, "%s %s: %s", name, path, strerror(errno));
+}
+
+static void check_readable(struct parser *p, int line, const char *name,
+                           const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || access(path, R_OK) != 0) {
+        ERR(p, line, "%s %s: %s", name, path, strerror(errno));
+        return;
+    }
+    if (!S_ISREG(st.st_mode))
+        ERR(p, line, "%s %s is not a regular file", name, path);
+}
+
+static void set_listen(struct parser *p, int line, const struct key *k,
+                       const char *v)
+{
+    char **arr = (char **)((char *)p->base + k->off);
+    size_t *n = (size_t *)((char *)p->base + k->off2);
+    const char *s = v;
+
+    while (*s != '\0') {
+        while (isspace((unsigned char)*s))
+            s++;
+        size_t len = strcspn(s, ",");
+        size_t tl = len;
+        while (tl > 0 && isspace((unsigned char)s[tl - 1]))
+            tl--;
+        char item[HOST_MAX + 16], host[HOST_MAX];
+        int port;
+        if (tl == 0) {
+            ERR(p, line, "%s: empty address in list", k->name);
+        } else if (tl >= sizeof item) {
+            ERR(p, line, "%s: address too long", k->name);
+        } else {
+            memcpy(item, s, tl);
+            item[tl] = '\0';
+            if (split_hostport(item, host, sizeof host, &port) != 0) {
+                ERR(p, line, "%s: bad address '%s' (expected host:port or "
+                    "[v6]:port)", k->name, item);
+            } else if (*n >= CONFIG_MAX_LISTEN) {
+                ERR(p, line, "%s: too many addresses (max %d)", k->name,
+                    CONFIG_MAX_LISTEN);
+                return;
+            } else {
+                char *d = strdup(item);
+                if (d == NULL) {
+                    ERR(p, line, "out of memory");
+                    return;
+                }
+                arr[(*n)++] = d;
+            }
+        }
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+}
+
+/* Store one value; errors are reported on line. */
+static void set_value(struct parser *p, int line, const struct key *k,
+                      const char *v)
+{
+    void *slot = (char *)p->base + k->off;
+    long long ll;
+    char host[HOST_MAX];
+    int port, iv;
+
+    switch (k->type) {
+    case V_STR:
+        if (set_str(slot, strdup(v)) != 0)
+            ERR(p, line, "out of memory");
+        break;
+    case V_PATH:
+    case V_FILE:
+    case V_SECRET: {
+        char *r = resolve(p, v);
+        if (r == NULL) {
+            ERR(p, line, "out of memory");
+            break;
+        }
+        if (k->type == V_FILE)
+            check_readable(p, line, k->name, r);
+        else if (k->type == V_SECRET)
+            check_secret(p, line, k->name, r);
+        set_str(slot, r);
+        break;
+    }
+    case V_INT:
+        if (parse_ll(v, &ll) != 0 || ll < k->min || ll > k->max)
+            ERR(p, line, "%s: expected an integer from %lld to %lld, got '%s'",
+                k->name, k->min, k->max, v);
+        else
+            *(int *)slot = (int)ll;
+        break;
+    case V_SIZE:
+        if (parse_size(v, &ll) != 0 || ll < k->min || ll > k->max)
+            ERR(p, line, "%s: expected a size from %lld to %lld bytes "
+                "(suffix k, m or g allowed), got '%s'", k->name, k->min,
+                k->max, v);
+        else
+            *(size_t *)slot = (size_t)ll;
+        break;
+    case V_BOOL:
+        if (parse_bool(v, &iv) != 0)
+            ERR(p, line, "%s: expected yes or no, got '%s'", k->name, v);
+        else
+            *(int *)slot = iv;
+        break;
+    case V_ACTION: {
+        enum action a;
+        if (action_parse(v, &a) != 0 || a == ACTION_DEFAULT ||
+            (AMASK(a) & k->max) == 0) {
+            char allowed[64] = "";
+            for (int i = ACTION_ALLOW; i <= ACTION_REJECT; i++)
+                if (AMASK(i) & k->max) {
+                    if (allowed[0])
+                        strcat(allowed, " | ");
+                    strcat(allowed, i == ACTION_ALLOW ? "allow" :
+                           i == ACTION_HOLD ? "hold" :
+                           i == ACTION_FLAG ? "flag" : "reject");
+                }
+            ERR(p, line, "%s: expected %s, got '%s'", k->name, allowed, v);
+        } else {
+            *(enum action *)slot = a;
+        }
+        break;
+    }
+    case V_CLOCK:
+        if (when_clock_parse(v, &iv) != 0)
+            ERR(p, line, "%s: expected HH:MM or off, got '%s'", k->name, v);
+        else
+            *(int *)slot = iv;
+        break;
+    case V_DURATION: {
+        int64_t secs;
+        if (when_duration_parse(v, &secs) != 0 || secs <= 0)
+            ERR(p, line, "%s: expected a duration like 5d, 12h or P5D, got "
+                "'%s'", k->name, v);
+        else
+            *(int64_t *)slot = secs;
+        break;
+    }
+    case V_TZ:
+        if (!when_tz_valid(v))
+            ERR(p, line, "%s: unknown time zone '%s'", k->name, v);
+        else if (set_str(slot, strdup(v)) != 0)
+            ERR(p, line, "out of memory");
+        break;
+    case V_AUTH:
+        if (strcmp(v, "none") == 0) {
+            p->c->auth = AUTH_NONE;
+        } else if (strcmp(v, "upstream") == 0) {
+            p->c->auth = AUTH_UPSTREAM;
+        } else if (strncmp(v, "passwd:", 7) == 0 && v[7] != '\0') {
+            char *r = resolve(p, v + 7);
+            if (r == NULL) {
+                ERR(p, line, "out of memory");
+                break;
+            }
+            check_readable(p, line, "auth passwd file", r);
+            p->c->auth = AUTH_PASSWD;
+            set_str(&p->c->passwd_file, r);
+        } else {
+            ERR(p, line, "auth: expected none, passwd:FILE or upstream, got "
+                "'%s'", v);
+        }
+        break;
+    case V_TLS:
+        if (strcmp(v, "required") == 0)
+            *(enum tls_mode *)slot = TLS_REQUIRED;
+        else if (strcmp(v, "none") == 0)
+            *(enum tls_mode *)slot = TLS_NONE;
+        else
+            ERR(p, line, "%s: expected required or none, got '%s'", k->name,
+                v);
+        break;
+    case V_LISTEN:
+        set_listen(p, line, k, v);
+        break;
+    case V_ADDR:
+        if (split_hostport(v, host, sizeof host, &port) != 0)
+            ERR(p, line, "%s: bad address '%s' (expected host:port or "
+                "[v6]:port)", k->name, v);
+        else if (set_str(slot, strdup(v)) != 0)
+            ERR(p, line, "out of memory");
+        break;
+    case V_PLISTEN:
+        if (strncmp(v, "unix:", 5) == 0 && v[5] != '\0') {
+            char *r = resolve(p, v + 5), *full = NULL;
+            if (r == NULL || asprintf(&full, "unix:%s", r) < 0) {
+                free(r);
+                ERR(p, line, "out of memory");
+                break;
+            }
+            free(r);
+            set_str(slot, full);
+        } else if (strncmp(v, "inet:", 5) == 0 &&
+                   split_hostport(v + 5, host, sizeof host, &port) == 0) {
+            if (set_str(slot, strdup(v)) != 0)
+                ERR(p, line, "out of memory");
+        } else {
+            ERR(p, line, "%s: expected unix:PATH or inet:host:port, got '%s'",
+                k->name, v);
+        }
+        break;
+    case V_REOPEN:
+        if (strcmp(v, "reply-only") == 0 || strcmp(v, "yes") == 0)
+            *(enum reopen_mode *)slot = REOPEN_REPLY_ONLY;
+        else if (strcmp(v, "end-window") == 0)
+            *(enum reopen_mode *)slot = REOPEN_END_WINDOW;
+        else if (strcmp(v, "no") == 0)
+            *(enum reopen_mode *)slot = REOPEN_NO;
+        else
+            ERR(p, line, "%s: expected reply-only, end-window or no, got "
+                "'%s'", k->name, v);
+        break;
+    }
+}
+
+/* ---- per-rep section defaults ---------------------------------------------- */
+
+static int imap_defaults(struct imap_cfg *m)
+{
+    m->tls = TLS_REQUIRED;
+    m->poll_interval = 60;
+    m->customer_reply_reopens = REOPEN_REPLY_ONLY;
+    m->sent_folders = strdup("Sent");
+    m->inbox = strdup("INBOX");
+    m->notice_folder = strdup("INBOX");
+    return m->sent_folders && m->inbox && m->notice_folder ? 0 : -1;
+}
+
+static int caldav_defaults(struct caldav_cfg *d)
+{
+    d->tls = TLS_REQUIRED;
+    d->action = ACTION_FLAG;
+    d->poll_interval = 60;
+    d->calendars = strdup("*");
+    return d->calendars ? 0 : -1;
+}
+
+static void imap_free(struct imap_cfg *m)
+{
+    free(m->rep); free(m->url); free(m->username); free(m->password_file);
+    free(m->password_command); free(m->tls_ca); free(m->sent_folders);
+    free(m->inbox); free(m->notice_folder); free(m->later_folder);
+}
+
+static void caldav_free(struct caldav_cfg *d)
+{
+    free(d->rep); free(d->url); free(d->username); free(d->password_file);
+    free(d->password_command); free(d->tls_ca); free(d->calendars);
+    free(d->windows_calendar); free(d->proxy_listen);
+}
+
+/* ---- lines ------------------------------------------------------------------- */
+
+/* Is the '#' or ';' at s a comment start? (line start or after blank) */
+static int comment_at(const char *line, const char *s)
+{
+    return (*s == '#' || *s == ';') &&
+           (s == line || isspace((unsigned char)s[-1]));
+}
+
+/* Only blanks and an optional comment left? */
+static int rest_blank(const char *line, const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    return *s == '\0' || comment_at(line, s);
+}
+
+static void section_header(struct parser *p, int line, char *raw, char *s)
+{
+    char *close = strchr(s, ']');
+    p->sect = SECT_SKIP;
+    if (close == NULL) {
+        ERR(p, line, "section header without ']'");
+        return;
+    }
+    if (!rest_blank(raw, close + 1)) {
+        ERR(p, line, "unexpected text after section header");
+        return;
+    }
+    *close = '\0';
+    char *name = s + 1;
+    while (isspace((unsigned char)*name))
+        name++;
+    char *arg = name + strcspn(name, " \t");
+    if (*arg != '\0') {
+        *arg++ = '\0';
+        while (isspace((unsigned char)*arg))
+            arg++;
+        char *end = arg + strlen(arg);
+        while (end > arg && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+    }
+    int sect = -1;
+    for (int i = 0; i < S_COUNT; i++)
+        if (strcasecmp(name, sect_names[i]) == 0)
+            sect = i;
+    if (sect < 0) {
+        ERR(p, line, "unknown section [%s]", name);
+        return;
+    }
+    if (sect != S_IMAP && sect != S_CALDAV) {
+        if (*arg != '\0') {
+            ERR(p, line, "section [%s] takes no name", name);
+            return;
+        }
+        if (p->sect_line[sect] != 0) {
+            ERR(p, line, "duplicate section [%s] (first on line %d)",
+                sect_names[sect], p->sect_line[sect]);
+            return;
+        }
+        p->sect_line[sect] = line;
+        p->sect = sect;
+        p->base = p->c;
+        p->klines = p->glines;
+        return;
+    }
+
+    /* [imap] / [imap REP] and [caldav] / [caldav REP] */
+    struct config *c = p->c;
+    size_t *n = sect == S_IMAP ? &c->nimap : &c->ncaldav;
+    int *slines = sect == S_IMAP ? p->imap_line : p->caldav_line;
+    const char *rep = *arg ? arg : NULL;
+    for (size_t i = 0; i < *n; i++) {
+        const char *r = sect == S_IMAP ? c->imap[i].rep : c->caldav[i].rep;
+        if ((r == NULL && rep == NULL) ||
+            (r != NULL && rep != NULL && strcasecmp(r, rep) == 0)) {
+            ERR(p, line, "duplicate section [%s%s%s] (first on line %d)",
+                sect_names[sect], rep ? " " : "", rep ? rep : "", slines[i]);
+            return;
+        }
+    }
+    if (*n >= CONFIG_MAX_REPS) {
+        ERR(p, line, "too many [%s] sections (max %d)", sect_names[sect],
+            CONFIG_MAX_REPS);
+        return;
+    }
+    size_t i = (*n)++;
+    int rc;
+    char **repslot;
+    if (sect == S_IMAP) {
+        rc = imap_defaults(&c->imap[i]);
+        repslot = &c->imap[i].rep;
+        p->base = &c->imap[i];
+        p->klines = p->ilines[i];
+    } else {
+        rc = caldav_defaults(&c->caldav[i]);
+        repslot = &c->caldav[i].rep;
+        p->base = &c->caldav[i];
+        p->klines = p->clines[i];
+    }
+    if (rep != NULL && (*repslot = strdup(rep)) == NULL)
+        rc = -1;
+    if (rc != 0)
+        ERR(p, line, "out of memory");
+    slines[i] = line;
+    p->sect = sect;
+}
+
+static void key_line(struct parser *p, int line, char *raw, char *s)
+{
+    char *key = s;
+    while (isalnum((unsigned char)*s) || *s == '_' || *s == '-')
+        s++;
+    char *kend = s;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (kend == key || *s != '=') {
+        ERR(p, line, "expected 'key = value' or '[section]' (missing '=')");
+        return;
+    }
+    *kend = '\0';
+    s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
+
+    /* The value: "quoted" (with \" and \\) or bare up to a comment. */
+    char *v = s;
+    int quoted = 0;
+    if (*s == '"') {
+        char *w = v;
+        quoted = 1;
+        s++;
+        while (*s != '"') {
+            if (*s == '\0') {
+                ERR(p, line, "%s: unterminated quote", key);
+                return;
+            }
+            if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+                s++;
+            *w++ = *s++;
+        }
+        if (!rest_blank(raw, s + 1)) {
+            ERR(p, line, "%s: unexpected text after quoted value", key);
+            return;
+        }
+        *w = '\0';
+    } else {
+        while (*s != '\0' && !comment_at(raw, s))
+            s++;
+        while (s > v && isspace((unsigned char)s[-1]))
+            s--;
+        *s = '\0';
+    }
+
+    if (p->sect == SECT_SKIP)
+        return;   /* already reported at the section header */
+    if (p->sect == SECT_NONE) {
+        ERR(p, line, "key '%s' outside any section", key);
+        return;
+    }
+    long ki = -1;
+    for (size_t i = 0; i < NKEYS; i++)
+        if ((int)keys[i].sect == p->sect && strcasecmp(keys[i].name, key) == 0)
+            ki = (long)i;
+    if (ki < 0) {
+        ERR(p, line, "unknown key '%s' in [%s]", key, sect_names[p->sect]);
+        return;
+    }
+    size_t canon = key_canon((size_t)ki);
+    if (p->klines[canon] != 0) {
+        ERR(p, line, "duplicate key '%s' (first on line %d)", key,
+            p->klines[canon]);
+        return;
+    }
+    p->klines[canon] = line;
+    if (*v == '\0' && !(quoted && keys[ki].type == V_STR)) {
+        ERR(p, line, "%s: empty value", key);
+        return;
+    }
+    set_value(p, line, &keys[ki], v);
+}
+
+static void parse_line(struct parser *p, int line, char *raw)
+{
+    char *s = raw;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '\0' || *s == '#' || *s == ';')
+        return;
+    if (*s == '[')
+        section_header(p, line, raw, s);
+    else
+        key_line(p, line, raw, s);
+}
+
+/* ---- checks across keys -------------------------------------------------------- */
+
+/* The line a key was set on (0: not set). */
+static int line_of(const int *klines, enum sect s, size_t off)
+{
+    long i = key_index(s, off);
+    return i < 0 ? 0 : klines[key_canon((size_t)i)];
+}
+
+/* url scheme must be one of schemes; tls = none only towards loopback. */
+static void check_url(struct parser *p, const char *what, const char *url,
+                      enum tls_mode tls, int url_line, int tls_line,
+                      const char *const *schemes)
+{
+    char scheme[16], host[HOST_MAX];
+    if (url_parts(url, scheme, sizeof scheme, host, sizeof host) != 0) {
+        ERR(p, url_line, "%s url: cannot parse '%s' (expected "
+            "scheme://host[:port])", what, url);
+        return;
+    }
+    int ok = 0;
+    for (size_t i = 0; schemes[i] != NULL; i++)
+        if (strcmp(scheme, schemes[i]) == 0)
+            ok = 1;
+    if (!ok)
+        ERR(p, url_line, "%s url: unsupported scheme '%s'", what, scheme);
+    if (tls == TLS_NONE && !is_loopback(host))
+        ERR(p, tls_line ? tls_line : url_line, "%s: tls = none is allowed "
+            "only for a server on loopback, not %s", what, host);
+}
+
+static void check_listen(struct parser *p, char *const *arr, size_t n,
+                         int line, const char *name)
+{
+    char host[HOST_MAX];
+    int port;
+    if (p->c->auth != AUTH_NONE)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (split_hostport(arr[i], host, sizeof host, &port) == 0 &&
+            !is_loopback(host))
+            ERR(p, line, "%s %s is not loopback and auth = none: that would "
+                "be an open relay (set auth or listen on 127.0.0.1)", name,
+                arr[i]);
+}
+
+static void check_all(struct parser *p)
+{
+    struct config *c = p->c;
+    static const char *const smtp_schemes[] = { "smtp", "smtps", NULL };
+    static const char *const imap_schemes[] = { "imap", "imaps", NULL };
+    static const char *const dav_schemes[] = { "http", "https", NULL };
+    const int *g = p->glines;
+
+    /* [smtp] */
+    check_listen(p, c->listen, c->nlisten, line_of(g, S_SMTP, C(listen)),
+                 "listen");
+    check_listen(p, c->listen_tls, c->nlisten_tls,
+                 line_of(g, S_SMTP, C(listen_tls)), "listen_tls");
+    if (c->nlisten_tls > 0 && (c->tls_cert == NULL || c->tls_key == NULL))
+        ERR(p, line_of(g, S_SMTP, C(listen_tls)),
+            "listen_tls needs tls_cert and tls_key");
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL))
+        ERR(p, line_of(g, S_SMTP, c->tls_cert ? C(tls_cert) : C(tls_key)),
+            "tls_cert and tls_key go together");
+    if (c->auth == AUTH_UPSTREAM && c->upstream_url == NULL)
+        ERR(p, line_of(g, S_SMTP, C(auth)),
+            "auth = upstream needs [upstream] url");
+
+    /* [upstream] */
+    if (c->upstream_url != NULL)
+        check_url(p, "[upstream]", c->upstream_url, c->upstream_tls,
+                  line_of(g, S_UPSTREAM, C(upstream_url)),
+                  line_of(g, S_UPSTREAM, C(upstream_tls)), smtp_schemes);
+    if (c->upstream_password_file && c->upstream_password_command)
+        ERR(p, line_of(g, S_UPSTREAM, C(upstream_password_command)),
+            "password_file and password_command are exclusive");
+
+    /* [imap ...] / [caldav ...] */
+    for (size_t i = 0; i < c->nimap; i++) {
+        struct imap_cfg *m = &c->imap[i];
+        const int *l = p->ilines[i];
+        char what[CONFIG_LINE_MAX];
+        snprintf(what, sizeof what, "[imap%s%s]", m->rep ? " " : "",
+                 m->rep ? m->rep : "");
+        if (m->url == NULL)
+            ERR(p, p->imap_line[i], "%s needs url", what);
+        else
+            check_url(p, what, m->url, m->tls, line_of(l, S_IMAP, I(url)),
+                      line_of(l, S_IMAP, I(tls)), imap_schemes);
+        if (m->password_file && m->password_command)
+            ERR(p, line_of(l, S_IMAP, I(password_command)),
+                "password_file and password_command are exclusive");
+    }
+    for (size_t i = 0; i < c->ncaldav; i++) {
+        struct caldav_cfg *d = &c->caldav[i];
+        const int *l = p->clines[i];
+        char what[CONFIG_LINE_MAX];
+        snprintf(what, sizeof what, "[caldav%s%s]", d->rep ? " " : "",
+                 d->rep ? d->rep : "");
+        if (d->url == NULL)
+            ERR(p, p->caldav_line[i], "%s needs url", what);
+        else
+            check_url(p, what, d->url, d->tls, line_of(l, S_CALDAV, D(url)),
+                      line_of(l, S_CALDAV, D(tls)), dav_schemes);
+        if (d->password_file && d->password_command)
+            ERR(p, line_of(l, S_CALDAV, D(password_command)),
+                "password_file and password_command are exclusive");
+    }
+}
+
+/* Defaults that depend on other keys, filled after reading. */
+static int late_defaults(struct config *c)
+{
+    if (c->nlisten == 0 && c->nlisten_tls == 0) {
+        if ((c->listen[0] = strdup("127.0.0.1:10587")) == NULL)
+            return -1;
+        c->nlisten = 1;
+    }
+    if (c->maildir == NULL &&
+        asprintf(&c->maildir, "%s/outbox", c->state_dir) < 0) {
+        c->maildir = NULL;
+        return -1;
+    }
+    if (c->notify_from == NULL &&
+        asprintf(&c->notify_from, "untild@%s", c->command_domain) < 0) {
+        c->notify_from = NULL;
+        return -1;
+    }
+    if (c->hostname == NULL) {
+        char h[256];
+        if (gethostname(h, sizeof h) != 0)
+            snprintf(h, sizeof h, "localhost");
+        h[sizeof h - 1] = '\0';
+        if ((c->hostname = strdup(h)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static int early_defaults(struct config *c)
+{
+    c->auth = AUTH_NONE;
+    c->max_message_size = 52428800;
+    c->max_sessions = 1000;
+    c->timeout_command = 300;
+    c->timeout_data = 600;
+    c->upstream_tls = TLS_REQUIRED;
+    c->upstream_connections = 10;
+    c->upstream_timeout = 120;
+    c->default_action = ACTION_HOLD;
+    c->split_recipients = 0;
+    c->release_time = 9 * 60;
+    c->release_on_weekends = 0;
+    c->max_queue_lifetime = 5 * 86400;
+    c->state_dir = strdup("/var/lib/untild");
+    c->control_socket = strdup("/run/untild/control.sock");
+    c->timezone = strdup("UTC");
+    c->admin_group = strdup("untild-admin");
+    c->command_domain = strdup("untild.invalid");
+    c->subaddress_delimiter = strdup("+");
+    return c->state_dir && c->control_socket && c->timezone &&
+           c->admin_group && c->command_domain && c->subaddress_delimiter
+           ? 0 : -1;
+}
+
+/* The LINE of a "FILE:LINE: message" made for file (0 if none). */
+static long error_line(const char *msg, size_t flen)
+{
+    if (strlen(msg) <= flen || msg[flen] != ':')
+        return 0;
+    return strtol(msg + flen + 1, NULL, 10);
+}
+
+/* Put this load's errors in line order (the cross-key checks run last). */
+static void sort_errors(struct config_errors *e, size_t from, const char *file)
+{
+    size_t flen = strlen(file);
+    for (size_t i = from + 1; i < e->n; i++) {
+        char *m = e->lines[i];
+        long l = error_line(m, flen);
+        size_t j = i;
+        while (j > from && error_line(e->lines[j - 1], flen) > l) {
+            e->lines[j] = e->lines[j - 1];
+            j--;
+        }
+        e->lines[j] = m;
+    }
+}
+
+/* Absolute directory holding path (relative paths in the file hang off it). */
+static char *config_dir(const char *path)
+{
+    char *copy = strdup(path), *out;
+    if (copy == NULL)
+        return NULL;
+    char *slash = strrchr(copy, '/');
+    if (slash == NULL)
+        out = realpath(".", NULL);
+    else if (slash == copy)
+        out = strdup("/");
+    else {
+        *slash = '\0';
+        out = realpath(copy, NULL);
+    }
+    free(copy);
+    return out;
+}
+
+struct config *config_load(const char *path, struct config_errors *e)
+{
+    size_t nerr0 = e ? e->n : 0;
+    struct config *c = calloc(1, sizeof *c);
+    struct parser *p = calloc(1, sizeof *p);
+    FILE *f = NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+
+    if (c == NULL || p == NULL || (c->path = strdup(path)) == NULL ||
+        early_defaults(c) != 0) {
+        config_errors_add(e, path, 0, "out of memory");
+        goto fail;
+    }
+    p->c = c;
+    p->e = e;
+    p->file = path;
+    p->sect = SECT_NONE;
+    f = fopen(path, "r");
+    if (f == NULL) {
+        config_errors_add(e, path, 0, "cannot open: %s", strerror(errno));
+        goto fail;
+    }
+    p->dir = config_dir(path);
+    if (p->dir == NULL) {
+        config_errors_add(e, path, 0, "cannot resolve its directory: %s",
+                          strerror(errno));
+        goto fail;
+    }
+
+    int lineno = 0;
+    ssize_t len;
+    errno = 0;
+    while ((len = getline(&buf, &cap, f)) >= 0) {
+        lineno++;
+        if (len > CONFIG_LINE_MAX) {
+            ERR(p, lineno, "line too long (max %d bytes)", CONFIG_LINE_MAX);
+            continue;
+        }
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            buf[--len] = '\0';
+        if (memchr(buf, '\0', (size_t)len) != NULL) {
+            ERR(p, lineno, "NUL byte in line");
+            continue;
+        }
+        parse_line(p, lineno, buf);
+    }
+    if (ferror(f)) {
+        config_errors_add(e, path, 0, "read error: %s", strerror(errno));
+        goto fail;
+    }
+    if (late_defaults(c) != 0) {
+        config_errors_add(e, path, 0, "out of memory");
+        goto fail;
+    }
+    check_all(p);
+    if (e != NULL && e->n != nerr0) {
+        sort_errors(e, nerr0, path);
+        goto fail;
+    }
+    fclose(f);
+    free(buf);
+    free(p->dir);
+    free(p);
+    return c;
+
+fail:
+    if (f != NULL)
+        fclose(f);
+    free(buf);
+    if (p != NULL)
+        free(p->dir);
+    free(p);
+    config_free(c);
+    return NULL;
+}
+
+void config_free(struct config *c)
+{
+    if (c == NULL)
+        return;
+    free(c->path);
+    free(c->state_dir); free(c->control_socket); free(c->timezone);
+    free(c->owner); free(c->admin_group); free(c->user);
+    for (size_t i = 0; i < c->nlisten; i++)
+        free(c->listen[i]);
+    for (size_t i = 0; i < c->nlisten_tls; i++)
+        free(c->listen_tls[i]);
+    free(c->passwd_file); free(c->tls_cert); free(c->tls_key);
+    free(c->hostname);
+    free(c->upstream_url); free(c->maildir); free(c->upstream_username);
+    free(c->upstream_password_file); free(c->upstream_password_command);
+    free(c->upstream_tls_ca);
+    free(c->command_domain); free(c->subaddress_delimiter);
+    free(c->window_files);
+    free(c->notify_from); free(c->notify_to);
+    free(c->policy_listen); free(c->postfix_config_dir);
+    for (size_t i = 0; i < c->nimap; i++)
+        imap_free(&c->imap[i]);
+    for (size_t i = 0; i < c->ncaldav; i++)
+        caldav_free(&c->caldav[i]);
+    free(c);
+}
+
+/* ---- window files ----------------------------------------------------------------- */
+
+/* One window file into ix. Returns 0, or -1 on ENOMEM (ix unusable). */
+static int load_window_file(const struct config *c, const char *path,
+                            time_t now, struct windows *ix,
+                            struct config_errors *e)
+{
+    const char *file = path;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        config_errors_add(e, path, 0, "cannot open: %s", strerror(errno));
+        return 0;
+    }
+    char *buf = NULL, err[512];
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = 0;
+    const char *tz = c->timezone ? c->timezone : "UTC";
+    const char *delims = c->subaddress_delimiter ? c->subaddress_delimiter
+                                                 : "+";
+    errno = 0;
+    while ((len = getline(&buf, &cap, f)) >= 0) {
+        lineno++;
+        if (len > WINDOW_LINE_MAX) {
+            config_errors_add(e, file, lineno, "line too long (max %d bytes)",
+                              WINDOW_LINE_MAX);
+            continue;
+        }
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            buf[--len] = '\0';
+        if (memchr(buf, '\0', (size_t)len) != NULL) {
+            config_errors_add(e, file, lineno, "NUL byte in line");
+            continue;
+        }
+        struct window w;
+        memset(&w, 0, sizeof w);
+        err[0] = '\0';
+        int r = window_parse_line(buf, tz, delims, now, &w, err, sizeof err);
+        if (r == 1)
+            continue;
+        if (r != 0) {
+            config_errors_add(e, file, lineno, "%s",
+                              err[0] ? err : "bad window line");
+            continue;
+        }
+        w.source = WSRC_FILE;
+        w.file = file;   /* windows_add interns its own copy */
+        w.line = lineno;
+        if (w.created == 0)
+            w.created = now;
+        const struct window *added = windows_add(ix, &w);
+        window_free_fields(&w);
+        if (added == NULL) {
+            rc = -1;
+            break;
+        }
+        errno = 0;
+    }
+    if (rc == 0 && ferror(f))
+        config_errors_add(e, file, 0, "read error: %s", strerror(errno));
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+struct windows *config_load_windows(const struct config *c, time_t now,
+                                    struct config_errors *e)
+{
+    struct windows *ix = windows_new();
+    if (ix == NULL || c == NULL || c->window_files == NULL)
+        return ix;
+    glob_t g;
+    int r = glob(c->window_files, 0, NULL, &g);
+    if (r == GLOB_NOMATCH)
+        return ix;
+    if (r == GLOB_NOSPACE) {
+        globfree(&g);
+        windows_free(ix);
+        return NULL;
+    }
+    if (r != 0) {
+        config_errors_add(e, c->window_files, 0, "cannot read window files");
+        globfree(&g);
+        return ix;
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        if (load_window_file(c, g.gl_pathv[i], now, ix, e) != 0) {
+            globfree(&g);
+            windows_free(ix);
+            return NULL;
+        }
+    }
+    globfree(&g);
+    return ix;
+}

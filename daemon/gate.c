@@ -1,0 +1,625 @@
+/* gate.c - the SMTP gate: what happens to each recipient of a message.
+ *
+ * RCPT: reject windows answer 550 5.7.1 at once; everything else is decided
+ * after DATA, when headers and iMIP parts are known. DATA: the held part
+ * is spooled and fsynced first, then the allowed part is relayed
+ * synchronously; if the relay fails the spool entry is rolled back, so the
+ * single reply the client gets is never a lie. Command-domain recipients
+ * (until-DATE@, release-ID@, discard-ID@, status@) act here and are never
+ * relayed; they take effect only once the message itself went through. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "untild/gate.h"
+#include "untild/daemon.h"
+#include "untild/address.h"
+#include "untild/auth.h"
+#include "untild/log.h"
+#include "untild/message.h"
+#include "untild/notice.h"
+#include "untild/relay.h"
+#include "untild/release.h"
+#include "untild/smtp_server.h"
+#include "untild/spool.h"
+#include "untild/store.h"
+#include "untild/strbuf.h"
+#include "untild/when.h"
+#include "untild/windows.h"
+
+#define FUTURERELEASE_MAX (30 * 86400)   /* advertised in EHLO */
+
+struct txn {
+    struct untild *u;
+    struct smtp_session *s;
+    char rep[ADDR_MAX];
+    time_t now;
+    struct message_facts f;
+    struct spool_meta held;
+    int spooled;
+    time_t release_at;
+    const char **relay_rcpts;
+    size_t nrelay;
+    char **relay_norm;          /* normalised, parallel to relay_rcpts */
+    char *prefix;               /* X-Untild headers for flagged rcpts */
+    struct strbuf flagged;      /* "addr (reason)" list for the notice */
+    struct strbuf heldtxt;      /* reply text for held recipients */
+    struct strbuf cancelled;    /* ids of cancelled held invitations */
+    struct command *cmds;       /* command-domain recipients */
+    size_t ncmds;
+    char **other_norm;          /* non-command recipients (for until-) */
+    size_t nother;
+};
+
+const char *gate_rep(const struct untild *u, const struct smtp_session *s)
+{
+    const char *user = smtp_session_user(s);
+    if (user && *user)
+        return user;
+    return u->cfg->owner;
+}
+
+/* Normalise a recipient; command addresses are normalised without
+ * sub-address delimiters so "until-2027-07-01@" survives a "-" delimiter. */
+static int norm_rcpt(const struct untild *u, const char *addr, char *out, size_t outsz,
+                     const char **why)
+{
+    if (address_normalize(addr, u->pcfg.delims, out, outsz, why) < 0)
+        return -1;
+    const char *d = address_domain(out);
+    if (d && u->pcfg.command_domain && !strcasecmp(d, u->pcfg.command_domain))
+        return address_normalize(addr, "", out, outsz, why);
+    return 0;
+}
+
+static int seen_fn(void *arg, const char *message_id, const char *contact)
+{
+    struct untild *u = arg;
+    return store_seen_has(u->store, message_id, contact) == 1;
+}
+
+/* FUTURERELEASE (RFC 4865): HOLDFOR=seconds or HOLDUNTIL=date-time.
+ * Returns 0 and *until (0 if absent), or -1 on a bad value. */
+static int parse_holduntil(const char *params, time_t now, time_t *until)
+{
+    *until = 0;
+    if (!params)
+        return 0;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", params);
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        if (!strncasecmp(t, "HOLDFOR=", 8)) {
+            char *end;
+            long long v = strtoll(t + 8, &end, 10);
+            if (*end || end == t + 8 || v < 0 || v > FUTURERELEASE_MAX)
+                return -1;
+            *until = now + (time_t)v;
+        } else if (!strncasecmp(t, "HOLDUNTIL=", 10)) {
+            char err[128];
+            time_t v;
+            if (when_parse(t + 10, "UTC", now, &v, err, sizeof err) < 0 || v == WHEN_NEVER
+                || v > now + FUTURERELEASE_MAX)
+                return -1;
+            *until = v;
+        }
+    }
+    return 0;
+}
+
+static int gate_mail(void *arg, struct smtp_session *s, const char *from,
+                     const char *params, char *reply, size_t replysz)
+{
+    struct untild *u = arg;
+    time_t hu;
+    (void)from;
+    if (!gate_rep(u, s)) {
+        snprintf(reply, replysz, "530 5.7.0 Authentication required");
+        return 530;
+    }
+    if (parse_holduntil(params, untild_now(u), &hu) < 0) {
+        snprintf(reply, replysz, "501 5.5.4 Bad HOLDFOR/HOLDUNTIL value (at most %d seconds ahead)",
+                 FUTURERELEASE_MAX);
+        return 501;
+    }
+    return 0;
+}
+
+static void fmt_reject(struct untild *u, const char *rcpt, const struct verdict *v,
+                       char *reply, size_t replysz)
+{
+    char t[64];
+    when_format(v->quiet_until, v->w && v->w->tz ? v->w->tz : u->cfg->timezone, t, sizeof t);
+    snprintf(reply, replysz, "550 5.7.1 %s is not to be contacted until %s%s%s%s", rcpt, t,
+             v->w && v->w->reason ? " (" : "", v->w && v->w->reason ? v->w->reason : "",
+             v->w && v->w->reason ? ")" : "");
+}
+
+static int gate_rcpt(void *arg, struct smtp_session *s, const char *rcpt,
+                     const char *params, char *reply, size_t replysz)
+{
+    struct untild *u = arg;
+    char norm[ADDR_MAX];
+    const char *why = NULL;
+    struct verdict v;
+    time_t now = untild_now(u);
+    (void)params;
+    if (norm_rcpt(u, rcpt, norm, sizeof norm, &why) < 0) {
+        snprintf(reply, replysz, "501 5.1.3 Bad recipient address syntax: %s", why ? why : "invalid");
+        return 501;
+    }
+    struct command c;
+    enum cmd_kind k = policy_command(&u->pcfg, norm, now, &c);
+    if (k == CMD_BAD) {
+        snprintf(reply, replysz, "550 5.1.1 Unknown command address %s", norm);
+        return 550;
+    }
+    if (k != CMD_NONE)
+        return 0;
+    if (policy_rcpt(&u->pcfg, u->ix, norm, now, &v) == ACTION_REJECT) {
+        fmt_reject(u, rcpt, &v, reply, replysz);
+        store_audit(u->store, &(struct audit_rec){ now, "rejected", gate_rep(u, s), norm,
+                    v.w ? v.w->id : NULL, NULL, v.w ? v.w->reason : NULL });
+        return 550;
+    }
+    return 0;
+}
+
+static void txn_free(struct txn *t)
+{
+    message_facts_free(&t->f);
+    spool_meta_free(&t->held);
+    free(t->relay_rcpts);
+    for (size_t i = 0; i < t->nrelay; i++)
+        free(t->relay_norm[i]);
+    free(t->relay_norm);
+    for (size_t i = 0; i < t->nother; i++)
+        free(t->other_norm[i]);
+    free(t->other_norm);
+    free(t->prefix);
+    free(t->cmds);
+    sb_free(&t->flagged);
+    sb_free(&t->heldtxt);
+    sb_free(&t->cancelled);
+    free(t);
+}
+
+/* Status summary for the rep: their windows and held mail. */
+struct status_ctx { struct strbuf *b; const char *rep; const char *tz; };
+
+static int status_window(const struct window *w, void *arg)
+{
+    struct status_ctx *c = arg;
+    char t[64];
+    if (w->owner && c->rep && strcasecmp(w->owner, c->rep))
+        return 0;
+    sb_printf(c->b, "  %-10s ", w->id);
+    for (size_t i = 0; i < w->nwho; i++)
+        sb_printf(c->b, "%s%s", i ? "," : "", w->who[i]);
+    sb_printf(c->b, "  until %s  %s\n", when_format(w->until, w->tz ? w->tz : c->tz, t, sizeof t),
+              w->reason ? w->reason : "");
+    return 0;
+}
+
+static void send_status(struct untild *u, const char *rep)
+{
+    struct strbuf b = { 0 };
+    struct status_ctx c = { &b, rep, u->cfg->timezone };
+    const char *dom = u->cfg->command_domain;
+    char t[64];
+    sb_puts(&b, "Your do-not-contact windows:\n");
+    windows_foreach(u->ix, status_window, &c);
+    sb_puts(&b, "\nYour held messages:\n");
+    for (size_t i = 0; i < release_count(u->release); i++) {
+        time_t at;
+        const struct spool_meta *m = release_get(u->release, i, &at);
+        if (!m->rep || strcasecmp(m->rep, rep))
+            continue;
+        sb_printf(&b, "  %s  until %s  %s\n    release: mailto:release-%s@%s\n    discard: mailto:discard-%s@%s\n",
+                  m->id, when_format(at, u->cfg->timezone, t, sizeof t),
+                  m->subject ? m->subject : "(no subject)", m->id, dom, m->id, dom);
+    }
+    notice_send(u, rep, "untild status", b.p ? b.p : "", NULL, 0);
+    sb_free(&b);
+}
+
+/* Run the command-domain actions once the message itself is settled. */
+static void run_commands(struct txn *t, struct strbuf *reply)
+{
+    struct untild *u = t->u;
+    for (size_t i = 0; i < t->ncmds; i++) {
+        struct command *c = &t->cmds[i];
+        char when[64];
+        switch (c->kind) {
+        case CMD_UNTIL:
+            for (size_t j = 0; j < t->nother; j++) {
+                struct window w = { 0 };
+                char *who[1] = { t->other_norm[j] };
+                w.who = who;
+                w.nwho = 1;
+                w.until = c->until;
+                w.action = ACTION_DEFAULT;
+                w.reason = t->f.subject;
+                w.owner = t->rep;
+                w.source = WSRC_RUNTIME;
+                w.created = t->now;
+                w.tz = u->cfg->timezone;
+                w.duration = 86400;
+                if (store_window_add(u->store, &w) < 0 || !windows_add(u->ix, &w)) {
+                    log_error("gate: cannot add window for %s", who[0]);
+                    continue;
+                }
+                store_audit(u->store, &(struct audit_rec){ t->now, "window-added", t->rep, who[0],
+                            w.id, t->f.message_id, w.reason });
+                sb_printf(reply, "; window %s for %s until %s", w.id, who[0],
+                          when_format(c->until, u->cfg->timezone, when, sizeof when));
+            }
+            break;
+        case CMD_RELEASE:
+        case CMD_DISCARD: {
+            time_t at;
+            const struct spool_meta *m = release_find(u->release, c->arg, &at);
+            if (!m) {
+                sb_printf(reply, "; no held message %s", c->arg);
+            } else if (!m->rep || strcasecmp(m->rep, t->rep)) {
+                store_audit(u->store, &(struct audit_rec){ t->now, "denied", t->rep, NULL, NULL,
+                            c->arg, c->kind == CMD_RELEASE ? "release by command address" :
+                            "discard by command address" });
+                sb_printf(reply, "; held message %s is not yours", c->arg);
+            } else if (c->kind == CMD_RELEASE) {
+                release_now(u->release, c->arg, t->rep, "release command address");
+                sb_printf(reply, "; released %s", c->arg);
+            } else {
+                release_discard(u->release, c->arg, t->rep, "discarded");
+                sb_printf(reply, "; discarded %s", c->arg);
+            }
+            break;
+        }
+        case CMD_STATUS:
+            send_status(u, t->rep);
+            sb_puts(reply, "; status sent");
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* Everything went through: record, track, tell, reply. */
+static void txn_finish_ok(struct txn *t, const char *upstream_text, const struct relay_result *r)
+{
+    struct untild *u = t->u;
+    struct strbuf reply = { 0 };
+    char when[64];
+
+    if (t->spooled) {
+        if (release_track(u->release, &t->held, t->release_at) < 0)
+            log_error("gate: cannot track held message %s (it is on disk; restart picks it up)",
+                      t->held.id);
+        for (size_t i = 0; i < t->held.nrcpts; i++)
+            store_audit(u->store, &(struct audit_rec){ t->now, "held", t->rep, t->held.rcpts[i].norm,
+                        t->held.rcpts[i].window_id, t->held.id, t->held.rcpts[i].reason });
+        struct strbuf nb = { 0 };
+        const char *dom = u->cfg->command_domain;
+        sb_printf(&nb, "untild is holding your message \"%s\" until %s.\n\nRecipients held: %s\n\n"
+                  "Send it now:  mailto:release-%s@%s\nDiscard it:   mailto:discard-%s@%s\n",
+                  t->held.subject ? t->held.subject : "(no subject)",
+                  when_format(t->release_at, u->cfg->timezone, when, sizeof when),
+                  t->heldtxt.p ? t->heldtxt.p : "", t->held.id, dom, t->held.id, dom);
+        notice_send(u, t->rep, "Held: your message waits for the customer's window", nb.p ? nb.p : "",
+                    NULL, 0);
+        sb_free(&nb);
+    }
+    if (t->flagged.len) {
+        struct strbuf nb = { 0 };
+        sb_printf(&nb, "Your message \"%s\" was sent, but these recipients asked not to be contacted yet:\n%s\n",
+                  t->f.subject ? t->f.subject : "(no subject)", t->flagged.p);
+        notice_send(u, t->rep, "Flagged: you contacted a quiet customer", nb.p, NULL, 0);
+        sb_free(&nb);
+    }
+    if (r && r->rcpt_codes) {
+        struct strbuf fb = { 0 };
+        for (size_t i = 0; i < t->nrelay; i++)
+            if (r->rcpt_codes[i] >= 400)
+                sb_printf(&fb, "  %s: refused by the upstream (%d)\n", t->relay_rcpts[i], r->rcpt_codes[i]);
+        if (fb.len)
+            notice_send(u, t->rep, "Failed: some recipients were refused", fb.p, NULL, 0);
+        sb_free(&fb);
+    }
+
+    if (t->spooled && t->nrelay)
+        sb_printf(&reply, "250 2.0.0 %s; held until %s: %s", upstream_text ? upstream_text : "Ok",
+                  when_format(t->release_at, u->cfg->timezone, when, sizeof when), t->heldtxt.p);
+    else if (t->spooled)
+        sb_printf(&reply, "250 2.0.0 Held until %s: %s",
+                  when_format(t->release_at, u->cfg->timezone, when, sizeof when), t->heldtxt.p);
+    else if (t->nrelay)
+        sb_printf(&reply, "250 %s", upstream_text && *upstream_text ? upstream_text : "2.0.0 Ok");
+    else if (t->cancelled.len)
+        sb_printf(&reply, "250 2.0.0 Cancelled held invitation %s; nothing sent", t->cancelled.p);
+    else
+        sb_puts(&reply, "250 2.0.0 Done");
+    run_commands(t, &reply);
+    if (reply.len > 900) {   /* keep the reply line within RFC 5321's limit */
+        reply.len = 900;
+        reply.p[900] = '\0';
+    }
+    smtp_data_done(t->s, reply.p ? reply.p : "451 4.3.0 Out of memory");
+    sb_free(&reply);
+    txn_free(t);
+}
+
+static void relay_done(void *arg, struct relay_result *r)
+{
+    struct txn *t = arg;
+    struct untild *u = t->u;
+    if (!r->ok) {
+        char reply[700];
+        if (t->spooled && spool_remove(u->spool, t->held.id) < 0)
+            log_error("gate: cannot roll back held message %s: %s", t->held.id, strerror(errno));
+        snprintf(reply, sizeof reply, "%d %s", r->code >= 400 ? r->code : 451,
+                 r->text[0] ? r->text : "4.4.1 Upstream failure");
+        log_info("gate: relay failed for session %lu: %s", smtp_session_id(t->s), reply);
+        smtp_data_done(t->s, reply);
+        txn_free(t);
+        return;
+    }
+    for (size_t i = 0; i < t->nrelay; i++)
+        if (t->prefix && strstr(t->prefix, t->relay_norm[i]))
+            store_audit(u->store, &(struct audit_rec){ t->now, "flagged", t->rep, t->relay_norm[i],
+                        NULL, t->f.message_id, NULL });
+    char text[600];
+    snprintf(text, sizeof text, "%s", r->text);
+    txn_finish_ok(t, text, r);
+}
+
+static void held_add_rcpt(struct txn *t, const struct smtp_rcpt *sr, const char *norm,
+                          const struct verdict *v)
+{
+    struct spool_meta *m = &t->held;
+    struct spool_rcpt *p = realloc(m->rcpts, (m->nrcpts + 1) * sizeof *p);
+    if (!p)
+        return;
+    m->rcpts = p;
+    p = &m->rcpts[m->nrcpts++];
+    memset(p, 0, sizeof *p);
+    p->addr = strdup(sr->addr);
+    p->norm = strdup(norm);
+    p->params = sr->params ? strdup(sr->params) : NULL;
+    p->state = RCPT_HELD;
+    p->window_id = v && v->w ? strdup(v->w->id) : NULL;
+    p->reason = v && v->w && v->w->reason ? strdup(v->w->reason) : NULL;
+    if (v && v->w && v->action == ACTION_HOLD)
+        sb_printf(&t->heldtxt, "%s%s%s%s%s", t->heldtxt.len ? ", " : "", norm,
+                  v->w->reason ? " (" : "", v->w->reason ? v->w->reason : "", v->w->reason ? ")" : "");
+}
+
+static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envelope *env,
+                      const char *msg, size_t len)
+{
+    struct untild *u = arg;
+    struct txn *t = calloc(1, sizeof *t);
+    char (*norm)[ADDR_MAX] = NULL;
+    struct verdict *v = NULL;
+    const char **normp = NULL;
+    int *is_cmd = NULL, *drop = NULL;
+    time_t hold_until = 0;
+    size_t n = env->nrcpts;
+
+    if (!t)
+        goto oom;
+    t->u = u;
+    t->s = s;
+    t->now = untild_now(u);
+    snprintf(t->rep, sizeof t->rep, "%s", gate_rep(u, s) ? gate_rep(u, s) : "");
+    norm = calloc(n ? n : 1, sizeof *norm);
+    v = calloc(n ? n : 1, sizeof *v);
+    normp = calloc(n ? n : 1, sizeof *normp);
+    is_cmd = calloc(n ? n : 1, sizeof *is_cmd);
+    drop = calloc(n ? n : 1, sizeof *drop);
+    t->cmds = calloc(n ? n : 1, sizeof *t->cmds);
+    t->other_norm = calloc(n ? n : 1, sizeof *t->other_norm);
+    t->relay_rcpts = calloc(n ? n : 1, sizeof *t->relay_rcpts);
+    t->relay_norm = calloc(n ? n : 1, sizeof *t->relay_norm);
+    if (!norm || !v || !normp || !is_cmd || !drop || !t->cmds || !t->other_norm
+        || !t->relay_rcpts || !t->relay_norm)
+        goto oom;
+    if (message_parse(msg, len, u->pcfg.delims, &t->f) < 0)
+        goto oom;
+    if (t->f.ical_errors)
+        log_warn("gate: session %lu: malformed iCalendar part (%d errors); treated as plain mail",
+                 smtp_session_id(s), t->f.ical_errors);
+    parse_holduntil(env->mail_params, t->now, &hold_until);
+
+    /* Normalise; split command addresses from real recipients. */
+    size_t nreal = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (norm_rcpt(u, env->rcpts[i].addr, norm[i], sizeof norm[i], NULL) < 0)
+            snprintf(norm[i], sizeof norm[i], "%s", env->rcpts[i].addr);
+        struct command c;
+        if (policy_command(&u->pcfg, norm[i], t->now, &c) != CMD_NONE) {
+            is_cmd[i] = 1;
+            t->cmds[t->ncmds++] = c;
+        } else {
+            normp[nreal++] = norm[i];
+            t->other_norm[t->nother++] = strdup(norm[i]);
+        }
+    }
+    /* Verdicts for the real recipients (normp is compact). */
+    struct verdict *vr = v;
+    policy_message(&u->pcfg, u->ix, t->rep, normp, nreal, &t->f, seen_fn, u, t->now, vr);
+
+    /* A CANCEL (or a newer REQUEST) for an invitation still held replaces
+     * the held one: the held copy goes, and a CANCEL is not sent to the
+     * recipients who never got the invitation. */
+    if ((t->f.method == IMIP_CANCEL || t->f.method == IMIP_REQUEST) && t->f.ical_uid) {
+        char ids[16][SPOOL_ID_MAX];
+        size_t k = release_find_uid(u->release, t->rep, t->f.ical_uid, ids, 16);
+        for (size_t j = 0; j < k; j++) {
+            time_t at;
+            const struct spool_meta *m = release_find(u->release, ids[j], &at);
+            if (m && t->f.method == IMIP_CANCEL)
+                for (size_t r = 0; r < m->nrcpts; r++)
+                    for (size_t i = 0, ri = 0; i < n; i++) {
+                        if (is_cmd[i])
+                            continue;
+                        if (!strcmp(norm[i], m->rcpts[r].norm))
+                            drop[ri] = 1;
+                        ri++;
+                    }
+            sb_printf(&t->cancelled, "%s%s", t->cancelled.len ? ", " : "", ids[j]);
+            release_discard(u->release, ids[j], t->rep,
+                            t->f.method == IMIP_CANCEL ? "cancelled" : "superseded");
+        }
+    }
+
+    struct plan p;
+    policy_plan(&u->pcfg, vr, nreal, &p);
+    int hold_all = p.hold_whole || hold_until > t->now;
+    time_t release_at = p.release_at;
+    if (hold_until > release_at)
+        release_at = hold_until;
+
+    /* Sort recipients into held and relayed; build the flag headers. */
+    struct strbuf prefix = { 0 };
+    for (size_t i = 0, ri = 0; i < n; i++) {
+        if (is_cmd[i])
+            continue;
+        struct verdict *vv = &vr[ri];
+        int dropped = drop[ri];
+        ri++;
+        if (dropped || vv->action == ACTION_REJECT)
+            continue;
+        if (hold_all || vv->action == ACTION_HOLD) {
+            held_add_rcpt(t, &env->rcpts[i], norm[i], vv->action == ACTION_HOLD ? vv : NULL);
+            continue;
+        }
+        if (vv->action == ACTION_FLAG) {
+            char when[64];
+            when_format(vv->quiet_until, "UTC", when, sizeof when);
+            sb_printf(&prefix, "X-Untild: flagged; recipient=<%s>; until=%s; window=%s\r\n",
+                      norm[i], when, vv->w ? vv->w->id : "-");
+            sb_printf(&t->flagged, "  %s until %s (%s)\n", norm[i], when,
+                      vv->w && vv->w->reason ? vv->w->reason : "no reason given");
+        }
+        t->relay_norm[t->nrelay] = strdup(norm[i]);
+        t->relay_rcpts[t->nrelay++] = env->rcpts[i].addr;
+    }
+    if (hold_all && !t->heldtxt.len && hold_until > t->now)
+        sb_printf(&t->heldtxt, "future release requested");
+    t->prefix = prefix.len ? sb_take(&prefix, NULL) : NULL;
+    sb_free(&prefix);
+
+    if (t->held.nrcpts) {
+        struct spool_meta *m = &t->held;
+        m->rep = strdup(t->rep);
+        m->mail_from = strdup(env->mail_from ? env->mail_from : "");
+        m->mail_params = env->mail_params ? strdup(env->mail_params) : NULL;
+        m->created = t->now;
+        m->hold_until = hold_until;
+        m->quiet_until = release_at;
+        m->subject = t->f.subject ? strdup(t->f.subject) : NULL;
+        m->message_id = t->f.message_id ? strdup(t->f.message_id) : NULL;
+        m->ical_uid = t->f.ical_uid ? strdup(t->f.ical_uid) : NULL;
+        m->ical_dtstart = t->f.dtstart;
+        m->ical_method = (int)t->f.method;
+        m->size = len;
+        t->release_at = release_at;
+        spool_new_id(u->spool, m->id);
+        if (spool_hold(u->spool, m, msg, len) < 0) {
+            int e = errno;
+            log_error("gate: cannot spool held message: %s", strerror(e));
+            smtp_data_done(s, e == ENOSPC || e == EDQUOT
+                           ? "452 4.3.1 Insufficient system storage, try again later"
+                           : "451 4.3.0 Cannot store message, try again later");
+            txn_free(t);
+            t = NULL;
+            goto out;
+        }
+        t->spooled = 1;
+    }
+
+    if (t->nrelay) {
+        struct relay_job job = { 0 };
+        job.mail_from = env->mail_from ? env->mail_from : "";
+        job.rcpts = t->relay_rcpts;
+        job.nrcpts = t->nrelay;
+        job.data = msg;
+        job.len = len;
+        job.prefix = t->prefix;
+        if (u->cfg->auth == AUTH_UPSTREAM) {
+            job.username = smtp_session_user(s);
+            job.password = smtp_session_pass(s);
+        }
+        if (relay_submit(u->relay, &job, relay_done, t) < 0) {
+            if (t->spooled)
+                spool_remove(u->spool, t->held.id);
+            smtp_data_done(s, "451 4.3.0 Cannot queue for relay, try again later");
+            txn_free(t);
+        }
+        t = NULL;
+        goto out;
+    }
+    txn_finish_ok(t, NULL, NULL);
+    t = NULL;
+    goto out;
+
+oom:
+    smtp_data_done(s, "451 4.3.0 Out of memory, try again later");
+    if (t)
+        txn_free(t);
+out:
+    free(norm);
+    free(v);
+    free(normp);
+    free(is_cmd);
+    free(drop);
+}
+
+struct auth_ctx { struct untild *u; struct smtp_session *s; };
+
+static void auth_done(void *arg, int verdict)
+{
+    struct auth_ctx *a = arg;
+    if (verdict < 0)
+        log_warn("gate: upstream unreachable while verifying credentials");
+    smtp_auth_done(a->s, verdict == 1);
+    free(a);
+}
+
+
+static void gate_auth(void *arg, struct smtp_session *s, const char *user, const char *pass)
+{
+    struct untild *u = arg;
+    switch (u->cfg->auth) {
+    case AUTH_PASSWD:
+        smtp_auth_done(s, auth_passwd_check(u->cfg->passwd_file, user, pass) == 1);
+        return;
+    case AUTH_UPSTREAM: {
+        struct auth_ctx *a = malloc(sizeof *a);
+        if (!a) {
+            smtp_auth_done(s, 0);
+            return;
+        }
+        a->u = u;
+        a->s = s;
+        if (relay_verify_async(u->relay, user, pass, auth_done, a) < 0) {
+            free(a);
+            smtp_auth_done(s, 0);
+        }
+        return;
+    }
+    default:
+        smtp_auth_done(s, 0);
+    }
+}
+
+void gate_hooks(struct untild *u, struct smtp_hooks *h)
+{
+    memset(h, 0, sizeof *h);
+    h->arg = u;
+    h->auth = gate_auth;
+    h->mail = gate_mail;
+    h->rcpt = gate_rcpt;
+    h->data = gate_data;
+}

@@ -1,0 +1,281 @@
+/* main.c - untild: start-up, configuration, signals, privilege drop, and
+ * the event loop.
+ *
+ * untild [-c FILE] [-t] [-v] [--test-clock]
+ *   -c FILE       configuration (default /etc/untild/untild.conf)
+ *   -t            check the configuration and window files, print every
+ *                 error as FILE:LINE: message, exit 0 (good) or 1
+ *   -v            debug logging
+ *   --test-clock  let `untilctl debug clock` move the daemon's clock (tests)
+ * Stays in the foreground and logs to stderr (journald). SIGHUP reloads the
+ * configuration and window files (a bad reload keeps the old ones);
+ * SIGTERM/SIGINT stop it. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <systemd/sd-daemon.h>
+#include "untild/config.h"
+#include "untild/control.h"
+#include "untild/daemon.h"
+#include "untild/gate.h"
+#include "untild/log.h"
+#include "untild/loop.h"
+#include "untild/relay.h"
+#include "untild/release.h"
+#include "untild/smtp_server.h"
+#include "untild/spool.h"
+#include "untild/store.h"
+#include "untild/windows.h"
+
+static void print_errors(const struct config_errors *e, int to_log)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        if (to_log)
+            log_error("%s", e->lines[i]);
+        else
+            fprintf(stderr, "%s\n", e->lines[i]);
+    }
+}
+
+static int reload(struct untild *u)
+{
+    struct config_errors e = { 0 };
+    struct config *c = config_load(u->cfg->path, &e);
+    struct windows *ix = NULL;
+    if (c) {
+        ix = untild_load_windows(u, c, &e);
+    }
+    if (!c || !ix || e.n) {
+        print_errors(&e, 1);
+        log_error("reload: configuration has errors; keeping the old one");
+        config_errors_free(&e);
+        if (ix)
+            windows_free(ix);
+        if (c)
+            config_free(c);
+        return -1;
+    }
+    config_errors_free(&e);
+    /* Other modules may still hold pointers into the old config. */
+    if (u->nretired == sizeof u->retired / sizeof u->retired[0]) {
+        config_free(u->retired[0]);
+        memmove(u->retired, u->retired + 1, (u->nretired - 1) * sizeof u->retired[0]);
+        u->nretired--;
+    }
+    u->retired[u->nretired++] = u->cfg;
+    u->cfg = c;
+    untild_policy_cfg(c, &u->pcfg);
+    windows_free(u->ix);
+    u->ix = ix;
+    if (u->smtp)
+        smtp_server_reconfigure(u->smtp, c);
+    release_kick(u->release, 1);
+    log_info("reload: %zu window(s) loaded", windows_count(ix));
+    return 0;
+}
+
+static void on_signal(struct loop *l, int fd, int ev, void *arg)
+{
+    struct untild *u = arg;
+    struct signalfd_siginfo si;
+    (void)ev;
+    while (read(fd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            sd_notify(0, "RELOADING=1");
+            reload(u);
+            sd_notify(0, "READY=1");
+        } else {
+            log_info("signal %u: stopping", si.ssi_signo);
+            sd_notify(0, "STOPPING=1");
+            loop_stop(l);
+        }
+    }
+}
+
+static void on_watchdog(struct loop *l, uint64_t id, void *arg)
+{
+    struct untild *u = arg;
+    uint64_t usec = 0;
+    (void)id;
+    sd_notifyf(0, "WATCHDOG=1\nSTATUS=%zu window(s), %zu held, %zu session(s)", windows_count(u->ix),
+               release_count(u->release), smtp_server_sessions(u->smtp));
+    if (sd_watchdog_enabled(0, &usec) > 0)
+        loop_timer(l, (int64_t)(usec / 2000), on_watchdog, u);
+    else
+        loop_timer(l, 10000, on_watchdog, u);
+}
+
+static int drop_privileges(const char *user)
+{
+    struct passwd *pw;
+    if (geteuid() != 0)
+        return 0;
+    if (!user) {
+        log_warn("running as root: set [daemon] user to drop privileges");
+        return 0;
+    }
+    if (!(pw = getpwnam(user))) {
+        log_fatal("[daemon] user %s does not exist", user);
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+        log_fatal("cannot drop privileges to %s: %s", user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        log_fatal("privileges were not dropped");
+        return -1;
+    }
+    log_info("running as %s", user);
+    return 0;
+}
+
+static int mkdirs(const char *path, mode_t mode)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "/etc/untild/untild.conf";
+    int check = 0, rc = 1;
+    struct untild u = { 0 };
+    struct config_errors e = { 0 };
+    struct smtp_hooks hooks;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-c") && i + 1 < argc)
+            path = argv[++i];
+        else if (!strcmp(argv[i], "-t"))
+            check = 1;
+        else if (!strcmp(argv[i], "-v"))
+            log_set_level(ULOG_DEBUG);
+        else if (!strcmp(argv[i], "--test-clock"))
+            u.test_clock = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage();
+            return 0;
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    u.reload = reload;
+
+    if (!(u.cfg = config_load(path, &e))) {
+        print_errors(&e, 0);
+        if (!e.n)
+            fprintf(stderr, "%s: cannot load configuration\n", path);
+        config_errors_free(&e);
+        return 1;
+    }
+    untild_policy_cfg(u.cfg, &u.pcfg);
+    if (check) {
+        struct windows *ix = config_load_windows(u.cfg, untild_now(&u), &e);
+        print_errors(&e, 0);
+        if (!e.n)
+            printf("%s: configuration OK, %zu window(s)\n", path, ix ? windows_count(ix) : 0);
+        rc = e.n ? 1 : 0;
+        windows_free(ix);
+        config_errors_free(&e);
+        config_free(u.cfg);
+        return rc;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    /* Block before threads start, so every thread inherits the mask and
+     * the signals arrive only through the signalfd. */
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    if (!(u.loop = loop_new()))
+        goto out;
+    gate_hooks(&u, &hooks);
+    if (!(u.smtp = smtp_server_new(u.cfg, u.loop, &hooks)) || smtp_server_listen(u.smtp) < 0) {
+        log_fatal("cannot start the SMTP listener");
+        goto out;
+    }
+    /* Listeners are bound: no client input is read before this drop. */
+    if (drop_privileges(u.cfg->user) < 0)
+        goto out;
+    if (mkdirs(u.cfg->state_dir, 0700) < 0) {
+        log_fatal("cannot create state_dir %s: %s", u.cfg->state_dir, strerror(errno));
+        goto out;
+    }
+    if (!(u.store = store_open(u.cfg->state_dir)) || !(u.spool = spool_open(u.cfg->state_dir))) {
+        log_fatal("cannot open the state in %s", u.cfg->state_dir);
+        goto out;
+    }
+    if (!(u.ix = untild_load_windows(&u, u.cfg, &e)) || e.n) {
+        print_errors(&e, 1);
+        log_fatal("window files have errors; not starting");
+        goto out;
+    }
+    if (!(u.relay = relay_new(u.cfg, u.loop, u.cfg->upstream_connections > 0 ? u.cfg->upstream_connections : 4))) {
+        log_fatal("cannot start the relay");
+        goto out;
+    }
+    if (!(u.release = release_new(&u)))
+        goto out;
+    if (!(u.control = control_new(&u, u.cfg->control_socket)))
+        goto out;
+
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0 || loop_fd(u.loop, sfd, LOOP_READ, on_signal, &u) < 0) {
+        log_fatal("cannot set up signals: %s", strerror(errno));
+        goto out;
+    }
+    log_info("untild ready: %zu window(s), %zu held message(s), upstream %s", windows_count(u.ix),
+             release_count(u.release), u.cfg->upstream_url ? u.cfg->upstream_url : u.cfg->maildir);
+    sd_notifyf(0, "READY=1\nSTATUS=%zu window(s), %zu held", windows_count(u.ix), release_count(u.release));
+    on_watchdog(u.loop, 0, &u);
+    loop_run(u.loop, NULL, NULL);
+    close(sfd);
+    rc = 0;
+out:
+    config_errors_free(&e);
+    control_free(u.control);
+    smtp_server_free(u.smtp);
+    relay_free(u.relay);         /* joins workers; their results are dropped */
+    release_free(u.release);
+    if (u.ix)
+        windows_free(u.ix);
+    if (u.spool)
+        spool_close(u.spool);
+    if (u.store)
+        store_close(u.store);
+    loop_free(u.loop);
+    for (size_t i = 0; i < u.nretired; i++)
+        config_free(u.retired[i]);
+    config_free(u.cfg);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,1566 @@
+/* smtp_server.c - the ESMTP submission listener (RFC 5321, 6409, 3207,
+ * 4954, 1870, 2034, 4865).
+ *
+ * Synopsis: smtp_server_new() with the gate's hooks, smtp_server_listen()
+ * binds every [smtp] listen / listen_tls address on the event loop; each
+ * accepted connection becomes a session driven by an explicit state
+ * machine (enum sstate) and a command table, as in OpenSMTPD and Postfix.
+ *
+ * Input is read in 16 KiB chunks into a fixed input buffer and cut into
+ * bounded lines (512 octets for commands, 1000 for DATA text lines); an
+ * over-long line is discarded up to its LF and answered, and the session
+ * goes on. Pipelined commands are processed in order; processing pauses
+ * while an asynchronous hook (auth, data) runs and resumes when the hook
+ * calls smtp_auth_done / smtp_data_done. A session whose peer goes away
+ * during a hook is kept ("dead") until the hook reports back, so the hook's
+ * pointer stays valid.
+ *
+ * STARTTLS (and implicit TLS listeners) use GnuTLS; whatever plaintext was
+ * pipelined after STARTTLS is thrown away (command injection defence) and
+ * the session starts over, EHLO required. AUTH is only offered and accepted
+ * over TLS or from loopback. Mail is accepted only from authenticated
+ * clients, or from loopback when auth = none: never an open relay.
+ *
+ * Diagnostics: one info line per session open and close, debug lines for
+ * commands (AUTH payloads are never logged), warnings for TLS failures. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "untild/config.h"
+#include "untild/log.h"
+#include "untild/loop.h"
+#include "untild/smtp_server.h"
+
+#define CMD_LINE_MAX   512      /* RFC 5321 4.5.3.1.4, CRLF included */
+#define AUTH_LINE_MAX  4096     /* SASL responses may exceed a command line */
+#define DATA_LINE_MAX  1000     /* RFC 5321 4.5.3.1.6, CRLF included */
+#define READ_CHUNK     16384
+#define IN_CAP         65536
+#define OUT_HIGH       (256 * 1024) /* stop reading commands above this */
+#define MAX_RCPTS      1000
+#define MAX_LISTENERS  (2 * CONFIG_MAX_LISTEN)
+#define FUTURE_INTERVAL 2592000
+#define FUTURE_DATE    "2099-12-31T23:59:59Z"
+
+enum sstate {
+    S_READY,        /* greeting sent, no EHLO yet */
+    S_EHLO,         /* after EHLO/HELO, no transaction */
+    S_MAIL,         /* MAIL accepted */
+    S_RCPT,         /* at least one RCPT accepted */
+    S_DATA,         /* reading message text */
+    S_STARTTLS,     /* "220 Ready to start TLS" queued, waiting for flush */
+    S_TLS,          /* TLS handshake in progress */
+    S_AUTH,         /* waiting for a SASL continuation line */
+    S_CLOSING       /* flush the output, then close */
+};
+
+enum waitfor { W_NONE, W_AUTH, W_DATA };
+enum authmech { M_PLAIN, M_LOGIN_USER, M_LOGIN_PASS };
+
+struct tls_cred {
+    gnutls_certificate_credentials_t x;
+    int refs;               /* the server's one + one per TLS session */
+};
+
+struct listener {
+    int fd;
+    int tls;                /* implicit TLS */
+    int port;
+    struct smtp_server *srv;
+};
+
+struct smtp_server {
+    const struct config *cfg;
+    struct loop *loop;
+    struct smtp_hooks hooks;
+    struct listener ls[MAX_LISTENERS];
+    size_t nls;
+    struct tls_cred *cred;  /* NULL: no certificate configured */
+    char hostname[256];
+    size_t max_message_size;
+    int max_sessions;
+    int timeout_command, timeout_data;
+    enum auth_mode auth;
+    struct smtp_session *sessions;
+    size_t nsessions;
+    unsigned long next_id;
+};
+
+struct smtp_session {
+    struct smtp_server *srv;
+    struct smtp_session *prev, *next;
+    unsigned long id;
+    int fd;
+    char peer[64];
+    int loopback;
+    enum sstate state;
+    enum sstate after_auth;  /* state to return to after S_AUTH */
+    enum waitfor waiting;
+    int implicit_tls;
+    gnutls_session_t tls;
+    struct tls_cred *cred;
+    int tls_on;
+    int eof, dead, io_error, in_pump;
+    int discarding;          /* dropping an over-long line up to its LF */
+    int helo_seen;
+    uint64_t timer;
+    char in[IN_CAP];
+    size_t inlen;
+    char *out;
+    size_t outlen, outcap;
+    /* transaction */
+    struct smtp_envelope env;
+    size_t rcptcap;
+    char *msg;
+    size_t msglen, msgcap;
+    int data_toobig, data_toolong, data_prev_crlf;
+    /* auth */
+    enum authmech mech;
+    char *auth_user, *auth_pass;     /* pending, while the hook decides */
+    char *user, *pass;               /* authenticated */
+    void *data;
+    /* counters for the close log line */
+    unsigned ncmds, nmsgs, nrcpts;
+};
+
+static void session_event(struct loop *l, int fd, int events, void *arg);
+static int session_pump(struct smtp_session *s);
+
+/* ---- small helpers ---- */
+
+static void wipe_free(char *p)
+{
+    if (p) {
+        explicit_bzero(p, strlen(p));
+        free(p);
+    }
+}
+
+static int out_add(struct smtp_session *s, const char *p, size_t n)
+{
+    if (s->outlen + n > s->outcap) {
+        size_t cap = s->outcap ? s->outcap : 1024;
+        while (cap < s->outlen + n)
+            cap *= 2;
+        char *q = realloc(s->out, cap);
+        if (!q) {
+            s->io_error = 1;
+            return -1;
+        }
+        s->out = q;
+        s->outcap = cap;
+    }
+    memcpy(s->out + s->outlen, p, n);
+    s->outlen += n;
+    return 0;
+}
+
+static void reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void reply(struct smtp_session *s, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof buf - 3)
+        n = (int)(sizeof buf - 3);
+    buf[n++] = '\r';
+    buf[n++] = '\n';
+    out_add(s, buf, (size_t)n);
+}
+
+/* A reply from a hook: "CODE TEXT", lines separated by '\n'. Each line is
+ * re-emitted as "CODE-TEXT" / "CODE TEXT" with CRLF; control characters are
+ * replaced so a hook can never inject protocol lines. */
+static void reply_hook(struct smtp_session *s, const char *r)
+{
+    char code[4];
+    if (!r || strlen(r) < 3 || !isdigit((unsigned char)r[0]) ||
+        !isdigit((unsigned char)r[1]) || !isdigit((unsigned char)r[2]) ||
+        (r[0] != '2' && r[0] != '4' && r[0] != '5')) {
+        log_error("smtp[%lu]: bad reply from hook", s->id);
+        reply(s, "451 4.3.0 Internal error");
+        return;
+    }
+    memcpy(code, r, 3);
+    code[3] = '\0';
+    const char *p = r;
+    while (*p) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        const char *text = p;
+        size_t tn = n;
+        if (n >= 3 && !memcmp(p, code, 3) && (n == 3 || p[3] == ' ' || p[3] == '-')) {
+            text = p + (n > 3 ? 4 : 3);
+            tn = n - (n > 3 ? 4 : 3);
+        }
+        int last = !e || !e[1];
+        char line[1024];
+        if (tn > sizeof line - 8)
+            tn = sizeof line - 8;
+        memcpy(line, code, 3);
+        line[3] = last ? ' ' : '-';
+        for (size_t i = 0; i < tn; i++) {
+            unsigned char c = (unsigned char)text[i];
+            line[4 + i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+        }
+        line[4 + tn] = '\r';
+        line[5 + tn] = '\n';
+        out_add(s, line, 6 + tn);
+        if (!e)
+            break;
+        p = e + 1;
+    }
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+            return 1;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+            return a->sin6_addr.s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static void format_peer(const struct sockaddr_storage *ss, char *buf, size_t n)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(buf, n, "%s:%d", host, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(buf, n, "[%s]:%d", host, port);
+    } else {
+        snprintf(buf, n, "?");
+    }
+}
+
+/* ---- TLS credentials ---- */
+
+static struct tls_cred *cred_load(const char *cert, const char *key)
+{
+    struct tls_cred *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    int r = gnutls_certificate_allocate_credentials(&c->x);
+    if (r < 0) {
+        free(c);
+        log_error("smtp: gnutls: %s", gnutls_strerror(r));
+        return NULL;
+    }
+    r = gnutls_certificate_set_x509_key_file(c->x, cert, key, GNUTLS_X509_FMT_PEM);
+    if (r < 0) {
+        log_error("smtp: cannot load tls_cert %s / tls_key %s: %s", cert, key,
+                  gnutls_strerror(r));
+        gnutls_certificate_free_credentials(c->x);
+        free(c);
+        return NULL;
+    }
+    c->refs = 1;
+    return c;
+}
+
+static void cred_unref(struct tls_cred *c)
+{
+    if (c && --c->refs == 0) {
+        gnutls_certificate_free_credentials(c->x);
+        free(c);
+    }
+}
+
+/* ---- transaction and session lifetime ---- */
+
+static void txn_reset(struct smtp_session *s)
+{
+    free(s->env.mail_from);
+    free(s->env.mail_params);
+    s->env.mail_from = s->env.mail_params = NULL;
+    for (size_t i = 0; i < s->env.nrcpts; i++) {
+        free(s->env.rcpts[i].addr);
+        free(s->env.rcpts[i].params);
+    }
+    s->env.nrcpts = 0;
+    free(s->msg);
+    s->msg = NULL;
+    s->msglen = s->msgcap = 0;
+    s->data_toobig = s->data_toolong = 0;
+    if (s->state == S_MAIL || s->state == S_RCPT || s->state == S_DATA)
+        s->state = s->helo_seen ? S_EHLO : S_READY;
+}
+
+static void session_close_fd(struct smtp_session *s)
+{
+    struct smtp_server *srv = s->srv;
+    if (s->timer) {
+        loop_timer_del(srv->loop, s->timer);
+        s->timer = 0;
+    }
+    if (s->fd >= 0) {
+        loop_fd_del(srv->loop, s->fd);
+        if (close(s->fd) < 0)
+            log_warn("smtp[%lu]: close: %s", s->id, strerror(errno));
+        s->fd = -1;
+    }
+}
+
+static void session_free(struct smtp_session *s)
+{
+    struct smtp_server *srv = s->srv;
+    log_info("smtp[%lu]: disconnect from %s commands=%u messages=%u rcpts=%u%s",
+             s->id, s->peer, s->ncmds, s->nmsgs, s->nrcpts,
+             s->dead ? " (lost during hook)" : "");
+    session_close_fd(s);
+    if (s->tls)
+        gnutls_deinit(s->tls);
+    cred_unref(s->cred);
+    s->state = S_CLOSING;
+    txn_reset(s);
+    free(s->env.rcpts);
+    free(s->env.helo);
+    free(s->out);
+    wipe_free(s->auth_user);
+    wipe_free(s->auth_pass);
+    wipe_free(s->user);
+    wipe_free(s->pass);
+    explicit_bzero(s->in, sizeof s->in);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    free(s);
+}
+
+/* The peer is gone or the connection broke. While a hook holds the session
+ * it must stay allocated: close the socket and wait for the hook. */
+static int session_fail(struct smtp_session *s)
+{
+    if (s->waiting != W_NONE) {
+        s->dead = 1;
+        session_close_fd(s);
+        return 0;
+    }
+    session_free(s);
+    return -1;
+}
+
+static void session_timeout(struct loop *l, uint64_t id, void *arg);
+
+static void arm_timer(struct smtp_session *s)
+{
+    struct smtp_server *srv = s->srv;
+    if (s->timer)
+        loop_timer_del(srv->loop, s->timer);
+    int secs = s->state == S_DATA ? srv->timeout_data : srv->timeout_command;
+    s->timer = loop_timer(srv->loop, (int64_t)secs * 1000, session_timeout, s);
+}
+
+static void session_timeout(struct loop *l, uint64_t id, void *arg)
+{
+    struct smtp_session *s = arg;
+    (void)l;
+    if (id != s->timer)
+        return;
+    s->timer = 0;
+    if (s->waiting != W_NONE || s->state == S_CLOSING) {
+        /* A hook is deciding (its own timeouts apply), or we are only
+         * flushing: give the socket another period, then give up. */
+        if (s->state == S_CLOSING) {
+            session_fail(s);
+            return;
+        }
+        arm_timer(s);
+        return;
+    }
+    log_info("smtp[%lu]: timeout from %s", s->id, s->peer);
+    if (s->state != S_TLS && s->state != S_STARTTLS)
+        reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->hostname);
+    s->state = S_CLOSING;
+    s->inlen = 0;
+    session_pump(s);
+}
+
+/* ---- low-level I/O ---- */
+
+/* Returns bytes read, 0 for "nothing now", -1 on EOF or error (flags set). */
+static ssize_t sock_read(struct smtp_session *s)
+{
+    size_t room = sizeof s->in - s->inlen;
+    if (room > READ_CHUNK)
+        room = READ_CHUNK;
+    if (room == 0 || s->fd < 0 || s->eof)
+        return 0;
+    if (s->tls_on) {
+        ssize_t n = gnutls_record_recv(s->tls, s->in + s->inlen, room);
+        if (n > 0) {
+            s->inlen += (size_t)n;
+            return n;
+        }
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            return 0;
+        if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
+            s->eof = 1;
+        } else {
+            log_info("smtp[%lu]: TLS read: %s", s->id, gnutls_strerror((int)n));
+            s->io_error = 1;
+        }
+        return -1;
+    }
+    ssize_t n = recv(s->fd, s->in + s->inlen, room, 0);
+    if (n > 0) {
+        s->inlen += (size_t)n;
+        return n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n == 0)
+        s->eof = 1;
+    else
+        s->io_error = 1;
+    return -1;
+}
+
+/* Write as much output as the socket takes. 0 ok (maybe partial), -1 error. */
+static int sock_flush(struct smtp_session *s)
+{
+    while (s->outlen > 0 && s->fd >= 0) {
+        ssize_t n;
+        if (s->tls_on) {
+            n = gnutls_record_send(s->tls, s->out, s->outlen);
+            if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+                return 0;
+            if (n < 0) {
+                log_info("smtp[%lu]: TLS write: %s", s->id, gnutls_strerror((int)n));
+                s->io_error = 1;
+                return -1;
+            }
+        } else {
+            n = send(s->fd, s->out, s->outlen, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                    return 0;
+                s->io_error = 1;
+                return -1;
+            }
+        }
+        memmove(s->out, s->out + n, s->outlen - (size_t)n);
+        s->outlen -= (size_t)n;
+    }
+    return 0;
+}
+
+static int tls_start(struct smtp_session *s)
+{
+    struct smtp_server *srv = s->srv;
+    int r = gnutls_init(&s->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+    if (r < 0) {
+        s->tls = NULL;
+        goto fail;
+    }
+    s->cred = srv->cred;
+    s->cred->refs++;
+    if ((r = gnutls_set_default_priority(s->tls)) < 0 ||
+        (r = gnutls_credentials_set(s->tls, GNUTLS_CRD_CERTIFICATE, s->cred->x)) < 0)
+        goto fail;
+    gnutls_certificate_server_set_request(s->tls, GNUTLS_CERT_IGNORE);
+    gnutls_transport_set_int(s->tls, s->fd);
+    s->state = S_TLS;
+    return 0;
+fail:
+    log_error("smtp[%lu]: TLS setup: %s", s->id, gnutls_strerror(r));
+    s->io_error = 1;
+    return -1;
+}
+
+/* One handshake step: 1 done, 0 in progress, -1 failed. */
+static int tls_handshake(struct smtp_session *s)
+{
+    int r = gnutls_handshake(s->tls);
+    if (r == GNUTLS_E_SUCCESS) {
+        s->tls_on = 1;
+        /* RFC 3207 4.2: forget everything learnt before TLS. */
+        s->helo_seen = 0;
+        s->state = S_READY;
+        txn_reset(s);
+        free(s->env.helo);
+        s->env.helo = NULL;
+        wipe_free(s->user);
+        wipe_free(s->pass);
+        s->user = s->pass = NULL;
+        if (log_get_level() <= ULOG_DEBUG) {
+            char *desc = gnutls_session_get_desc(s->tls);
+            log_debug("smtp[%lu]: TLS established: %s", s->id, desc ? desc : "?");
+            gnutls_free(desc);
+        }
+        if (s->implicit_tls)
+            reply(s, "220 %s ESMTP untild", s->srv->hostname);
+        return 1;
+    }
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+        return 0;
+    log_warn("smtp[%lu]: TLS handshake with %s failed: %s", s->id, s->peer,
+             gnutls_strerror(r));
+    s->io_error = 1;
+    return -1;
+}
+
+/* ---- SASL ---- */
+
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Strict base64 decode into a fresh NUL-terminated buffer; -1 on error. */
+static int b64decode(const char *in, char **out, size_t *outlen)
+{
+    size_t n = strlen(in);
+    if (n % 4)
+        return -1;
+    char *o = malloc(n / 4 * 3 + 1);
+    if (!o)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4], pad = 0;
+        for (int j = 0; j < 4; j++) {
+            if (in[i + j] == '=' && i + 4 == n && j >= 2) {
+                v[j] = 0;
+                pad++;
+            } else if (pad || (v[j] = b64val((unsigned char)in[i + j])) < 0) {
+                free(o);
+                return -1;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        o[k++] = (char)(w >> 16);
+        if (pad < 2)
+            o[k++] = (char)(w >> 8);
+        if (pad < 1)
+            o[k++] = (char)w;
+    }
+    o[k] = '\0';
+    *out = o;
+    *outlen = k;
+    return 0;
+}
+
+static int auth_allowed(const struct smtp_session *s)
+{
+    return s->srv->auth != AUTH_NONE && s->srv->hooks.auth &&
+           (s->tls_on || s->loopback);
+}
+
+static void auth_call(struct smtp_session *s)
+{
+    s->state = s->after_auth;
+    s->waiting = W_AUTH;
+    s->srv->hooks.auth(s->srv->hooks.arg, s, s->auth_user, s->auth_pass);
+}
+
+/* PLAIN: [authzid] NUL authcid NUL passwd (RFC 4616). */
+static void auth_plain(struct smtp_session *s, const char *b64)
+{
+    char *raw = NULL;
+    size_t n = 0;
+    /* "=" is an empty initial response (RFC 4954 4). */
+    if (b64decode(strcmp(b64, "=") == 0 ? "" : b64, &raw, &n) < 0) {
+        s->state = s->after_auth;
+        reply(s, "501 5.5.2 Cannot decode response");
+        return;
+    }
+    char *u = memchr(raw, '\0', n);
+    char *p = u ? memchr(u + 1, '\0', n - (size_t)(u + 1 - raw)) : NULL;
+    if (!u || !p || p == u + 1 || memchr(p + 1, '\0', n - (size_t)(p + 1 - raw))) {
+        explicit_bzero(raw, n);
+        free(raw);
+        s->state = s->after_auth;
+        reply(s, "501 5.5.2 Malformed PLAIN response");
+        return;
+    }
+    wipe_free(s->auth_user);
+    wipe_free(s->auth_pass);
+    s->auth_user = strdup(u + 1);
+    s->auth_pass = strdup(p + 1);
+    explicit_bzero(raw, n);
+    free(raw);
+    if (!s->auth_user || !s->auth_pass) {
+        s->state = s->after_auth;
+        reply(s, "454 4.3.0 Temporary failure");
+        return;
+    }
+    auth_call(s);
+}
+
+/* A continuation line in S_AUTH (never logged). */
+static void auth_continue(struct smtp_session *s, const char *line)
+{
+    if (strcmp(line, "*") == 0) {
+        s->state = s->after_auth;
+        reply(s, "501 5.7.0 Authentication aborted");
+        return;
+    }
+    if (s->mech == M_PLAIN) {
+        auth_plain(s, line);
+        return;
+    }
+    char *raw = NULL;
+    size_t n = 0;
+    if (b64decode(line, &raw, &n) < 0 || memchr(raw, '\0', n)) {
+        free(raw);
+        s->state = s->after_auth;
+        reply(s, "501 5.5.2 Cannot decode response");
+        return;
+    }
+    if (s->mech == M_LOGIN_USER) {
+        wipe_free(s->auth_user);
+        s->auth_user = raw;
+        s->mech = M_LOGIN_PASS;
+        reply(s, "334 UGFzc3dvcmQ6");
+        return;
+    }
+    wipe_free(s->auth_pass);
+    s->auth_pass = raw;
+    auth_call(s);
+}
+
+/* ---- commands ---- */
+
+struct cmd {
+    const char *name;
+    void (*fn)(struct smtp_session *s, char *args);
+};
+
+static int in_txn(const struct smtp_session *s)
+{
+    return s->state == S_MAIL || s->state == S_RCPT;
+}
+
+static void cmd_ehlo_helo(struct smtp_session *s, char *args, int esmtp)
+{
+    struct smtp_server *srv = s->srv;
+    if (!*args || strchr(args, ' ')) {
+        reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+        return;
+    }
+    txn_reset(s);
+    free(s->env.helo);
+    s->env.helo = strdup(args);
+    s->helo_seen = 1;
+    s->state = S_EHLO;
+    if (!esmtp) {
+        reply(s, "250 %s", srv->hostname);
+        return;
+    }
+    reply(s, "250-%s", srv->hostname);
+    reply(s, "250-PIPELINING");
+    if (srv->max_message_size)
+        reply(s, "250-SIZE %zu", srv->max_message_size);
+    else
+        reply(s, "250-SIZE");
+    reply(s, "250-8BITMIME");
+    reply(s, "250-ENHANCEDSTATUSCODES");
+    reply(s, "250-SMTPUTF8");
+    reply(s, "250-DSN");
+    if (srv->cred && !s->tls_on)
+        reply(s, "250-STARTTLS");
+    if (auth_allowed(s))
+        reply(s, "250-AUTH PLAIN LOGIN");
+    reply(s, "250 FUTURERELEASE %d %s", FUTURE_INTERVAL, FUTURE_DATE);
+}
+
+static void cmd_ehlo(struct smtp_session *s, char *args) { cmd_ehlo_helo(s, args, 1); }
+static void cmd_helo(struct smtp_session *s, char *args) { cmd_ehlo_helo(s, args, 0); }
+
+/* Parse "<path> [params]" after "FROM:"/"TO:" (leniently with spaces
+ * before '<'). Returns the path (without <>) and params in place, or -1. */
+static int parse_path(char *p, char **path, char **params)
+{
+    while (*p == ' ')
+        p++;
+    if (*p != '<')
+        return -1;
+    char *start = ++p;
+    int quoted = 0;
+    for (; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f)
+            return -1;
+        if (quoted && c == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (c == '"')
+            quoted = !quoted;
+        else if (!quoted && (c == '<' || c == ' '))
+            return -1;
+        else if (!quoted && c == '>')
+            break;
+    }
+    if (*p != '>')
+        return -1;
+    *p++ = '\0';
+    *path = start;
+    if (*p && *p != ' ')
+        return -1;
+    while (*p == ' ')
+        p++;
+    char *e = p + strlen(p);
+    while (e > p && e[-1] == ' ')
+        *--e = '\0';
+    for (char *q = p; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            return -1;
+    *params = *p ? p : NULL;
+    return 0;
+}
+
+/* SIZE=n among the MAIL parameters: -1 bad syntax, else 0 (*size set or 0). */
+static int param_size(const char *params, uintmax_t *size)
+{
+    *size = 0;
+    for (const char *p = params; p && *p;) {
+        while (*p == ' ')
+            p++;
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
+            uintmax_t v = 0;
+            for (size_t i = 5; i < n; i++) {
+                if (!isdigit((unsigned char)p[i]) || v > UINTMAX_MAX / 10 - 10)
+                    return -1;
+                v = v * 10 + (uintmax_t)(p[i] - '0');
+            }
+            *size = v;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+static void cmd_mail(struct smtp_session *s, char *args)
+{
+    struct smtp_server *srv = s->srv;
+    char *path, *params;
+    if (s->state == S_READY) {
+        reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (in_txn(s)) {
+        reply(s, "503 5.5.1 Error: nested MAIL command");
+        return;
+    }
+    if (srv->auth != AUTH_NONE ? !s->user : !s->loopback) {
+        reply(s, "530 5.7.0 Authentication required");
+        return;
+    }
+    if (strncasecmp(args, "FROM:", 5) != 0 || parse_path(args + 5, &path, &params) < 0) {
+        reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+        return;
+    }
+    uintmax_t size;
+    if (param_size(params, &size) < 0) {
+        reply(s, "501 5.5.4 Bad SIZE parameter");
+        return;
+    }
+    if (srv->max_message_size && size > srv->max_message_size) {
+        reply(s, "552 5.3.4 Message size exceeds fixed limit");
+        return;
+    }
+    if (srv->hooks.mail) {
+        char r[512] = "";
+        int code = srv->hooks.mail(srv->hooks.arg, s, path, params, r, sizeof r);
+        if (code) {
+            reply_hook(s, r);
+            return;
+        }
+    }
+    s->env.mail_from = strdup(path);
+    s->env.mail_params = params ? strdup(params) : NULL;
+    if (!s->env.mail_from || (params && !s->env.mail_params)) {
+        txn_reset(s);
+        reply(s, "451 4.3.0 Out of memory");
+        return;
+    }
+    s->state = S_MAIL;
+    reply(s, "250 2.1.0 Ok");
+}
+
+static void cmd_rcpt(struct smtp_session *s, char *args)
+{
+    struct smtp_server *srv = s->srv;
+    char *path, *params;
+    if (!in_txn(s)) {
+        reply(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    if (strncasecmp(args, "TO:", 3) != 0 || parse_path(args + 3, &path, &params) < 0 ||
+        !*path) {
+        reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+        return;
+    }
+    if (s->env.nrcpts >= MAX_RCPTS) {
+        reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    if (srv->hooks.rcpt) {
+        char r[512] = "";
+        int code = srv->hooks.rcpt(srv->hooks.arg, s, path, params, r, sizeof r);
+        if (code) {
+            reply_hook(s, r);
+            return;
+        }
+    }
+    if (s->env.nrcpts == s->rcptcap) {
+        size_t cap = s->rcptcap ? s->rcptcap * 2 : 8;
+        struct smtp_rcpt *p = realloc(s->env.rcpts, cap * sizeof *p);
+        if (!p) {
+            reply(s, "452 4.3.0 Out of memory");
+            return;
+        }
+        s->env.rcpts = p;
+        s->rcptcap = cap;
+    }
+    struct smtp_rcpt *r = &s->env.rcpts[s->env.nrcpts];
+    r->addr = strdup(path);
+    r->params = params ? strdup(params) : NULL;
+    if (!r->addr || (params && !r->params)) {
+        free(r->addr);
+        free(r->params);
+        reply(s, "452 4.3.0 Out of memory");
+        return;
+    }
+    s->env.nrcpts++;
+    s->nrcpts++;
+    s->state = S_RCPT;
+    reply(s, "250 2.1.5 Ok");
+}
+
+static void cmd_data(struct smtp_session *s, char *args)
+{
+    if (*args) {
+        reply(s, "501 5.5.4 Syntax: DATA");
+        return;
+    }
+    if (s->state != S_RCPT) {
+        reply(s, s->state == S_MAIL ? "503 5.5.1 Error: need RCPT command"
+                                    : "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    s->state = S_DATA;
+    s->msglen = 0;
+    s->data_toobig = s->data_toolong = 0;
+    s->data_prev_crlf = 1;
+    reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_rset(struct smtp_session *s, char *args)
+{
+    (void)args;
+    txn_reset(s);
+    reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, char *args)
+{
+    (void)args;
+    reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct smtp_session *s, char *args)
+{
+    (void)args;
+    reply(s, "221 2.0.0 Bye");
+    s->state = S_CLOSING;
+}
+
+static void cmd_vrfy(struct smtp_session *s, char *args)
+{
+    if (!*args)
+        reply(s, "501 5.5.4 Syntax: VRFY address");
+    else
+        reply(s, "252 2.1.5 Cannot VRFY user, but will accept message");
+}
+
+static void cmd_help(struct smtp_session *s, char *args)
+{
+    (void)args;
+    reply(s, "214 2.0.0 See RFC 5321 (commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH)");
+}
+
+static void cmd_starttls(struct smtp_session *s, char *args)
+{
+    if (*args) {
+        reply(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (!s->srv->cred) {
+        reply(s, "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    if (s->tls_on) {
+        reply(s, "503 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (in_txn(s)) {
+        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    reply(s, "220 2.0.0 Ready to start TLS");
+    /* Anything pipelined after STARTTLS was sent in the clear: drop it
+     * (CVE-2011-0411 style command injection). */
+    s->inlen = 0;
+    s->discarding = 0;
+    s->state = S_STARTTLS;
+}
+
+static void cmd_auth(struct smtp_session *s, char *args)
+{
+    struct smtp_server *srv = s->srv;
+    if (srv->auth == AUTH_NONE || !srv->hooks.auth) {
+        reply(s, "503 5.5.1 Error: authentication not enabled");
+        return;
+    }
+    if (s->state == S_READY) {
+        reply(s, "503 5.5.1 Error: send EHLO first");
+        return;
+    }
+    if (s->user) {
+        reply(s, "503 5.5.1 Error: already authenticated");
+        return;
+    }
+    if (in_txn(s)) {
+        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    if (!auth_allowed(s)) {
+        reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+        return;
+    }
+    char *sp = strchr(args, ' ');
+    char *initial = NULL;
+    if (sp) {
+        *sp = '\0';
+        initial = sp + 1;
+        while (*initial == ' ')
+            initial++;
+        if (!*initial)
+            initial = NULL;
+    }
+    s->after_auth = s->state;
+    if (strcasecmp(args, "PLAIN") == 0) {
+        s->mech = M_PLAIN;
+        if (initial) {
+            auth_plain(s, initial);
+        } else {
+            s->state = S_AUTH;
+            reply(s, "334 ");
+        }
+    } else if (strcasecmp(args, "LOGIN") == 0) {
+        s->mech = M_LOGIN_USER;
+        s->state = S_AUTH;
+        if (initial)
+            auth_continue(s, initial);
+        else
+            reply(s, "334 VXNlcm5hbWU6");
+    } else {
+        reply(s, "504 5.5.4 Unrecognized authentication type");
+    }
+}
+
+static const struct cmd commands[] = {
+    { "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "MAIL", cmd_mail },
+    { "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "RSET", cmd_rset },
+    { "NOOP", cmd_noop }, { "QUIT", cmd_quit }, { "VRFY", cmd_vrfy },
+    { "HELP", cmd_help }, { "STARTTLS", cmd_starttls }, { "AUTH", cmd_auth },
+};
+
+static void command(struct smtp_session *s, char *line)
+{
+    s->ncmds++;
+    if (s->state == S_AUTH) {
+        auth_continue(s, line);
+        return;
+    }
+    char *args = line + strcspn(line, " ");
+    size_t n = (size_t)(args - line);
+    if (*args)
+        *args++ = '\0';
+    if (strcasecmp(line, "AUTH") == 0) {
+        /* Never log credentials, only the mechanism. */
+        log_debug("smtp[%lu]: < AUTH %.*s", s->id, (int)strcspn(args, " "), args);
+    } else {
+        log_debug("smtp[%lu]: < %s%s%s", s->id, line, *args ? " " : "", args);
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strlen(commands[i].name) == n && strcasecmp(commands[i].name, line) == 0) {
+            commands[i].fn(s, args);
+            return;
+        }
+    }
+    reply(s, "500 5.5.1 Error: command not recognized");
+}
+
+/* ---- DATA ---- */
+
+static void data_add(struct smtp_session *s, const char *p, size_t n)
+{
+    size_t max = s->srv->max_message_size;
+    if (s->data_toobig || s->data_toolong)
+        return;
+    if (max && s->msglen + n > max) {
+        s->data_toobig = 1;
+        free(s->msg);
+        s->msg = NULL;
+        s->msglen = s->msgcap = 0;
+        return;
+    }
+    if (s->msglen + n + 1 > s->msgcap) {
+        size_t cap = s->msgcap ? s->msgcap : 8192;
+        while (cap < s->msglen + n + 1)
+            cap *= 2;
+        char *q = realloc(s->msg, cap);
+        if (!q) {
+            s->data_toobig = 1;  /* treated as "too big for us right now" */
+            return;
+        }
+        s->msg = q;
+        s->msgcap = cap;
+    }
+    memcpy(s->msg + s->msglen, p, n);
+    s->msglen += n;
+    s->msg[s->msglen] = '\0';
+}
+
+static void data_end(struct smtp_session *s)
+{
+    struct smtp_server *srv = s->srv;
+    if (s->data_toolong) {
+        reply(s, "500 5.5.2 Line too long");
+        txn_reset(s);
+        return;
+    }
+    if (s->data_toobig) {
+        reply(s, "552 5.3.4 Message too big");
+        txn_reset(s);
+        return;
+    }
+    if (!srv->hooks.data) {
+        reply(s, "554 5.3.0 No delivery configured");
+        txn_reset(s);
+        return;
+    }
+    if (!s->msg)
+        data_add(s, "", 0);
+    if (!s->msg) {
+        reply(s, "451 4.3.0 Out of memory");
+        txn_reset(s);
+        return;
+    }
+    s->waiting = W_DATA;
+    s->nmsgs++;
+    srv->hooks.data(srv->hooks.arg, s, &s->env, s->msg, s->msglen);
+}
+
+/* One line of message text, with its terminator (CRLF or bare LF). */
+static void data_line(struct smtp_session *s, const char *p, size_t n, int crlf)
+{
+    size_t body = n - (crlf ? 2 : 1);
+    int prev_crlf = s->data_prev_crlf;
+    s->data_prev_crlf = crlf;
+    if (crlf && prev_crlf && body == 1 && p[0] == '.') {
+        data_end(s);
+        return;
+    }
+    if (body > 0 && p[0] == '.') {
+        p++;
+        body--;
+    }
+    data_add(s, p, body);
+    data_add(s, "\r\n", 2);
+}
+
+/* ---- the input pump ---- */
+
+static size_t line_max(const struct smtp_session *s)
+{
+    if (s->state == S_DATA)
+        return DATA_LINE_MAX;
+    return s->state == S_AUTH ? AUTH_LINE_MAX : CMD_LINE_MAX;
+}
+
+static void too_long(struct smtp_session *s)
+{
+    if (s->state == S_DATA) {
+        s->data_toolong = 1;
+        s->data_prev_crlf = 0;
+    } else if (s->state == S_AUTH) {
+        s->state = s->after_auth;
+        reply(s, "500 5.5.2 Line too long");
+    } else {
+        reply(s, "500 5.5.2 Line too long");
+    }
+}
+
+/* Handle one complete line from the input buffer, if any. 1 if handled. */
+static int next_line(struct smtp_session *s)
+{
+    char *lf = memchr(s->in, '\n', s->inlen);
+    if (!lf) {
+        if (s->inlen > line_max(s)) {
+            s->discarding = 1;
+            s->inlen = 0;
+        }
+        return 0;
+    }
+    size_t n = (size_t)(lf - s->in) + 1;
+    int crlf = n >= 2 && lf[-1] == '\r';
+    if (s->discarding || n > line_max(s)) {
+        s->discarding = 0;
+        too_long(s);
+    } else if (s->state == S_DATA) {
+        data_line(s, s->in, n, crlf);
+    } else {
+        char line[AUTH_LINE_MAX + 1];
+        size_t len = n - (crlf ? 2 : 1);
+        memcpy(line, s->in, len);
+        line[len] = '\0';
+        if (memchr(line, '\0', len))
+            reply(s, "500 5.5.2 Error: NUL in command");
+        else
+            command(s, line);
+        explicit_bzero(line, len);
+    }
+    /* STARTTLS may have emptied the buffer already. */
+    if (s->inlen >= n) {
+        memmove(s->in, s->in + n, s->inlen - n);
+        s->inlen -= n;
+    }
+    return 1;
+}
+
+static int can_process(const struct smtp_session *s)
+{
+    if (s->waiting != W_NONE || s->dead)
+        return 0;
+    switch (s->state) {
+    case S_TLS: case S_STARTTLS: case S_CLOSING:
+        return 0;
+    case S_DATA:
+        return 1;
+    default:
+        return s->outlen < OUT_HIGH;
+    }
+}
+
+static void set_interest(struct smtp_session *s)
+{
+    int mask = 0;
+    if (s->fd < 0)
+        return;
+    if (s->state == S_TLS) {
+        mask = gnutls_record_get_direction(s->tls) ? LOOP_WRITE : LOOP_READ;
+    } else if (s->state == S_STARTTLS) {
+        mask = LOOP_WRITE;   /* only the 220 may move until TLS starts */
+    } else {
+        if (!s->eof && s->inlen < sizeof s->in && s->state != S_CLOSING)
+            mask |= LOOP_READ;
+        if (s->outlen)
+            mask |= LOOP_WRITE;
+    }
+    if (loop_fd(s->srv->loop, s->fd, mask, session_event, s) < 0) {
+        log_error("smtp[%lu]: loop_fd: %s", s->id, strerror(errno));
+        s->io_error = 1;
+    }
+}
+
+/* Read, process and write until nothing moves. Returns -1 if the session
+ * was freed (the caller must not touch it), else 0. */
+static int session_pump(struct smtp_session *s)
+{
+    if (s->in_pump)
+        return 0;    /* a hook finished synchronously: the outer pump goes on */
+    s->in_pump = 1;
+    for (;;) {
+        int progress = 0;
+        if (s->fd < 0 || s->io_error)
+            break;
+        if (s->state == S_STARTTLS) {
+            if (sock_flush(s) < 0)
+                break;
+            if (s->outlen)
+                break;          /* the 220 must go out in the clear first */
+            s->inlen = 0;
+            if (tls_start(s) < 0)
+                break;
+        }
+        if (s->state == S_TLS) {
+            int r = tls_handshake(s);
+            if (r < 0)
+                break;
+            if (r == 0)
+                break;
+            progress = 1;
+        }
+        if (s->state != S_CLOSING && sock_read(s) > 0)
+            progress = 1;
+        while (can_process(s) && next_line(s))
+            progress = 1;
+        if (sock_flush(s) < 0)
+            break;
+        if (!progress)
+            break;
+    }
+    s->in_pump = 0;
+    if (s->io_error || s->fd < 0)
+        return session_fail(s);
+    if (s->state == S_CLOSING && s->outlen == 0)
+        return session_fail(s);
+    if (s->eof && s->waiting == W_NONE && s->state != S_CLOSING)
+        return session_fail(s);
+    /* Any activity restarts the state's timeout (monotonic loop timer). */
+    arm_timer(s);
+    set_interest(s);
+    if (s->io_error)
+        return session_fail(s);
+    return 0;
+}
+
+static void session_event(struct loop *l, int fd, int events, void *arg)
+{
+    struct smtp_session *s = arg;
+    (void)l; (void)fd;
+    if (s->eof && (events & LOOP_READ)) {
+        /* Reading stopped at EOF, so LOOP_READ here means a hang-up or an
+         * error: the connection is gone. */
+        session_fail(s);
+        return;
+    }
+    session_pump(s);
+}
+
+/* ---- hooks reporting back ---- */
+
+void smtp_auth_done(struct smtp_session *s, int ok)
+{
+    if (s->waiting != W_AUTH)
+        return;
+    s->waiting = W_NONE;
+    if (ok) {
+        wipe_free(s->user);
+        wipe_free(s->pass);
+        s->user = s->auth_user;
+        s->pass = s->auth_pass;
+        s->auth_user = s->auth_pass = NULL;
+        log_info("smtp[%lu]: authenticated as %s", s->id, s->user);
+        reply(s, "235 2.7.0 Authentication successful");
+    } else {
+        log_info("smtp[%lu]: authentication failed from %s", s->id, s->peer);
+        wipe_free(s->auth_user);
+        wipe_free(s->auth_pass);
+        s->auth_user = s->auth_pass = NULL;
+        reply(s, "535 5.7.8 Authentication credentials invalid");
+    }
+    if (s->dead) {
+        session_free(s);
+        return;
+    }
+    session_pump(s);
+}
+
+void smtp_data_done(struct smtp_session *s, const char *r)
+{
+    if (s->waiting != W_DATA)
+        return;
+    s->waiting = W_NONE;
+    reply_hook(s, r);
+    txn_reset(s);
+    if (s->dead) {
+        session_free(s);
+        return;
+    }
+    session_pump(s);
+}
+
+/* ---- listeners ---- */
+
+static void session_new(struct smtp_server *srv, int fd, const struct sockaddr_storage *ss,
+                        int tls)
+{
+    struct smtp_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        log_error("smtp: out of memory for a session");
+        close(fd);
+        return;
+    }
+    s->srv = srv;
+    s->fd = fd;
+    s->id = ++srv->next_id;
+    s->loopback = is_loopback(ss);
+    s->implicit_tls = tls;
+    format_peer(ss, s->peer, sizeof s->peer);
+    s->next = srv->sessions;
+    if (s->next)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    log_info("smtp[%lu]: connect from %s%s", s->id, s->peer, tls ? " (implicit TLS)" : "");
+    if (tls) {
+        if (tls_start(s) < 0) {
+            session_free(s);
+            return;
+        }
+    } else {
+        reply(s, "220 %s ESMTP untild", srv->hostname);
+    }
+    session_pump(s);
+}
+
+static void listener_event(struct loop *l, int fd, int events, void *arg)
+{
+    struct listener *li = arg;
+    struct smtp_server *srv = li->srv;
+    (void)l; (void)events;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int c = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                log_warn("smtp: accept: %s", strerror(errno));
+            return;
+        }
+        if (srv->max_sessions > 0 && srv->nsessions >= (size_t)srv->max_sessions) {
+            char msg[320];
+            int n = snprintf(msg, sizeof msg,
+                             "421 4.7.0 %s Error: too many connections\r\n", srv->hostname);
+            char peer[64];
+            format_peer(&ss, peer, sizeof peer);
+            log_warn("smtp: too many sessions, refusing %s", peer);
+            /* Best effort: the socket is fresh, so the short line fits. */
+            if (!li->tls && n > 0 && send(c, msg, (size_t)n, MSG_NOSIGNAL) < 0)
+                log_debug("smtp: send to refused %s: %s", peer, strerror(errno));
+            close(c);
+            continue;
+        }
+        session_new(srv, c, &ss, li->tls);
+    }
+}
+
+/* "host:port", "[v6]:port", "*:port" or ":port" (all addresses). */
+static int listen_one(struct smtp_server *srv, const char *addr, int tls)
+{
+    char host[256], port[16];
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *rb = strchr(addr, ']');
+        if (!rb || rb[1] != ':' || (size_t)(rb - addr - 1) >= sizeof host)
+            goto bad;
+        memcpy(host, addr + 1, (size_t)(rb - addr - 1));
+        host[rb - addr - 1] = '\0';
+        colon = rb + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon || (size_t)(colon - addr) >= sizeof host)
+            goto bad;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+    }
+    if (strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof port)
+        goto bad;
+    strcpy(port, colon + 1);
+    if (srv->nls >= MAX_LISTENERS)
+        goto bad;
+    struct addrinfo hints = { 0 }, *ai;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int any = !host[0] || strcmp(host, "*") == 0;
+    int r = getaddrinfo(any ? NULL : host, port, &hints, &ai);
+    if (r != 0) {
+        log_error("smtp: listen %s: %s", addr, gai_strerror(r));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0)
+        goto fail;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto fail;
+    if (ai->ai_family == AF_INET6 && !any &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+        goto fail;
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0)
+        goto fail;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        goto fail;
+    struct listener *li = &srv->ls[srv->nls];
+    li->fd = fd;
+    li->tls = tls;
+    li->srv = srv;
+    li->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    if (loop_fd(srv->loop, fd, LOOP_READ, listener_event, li) < 0)
+        goto fail;
+    srv->nls++;
+    freeaddrinfo(ai);
+    log_info("smtp: listening on %s%s (port %d)", addr, tls ? " (implicit TLS)" : "", li->port);
+    return 0;
+fail:
+    log_error("smtp: listen %s: %s", addr, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+bad:
+    log_error("smtp: bad listen address \"%s\" (want host:port or [v6]:port)", addr);
+    return -1;
+}
+
+/* ---- public ---- */
+
+static int server_config(struct smtp_server *srv, const struct config *c)
+{
+    srv->cfg = c;
+    srv->max_message_size = c->max_message_size;
+    srv->max_sessions = c->max_sessions;
+    srv->timeout_command = c->timeout_command > 0 ? c->timeout_command : 300;
+    srv->timeout_data = c->timeout_data > 0 ? c->timeout_data : 600;
+    srv->auth = c->auth;
+    if (c->hostname && *c->hostname) {
+        snprintf(srv->hostname, sizeof srv->hostname, "%s", c->hostname);
+    } else if (gethostname(srv->hostname, sizeof srv->hostname - 1) < 0 || !srv->hostname[0]) {
+        strcpy(srv->hostname, "localhost");
+    }
+    srv->hostname[sizeof srv->hostname - 1] = '\0';
+    /* Reload the certificate only when it is configured; sessions keep a
+     * reference to the credentials they started with. */
+    if (c->tls_cert && c->tls_key) {
+        struct tls_cred *n = cred_load(c->tls_cert, c->tls_key);
+        if (!n)
+            return -1;
+        cred_unref(srv->cred);
+        srv->cred = n;
+    } else if (c->tls_cert || c->tls_key) {
+        log_error("smtp: tls_cert and tls_key must be set together");
+        return -1;
+    } else {
+        cred_unref(srv->cred);
+        srv->cred = NULL;
+    }
+    return 0;
+}
+
+struct smtp_server *smtp_server_new(const struct config *c, struct loop *l,
+                                    const struct smtp_hooks *hooks)
+{
+    struct smtp_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return NULL;
+    srv->loop = l;
+    if (hooks)
+        srv->hooks = *hooks;
+    if (server_config(srv, c) < 0) {
+        free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+int smtp_server_listen(struct smtp_server *srv)
+{
+    const struct config *c = srv->cfg;
+    if (c->nlisten_tls && !srv->cred) {
+        log_error("smtp: listen_tls needs tls_cert and tls_key");
+        return -1;
+    }
+    for (size_t i = 0; i < c->nlisten && i < CONFIG_MAX_LISTEN; i++)
+        if (listen_one(srv, c->listen[i], 0) < 0)
+            return -1;
+    for (size_t i = 0; i < c->nlisten_tls && i < CONFIG_MAX_LISTEN; i++)
+        if (listen_one(srv, c->listen_tls[i], 1) < 0)
+            return -1;
+    return 0;
+}
+
+int smtp_server_reconfigure(struct smtp_server *srv, const struct config *c)
+{
+    return server_config(srv, c);
+}
+
+int smtp_server_port(const struct smtp_server *srv, size_t i)
+{
+    return i < srv->nls ? srv->ls[i].port : -1;
+}
+
+void smtp_server_free(struct smtp_server *srv)
+{
+    if (!srv)
+        return;
+    /* Sessions still held by a hook are freed too: the caller stops the
+     * hooks (and the loop) first. */
+    while (srv->sessions) {
+        srv->sessions->waiting = W_NONE;
+        session_free(srv->sessions);
+    }
+    for (size_t i = 0; i < srv->nls; i++) {
+        loop_fd_del(srv->loop, srv->ls[i].fd);
+        if (close(srv->ls[i].fd) < 0)
+            log_warn("smtp: close listener: %s", strerror(errno));
+    }
+    cred_unref(srv->cred);
+    free(srv);
+}
+
+size_t smtp_server_sessions(const struct smtp_server *srv)
+{
+    return srv->nsessions;
+}
+
+const char *smtp_session_user(const struct smtp_session *s) { return s->user; }
+const char *smtp_session_pass(const struct smtp_session *s) { return s->pass; }
+int smtp_session_loopback(const struct smtp_session *s) { return s->loopback; }
+int smtp_session_tls(const struct smtp_session *s) { return s->tls_on; }
+const char *smtp_session_peer(const struct smtp_session *s) { return s->peer; }
+unsigned long smtp_session_id(const struct smtp_session *s) { return s->id; }
+void smtp_session_set_data(struct smtp_session *s, void *p) { s->data = p; }
+void *smtp_session_get_data(const struct smtp_session *s) { return s->data; }

@@ -1,0 +1,543 @@
+/* store.c - durable run-time state in SQLite (<state_dir>/untild.db).
+ *
+ * Holds what is not a message: windows added at run time, the audit log,
+ * inbound messages seen from quiet contacts, and small key/value state.
+ * WAL with synchronous=FULL, so a call that returned 0 survives a crash;
+ * busy_timeout because untilctl-side readers may hold the file briefly.
+ * The schema carries a user_version; migrations go in migrate().
+ * Statements are prepared once at open and kept in the struct.
+ *
+ * Window ids are "w" + an AUTOINCREMENT integer, so a deleted window's id
+ * is never handed out again (stale release-/window- references stay dead).
+ *
+ * Diagnostics: log_error with SQLite's message; calls return -1 with errno
+ * (EIO for database errors, ENOENT for absent rows). Main thread only. */
+#include "untild/store.h"
+#include "untild/log.h"
+#include "untild/when.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STORE_SCHEMA_VERSION 1
+
+enum {
+    Q_WIN_INSERT, Q_WIN_SET_ID, Q_WIN_UPSERT, Q_WIN_DELETE, Q_WIN_ALL,
+    Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_SEEN_ADD, Q_SEEN_HAS,
+    Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
+};
+
+static const char *const queries[Q_COUNT] = {
+    [Q_WIN_INSERT] =
+        "INSERT INTO windows (id, who, from_t, until_t, rrule, duration, tz,"
+        " action, reason, owner, source, created)"
+        " VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [Q_WIN_SET_ID] = "UPDATE windows SET id = 'w' || n WHERE n = ?1",
+    [Q_WIN_UPSERT] =
+        "INSERT INTO windows (id, who, from_t, until_t, rrule, duration, tz,"
+        " action, reason, owner, source, created)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        " ON CONFLICT(id) DO UPDATE SET who = excluded.who,"
+        " from_t = excluded.from_t, until_t = excluded.until_t,"
+        " rrule = excluded.rrule, duration = excluded.duration,"
+        " tz = excluded.tz, action = excluded.action,"
+        " reason = excluded.reason, owner = excluded.owner,"
+        " source = excluded.source, created = excluded.created",
+    [Q_WIN_DELETE] = "DELETE FROM windows WHERE id = ?1",
+    [Q_WIN_ALL] =
+        "SELECT id, who, from_t, until_t, rrule, duration, tz, action, reason,"
+        " owner, source, created FROM windows ORDER BY n",
+    [Q_AUDIT_ADD] =
+        "INSERT INTO audit (t, event, rep, contact, window_id, msg_id, detail)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_AUDIT_SINCE] =
+        "SELECT t, event, rep, contact, window_id, msg_id, detail FROM audit"
+        " WHERE t >= ?1 ORDER BY t, rowid",
+    [Q_SEEN_ADD] =
+        "INSERT OR IGNORE INTO seen (message_id, contact, rep, t)"
+        " VALUES (?1, ?2, ?3, ?4)",
+    [Q_SEEN_HAS] = "SELECT 1 FROM seen WHERE message_id = ?1 AND contact = ?2",
+    [Q_KV_SET] =
+        "INSERT INTO kv (key, value) VALUES (?1, ?2)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [Q_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
+    [Q_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+};
+
+static const char schema_v1[] =
+    "CREATE TABLE IF NOT EXISTS windows ("
+    " n INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT UNIQUE,"              /* "w<n>", or an id given by the caller */
+    " who TEXT NOT NULL,"           /* comma-joined normalised addresses */
+    " from_t INTEGER NOT NULL DEFAULT 0,"
+    " until_t INTEGER,"             /* NULL: WHEN_NEVER */
+    " rrule TEXT, duration INTEGER, tz TEXT,"
+    " action INTEGER NOT NULL, reason TEXT, owner TEXT,"
+    " source INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit ("
+    " t INTEGER NOT NULL, event TEXT NOT NULL, rep TEXT, contact TEXT,"
+    " window_id TEXT, msg_id TEXT, detail TEXT);"
+    "CREATE INDEX IF NOT EXISTS audit_t ON audit (t);"
+    "CREATE TABLE IF NOT EXISTS seen ("
+    " message_id TEXT NOT NULL, contact TEXT NOT NULL, rep TEXT,"
+    " t INTEGER NOT NULL, PRIMARY KEY (message_id, contact));"
+    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT);";
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT];
+};
+
+static int db_fail(struct store *st, const char *what)
+{
+    log_error("store: %s: %s", what, sqlite3_errmsg(st->db));
+    errno = sqlite3_errcode(st->db) == SQLITE_NOMEM ? ENOMEM : EIO;
+    return -1;
+}
+
+/* Run a statement to completion (no rows expected), then reset it. */
+static int step_done(struct store *st, int qi, const char *what)
+{
+    sqlite3_stmt *q = st->q[qi];
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_DONE) {
+        db_fail(st, what);
+        sqlite3_reset(q);
+        sqlite3_clear_bindings(q);
+        errno = rc == SQLITE_NOMEM ? ENOMEM : EIO;
+        return -1;
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return 0;
+}
+
+static int bind_text(sqlite3_stmt *q, int i, const char *s)
+{
+    if (s == NULL)
+        return sqlite3_bind_null(q, i);
+    return sqlite3_bind_text(q, i, s, -1, SQLITE_TRANSIENT);
+}
+
+static int get_user_version(struct store *st, int *v)
+{
+    sqlite3_stmt *q;
+    int rc;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, "user_version");
+    rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        return db_fail(st, "user_version");
+    }
+    *v = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return 0;
+}
+
+/* Bring the schema to STORE_SCHEMA_VERSION. Each step runs in one
+ * transaction together with its user_version bump. */
+static int migrate(struct store *st)
+{
+    int v;
+    char *err = NULL;
+    if (get_user_version(st, &v) < 0)
+        return -1;
+    if (v > STORE_SCHEMA_VERSION) {
+        log_error("store: database schema version %d is newer than this "
+                  "untild (%d)", v, STORE_SCHEMA_VERSION);
+        errno = EPROTO;
+        return -1;
+    }
+    if (v < 1) {
+        if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(st->db, schema_v1, NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(st->db, "PRAGMA user_version = 1; COMMIT", NULL, NULL,
+                         &err) != SQLITE_OK) {
+            log_error("store: creating schema: %s", err ? err : "?");
+            sqlite3_free(err);
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            errno = EIO;
+            return -1;
+        }
+    }
+    /* future: if (v < 2) { ALTER ...; PRAGMA user_version = 2 } */
+    return 0;
+}
+
+struct store *store_open(const char *state_dir)
+{
+    struct store *st = calloc(1, sizeof *st);
+    char path[4096], *err = NULL;
+    sqlite3_stmt *q = NULL;
+    int i, n;
+    if (st == NULL)
+        return NULL;
+    n = snprintf(path, sizeof path, "%s/untild.db", state_dir);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        free(st);
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+        log_error("store: cannot create %s: %s", state_dir, strerror(errno));
+        free(st);
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        log_error("store: cannot open %s: %s", path,
+                  st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto fail_eio;
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    /* journal_mode answers with the mode in force: check it really is WAL. */
+    if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_ROW ||
+        sqlite3_stricmp((const char *)sqlite3_column_text(q, 0), "wal") != 0) {
+        log_error("store: %s: cannot enable WAL: %s", path, sqlite3_errmsg(st->db));
+        sqlite3_finalize(q);
+        goto fail_eio;
+    }
+    sqlite3_finalize(q);
+    if (sqlite3_exec(st->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON",
+                     NULL, NULL, &err) != SQLITE_OK) {
+        log_error("store: %s: %s", path, err ? err : "?");
+        sqlite3_free(err);
+        goto fail_eio;
+    }
+    if (migrate(st) < 0)
+        goto fail;
+    for (i = 0; i < Q_COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &st->q[i], NULL) != SQLITE_OK) {
+            log_error("store: preparing \"%s\": %s", queries[i],
+                      sqlite3_errmsg(st->db));
+            goto fail_eio;
+        }
+    }
+    return st;
+fail_eio:
+    errno = EIO;
+fail:
+    {
+        int e = errno;
+        store_close(st);
+        errno = e;
+    }
+    return NULL;
+}
+
+void store_close(struct store *st)
+{
+    int i;
+    if (st == NULL)
+        return;
+    for (i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(st->q[i]);
+    if (st->db && sqlite3_close(st->db) != SQLITE_OK)
+        log_error("store: close: %s", sqlite3_errmsg(st->db));
+    free(st);
+}
+
+/* ---------- windows ---------- */
+
+static char *join_who(const struct window *w)
+{
+    size_t i, len = 1;
+    char *s, *p;
+    for (i = 0; i < w->nwho; i++)
+        len += strlen(w->who[i]) + 1;
+    s = malloc(len);
+    if (s == NULL)
+        return NULL;
+    p = s;
+    for (i = 0; i < w->nwho; i++) {
+        size_t n = strlen(w->who[i]);
+        if (i > 0)
+            *p++ = ',';
+        memcpy(p, w->who[i], n);
+        p += n;
+    }
+    *p = '\0';
+    return s;
+}
+
+static void bind_window(sqlite3_stmt *q, const struct window *w, const char *who)
+{
+    bind_text(q, 2, who);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)w->from);
+    if (w->until == WHEN_NEVER)
+        sqlite3_bind_null(q, 4);
+    else
+        sqlite3_bind_int64(q, 4, (sqlite3_int64)w->until);
+    bind_text(q, 5, w->rrule);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)w->duration);
+    bind_text(q, 7, w->tz);
+    sqlite3_bind_int(q, 8, (int)w->action);
+    bind_text(q, 9, w->reason);
+    bind_text(q, 10, w->owner);
+    sqlite3_bind_int(q, 11, (int)w->source);
+    sqlite3_bind_int64(q, 12, (sqlite3_int64)w->created);
+}
+
+int store_window_add(struct store *st, struct window *w)
+{
+    char *who;
+    if (w->nwho == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    who = join_who(w);
+    if (who == NULL)
+        return -1;
+    if (w->id[0] != '\0') {
+        sqlite3_stmt *q = st->q[Q_WIN_UPSERT];
+        int rc;
+        bind_text(q, 1, w->id);
+        bind_window(q, w, who);
+        rc = step_done(st, Q_WIN_UPSERT, "window add");
+        free(who);
+        return rc;
+    }
+    /* The id derives from the row number, known only after the insert: do
+     * both in one transaction so no row ever lacks its id on disk. */
+    if (step_done(st, Q_BEGIN, "begin") < 0) {
+        free(who);
+        return -1;
+    }
+    {
+        sqlite3_stmt *q = st->q[Q_WIN_INSERT];
+        sqlite3_int64 n;
+        bind_window(q, w, who);
+        free(who);
+        if (step_done(st, Q_WIN_INSERT, "window add") < 0)
+            goto rollback;
+        n = sqlite3_last_insert_rowid(st->db);
+        sqlite3_bind_int64(st->q[Q_WIN_SET_ID], 1, n);
+        if (step_done(st, Q_WIN_SET_ID, "window id") < 0)
+            goto rollback;
+        if (step_done(st, Q_COMMIT, "commit") < 0)
+            goto rollback;
+        snprintf(w->id, sizeof w->id, "w%lld", (long long)n);
+        return 0;
+    }
+rollback:
+    {
+        int e = errno;
+        step_done(st, Q_ROLLBACK, "rollback");
+        errno = e;
+    }
+    return -1;
+}
+
+int store_window_delete(struct store *st, const char *id)
+{
+    bind_text(st->q[Q_WIN_DELETE], 1, id);
+    if (step_done(st, Q_WIN_DELETE, "window delete") < 0)
+        return -1;
+    if (sqlite3_changes(st->db) == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    return 0;
+}
+
+static char *col_dup(sqlite3_stmt *q, int i)
+{
+    const unsigned char *s = sqlite3_column_text(q, i);
+    return s ? strdup((const char *)s) : NULL;
+}
+
+/* Split a comma-joined who list into w->who (one allocation for the
+ * strings, one for the array). */
+static int split_who(struct window *w, char *buf)
+{
+    size_t n = 1, i = 0;
+    char *p;
+    for (p = buf; *p; p++)
+        n += *p == ',';
+    w->who = calloc(n, sizeof *w->who);
+    if (w->who == NULL)
+        return -1;
+    for (p = buf;;) {
+        char *c = strchr(p, ',');
+        w->who[i++] = p;
+        if (c == NULL)
+            break;
+        *c = '\0';
+        p = c + 1;
+    }
+    w->nwho = i;
+    return 0;
+}
+
+int store_windows_load(struct store *st, struct windows *ix)
+{
+    sqlite3_stmt *q = st->q[Q_WIN_ALL];
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct window w;
+        char *whobuf, *id;
+        memset(&w, 0, sizeof w);
+        id = (char *)sqlite3_column_text(q, 0);
+        if (id == NULL)
+            continue;  /* cannot happen: ids are set in the insert's transaction */
+        snprintf(w.id, sizeof w.id, "%s", id);
+        whobuf = col_dup(q, 1);
+        w.from = (time_t)sqlite3_column_int64(q, 2);
+        w.until = sqlite3_column_type(q, 3) == SQLITE_NULL
+                      ? WHEN_NEVER : (time_t)sqlite3_column_int64(q, 3);
+        w.rrule = col_dup(q, 4);
+        w.duration = sqlite3_column_int64(q, 5);
+        w.tz = col_dup(q, 6);
+        w.action = (enum action)sqlite3_column_int(q, 7);
+        w.reason = col_dup(q, 8);
+        w.owner = col_dup(q, 9);
+        w.source = (enum window_source)sqlite3_column_int(q, 10);
+        w.created = (time_t)sqlite3_column_int64(q, 11);
+        if (whobuf == NULL || split_who(&w, whobuf) < 0 ||
+            windows_add(ix, &w) == NULL) {
+            log_error("store: cannot load window %s: %s", w.id, strerror(errno));
+            ret = -1;
+        }
+        free(w.who);
+        free(whobuf);
+        free(w.rrule);
+        free(w.tz);
+        free(w.reason);
+        free(w.owner);
+        if (ret < 0) {
+            errno = ENOMEM;
+            break;
+        }
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = db_fail(st, "windows load");
+    sqlite3_reset(q);
+    return ret;
+}
+
+/* ---------- audit ---------- */
+
+int store_audit(struct store *st, const struct audit_rec *r)
+{
+    sqlite3_stmt *q = st->q[Q_AUDIT_ADD];
+    if (r->event == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)r->t);
+    bind_text(q, 2, r->event);
+    bind_text(q, 3, r->rep);
+    bind_text(q, 4, r->contact);
+    bind_text(q, 5, r->window_id);
+    bind_text(q, 6, r->msg_id);
+    bind_text(q, 7, r->detail);
+    return step_done(st, Q_AUDIT_ADD, "audit");
+}
+
+int store_audit_foreach(struct store *st, time_t since,
+                        int (*fn)(const struct audit_rec *r, void *arg),
+                        void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_AUDIT_SINCE];
+    int rc, ret = 0;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)since);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct audit_rec r;
+        r.t = (time_t)sqlite3_column_int64(q, 0);
+        r.event = (const char *)sqlite3_column_text(q, 1);
+        r.rep = (const char *)sqlite3_column_text(q, 2);
+        r.contact = (const char *)sqlite3_column_text(q, 3);
+        r.window_id = (const char *)sqlite3_column_text(q, 4);
+        r.msg_id = (const char *)sqlite3_column_text(q, 5);
+        r.detail = (const char *)sqlite3_column_text(q, 6);
+        if (fn(&r, arg) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "audit read");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return ret;
+}
+
+/* ---------- seen ---------- */
+
+int store_seen_add(struct store *st, const char *message_id,
+                   const char *contact, const char *rep, time_t t)
+{
+    sqlite3_stmt *q = st->q[Q_SEEN_ADD];
+    if (message_id == NULL || contact == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    bind_text(q, 1, message_id);
+    bind_text(q, 2, contact);
+    bind_text(q, 3, rep);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
+    return step_done(st, Q_SEEN_ADD, "seen add");
+}
+
+int store_seen_has(struct store *st, const char *message_id,
+                   const char *contact)
+{
+    sqlite3_stmt *q = st->q[Q_SEEN_HAS];
+    int rc;
+    if (message_id == NULL || contact == NULL)
+        return 0;
+    bind_text(q, 1, message_id);
+    bind_text(q, 2, contact);
+    rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_fail(st, "seen lookup");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---------- kv ---------- */
+
+int store_kv_set(struct store *st, const char *key, const char *value)
+{
+    bind_text(st->q[Q_KV_SET], 1, key);
+    bind_text(st->q[Q_KV_SET], 2, value);
+    return step_done(st, Q_KV_SET, "kv set");
+}
+
+char *store_kv_get(struct store *st, const char *key)
+{
+    sqlite3_stmt *q = st->q[Q_KV_GET];
+    char *v = NULL;
+    int rc;
+    bind_text(q, 1, key);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        v = col_dup(q, 0);
+        if (v == NULL)
+            errno = sqlite3_column_type(q, 0) == SQLITE_NULL ? ENOENT : ENOMEM;
+    } else if (rc == SQLITE_DONE) {
+        errno = ENOENT;
+    } else {
+        db_fail(st, "kv get");
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return v;
+}
+
+int store_kv_del(struct store *st, const char *key)
+{
+    bind_text(st->q[Q_KV_DEL], 1, key);
+    return step_done(st, Q_KV_DEL, "kv del");
+}

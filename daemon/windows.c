@@ -1,0 +1,1289 @@
+/* windows.c - do-not-contact windows: the window-file line parser, the
+ * "is this window quiet at T" test (libical for RRULE and zones), and the
+ * in-memory index that answers "is this recipient quiet at T?".
+ *
+ * Synopsis: window_parse_line() turns one window-file line into a struct
+ * window (strings malloc'd); windows_add() deep-copies it into the index;
+ * windows_match() looks up the exact address, then "@domain" and every
+ * parent domain, and the most specific level with an active window wins.
+ *
+ * Why this shape: a team install may carry a million windows, so the index
+ * keeps windows in fixed pages (stable pointers), their strings in an arena
+ * (no per-string malloc), zone/owner/file names interned, and two open-
+ * addressing hash tables of 32-bit indices (id -> window, who -> chain of
+ * windows). Removed strings are garbage in the arena until it is compacted
+ * (when garbage outweighs live data), which is why callers copy what they
+ * keep beyond the next mutation.
+ *
+ * Recurring windows are evaluated with libical on the calling thread (the
+ * main thread: libical's zone cache is not thread-safe). Iteration is always
+ * bounded: a rule without COUNT/UNTIL would otherwise run for centuries.
+ *
+ * Diagnostics: parse errors are returned as text naming the token and why. */
+#include "untild/windows.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libical/ical.h>
+
+#include "untild/address.h"
+#include "untild/when.h"
+
+/* ---------------------------------------------------------------- actions */
+
+static const char *const ACTION_NAMES[] = {
+    [ACTION_ALLOW] = "allow", [ACTION_HOLD] = "hold", [ACTION_FLAG] = "flag",
+    [ACTION_REJECT] = "reject", [ACTION_DEFAULT] = "default",
+};
+
+const char *action_name(enum action a)
+{
+    if ((unsigned)a < sizeof ACTION_NAMES / sizeof ACTION_NAMES[0])
+        return ACTION_NAMES[a];
+    return "unknown";
+}
+
+int action_parse(const char *s, enum action *out)
+{
+    if (!s)
+        return -1;
+    for (size_t i = 0; i < sizeof ACTION_NAMES / sizeof ACTION_NAMES[0]; i++) {
+        if (strcasecmp(s, ACTION_NAMES[i]) == 0) {
+            *out = (enum action)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- hashing */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+/* A field and its terminating NUL, so "ab","c" and "a","bc" differ. NULL
+ * hashes differently from "". */
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    if (!s)
+        return fnv_bytes(h, "\1", 1);
+    return fnv_bytes(h, s, strlen(s) + 1);
+}
+
+static uint64_t fnv_i64(uint64_t h, int64_t v)
+{
+    return fnv_bytes(h, &v, sizeof v);
+}
+
+/* Hash for the tables: FNV-1a finished with a mixer (FNV's low bits are
+ * weak for keys that differ only at the end, like "user1@", "user2@"). */
+static uint32_t key_hash(const char *s)
+{
+    uint64_t h = FNV_OFFSET;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= FNV_PRIME;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (uint32_t)h;
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+enum wkey { K_REASON, K_FROM, K_RRULE, K_DURATION, K_TZ, K_ACTION, K_OWNER,
+            K_COUNT };
+static const char *const KEY_NAMES[K_COUNT] = {
+    "reason", "from", "rrule", "duration", "tz", "action", "owner",
+};
+
+/* Longest option value we accept (a reason is one line of text). */
+#define VALUE_MAX 1024
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' ||
+           c == '\v';
+}
+
+static const char *skip_space(const char *p)
+{
+    while (*p && is_space(*p))
+        p++;
+    return p;
+}
+
+/* Copy a whitespace-delimited token into buf. Returns the end, or NULL if
+ * the token does not fit. */
+static const char *take_token(const char *p, char *buf, size_t bufsz)
+{
+    size_t n = 0;
+    while (*p && !is_space(*p)) {
+        if (n + 1 >= bufsz)
+            return NULL;
+        buf[n++] = *p++;
+    }
+    buf[n] = '\0';
+    return p;
+}
+
+static int fail(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errsz, const char *fmt, ...)
+{
+    if (err && errsz) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errsz, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int rrule_valid(const char *s)
+{
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(s);
+    icalerror_clear_errno();
+    return r.freq != ICAL_NO_RECURRENCE;
+}
+
+/* Content hash of a parsed window: the stable id of a file window. */
+static void window_file_id(struct window *w)
+{
+    uint64_t h = FNV_OFFSET;
+    for (size_t i = 0; i < w->nwho; i++)
+        h = fnv_str(h, w->who[i]);
+    h = fnv_i64(h, (int64_t)w->from);
+    h = fnv_i64(h, (int64_t)w->until);
+    h = fnv_str(h, w->rrule);
+    h = fnv_i64(h, w->duration);
+    h = fnv_str(h, w->tz);
+    h = fnv_i64(h, (int64_t)w->action);
+    h = fnv_str(h, w->reason);
+    h = fnv_str(h, w->owner);
+    static const char hex[] = "0123456789abcdef";
+    static_assert(WINDOW_ID_MAX >= 14, "file window ids need 14 bytes");
+    w->id[0] = 'f';
+    for (int i = 12; i >= 1; i--, h >>= 4)
+        w->id[i] = hex[h & 15];
+    w->id[13] = '\0';
+}
+
+static int parse_who_list(const char *tok, const char *delims, struct window *w,
+                          char *err, size_t errsz)
+{
+    size_t n = 1;
+    for (const char *c = tok; *c; c++)
+        n += (*c == ',');
+    w->who = calloc(n, sizeof *w->who);
+    if (!w->who)
+        return fail(err, errsz, "out of memory");
+    const char *p = tok;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char one[ADDR_MAX], norm[ADDR_MAX];
+        const char *why = NULL;
+        if (len == 0)
+            return fail(err, errsz, "bad address list '%s': empty entry", tok);
+        if (len >= sizeof one)
+            return fail(err, errsz, "bad address '%.40s...': too long", p);
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (address_who_normalize(one, delims, norm, sizeof norm, &why) != 0)
+            return fail(err, errsz, "bad address '%s': %s", one,
+                        why ? why : "invalid");
+        /* The same person twice (jane+x@ and jane@) is one entry. */
+        int dup = 0;
+        for (size_t i = 0; i < w->nwho; i++)
+            dup |= strcmp(w->who[i], norm) == 0;
+        if (!dup) {
+            if (!(w->who[w->nwho] = strdup(norm)))
+                return fail(err, errsz, "out of memory");
+            w->nwho++;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+/* Parse `key=value` or `key="quoted \"value\""` at p into vals[]. Returns
+ * the end of the option, or NULL (err set). */
+static const char *parse_option(const char *p, char vals[K_COUNT][VALUE_MAX],
+                                int seen[K_COUNT], char *err, size_t errsz)
+{
+    const char *eq = p;
+    while (*eq && *eq != '=' && !is_space(*eq))
+        eq++;
+    size_t klen = (size_t)(eq - p);
+    if (*eq != '=') {
+        fail(err, errsz, "expected key=value, got '%.*s'", (int)klen, p);
+        return NULL;
+    }
+    int k = -1;
+    for (int i = 0; i < K_COUNT; i++)
+        if (strlen(KEY_NAMES[i]) == klen && strncasecmp(p, KEY_NAMES[i], klen) == 0)
+            k = i;
+    if (k < 0) {
+        fail(err, errsz, "unknown key '%.*s'", (int)klen, p);
+        return NULL;
+    }
+    if (seen[k]) {
+        fail(err, errsz, "duplicate key '%s'", KEY_NAMES[k]);
+        return NULL;
+    }
+    seen[k] = 1;
+    const char *v = eq + 1;
+    char *out = vals[k];
+    size_t n = 0;
+    if (*v == '"') {
+        v++;
+        for (;;) {
+            char c = *v;
+            if (c == '\0' || c == '\n' || c == '\r') {
+                fail(err, errsz, "unterminated quote in value of '%s'",
+                     KEY_NAMES[k]);
+                return NULL;
+            }
+            v++;
+            if (c == '"')
+                break;
+            if (c == '\\' && (*v == '"' || *v == '\\'))
+                c = *v++;
+            if (n + 1 >= VALUE_MAX) {
+                fail(err, errsz, "value of '%s' too long", KEY_NAMES[k]);
+                return NULL;
+            }
+            out[n++] = c;
+        }
+        if (*v && !is_space(*v)) {
+            fail(err, errsz, "garbage after quoted value of '%s'", KEY_NAMES[k]);
+            return NULL;
+        }
+    } else {
+        while (*v && !is_space(*v)) {
+            if (n + 1 >= VALUE_MAX) {
+                fail(err, errsz, "value of '%s' too long", KEY_NAMES[k]);
+                return NULL;
+            }
+            out[n++] = *v++;
+        }
+    }
+    out[n] = '\0';
+    return v;
+}
+
+static int parse_time(struct when_cache *wc, const char *what, const char *s,
+                      const char *tz, time_t now, time_t *out, char *err,
+                      size_t errsz)
+{
+    char why[160] = "";
+    if (strcasecmp(s, "never") == 0) {
+        *out = WHEN_NEVER;
+        return 0;
+    }
+    if (when_parse_cached(wc, s, tz, now, out, why, sizeof why) != 0)
+        return fail(err, errsz, "bad date '%s' for %s: %s", s, what,
+                    why[0] ? why : "not a date");
+    return 0;
+}
+
+static int dup_opt(char **dst, const char *s, char *err, size_t errsz)
+{
+    if (!(*dst = strdup(s)))
+        return fail(err, errsz, "out of memory");
+    return 0;
+}
+
+static int parse_fields(struct when_cache *wc, const char *line,
+                        const char *default_tz,
+                        const char *delims, time_t now, struct window *w,
+                        char *err, size_t errsz)
+{
+    char who[4096], until[128];
+    const char *p = skip_space(line);
+    p = take_token(p, who, sizeof who);
+    if (!p)
+        return fail(err, errsz, "address list too long");
+    if (parse_who_list(who, delims, w, err, errsz) != 0)
+        return -1;
+    p = skip_space(p);
+    if (!*p || *p == '#')
+        return fail(err, errsz, "missing until (a date or 'never') after '%s'",
+                    who);
+    p = take_token(p, until, sizeof until);
+    if (!p)
+        return fail(err, errsz, "bad date for until: too long");
+
+    /* Options; they come before dates because tz= changes how dates read. */
+    static_assert(K_COUNT * VALUE_MAX <= 16384, "option buffer size");
+    char vals[K_COUNT][VALUE_MAX];
+    int seen[K_COUNT] = {0};
+    for (;;) {
+        p = skip_space(p);
+        if (!*p || *p == '#')   /* a trailing comment ends the line */
+            break;
+        p = parse_option(p, vals, seen, err, errsz);
+        if (!p)
+            return -1;
+    }
+
+    const char *tz = default_tz && *default_tz ? default_tz : NULL;
+    if (seen[K_TZ]) {
+        if (!vals[K_TZ][0] || !when_tz_valid(vals[K_TZ]))
+            return fail(err, errsz, "bad tz '%s': unknown time zone",
+                        vals[K_TZ]);
+        tz = vals[K_TZ];
+    }
+    if (tz && dup_opt(&w->tz, tz, err, errsz) != 0)
+        return -1;
+
+    if (parse_time(wc, "until", until, tz, now, &w->until, err, errsz) != 0)
+        return -1;
+    w->from = 0;
+    if (seen[K_FROM] &&
+        parse_time(wc, "from", vals[K_FROM], tz, now, &w->from, err, errsz) != 0)
+        return -1;
+    if (seen[K_FROM] && w->from == WHEN_NEVER)
+        return fail(err, errsz, "bad date 'never' for from");
+    if (w->from > w->until)
+        return fail(err, errsz, "from '%s' is after until '%s'", vals[K_FROM],
+                    until);
+
+    if (seen[K_RRULE]) {
+        if (!rrule_valid(vals[K_RRULE]))
+            return fail(err, errsz,
+                        "bad rrule '%s': not an iCalendar RRULE with FREQ",
+                        vals[K_RRULE]);
+        if (dup_opt(&w->rrule, vals[K_RRULE], err, errsz) != 0)
+            return -1;
+    }
+    w->duration = 86400;
+    if (seen[K_DURATION]) {
+        if (!seen[K_RRULE])
+            return fail(err, errsz,
+                        "duration '%s' without rrule: only recurring windows "
+                        "have occurrences", vals[K_DURATION]);
+        int64_t d = 0;
+        if (when_duration_parse(vals[K_DURATION], &d) != 0 || d <= 0)
+            return fail(err, errsz, "bad duration '%s'", vals[K_DURATION]);
+        w->duration = d;
+    }
+    w->action = ACTION_DEFAULT;
+    if (seen[K_ACTION] && action_parse(vals[K_ACTION], &w->action) != 0)
+        return fail(err, errsz,
+                    "bad action '%s': expected hold, flag, reject or allow",
+                    vals[K_ACTION]);
+    if (seen[K_REASON] && vals[K_REASON][0] &&
+        dup_opt(&w->reason, vals[K_REASON], err, errsz) != 0)
+        return -1;
+    if (seen[K_OWNER]) {
+        char norm[ADDR_MAX];
+        const char *why = NULL;
+        if (address_normalize(vals[K_OWNER], delims, norm, sizeof norm, &why) != 0)
+            return fail(err, errsz, "bad owner '%s': %s", vals[K_OWNER],
+                        why ? why : "invalid address");
+        if (dup_opt(&w->owner, norm, err, errsz) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int window_parse_line(const char *line, const char *default_tz,
+                      const char *delims, time_t now, struct window *w,
+                      char *err, size_t errsz)
+{
+    return window_parse_line_cached(NULL, line, default_tz, delims, now, w,
+                                    err, errsz);
+}
+
+int window_parse_line_cached(struct when_cache *wc, const char *line,
+                             const char *default_tz, const char *delims,
+                             time_t now, struct window *w, char *err,
+                             size_t errsz)
+{
+    memset(w, 0, sizeof *w);
+    if (err && errsz)
+        err[0] = '\0';
+    const char *p = skip_space(line ? line : "");
+    if (!*p || *p == '#')
+        return 1;
+    if (parse_fields(wc, p, default_tz, delims, now, w, err, errsz) != 0) {
+        window_free_fields(w);
+        memset(w, 0, sizeof *w);
+        return -1;
+    }
+    w->source = WSRC_FILE;
+    w->created = now;
+    window_file_id(w);
+    return 0;
+}
+
+void window_free_fields(struct window *w)
+{
+    if (!w)
+        return;
+    if (w->who) {
+        for (size_t i = 0; i < w->nwho; i++)
+            free(w->who[i]);
+        free(w->who);
+    }
+    free(w->rrule);
+    free(w->tz);
+    free(w->reason);
+    free(w->owner);
+    w->who = NULL;
+    w->nwho = 0;
+    w->rrule = w->tz = w->reason = w->owner = NULL;
+}
+
+/* ---------------------------------------------------------------- activity */
+
+/* Bounds on libical iteration (STYLE.md: rules without COUNT/UNTIL run for
+ * centuries). SEARCH bounds finding the occurrence around t; RUN bounds
+ * following touching occurrences to the end of a quiet run. */
+#define RECUR_SEARCH_MAX 100000
+#define RECUR_RUN_MAX 400
+
+/* End of the occurrence starting at local time s: the duration is added on
+ * the wall clock, so "20:00 for 12h" ends at 08:00 local also on the night
+ * the clocks change, as a person reading the window expects. */
+static time_t occurrence_end(struct icaltimetype s, int64_t duration,
+                             icaltimezone *zone)
+{
+    icaltime_adjust(&s, (int)(duration / 86400), 0, 0, (int)(duration % 86400));
+    return icaltime_as_timet_with_zone(s, zone);
+}
+
+/* Length of one FREQ period in seconds, for moving DTSTART forward by whole
+ * periods; 0 for MONTHLY/YEARLY (few enough steps to iterate). */
+static int64_t period_seconds(const struct icalrecurrencetype *r)
+{
+    int64_t iv = r->interval > 0 ? r->interval : 1;
+    switch (r->freq) {
+    case ICAL_SECONDLY_RECURRENCE: return iv;
+    case ICAL_MINUTELY_RECURRENCE: return 60 * iv;
+    case ICAL_HOURLY_RECURRENCE: return 3600 * iv;
+    case ICAL_DAILY_RECURRENCE: return 86400 * iv;
+    case ICAL_WEEKLY_RECURRENCE: return 7 * 86400 * iv;
+    default: return 0;
+    }
+}
+
+static int recurring_active(const struct window *w, time_t t, time_t *qu)
+{
+    icaltimezone *zone = NULL;
+    if (w->tz && *w->tz)
+        zone = icaltimezone_get_builtin_timezone(w->tz);
+    if (!zone)
+        zone = icaltimezone_get_utc_timezone();
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(w->rrule);
+    if (r.freq == ICAL_NO_RECURRENCE)
+        return 0;
+    int64_t dur = w->duration > 0 ? w->duration : 86400;
+
+    struct icaltimetype dt;
+    time_t start;
+    if (w->from) {
+        dt = icaltime_from_timet_with_zone(w->from, 0, zone);
+        start = w->from;
+    } else {
+        /* No from: a fixed Monday midnight in the window's zone, so weekly
+         * rules line up with calendar weeks. */
+        dt = icaltime_from_string("20000103T000000");
+        dt = icaltime_set_timezone(&dt, zone);
+        start = icaltime_as_timet_with_zone(dt, zone);
+    }
+    if (t < start)
+        return 0;
+
+    /* Jump DTSTART forward by whole periods to just before the occurrence
+     * that could contain t (2 h slack for DST). Not with COUNT, which counts
+     * from the real start. */
+    int64_t per = period_seconds(&r);
+    time_t lo = t - (time_t)dur - 7200 - (time_t)per;
+    if (per > 0 && r.count == 0 && lo > start) {
+        int64_t k = (int64_t)(lo - start) / per;
+        int64_t shift = k * per;
+        icaltime_adjust(&dt, (int)(shift / 86400), 0, 0, (int)(shift % 86400));
+    }
+
+    icalrecur_iterator *it = icalrecur_iterator_new(r, dt);
+    if (!it)
+        return 0;
+    int found = 0;
+    time_t end = 0;
+    for (int i = 0; i < RECUR_SEARCH_MAX; i++) {
+        struct icaltimetype n = icalrecur_iterator_next(it);
+        if (icaltime_is_null_time(n))
+            break;
+        time_t s = icaltime_as_timet_with_zone(n, zone);
+        if (s > t)
+            break;
+        time_t e = occurrence_end(n, dur, zone);
+        if (e > t) {
+            found = 1;
+            end = e;
+            break;
+        }
+    }
+    if (found) {
+        /* Occurrences that touch or overlap make one quiet run (a weekend
+         * of SA and SU, a daily 24 h window): quiet until the run ends. */
+        for (int i = 0; i < RECUR_RUN_MAX && end < w->until; i++) {
+            struct icaltimetype n = icalrecur_iterator_next(it);
+            if (icaltime_is_null_time(n))
+                break;
+            time_t s = icaltime_as_timet_with_zone(n, zone);
+            if (s > end)
+                break;
+            time_t e = occurrence_end(n, dur, zone);
+            if (e > end)
+                end = e;
+        }
+    }
+    icalrecur_iterator_free(it);
+    icalerror_clear_errno();
+    if (!found)
+        return 0;
+    *qu = end < w->until ? end : w->until;
+    return 1;
+}
+
+int window_active(const struct window *w, time_t t, time_t *quiet_until)
+{
+    time_t qu;
+    if (t >= w->until)
+        return 0;
+    if (!w->rrule) {
+        if (w->from && t < w->from)
+            return 0;
+        qu = w->until;
+    } else if (!recurring_active(w, t, &qu)) {
+        return 0;
+    }
+    if (quiet_until)
+        *quiet_until = qu;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- arena */
+
+#define ARENA_CHUNK (1u << 20)
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    _Alignas(max_align_t) char data[];
+};
+
+static void *arena_alloc(struct arena_chunk **head, size_t *total, size_t n,
+                         size_t align)
+{
+    struct arena_chunk *c = *head;
+    size_t off = c ? (c->used + align - 1) & ~(align - 1) : 0;
+    if (!c || off + n > c->cap) {
+        /* Big items get a chunk of their own behind the current one, so the
+         * current chunk's free tail is not wasted. */
+        size_t cap = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+        struct arena_chunk *nc = malloc(sizeof *nc + cap);
+        if (!nc)
+            return NULL;
+        nc->cap = cap;
+        nc->used = 0;
+        if (c && cap != ARENA_CHUNK) {
+            nc->next = c->next;
+            c->next = nc;
+        } else {
+            nc->next = c;
+            *head = nc;
+        }
+        c = nc;
+        off = 0;
+    }
+    c->used = off + n;
+    *total += n;
+    return c->data + off;
+}
+
+static void arena_free_all(struct arena_chunk *c)
+{
+    while (c) {
+        struct arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
+/* ---------------------------------------------------------------- index */
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE_W (1u << PAGE_SHIFT)
+#define NONE UINT32_MAX
+
+struct who_slot {
+    uint32_t hash;
+    uint32_t head;  /* link index + 1; 0: empty slot */
+};
+
+struct link {
+    uint32_t win;   /* window index */
+    uint32_t next;  /* next link index, NONE at the end */
+};
+
+struct windows {
+    struct window **pages;      /* PAGE_SIZE_W windows each; id[0]==0: free */
+    size_t npages;
+    uint32_t nslots;            /* slots handed out so far */
+    uint32_t freehead;          /* removed slots to reuse, linked through
+                                   their nwho field; NONE: none */
+    size_t count;
+
+    uint32_t *idtab;            /* window index + 1; 0: empty */
+    size_t idcap;
+
+    struct who_slot *whotab;
+    size_t whocap, whoused;
+    struct link *links;
+    size_t nlinks, linkcap;
+    uint32_t linkfree;          /* free list through link.next */
+
+    struct arena_chunk *arena;
+    size_t arena_bytes;         /* bytes handed out */
+    size_t garbage;             /* of which belong to removed windows */
+
+    const char **intern;        /* tz, owner, file names (in the arena) */
+    size_t interncap, internused;
+
+    unsigned long long next_id;
+};
+
+static struct window *slot_window(const struct windows *ix, uint32_t i)
+{
+    return &ix->pages[i >> PAGE_SHIFT][i & (PAGE_SIZE_W - 1)];
+}
+
+struct windows *windows_new(void)
+{
+    struct windows *ix = calloc(1, sizeof *ix);
+    if (!ix)
+        return NULL;
+    ix->idcap = 64;
+    ix->whocap = 64;
+    ix->interncap = 16;
+    ix->idtab = calloc(ix->idcap, sizeof *ix->idtab);
+    ix->whotab = calloc(ix->whocap, sizeof *ix->whotab);
+    ix->intern = calloc(ix->interncap, sizeof *ix->intern);
+    ix->linkfree = NONE;
+    ix->freehead = NONE;
+    ix->next_id = 1;
+    if (!ix->idtab || !ix->whotab || !ix->intern) {
+        windows_free(ix);
+        return NULL;
+    }
+    return ix;
+}
+
+void windows_free(struct windows *ix)
+{
+    if (!ix)
+        return;
+    for (size_t i = 0; i < ix->npages; i++)
+        free(ix->pages[i]);
+    free(ix->pages);
+    free(ix->idtab);
+    free(ix->whotab);
+    free(ix->links);
+    free(ix->intern);
+    arena_free_all(ix->arena);
+    free(ix);
+}
+
+size_t windows_count(const struct windows *ix)
+{
+    return ix ? ix->count : 0;
+}
+
+/* --- strings */
+
+static char *arena_strdup(struct windows *ix, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = arena_alloc(&ix->arena, &ix->arena_bytes, n, 1);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static int intern_grow(struct windows *ix)
+{
+    size_t cap = ix->interncap * 2;
+    const char **t = calloc(cap, sizeof *t);
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < ix->interncap; i++) {
+        const char *s = ix->intern[i];
+        if (!s)
+            continue;
+        size_t j = key_hash(s) & (cap - 1);
+        while (t[j])
+            j = (j + 1) & (cap - 1);
+        t[j] = s;
+    }
+    free(ix->intern);
+    ix->intern = t;
+    ix->interncap = cap;
+    return 0;
+}
+
+/* One shared copy of names many windows repeat (zones, owners, files).
+ * Interned strings are never garbage: they are few. */
+static const char *intern(struct windows *ix, const char *s)
+{
+    if (!s)
+        return NULL;
+    if ((ix->internused + 1) * 2 > ix->interncap && intern_grow(ix) != 0)
+        return NULL;
+    size_t mask = ix->interncap - 1, j = key_hash(s) & mask;
+    while (ix->intern[j]) {
+        if (strcmp(ix->intern[j], s) == 0)
+            return ix->intern[j];
+        j = (j + 1) & mask;
+    }
+    char *d = arena_strdup(ix, s);
+    if (!d)
+        return NULL;
+    ix->intern[j] = d;
+    ix->internused++;
+    return d;
+}
+
+/* Bytes a window's own (not interned) strings take in the arena. */
+static size_t window_bytes(const struct window *w)
+{
+    size_t n = w->nwho * sizeof(char *);
+    for (size_t i = 0; i < w->nwho; i++)
+        n += strlen(w->who[i]) + 1;
+    if (w->rrule)
+        n += strlen(w->rrule) + 1;
+    if (w->reason)
+        n += strlen(w->reason) + 1;
+    return n;
+}
+
+/* Copy src's strings into the arena as dst's (scalars already copied). */
+static int copy_strings(struct windows *ix, struct window *dst,
+                        const struct window *src)
+{
+    dst->who = NULL;
+    if (src->nwho) {
+        dst->who = arena_alloc(&ix->arena, &ix->arena_bytes,
+                               src->nwho * sizeof(char *), sizeof(char *));
+        if (!dst->who)
+            return -1;
+        for (size_t i = 0; i < src->nwho; i++)
+            if (!(dst->who[i] = arena_strdup(ix, src->who[i])))
+                return -1;
+    }
+    dst->rrule = src->rrule ? arena_strdup(ix, src->rrule) : NULL;
+    dst->reason = src->reason ? arena_strdup(ix, src->reason) : NULL;
+    dst->tz = (char *)intern(ix, src->tz);
+    dst->owner = (char *)intern(ix, src->owner);
+    dst->file = intern(ix, src->file);
+    if ((src->rrule && !dst->rrule) || (src->reason && !dst->reason) ||
+        (src->tz && !dst->tz) || (src->owner && !dst->owner) ||
+        (src->file && !dst->file))
+        return -1;
+    return 0;
+}
+
+/* --- id table (linear probing, backward-shift deletion) */
+
+static size_t id_find_slot(const struct windows *ix, const char *id)
+{
+    size_t mask = ix->idcap - 1, j = key_hash(id) & mask;
+    while (ix->idtab[j]) {
+        if (strcmp(slot_window(ix, ix->idtab[j] - 1)->id, id) == 0)
+            return j;
+        j = (j + 1) & mask;
+    }
+    return j;   /* empty slot where id would go */
+}
+
+static int id_grow(struct windows *ix)
+{
+    size_t cap = ix->idcap * 2;
+    uint32_t *t = calloc(cap, sizeof *t);
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < ix->idcap; i++) {
+        uint32_t v = ix->idtab[i];
+        if (!v)
+            continue;
+        size_t j = key_hash(slot_window(ix, v - 1)->id) & (cap - 1);
+        while (t[j])
+            j = (j + 1) & (cap - 1);
+        t[j] = v;
+    }
+    free(ix->idtab);
+    ix->idtab = t;
+    ix->idcap = cap;
+    return 0;
+}
+
+static void id_delete_slot(struct windows *ix, size_t hole)
+{
+    size_t mask = ix->idcap - 1, j = hole;
+    ix->idtab[hole] = 0;
+    for (;;) {
+        j = (j + 1) & mask;
+        uint32_t v = ix->idtab[j];
+        if (!v)
+            return;
+        size_t home = key_hash(slot_window(ix, v - 1)->id) & mask;
+        /* Move v into the hole unless its home lies cyclically in
+         * (hole, j]: then the hole does not break its probe chain. */
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            ix->idtab[hole] = v;
+            ix->idtab[j] = 0;
+            hole = j;
+        }
+    }
+}
+
+/* --- who table */
+
+/* Does the chain at slot s belong to key? (Its first window names it.) */
+static int who_slot_is(const struct windows *ix, const struct who_slot *s,
+                       uint32_t h, const char *key)
+{
+    if (s->hash != h)
+        return 0;
+    const struct window *w = slot_window(ix, ix->links[s->head - 1].win);
+    for (size_t i = 0; i < w->nwho; i++)
+        if (strcmp(w->who[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+static size_t who_find_slot(const struct windows *ix, const char *key,
+                            uint32_t h)
+{
+    size_t mask = ix->whocap - 1, j = h & mask;
+    while (ix->whotab[j].head) {
+        if (who_slot_is(ix, &ix->whotab[j], h, key))
+            return j;
+        j = (j + 1) & mask;
+    }
+    return j;
+}
+
+static int who_grow(struct windows *ix)
+{
+    size_t cap = ix->whocap * 2;
+    struct who_slot *t = calloc(cap, sizeof *t);
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < ix->whocap; i++) {
+        if (!ix->whotab[i].head)
+            continue;
+        size_t j = ix->whotab[i].hash & (cap - 1);
+        while (t[j].head)
+            j = (j + 1) & (cap - 1);
+        t[j] = ix->whotab[i];
+    }
+    free(ix->whotab);
+    ix->whotab = t;
+    ix->whocap = cap;
+    return 0;
+}
+
+static void who_delete_slot(struct windows *ix, size_t hole)
+{
+    size_t mask = ix->whocap - 1, j = hole;
+    ix->whotab[hole].head = 0;
+    ix->whoused--;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!ix->whotab[j].head)
+            return;
+        size_t home = ix->whotab[j].hash & mask;
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            ix->whotab[hole] = ix->whotab[j];
+            ix->whotab[j].head = 0;
+            hole = j;
+        }
+    }
+}
+
+static uint32_t link_new(struct windows *ix, uint32_t win, uint32_t next)
+{
+    uint32_t l;
+    if (ix->linkfree != NONE) {
+        l = ix->linkfree;
+        ix->linkfree = ix->links[l].next;
+    } else {
+        if (ix->nlinks == ix->linkcap) {
+            size_t cap = ix->linkcap ? ix->linkcap * 2 : 64;
+            struct link *n = realloc(ix->links, cap * sizeof *n);
+            if (!n)
+                return NONE;
+            ix->links = n;
+            ix->linkcap = cap;
+        }
+        l = (uint32_t)ix->nlinks++;
+    }
+    ix->links[l].win = win;
+    ix->links[l].next = next;
+    return l;
+}
+
+static int who_link(struct windows *ix, const char *key, uint32_t win)
+{
+    if ((ix->whoused + 1) * 4 > ix->whocap * 3 && who_grow(ix) != 0)
+        return -1;
+    uint32_t h = key_hash(key);
+    size_t j = who_find_slot(ix, key, h);
+    struct who_slot *s = &ix->whotab[j];
+    uint32_t l = link_new(ix, win, s->head ? s->head - 1 : NONE);
+    if (l == NONE)
+        return -1;
+    if (!s->head) {
+        s->hash = h;
+        ix->whoused++;
+    }
+    s->head = l + 1;
+    return 0;
+}
+
+static void who_unlink(struct windows *ix, const char *key, uint32_t win)
+{
+    uint32_t h = key_hash(key);
+    size_t j = who_find_slot(ix, key, h);
+    struct who_slot *s = &ix->whotab[j];
+    if (!s->head)
+        return;
+    /* head is stored +1 and link.next plain: unlink the head apart. */
+    uint32_t l = s->head - 1;
+    if (ix->links[l].win == win) {
+        uint32_t nx = ix->links[l].next;
+        s->head = nx == NONE ? 0 : nx + 1;
+    } else {
+        uint32_t prev = l;
+        l = ix->links[l].next;
+        while (l != NONE && ix->links[l].win != win) {
+            prev = l;
+            l = ix->links[l].next;
+        }
+        if (l == NONE)
+            return;
+        ix->links[prev].next = ix->links[l].next;
+    }
+    ix->links[l].next = ix->linkfree;
+    ix->linkfree = l;
+    if (!s->head)
+        who_delete_slot(ix, j);
+}
+
+/* --- add / remove */
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int same_content(const struct window *a, const struct window *b)
+{
+    if (a->nwho != b->nwho || a->from != b->from || a->until != b->until ||
+        a->duration != b->duration || a->action != b->action ||
+        !same_str(a->rrule, b->rrule) || !same_str(a->tz, b->tz) ||
+        !same_str(a->reason, b->reason) || !same_str(a->owner, b->owner))
+        return 0;
+    for (size_t i = 0; i < a->nwho; i++)
+        if (strcmp(a->who[i], b->who[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* A free slot is all zero (id[0] == 0 marks it free) except nwho, which
+ * links it to the next free slot, so removing never allocates. */
+static void slot_release(struct windows *ix, uint32_t win)
+{
+    struct window *w = slot_window(ix, win);
+    memset(w, 0, sizeof *w);
+    w->nwho = ix->freehead;
+    ix->freehead = win;
+}
+
+static void remove_slot(struct windows *ix, size_t idslot)
+{
+    uint32_t win = ix->idtab[idslot] - 1;
+    struct window *w = slot_window(ix, win);
+    for (size_t i = 0; i < w->nwho; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < i; k++)
+            dup |= strcmp(w->who[k], w->who[i]) == 0;
+        if (!dup)
+            who_unlink(ix, w->who[i], win);
+    }
+    id_delete_slot(ix, idslot);
+    ix->garbage += window_bytes(w);
+    slot_release(ix, win);
+    ix->count--;
+}
+
+static int compact(struct windows *ix);
+
+int windows_remove(struct windows *ix, const char *id)
+{
+    if (!ix || !id || !*id)
+        return -1;
+    size_t j = id_find_slot(ix, id);
+    if (!ix->idtab[j])
+        return -1;
+    remove_slot(ix, j);
+    /* Give removed strings back once they outweigh the live ones. */
+    if (ix->garbage > (1u << 20) && ix->garbage * 2 > ix->arena_bytes)
+        (void)compact(ix);   /* on ENOMEM keep the garbage: still correct */
+    return 0;
+}
+
+static int slot_reserve(struct windows *ix, uint32_t *out)
+{
+    if (ix->freehead != NONE) {
+        *out = ix->freehead;
+        ix->freehead = (uint32_t)slot_window(ix, *out)->nwho;
+        slot_window(ix, *out)->nwho = 0;
+        return 0;
+    }
+    if (ix->nslots >= NONE - 1)
+        return -1;
+    if ((ix->nslots >> PAGE_SHIFT) >= ix->npages) {
+        struct window **pages = realloc(ix->pages,
+                                        (ix->npages + 1) * sizeof *pages);
+        if (!pages)
+            return -1;
+        ix->pages = pages;
+        pages[ix->npages] = calloc(PAGE_SIZE_W, sizeof **pages);
+        if (!pages[ix->npages])
+            return -1;
+        ix->npages++;
+    }
+    *out = ix->nslots++;
+    return 0;
+}
+
+const struct window *windows_add(struct windows *ix, const struct window *w)
+{
+    if (!ix || !w) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (w->id[0]) {
+        size_t j = id_find_slot(ix, w->id);
+        if (ix->idtab[j]) {
+            struct window *old = slot_window(ix, ix->idtab[j] - 1);
+            /* A reload of an unchanged line: keep the stored strings. */
+            if (same_content(old, w)) {
+                const char *file = intern(ix, w->file);
+                if (w->file && !file)
+                    return NULL;
+                old->file = file;
+                old->line = w->line;
+                old->source = w->source;
+                old->created = w->created;
+                return old;
+            }
+            remove_slot(ix, j);
+        }
+    }
+    if ((ix->count + 1) * 2 > ix->idcap && id_grow(ix) != 0)
+        return NULL;
+    uint32_t win;
+    if (slot_reserve(ix, &win) != 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct window *d = slot_window(ix, win);
+    *d = *w;
+    d->id[WINDOW_ID_MAX - 1] = '\0';
+    if (!d->id[0]) {
+        do
+            snprintf(d->id, sizeof d->id, "w%llu", ix->next_id++);
+        while (ix->idtab[id_find_slot(ix, d->id)]);
+    }
+    size_t mark = ix->arena_bytes;
+    if (copy_strings(ix, d, w) != 0)
+        goto fail;
+    for (size_t i = 0; i < d->nwho; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < i; k++)
+            dup |= strcmp(d->who[k], d->who[i]) == 0;
+        if (!dup && who_link(ix, d->who[i], win) != 0) {
+            for (size_t k = 0; k < i; k++)
+                who_unlink(ix, d->who[k], win);
+            goto fail;
+        }
+    }
+    ix->idtab[id_find_slot(ix, d->id)] = win + 1;
+    ix->count++;
+    return d;
+fail:
+    ix->garbage += ix->arena_bytes - mark;
+    slot_release(ix, win);
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* Copy every live window's strings into a fresh arena and drop the old one.
+ * Table entries hold indices, not string pointers, so only the intern table
+ * is rebuilt. */
+static int compact(struct windows *ix)
+{
+    struct windows tmp = {0};
+    tmp.interncap = 16;
+    tmp.intern = calloc(tmp.interncap, sizeof *tmp.intern);
+    if (!tmp.intern)
+        return -1;
+    for (uint32_t i = 0; i < ix->nslots; i++) {
+        struct window *w = slot_window(ix, i);
+        if (!w->id[0])
+            continue;
+        struct window c = *w;
+        if (copy_strings(&tmp, &c, w) != 0) {
+            /* Windows moved so far point into the new chunks: keep both
+             * arenas (and the old intern table, still valid). */
+            struct arena_chunk **tail = &ix->arena;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = tmp.arena;
+            ix->arena_bytes += tmp.arena_bytes;
+            free(tmp.intern);
+            return -1;
+        }
+        w->who = c.who;
+        w->rrule = c.rrule;
+        w->reason = c.reason;
+        w->tz = c.tz;
+        w->owner = c.owner;
+        w->file = c.file;
+    }
+    arena_free_all(ix->arena);
+    free(ix->intern);
+    ix->arena = tmp.arena;
+    ix->arena_bytes = tmp.arena_bytes;
+    ix->garbage = 0;
+    ix->intern = tmp.intern;
+    ix->interncap = tmp.interncap;
+    ix->internused = tmp.internused;
+    return 0;
+}
+
+const struct window *windows_get(const struct windows *ix, const char *id)
+{
+    if (!ix || !id || !*id)
+        return NULL;
+    uint32_t v = ix->idtab[id_find_slot(ix, id)];
+    return v ? slot_window(ix, v - 1) : NULL;
+}
+
+void windows_foreach(const struct windows *ix,
+                     int (*fn)(const struct window *w, void *arg), void *arg)
+{
+    if (!ix)
+        return;
+    for (uint32_t i = 0; i < ix->nslots; i++) {
+        const struct window *w = slot_window(ix, i);
+        if (w->id[0] && fn(w, arg))
+            return;
+    }
+}
+
+size_t windows_find_who(const struct windows *ix, const char *key,
+                        const struct window **out, size_t max)
+{
+    if (!ix || !key)
+        return 0;
+    size_t j = who_find_slot(ix, key, key_hash(key));
+    size_t n = 0;
+    if (!ix->whotab[j].head)
+        return 0;
+    for (uint32_t l = ix->whotab[j].head - 1; l != NONE; l = ix->links[l].next) {
+        if (n < max && out)
+            out[n] = slot_window(ix, ix->links[l].win);
+        n++;
+    }
+    return n;
+}
+
+/* The active window for one key with the latest quiet-until. */
+static int match_key(const struct windows *ix, const char *key, time_t t,
+                     struct window_match *m)
+{
+    size_t j = who_find_slot(ix, key, key_hash(key));
+    if (!ix->whotab[j].head)
+        return 0;
+    int found = 0;
+    for (uint32_t l = ix->whotab[j].head - 1; l != NONE; l = ix->links[l].next) {
+        const struct window *w = slot_window(ix, ix->links[l].win);
+        time_t qu;
+        if (window_active(w, t, &qu) && (!found || qu > m->quiet_until)) {
+            m->w = w;
+            m->quiet_until = qu;
+            m->recurring = w->rrule != NULL;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+int windows_match(const struct windows *ix, const char *addr, time_t t,
+                  struct window_match *m)
+{
+    m->w = NULL;
+    m->quiet_until = 0;
+    m->recurring = 0;
+    if (!ix || !addr || !*addr)
+        return 0;
+    const char *at = strrchr(addr, '@');
+    if (!at)
+        return 0;
+    if (at != addr && match_key(ix, addr, t, m))
+        return 1;
+    /* "@sub.acme.com", then "@acme.com", "@com": each parent key is a
+     * suffix of the buffer with its leading '.' turned into '@'. */
+    char buf[ADDR_MAX + 2];
+    size_t n = strlen(at);
+    if (n >= sizeof buf)
+        return 0;
+    memcpy(buf, at, n + 1);
+    char *k = buf;
+    while (k && k[1]) {
+        if (match_key(ix, k, t, m))
+            return 1;
+        k = strchr(k + 1, '.');
+        if (k)
+            *k = '@';
+    }
+    return 0;
+}

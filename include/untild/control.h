@@ -1,0 +1,26 @@
+/* control.h - the control socket (Unix domain) that untilctl talks to.
+ *
+ * Protocol: the client sends its arguments as NUL-terminated strings and
+ * one empty string to end them; the daemon answers "<exit-status>\n" and
+ * then the text to print, and closes. Peer credentials (SO_PEERCRED) decide
+ * who is admin (root, the daemon's own uid, or the admin group) and which
+ * rep a local user is (the rep whose address' local part is the user
+ * name, or equals it). */
+#ifndef UNTILD_CONTROL_H
+#define UNTILD_CONTROL_H
+
+#include <stddef.h>
+
+struct untild;
+struct control;
+
+struct control *control_new(struct untild *u, const char *path);
+void control_free(struct control *c);
+
+/* Run one request (exposed for tests and the fuzzer): argv with argc
+ * words, as admin or as rep. Returns the exit status; *out is malloc'd. */
+struct strbuf;
+int control_exec(struct untild *u, int argc, char **argv, int admin,
+                 const char *rep, char **out, size_t *outlen);
+
+#endif

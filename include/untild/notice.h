@@ -1,0 +1,24 @@
+/* notice.h - notices to the rep (held, flagged, released, failed, stale
+ * invitation, status): proper RFC 5322 messages carrying the command
+ * addresses as mailto: links, delivered through the relay (upstream or
+ * the local maildir). */
+#ifndef UNTILD_NOTICE_H
+#define UNTILD_NOTICE_H
+
+#include <stddef.h>
+
+struct untild;
+
+/* Send a notice to rep. body: plain text (LF or CRLF). attach/attach_len:
+ * an optional message attached as message/rfc822 (e.g. a failed one).
+ * Fire and forget: failures are logged. Returns 0 if queued. */
+int notice_send(struct untild *u, const char *rep, const char *subject,
+                const char *body, const char *attach, size_t attach_len);
+
+/* Build the notice message (exposed for tests). Returns malloc'd CRLF
+ * text, *len set. */
+char *notice_build(const char *from, const char *to, const char *subject,
+                   const char *body, const char *attach, size_t attach_len,
+                   time_t now, size_t *len);
+
+#endif

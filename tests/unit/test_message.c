@@ -1,0 +1,686 @@
+/* test_message.c - message_parse: headers, RFC 2047, MIME walk and iMIP
+ * facts, on the realistic messages in tests/data/mime/ (each also tried
+ * with CRLF line ends) and on hostile input built here. Paths are relative
+ * to the repo root, or to $UNTILD_SRCDIR. */
+#include "untild/message.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DELIMS "+"
+
+static char *load(const char *name, size_t *len)
+{
+    const char *dir = getenv("UNTILD_SRCDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/data/mime/%s",
+             dir && *dir ? dir : ".", name);
+    FILE *fp = fopen(path, "rb");
+    ck_assert_msg(fp != NULL, "cannot open %s", path);
+    char *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    do {
+        if (n + 4096 > cap) {
+            cap = cap * 2 + 8192;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+        r = fread(buf + n, 1, cap - n - 1, fp);
+        n += r;
+    } while (r > 0);
+    ck_assert_int_eq(ferror(fp), 0);
+    fclose(fp);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Same bytes with every bare LF turned into CRLF. */
+static char *to_crlf(const char *in, size_t n, size_t *outn)
+{
+    char *out = malloc(2 * n + 1);
+    ck_assert_ptr_nonnull(out);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+            out[o++] = '\r';
+        out[o++] = in[i];
+    }
+    out[o] = '\0';
+    *outn = o;
+    return out;
+}
+
+/* Parse a seed file (crlf: converted first), checking that msg is left
+ * exactly as it was. Returns the buffer (caller frees). */
+static char *parse_file(const char *name, int crlf, struct message_facts *f,
+                        size_t *lenp)
+{
+    size_t len;
+    char *msg = load(name, &len);
+    if (crlf) {
+        char *c = to_crlf(msg, len, &len);
+        free(msg);
+        msg = c;
+    }
+    char *copy = malloc(len + 1);
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, msg, len + 1);
+    ck_assert_int_eq(message_parse(msg, len, DELIMS, f), 0);
+    ck_assert_msg(memcmp(copy, msg, len + 1) == 0, "%s modified", name);
+    free(copy);
+    if (lenp)
+        *lenp = len;
+    return msg;
+}
+
+static int has_attendee(const struct message_facts *f, const char *a)
+{
+    for (size_t i = 0; i < f->nattendees; i++)
+        if (strcmp(f->attendees[i], a) == 0)
+            return 1;
+    return 0;
+}
+
+static void parse_str(const char *s, struct message_facts *f)
+{
+    ck_assert_int_eq(message_parse(s, strlen(s), DELIMS, f), 0);
+}
+
+START_TEST(test_plain_headers)
+{
+    for (int crlf = 0; crlf < 2; crlf++) {
+        struct message_facts f;
+        size_t len;
+        char *msg = parse_file("plain.eml", crlf, &f, &len);
+        const char *sep = crlf ? "\r\n\r\n" : "\n\n";
+        const char *body = strstr(msg, sep);
+        ck_assert_ptr_nonnull(body);
+        ck_assert_uint_eq(f.header_len, (size_t)(body - msg) + strlen(sep));
+        ck_assert_str_eq(f.subject, "Re: Angebot f\xc3\xbcr Q3");
+        ck_assert_str_eq(f.message_id, "CAF=abc123@mail.client.example");
+        ck_assert_str_eq(f.in_reply_to, "quote-77@vendor.example");
+        ck_assert_str_eq(f.references,
+                         "<quote-76@vendor.example>\t<quote-77@vendor.example>");
+        ck_assert_str_eq(f.from, "jane.customer@client.example");
+        ck_assert_str_eq(f.date, "Tue, 24 Jun 2025 10:00:00 +0200");
+        ck_assert_int_eq(f.method, IMIP_NONE);
+        ck_assert_ptr_null(f.ical_data);
+        ck_assert_int_eq(f.ical_errors, 0);
+        ck_assert_uint_eq(f.nattendees, 0);
+
+        char *v = message_header(msg, len, "RECEIVED");
+        ck_assert_ptr_nonnull(v);
+        ck_assert_ptr_nonnull(strstr(v, "[198.51.100.7])\tby mx.vendor.example"));
+        ck_assert_int_eq(v[0], 'f');
+        free(v);
+        ck_assert_ptr_null(message_header(msg, len, "X-Absent"));
+        /* a body line is not a header */
+        ck_assert_ptr_null(message_header(msg, len, "Gr\xfc\xdf" "e, see you in M\xfcnchen."));
+        message_facts_free(&f);
+        ck_assert_ptr_null(f.subject);
+        free(msg);
+    }
+}
+END_TEST
+
+START_TEST(test_rfc2047_subject)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "=?utf-8?q?caf=C3=A9?=", "caf\xc3\xa9" },
+        { "=?ISO-8859-1?B?Q2Fm6Q==?=", "Caf\xc3\xa9" },
+        { "=?UTF-8?B?Q2Fmw6k?=", "Caf\xc3\xa9" },              /* no padding */
+        { "=?KOI8-R?B?8MHS?=", "=?KOI8-R?B?8MHS?=" },          /* kept raw */
+        { "Hello =?UTF-8?Q?w=C3=B6rld?= !", "Hello w\xc3\xb6rld !" },
+        { "=?UTF-8?Q?a?=  =?UTF-8?Q?b?=", "ab" },
+        { "=?UTF-8?Q?a?= x =?UTF-8?Q?b?=", "a x b" },
+        { "=?UTF-8?X?abc?=", "=?UTF-8?X?abc?=" },
+        { "=?UTF-8?Q?abc", "=?UTF-8?Q?abc" },
+        { "=?UTF-8?Q?a=0D=0Ab?=", "a  b" },
+        { "=?UTF-8*en?Q?hi_there?=", "hi there" },
+        { "plain \xe9 8-bit", "plain \xe9 8-bit" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char msg[512];
+        struct message_facts f;
+        snprintf(msg, sizeof msg, "Subject: %s\r\n\r\nbody\r\n", cases[i].in);
+        parse_str(msg, &f);
+        ck_assert_msg(f.subject && strcmp(f.subject, cases[i].out) == 0,
+                      "case %zu: got '%s'", i, f.subject ? f.subject : "(null)");
+        message_facts_free(&f);
+    }
+    /* folded encoded-words join without the fold's whitespace */
+    struct message_facts f;
+    char *msg = parse_file("google-ics.eml", 0, &f, NULL);
+    ck_assert_str_eq(f.subject, "Invitation: Quote follow-up @ Thu Jul 10, 2025 "
+                                "3pm \xe2\x80\x93 3:30pm (CEST)");
+    message_facts_free(&f);
+    free(msg);
+    msg = parse_file("qp-request.eml", 1, &f, NULL);
+    ck_assert_str_eq(f.subject, "Caf\xc3\xa9 meeting");
+    message_facts_free(&f);
+    free(msg);
+}
+END_TEST
+
+START_TEST(test_outlook_alternative)
+{
+    for (int crlf = 0; crlf < 2; crlf++) {
+        struct message_facts f;
+        char *msg = parse_file("outlook-request.eml", crlf, &f, NULL);
+        ck_assert_int_eq(f.method, IMIP_REQUEST);
+        ck_assert_int_eq(f.ical_errors, 0);
+        ck_assert_str_eq(f.from, "sales.rep@vendor.example");
+        ck_assert_str_eq(f.message_id,
+                         "AM0PR04MB1234ABCD@AM0PR04MB1234.eurprd04.prod.outlook.example");
+        ck_assert_str_eq(f.ical_uid,
+                         "040000008200E00074C5B7101A82E00800000000D0F1A8B1C2D3DA0100000000"
+                         "0000000010000000A1B2C3D4E5F60718293A4B5C6D7E8F90");
+        ck_assert_int_eq(f.ical_sequence, 2);
+        ck_assert_str_eq(f.organizer, "sales.rep@vendor.example");
+        ck_assert_str_eq(f.summary, "Renewal review");
+        /* Jane twice (case differs), Bob with MAILTO: and a sub-address */
+        ck_assert_uint_eq(f.nattendees, 2);
+        ck_assert(has_attendee(&f, "jane.customer@client.example"));
+        ck_assert(has_attendee(&f, "bob@client.example"));
+        /* 14:00 "W. Europe Standard Time" (VTIMEZONE, summer) = 12:00Z */
+        ck_assert_int_eq((long long)f.dtstart, 1751544000LL);
+        ck_assert_ptr_nonnull(f.ical_data);
+        ck_assert_int_eq(strncmp(f.ical_data, "BEGIN:VCALENDAR\r\n", 17), 0);
+        ck_assert_ptr_nonnull(strstr(f.ical_data, "\r\nEND:VCALENDAR\r\n"));
+        message_facts_free(&f);
+        free(msg);
+    }
+}
+END_TEST
+
+START_TEST(test_google_ics_only)
+{
+    for (int crlf = 0; crlf < 2; crlf++) {
+        struct message_facts f;
+        char *msg = parse_file("google-ics.eml", crlf, &f, NULL);
+        /* no method= anywhere in the MIME headers: only in the data */
+        ck_assert_ptr_null(strstr(msg, "method="));
+        ck_assert_int_eq(f.method, IMIP_REQUEST);
+        /* libical flags the empty "LOCATION:" Google sends: one error,
+         * the invitation still counts */
+        ck_assert_int_eq(f.ical_errors, 1);
+        ck_assert_str_eq(f.ical_uid, "7kq1b2c3d4e5f6g7h8i9j0abcd@google.com");
+        ck_assert_int_eq(f.ical_sequence, 0);
+        ck_assert_str_eq(f.organizer, "sales.rep@vendor.example");
+        ck_assert_uint_eq(f.nattendees, 2);   /* both folded mid-address */
+        ck_assert(has_attendee(&f, "jane.customer@client.example"));
+        ck_assert(has_attendee(&f, "sales.rep@vendor.example"));
+        ck_assert_int_eq((long long)f.dtstart, 1752152400LL);
+        ck_assert_str_eq(f.summary, "Quote follow-up");
+        ck_assert_ptr_nonnull(strstr(f.ical_data, "METHOD:REQUEST\r\n"));
+        message_facts_free(&f);
+        free(msg);
+    }
+}
+END_TEST
+
+START_TEST(test_both_parts)
+{
+    struct message_facts f;
+    char *msg = parse_file("google-both.eml", 0, &f, NULL);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    ck_assert_int_eq(f.ical_errors, 1);           /* LOCATION:, once */
+    ck_assert_uint_eq(f.nattendees, 2);           /* not 4 */
+    ck_assert_str_eq(f.ical_uid, "7kq1b2c3d4e5f6g7h8i9j0abcd@google.com");
+    /* the first part (7bit, LF in this file) was chosen, not the base64
+     * attachment (CRLF inside) */
+    ck_assert_ptr_nonnull(f.ical_data);
+    ck_assert_ptr_null(strchr(f.ical_data, '\r'));
+    message_facts_free(&f);
+    free(msg);
+
+    msg = parse_file("google-both.eml", 1, &f, NULL);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    ck_assert_uint_eq(f.nattendees, 2);
+    message_facts_free(&f);
+    free(msg);
+
+    /* first calendar part garbage: the second one is used */
+    parse_str("From: a@vendor.example\n"
+              "Content-Type: multipart/mixed; boundary=b\n\n"
+              "--b\nContent-Type: text/calendar; method=REQUEST\n\n"
+              "this is no calendar\n"
+              "--b\nContent-Type: application/ics\nContent-Transfer-Encoding: base64\n\n"
+              /* BEGIN:VCALENDAR METHOD:REPLY BEGIN:VEVENT UID:x
+               * ATTENDEE:mailto:c@client.example END:VEVENT END:VCALENDAR */
+              "QkVHSU46VkNBTEVOREFSDQpNRVRIT0Q6UkVQTFkNCkJFR0lOOlZFVkVOVA0KVUlEOngN\n"
+              "CkFUVEVOREVFOm1haWx0bzpjQGNsaWVudC5leGFtcGxlDQpFTkQ6VkVWRU5UDQpFTkQ6\n"
+              "VkNBTEVOREFSDQo=\n"
+              "--b--\n", &f);
+    ck_assert_int_eq(f.method, IMIP_REPLY);
+    ck_assert_int_ge(f.ical_errors, 1);
+    ck_assert_str_eq(f.ical_uid, "x");
+    ck_assert_uint_eq(f.nattendees, 1);
+    ck_assert_str_eq(f.attendees[0], "c@client.example");
+    message_facts_free(&f);
+}
+END_TEST
+
+START_TEST(test_reply)
+{
+    for (int crlf = 0; crlf < 2; crlf++) {
+        struct message_facts f;
+        char *msg = parse_file("reply.eml", crlf, &f, NULL);
+        ck_assert_int_eq(f.method, IMIP_REPLY);
+        ck_assert_str_eq(f.from, "jane.customer@client.example");
+        ck_assert_str_eq(f.in_reply_to, "000000000000abcdef0123456789@google.com");
+        ck_assert_str_eq(f.references, "<000000000000abcdef0123456789@google.com>");
+        ck_assert_uint_eq(f.nattendees, 1);
+        ck_assert_str_eq(f.attendees[0], "jane.customer@client.example");
+        ck_assert_str_eq(f.organizer, "sales.rep@vendor.example");
+        ck_assert_str_eq(f.ical_uid, "7kq1b2c3d4e5f6g7h8i9j0abcd@google.com");
+        message_facts_free(&f);
+        free(msg);
+    }
+}
+END_TEST
+
+START_TEST(test_cancel)
+{
+    for (int crlf = 0; crlf < 2; crlf++) {
+        struct message_facts f;
+        char *msg = parse_file("cancel.eml", crlf, &f, NULL);
+        /* the whole message is the text/calendar part */
+        ck_assert_int_eq(f.method, IMIP_CANCEL);
+        ck_assert_int_eq(f.ical_sequence, 3);
+        ck_assert_str_eq(f.ical_uid, "cancel-uid-0001@vendor.example");
+        ck_assert_str_eq(f.from, "sales.rep@vendor.example");
+        ck_assert_int_eq((long long)f.dtstart, 1751544000LL);
+        message_facts_free(&f);
+        free(msg);
+    }
+}
+END_TEST
+
+START_TEST(test_quoted_printable)
+{
+    for (int crlf = 0; crlf < 2; crlf++) {
+        struct message_facts f;
+        char *msg = parse_file("qp-request.eml", crlf, &f, NULL);
+        ck_assert_int_eq(f.method, IMIP_REQUEST);
+        ck_assert_int_eq(f.ical_errors, 0);
+        ck_assert_str_eq(f.summary, "Caf\xc3\xa9 meeting about the quote with a "
+                                    "rather long summary line that needs soft breaks");
+        ck_assert_uint_eq(f.nattendees, 1);
+        ck_assert_str_eq(f.attendees[0], "jane.customer@client.example");
+        ck_assert_int_eq(f.ical_sequence, 1);
+        ck_assert_int_eq((long long)f.dtstart, 1754038800LL);
+        ck_assert_str_eq(f.from, "sales.rep@vendor.example");  /* (comment) */
+        ck_assert_ptr_nonnull(strstr(f.ical_data, "ATTENDEE;CN=\"Customer, Jane\";"
+                                             "RSVP=TRUE:mailto:jane.customer@client.example"));
+        ck_assert_ptr_null(strstr(f.ical_data, "=3D"));
+        message_facts_free(&f);
+        free(msg);
+    }
+}
+END_TEST
+
+START_TEST(test_method_from_data)
+{
+    struct message_facts f;
+    char *msg = parse_file("method-mismatch.eml", 0, &f, NULL);
+    ck_assert_ptr_nonnull(strstr(msg, "method=REQUEST"));
+    ck_assert_int_eq(f.method, IMIP_CANCEL);
+    ck_assert_int_eq(f.ical_sequence, 4);
+    message_facts_free(&f);
+    free(msg);
+
+    /* no METHOD in the data: the parameter is used */
+    parse_str("Content-Type: text/calendar; Method=\"reply\"\n\n"
+              "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:p\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq(f.method, IMIP_REPLY);
+    message_facts_free(&f);
+
+    /* neither: a calendar, but not iMIP */
+    parse_str("Content-Type: text/calendar\n\n"
+              "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:p\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    ck_assert_str_eq(f.ical_uid, "p");
+    message_facts_free(&f);
+
+    parse_str("Content-Type: text/calendar\n\n"
+              "BEGIN:VCALENDAR\nMETHOD:PUBLISH\nBEGIN:VEVENT\nUID:p\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq(f.method, IMIP_OTHER);
+    message_facts_free(&f);
+}
+END_TEST
+
+START_TEST(test_malformed_ical)
+{
+    struct message_facts f;
+    char *msg = parse_file("malformed.eml", 0, &f, NULL);
+    ck_assert_int_gt(f.ical_errors, 0);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    ck_assert_int_eq((long long)f.dtstart, 0);
+    ck_assert_str_eq(f.ical_uid, "malformed-0001@vendor.example");
+    message_facts_free(&f);
+    free(msg);
+
+    /* garbage: counted, treated as plain mail */
+    parse_str("Content-Type: text/calendar; method=REQUEST\n\nnot a calendar\n\x01\x02\n", &f);
+    ck_assert_int_ge(f.ical_errors, 1);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    ck_assert_ptr_null(f.ical_data);
+    message_facts_free(&f);
+
+    /* a VEVENT without a VCALENDAR around it */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VEVENT\nUID:x\nEND:VEVENT\n", &f);
+    ck_assert_int_ge(f.ical_errors, 1);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    message_facts_free(&f);
+
+    /* truncated base64 (cut inside a quantum, END:VCALENDAR lost) */
+    parse_str("Content-Type: application/ics\nContent-Transfer-Encoding: base64\n\n"
+              "QkVHSU46VkNBTEVOREFSDQpNRVRIT0Q6UkVQTFkNCkJFR0lOOlZFVkVOVA0KVUlEOngN\nCkFUV", &f);
+    ck_assert_int_ge(f.ical_errors, 1);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    message_facts_free(&f);
+
+    /* multipart with no end boundary: the last part runs to the end */
+    parse_str("Content-Type: multipart/mixed; boundary=\"x y\"\n\n--x y\n"
+              "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:CANCEL\n"
+              "BEGIN:VEVENT\nUID:u\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq(f.method, IMIP_CANCEL);
+    message_facts_free(&f);
+
+    /* multipart without a boundary parameter, or never used */
+    parse_str("Content-Type: multipart/mixed\n\n--\nBEGIN:VCALENDAR\n", &f);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    message_facts_free(&f);
+    parse_str("Content-Type: multipart/mixed; boundary=zz\n\n--z\n--zzz\n", &f);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    message_facts_free(&f);
+}
+END_TEST
+
+START_TEST(test_degenerate_messages)
+{
+    struct message_facts f;
+    ck_assert_int_eq(message_parse("", 0, DELIMS, &f), 0);
+    ck_assert_uint_eq(f.header_len, 0);
+    ck_assert_ptr_null(f.subject);
+    ck_assert_ptr_null(f.from);
+    message_facts_free(&f);
+    ck_assert_int_eq(message_parse(NULL, 0, DELIMS, &f), 0);
+    message_facts_free(&f);
+
+    /* no header/body separator, no final newline */
+    const char *m = "Subject: hi\nFrom: A@B.Example";
+    parse_str(m, &f);
+    ck_assert_uint_eq(f.header_len, strlen(m));
+    ck_assert_str_eq(f.subject, "hi");
+    ck_assert_str_eq(f.from, "a@b.example");
+    message_facts_free(&f);
+
+    /* NUL bytes in a header and in a calendar part */
+    static const char nul[] = "Subject: a\0b\nContent-Type: text/calendar\n\n"
+                              "BEGIN:VCALENDAR\nMETHOD:REQUEST\n\0BEGIN:VEVENT\n";
+    ck_assert_int_eq(message_parse(nul, sizeof nul - 1, DELIMS, &f), 0);
+    ck_assert_str_eq(f.subject, "ab");
+    ck_assert_int_ge(f.ical_errors, 1);
+    message_facts_free(&f);
+
+    /* only a blank line */
+    parse_str("\r\n", &f);
+    ck_assert_uint_eq(f.header_len, 2);
+    message_facts_free(&f);
+
+    /* continuation line before any field; header with "Name :" */
+    parse_str(" stray\nSubject : spaced\nMessage-ID: <>\nIn-Reply-To: bare@id\n\nx", &f);
+    ck_assert_str_eq(f.subject, "spaced");
+    ck_assert_ptr_null(f.message_id);
+    ck_assert_str_eq(f.in_reply_to, "bare@id");
+    message_facts_free(&f);
+}
+END_TEST
+
+START_TEST(test_from_forms)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "\"Doe, Jane\" <Jane@X.Example>", "jane@x.example" },
+        { "Doe, Jane <jane+tag@x.example>", "jane@x.example" },
+        { "jane@x.example (Jane, Doe)", "jane@x.example" },
+        { "\"a <b@c.example>\" <real@x.example>", "real@x.example" },
+        { "=?UTF-8?Q?J=C3=A4ne?= <jane@x.example>, other@y.example", "jane@x.example" },
+        { "<jane@x.example> (comment <fake@y.example>)", "jane@x.example" },
+        { "undisclosed-recipients:;", NULL },
+        { "", NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char msg[512];
+        struct message_facts f;
+        snprintf(msg, sizeof msg, "From: %s\n\n", cases[i].in);
+        parse_str(msg, &f);
+        if (cases[i].out)
+            ck_assert_msg(f.from && strcmp(f.from, cases[i].out) == 0,
+                          "case %zu: got '%s'", i, f.from ? f.from : "(null)");
+        else
+            ck_assert_msg(f.from == NULL, "case %zu: got '%s'", i, f.from);
+        message_facts_free(&f);
+    }
+}
+END_TEST
+
+/* A calendar part inside `levels` nested multiparts. */
+static char *nested(int levels)
+{
+    size_t cap = (size_t)levels * 120 + 512, o = 0;
+    char *m = malloc(cap);
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < levels; i++)
+        o += (size_t)snprintf(m + o, cap - o, "%sContent-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n",
+                              i ? "" : "Subject: deep\n", i, i);
+    o += (size_t)snprintf(m + o, cap - o, "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\n"
+                          "METHOD:REQUEST\nBEGIN:VEVENT\nUID:deep\nEND:VEVENT\nEND:VCALENDAR\n");
+    for (int i = levels - 1; i >= 0; i--)
+        o += (size_t)snprintf(m + o, cap - o, "--b%d--\n", i);
+    ck_assert_uint_lt(o, cap);
+    return m;
+}
+
+START_TEST(test_nesting_bound)
+{
+    static const struct { int levels; enum imip_method want; } cases[] = {
+        { 1, IMIP_REQUEST }, { 10, IMIP_REQUEST }, { 11, IMIP_NONE },
+        { 5000, IMIP_NONE },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct message_facts f;
+        char *m = nested(cases[i].levels);
+        parse_str(m, &f);
+        ck_assert_msg(f.method == cases[i].want, "levels %d: method %d",
+                      cases[i].levels, f.method);
+        ck_assert_str_eq(f.subject, "deep");
+        message_facts_free(&f);
+        free(m);
+    }
+}
+END_TEST
+
+static char *many_parts(int before, int after)
+{
+    size_t cap = (size_t)(before + after) * 64 + 512, o = 0;
+    char *m = malloc(cap);
+    ck_assert_ptr_nonnull(m);
+    o += (size_t)snprintf(m + o, cap - o, "Content-Type: multipart/mixed; boundary=p\n\n");
+    for (int i = 0; i < before; i++)
+        o += (size_t)snprintf(m + o, cap - o, "--p\nContent-Type: text/plain\n\npart %d\n", i);
+    o += (size_t)snprintf(m + o, cap - o, "--p\nContent-Type: text/calendar\n\nBEGIN:VCALENDAR\n"
+                          "METHOD:REQUEST\nBEGIN:VEVENT\nUID:many\nEND:VEVENT\nEND:VCALENDAR\n");
+    for (int i = 0; i < after; i++)
+        o += (size_t)snprintf(m + o, cap - o, "--p\nContent-Type: text/plain\n\npart %d\n", i);
+    o += (size_t)snprintf(m + o, cap - o, "--p--\n");
+    ck_assert_uint_lt(o, cap);
+    return m;
+}
+
+START_TEST(test_part_bound)
+{
+    struct message_facts f;
+    char *m = many_parts(1, 1000);
+    parse_str(m, &f);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    message_facts_free(&f);
+    free(m);
+    m = many_parts(197, 0);          /* message + 197 + calendar = 199 */
+    parse_str(m, &f);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    message_facts_free(&f);
+    free(m);
+    m = many_parts(250, 0);
+    parse_str(m, &f);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    message_facts_free(&f);
+    free(m);
+}
+END_TEST
+
+START_TEST(test_timezones)
+{
+    struct message_facts f;
+    char *msg = parse_file("berlin.eml", 0, &f, NULL);
+    /* 09:30 Europe/Berlin in January (CET, +01:00) = 08:30Z */
+    ck_assert_int_eq((long long)f.dtstart, 1736929800LL);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    message_facts_free(&f);
+    free(msg);
+
+    /* octet-stream named *.ICS (RFC 2231 filename), base64 without
+     * padding, DATE start = midnight UTC */
+    msg = parse_file("octet-ics.eml", 1, &f, NULL);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    ck_assert_str_eq(f.summary, "All-day workshop");
+    ck_assert_int_eq((long long)f.dtstart, 1757030400LL);
+    message_facts_free(&f);
+    free(msg);
+
+    /* floating time = UTC; unknown TZID = UTC */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:f\n"
+              "DTSTART:20250115T093000\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq((long long)f.dtstart, 1736933400LL);
+    message_facts_free(&f);
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:f\n"
+              "DTSTART;TZID=Nowhere/Atlantis:20250115T093000\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq((long long)f.dtstart, 1736933400LL);
+    message_facts_free(&f);
+    /* a DATE is midnight UTC even with a TZID */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:f\n"
+              "DTSTART;VALUE=DATE;TZID=Europe/Berlin:20250905\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq((long long)f.dtstart, 1757030400LL);
+    message_facts_free(&f);
+    /* VTODO when there is no VEVENT */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VTODO\n"
+              "UID:t\nSUMMARY:Todo\nDTSTART:20250115T093000Z\nEND:VTODO\nEND:VCALENDAR\n", &f);
+    ck_assert_str_eq(f.summary, "Todo");
+    ck_assert_int_eq((long long)f.dtstart, 1736933400LL);
+    message_facts_free(&f);
+}
+END_TEST
+
+START_TEST(test_8bit_untouched)
+{
+    static const char *files[] = {
+        "plain.eml", "outlook-request.eml", "google-ics.eml", "google-both.eml",
+        "reply.eml", "cancel.eml", "qp-request.eml", "method-mismatch.eml",
+        "malformed.eml", "berlin.eml", "octet-ics.eml",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        for (int crlf = 0; crlf < 2; crlf++) {
+            struct message_facts f;
+            /* parse_file asserts the buffer is byte-identical afterwards */
+            char *msg = parse_file(files[i], crlf, &f, NULL);
+            message_facts_free(&f);
+            free(msg);
+        }
+    size_t len;
+    struct message_facts f;
+    char *msg = parse_file("plain.eml", 0, &f, &len);
+    ck_assert_ptr_nonnull(memmem(msg, len, "Gr\xfc\xdf" "e, see you in M\xfcnchen.\n", 27));
+    message_facts_free(&f);
+    free(msg);
+}
+END_TEST
+
+START_TEST(test_header_bounds)
+{
+    struct message_facts f;
+    size_t n = 70 * 1024;
+    char *m = malloc(n + 128);
+    ck_assert_ptr_nonnull(m);
+    size_t o = (size_t)sprintf(m, "Subject: x\nX-Long: ");
+    size_t long_at = 11;
+    memset(m + o, 'A', n);
+    o += n;
+    o += (size_t)sprintf(m + o, "\nFrom: a@b.example\n\nbody\n");
+    ck_assert_int_eq(message_parse(m, o, DELIMS, &f), 0);
+    ck_assert_uint_eq(f.header_len, long_at);
+    ck_assert_str_eq(f.subject, "x");
+    ck_assert_ptr_null(f.from);                  /* after the end of headers */
+    message_facts_free(&f);
+    free(m);
+
+    /* a section over 1 MiB of (short) lines */
+    size_t lines = 12000, cap = lines * 100 + 128;
+    m = malloc(cap);
+    ck_assert_ptr_nonnull(m);
+    o = (size_t)sprintf(m, "Subject: big\n");
+    for (size_t i = 0; i < lines; i++) {
+        o += (size_t)sprintf(m + o, "X-Filler-%05zu: ", i);
+        memset(m + o, 'b', 80);
+        o += 80;
+        m[o++] = '\n';
+    }
+    o += (size_t)sprintf(m + o, "From: a@b.example\n\nbody\n");
+    ck_assert_int_eq(message_parse(m, o, DELIMS, &f), 0);
+    ck_assert_uint_le(f.header_len, 1024 * 1024);
+    ck_assert_uint_gt(f.header_len, 1000 * 1000);
+    ck_assert_str_eq(f.subject, "big");
+    ck_assert_ptr_null(f.from);
+    message_facts_free(&f);
+    free(m);
+}
+END_TEST
+
+static Suite *message_suite(void)
+{
+    Suite *s = suite_create("message");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_plain_headers);
+    tcase_add_test(tc, test_rfc2047_subject);
+    tcase_add_test(tc, test_outlook_alternative);
+    tcase_add_test(tc, test_google_ics_only);
+    tcase_add_test(tc, test_both_parts);
+    tcase_add_test(tc, test_reply);
+    tcase_add_test(tc, test_cancel);
+    tcase_add_test(tc, test_quoted_printable);
+    tcase_add_test(tc, test_method_from_data);
+    tcase_add_test(tc, test_malformed_ical);
+    tcase_add_test(tc, test_degenerate_messages);
+    tcase_add_test(tc, test_from_forms);
+    tcase_add_test(tc, test_nesting_bound);
+    tcase_add_test(tc, test_part_bound);
+    tcase_add_test(tc, test_timezones);
+    tcase_add_test(tc, test_8bit_untouched);
+    tcase_add_test(tc, test_header_bounds);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    setenv("TZ", "UTC", 1);
+    SRunner *sr = srunner_create(message_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

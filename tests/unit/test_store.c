@@ -1,0 +1,322 @@
+/* test_store.c - SQLite run-time state: windows round trip and id
+ * allocation, audit filtering, seen messages, key/value. */
+#include "untild/store.h"
+#include "untild/when.h"
+
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static int rm_cb(const char *p, const struct stat *sb, int type, struct FTW *f)
+{
+    (void)sb; (void)type; (void)f;
+    return remove(p);
+}
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_store.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+    nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void mk_window(struct window *w, char **who, size_t nwho)
+{
+    memset(w, 0, sizeof *w);
+    w->who = who;
+    w->nwho = nwho;
+    w->from = 1790000000;
+    w->until = WHEN_NEVER;
+    w->rrule = "FREQ=WEEKLY;BYDAY=MO";
+    w->duration = 3600;
+    w->tz = "Europe/Berlin";
+    w->action = ACTION_FLAG;
+    w->reason = "renewal talks, don't push";
+    w->owner = "rep@example.com";
+    w->source = WSRC_RUNTIME;
+    w->created = 1789990000;
+}
+
+START_TEST(windows_roundtrip)
+{
+    struct store *st = store_open(tmpdir);
+    struct windows *ix;
+    struct window w1, w2;
+    char *who1[] = { "bob@acme.com", "robert@acme.com" };
+    char *who2[] = { "@globex.example" };
+    const struct window *g;
+    char id1[WINDOW_ID_MAX], id2[WINDOW_ID_MAX];
+    ck_assert_ptr_nonnull(st);
+    mk_window(&w1, who1, 2);
+    ck_assert_int_eq(store_window_add(st, &w1), 0);
+    ck_assert_str_eq(w1.id, "w1");
+    mk_window(&w2, who2, 1);
+    w2.until = 1800000000;
+    w2.rrule = NULL;
+    w2.reason = NULL;
+    w2.owner = NULL;
+    w2.action = ACTION_HOLD;
+    w2.source = WSRC_IMAP;
+    ck_assert_int_eq(store_window_add(st, &w2), 0);
+    ck_assert_str_eq(w2.id, "w2");
+    strcpy(id1, w1.id);
+    strcpy(id2, w2.id);
+    store_close(st);
+
+    st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    ix = windows_new();
+    ck_assert_ptr_nonnull(ix);
+    ck_assert_int_eq(store_windows_load(st, ix), 0);
+    ck_assert_uint_eq(windows_count(ix), 2);
+    g = windows_get(ix, id1);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_uint_eq(g->nwho, 2);
+    ck_assert_str_eq(g->who[0], "bob@acme.com");
+    ck_assert_str_eq(g->who[1], "robert@acme.com");
+    ck_assert_int_eq(g->from, 1790000000);
+    ck_assert(g->until == WHEN_NEVER);
+    ck_assert_str_eq(g->rrule, "FREQ=WEEKLY;BYDAY=MO");
+    ck_assert_int_eq(g->duration, 3600);
+    ck_assert_str_eq(g->tz, "Europe/Berlin");
+    ck_assert_int_eq(g->action, ACTION_FLAG);
+    ck_assert_str_eq(g->reason, "renewal talks, don't push");
+    ck_assert_str_eq(g->owner, "rep@example.com");
+    ck_assert_int_eq(g->source, WSRC_RUNTIME);
+    ck_assert_int_eq(g->created, 1789990000);
+    g = windows_get(ix, id2);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_uint_eq(g->nwho, 1);
+    ck_assert_str_eq(g->who[0], "@globex.example");
+    ck_assert_int_eq(g->until, 1800000000);
+    ck_assert_ptr_null(g->rrule);
+    ck_assert_ptr_null(g->reason);
+    ck_assert_ptr_null(g->owner);
+    ck_assert_int_eq(g->action, ACTION_HOLD);
+    ck_assert_int_eq(g->source, WSRC_IMAP);
+    windows_free(ix);
+
+    /* a window with its own id is stored under it and replaced in place */
+    mk_window(&w1, who2, 1);
+    strcpy(w1.id, "imap1");
+    ck_assert_int_eq(store_window_add(st, &w1), 0);
+    w1.until = 1811111111;
+    ck_assert_int_eq(store_window_add(st, &w1), 0);
+    ix = windows_new();
+    ck_assert_int_eq(store_windows_load(st, ix), 0);
+    ck_assert_uint_eq(windows_count(ix), 3);
+    g = windows_get(ix, "imap1");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->until, 1811111111);
+    windows_free(ix);
+
+    /* empty who list is refused */
+    mk_window(&w1, who2, 0);
+    ck_assert_int_eq(store_window_add(st, &w1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(window_ids_not_reused)
+{
+    struct store *st = store_open(tmpdir);
+    struct window w;
+    char *who[] = { "a@b.example" };
+    struct windows *ix;
+    ck_assert_ptr_nonnull(st);
+    mk_window(&w, who, 1);
+    ck_assert_int_eq(store_window_add(st, &w), 0);
+    ck_assert_str_eq(w.id, "w1");
+    w.id[0] = '\0';
+    ck_assert_int_eq(store_window_add(st, &w), 0);
+    ck_assert_str_eq(w.id, "w2");
+    ck_assert_int_eq(store_window_delete(st, "w2"), 0);
+    ck_assert_int_eq(store_window_delete(st, "w2"), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    w.id[0] = '\0';
+    ck_assert_int_eq(store_window_add(st, &w), 0);
+    ck_assert_str_eq(w.id, "w3");
+    ck_assert_int_eq(store_window_delete(st, "w3"), 0);
+    store_close(st);
+
+    /* not even after a restart */
+    st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    w.id[0] = '\0';
+    ck_assert_int_eq(store_window_add(st, &w), 0);
+    ck_assert_str_eq(w.id, "w4");
+    ix = windows_new();
+    ck_assert_int_eq(store_windows_load(st, ix), 0);
+    ck_assert_uint_eq(windows_count(ix), 2);
+    ck_assert_ptr_nonnull(windows_get(ix, "w1"));
+    ck_assert_ptr_null(windows_get(ix, "w2"));
+    ck_assert_ptr_null(windows_get(ix, "w3"));
+    ck_assert_ptr_nonnull(windows_get(ix, "w4"));
+    windows_free(ix);
+    store_close(st);
+}
+END_TEST
+
+struct collect {
+    int n;
+    time_t t[8];
+    char ev[8][32];
+    char detail[8][64];
+    int stop_after;
+};
+
+static int collect_fn(const struct audit_rec *r, void *arg)
+{
+    struct collect *c = arg;
+    if (c->n < 8) {
+        c->t[c->n] = r->t;
+        snprintf(c->ev[c->n], sizeof c->ev[0], "%s", r->event);
+        snprintf(c->detail[c->n], sizeof c->detail[0], "%s",
+                 r->detail ? r->detail : "(null)");
+    }
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+START_TEST(audit_since)
+{
+    struct store *st = store_open(tmpdir);
+    struct audit_rec r;
+    struct collect c;
+    ck_assert_ptr_nonnull(st);
+    memset(&r, 0, sizeof r);
+    r.t = 300; r.event = "released"; r.msg_id = "abc"; r.detail = "to bob";
+    ck_assert_int_eq(store_audit(st, &r), 0);
+    r.t = 100; r.event = "held"; r.rep = "rep@x"; r.contact = "bob@acme.com";
+    r.window_id = "w1"; r.detail = NULL;
+    ck_assert_int_eq(store_audit(st, &r), 0);
+    r.t = 200; r.event = "flagged";
+    ck_assert_int_eq(store_audit(st, &r), 0);
+    r.event = NULL;
+    ck_assert_int_eq(store_audit(st, &r), -1);
+
+    memset(&c, 0, sizeof c);
+    ck_assert_int_eq(store_audit_foreach(st, 150, collect_fn, &c), 0);
+    ck_assert_int_eq(c.n, 2);
+    ck_assert_int_eq(c.t[0], 200);
+    ck_assert_str_eq(c.ev[0], "flagged");
+    ck_assert_int_eq(c.t[1], 300);
+    ck_assert_str_eq(c.ev[1], "released");
+    ck_assert_str_eq(c.detail[1], "to bob");
+
+    memset(&c, 0, sizeof c);
+    ck_assert_int_eq(store_audit_foreach(st, 0, collect_fn, &c), 0);
+    ck_assert_int_eq(c.n, 3);
+    ck_assert_str_eq(c.ev[0], "held");
+    ck_assert_str_eq(c.detail[0], "(null)");
+
+    memset(&c, 0, sizeof c);
+    c.stop_after = 1;
+    ck_assert_int_eq(store_audit_foreach(st, 0, collect_fn, &c), 0);
+    ck_assert_int_eq(c.n, 1);
+
+    memset(&c, 0, sizeof c);
+    ck_assert_int_eq(store_audit_foreach(st, 301, collect_fn, &c), 0);
+    ck_assert_int_eq(c.n, 0);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(seen)
+{
+    struct store *st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_seen_has(st, "<m1@x>", "bob@acme.com"), 0);
+    ck_assert_int_eq(store_seen_add(st, "<m1@x>", "bob@acme.com", "rep@x", 100), 0);
+    ck_assert_int_eq(store_seen_add(st, "<m1@x>", "bob@acme.com", "rep@x", 200), 0);
+    ck_assert_int_eq(store_seen_has(st, "<m1@x>", "bob@acme.com"), 1);
+    ck_assert_int_eq(store_seen_has(st, "<m1@x>", "eve@acme.com"), 0);
+    ck_assert_int_eq(store_seen_has(st, "<m2@x>", "bob@acme.com"), 0);
+    store_close(st);
+    st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_seen_has(st, "<m1@x>", "bob@acme.com"), 1);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(kv)
+{
+    struct store *st = store_open(tmpdir);
+    char *v;
+    ck_assert_ptr_nonnull(st);
+    errno = 0;
+    ck_assert_ptr_null(store_kv_get(st, "imap.uid"));
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(store_kv_set(st, "imap.uid", "41"), 0);
+    ck_assert_int_eq(store_kv_set(st, "imap.uid", "42"), 0);
+    ck_assert_int_eq(store_kv_set(st, "caldav.token", "http://x/sync/1"), 0);
+    v = store_kv_get(st, "imap.uid");
+    ck_assert_str_eq(v, "42");
+    free(v);
+    store_close(st);
+
+    st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    v = store_kv_get(st, "caldav.token");
+    ck_assert_str_eq(v, "http://x/sync/1");
+    free(v);
+    ck_assert_int_eq(store_kv_del(st, "imap.uid"), 0);
+    ck_assert_ptr_null(store_kv_get(st, "imap.uid"));
+    store_close(st);
+}
+END_TEST
+
+START_TEST(wal_and_schema)
+{
+    struct store *st = store_open(tmpdir);
+    char p[512];
+    struct stat sb;
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_kv_set(st, "k", "v"), 0);
+    snprintf(p, sizeof p, "%s/untild.db-wal", tmpdir);
+    ck_assert_int_eq(stat(p, &sb), 0);  /* WAL mode in force */
+    store_close(st);
+    /* reopening an existing database keeps it */
+    st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    store_close(st);
+    /* a state dir that cannot be created */
+    ck_assert_ptr_null(store_open("/proc/nonexistent/untild"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("store");
+    TCase *tc = tcase_create("store");
+    SRunner *sr;
+    int failed;
+    setenv("TZ", "UTC", 1);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, windows_roundtrip);
+    tcase_add_test(tc, window_ids_not_reused);
+    tcase_add_test(tc, audit_since);
+    tcase_add_test(tc, seen);
+    tcase_add_test(tc, kv);
+    tcase_add_test(tc, wal_and_schema);
+    suite_add_tcase(su, tc);
+    sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
