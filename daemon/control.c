@@ -568,12 +568,18 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
             sb_printf(b, "debug clock set: %s\n", err);
             return EX_USAGE;
         }
-        u->clock_fixed = 0;
-        u->clock_offset = v - time(NULL);
+        u->clock_fixed = v;     /* frozen: tests decide when time moves */
     } else if (argc >= 4 && !strcmp(argv[1], "clock") && !strcmp(argv[2], "advance")) {
-        u->clock_offset += strtol(argv[3], NULL, 10);
+        if (u->clock_fixed)
+            u->clock_fixed += strtol(argv[3], NULL, 10);
+        else
+            u->clock_offset += strtol(argv[3], NULL, 10);
+    } else if (argc >= 3 && !strcmp(argv[1], "clock") && !strcmp(argv[2], "run")) {
+        if (u->clock_fixed)
+            u->clock_offset = u->clock_fixed - time(NULL);
+        u->clock_fixed = 0;
     } else if (!(argc >= 2 && !strcmp(argv[1], "clock"))) {
-        sb_puts(b, "usage: debug clock [set WHEN | advance SECONDS]\n");
+        sb_puts(b, "usage: debug clock [set WHEN | advance SECONDS | run]\n");
         return EX_USAGE;
     }
     release_kick(u->release, 0);

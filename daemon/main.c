@@ -26,6 +26,9 @@
 #include "untild/control.h"
 #include "untild/daemon.h"
 #include "untild/gate.h"
+#include "untild/imap_watch.h"
+#include "untild/caldav.h"
+#include "untild/policy_service.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/relay.h"
@@ -77,6 +80,9 @@ static int reload(struct untild *u)
     u->ix = ix;
     if (u->smtp)
         smtp_server_reconfigure(u->smtp, c);
+    imap_watch_reconfigure(u->imap);
+    caldav_reconfigure(u->caldav);
+    policy_service_reconfigure(u->psvc);
     release_kick(u->release, 1);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
     return 0;
@@ -247,6 +253,16 @@ int main(int argc, char **argv)
         goto out;
     if (!(u.control = control_new(&u, u.cfg->control_socket)))
         goto out;
+    int err = 0;
+    u.imap = imap_watch_start(&u, &err);
+    if (err < 0)
+        goto out;
+    u.caldav = caldav_start(&u, &err);
+    if (err < 0)
+        goto out;
+    u.psvc = policy_service_start(&u, &err);
+    if (err < 0)
+        goto out;
 
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0 || loop_fd(u.loop, sfd, LOOP_READ, on_signal, &u) < 0) {
@@ -262,6 +278,9 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     config_errors_free(&e);
+    policy_service_stop(u.psvc);
+    caldav_stop(u.caldav);
+    imap_watch_stop(u.imap);
     control_free(u.control);
     smtp_server_free(u.smtp);
     relay_free(u.relay);         /* joins workers; their results are dropped */

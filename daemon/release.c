@@ -414,6 +414,8 @@ static void pass(struct release *r)
         else if (changed && e->release_at > now)
             e->release_at = now;    /* its window was ended or shortened */
         time_t at = e->release_at > e->m.hold_until ? e->release_at : e->m.hold_until;
+        log_debug("release: %s quiet=%d release_at=%lld now=%lld", e->m.id, quiet,
+                  (long long)at, (long long)now);
         if (quiet || at > now || e->next_attempt > now)
             continue;
         if (stale(r, e, now)) {

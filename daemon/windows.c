@@ -589,41 +589,62 @@ int window_active(const struct window *w, time_t t, time_t *quiet_until)
 
 /* ---------------------------------------------------------------- arena */
 
+/* Chunks fill from both ends: strings upward from the bottom, pointer
+ * arrays downward from the (aligned) top, so mixing them wastes nothing on
+ * alignment. */
 #define ARENA_CHUNK (1u << 20)
 
 struct arena_chunk {
     struct arena_chunk *next;
-    size_t used, cap;
+    size_t lo, hi, cap;         /* free space is [lo, hi) */
     _Alignas(max_align_t) char data[];
 };
 
-static void *arena_alloc(struct arena_chunk **head, size_t *total, size_t n,
-                         size_t align)
+static struct arena_chunk *arena_chunk_for(struct arena_chunk **head,
+                                           size_t n)
 {
     struct arena_chunk *c = *head;
-    size_t off = c ? (c->used + align - 1) & ~(align - 1) : 0;
-    if (!c || off + n > c->cap) {
-        /* Big items get a chunk of their own behind the current one, so the
-         * current chunk's free tail is not wasted. */
-        size_t cap = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
-        struct arena_chunk *nc = malloc(sizeof *nc + cap);
-        if (!nc)
-            return NULL;
-        nc->cap = cap;
-        nc->used = 0;
-        if (c && cap != ARENA_CHUNK) {
-            nc->next = c->next;
-            c->next = nc;
-        } else {
-            nc->next = c;
-            *head = nc;
-        }
-        c = nc;
-        off = 0;
+    if (c && c->hi - c->lo >= n + sizeof(void *))
+        return c;
+    /* Big items get a chunk of their own behind the current one, so the
+     * current chunk's free middle is not wasted. */
+    size_t cap = n > ARENA_CHUNK / 4 ? (n + 15) & ~(size_t)7 : ARENA_CHUNK;
+    struct arena_chunk *nc = malloc(sizeof *nc + cap);
+    if (!nc)
+        return NULL;
+    nc->cap = cap;
+    nc->lo = 0;
+    nc->hi = cap;
+    if (c && cap != ARENA_CHUNK) {
+        nc->next = c->next;
+        c->next = nc;
+    } else {
+        nc->next = c;
+        *head = nc;
     }
-    c->used = off + n;
+    return nc;
+}
+
+static char *arena_str(struct arena_chunk **head, size_t *total, size_t n)
+{
+    struct arena_chunk *c = arena_chunk_for(head, n);
+    if (!c)
+        return NULL;
+    char *p = c->data + c->lo;
+    c->lo += n;
     *total += n;
-    return c->data + off;
+    return p;
+}
+
+static char **arena_ptrs(struct arena_chunk **head, size_t *total, size_t n)
+{
+    size_t bytes = n * sizeof(char *);
+    struct arena_chunk *c = arena_chunk_for(head, bytes);
+    if (!c)
+        return NULL;
+    c->hi = (c->hi - bytes) & ~(sizeof(char *) - 1);
+    *total += bytes;
+    return (char **)(void *)(c->data + c->hi);
 }
 
 static void arena_free_all(struct arena_chunk *c)
@@ -637,36 +658,54 @@ static void arena_free_all(struct arena_chunk *c)
 
 /* ---------------------------------------------------------------- index */
 
+/* Windows live in pages of PAGE_SIZE_W (stable addresses); each page also
+ * holds, per window, the chain link for its first who entry. */
 #define PAGE_SHIFT 12
 #define PAGE_SIZE_W (1u << PAGE_SHIFT)
+
+struct page {
+    struct window w[PAGE_SIZE_W];
+    uint32_t next0[PAGE_SIZE_W];
+};
+
+/* id table values: window index + 1 in the low bits, 6 bits of the id's
+ * hash above them, so most probes that miss need not read the window. */
+#define IDX_BITS 26
+#define IDX_MASK ((1u << IDX_BITS) - 1)
+#define MAX_WINDOWS (IDX_MASK - 1)
+
+/* A chain reference (who table head, next0[], link.next): 0 ends the
+ * chain; REF_LINK set: links[ref & ~REF_LINK] (a who entry after the
+ * first); else window ref - 1's first who entry. */
+#define REF_LINK 0x80000000u
 #define NONE UINT32_MAX
 
 struct who_slot {
     uint32_t hash;
-    uint32_t head;  /* link index + 1; 0: empty slot */
+    uint32_t head;  /* chain ref; 0: empty slot */
 };
 
 struct link {
-    uint32_t win;   /* window index */
-    uint32_t next;  /* next link index, NONE at the end */
+    uint32_t win;
+    uint32_t next;  /* chain ref; for free links: next free, NONE at end */
 };
 
 struct windows {
-    struct window **pages;      /* PAGE_SIZE_W windows each; id[0]==0: free */
+    struct page **pages;
     size_t npages;
     uint32_t nslots;            /* slots handed out so far */
     uint32_t freehead;          /* removed slots to reuse, linked through
                                    their nwho field; NONE: none */
     size_t count;
 
-    uint32_t *idtab;            /* window index + 1; 0: empty */
+    uint32_t *idtab;            /* tag | window index + 1; 0: empty */
     size_t idcap;
 
     struct who_slot *whotab;
     size_t whocap, whoused;
     struct link *links;
     size_t nlinks, linkcap;
-    uint32_t linkfree;          /* free list through link.next */
+    uint32_t linkfree;
 
     struct arena_chunk *arena;
     size_t arena_bytes;         /* bytes handed out */
@@ -680,7 +719,24 @@ struct windows {
 
 static struct window *slot_window(const struct windows *ix, uint32_t i)
 {
-    return &ix->pages[i >> PAGE_SHIFT][i & (PAGE_SIZE_W - 1)];
+    return &ix->pages[i >> PAGE_SHIFT]->w[i & (PAGE_SIZE_W - 1)];
+}
+
+static uint32_t *slot_next0(const struct windows *ix, uint32_t i)
+{
+    return &ix->pages[i >> PAGE_SHIFT]->next0[i & (PAGE_SIZE_W - 1)];
+}
+
+/* The window a chain ref names, and where its next ref is stored. */
+static uint32_t ref_win(const struct windows *ix, uint32_t ref)
+{
+    return ref & REF_LINK ? ix->links[ref & ~REF_LINK].win : ref - 1;
+}
+
+static uint32_t *ref_next(const struct windows *ix, uint32_t ref)
+{
+    return ref & REF_LINK ? &ix->links[ref & ~REF_LINK].next
+                          : slot_next0(ix, ref - 1);
 }
 
 struct windows *windows_new(void)
@@ -729,7 +785,7 @@ size_t windows_count(const struct windows *ix)
 static char *arena_strdup(struct windows *ix, const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = arena_alloc(&ix->arena, &ix->arena_bytes, n, 1);
+    char *d = arena_str(&ix->arena, &ix->arena_bytes, n);
     if (d)
         memcpy(d, s, n);
     return d;
@@ -797,8 +853,7 @@ static int copy_strings(struct windows *ix, struct window *dst,
 {
     dst->who = NULL;
     if (src->nwho) {
-        dst->who = arena_alloc(&ix->arena, &ix->arena_bytes,
-                               src->nwho * sizeof(char *), sizeof(char *));
+        dst->who = arena_ptrs(&ix->arena, &ix->arena_bytes, src->nwho);
         if (!dst->who)
             return -1;
         for (size_t i = 0; i < src->nwho; i++)
@@ -819,31 +874,39 @@ static int copy_strings(struct windows *ix, struct window *dst,
 
 /* --- id table (linear probing, backward-shift deletion) */
 
-static size_t id_find_slot(const struct windows *ix, const char *id)
+static size_t id_find_slot(const struct windows *ix, const char *id, uint32_t h)
 {
-    size_t mask = ix->idcap - 1, j = key_hash(id) & mask;
-    while (ix->idtab[j]) {
-        if (strcmp(slot_window(ix, ix->idtab[j] - 1)->id, id) == 0)
+    size_t mask = ix->idcap - 1, j = h & mask;
+    uint32_t tag = h & ~IDX_MASK, v;
+    while ((v = ix->idtab[j]) != 0) {
+        if ((v & ~IDX_MASK) == tag &&
+            strcmp(slot_window(ix, (v & IDX_MASK) - 1)->id, id) == 0)
             return j;
         j = (j + 1) & mask;
     }
     return j;   /* empty slot where id would go */
 }
 
+static void id_put(uint32_t *t, size_t cap, uint32_t h, uint32_t win)
+{
+    size_t j = h & (cap - 1);
+    while (t[j])
+        j = (j + 1) & (cap - 1);
+    t[j] = (h & ~IDX_MASK) | (win + 1);
+}
+
+/* Rehash by walking the window pages in order (the ids are inside the
+ * windows): sequential reads instead of one cache miss per entry. */
 static int id_grow(struct windows *ix)
 {
     size_t cap = ix->idcap * 2;
     uint32_t *t = calloc(cap, sizeof *t);
     if (!t)
         return -1;
-    for (size_t i = 0; i < ix->idcap; i++) {
-        uint32_t v = ix->idtab[i];
-        if (!v)
-            continue;
-        size_t j = key_hash(slot_window(ix, v - 1)->id) & (cap - 1);
-        while (t[j])
-            j = (j + 1) & (cap - 1);
-        t[j] = v;
+    for (uint32_t i = 0; i < ix->nslots; i++) {
+        const struct window *w = slot_window(ix, i);
+        if (w->id[0])
+            id_put(t, cap, key_hash(w->id), i);
     }
     free(ix->idtab);
     ix->idtab = t;
@@ -860,7 +923,7 @@ static void id_delete_slot(struct windows *ix, size_t hole)
         uint32_t v = ix->idtab[j];
         if (!v)
             return;
-        size_t home = key_hash(slot_window(ix, v - 1)->id) & mask;
+        size_t home = key_hash(slot_window(ix, (v & IDX_MASK) - 1)->id) & mask;
         /* Move v into the hole unless its home lies cyclically in
          * (hole, j]: then the hole does not break its probe chain. */
         if (((j - home) & mask) >= ((j - hole) & mask)) {
@@ -879,7 +942,7 @@ static int who_slot_is(const struct windows *ix, const struct who_slot *s,
 {
     if (s->hash != h)
         return 0;
-    const struct window *w = slot_window(ix, ix->links[s->head - 1].win);
+    const struct window *w = slot_window(ix, ref_win(ix, s->head));
     for (size_t i = 0; i < w->nwho; i++)
         if (strcmp(w->who[i], key) == 0)
             return 1;
@@ -936,8 +999,12 @@ static void who_delete_slot(struct windows *ix, size_t hole)
     }
 }
 
-static uint32_t link_new(struct windows *ix, uint32_t win, uint32_t next)
+/* The chain ref for who entry `nth` of window win: the first entry uses
+ * the window's own next0 slot, later ones a link. */
+static uint32_t ref_new(struct windows *ix, uint32_t win, size_t nth)
 {
+    if (nth == 0)
+        return win + 1;
     uint32_t l;
     if (ix->linkfree != NONE) {
         l = ix->linkfree;
@@ -945,64 +1012,73 @@ static uint32_t link_new(struct windows *ix, uint32_t win, uint32_t next)
     } else {
         if (ix->nlinks == ix->linkcap) {
             size_t cap = ix->linkcap ? ix->linkcap * 2 : 64;
+            if (cap > REF_LINK)
+                return 0;
             struct link *n = realloc(ix->links, cap * sizeof *n);
             if (!n)
-                return NONE;
+                return 0;
             ix->links = n;
             ix->linkcap = cap;
         }
         l = (uint32_t)ix->nlinks++;
     }
     ix->links[l].win = win;
-    ix->links[l].next = next;
-    return l;
+    return REF_LINK | l;
 }
 
-static int who_link(struct windows *ix, const char *key, uint32_t win)
+static void ref_free(struct windows *ix, uint32_t ref)
+{
+    if (ref & REF_LINK) {
+        uint32_t l = ref & ~REF_LINK;
+        ix->links[l].next = ix->linkfree;
+        ix->linkfree = l;
+    }
+}
+
+static int who_link(struct windows *ix, const char *key, uint32_t win,
+                    size_t nth)
 {
     if ((ix->whoused + 1) * 4 > ix->whocap * 3 && who_grow(ix) != 0)
         return -1;
     uint32_t h = key_hash(key);
     size_t j = who_find_slot(ix, key, h);
     struct who_slot *s = &ix->whotab[j];
-    uint32_t l = link_new(ix, win, s->head ? s->head - 1 : NONE);
-    if (l == NONE)
+    uint32_t ref = ref_new(ix, win, nth);
+    if (!ref)
         return -1;
+    *ref_next(ix, ref) = s->head;   /* 0 if the slot is new */
     if (!s->head) {
         s->hash = h;
         ix->whoused++;
     }
-    s->head = l + 1;
+    s->head = ref;
     return 0;
 }
 
 static void who_unlink(struct windows *ix, const char *key, uint32_t win)
 {
-    uint32_t h = key_hash(key);
-    size_t j = who_find_slot(ix, key, h);
+    size_t j = who_find_slot(ix, key, key_hash(key));
     struct who_slot *s = &ix->whotab[j];
-    if (!s->head)
+    uint32_t *pp = &s->head;
+    while (*pp && ref_win(ix, *pp) != win)
+        pp = ref_next(ix, *pp);
+    if (!*pp)
         return;
-    /* head is stored +1 and link.next plain: unlink the head apart. */
-    uint32_t l = s->head - 1;
-    if (ix->links[l].win == win) {
-        uint32_t nx = ix->links[l].next;
-        s->head = nx == NONE ? 0 : nx + 1;
-    } else {
-        uint32_t prev = l;
-        l = ix->links[l].next;
-        while (l != NONE && ix->links[l].win != win) {
-            prev = l;
-            l = ix->links[l].next;
-        }
-        if (l == NONE)
-            return;
-        ix->links[prev].next = ix->links[l].next;
-    }
-    ix->links[l].next = ix->linkfree;
-    ix->linkfree = l;
+    uint32_t ref = *pp;
+    *pp = *ref_next(ix, ref);
+    ref_free(ix, ref);
     if (!s->head)
         who_delete_slot(ix, j);
+}
+
+/* Is who entry i a repeat of an earlier one? (Callers building windows by
+ * hand may name the same key twice; it is linked once.) */
+static int who_is_dup(const struct window *w, size_t i)
+{
+    for (size_t k = 0; k < i; k++)
+        if (strcmp(w->who[k], w->who[i]) == 0)
+            return 1;
+    return 0;
 }
 
 /* --- add / remove */
@@ -1037,15 +1113,11 @@ static void slot_release(struct windows *ix, uint32_t win)
 
 static void remove_slot(struct windows *ix, size_t idslot)
 {
-    uint32_t win = ix->idtab[idslot] - 1;
+    uint32_t win = (ix->idtab[idslot] & IDX_MASK) - 1;
     struct window *w = slot_window(ix, win);
-    for (size_t i = 0; i < w->nwho; i++) {
-        int dup = 0;
-        for (size_t k = 0; k < i; k++)
-            dup |= strcmp(w->who[k], w->who[i]) == 0;
-        if (!dup)
+    for (size_t i = 0; i < w->nwho; i++)
+        if (!who_is_dup(w, i))
             who_unlink(ix, w->who[i], win);
-    }
     id_delete_slot(ix, idslot);
     ix->garbage += window_bytes(w);
     slot_release(ix, win);
@@ -1058,7 +1130,7 @@ int windows_remove(struct windows *ix, const char *id)
 {
     if (!ix || !id || !*id)
         return -1;
-    size_t j = id_find_slot(ix, id);
+    size_t j = id_find_slot(ix, id, key_hash(id));
     if (!ix->idtab[j])
         return -1;
     remove_slot(ix, j);
@@ -1076,15 +1148,15 @@ static int slot_reserve(struct windows *ix, uint32_t *out)
         slot_window(ix, *out)->nwho = 0;
         return 0;
     }
-    if (ix->nslots >= NONE - 1)
+    if (ix->nslots >= MAX_WINDOWS)
         return -1;
     if ((ix->nslots >> PAGE_SHIFT) >= ix->npages) {
-        struct window **pages = realloc(ix->pages,
-                                        (ix->npages + 1) * sizeof *pages);
+        struct page **pages = realloc(ix->pages,
+                                      (ix->npages + 1) * sizeof *pages);
         if (!pages)
             return -1;
         ix->pages = pages;
-        pages[ix->npages] = calloc(PAGE_SIZE_W, sizeof **pages);
+        pages[ix->npages] = calloc(1, sizeof **pages);
         if (!pages[ix->npages])
             return -1;
         ix->npages++;
@@ -1100,9 +1172,9 @@ const struct window *windows_add(struct windows *ix, const struct window *w)
         return NULL;
     }
     if (w->id[0]) {
-        size_t j = id_find_slot(ix, w->id);
+        size_t j = id_find_slot(ix, w->id, key_hash(w->id));
         if (ix->idtab[j]) {
-            struct window *old = slot_window(ix, ix->idtab[j] - 1);
+            struct window *old = slot_window(ix, (ix->idtab[j] & IDX_MASK) - 1);
             /* A reload of an unchanged line: keep the stored strings. */
             if (same_content(old, w)) {
                 const char *file = intern(ix, w->file);
@@ -1127,25 +1199,32 @@ const struct window *windows_add(struct windows *ix, const struct window *w)
     struct window *d = slot_window(ix, win);
     *d = *w;
     d->id[WINDOW_ID_MAX - 1] = '\0';
-    if (!d->id[0]) {
-        do
+    uint32_t h;
+    size_t idslot;
+    if (d->id[0]) {
+        h = key_hash(d->id);
+        idslot = id_find_slot(ix, d->id, h);
+    } else {
+        do {
             snprintf(d->id, sizeof d->id, "w%llu", ix->next_id++);
-        while (ix->idtab[id_find_slot(ix, d->id)]);
+            h = key_hash(d->id);
+            idslot = id_find_slot(ix, d->id, h);
+        } while (ix->idtab[idslot]);
     }
-    size_t mark = ix->arena_bytes;
+    size_t mark = ix->arena_bytes, nth = 0;
     if (copy_strings(ix, d, w) != 0)
         goto fail;
     for (size_t i = 0; i < d->nwho; i++) {
-        int dup = 0;
-        for (size_t k = 0; k < i; k++)
-            dup |= strcmp(d->who[k], d->who[i]) == 0;
-        if (!dup && who_link(ix, d->who[i], win) != 0) {
+        if (who_is_dup(d, i))
+            continue;
+        if (who_link(ix, d->who[i], win, nth++) != 0) {
             for (size_t k = 0; k < i; k++)
-                who_unlink(ix, d->who[k], win);
+                if (!who_is_dup(d, k))
+                    who_unlink(ix, d->who[k], win);
             goto fail;
         }
     }
-    ix->idtab[id_find_slot(ix, d->id)] = win + 1;
+    ix->idtab[idslot] = (h & ~IDX_MASK) | (win + 1);
     ix->count++;
     return d;
 fail:
@@ -1203,8 +1282,8 @@ const struct window *windows_get(const struct windows *ix, const char *id)
 {
     if (!ix || !id || !*id)
         return NULL;
-    uint32_t v = ix->idtab[id_find_slot(ix, id)];
-    return v ? slot_window(ix, v - 1) : NULL;
+    uint32_t v = ix->idtab[id_find_slot(ix, id, key_hash(id))];
+    return v ? slot_window(ix, (v & IDX_MASK) - 1) : NULL;
 }
 
 void windows_foreach(const struct windows *ix,
@@ -1224,13 +1303,10 @@ size_t windows_find_who(const struct windows *ix, const char *key,
 {
     if (!ix || !key)
         return 0;
-    size_t j = who_find_slot(ix, key, key_hash(key));
-    size_t n = 0;
-    if (!ix->whotab[j].head)
-        return 0;
-    for (uint32_t l = ix->whotab[j].head - 1; l != NONE; l = ix->links[l].next) {
+    size_t j = who_find_slot(ix, key, key_hash(key)), n = 0;
+    for (uint32_t r = ix->whotab[j].head; r; r = *ref_next(ix, r)) {
         if (n < max && out)
-            out[n] = slot_window(ix, ix->links[l].win);
+            out[n] = slot_window(ix, ref_win(ix, r));
         n++;
     }
     return n;
@@ -1241,11 +1317,9 @@ static int match_key(const struct windows *ix, const char *key, time_t t,
                      struct window_match *m)
 {
     size_t j = who_find_slot(ix, key, key_hash(key));
-    if (!ix->whotab[j].head)
-        return 0;
     int found = 0;
-    for (uint32_t l = ix->whotab[j].head - 1; l != NONE; l = ix->links[l].next) {
-        const struct window *w = slot_window(ix, ix->links[l].win);
+    for (uint32_t r = ix->whotab[j].head; r; r = *ref_next(ix, r)) {
+        const struct window *w = slot_window(ix, ref_win(ix, r));
         time_t qu;
         if (window_active(w, t, &qu) && (!found || qu > m->quiet_until)) {
             m->w = w;

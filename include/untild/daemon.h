@@ -8,6 +8,7 @@
 
 struct loop; struct windows; struct spool; struct store; struct relay;
 struct smtp_server; struct control; struct release;
+struct imap_watch; struct caldav; struct policy_service;
 
 struct untild {
     struct config *cfg;
@@ -20,6 +21,9 @@ struct untild {
     struct smtp_server *smtp;
     struct control *control;
     struct release *release;
+    struct imap_watch *imap;
+    struct caldav *caldav;
+    struct policy_service *psvc;
     int test_clock;               /* --test-clock: time may be set by control */
     time_t clock_offset;          /* added to time(NULL) */
     time_t clock_fixed;           /* if non-zero, "now" is this */
