@@ -1218,6 +1218,8 @@ static int load_window_file(const struct config *c, const char *path,
     size_t cap = 0;
     ssize_t len;
     int lineno = 0, rc = 0;
+    struct when_cache zc;   /* one zone lookup per file, not per line */
+    memset(&zc, 0, sizeof zc);
     const char *tz = c->timezone ? c->timezone : "UTC";
     const char *delims = c->subaddress_delimiter ? c->subaddress_delimiter
                                                  : "+";
@@ -1238,7 +1240,7 @@ static int load_window_file(const struct config *c, const char *path,
         struct window w;
         memset(&w, 0, sizeof w);
         err[0] = '\0';
-        int r = window_parse_line(buf, tz, delims, now, &w, err, sizeof err);
+        int r = window_parse_line_cached(&zc, buf, tz, delims, now, &w, err, sizeof err);
         if (r == 1)
             continue;
         if (r != 0) {
