@@ -240,6 +240,9 @@ int main(int argc, char **argv)
         log_fatal("cannot open the state in %s", u.cfg->state_dir);
         goto out;
     }
+    /* Test seam: simulate a full disk after N spool writes (--test-clock only). */
+    if (u.test_clock && getenv("UNTILD_TEST_SPOOL_FAIL_AFTER"))
+        spool_fail_after(u.spool, strtol(getenv("UNTILD_TEST_SPOOL_FAIL_AFTER"), NULL, 10), ENOSPC);
     if (!(u.ix = untild_load_windows(&u, u.cfg, &e)) || e.n) {
         print_errors(&e, 1);
         log_fatal("window files have errors; not starting");

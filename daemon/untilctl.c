@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "untild/config.h"
+#include "untild/onboard.h"
 
 static void usage(FILE *f)
 {
@@ -24,7 +25,8 @@ static void usage(FILE *f)
         "  check WHO [--at WHEN] [--from REP]     exit 0 allow, 3 quiet\n"
         "  held list | held show ID | held release ID [--reason TEXT] | held discard ID\n"
         "  report [--since DAYS]\n"
-        "  status | reload\n");
+        "  status | reload\n"
+        "  onboard REP [--host HOST] [--out DIR]   (reads -c CONFIG; writes client settings)\n");
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -60,6 +62,36 @@ int main(int argc, char **argv)
     if (i >= argc) {
         usage(stderr);
         return 2;
+    }
+    /* onboard is local work on the config: no daemon needed. */
+    if (!strcmp(argv[i], "onboard")) {
+        const char *host = NULL, *outdir = ".";
+        if (i + 1 >= argc || argv[i + 1][0] == '-') {
+            usage(stderr);
+            return 2;
+        }
+        for (int k = i + 2; k + 1 < argc; k++) {
+            if (!strcmp(argv[k], "--host"))
+                host = argv[++k];
+            else if (!strcmp(argv[k], "--out"))
+                outdir = argv[++k];
+        }
+        struct config_errors e = { 0 };
+        cfg = config_load(conf ? conf : "/etc/untild/untild.conf", &e);
+        for (size_t k = 0; k < e.n; k++)
+            fprintf(stderr, "%s\n", e.lines[k]);
+        config_errors_free(&e);
+        if (!cfg)
+            return 1;
+        char *summary = NULL;
+        int rc = onboard_write(cfg, argv[i + 1], host, outdir, &summary);
+        if (rc < 0)
+            fprintf(stderr, "untilctl onboard: %s\n", strerror(errno));
+        else
+            fputs(summary ? summary : "", stdout);
+        free(summary);
+        config_free(cfg);
+        return rc < 0 ? 1 : 0;
     }
     if (!sock && conf) {
         struct config_errors e = { 0 };

@@ -112,7 +112,7 @@ max_message_size = {max_size}
 default_action = hold
 split_recipients = {split}
 release_time = {release_time}
-release_on_weekends = yes
+release_on_weekends = {weekends}
 {policy_extra}
 [windows]
 files = {dir}/windows.d/*.windows
@@ -123,7 +123,7 @@ files = {dir}/windows.d/*.windows
 class Untild:
     def __init__(self, sink=None, windows="", split="no", release_time="off", tz="UTC",
                  max_size=10 * 1024 * 1024, extra="", smtp_extra="", policy_extra="",
-                 upstream=None, workdir=None):
+                 upstream=None, workdir=None, weekends="yes"):
         self.dir = workdir or tempfile.mkdtemp(prefix="untild-e2e-")
         os.chmod(self.dir, 0o755)
         os.makedirs(os.path.join(self.dir, "windows.d"), exist_ok=True)
@@ -137,7 +137,7 @@ class Untild:
             f.write(BASE_CONF.format(dir=self.dir, port=self.port, tz=tz, split=split,
                                      release_time=release_time, max_size=max_size, extra=extra,
                                      smtp_extra=smtp_extra, policy_extra=policy_extra,
-                                     upstream=upstream))
+                                     upstream=upstream, weekends=weekends))
         self.write_windows(windows)
         self.proc = None
         self.log = os.path.join(self.dir, "untild.log")
@@ -210,6 +210,15 @@ class Untild:
     def spool_files(self, state="held"):
         d = os.path.join(self.dir, "state", "spool", state)
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def held_json(self):
+        """The held list as parsed JSON (untilctl --json held list)."""
+        import json
+        return json.loads(self.ctl("--json", "held", "list", check=0).stdout)
+
+    def windows_json(self):
+        import json
+        return json.loads(self.ctl("--json", "window", "list", check=0).stdout)
 
     def wait_for(self, pred, timeout=10, what="condition"):
         end = time.time() + timeout
