@@ -89,11 +89,29 @@ valgrind-check: all $(UNIT_BIN)
 bench: all $(BENCH_BIN)
 	@sh tests/bench/run.sh $(BUILD)
 
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+MANDIR     ?= $(PREFIX)/share/man
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/untild/windows.d
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/untild/windows.d \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+	  $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PREFIX)/share/doc/untild
 	install -m 0755 $(BUILD)/untild $(DESTDIR)$(PREFIX)/sbin/untild
 	install -m 0755 $(BUILD)/untilctl $(DESTDIR)$(PREFIX)/bin/untilctl
-	install -m 0644 etc/untild.conf.sample $(DESTDIR)/etc/untild/untild.conf.sample
+	install -m 0644 etc/untild.conf.sample $(DESTDIR)$(PREFIX)/share/doc/untild/untild.conf.sample
+	install -m 0644 etc/windows.d/example.windows $(DESTDIR)$(PREFIX)/share/doc/untild/example.windows
+	[ -e $(DESTDIR)$(SYSCONFDIR)/untild/untild.conf ] || \
+	  install -m 0640 etc/untild.conf.sample $(DESTDIR)$(SYSCONFDIR)/untild/untild.conf
+	sed 's|/usr/sbin/untild|$(PREFIX)/sbin/untild|' systemd/untild.service > $(DESTDIR)$(UNITDIR)/untild.service
+	sed 's|/usr/sbin/untild|$(PREFIX)/sbin/untild|' systemd/untild-user.service > $(DESTDIR)$(USERUNITDIR)/untild.service
+	install -m 0644 systemd/untild.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/untild.conf
+	install -m 0644 systemd/untild.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/untild.conf
+	install -m 0644 man/untilctl.1 $(DESTDIR)$(MANDIR)/man1/untilctl.1
+	install -m 0644 man/untild.conf.5 man/untild.windows.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/untild.8 $(DESTDIR)$(MANDIR)/man8/untild.8
 
 clean:
 	rm -rf build build-asan
