@@ -83,6 +83,14 @@ class Sink:
     def stop(self):
         self.controller.stop()
 
+    def restart(self):
+        """Listen again on the same port after stop() (a stopped aiosmtpd
+        Controller cannot be started twice)."""
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                     decode_data=False, enable_SMTPUTF8=True,
+                                     data_size_limit=100 * 1024 * 1024)
+        return self.start()
+
     def wait(self, n, timeout=10):
         end = time.time() + timeout
         with self.lock:
@@ -186,9 +194,18 @@ class Untild:
         self.stop()
         return self.start()
 
+    def sanitizer_errors(self):
+        """Lines where ASan/UBSan/LSan complained (builds with sanitizers)."""
+        return [l for l in self.logtext().splitlines()
+                if "AddressSanitizer" in l or "LeakSanitizer" in l or "runtime error:" in l]
+
     def cleanup(self):
         self.stop()
+        errs = self.sanitizer_errors()
+        log = self.logtext()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if errs:
+            raise AssertionError("sanitizer errors in untild:\n" + log[-6000:])
 
     def logtext(self):
         try:
