@@ -9,7 +9,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build
 CC       ?= gcc
-PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt
+PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt libmicrohttpd
 CHECKPKG := check
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -19,9 +19,13 @@ CHECK_CFLAGS := $(shell pkg-config --cflags $(CHECKPKG) 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs $(CHECKPKG) 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+# Quiet build lines; make V=1 shows the commands.
+Q := $(if $(V),,@)
+# CFLAGS / LDFLAGS are the user's (optimisation, sanitizers); the project's
+# own flags are always added on top.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu17 $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -pthread -fPIE
-LDFLAGS  += -pie -pthread
+ALL_CFLAGS  = $(CFLAGS) -std=gnu17 $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -pthread -fPIE
+ALL_LDFLAGS = $(LDFLAGS) -pie -pthread
 LDLIBS   += $(PKG_LIBS) -lm
 
 CORE_SRC := $(filter-out daemon/main.c daemon/untilctl.c,$(wildcard daemon/*.c))
@@ -36,25 +40,30 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 all: $(BUILD)/untild $(BUILD)/untilctl
 
 $(BUILD)/obj/%.o: daemon/%.c $(wildcard include/untild/*.h) | $(BUILD)/obj
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo '  CC      $<')
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
 
 $(BUILD)/libuntild.a: $(CORE_OBJ)
-	rm -f $@; ar rcs $@ $^
+	$(Q)rm -f $@; ar rcs $@ $^
 
 $(BUILD)/untild: $(BUILD)/obj/main.o $(BUILD)/libuntild.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/untilctl: $(BUILD)/obj/untilctl.o $(BUILD)/libuntild.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libuntild.a | $(BUILD)/tests
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libuntild.a $(LDLIBS) $(CHECK_LIBS)
+	@$(if $(Q),echo '  CCLD    $@')
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libuntild.a $(LDLIBS) $(CHECK_LIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libuntild.a | $(BUILD)/bench
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libuntild.a $(LDLIBS)
+	@$(if $(Q),echo '  CCLD    $@')
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libuntild.a $(LDLIBS)
 
 # Quick start: untild in the foreground on the embedded default config
 # (loopback only, state and outbox under ./var/).
@@ -115,3 +124,35 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+# Crash torture: kill -9 the daemon at random moments (TRIALS=N, default 200).
+TRIALS ?= 200
+torture: all
+	/usr/bin/python3 tests/torture.py --build $(BUILD) --trials $(TRIALS)
+
+# libFuzzer targets (clang): build/fuzz/fuzz_<name>, each run FUZZ_SECONDS.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := address windowline config message smtp control
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer -std=gnu17 -Wall -Wextra -D_GNU_SOURCE -Iinclude \
+                $(PKG_CFLAGS) -pthread -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ     := $(CORE_SRC:daemon/%.c=$(BUILD)/fuzz/obj/%.o)
+
+$(BUILD)/fuzz/obj:
+	mkdir -p $@
+
+$(BUILD)/fuzz/obj/%.o: daemon/%.c $(wildcard include/untild/*.h) | $(BUILD)/fuzz/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzz/libuntild.a: $(FUZZ_OBJ)
+	$(Q)rm -f $@; ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/fuzz/libuntild.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libuntild.a $(LDLIBS)
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@sh tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_NAMES)

@@ -228,6 +228,11 @@ static void drain_calls(struct loop *l, int fd, int ev, void *arg)
 
 void loop_stop(struct loop *l) { l->stop = 1; }
 
+void loop_run_pending(struct loop *l)
+{
+    drain_calls(l, l->evfd, LOOP_READ, NULL);
+}
+
 void loop_run(struct loop *l, loop_call_fn before_sleep, void *arg)
 {
     struct epoll_event evs[256];

@@ -159,9 +159,38 @@ static int mkdirs(const char *path, mode_t mode)
     return mkdir(tmp, mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-static void usage(void)
+/* Started as root with [daemon] user: make the state directory now, while
+ * we still may, and hand it to that user (as systemd's StateDirectory=
+ * does), so the unprivileged daemon can write its spool and database. */
+static int prepare_state_dir(const struct config *c)
 {
-    fprintf(stderr, "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n");
+    struct passwd *pw;
+    struct stat st;
+    if (geteuid() != 0 || !c->user)
+        return 0;
+    if (!(pw = getpwnam(c->user))) {
+        log_fatal("[daemon] user %s does not exist", c->user);
+        return -1;
+    }
+    if (mkdirs(c->state_dir, 0700) < 0 || stat(c->state_dir, &st) < 0) {
+        log_fatal("cannot create state_dir %s: %s", c->state_dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        log_fatal("state_dir %s is not a directory", c->state_dir);
+        return -1;
+    }
+    if ((st.st_uid != pw->pw_uid || st.st_gid != pw->pw_gid) &&
+        chown(c->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
+        log_fatal("cannot give state_dir %s to %s: %s", c->state_dir, c->user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n");
 }
 
 int main(int argc, char **argv)
@@ -182,10 +211,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--test-clock"))
             u.test_clock = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage();
+            usage(stdout);
             return 0;
         } else {
-            usage();
+            usage(stderr);
             return 2;
         }
     }
@@ -229,6 +258,13 @@ int main(int argc, char **argv)
         log_fatal("cannot start the SMTP listener");
         goto out;
     }
+    /* The control socket is bound here too, while its directory may still
+     * be root's (a root start with [daemon] user). Nothing is accepted
+     * until the loop runs, after the drop. */
+    if (!(u.control = control_new(&u, u.cfg->control_socket)))
+        goto out;
+    if (prepare_state_dir(u.cfg) < 0)
+        goto out;
     /* Listeners are bound: no client input is read before this drop. */
     if (drop_privileges(u.cfg->user) < 0)
         goto out;
@@ -253,8 +289,6 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!(u.release = release_new(&u)))
-        goto out;
-    if (!(u.control = control_new(&u, u.cfg->control_socket)))
         goto out;
     int err = 0;
     u.imap = imap_watch_start(&u, &err);
@@ -285,8 +319,17 @@ out:
     caldav_stop(u.caldav);
     imap_watch_stop(u.imap);
     control_free(u.control);
+    /* Relay first: queued jobs are answered (4xx) and running ones joined;
+     * then the results they posted run while the sessions and the release
+     * queue still exist. Callbacks that try to relay again see no relay. */
+    if (u.relay) {
+        struct relay *r = u.relay;
+        u.relay = NULL;
+        relay_free(r);
+        if (u.loop)
+            loop_run_pending(u.loop);
+    }
     smtp_server_free(u.smtp);
-    relay_free(u.relay);         /* joins workers; their results are dropped */
     release_free(u.release);
     if (u.ix)
         windows_free(u.ix);

@@ -24,7 +24,7 @@ for s in tests/e2e/run.py tests/e2e/test_service.sh; do
         *) out=$(bash "$s" "$build" 2>&1) ;;
     esac
     rc=$?
-    printf '%s\n' "$out" | tail -60
+    if [ $rc -ne 0 ]; then printf "%s\n" "$out"; else printf "%s\n" "$out" | grep -E "^(PASS|FAIL|SKIP|e2e:|service:)"; fi
     p=$(printf '%s\n' "$out" | grep -cE '^PASS ')
     f=$(printf '%s\n' "$out" | grep -cE '^FAIL ')
     if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi

@@ -30,6 +30,10 @@ void loop_timer_del(struct loop *l, uint64_t id);
 /* Thread-safe: run fn(arg) on the loop thread soon. Returns 0 or -1. */
 int loop_post(struct loop *l, loop_call_fn fn, void *arg);
 
+/* Run every call queued with loop_post now (shutdown: results that
+ * worker threads posted after the loop stopped). */
+void loop_run_pending(struct loop *l);
+
 /* Run until loop_stop. before_sleep (may be NULL) runs each iteration. */
 void loop_run(struct loop *l, loop_call_fn before_sleep, void *arg);
 void loop_stop(struct loop *l);
