@@ -1,0 +1,119 @@
+"""SMTP AUTH modes end to end: passwd:FILE (crypt hashes) and upstream
+(the rep's credentials are checked by logging in to the upstream, and the
+rep's mail is relayed with them). The rep is the authenticated user."""
+import crypt
+import os
+import smtplib
+import logging
+import unittest
+import warnings
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from harness import Sink, Untild, _Handler, free_port, message
+
+# aiosmtpd warns (rightly) about AUTH without TLS; this upstream is on loopback.
+warnings.filterwarnings("ignore", module="aiosmtpd")
+logging.getLogger("mail.log").setLevel(logging.ERROR)
+
+
+class AuthSink(Sink):
+    """A Sink that requires AUTH (PLAIN/LOGIN over plain text: loopback test)."""
+
+    def __init__(self, users):
+        self.users = users
+        self.logins = []
+        super().__init__()
+
+        def authenticator(server, session, envelope, mechanism, data):
+            ok = isinstance(data, LoginPassword) and \
+                self.users.get(data.login.decode()) == data.password.decode()
+            if ok:
+                self.logins.append(data.login.decode())
+            return AuthResult(success=ok)
+
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                     decode_data=False, auth_required=True, auth_require_tls=False,
+                                     authenticator=authenticator)
+
+
+def set_auth(u, line):
+    with open(u.conf) as f:
+        conf = f.read()
+    with open(u.conf, "w") as f:
+        f.write(conf.replace("auth = none", line))
+
+
+class PasswdAuth(unittest.TestCase):
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.u = Untild(self.sink, windows="jane@acme.com 2027-07-01\n")
+        self.addCleanup(self.u.cleanup)
+        pw = os.path.join(self.u.dir, "passwd")
+        with open(pw, "w") as f:
+            f.write("# reps\nalice@example.com:%s\n" % crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_SHA512)))
+        set_auth(self.u, "auth = passwd:" + pw)
+        self.u.start()
+        self.u.set_clock("2027-01-10T10:00Z")
+
+    def test_mail_before_auth_refused(self):
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10)
+        self.addCleanup(s.close)
+        s.ehlo()
+        code, _ = s.mail("alice@example.com")
+        self.assertEqual(code, 530)
+
+    def test_wrong_password_535(self):
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10)
+        self.addCleanup(s.close)
+        with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
+            s.login("alice@example.com", "wrong")
+        self.assertEqual(cm.exception.smtp_code, 535)
+        self.assertNotIn("wrong", self.u.logtext())   # passwords never logged
+
+    def test_rep_is_the_authenticated_user(self):
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10)
+        self.addCleanup(s.close)
+        s.login("alice@example.com", "s3cret")
+        s.sendmail("alice@example.com", ["jane@acme.com"], message(frm="alice@example.com"))
+        r = self.u.ctl("--json", "held", "list", check=0)
+        import json
+        held = json.loads(r.stdout)
+        self.assertEqual([h["rep"] for h in held], ["alice@example.com"])
+        self.assertNotIn("s3cret", self.u.logtext())
+
+
+class UpstreamAuth(unittest.TestCase):
+    def setUp(self):
+        self.sink = AuthSink({"bob@example.com": "hunter2"}).start()
+        self.addCleanup(self.sink.stop)
+        up = ("url = smtp://127.0.0.1:%d\ntls = none\nconnections = 2\ntimeout = 10" % self.sink.port)
+        self.u = Untild(self.sink, upstream=up)
+        self.addCleanup(self.u.cleanup)
+        set_auth(self.u, "auth = upstream")
+        self.u.start()
+
+    def test_good_credentials_relay_as_the_rep(self):
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10)
+        self.addCleanup(s.close)
+        s.login("bob@example.com", "hunter2")
+        s.sendmail("bob@example.com", ["carol@other.example"], message(frm="bob@example.com"))
+        got = self.sink.wait(1)
+        self.assertEqual([m.rcpts for m in got], [["carol@other.example"]])
+        # once for the check, once for the relay: both with bob's credentials
+        self.assertGreaterEqual(self.sink.logins.count("bob@example.com"), 2)
+        self.assertNotIn("hunter2", self.u.logtext())
+
+    def test_bad_credentials_refused(self):
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10)
+        self.addCleanup(s.close)
+        with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
+            s.login("bob@example.com", "nope")
+        self.assertEqual(cm.exception.smtp_code, 535)
+        self.assertEqual(self.sink.messages, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
