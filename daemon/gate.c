@@ -364,10 +364,15 @@ static void relay_done(void *arg, struct relay_result *r)
         txn_free(t);
         return;
     }
-    for (size_t i = 0; i < t->nrelay; i++)
-        if (t->prefix && strstr(t->prefix, t->relay_norm[i]))
+    for (size_t i = 0; i < t->nrelay; i++) {
+        /* Match "<addr>" exactly: a bare strstr counted ed@x as flagged
+         * when fred@x was (a suffix of it). */
+        char key[ADDR_MAX + 3];
+        snprintf(key, sizeof key, "<%s>", t->relay_norm[i]);
+        if (t->prefix && strstr(t->prefix, key))
             store_audit(u->store, &(struct audit_rec){ t->now, "flagged", t->rep, t->relay_norm[i],
                         NULL, t->f.message_id, NULL });
+    }
     char text[600];
     snprintf(text, sizeof text, "%s", r->text);
     txn_finish_ok(t, text, r);
@@ -451,25 +456,38 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
 
     /* A CANCEL (or a newer REQUEST) for an invitation still held replaces
      * the held one: the held copy goes, and a CANCEL is not sent to the
-     * recipients who never got the invitation. */
+     * recipients who never got the invitation. Only the held recipients
+     * this message is addressed to are affected: clients send an update
+     * to added attendees only, and a CANCEL to removed attendees only, and
+     * that says nothing about the other attendees' held invitation. */
     if ((t->f.method == IMIP_CANCEL || t->f.method == IMIP_REQUEST) && t->f.ical_uid) {
         char ids[16][SPOOL_ID_MAX];
         size_t k = release_find_uid(u->release, t->rep, t->f.ical_uid, ids, 16);
         for (size_t j = 0; j < k; j++) {
             time_t at;
             const struct spool_meta *m = release_find(u->release, ids[j], &at);
-            if (m && t->f.method == IMIP_CANCEL)
-                for (size_t r = 0; r < m->nrcpts; r++)
-                    for (size_t i = 0, ri = 0; i < n; i++) {
-                        if (is_cmd[i])
-                            continue;
-                        if (!strcmp(norm[i], m->rcpts[r].norm))
+            size_t held = 0, hit = 0;
+            for (size_t r = 0; m && r < m->nrcpts; r++) {
+                if (m->rcpts[r].state != RCPT_HELD)
+                    continue;
+                held++;
+                for (size_t ri = 0; ri < nreal; ri++)
+                    if (!strcmp(normp[ri], m->rcpts[r].norm)) {
+                        hit++;
+                        if (t->f.method == IMIP_CANCEL)
                             drop[ri] = 1;
-                        ri++;
+                        break;
                     }
+            }
+            if (!hit)
+                continue;
+            if (t->f.method == IMIP_CANCEL) {
+                if (release_drop_rcpts(u->release, ids[j], normp, nreal, t->rep, "cancelled") < 0)
+                    continue;
+            } else if (hit < held || release_discard(u->release, ids[j], t->rep, "superseded") < 0) {
+                continue;   /* others still wait for this invitation: keep it */
+            }
             sb_printf(&t->cancelled, "%s%s", t->cancelled.len ? ", " : "", ids[j]);
-            release_discard(u->release, ids[j], t->rep,
-                            t->f.method == IMIP_CANCEL ? "cancelled" : "superseded");
         }
     }
 

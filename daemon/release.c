@@ -34,6 +34,9 @@ struct entry {
     struct spool_meta m;
     time_t release_at;
     time_t next_attempt;
+    time_t first_attempt;  /* max_queue_lifetime counts from here, not from
+                              `created`: mail held for months must still get
+                              its retries once released */
     int inflight;
     int gone;          /* discarded while in flight */
 };
@@ -88,6 +91,10 @@ static int add_entry(struct release *r, const struct spool_meta *m, time_t relea
     }
     e->release_at = release_at;
     e->next_attempt = m->next_attempt;
+    /* The spool does not record the first attempt; after a restart, count
+     * from when the message became due (errs toward retrying longer). */
+    if (m->attempts > 0)
+        e->first_attempt = release_at > m->hold_until ? release_at : m->hold_until;
     r->e[r->n++] = e;
     return 0;
 }
@@ -230,6 +237,64 @@ int release_discard(struct release *r, const char *id, const char *by, const cha
     return 0;
 }
 
+static int in_list(const char *norm, const char *const *norms, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (!strcmp(norm, norms[j]))
+            return 1;
+    return 0;
+}
+
+int release_drop_rcpts(struct release *r, const char *id, const char *const *norms,
+                       size_t n, const char *by, const char *event)
+{
+    struct entry *e = find(r, id, NULL);
+    if (!e || e->inflight)
+        return -1;
+    size_t dropped = 0, left = 0;
+    for (size_t i = 0; i < e->m.nrcpts; i++)
+        if (e->m.rcpts[i].state == RCPT_HELD) {
+            if (in_list(e->m.rcpts[i].norm, norms, n))
+                dropped++;
+            else
+                left++;
+        }
+    if (!dropped)
+        return 0;
+    if (!left)      /* nothing left to send: the whole message goes */
+        return release_discard(r, id, by, event) < 0 ? -1 : (int)dropped;
+    /* RCPT_DONE: delivery skips it like a recipient already sent; the
+     * spool file records it so a restart does not revive it. mark[]
+     * remembers which ones changed, to undo exactly those on failure. */
+    unsigned char *mark = calloc(e->m.nrcpts, 1);
+    if (!mark)
+        return -1;
+    for (size_t i = 0; i < e->m.nrcpts; i++)
+        if (e->m.rcpts[i].state == RCPT_HELD && in_list(e->m.rcpts[i].norm, norms, n)) {
+            e->m.rcpts[i].state = RCPT_DONE;
+            mark[i] = 1;
+        }
+    if (spool_update(r->u->spool, &e->m) < 0) {
+        int err = errno;
+        log_error("release: cannot update %s: %s", id, strerror(err));
+        /* Memory must match the disk: those recipients stay held. */
+        for (size_t i = 0; i < e->m.nrcpts; i++)
+            if (mark[i])
+                e->m.rcpts[i].state = RCPT_HELD;
+        free(mark);
+        errno = err;
+        return -1;
+    }
+    for (size_t i = 0; i < e->m.nrcpts; i++)
+        if (mark[i])
+            store_audit(r->u->store, &(struct audit_rec){ untild_now(r->u), event ? event : "discarded",
+                        e->m.rep, e->m.rcpts[i].norm, e->m.rcpts[i].window_id, e->m.id, by });
+    free(mark);
+    log_info("release: %s %zu recipient(s) of %s (by %s)", event ? event : "discarded", dropped, id,
+             by ? by : "-");
+    return (int)dropped;
+}
+
 static int64_t backoff(int attempts)
 {
     int64_t s = BACKOFF_MIN;
@@ -303,7 +368,7 @@ static void delivered(void *arg, struct relay_result *res)
     char err[600];
     snprintf(err, sizeof err, "%d %s", res->code, res->text);
     e->m.last_error = strdup(err);
-    if (now - e->m.created > u->cfg->max_queue_lifetime) {
+    if (now - e->first_attempt > u->cfg->max_queue_lifetime) {
         audit(r, "failed", e, d->by, err);
         notify(r, e, "Failed: a held message could not be delivered",
                "untild gave up delivering your held message after retrying; it is attached.", 1);
@@ -350,6 +415,8 @@ static int start(struct release *r, struct entry *e, const char *by, const char 
         }
     struct relay_job job = { .mail_from = e->m.mail_from ? e->m.mail_from : "", .rcpts = d->rcpts,
                              .nrcpts = d->nrcpts, .data = d->body, .len = d->len };
+    if (!e->first_attempt)
+        e->first_attempt = untild_now(u);
     e->inflight = 1;
     r->inflight++;
     if (relay_submit(u->relay, &job, delivered, d) < 0) {

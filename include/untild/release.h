@@ -32,6 +32,14 @@ const struct spool_meta *release_find(const struct release *r, const char *id, t
 int release_now(struct release *r, const char *id, const char *by, const char *reason);
 int release_discard(struct release *r, const char *id, const char *by, const char *event);
 
+/* Drop some recipients (normalised) of one held message, keep the rest
+ * held: an iMIP CANCEL addressed to only some of a held invitation's
+ * attendees. When no held recipient is left the message is discarded.
+ * Returns the number of recipients dropped, or -1 (no such message, in
+ * flight, or the spool could not be updated). */
+int release_drop_rcpts(struct release *r, const char *id, const char *const *norms,
+                       size_t n, const char *by, const char *event);
+
 /* Held invitations of rep with this iCalendar UID (for CANCEL). Fills ids
  * (each SPOOL_ID_MAX) up to max; returns the count. */
 size_t release_find_uid(const struct release *r, const char *rep, const char *uid,
