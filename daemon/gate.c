@@ -30,6 +30,19 @@
 
 #define FUTURERELEASE_MAX (30 * 86400)   /* advertised in EHLO */
 
+/* Relayed recipients go out in groups, one upstream transaction each: the
+ * unflagged ones together, and each flagged recipient alone, so the
+ * X-Untild header naming a quiet contact reaches only that contact's copy
+ * (it would tell the other recipients who asked not to be contacted). */
+struct rgroup {
+    struct txn *t;
+    size_t first, n;            /* slice of relay_rcpts */
+    const char *prefix;         /* X-Untild header or NULL */
+    int ok, code;
+    char text[512];
+    int *codes;                 /* per recipient, n entries */
+};
+
 struct txn {
     struct untild *u;
     struct smtp_session *s;
@@ -42,7 +55,14 @@ struct txn {
     const char **relay_rcpts;
     size_t nrelay;
     char **relay_norm;          /* normalised, parallel to relay_rcpts */
-    char *prefix;               /* X-Untild headers for flagged rcpts */
+    char **relay_prefix;        /* per relayed rcpt: its X-Untild header, or NULL */
+    struct rgroup *groups;      /* one upstream transaction each */
+    size_t ngroups, pending;
+    const char *msg;            /* the session's message (valid until smtp_data_done) */
+    size_t len;
+    const char *mail_from, *mail_params;
+    struct strbuf refused;      /* recipients the upstream refused for good */
+    size_t ndeferred;           /* recipients spooled for retry */
     struct strbuf flagged;      /* "addr (reason)" list for the notice */
     struct strbuf heldtxt;      /* reply text for held recipients */
     struct strbuf cancelled;    /* ids of cancelled held invitations */
@@ -173,10 +193,17 @@ static void txn_free(struct txn *t)
     for (size_t i = 0; i < t->nrelay; i++)
         free(t->relay_norm[i]);
     free(t->relay_norm);
+    if (t->relay_prefix)
+        for (size_t i = 0; i < t->nrelay; i++)
+            free(t->relay_prefix[i]);
+    free(t->relay_prefix);
+    for (size_t i = 0; i < t->ngroups; i++)
+        free(t->groups[i].codes);
+    free(t->groups);
+    sb_free(&t->refused);
     for (size_t i = 0; i < t->nother; i++)
         free(t->other_norm[i]);
     free(t->other_norm);
-    free(t->prefix);
     free(t->cmds);
     sb_free(&t->flagged);
     sb_free(&t->heldtxt);
@@ -286,7 +313,7 @@ static void run_commands(struct txn *t, struct strbuf *reply)
 }
 
 /* Everything went through: record, track, tell, reply. */
-static void txn_finish_ok(struct txn *t, const char *upstream_text, const struct relay_result *r)
+static void txn_finish_ok(struct txn *t, const char *upstream_text)
 {
     struct untild *u = t->u;
     struct strbuf reply = { 0 };
@@ -317,15 +344,8 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text, const struct
         notice_send(u, t->rep, "Flagged: you contacted a quiet customer", nb.p, NULL, 0);
         sb_free(&nb);
     }
-    if (r && r->rcpt_codes) {
-        struct strbuf fb = { 0 };
-        for (size_t i = 0; i < t->nrelay; i++)
-            if (r->rcpt_codes[i] >= 400)
-                sb_printf(&fb, "  %s: refused by the upstream (%d)\n", t->relay_rcpts[i], r->rcpt_codes[i]);
-        if (fb.len)
-            notice_send(u, t->rep, "Failed: some recipients were refused", fb.p, NULL, 0);
-        sb_free(&fb);
-    }
+    if (t->refused.len)
+        notice_send(u, t->rep, "Failed: some recipients were refused", t->refused.p, NULL, 0);
 
     if (t->spooled && t->nrelay)
         sb_printf(&reply, "250 2.0.0 %s; held until %s: %s", upstream_text ? upstream_text : "Ok",
@@ -335,6 +355,8 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text, const struct
                   when_format(t->release_at, u->cfg->timezone, when, sizeof when), t->heldtxt.p);
     else if (t->nrelay)
         sb_printf(&reply, "250 %s", upstream_text && *upstream_text ? upstream_text : "2.0.0 Ok");
+    if (t->ndeferred)
+        sb_printf(&reply, "; %zu recipient(s) deferred by the upstream, untild retries", t->ndeferred);
     else if (t->cancelled.len)
         sb_printf(&reply, "250 2.0.0 Cancelled held invitation %s; nothing sent", t->cancelled.p);
     else
@@ -349,33 +371,188 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text, const struct
     txn_free(t);
 }
 
-static void relay_done(void *arg, struct relay_result *r)
+/* Keep the recipients the upstream deferred (4xx) in the spool, so the
+ * release scheduler retries them: the client hears 250 for the message,
+ * and those recipients must not be lost. The group's X-Untild header is
+ * kept in the spooled copy. Returns 0 or -1 (nothing spooled). */
+static int spool_deferred(struct txn *t, struct rgroup *g, const char *why)
 {
-    struct txn *t = arg;
     struct untild *u = t->u;
-    if (!r->ok) {
+    struct spool_meta m = { 0 };
+    int rc = -1;
+    char *body = NULL;
+    size_t plen = g->prefix ? strlen(g->prefix) : 0;
+
+    m.rcpts = calloc(g->n, sizeof *m.rcpts);
+    body = malloc(plen + t->len + 1);
+    if (!m.rcpts || !body)
+        goto out;
+    memcpy(body, g->prefix ? g->prefix : "", plen);
+    memcpy(body + plen, t->msg, t->len);
+    for (size_t i = 0; i < g->n; i++) {
+        int code = g->codes[i];
+        if (code < 400 || code >= 500)
+            continue;
+        struct spool_rcpt *r = &m.rcpts[m.nrcpts++];
+        r->addr = strdup(t->relay_rcpts[g->first + i]);
+        r->norm = strdup(t->relay_norm[g->first + i]);
+        r->reason = strdup(why);
+        r->state = RCPT_HELD;
+    }
+    m.rep = strdup(t->rep);
+    m.mail_from = strdup(t->mail_from);
+    m.mail_params = t->mail_params ? strdup(t->mail_params) : NULL;
+    m.created = t->now;
+    m.quiet_until = t->now;
+    m.subject = t->f.subject ? strdup(t->f.subject) : NULL;
+    m.message_id = t->f.message_id ? strdup(t->f.message_id) : NULL;
+    m.size = plen + t->len;
+    m.attempts = 1;
+    m.next_attempt = t->now + 60;
+    m.last_error = strdup(why);
+    spool_new_id(u->spool, m.id);
+    if (spool_hold(u->spool, &m, body, plen + t->len) < 0) {
+        log_error("gate: cannot spool deferred recipients: %s", strerror(errno));
+        goto out;
+    }
+    if (release_track(u->release, &m, t->now) < 0)
+        log_error("gate: cannot track deferred message %s (on disk; restart picks it up)", m.id);
+    t->ndeferred += m.nrcpts;
+    rc = 0;
+out:
+    free(body);
+    spool_meta_free(&m);
+    return rc;
+}
+
+/* Every group has answered: decide what the client hears. */
+static void txn_relayed(struct txn *t)
+{
+    struct untild *u = t->u;
+    struct rgroup *fail = NULL, *okg = NULL;
+    for (size_t i = 0; i < t->ngroups; i++) {
+        struct rgroup *g = &t->groups[i];
+        if (g->ok && !okg)
+            okg = g;
+        /* a 4xx is the better answer: the client's retry is then safe */
+        if (!g->ok && (!fail || (g->code < 500 && fail->code >= 500)))
+            fail = g;
+    }
+    if (!okg) {
         char reply[700];
         if (t->spooled && spool_remove(u->spool, t->held.id) < 0)
             log_error("gate: cannot roll back held message %s: %s", t->held.id, strerror(errno));
-        snprintf(reply, sizeof reply, "%d %s", r->code >= 400 ? r->code : 451,
-                 r->text[0] ? r->text : "4.4.1 Upstream failure");
+        snprintf(reply, sizeof reply, "%d %s", fail->code >= 400 ? fail->code : 451,
+                 fail->text[0] ? fail->text : "4.4.1 Upstream failure");
         log_info("gate: relay failed for session %lu: %s", smtp_session_id(t->s), reply);
         smtp_data_done(t->s, reply);
         txn_free(t);
         return;
     }
-    for (size_t i = 0; i < t->nrelay; i++) {
-        /* Match "<addr>" exactly: a bare strstr counted ed@x as flagged
-         * when fred@x was (a suffix of it). */
-        char key[ADDR_MAX + 3];
-        snprintf(key, sizeof key, "<%s>", t->relay_norm[i]);
-        if (t->prefix && strstr(t->prefix, key))
-            store_audit(u->store, &(struct audit_rec){ t->now, "flagged", t->rep, t->relay_norm[i],
-                        NULL, t->f.message_id, NULL });
+    for (size_t i = 0; i < t->ngroups; i++) {
+        struct rgroup *g = &t->groups[i];
+        int deferred = 0;
+        for (size_t k = 0; k < g->n; k++) {
+            int code = g->codes[k];
+            const char *norm = t->relay_norm[g->first + k];
+            if (code >= 400 && code < 500)
+                deferred = 1;
+            else if (code >= 500)
+                sb_printf(&t->refused, "  %s: refused by the upstream: %d %s\n", norm, code, g->text);
+            else if (g->prefix)
+                store_audit(u->store, &(struct audit_rec){ t->now, "flagged", t->rep, norm,
+                            NULL, t->f.message_id, NULL });
+        }
+        if (deferred && spool_deferred(t, g, g->text[0] ? g->text : "deferred by the upstream") < 0) {
+            /* Some copies went out, but the rest can be neither sent nor
+             * kept: a 4xx makes the client send again (at-least-once). */
+            if (t->spooled)
+                spool_remove(u->spool, t->held.id);
+            smtp_data_done(t->s, "451 4.3.0 Partly delivered, cannot keep the rest: please retry");
+            txn_free(t);
+            return;
+        }
     }
     char text[600];
-    snprintf(text, sizeof text, "%s", r->text);
-    txn_finish_ok(t, text, r);
+    snprintf(text, sizeof text, "%s", okg->text);
+    txn_finish_ok(t, text);
+}
+
+static void relay_done(void *arg, struct relay_result *r)
+{
+    struct rgroup *g = arg;
+    struct txn *t = g->t;
+    g->ok = r->ok;
+    g->code = r->code;
+    snprintf(g->text, sizeof g->text, "%s", r->text);
+    for (size_t i = 0; i < g->n; i++)
+        g->codes[i] = r->rcpt_codes ? r->rcpt_codes[i] : (r->ok ? 250 : r->code);
+    if (--t->pending == 0)
+        txn_relayed(t);
+}
+
+/* Submit one transaction per group. Returns 0, or -1 if none could be
+ * queued (groups already queued still answer; the caller then waits). */
+static int txn_submit(struct txn *t, struct smtp_session *s)
+{
+    struct untild *u = t->u;
+    size_t nflag = 0;
+    for (size_t i = 0; i < t->nrelay; i++)
+        nflag += t->relay_prefix[i] != NULL;
+    t->groups = calloc(nflag + 1, sizeof *t->groups);
+    if (!t->groups)
+        return -1;
+    /* Order relay_rcpts: unflagged first (group 0), then one per flagged. */
+    size_t w = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = w; i < t->nrelay; i++)
+            if ((t->relay_prefix[i] != NULL) == pass) {
+                const char *a = t->relay_rcpts[i];
+                char *nn = t->relay_norm[i], *pp = t->relay_prefix[i];
+                memmove(&t->relay_rcpts[w + 1], &t->relay_rcpts[w], (i - w) * sizeof *t->relay_rcpts);
+                memmove(&t->relay_norm[w + 1], &t->relay_norm[w], (i - w) * sizeof *t->relay_norm);
+                memmove(&t->relay_prefix[w + 1], &t->relay_prefix[w], (i - w) * sizeof *t->relay_prefix);
+                t->relay_rcpts[w] = a;
+                t->relay_norm[w] = nn;
+                t->relay_prefix[w] = pp;
+                w++;
+            }
+    size_t plain = t->nrelay - nflag;
+    if (plain)
+        t->groups[t->ngroups++] = (struct rgroup){ .t = t, .first = 0, .n = plain };
+    for (size_t i = plain; i < t->nrelay; i++)
+        t->groups[t->ngroups++] = (struct rgroup){ .t = t, .first = i, .n = 1, .prefix = t->relay_prefix[i] };
+    for (size_t i = 0; i < t->ngroups; i++)
+        if (!(t->groups[i].codes = calloc(t->groups[i].n, sizeof *t->groups[i].codes)))
+            return -1;
+    t->pending = t->ngroups;
+    size_t queued = 0;
+    for (size_t i = 0; i < t->ngroups; i++) {
+        struct rgroup *g = &t->groups[i];
+        struct relay_job job = { 0 };
+        job.mail_from = t->mail_from;
+        job.rcpts = &t->relay_rcpts[g->first];
+        job.nrcpts = g->n;
+        job.data = t->msg;
+        job.len = t->len;
+        job.prefix = g->prefix;
+        if (u->cfg->auth == AUTH_UPSTREAM) {
+            job.username = smtp_session_user(s);
+            job.password = smtp_session_pass(s);
+        }
+        if (relay_submit(u->relay, &job, relay_done, g) < 0) {
+            /* answer this group ourselves, as a deferral */
+            g->ok = 0;
+            g->code = 451;
+            snprintf(g->text, sizeof g->text, "4.3.0 Cannot queue for relay, try again later");
+            for (size_t k = 0; k < g->n; k++)
+                g->codes[k] = 451;
+            t->pending--;
+        } else {
+            queued++;
+        }
+    }
+    return queued ? 0 : -1;
 }
 
 static void held_add_rcpt(struct txn *t, const struct smtp_rcpt *sr, const char *norm,
@@ -426,8 +603,13 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     t->other_norm = calloc(n ? n : 1, sizeof *t->other_norm);
     t->relay_rcpts = calloc(n ? n : 1, sizeof *t->relay_rcpts);
     t->relay_norm = calloc(n ? n : 1, sizeof *t->relay_norm);
+    t->relay_prefix = calloc(n ? n : 1, sizeof *t->relay_prefix);
+    t->msg = msg;
+    t->len = len;
+    t->mail_from = env->mail_from ? env->mail_from : "";
+    t->mail_params = env->mail_params;
     if (!norm || !v || !normp || !is_cmd || !drop || !t->cmds || !t->other_norm
-        || !t->relay_rcpts || !t->relay_norm)
+        || !t->relay_rcpts || !t->relay_norm || !t->relay_prefix)
         goto oom;
     if (message_parse(msg, len, u->pcfg.delims, &t->f) < 0)
         goto oom;
@@ -499,7 +681,6 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
         release_at = hold_until;
 
     /* Sort recipients into held and relayed; build the flag headers. */
-    struct strbuf prefix = { 0 };
     for (size_t i = 0, ri = 0; i < n; i++) {
         if (is_cmd[i])
             continue;
@@ -515,8 +696,10 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
         if (vv->action == ACTION_FLAG) {
             char when[64];
             when_format(vv->quiet_until, "UTC", when, sizeof when);
-            sb_printf(&prefix, "X-Untild: flagged; recipient=<%s>; until=%s; window=%s\r\n",
+            struct strbuf hb = { 0 };
+            sb_printf(&hb, "X-Untild: flagged; recipient=<%s>; until=%s; window=%s\r\n",
                       norm[i], when, vv->w ? vv->w->id : "-");
+            t->relay_prefix[t->nrelay] = sb_take(&hb, NULL);
             sb_printf(&t->flagged, "  %s until %s (%s)\n", norm[i], when,
                       vv->w && vv->w->reason ? vv->w->reason : "no reason given");
         }
@@ -525,8 +708,6 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     }
     if (hold_all && !t->heldtxt.len && hold_until > t->now)
         sb_printf(&t->heldtxt, "future release requested");
-    t->prefix = prefix.len ? sb_take(&prefix, NULL) : NULL;
-    sb_free(&prefix);
 
     if (t->held.nrcpts) {
         struct spool_meta *m = &t->held;
@@ -558,18 +739,7 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     }
 
     if (t->nrelay) {
-        struct relay_job job = { 0 };
-        job.mail_from = env->mail_from ? env->mail_from : "";
-        job.rcpts = t->relay_rcpts;
-        job.nrcpts = t->nrelay;
-        job.data = msg;
-        job.len = len;
-        job.prefix = t->prefix;
-        if (u->cfg->auth == AUTH_UPSTREAM) {
-            job.username = smtp_session_user(s);
-            job.password = smtp_session_pass(s);
-        }
-        if (relay_submit(u->relay, &job, relay_done, t) < 0) {
+        if (txn_submit(t, s) < 0 && t->pending == 0) {
             if (t->spooled)
                 spool_remove(u->spool, t->held.id);
             smtp_data_done(s, "451 4.3.0 Cannot queue for relay, try again later");
@@ -578,7 +748,7 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
         t = NULL;
         goto out;
     }
-    txn_finish_ok(t, NULL, NULL);
+    txn_finish_ok(t, NULL);
     t = NULL;
     goto out;
 

@@ -193,6 +193,20 @@ class Hold(Base):
         self.assertEqual(len(row), 1, r.stdout)
         self.assertEqual(row[0].split()[1:], ["0", "1", "0"], r.stdout)
 
+    def test_flag_header_only_in_the_flagged_copy(self):
+        # The header names a quiet contact: other recipients must not see it.
+        msg = message(to="fred@flag.example, ed@flag.example")
+        s = self.smtp()
+        s.sendmail(REP, ["fred@flag.example", "ed@flag.example"], msg)
+        self.u.wait_for(lambda: self.sink.for_rcpt("fred@flag.example") and self.sink.for_rcpt("ed@flag.example"),
+                        what="both copies")
+        fred = self.sink.for_rcpt("fred@flag.example")
+        ed = self.sink.for_rcpt("ed@flag.example")
+        self.assertEqual([m.rcpts for m in fred], [["fred@flag.example"]])
+        self.assertEqual([m.rcpts for m in ed], [["ed@flag.example"]])
+        self.assertTrue(fred[0].data.startswith(b"X-Untild: flagged; recipient=<fred@flag.example>"))
+        self.assertEqual(ed[0].data, msg)
+
     def test_flag_report_counts_only_flagged(self):
         # ed@flag.example is a suffix of fred@flag.example: not flagged.
         s = self.smtp()
