@@ -1,13 +1,1619 @@
-/* caldav.c - placeholder until the module lands: nothing configured. */
-#include <stddef.h>
+/* caldav.c - the CalDAV watcher (DESIGN.md "Calendar path").
+ *
+ * A server with RFC 6638 scheduling sends invitations the moment an event
+ * is saved, past the SMTP gate; the watcher sees them afterwards and flags
+ * each invitation from the rep to a quiet attendee, once. It also turns the
+ * events of the "Do not contact" calendar into windows (source
+ * WSRC_CALDAV), rebuilt at each sync.
+ *
+ * Threads: per [caldav] section one worker thread does all HTTP (libcurl
+ * easy, blocking): discovery (current-user-principal, calendar-home-set),
+ * RFC 6578 sync-collection with the persisted token (507: ask again with
+ * the returned token; rejected token: full resync), a getetag listing when
+ * the server has no sync, calendar-multiget of what changed, and a
+ * calendar-query of the windows calendar. It hands plain strings to the
+ * loop thread (loop_post); libical, windows, store and notices are used on
+ * the loop thread only. The new sync state is stored only after its
+ * objects were processed, so a restart neither misses nor repeats, and
+ * flags are remembered by (href, recurrence-id, sequence, attendee).
+ *
+ * Diagnostics: HTTP errors and timeouts are logged and retried with
+ * backoff; bad iCalendar is logged with its href and skipped. */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+#include <libical/ical.h>
 #include "untild/caldav.h"
+#include "untild/caldav_proxy.h"
+#include "untild/address.h"
+#include "untild/daemon.h"
+#include "untild/log.h"
+#include "untild/loop.h"
+#include "untild/notice.h"
+#include "untild/policy.h"
+#include "untild/release.h"
+#include "untild/store.h"
+#include "untild/strbuf.h"
+#include "untild/when.h"
+#include "untild/windows.h"
 
-struct caldav *caldav_start(struct untild *u, int *err)
+#define MAX_RESP        (64u << 20)   /* bytes of one HTTP response */
+#define MAX_SYNC_ROUNDS 256           /* 507 continuations per sync */
+#define MULTIGET_BATCH  100
+#define MAX_BACKOFF_S   3600
+#define XML_DEPTH       64
+
+/* ---- a small XML reader: enough DOM for WebDAV multistatus ------------- */
+
+struct xn {
+    char name[48];          /* local name (namespace prefix dropped) */
+    struct strbuf text;     /* character data directly inside */
+    struct xn *kid, *last, *next;
+};
+
+static void xfree(struct xn *n)
 {
-    (void)u;
-    *err = 0;
+    while (n) {
+        struct xn *nx = n->next;
+        xfree(n->kid);
+        sb_free(&n->text);
+        free(n);
+        n = nx;
+    }
+}
+
+static void xtext_add(struct strbuf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '&') {
+            sb_add(b, s + i, 1);
+            continue;
+        }
+        const char *semi = memchr(s + i, ';', n - i);
+        if (!semi || semi - (s + i) > 12) {
+            sb_add(b, s + i, 1);
+            continue;
+        }
+        size_t el = (size_t)(semi - (s + i)) + 1;
+        unsigned long cp = 0;
+        if (!strncmp(s + i, "&lt;", 4)) cp = '<';
+        else if (!strncmp(s + i, "&gt;", 4)) cp = '>';
+        else if (!strncmp(s + i, "&amp;", 5)) cp = '&';
+        else if (!strncmp(s + i, "&quot;", 6)) cp = '"';
+        else if (!strncmp(s + i, "&apos;", 6)) cp = '\'';
+        else if (s[i + 1] == '#')
+            cp = s[i + 2] == 'x' ? strtoul(s + i + 3, NULL, 16) : strtoul(s + i + 2, NULL, 10);
+        if (!cp || cp > 0x10FFFF) {
+            sb_add(b, s + i, 1);
+            continue;
+        }
+        char u[4];
+        size_t ul;
+        if (cp < 0x80) { u[0] = (char)cp; ul = 1; }
+        else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); ul = 2; }
+        else if (cp < 0x10000) { u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                                 u[2] = (char)(0x80 | (cp & 0x3F)); ul = 3; }
+        else { u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+               u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); ul = 4; }
+        sb_add(b, u, ul);
+        i += el - 1;
+    }
+}
+
+static const char *xfind_str(const char *s, size_t len, size_t from, const char *pat)
+{
+    size_t pl = strlen(pat);
+    for (size_t i = from; i + pl <= len; i++)
+        if (!memcmp(s + i, pat, pl))
+            return s + i;
     return NULL;
 }
 
-void caldav_reconfigure(struct caldav *m) { (void)m; }
-void caldav_stop(struct caldav *m) { (void)m; }
+/* Parse into a tree under a nameless root. NULL on malformed nesting or
+ * ENOMEM. */
+static struct xn *xparse(const char *s, size_t len)
+{
+    struct xn *root = calloc(1, sizeof *root), *stack[XML_DEPTH];
+    size_t depth = 0, i = 0;
+    if (!root)
+        return NULL;
+    stack[0] = root;
+    while (i < len) {
+        if (s[i] != '<') {
+            size_t j = i;
+            while (j < len && s[j] != '<')
+                j++;
+            xtext_add(&stack[depth]->text, s + i, j - i);
+            i = j;
+            continue;
+        }
+        const char *e;
+        if (len - i >= 9 && !memcmp(s + i, "<![CDATA[", 9)) {
+            if (!(e = xfind_str(s, len, i + 9, "]]>")))
+                goto bad;
+            sb_add(&stack[depth]->text, s + i + 9, (size_t)(e - (s + i + 9)));
+            i = (size_t)(e - s) + 3;
+            continue;
+        }
+        if (len - i >= 4 && !memcmp(s + i, "<!--", 4)) {
+            if (!(e = xfind_str(s, len, i + 4, "-->")))
+                goto bad;
+            i = (size_t)(e - s) + 3;
+            continue;
+        }
+        if (i + 1 < len && (s[i + 1] == '?' || s[i + 1] == '!')) {
+            if (!(e = memchr(s + i, '>', len - i)))
+                goto bad;
+            i = (size_t)(e - s) + 1;
+            continue;
+        }
+        if (i + 1 < len && s[i + 1] == '/') {
+            if (!(e = memchr(s + i, '>', len - i)) || depth == 0)
+                goto bad;
+            depth--;
+            i = (size_t)(e - s) + 1;
+            continue;
+        }
+        size_t j = i + 1, k;
+        while (j < len && !isspace((unsigned char)s[j]) && s[j] != '/' && s[j] != '>')
+            j++;
+        char q = 0;
+        for (k = j; k < len; k++) {
+            if (q) {
+                if (s[k] == q)
+                    q = 0;
+            } else if (s[k] == '"' || s[k] == '\'') {
+                q = s[k];
+            } else if (s[k] == '>') {
+                break;
+            }
+        }
+        if (k >= len)
+            goto bad;
+        struct xn *n = calloc(1, sizeof *n);
+        if (!n)
+            goto bad;
+        const char *nm = s + i + 1, *colon = memchr(nm, ':', j - (i + 1));
+        if (colon)
+            nm = colon + 1;
+        size_t nl = (size_t)(s + j - nm);
+        if (nl >= sizeof n->name)
+            nl = sizeof n->name - 1;
+        memcpy(n->name, nm, nl);
+        struct xn *parent = stack[depth];
+        if (parent->last)
+            parent->last->next = n;
+        else
+            parent->kid = n;
+        parent->last = n;
+        if (s[k - 1] != '/') {
+            if (depth + 1 >= XML_DEPTH)
+                goto bad;
+            stack[++depth] = n;
+        }
+        i = k + 1;
+    }
+    return root;
+bad:
+    xfree(root);
+    return NULL;
+}
+
+static struct xn *xkid(const struct xn *n, const char *name)
+{
+    for (struct xn *k = n ? n->kid : NULL; k; k = k->next)
+        if (!strcmp(k->name, name))
+            return k;
+    return NULL;
+}
+
+static struct xn *xfind(const struct xn *n, const char *name)
+{
+    for (struct xn *k = n ? n->kid : NULL; k; k = k->next) {
+        if (!strcmp(k->name, name))
+            return k;
+        struct xn *f = xfind(k, name);
+        if (f)
+            return f;
+    }
+    return NULL;
+}
+
+/* Trimmed copy of a node's text; NULL if absent or empty. */
+static char *xdup(const struct xn *n)
+{
+    if (!n || !n->text.p)
+        return NULL;
+    const char *s = n->text.p, *e = s + n->text.len;
+    while (s < e && isspace((unsigned char)*s))
+        s++;
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
+    return e > s ? strndup(s, (size_t)(e - s)) : NULL;
+}
+
+/* HTTP status code in a "HTTP/1.1 404 Not Found" line (0 if none). */
+static int xstatus(const struct xn *n)
+{
+    char *t = xdup(n);
+    int code = 0;
+    if (t) {
+        const char *sp = strchr(t, ' ');
+        if (sp)
+            code = atoi(sp + 1);
+    }
+    free(t);
+    return code;
+}
+
+static void xml_escape(struct strbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': sb_puts(b, "&lt;"); break;
+        case '>': sb_puts(b, "&gt;"); break;
+        case '&': sb_puts(b, "&amp;"); break;
+        case '"': sb_puts(b, "&quot;"); break;
+        default: sb_add(b, s, 1);
+        }
+    }
+}
+
+/* A value safe for the tab/newline separated state blob. */
+static int clean(const char *s)
+{
+    return s && *s && !strpbrk(s, "\t\r\n");
+}
+
+/* ---- state shared between the loop and a worker ---------------------- */
+
+struct obj { char *href, *etag, *data; };
+
+struct objs { struct obj *o; size_t n, cap; };
+
+static void objs_free(struct objs *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->o[i].href);
+        free(v->o[i].etag);
+        free(v->o[i].data);
+    }
+    free(v->o);
+    memset(v, 0, sizeof *v);
+}
+
+static int objs_add(struct objs *v, const char *href, const char *etag, char *data)
+{
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 16;
+        struct obj *o = realloc(v->o, nc * sizeof *o);
+        if (!o)
+            return -1;
+        v->o = o;
+        v->cap = nc;
+    }
+    struct obj *o = &v->o[v->n++];
+    o->href = href ? strdup(href) : NULL;
+    o->etag = etag ? strdup(etag) : NULL;
+    o->data = data;
+    return 0;
+}
+
+struct job {
+    char *state;        /* the persisted sync state blob (may be NULL) */
+    char *wins_tag;     /* tag of the windows calendar we hold (may be NULL) */
+};
+
+struct result {
+    struct cw *w;
+    int ok;
+    char err[256];
+    char *state;        /* new sync state, to store once processed */
+    struct objs changed;/* new/changed objects of watched calendars */
+    int wins_found;     /* the windows calendar exists */
+    int wins_fetched;   /* wobj is its complete content */
+    char *wins_tag;
+    struct objs wobj;
+};
+
+static void result_free(struct result *r)
+{
+    if (!r)
+        return;
+    free(r->state);
+    free(r->wins_tag);
+    objs_free(&r->changed);
+    objs_free(&r->wobj);
+    free(r);
+}
+
+/* One [caldav] section. */
+struct cw {
+    struct caldav *m;
+    char *rep, *url, *user, *pass, *tls_ca, *calendars, *wincal, *proxy_listen;
+    int poll;
+    char statekey[ADDR_MAX + 32];
+    /* worker */
+    pthread_t th;
+    int th_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *job;
+    atomic_int quit;
+    atomic_int posted;      /* a result is queued on the loop, not yet run */
+    int dead;               /* stopped while a result was queued: that
+                               result frees us (loop_run_pending) */
+    CURL *curl;
+    /* loop thread */
+    uint64_t timer;
+    int busy, failures;
+    struct window *wins;    /* windows from the windows calendar */
+    size_t nwins;
+    char *wins_tag;
+    struct caldav_proxy *proxy;
+};
+
+struct caldav {
+    struct untild *u;
+    struct cw **w;
+    size_t n;
+};
+
+/* ---- HTTP (worker thread) ---------------------------------------------- */
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+    struct strbuf *b = arg;
+    size_t len = sz * n;
+    if (b->len + len > MAX_RESP)
+        return 0;
+    sb_add(b, p, len);
+    return b->oom ? 0 : len;
+}
+
+static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    struct cw *w = arg;
+    (void)a; (void)b; (void)c; (void)d;
+    return atomic_load(&w->quit) ? 1 : 0;
+}
+
+/* One WebDAV request. Returns 0 with *status, or -1 (transport error) with
+ * err filled. */
+static int dav(struct cw *w, const char *method, const char *url, const char *depth,
+               const char *body, struct strbuf *out, long *status, char *err, size_t errsz)
+{
+    CURL *c = w->curl;
+    struct curl_slist *h = NULL;
+    char dh[32];
+    curl_easy_reset(c);
+    sb_free(out);
+    *status = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);   /* never send credentials elsewhere */
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "untild");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (w->tls_ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, w->tls_ca);
+    if (w->user) {
+        curl_easy_setopt(c, CURLOPT_USERNAME, w->user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, w->pass ? w->pass : "");
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    }
+    snprintf(dh, sizeof dh, "Depth: %s", depth);
+    h = curl_slist_append(h, "Content-Type: application/xml; charset=utf-8");
+    h = curl_slist_append(h, dh);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(h);
+    if (rc != CURLE_OK) {
+        snprintf(err, errsz, "%s %s: %s", method, url, curl_easy_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static char *resolve(const char *base, const char *href)
+{
+    CURLU *h = curl_url();
+    char *tmp = NULL, *out = NULL;
+    if (h && !curl_url_set(h, CURLUPART_URL, base, 0) && !curl_url_set(h, CURLUPART_URL, href, 0)
+        && !curl_url_get(h, CURLUPART_URL, &tmp, 0))
+        out = strdup(tmp);
+    curl_free(tmp);
+    curl_url_cleanup(h);
+    return out;
+}
+
+/* The path of a URL (to compare with hrefs). */
+static char *url_path(const char *url)
+{
+    CURLU *h = curl_url();
+    char *tmp = NULL, *out = NULL;
+    if (h && !curl_url_set(h, CURLUPART_URL, url, 0) && !curl_url_get(h, CURLUPART_PATH, &tmp, 0))
+        out = strdup(tmp);
+    curl_free(tmp);
+    curl_url_cleanup(h);
+    return out;
+}
+
+/* Multistatus: parse a 207 body. NULL (with err) if not one. */
+static struct xn *multistatus(const struct strbuf *b, char *err, size_t errsz, const char *what)
+{
+    struct xn *x = b->p ? xparse(b->p, b->len) : NULL;
+    struct xn *ms = xkid(x, "multistatus");
+    if (!ms) {
+        snprintf(err, errsz, "%s: malformed multistatus", what);
+        xfree(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* The prop element of a response's 200 propstat (NULL if none). */
+static struct xn *ok_prop(const struct xn *resp)
+{
+    for (struct xn *ps = resp->kid; ps; ps = ps->next)
+        if (!strcmp(ps->name, "propstat") && xstatus(xkid(ps, "status")) / 100 == 2)
+            return xkid(ps, "prop");
+    return NULL;
+}
+
+#define NS "xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\" xmlns:CS=\"http://calendarserver.org/ns/\""
+
+struct cal { char *href, *url, *name, *tag; int windows; };
+
+static void cals_free(struct cal *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].href);
+        free(c[i].url);
+        free(c[i].name);
+        free(c[i].tag);
+    }
+    free(c);
+}
+
+static int name_listed(const char *list, const char *name, const char *seg)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*t))
+            t++;
+        size_t l = strlen(t);
+        while (l && isspace((unsigned char)t[l - 1]))
+            t[--l] = '\0';
+        if (!strcmp(t, "*") || (name && !strcasecmp(t, name)) || (seg && !strcasecmp(t, seg)))
+            return 1;
+    }
+    return 0;
+}
+
+/* Find the calendars: the URL itself, its calendar-home-set, or the home of
+ * its current-user-principal. */
+static int discover(struct cw *w, struct cal **out, size_t *nout, char *err, size_t errsz)
+{
+    struct strbuf b = { 0 };
+    long st;
+    struct xn *x = NULL;
+    char *home = NULL, *list_url = NULL;
+    const char *depth = "1";
+    struct cal *cals = NULL;
+    size_t n = 0;
+    int rc = -1;
+    static const char disc[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propfind " NS "><D:prop>"
+        "<D:current-user-principal/><C:calendar-home-set/><D:resourcetype/></D:prop></D:propfind>";
+    static const char lst[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propfind " NS "><D:prop>"
+        "<D:resourcetype/><D:displayname/><D:sync-token/><CS:getctag/></D:prop></D:propfind>";
+
+    if (dav(w, "PROPFIND", w->url, "0", disc, &b, &st, err, errsz) < 0)
+        goto out;
+    if (st != 207) {
+        snprintf(err, errsz, "PROPFIND %s: HTTP %ld", w->url, st);
+        goto out;
+    }
+    if (!(x = multistatus(&b, err, errsz, w->url)))
+        goto out;
+    struct xn *p = ok_prop(xfind(x, "response"));
+    if (xkid(xkid(p, "resourcetype"), "calendar")) {
+        list_url = strdup(w->url);
+        depth = "0";
+    } else {
+        char *h = xdup(xfind(xkid(p, "calendar-home-set"), "href"));
+        char *pr = xdup(xfind(xkid(p, "current-user-principal"), "href"));
+        if (!h && pr) {
+            char *pu = resolve(w->url, pr);
+            xfree(x);
+            x = NULL;
+            if (pu && dav(w, "PROPFIND", pu, "0", disc, &b, &st, err, errsz) == 0 && st == 207
+                && (x = multistatus(&b, err, errsz, pu)))
+                h = xdup(xfind(xkid(ok_prop(xfind(x, "response")), "calendar-home-set"), "href"));
+            free(pu);
+        }
+        free(pr);
+        home = h;
+        list_url = home ? resolve(w->url, home) : strdup(w->url);
+    }
+    xfree(x);
+    x = NULL;
+    if (!list_url)
+        goto out;
+    if (dav(w, "PROPFIND", list_url, depth, lst, &b, &st, err, errsz) < 0)
+        goto out;
+    if (st != 207) {
+        snprintf(err, errsz, "PROPFIND %s: HTTP %ld", list_url, st);
+        goto out;
+    }
+    if (!(x = multistatus(&b, err, errsz, list_url)))
+        goto out;
+    for (struct xn *r = xkid(xkid(x, "multistatus"), "response") ? xkid(x, "multistatus")->kid : NULL; r; r = r->next) {
+        if (strcmp(r->name, "response"))
+            continue;
+        struct xn *pp = ok_prop(r);
+        char *href = xdup(xkid(r, "href"));
+        if (!pp || !xkid(xkid(pp, "resourcetype"), "calendar") || !clean(href)) {
+            free(href);
+            continue;
+        }
+        struct cal *nc = realloc(cals, (n + 1) * sizeof *nc);
+        if (!nc) {
+            free(href);
+            goto out;
+        }
+        cals = nc;
+        struct cal *c = &cals[n++];
+        memset(c, 0, sizeof *c);
+        c->href = href;
+        c->url = resolve(list_url, href);
+        c->name = xdup(xkid(pp, "displayname"));
+        c->tag = xdup(xkid(pp, "getctag"));
+        if (!c->tag)
+            c->tag = xdup(xkid(pp, "sync-token"));
+        if (!c->url) {
+            snprintf(err, errsz, "bad calendar href %s", href);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        char seg[512];
+        const char *h = cals[i].href;
+        size_t l = strlen(h);
+        while (l && h[l - 1] == '/')
+            l--;
+        size_t s = l;
+        while (s && h[s - 1] != '/')
+            s--;
+        snprintf(seg, sizeof seg, "%.*s", (int)(l - s), h + s);
+        cals[i].windows = w->wincal && *w->wincal && ((cals[i].name && !strcasecmp(cals[i].name, w->wincal))
+                                                       || !strcasecmp(seg, w->wincal));
+        if (!cals[i].windows && !name_listed(w->calendars, cals[i].name, seg)) {
+            free(cals[i].href);   /* not watched: mark by dropping the href */
+            cals[i].href = NULL;
+        }
+    }
+    *out = cals;
+    *nout = n;
+    cals = NULL;
+    n = 0;
+    rc = 0;
+out:
+    cals_free(cals, n);
+    xfree(x);
+    sb_free(&b);
+    free(home);
+    free(list_url);
+    return rc;
+}
+
+/* calendar-multiget (hrefs) or calendar-query (hrefs NULL: every event). */
+static int fetch(struct cw *w, const char *calurl, char **hrefs, size_t n, struct objs *out,
+                 char *err, size_t errsz)
+{
+    struct strbuf q = { 0 }, b = { 0 };
+    long st;
+    int rc = -1;
+    if (hrefs) {
+        sb_puts(&q, "<?xml version=\"1.0\" encoding=\"utf-8\"?><C:calendar-multiget " NS "><D:prop>"
+                "<D:getetag/><C:calendar-data/></D:prop>");
+        for (size_t i = 0; i < n; i++) {
+            sb_puts(&q, "<D:href>");
+            xml_escape(&q, hrefs[i]);
+            sb_puts(&q, "</D:href>");
+        }
+        sb_puts(&q, "</C:calendar-multiget>");
+    } else {
+        sb_puts(&q, "<?xml version=\"1.0\" encoding=\"utf-8\"?><C:calendar-query " NS "><D:prop>"
+                "<D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name=\"VCALENDAR\">"
+                "<C:comp-filter name=\"VEVENT\"/></C:comp-filter></C:filter></C:calendar-query>");
+    }
+    if (q.oom || dav(w, "REPORT", calurl, "1", q.p, &b, &st, err, errsz) < 0)
+        goto out;
+    if (st != 207) {
+        snprintf(err, errsz, "REPORT %s: HTTP %ld", calurl, st);
+        goto out;
+    }
+    struct xn *x = multistatus(&b, err, errsz, calurl);
+    if (!x)
+        goto out;
+    for (struct xn *r = xkid(x, "multistatus")->kid; r; r = r->next) {
+        if (strcmp(r->name, "response"))
+            continue;
+        struct xn *p = ok_prop(r);
+        char *href = xdup(xkid(r, "href"));
+        char *data = xdup(xkid(p, "calendar-data"));
+        char *etag = xdup(xkid(p, "getetag"));
+        if (href && data && objs_add(out, href, etag, data) == 0)
+            data = NULL;
+        free(href);
+        free(data);
+        free(etag);
+    }
+    xfree(x);
+    rc = 0;
+out:
+    sb_free(&q);
+    sb_free(&b);
+    return rc;
+}
+
+static int fetch_batched(struct cw *w, const char *calurl, char **hrefs, size_t n, struct objs *out,
+                         char *err, size_t errsz)
+{
+    for (size_t i = 0; i < n; i += MULTIGET_BATCH)
+        if (fetch(w, calurl, hrefs + i, n - i < MULTIGET_BATCH ? n - i : MULTIGET_BATCH, out, err, errsz) < 0)
+            return -1;
+    return 0;
+}
+
+struct hrefs { char **v; size_t n, cap; };
+
+static int hrefs_add(struct hrefs *h, const char *s)
+{
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 32;
+        char **v = realloc(h->v, nc * sizeof *v);
+        if (!v)
+            return -1;
+        h->v = v;
+        h->cap = nc;
+    }
+    if (!(h->v[h->n] = strdup(s)))
+        return -1;
+    h->n++;
+    return 0;
+}
+
+static void hrefs_free(struct hrefs *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->v[i]);
+    free(h->v);
+    memset(h, 0, sizeof *h);
+}
+
+/* Look up "K\tcal\t..." lines of the state blob: the token of a calendar. */
+static char *state_token(const char *state, const char *cal)
+{
+    size_t cl = strlen(cal);
+    for (const char *l = state; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t ll = nl ? (size_t)(nl - l) : strlen(l);
+        if (ll > cl + 3 && l[0] == 'S' && l[1] == '\t' && !strncmp(l + 2, cal, cl) && l[2 + cl] == '\t')
+            return strndup(l + 3 + cl, ll - 3 - cl);
+        l = nl ? nl + 1 : l + ll;
+    }
+    return NULL;
+}
+
+/* The etag we recorded for href in calendar cal (fallback mode). */
+static int state_has_etag(const char *state, const char *cal, const char *href, const char *etag)
+{
+    struct strbuf k = { 0 };
+    int found = 0;
+    sb_printf(&k, "E\t%s\t%s\t%s\n", cal, href, etag ? etag : "");
+    if (state && k.p && strstr(state, k.p) && (strstr(state, k.p) == state || strstr(state, k.p)[-1] == '\n'))
+        found = 1;
+    sb_free(&k);
+    return found;
+}
+
+/* Copy every line of the old state for calendar cal (a failed calendar
+ * keeps its state). */
+static void state_keep(struct strbuf *nb, const char *state, const char *cal)
+{
+    size_t cl = strlen(cal);
+    for (const char *l = state; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t ll = nl ? (size_t)(nl - l) + 1 : strlen(l);
+        if (ll > cl + 2 && l[1] == '\t' && !strncmp(l + 2, cal, cl) && l[2 + cl] == '\t')
+            sb_add(nb, l, ll);
+        l += ll;
+    }
+}
+
+/* RFC 6578 sync of one calendar: changed objects into out, new token into
+ * nb. Returns 0, 1 if the server has no sync-collection (use fallback), -1
+ * on error. */
+static int sync_cal(struct cw *w, const struct cal *c, const char *state, struct strbuf *nb,
+                    struct objs *out, char *err, size_t errsz)
+{
+    char *token = state_token(state, c->href);
+    struct hrefs changed = { 0 };
+    struct strbuf q = { 0 }, b = { 0 };
+    int rc = -1, reset = 0;
+    char *mypath = url_path(c->url);
+    for (int round = 0; round < MAX_SYNC_ROUNDS; round++) {
+        long st;
+        sb_free(&q);
+        sb_puts(&q, "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:sync-collection xmlns:D=\"DAV:\"><D:sync-token>");
+        xml_escape(&q, token ? token : "");
+        sb_puts(&q, "</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>");
+        if (dav(w, "REPORT", c->url, "0", q.p, &b, &st, err, errsz) < 0)
+            goto out;
+        if (st != 207) {
+            if (token && *token && !reset && (st == 403 || st == 409 || st == 400)) {
+                /* The server forgot our token: start again from nothing. */
+                log_info("caldav: %s: sync token for %s rejected (HTTP %ld): full resync", w->rep, c->href, st);
+                free(token);
+                token = NULL;
+                reset = 1;
+                hrefs_free(&changed);
+                continue;
+            }
+            snprintf(err, errsz, "sync-collection %s: HTTP %ld", c->url, st);
+            rc = (st == 501 || st == 403 || st == 405 || st == 400 || st == 415) ? 1 : -1;
+            goto out;
+        }
+        struct xn *x = multistatus(&b, err, errsz, c->url);
+        if (!x)
+            goto out;
+        struct xn *ms = xkid(x, "multistatus");
+        int truncated = 0;
+        for (struct xn *r = ms->kid; r; r = r->next) {
+            if (strcmp(r->name, "response"))
+                continue;
+            char *href = xdup(xkid(r, "href"));
+            int rst = xstatus(xkid(r, "status"));
+            if (rst == 507 || (href && (!strcmp(href, c->href) || (mypath && !strcmp(href, mypath))))) {
+                truncated |= rst == 507;
+            } else if (href && clean(href) && rst != 404 && ok_prop(r)) {
+                if (hrefs_add(&changed, href) < 0) {
+                    free(href);
+                    xfree(x);
+                    goto out;
+                }
+            }
+            free(href);
+        }
+        char *nt = xdup(xkid(ms, "sync-token"));
+        xfree(x);
+        if (!nt) {
+            snprintf(err, errsz, "sync-collection %s: no sync-token", c->url);
+            goto out;
+        }
+        free(token);
+        token = nt;
+        if (!truncated)
+            break;
+    }
+    if (fetch_batched(w, c->url, changed.v, changed.n, out, err, errsz) < 0)
+        goto out;
+    if (clean(token))
+        sb_printf(nb, "S\t%s\t%s\n", c->href, token);
+    rc = 0;
+out:
+    free(token);
+    free(mypath);
+    hrefs_free(&changed);
+    sb_free(&q);
+    sb_free(&b);
+    return rc;
+}
+
+/* No sync-collection: list etags, fetch those that differ from the state. */
+static int etag_cal(struct cw *w, const struct cal *c, const char *state, struct strbuf *nb,
+                    struct objs *out, char *err, size_t errsz)
+{
+    static const char q[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propfind xmlns:D=\"DAV:\"><D:prop>"
+        "<D:getetag/><D:resourcetype/></D:prop></D:propfind>";
+    struct strbuf b = { 0 }, ctagline = { 0 };
+    struct hrefs changed = { 0 };
+    long st;
+    int rc = -1;
+    if (c->tag) {
+        sb_printf(&ctagline, "C\t%s\t%s\n", c->href, c->tag);
+        if (state && ctagline.p && strstr(state, ctagline.p)) {   /* ctag unchanged: nothing to do */
+            state_keep(nb, state, c->href);
+            rc = 0;
+            goto out;
+        }
+    }
+    if (dav(w, "PROPFIND", c->url, "1", q, &b, &st, err, errsz) < 0)
+        goto out;
+    if (st != 207) {
+        snprintf(err, errsz, "PROPFIND %s: HTTP %ld", c->url, st);
+        goto out;
+    }
+    struct xn *x = multistatus(&b, err, errsz, c->url);
+    if (!x)
+        goto out;
+    for (struct xn *r = xkid(x, "multistatus")->kid; r; r = r->next) {
+        struct xn *p = strcmp(r->name, "response") ? NULL : ok_prop(r);
+        char *href = xdup(xkid(r, "href")), *etag = xdup(xkid(p, "getetag"));
+        if (p && clean(href) && clean(etag) && !xkid(xkid(p, "resourcetype"), "collection")) {
+            sb_printf(nb, "E\t%s\t%s\t%s\n", c->href, href, etag);
+            if (!state_has_etag(state, c->href, href, etag))
+                hrefs_add(&changed, href);
+        }
+        free(href);
+        free(etag);
+    }
+    xfree(x);
+    if (fetch_batched(w, c->url, changed.v, changed.n, out, err, errsz) < 0)
+        goto out;
+    if (ctagline.p)
+        sb_puts(nb, ctagline.p);
+    rc = 0;
+out:
+    hrefs_free(&changed);
+    sb_free(&b);
+    sb_free(&ctagline);
+    return rc;
+}
+
+static void run_job(struct cw *w, const struct job *j, struct result *r)
+{
+    struct cal *cals = NULL;
+    size_t n = 0;
+    struct strbuf nb = { 0 };
+    if (discover(w, &cals, &n, r->err, sizeof r->err) < 0)
+        return;
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct cal *c = &cals[i];
+        if (c->windows) {
+            r->wins_found = 1;
+            r->wins_tag = c->tag ? strdup(c->tag) : NULL;
+            if (c->tag && j->wins_tag && !strcmp(c->tag, j->wins_tag))
+                continue;   /* unchanged since we built the windows */
+            if (fetch(w, c->url, NULL, 0, &r->wobj, r->err, sizeof r->err) < 0) {
+                failed = 1;
+                break;
+            }
+            r->wins_fetched = 1;
+            continue;
+        }
+        if (!c->href)
+            continue;
+        int s = sync_cal(w, c, j->state, &nb, &r->changed, r->err, sizeof r->err);
+        if (s == 1)
+            s = etag_cal(w, c, j->state, &nb, &r->changed, r->err, sizeof r->err);
+        if (s < 0) {
+            failed = 1;
+            break;
+        }
+    }
+    cals_free(cals, n);
+    if (failed || nb.oom) {
+        sb_free(&nb);
+        return;
+    }
+    r->state = nb.p ? sb_take(&nb, NULL) : strdup("");
+    r->ok = r->state != NULL;
+}
+
+static void on_result(void *arg);
+
+static void *worker(void *arg)
+{
+    struct cw *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->job && !atomic_load(&w->quit))
+            pthread_cond_wait(&w->cv, &w->mu);
+        struct job *j = w->job;
+        w->job = NULL;
+        pthread_mutex_unlock(&w->mu);
+        if (!j)
+            break;
+        struct result *r = calloc(1, sizeof *r);
+        if (r) {
+            r->w = w;
+            run_job(w, j, r);
+        }
+        free(j->state);
+        free(j->wins_tag);
+        free(j);
+        if (atomic_load(&w->quit)) {
+            result_free(r);
+            break;
+        }
+        if (r) {
+            atomic_store(&w->posted, 1);
+            if (loop_post(w->m->u->loop, on_result, r) < 0) {
+                atomic_store(&w->posted, 0);
+                result_free(r);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* ---- iCalendar helpers (loop thread) ------------------------------------ */
+
+int caldav_mailto_norm(const char *value, const char *delims, char *out, size_t outsz)
+{
+    if (!value)
+        return -1;
+    while (isspace((unsigned char)*value))
+        value++;
+    if (!strncasecmp(value, "mailto:", 7))
+        value += 7;
+    else
+        return -1;
+    return address_normalize(value, delims, out, outsz, NULL);
+}
+
+static icaltimezone *zone_named(const char *tz)
+{
+    if (!tz || !*tz || !strcasecmp(tz, "UTC"))
+        return icaltimezone_get_utc_timezone();
+    icaltimezone *z = icaltimezone_get_builtin_timezone(tz);
+    if (!z)
+        z = icaltimezone_get_builtin_timezone_from_tzid(tz);
+    return z;
+}
+
+time_t caldav_prop_time(struct icalproperty_impl *p, const char *default_tz)
+{
+    if (!p)
+        return 0;
+    icalvalue *v = icalproperty_get_value(p);
+    if (!v)
+        return 0;
+    struct icaltimetype t = icalvalue_get_datetime(v);
+    if (icaltime_is_null_time(t) || !icaltime_is_valid_time(t))
+        return 0;
+    icaltimezone *z = NULL;
+    if (icaltime_is_utc(t)) {
+        z = icaltimezone_get_utc_timezone();
+    } else {
+        icalparameter *tp = icalproperty_get_first_parameter(p, ICAL_TZID_PARAMETER);
+        if (tp)
+            z = zone_named(icalparameter_get_tzid(tp));
+        if (!z)
+            z = zone_named(default_tz);
+        if (!z)
+            z = icaltimezone_get_utc_timezone();
+    }
+    if (t.is_date) {
+        t.is_date = 0;
+        t.hour = t.minute = t.second = 0;
+    }
+    t.zone = NULL;
+    return icaltime_as_timet_with_zone(t, z);
+}
+
+/* Parse one object's data; NULL (logged) if libical complains. */
+static icalcomponent *parse_obj(const struct cw *w, const struct obj *o)
+{
+    icalcomponent *c = icalparser_parse_string(o->data);
+    int errs = c ? icalcomponent_count_errors(c) : 1;
+    if (!c || errs || icalcomponent_isa(c) != ICAL_VCALENDAR_COMPONENT) {
+        log_warn("caldav: %s: bad iCalendar at %s (%d error(s)); skipped", w->rep, o->href, errs);
+        if (c)
+            icalcomponent_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* SUMMARY / DESCRIPTION text (unescaped, owned by the component). */
+static const char *prop_text(icalcomponent *ev, icalproperty_kind k)
+{
+    const char *s = NULL;
+    if (icalcomponent_get_first_property(ev, k))
+        s = k == ICAL_SUMMARY_PROPERTY ? icalcomponent_get_summary(ev) : icalcomponent_get_description(ev);
+    return s && *s ? s : NULL;
+}
+
+/* ---- flagging invitations (loop thread) --------------------------------- */
+
+static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, time_t now)
+{
+    struct untild *u = w->m->u;
+    const char *tz = u->cfg->timezone;
+    char org[ADDR_MAX], rep[ADDR_MAX];
+    icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
+    if (!op || caldav_mailto_norm(icalproperty_get_organizer(op), u->pcfg.delims, org, sizeof org) < 0
+        || address_normalize(w->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0 || strcmp(org, rep))
+        return;
+    int recurring = icalcomponent_get_first_property(ev, ICAL_RRULE_PROPERTY) != NULL;
+    time_t start = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY), tz);
+    time_t end = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTEND_PROPERTY), tz);
+    if (!recurring && (end ? end : start) && (end ? end : start) < now)
+        return;   /* a past event: nobody is being invited to anything */
+    icalproperty *rp = icalcomponent_get_first_property(ev, ICAL_RECURRENCEID_PROPERTY);
+    char *rid = rp ? icalproperty_get_value_as_string_r(rp) : NULL;
+    int seq = icalcomponent_get_sequence(ev);
+    char *summary = strdup(prop_text(ev, ICAL_SUMMARY_PROPERTY) ? prop_text(ev, ICAL_SUMMARY_PROPERTY) : "(no title)");
+
+    for (icalproperty *ap = icalcomponent_get_first_property(ev, ICAL_ATTENDEE_PROPERTY); ap;
+         ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
+        char att[ADDR_MAX];
+        struct window_match m;
+        if (caldav_mailto_norm(icalproperty_get_attendee(ap), u->pcfg.delims, att, sizeof att) < 0
+            || !strcmp(att, rep))
+            continue;
+        /* SCHEDULE-AGENT=CLIENT: the server did not invite them (our proxy
+         * holds that invitation). */
+        icalparameter *sa = icalproperty_get_first_parameter(ap, ICAL_SCHEDULEAGENT_PARAMETER);
+        if (sa && icalparameter_get_scheduleagent(sa) == ICAL_SCHEDULEAGENT_CLIENT)
+            continue;
+        if (!windows_match(u->ix, att, now, &m) || policy_window_action(&u->pcfg, m.w) == ACTION_ALLOW)
+            continue;
+        struct strbuf key = { 0 };
+        sb_printf(&key, "caldav:flag:%s|%s|%s|%d|%s", w->rep, o->href, rid ? rid : "", seq, att);
+        char *seen = key.p ? store_kv_get(u->store, key.p) : NULL;
+        if (seen || !key.p) {
+            free(seen);
+            sb_free(&key);
+            continue;
+        }
+        char until[64], at[64];
+        when_format(m.quiet_until, m.w->tz ? m.w->tz : tz, until, sizeof until);
+        if (start)
+            when_format(start, tz, at, sizeof at);
+        else
+            snprintf(at, sizeof at, "(no start time)");
+        struct strbuf d = { 0 }, nb = { 0 };
+        sb_printf(&d, "calendar invitation \"%s\" at %s%s%s", summary, at, rid ? ", occurrence " : "",
+                  rid ? rid : "");
+        store_audit(u->store, &(struct audit_rec){ now, "flagged", w->rep, att, m.w->id, o->href, d.p });
+        sb_printf(&nb, "Your calendar server sent an invitation to someone who asked not to be contacted yet.\n\n"
+                  "Attendee: %s\nQuiet until: %s\nWindow: %s\nReason: %s\n\nEvent: %s\nWhen: %s%s%s%s\n"
+                  "Calendar object: %s\n\n"
+                  "To hold such invitations instead, use untild's CalDAV proxy.\n",
+                  att, until, m.w->id, m.w->reason ? m.w->reason : "(none given)", summary, at,
+                  recurring ? " (recurring)" : "", rid ? "\nOccurrence: " : "", rid ? rid : "", o->href);
+        notice_send(u, w->rep, "Flagged: a calendar invitation went to a quiet customer", nb.p ? nb.p : "",
+                    NULL, 0);
+        u->stats_flagged++;
+        log_info("caldav: %s: flagged invitation %s to %s (window %s)", w->rep, o->href, att, m.w->id);
+        if (store_kv_set(u->store, key.p, "1") < 0)
+            log_error("caldav: %s: cannot remember flag %s", w->rep, key.p);
+        sb_free(&d);
+        sb_free(&nb);
+        sb_free(&key);
+    }
+    free(rid);
+    free(summary);
+}
+
+/* ---- windows from the calendar (loop thread) ---------------------------- */
+
+static void wins_free(struct window *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        window_free_fields(&v[i]);
+    free(v);
+}
+
+static void add_who(struct window *wn, const char *norm)
+{
+    for (size_t i = 0; i < wn->nwho; i++)
+        if (!strcmp(wn->who[i], norm))
+            return;
+    char **v = realloc(wn->who, (wn->nwho + 1) * sizeof *v);
+    if (!v)
+        return;
+    wn->who = v;
+    if ((v[wn->nwho] = strdup(norm)))
+        wn->nwho++;
+}
+
+/* Every mailto: in free text. */
+static void who_from_text(struct window *wn, const char *text, const char *delims)
+{
+    for (const char *p = text; p && (p = strcasestr(p, "mailto:"));) {
+        p += 7;
+        size_t l = strcspn(p, " \t\r\n,;<>()\"'");
+        char a[ADDR_MAX], norm[ADDR_MAX];
+        if (l && l < sizeof a) {
+            memcpy(a, p, l);
+            a[l] = '\0';
+            while (l && a[l - 1] == '.')
+                a[--l] = '\0';
+            if (address_normalize(a, delims, norm, sizeof norm, NULL) == 0)
+                add_who(wn, norm);
+        }
+        p += l;
+    }
+}
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ULL;
+    return h;
+}
+
+/* A window from one VEVENT; 0 if made, -1 if the event makes none. */
+static int event_window(struct cw *w, const struct obj *o, icalcomponent *ev, time_t now,
+                        struct window *wn)
+{
+    struct untild *u = w->m->u;
+    const char *dtz = u->cfg->timezone;
+    char rep[ADDR_MAX];
+    memset(wn, 0, sizeof *wn);
+    if (icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED)
+        return -1;
+    if (address_normalize(w->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
+        rep[0] = '\0';
+    for (icalproperty *ap = icalcomponent_get_first_property(ev, ICAL_ATTENDEE_PROPERTY); ap;
+         ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
+        char a[ADDR_MAX];
+        if (caldav_mailto_norm(icalproperty_get_attendee(ap), u->pcfg.delims, a, sizeof a) == 0
+            && strcmp(a, rep))
+            add_who(wn, a);
+    }
+    const char *summary = prop_text(ev, ICAL_SUMMARY_PROPERTY);
+    const char *desc = prop_text(ev, ICAL_DESCRIPTION_PROPERTY);
+    who_from_text(wn, summary, u->pcfg.delims);
+    who_from_text(wn, desc, u->pcfg.delims);
+    if (!wn->nwho) {
+        log_warn("caldav: %s: windows event %s names nobody (no attendee, no mailto:); ignored",
+                 w->rep, o->href);
+        goto none;
+    }
+    icalproperty *sp = icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY);
+    icalproperty *ep = icalcomponent_get_first_property(ev, ICAL_DTEND_PROPERTY);
+    icalproperty *rr = icalcomponent_get_first_property(ev, ICAL_RRULE_PROPERTY);
+    time_t start = caldav_prop_time(sp, dtz), end = caldav_prop_time(ep, dtz);
+    if (!start) {
+        log_warn("caldav: %s: windows event %s has no DTSTART; ignored", w->rep, o->href);
+        goto none;
+    }
+    if (!end) {
+        struct icaldurationtype d = icalcomponent_get_duration(ev);
+        int64_t secs = icaldurationtype_as_int(d);
+        struct icaltimetype st = icalproperty_get_dtstart(sp);
+        end = secs > 0 ? start + secs : start + (st.is_date ? 86400 : 0);
+    }
+    if (end <= start) {
+        log_warn("caldav: %s: windows event %s ends before it starts; ignored", w->rep, o->href);
+        goto none;
+    }
+    icalparameter *tzp = icalproperty_get_first_parameter(sp, ICAL_TZID_PARAMETER);
+    const char *tz = tzp && zone_named(icalparameter_get_tzid(tzp)) ? icalparameter_get_tzid(tzp) : dtz;
+    wn->tz = strdup(tz ? tz : "UTC");
+    wn->from = start;
+    if (rr) {
+        struct icalrecurrencetype r = icalproperty_get_rrule(rr);
+        char *rs = icalproperty_get_value_as_string_r(rr);
+        wn->rrule = rs;
+        wn->duration = end - start;
+        wn->until = WHEN_NEVER;
+        if (!icaltime_is_null_time(r.until)) {
+            struct icaltimetype ut = r.until;
+            if (ut.is_date) {
+                ut.is_date = 0;
+                ut.hour = ut.minute = ut.second = 0;
+            }
+            icaltimezone *z = icaltime_is_utc(ut) ? icaltimezone_get_utc_timezone() : zone_named(wn->tz);
+            ut.zone = NULL;
+            wn->until = icaltime_as_timet_with_zone(ut, z ? z : icaltimezone_get_utc_timezone())
+                        + wn->duration;
+        } else if (r.count > 0) {
+            /* Find the last occurrence, bounded (libical iterates forever
+             * without COUNT/UNTIL; this has a COUNT). */
+            struct icaltimetype dst = icalproperty_get_dtstart(sp);
+            icalrecur_iterator *it = icalrecur_iterator_new(r, dst);
+            struct icaltimetype last = icaltime_null_time(), nx;
+            for (int k = 0; it && k < 100000 && !icaltime_is_null_time(nx = icalrecur_iterator_next(it)); k++)
+                last = nx;
+            if (it)
+                icalrecur_iterator_free(it);
+            if (!icaltime_is_null_time(last)) {
+                if (last.is_date) {
+                    last.is_date = 0;
+                    last.hour = last.minute = last.second = 0;
+                }
+                icaltimezone *z = icaltime_is_utc(last) ? icaltimezone_get_utc_timezone() : zone_named(wn->tz);
+                last.zone = NULL;
+                wn->until = icaltime_as_timet_with_zone(last, z ? z : icaltimezone_get_utc_timezone())
+                            + wn->duration;
+            }
+        }
+    } else {
+        wn->until = end;
+        wn->duration = 86400;
+    }
+    if (wn->until != WHEN_NEVER && wn->until <= now)
+        goto none;   /* over: it holds nothing */
+    wn->reason = desc ? strdup(desc) : summary ? strdup(summary) : NULL;
+    wn->owner = strdup(w->rep);
+    wn->action = ACTION_DEFAULT;
+    wn->source = WSRC_CALDAV;
+    wn->created = now;
+    icalproperty *rp = icalcomponent_get_first_property(ev, ICAL_RECURRENCEID_PROPERTY);
+    char *rid = rp ? icalproperty_get_value_as_string_r(rp) : NULL;
+    uint64_t h = fnv(fnv(fnv(14695981039346656037ULL, w->rep), o->href), rid);
+    free(rid);
+    snprintf(wn->id, sizeof wn->id, "c%012llx", (unsigned long long)(h & 0xffffffffffffULL));
+    return 0;
+none:
+    window_free_fields(wn);
+    memset(wn, 0, sizeof *wn);
+    return -1;
+}
+
+static int same_window(const struct window *a, const struct window *b)
+{
+    if (strcmp(a->id, b->id) || a->from != b->from || a->until != b->until || a->nwho != b->nwho
+        || a->duration != b->duration)
+        return 0;
+    if ((a->rrule == NULL) != (b->rrule == NULL) || (a->rrule && strcmp(a->rrule, b->rrule)))
+        return 0;
+    for (size_t i = 0; i < a->nwho; i++)
+        if (strcmp(a->who[i], b->who[i]))
+            return 0;
+    return 1;
+}
+
+static void rebuild_windows(struct cw *w, const struct objs *objs, time_t now)
+{
+    struct untild *u = w->m->u;
+    struct window *nv = NULL;
+    size_t nn = 0;
+    for (size_t i = 0; i < objs->n; i++) {
+        icalcomponent *c = parse_obj(w, &objs->o[i]);
+        if (!c)
+            continue;
+        for (icalcomponent *ev = icalcomponent_get_first_component(c, ICAL_VEVENT_COMPONENT); ev;
+             ev = icalcomponent_get_next_component(c, ICAL_VEVENT_COMPONENT)) {
+            struct window wn;
+            if (event_window(w, &objs->o[i], ev, now, &wn) < 0)
+                continue;
+            struct window *t = realloc(nv, (nn + 1) * sizeof *t);
+            if (!t) {
+                window_free_fields(&wn);
+                continue;
+            }
+            nv = t;
+            nv[nn++] = wn;
+        }
+        icalcomponent_free(c);
+    }
+    int changed = 0;
+    for (size_t i = 0; i < w->nwins; i++) {   /* gone or changed: remove */
+        size_t j;
+        for (j = 0; j < nn && strcmp(nv[j].id, w->wins[i].id); j++)
+            ;
+        if (j == nn || !same_window(&w->wins[i], &nv[j])) {
+            windows_remove(u->ix, w->wins[i].id);
+            changed = 1;
+            if (j == nn) {
+                store_audit(u->store, &(struct audit_rec){ now, "window-ended", w->rep, w->wins[i].who[0],
+                            w->wins[i].id, NULL, "event removed from the windows calendar" });
+                log_info("caldav: %s: window %s ended (event gone)", w->rep, w->wins[i].id);
+            }
+        }
+    }
+    for (size_t j = 0; j < nn; j++) {
+        size_t i;
+        for (i = 0; i < w->nwins && strcmp(nv[j].id, w->wins[i].id); i++)
+            ;
+        if (i < w->nwins && same_window(&w->wins[i], &nv[j]) && windows_get(u->ix, nv[j].id))
+            continue;
+        if (!windows_add(u->ix, &nv[j])) {
+            log_error("caldav: %s: cannot add window %s", w->rep, nv[j].id);
+            continue;
+        }
+        changed = 1;
+        if (i == w->nwins) {
+            store_audit(u->store, &(struct audit_rec){ now, "window-added", w->rep, nv[j].who[0], nv[j].id,
+                        NULL, nv[j].reason });
+            log_info("caldav: %s: window %s for %s from the calendar", w->rep, nv[j].id, nv[j].who[0]);
+        }
+    }
+    wins_free(w->wins, w->nwins);
+    w->wins = nv;
+    w->nwins = nn;
+    if (changed)
+        release_kick(u->release, 1);
+}
+
+/* ---- scheduling (loop thread) ------------------------------------------- */
+
+static void on_timer(struct loop *l, uint64_t id, void *arg);
+
+static void schedule(struct cw *w, int64_t secs)
+{
+    if (w->timer)
+        loop_timer_del(w->m->u->loop, w->timer);
+    w->timer = loop_timer(w->m->u->loop, secs * 1000, on_timer, w);
+}
+
+static void on_timer(struct loop *l, uint64_t id, void *arg)
+{
+    struct cw *w = arg;
+    struct untild *u = w->m->u;
+    (void)l;
+    (void)id;
+    w->timer = 0;
+    if (w->busy)
+        return;
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        schedule(w, w->poll);
+        return;
+    }
+    j->state = store_kv_get(u->store, w->statekey);
+    j->wins_tag = w->wins_tag ? strdup(w->wins_tag) : NULL;
+    pthread_mutex_lock(&w->mu);
+    w->job = j;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    w->busy = 1;
+}
+
+static void cw_destroy(struct cw *w);
+
+static void on_result(void *arg)
+{
+    struct result *r = arg;
+    struct cw *w = r->w;
+    atomic_store(&w->posted, 0);
+    if (w->dead) {   /* posted before caldav_stop, run at shutdown */
+        result_free(r);
+        cw_destroy(w);
+        return;
+    }
+    struct untild *u = w->m->u;
+    time_t now = untild_now(u);
+    w->busy = 0;
+    if (!r->ok) {
+        w->failures++;
+        int64_t d = w->poll;
+        for (int i = 0; i < w->failures && d < MAX_BACKOFF_S; i++)
+            d *= 2;
+        if (d > MAX_BACKOFF_S)
+            d = MAX_BACKOFF_S;
+        log_warn("caldav: %s: sync failed: %s; retrying in %llds", w->rep, r->err[0] ? r->err : "error",
+                 (long long)d);
+        result_free(r);
+        schedule(w, d);
+        return;
+    }
+    if (w->failures)
+        log_info("caldav: %s: sync works again", w->rep);
+    w->failures = 0;
+    for (size_t i = 0; i < r->changed.n; i++) {
+        icalcomponent *c = parse_obj(w, &r->changed.o[i]);
+        if (!c)
+            continue;
+        for (icalcomponent *ev = icalcomponent_get_first_component(c, ICAL_VEVENT_COMPONENT); ev;
+             ev = icalcomponent_get_next_component(c, ICAL_VEVENT_COMPONENT))
+            flag_event(w, &r->changed.o[i], ev, now);
+        icalcomponent_free(c);
+    }
+    /* Stored only now that everything it covers was processed. */
+    if (store_kv_set(u->store, w->statekey, r->state) < 0)
+        log_error("caldav: %s: cannot store the sync state", w->rep);
+    if (r->wins_fetched) {
+        rebuild_windows(w, &r->wobj, now);
+        free(w->wins_tag);
+        w->wins_tag = r->wins_tag;
+        r->wins_tag = NULL;
+    } else if (!r->wins_found && w->nwins) {
+        struct objs none = { 0 };
+        rebuild_windows(w, &none, now);   /* the calendar is gone */
+        free(w->wins_tag);
+        w->wins_tag = NULL;
+    }
+    result_free(r);
+    schedule(w, w->poll);
+}
+
+/* ---- start / stop ------------------------------------------------------- */
+
+static char *read_secret(const struct caldav_cfg *d)
+{
+    char buf[1024] = "";
+    FILE *f = NULL;
+    int is_cmd = 0;
+    if (d->password_file) {
+        f = fopen(d->password_file, "r");
+    } else if (d->password_command) {
+        f = popen(d->password_command, "r");
+        is_cmd = 1;
+    } else {
+        return NULL;
+    }
+    if (!f) {
+        log_error("caldav: cannot read the password from %s: %s",
+                  d->password_file ? d->password_file : d->password_command, strerror(errno));
+        return NULL;
+    }
+    if (!fgets(buf, sizeof buf, f))
+        buf[0] = '\0';
+    int rc = is_cmd ? pclose(f) : fclose(f);
+    if (is_cmd && rc != 0)
+        log_warn("caldav: password_command exited with status %d", rc);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    char *s = strdup(buf);
+    explicit_bzero(buf, sizeof buf);
+    return s;
+}
+
+static void cw_free(struct cw *w)
+{
+    if (!w)
+        return;
+    if (w->th_started) {
+        pthread_mutex_lock(&w->mu);
+        atomic_store(&w->quit, 1);
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+        w->th_started = 0;
+    }
+    caldav_proxy_stop(w->proxy);
+    w->proxy = NULL;
+    if (w->timer)
+        loop_timer_del(w->m->u->loop, w->timer);
+    w->timer = 0;
+    if (atomic_load(&w->posted)) {
+        w->dead = 1;   /* the queued result frees us */
+        return;
+    }
+    cw_destroy(w);
+}
+
+static void cw_destroy(struct cw *w)
+{
+    if (w->job) {
+        free(w->job->state);
+        free(w->job->wins_tag);
+        free(w->job);
+    }
+    if (w->curl)
+        curl_easy_cleanup(w->curl);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    wins_free(w->wins, w->nwins);
+    if (w->pass)
+        explicit_bzero(w->pass, strlen(w->pass));
+    free(w->rep); free(w->url); free(w->user); free(w->pass); free(w->tls_ca);
+    free(w->calendars); free(w->wincal); free(w->proxy_listen); free(w->wins_tag);
+    free(w);
+}
+
+static struct cw *cw_new(struct caldav *m, const struct caldav_cfg *d)
+{
+    struct untild *u = m->u;
+    const char *rep = d->rep ? d->rep : u->cfg->owner;
+    if (!rep) {
+        log_error("caldav: no rep for [caldav]: set [daemon] owner or use [caldav REP]");
+        return NULL;
+    }
+    if (d->tls != TLS_NONE && strncasecmp(d->url, "https://", 8)) {
+        log_error("caldav: %s: url %s is not https and tls = required", rep, d->url);
+        return NULL;
+    }
+    struct cw *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->m = m;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->rep = strdup(rep);
+    w->url = strdup(d->url);
+    w->user = d->username ? strdup(d->username) : NULL;
+    w->pass = read_secret(d);
+    w->tls_ca = d->tls_ca ? strdup(d->tls_ca) : NULL;
+    w->calendars = strdup(d->calendars ? d->calendars : "*");
+    w->wincal = strdup(d->windows_calendar ? d->windows_calendar : "Do not contact");
+    w->proxy_listen = d->proxy_listen ? strdup(d->proxy_listen) : NULL;
+    w->poll = d->poll_interval > 0 ? d->poll_interval : 60;
+    snprintf(w->statekey, sizeof w->statekey, "caldav:state:%s", w->rep);
+    if (!w->rep || !w->url || !w->calendars || !w->wincal || !(w->curl = curl_easy_init())) {
+        cw_free(w);
+        return NULL;
+    }
+    if (pthread_create(&w->th, NULL, worker, w) != 0) {
+        log_error("caldav: %s: cannot start the worker thread", w->rep);
+        cw_free(w);
+        return NULL;
+    }
+    w->th_started = 1;
+    if (w->proxy_listen
+        && !(w->proxy = caldav_proxy_start(u, w->rep, w->proxy_listen, w->url, w->tls_ca))) {
+        cw_free(w);
+        return NULL;
+    }
+    schedule(w, 0);
+    log_info("caldav: watching %s for %s every %ds%s%s", w->url, w->rep, w->poll,
+             w->proxy ? ", proxy on " : "", w->proxy ? w->proxy_listen : "");
+    return w;
+}
+
+struct caldav *caldav_start(struct untild *u, int *err)
+{
+    *err = 0;
+    if (!u->cfg->ncaldav)
+        return NULL;
+    struct caldav *m = calloc(1, sizeof *m);
+    if (!m || !(m->w = calloc(u->cfg->ncaldav, sizeof *m->w))) {
+        free(m);
+        *err = -1;
+        return NULL;
+    }
+    m->u = u;
+    for (size_t i = 0; i < u->cfg->ncaldav; i++) {
+        struct cw *w = cw_new(m, &u->cfg->caldav[i]);
+        if (!w) {
+            log_fatal("caldav: cannot start [caldav%s%s]", u->cfg->caldav[i].rep ? " " : "",
+                      u->cfg->caldav[i].rep ? u->cfg->caldav[i].rep : "");
+            caldav_stop(m);
+            *err = -1;
+            return NULL;
+        }
+        m->w[m->n++] = w;
+    }
+    return m;
+}
+
+void caldav_reconfigure(struct caldav *m)
+{
+    if (!m)
+        return;
+    /* The reload rebuilt u->ix from files and the store: put the calendar's
+     * windows back. (Changed [caldav] settings take effect on restart.) */
+    for (size_t i = 0; i < m->n; i++) {
+        struct cw *w = m->w[i];
+        for (size_t j = 0; j < w->nwins; j++)
+            if (!windows_add(m->u->ix, &w->wins[j]))
+                log_error("caldav: %s: cannot re-add window %s", w->rep, w->wins[j].id);
+    }
+}
+
+void caldav_stop(struct caldav *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        cw_free(m->w[i]);
+    free(m->w);
+    free(m);
+}

@@ -183,6 +183,7 @@ static const struct key keys[] = {
     { S_NOTIFY, "notify_from", V_STR, C(notify_from), 0, 0, 0 },
     { S_NOTIFY, "to", V_STR, C(notify_to), 0, 0, 0 },
     { S_NOTIFY, "notify_to", V_STR, C(notify_to), 0, 0, 0 },
+    { S_NOTIFY, "events", V_STR, C(notify_events), 0, 0, 0 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
@@ -957,6 +958,22 @@ static void check_all(struct parser *p)
         ERR(p, line_of(g, S_SMTP, C(auth)),
             "auth = upstream needs [upstream] url");
 
+    /* [notify] events: every token must be a notice kind */
+    if (c->notify_events) {
+        static const char *const kinds[] = { "held", "flagged", "released", "failed",
+                                             "stale", "status", "all", "none", NULL };
+        char *dup = strdup(c->notify_events), *save = NULL;
+        for (char *t = dup ? strtok_r(dup, ", ", &save) : NULL; t; t = strtok_r(NULL, ", ", &save)) {
+            size_t k = 0;
+            while (kinds[k] && strcmp(kinds[k], t))
+                k++;
+            if (!kinds[k])
+                ERR(p, line_of(g, S_NOTIFY, C(notify_events)),
+                    "events: unknown notice kind \"%s\" (held, flagged, released, failed, stale, status, all, none)", t);
+        }
+        free(dup);
+    }
+
     /* [upstream] */
     if (c->upstream_url != NULL)
         check_url(p, "[upstream]", c->upstream_url, c->upstream_tls,
@@ -1192,7 +1209,7 @@ void config_free(struct config *c)
     free(c->upstream_tls_ca);
     free(c->command_domain); free(c->subaddress_delimiter);
     free(c->window_files);
-    free(c->notify_from); free(c->notify_to);
+    free(c->notify_from); free(c->notify_to); free(c->notify_events);
     free(c->policy_listen); free(c->postfix_config_dir);
     for (size_t i = 0; i < c->nimap; i++)
         imap_free(&c->imap[i]);

@@ -258,6 +258,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
             if (!admin && !rep_owns(rep, found[i]->owner)) {
                 store_audit(u->store, &(struct audit_rec){ now, "denied", rep, found[i]->who[0], found[i]->id,
                             NULL, "window end" });
+                log_warn("control: denied: %s may not end window %s", rep, found[i]->id);
                 sb_printf(b, "window end: %s is not yours\n", found[i]->id);
                 return EX_DENIED;
             }
@@ -416,6 +417,7 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
     if (!admin && !rep_owns(rep, m->rep)) {
         store_audit(u->store, &(struct audit_rec){ untild_now(u), "denied", rep, NULL, NULL, argv[2],
                     argv[1] });
+        log_warn("control: denied: %s may not %s held message %s", rep, argv[1], argv[2]);
         sb_printf(b, "held: %s is not yours\n", argv[2]);
         return EX_DENIED;
     }
@@ -466,8 +468,13 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
 }
 
 /* report: counts of held / flagged / rejected by rep and by contact. */
-struct tally { char key[320]; unsigned long held, flagged, rejected; };
-struct report_ctx { struct tally *reps, *contacts; size_t nreps, ncontacts, cap; int admin; const char *rep; };
+struct tally { char key[320]; unsigned long held, flagged, rejected, denied; };
+struct report_ctx {
+    struct tally *reps, *contacts, *denied;
+    size_t nreps, ncontacts, ndenied, cap;
+    int admin;
+    const char *rep;
+};
 
 static void tally_add(struct tally **t, size_t *n, const char *key, const char *event)
 {
@@ -488,6 +495,8 @@ static void tally_add(struct tally **t, size_t *n, const char *key, const char *
         (*t)[i].held++;
     else if (!strcmp(event, "flagged"))
         (*t)[i].flagged++;
+    else if (!strcmp(event, "denied"))
+        (*t)[i].denied++;
     else
         (*t)[i].rejected++;
 }
@@ -495,6 +504,13 @@ static void tally_add(struct tally **t, size_t *n, const char *key, const char *
 static int report_row(const struct audit_rec *r, void *arg)
 {
     struct report_ctx *c = arg;
+    /* Refused control requests: who tried, for admins only (a rep's
+     * report is about their own mail). */
+    if (r->event && !strcmp(r->event, "denied")) {
+        if (c->admin)
+            tally_add(&c->denied, &c->ndenied, r->rep ? r->rep : "-", r->event);
+        return 0;
+    }
     if (!r->event || (strcmp(r->event, "held") && strcmp(r->event, "flagged") && strcmp(r->event, "rejected")))
         return 0;
     if (!c->admin && !rep_owns(c->rep, r->rep))
@@ -543,15 +559,27 @@ static int cmd_report(struct untild *u, int argc, char **argv, int admin, const 
         report_table(b, "by_rep", c.reps, c.nreps, 1);
         sb_puts(b, ",");
         report_table(b, "by_contact", c.contacts, c.ncontacts, 1);
-        sb_puts(b, "}\n");
+        sb_puts(b, ",\"denied\":[");
+        for (size_t i = 0; i < c.ndenied; i++) {
+            sb_puts(b, i ? ",{\"id\":" : "{\"id\":");
+            sb_json_str(b, c.denied[i].key);
+            sb_printf(b, ",\"denied\":%lu}", c.denied[i].denied);
+        }
+        sb_puts(b, "]}\n");
     } else {
         sb_printf(b, "untild report, last %ld days\n\n", days);
         report_table(b, "REP", c.reps, c.nreps, 0);
         sb_puts(b, "\n");
         report_table(b, "CONTACT", c.contacts, c.ncontacts, 0);
+        if (c.ndenied) {
+            sb_printf(b, "\n%-40s %8s\n", "DENIED REQUESTS BY", "COUNT");
+            for (size_t i = 0; i < c.ndenied; i++)
+                sb_printf(b, "%-40s %8lu\n", c.denied[i].key, c.denied[i].denied);
+        }
     }
     free(c.reps);
     free(c.contacts);
+    free(c.denied);
     return EX_OK;
 }
 

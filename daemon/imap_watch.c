@@ -1,13 +1,1772 @@
-/* imap_watch.c - placeholder until the module lands: nothing configured. */
-#include <stddef.h>
+/* imap_watch.c - the IMAP watcher: reps also send from webmail and phones,
+ * which bypass the SMTP gate, so untild watches each opted-in rep's mailbox.
+ *
+ * One thread per [imap] section (libetpan is blocking; one rep's broken
+ * server never stalls another or the loop). A thread connects (implicit TLS
+ * or STARTTLS, verifying the certificate chain and host name itself, since
+ * libetpan's GnuTLS build does not), logs in, and then, every poll_interval
+ * (or sooner, when IDLE on the inbox reports something):
+ *   - runs queued operations (APPEND notices, STORE keywords);
+ *   - fetches the headers of new messages (UID > last seen) in the Sent
+ *     folder(s) and the inbox;
+ *   - reads every message in the "Contact later/<date>" folders.
+ * Results go to the loop thread with loop_post; all policy, audit, window
+ * and store work happens there (SQLite and libical are main-thread-only):
+ *   Sent:  recipients quiet at Date -> keyword $UntildTooEarly, audit
+ *          "flagged", notice; held by untild -> $UntildHeld; already handled
+ *          by the gate (audit has the Message-ID) -> nothing.
+ *   INBOX: a message from a quiet contact after the window was set ->
+ *          store_seen_add (the gate then lets the rep's reply through), and
+ *          with customer_reply_reopens = end-window the window ends.
+ *   later: one window per filed message (sender, until the folder's date,
+ *          reason = subject), source WSRC_IMAP, rebuilt at each sync.
+ * The per-folder state (UIDVALIDITY, last UID) is saved with store_kv_set
+ * after the loop thread has handled a batch, so a restart neither misses
+ * nor repeats; a folder seen for the first time starts at its current end
+ * (old mail is not audited). A UIDVALIDITY change rescans the folder; the
+ * audit log and the keywords keep that from flagging anything twice.
+ *
+ * Diagnostics: "imap[REP]: ..." lines; passwords are never logged. */
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <libetpan/libetpan.h>
 #include "untild/imap_watch.h"
+#include "untild/address.h"
+#include "untild/daemon.h"
+#include "untild/log.h"
+#include "untild/loop.h"
+#include "untild/message.h"
+#include "untild/notice.h"
+#include "untild/policy.h"
+#include "untild/release.h"
+#include "untild/store.h"
+#include "untild/when.h"
+#include "untild/windows.h"
 
-struct imap_watch *imap_watch_start(struct untild *u, int *err)
+#define KW_TOO_EARLY "$UntildTooEarly"
+#define KW_HELD "$UntildHeld"
+#define MAX_FOLDERS 16          /* sent folders + inbox */
+#define MAX_LATER 64            /* "Contact later" subfolders */
+#define MAX_LATER_MSGS 2000     /* messages read per subfolder */
+#define HEADER_MAX 65536        /* bytes of header fetched per message */
+#define FETCH_CHUNK 200         /* messages per FETCH */
+#define MAX_OPS 1000            /* queued operations per rep */
+#define SECRET_MAX 1024
+#define BACKOFF_MAX 300
+#define NET_TIMEOUT 60
+
+/* ---------- operations: loop thread -> rep thread ---------- */
+
+enum op_kind { OP_APPEND, OP_STORE };
+
+struct op {
+    struct op *next;
+    enum op_kind kind;
+    char *folder;
+    char *data;                 /* APPEND: message; STORE: keyword */
+    size_t len;
+    uint32_t uidvalidity, uid;  /* STORE */
+};
+
+/* ---------- results: rep thread -> loop thread ---------- */
+
+enum batch_kind { B_SENT, B_INBOX, B_LATER };
+
+struct item {
+    uint32_t uid;
+    time_t internal;            /* INTERNALDATE */
+    int kw_early, kw_held;
+    char *hdr;                  /* header section (bounded) */
+    size_t len;
+    char *leaf;                 /* B_LATER: subfolder name below the base */
+};
+
+struct batch {
+    struct batch *prev, *next;  /* in flight (m->inflight), under m->mu */
+    struct imap_watch *m;
+    size_t idx;
+    unsigned gen;
+    enum batch_kind kind;
+    char *folder;
+    uint32_t uidvalidity, last;
+    struct item *items;
+    size_t n, cap;
+};
+
+/* ---------- per rep ---------- */
+
+struct fstate {
+    char *name;
+    uint32_t uidvalidity, last;
+    int known;
+};
+
+struct rep {
+    struct imap_watch *m;
+    size_t idx;
+    unsigned gen;
+    /* config copy (a reload frees the old config) */
+    char *rep, *url, *host, *user, *pwfile, *pwcmd, *ca, *sent, *inbox,
+         *notice, *later;
+    int port, implicit_tls, plain, poll, reopen;
+    /* shared with the loop thread, under mu */
+    pthread_mutex_t mu;
+    struct op *ops, **tail;
+    size_t nops;
+    int stop;
+    int netfd;                  /* to interrupt blocking reads on stop */
+    int wake[2];                /* pipe: wakes the idle wait */
+    pthread_t th;
+    int started;
+    /* thread-private */
+    struct fstate fs[MAX_FOLDERS];
+    size_t nfs;
+    char *later_sig;            /* what was last posted for the later folders */
+    /* loop-thread-private: windows made from folders */
+    struct window *fw;
+    size_t nfw;
+};
+
+struct imap_watch {
+    struct untild *u;
+    struct rep *reps[CONFIG_MAX_REPS];
+    size_t n;
+    unsigned gen;
+    /* batches posted but not yet run: freed by imap_watch_stop, since the
+     * loop drops calls that never ran */
+    pthread_mutex_t mu;
+    struct batch *inflight;
+};
+
+/* ---------- small helpers ---------- */
+
+static char *xstrdup(const char *s)
 {
-    (void)u;
-    *err = 0;
+    return s ? strdup(s) : NULL;
+}
+
+static void free_op(struct op *o)
+{
+    if (!o)
+        return;
+    free(o->folder);
+    free(o->data);
+    free(o);
+}
+
+static void free_batch(struct batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->items[i].hdr);
+        free(b->items[i].leaf);
+    }
+    free(b->items);
+    free(b->folder);
+    free(b);
+}
+
+static const char *rep_name(const struct rep *r)
+{
+    return r->rep ? r->rep : "-";
+}
+
+/* Split "imap[s]://host[:port][/...]". Returns 0 or -1. */
+static int parse_url(struct rep *r)
+{
+    const char *u = r->url, *p;
+    if (!strncasecmp(u, "imaps://", 8)) {
+        r->implicit_tls = 1;
+        r->port = 993;
+        p = u + 8;
+    } else if (!strncasecmp(u, "imap://", 7)) {
+        r->port = 143;
+        p = u + 7;
+    } else {
+        return -1;
+    }
+    const char *at = strchr(p, '@');   /* user@ in the URL: skip it */
+    const char *slash = strchr(p, '/');
+    if (at && (!slash || at < slash))
+        p = at + 1;
+    size_t n = strcspn(p, ":/");
+    if (n == 0 || n > 255)
+        return -1;
+    r->host = strndup(p, n);
+    if (!r->host)
+        return -1;
+    if (p[n] == ':') {
+        char *end;
+        long port = strtol(p + n + 1, &end, 10);
+        if (port <= 0 || port > 65535 || (*end && *end != '/'))
+            return -1;
+        r->port = (int)port;
+    }
+    return 0;
+}
+
+static void first_line(char *s)
+{
+    s[strcspn(s, "\r\n")] = '\0';
+}
+
+/* The password: first line of the file or of the command's output. Read at
+ * each connection, so a changed password is picked up. Never logged. */
+static char *read_secret(const struct rep *r)
+{
+    char buf[SECRET_MAX + 1];
+    size_t n = 0;
+    if (r->pwfile) {
+        FILE *f = fopen(r->pwfile, "re");
+        if (!f) {
+            log_error("imap[%s]: cannot open password file %s: %s", rep_name(r), r->pwfile,
+                      strerror(errno));
+            return NULL;
+        }
+        n = fread(buf, 1, SECRET_MAX, f);
+        int bad = ferror(f);
+        fclose(f);
+        if (bad) {
+            log_error("imap[%s]: cannot read password file %s", rep_name(r), r->pwfile);
+            return NULL;
+        }
+    } else if (r->pwcmd) {
+        FILE *p = popen(r->pwcmd, "re");
+        if (!p) {
+            log_error("imap[%s]: cannot run password_command: %s", rep_name(r), strerror(errno));
+            return NULL;
+        }
+        size_t k;
+        while (n < SECRET_MAX && (k = fread(buf + n, 1, SECRET_MAX - n, p)) > 0)
+            n += k;
+        char sink[256];
+        while (fread(sink, 1, sizeof sink, p) > 0)
+            ;
+        int st = pclose(p);
+        if (st != 0) {
+            explicit_bzero(buf, sizeof buf);
+            log_error("imap[%s]: password_command failed (status %d)", rep_name(r), st);
+            return NULL;
+        }
+    } else {
+        log_error("imap[%s]: no password_file or password_command", rep_name(r));
+        return NULL;
+    }
+    buf[n] = '\0';
+    first_line(buf);
+    char *s = strdup(buf);
+    explicit_bzero(buf, sizeof buf);
+    return s;
+}
+
+/* Sleep up to ms, or until woken (stop, new operation). */
+static void wait_wake(struct rep *r, int ms, int netfd, int *net_ready)
+{
+    struct pollfd p[2] = { { r->wake[0], POLLIN, 0 }, { netfd, POLLIN, 0 } };
+    int n = poll(p, netfd >= 0 ? 2 : 1, ms);
+    if (n > 0 && (p[0].revents & POLLIN)) {
+        char buf[64];
+        while (read(r->wake[0], buf, sizeof buf) > 0)
+            ;
+    }
+    if (net_ready)
+        *net_ready = n > 0 && netfd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+static int stopping(struct rep *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int s = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
+static void wake(struct rep *r)
+{
+    char c = 1;
+    if (write(r->wake[1], &c, 1) < 0 && errno != EAGAIN)
+        log_warn("imap[%s]: cannot wake the connection thread: %s", rep_name(r), strerror(errno));
+}
+
+/* ---------- TLS verification ---------- */
+
+struct sni { const char *host; };
+
+static void ssl_cb(struct mailstream_ssl_context *ctx, void *data)
+{
+    struct sni *s = data;
+    mailstream_ssl_set_server_name(ctx, (char *)s->host);
+}
+
+/* Verify the peer's chain against the system trust plus tls_ca, and the
+ * host name. Returns 0, or -1 with a log line saying why. */
+static int verify_peer(struct rep *r, mailimap *imap)
+{
+    carray *chain = mailstream_get_certificate_chain(imap->imap_stream);
+    gnutls_x509_crt_t crts[16];
+    unsigned ncrt = 0, status = 0;
+    gnutls_x509_trust_list_t tl = NULL;
+    int rc = -1;
+
+    if (!chain || carray_count(chain) == 0) {
+        log_error("imap[%s]: %s:%d sent no certificate; refusing", rep_name(r), r->host, r->port);
+        goto out;
+    }
+    for (unsigned i = 0; i < carray_count(chain) && ncrt < 16; i++) {
+        MMAPString *s = carray_get(chain, i);
+        gnutls_datum_t d = { (unsigned char *)s->str, (unsigned)s->len };
+        if (gnutls_x509_crt_init(&crts[ncrt]) < 0)
+            goto out;
+        if (gnutls_x509_crt_import(crts[ncrt], &d, GNUTLS_X509_FMT_DER) < 0) {
+            gnutls_x509_crt_deinit(crts[ncrt]);
+            log_error("imap[%s]: %s:%d: cannot parse the server certificate; refusing", rep_name(r),
+                      r->host, r->port);
+            goto out;
+        }
+        ncrt++;
+    }
+    if (gnutls_x509_trust_list_init(&tl, 0) < 0)
+        goto out;
+    if (gnutls_x509_trust_list_add_system_trust(tl, 0, 0) < 0)
+        log_warn("imap[%s]: cannot load the system trust store", rep_name(r));
+    if (r->ca && gnutls_x509_trust_list_add_trust_file(tl, r->ca, NULL, GNUTLS_X509_FMT_PEM, 0, 0) <= 0) {
+        log_error("imap[%s]: tls_ca %s holds no usable certificate; refusing", rep_name(r), r->ca);
+        goto out;
+    }
+    if (gnutls_x509_trust_list_verify_crt(tl, crts, ncrt, 0, &status, NULL) < 0 || status != 0) {
+        gnutls_datum_t why = { NULL, 0 };
+        gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
+        log_error("imap[%s]: %s:%d: untrusted server certificate (%s); refusing (set tls_ca for a "
+                  "private CA)", rep_name(r), r->host, r->port, why.data ? (char *)why.data : "verification failed");
+        gnutls_free(why.data);
+        goto out;
+    }
+    if (!gnutls_x509_crt_check_hostname(crts[0], r->host)) {
+        log_error("imap[%s]: %s:%d: server certificate does not match the host name %s; refusing",
+                  rep_name(r), r->host, r->port, r->host);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (tl)
+        gnutls_x509_trust_list_deinit(tl, 1);
+    for (unsigned i = 0; i < ncrt; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    if (chain)
+        mailstream_certificate_chain_free(chain);
+    return rc;
+}
+
+static int imap_ok(int e)
+{
+    return e == MAILIMAP_NO_ERROR || e == MAILIMAP_NO_ERROR_AUTHENTICATED ||
+           e == MAILIMAP_NO_ERROR_NON_AUTHENTICATED;
+}
+
+static void set_netfd(struct rep *r, mailimap *imap)
+{
+    int fd = -1;
+    if (imap && imap->imap_stream && mailstream_get_low(imap->imap_stream))
+        fd = mailstream_low_get_fd(mailstream_get_low(imap->imap_stream));
+    pthread_mutex_lock(&r->mu);
+    r->netfd = fd;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Connect, secure, verify, log in. Returns 0, -1 (retry later). *auth_fail
+ * is set when the server refused the credentials. */
+static int imap_open(struct rep *r, mailimap *imap, int *auth_fail)
+{
+    struct sni sni = { r->host };
+    int e;
+    *auth_fail = 0;
+    mailimap_set_timeout(imap, NET_TIMEOUT);
+    if (r->implicit_tls)
+        e = mailimap_ssl_connect_with_callback(imap, r->host, (uint16_t)r->port, ssl_cb, &sni);
+    else
+        e = mailimap_socket_connect(imap, r->host, (uint16_t)r->port);
+    if (!imap_ok(e)) {
+        log_error("imap[%s]: cannot connect to %s:%d (libetpan error %d)", rep_name(r), r->host,
+                  r->port, e);
+        return -1;
+    }
+    set_netfd(r, imap);
+    if (!r->implicit_tls && !r->plain) {
+        e = mailimap_socket_starttls_with_callback(imap, ssl_cb, &sni);
+        if (!imap_ok(e)) {
+            log_error("imap[%s]: %s:%d: STARTTLS failed (error %d); tls = required, refusing",
+                      rep_name(r), r->host, r->port, e);
+            return -1;
+        }
+        set_netfd(r, imap);
+    }
+    if (!r->plain && verify_peer(r, imap) < 0)
+        return -1;
+    char *pw = read_secret(r);
+    if (!pw)
+        return -1;
+    e = mailimap_login(imap, r->user ? r->user : r->rep, pw);
+    explicit_bzero(pw, strlen(pw));
+    free(pw);
+    if (!imap_ok(e)) {
+        *auth_fail = 1;
+        log_error("imap[%s]: login as %s on %s:%d failed (wrong user name or password?)",
+                  rep_name(r), r->user ? r->user : r->rep, r->host, r->port);
+        return -1;
+    }
+    struct mailimap_capability_data *cap = NULL;
+    if (mailimap_capability(imap, &cap) == MAILIMAP_NO_ERROR && cap)
+        mailimap_capability_data_free(cap);
+    return 0;
+}
+
+/* ---------- folder state ---------- */
+
+static struct fstate *fstate_get(struct rep *r, const char *name)
+{
+    for (size_t i = 0; i < r->nfs; i++)
+        if (!strcmp(r->fs[i].name, name))
+            return &r->fs[i];
     return NULL;
 }
 
-void imap_watch_reconfigure(struct imap_watch *m) { (void)m; }
-void imap_watch_stop(struct imap_watch *m) { (void)m; }
+/* ---------- fetching ---------- */
+
+static time_t imap_date(const struct mailimap_date_time *d)
+{
+    struct tm tm = { 0 };
+    if (!d)
+        return 0;
+    tm.tm_year = d->dt_year - 1900;
+    tm.tm_mon = d->dt_month - 1;
+    tm.tm_mday = d->dt_day;
+    tm.tm_hour = d->dt_hour;
+    tm.tm_min = d->dt_min;
+    tm.tm_sec = d->dt_sec;
+    int z = d->dt_zone;
+    int off = (z / 100) * 3600 + (z % 100) * 60;
+    return timegm(&tm) - off;
+}
+
+static int batch_add(struct batch *b, struct item *it)
+{
+    if (b->n == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 16;
+        struct item *ni = realloc(b->items, nc * sizeof *ni);
+        if (!ni)
+            return -1;
+        b->items = ni;
+        b->cap = nc;
+    }
+    b->items[b->n++] = *it;
+    return 0;
+}
+
+/* Turn one FETCH response into an item. */
+static int item_from_att(struct mailimap_msg_att *att, struct item *it)
+{
+    memset(it, 0, sizeof *it);
+    for (clistiter *c = clist_begin(att->att_list); c; c = clist_next(c)) {
+        struct mailimap_msg_att_item *ai = clist_content(c);
+        if (ai->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
+            if (!ai->att_data.att_dyn || !ai->att_data.att_dyn->att_list)
+                continue;
+            for (clistiter *f = clist_begin(ai->att_data.att_dyn->att_list); f; f = clist_next(f)) {
+                struct mailimap_flag_fetch *ff = clist_content(f);
+                if (ff->fl_type != MAILIMAP_FLAG_FETCH_OTHER || !ff->fl_flag ||
+                    ff->fl_flag->fl_type != MAILIMAP_FLAG_KEYWORD)
+                    continue;
+                const char *kw = ff->fl_flag->fl_data.fl_keyword;
+                if (!strcasecmp(kw, KW_TOO_EARLY))
+                    it->kw_early = 1;
+                else if (!strcasecmp(kw, KW_HELD))
+                    it->kw_held = 1;
+            }
+            continue;
+        }
+        struct mailimap_msg_att_static *st = ai->att_data.att_static;
+        if (!st)
+            continue;
+        if (st->att_type == MAILIMAP_MSG_ATT_UID) {
+            it->uid = st->att_data.att_uid;
+        } else if (st->att_type == MAILIMAP_MSG_ATT_INTERNALDATE) {
+            it->internal = imap_date(st->att_data.att_internal_date);
+        } else if (st->att_type == MAILIMAP_MSG_ATT_BODY_SECTION && st->att_data.att_body_section &&
+                   st->att_data.att_body_section->sec_body_part && !it->hdr) {
+            size_t n = st->att_data.att_body_section->sec_length;
+            if (n > HEADER_MAX)
+                n = HEADER_MAX;
+            it->hdr = malloc(n + 1);
+            if (!it->hdr)
+                return -1;
+            memcpy(it->hdr, st->att_data.att_body_section->sec_body_part, n);
+            it->hdr[n] = '\0';
+            it->len = n;
+        }
+    }
+    return 0;
+}
+
+/* UIDs >= from in the selected folder (ascending, those > from-1 only). */
+static int fetch_uids(mailimap *imap, uint32_t from, uint32_t **out, size_t *n)
+{
+    struct mailimap_set *set = mailimap_set_new_interval(from, 0);
+    struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+    clist *res = NULL;
+    *out = NULL;
+    *n = 0;
+    if (!set || !ft) {
+        if (set) mailimap_set_free(set);
+        if (ft) mailimap_fetch_type_free(ft);
+        return -1;
+    }
+    mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+    int e = mailimap_uid_fetch(imap, set, ft, &res);
+    mailimap_set_free(set);
+    mailimap_fetch_type_free(ft);
+    if (e != MAILIMAP_NO_ERROR)
+        return -1;
+    size_t cnt = clist_count(res), k = 0;
+    uint32_t *u = calloc(cnt ? cnt : 1, sizeof *u);
+    if (!u) {
+        mailimap_fetch_list_free(res);
+        return -1;
+    }
+    for (clistiter *c = clist_begin(res); c; c = clist_next(c)) {
+        struct item it;
+        if (item_from_att(clist_content(c), &it) == 0 && it.uid >= from)
+            u[k++] = it.uid;
+        free(it.hdr);
+    }
+    mailimap_fetch_list_free(res);
+    /* ascending: responses come in sequence order, which is UID order */
+    *out = u;
+    *n = k;
+    return 0;
+}
+
+/* Fetch UID, FLAGS, INTERNALDATE and the (bounded) header of uids[0..n). */
+static int fetch_headers(mailimap *imap, const uint32_t *uids, size_t n, struct batch *b,
+                         const char *leaf)
+{
+    for (size_t i = 0; i < n; i += FETCH_CHUNK) {
+        size_t k = n - i < FETCH_CHUNK ? n - i : FETCH_CHUNK;
+        struct mailimap_set *set = mailimap_set_new_empty();
+        struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
+        clist *res = NULL;
+        if (!set || !ft)
+            goto fail;
+        for (size_t j = 0; j < k; j++)
+            mailimap_set_add_single(set, uids[i + j]);
+        mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
+        mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_flags());
+        mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
+        mailimap_fetch_type_new_fetch_att_list_add(
+            ft, mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new_header(), 0,
+                                                                 HEADER_MAX));
+        int e = mailimap_uid_fetch(imap, set, ft, &res);
+        mailimap_set_free(set);
+        mailimap_fetch_type_free(ft);
+        set = NULL;
+        ft = NULL;
+        if (e != MAILIMAP_NO_ERROR)
+            return -1;
+        for (clistiter *c = clist_begin(res); c; c = clist_next(c)) {
+            struct item it;
+            if (item_from_att(clist_content(c), &it) < 0 || !it.uid || !it.hdr) {
+                free(it.hdr);
+                continue;
+            }
+            it.leaf = leaf ? strdup(leaf) : NULL;
+            if ((leaf && !it.leaf) || batch_add(b, &it) < 0) {
+                free(it.hdr);
+                free(it.leaf);
+                mailimap_fetch_list_free(res);
+                return -1;
+            }
+        }
+        mailimap_fetch_list_free(res);
+        continue;
+fail:
+        if (set) mailimap_set_free(set);
+        if (ft) mailimap_fetch_type_free(ft);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+    const struct item *x = a, *y = b;
+    return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* ---------- loop-thread side (declared here, defined below) ---------- */
+
+static void on_batch(void *arg);
+
+static int post(struct rep *r, struct batch *b)
+{
+    struct imap_watch *m = r->m;
+    b->m = m;
+    b->idx = r->idx;
+    b->gen = r->gen;
+    pthread_mutex_lock(&m->mu);
+    b->prev = NULL;
+    b->next = m->inflight;
+    if (m->inflight)
+        m->inflight->prev = b;
+    m->inflight = b;
+    pthread_mutex_unlock(&m->mu);
+    if (loop_post(m->u->loop, on_batch, b) < 0)
+        return -1;   /* stays in flight: freed at stop */
+    return 0;
+}
+
+/* New messages in one folder (Sent or inbox). Returns 0 or -1 (connection
+ * trouble: reconnect). */
+static int sync_folder(struct rep *r, mailimap *imap, const char *name, enum batch_kind kind)
+{
+    int e = mailimap_examine(imap, name);
+    if (e != MAILIMAP_NO_ERROR) {
+        if (e == MAILIMAP_ERROR_EXAMINE) {  /* NO: the folder is missing */
+            log_debug("imap[%s]: cannot open folder %s", rep_name(r), name);
+            return 0;
+        }
+        return -1;
+    }
+    struct mailimap_selection_info *si = imap->imap_selection_info;
+    uint32_t uidvalidity = si ? si->sel_uidvalidity : 0;
+    uint32_t uidnext = si ? si->sel_uidnext : 0;
+    struct fstate *fs = fstate_get(r, name);
+    if (!fs)
+        return 0;
+    uint32_t from;
+    int reset = 0;
+    if (!fs->known) {
+        /* First sight: start at the current end; old mail is history. */
+        uint32_t *u = NULL;
+        size_t n = 0;
+        uint32_t last = 0;
+        if (uidnext > 0) {
+            last = uidnext - 1;
+        } else {
+            if (fetch_uids(imap, 1, &u, &n) < 0)
+                return -1;
+            last = n ? u[n - 1] : 0;
+            free(u);
+        }
+        struct batch *b = calloc(1, sizeof *b);
+        if (!b || !(b->folder = strdup(name))) {
+            free(b);
+            return -1;
+        }
+        b->kind = kind;
+        b->uidvalidity = uidvalidity;
+        b->last = last;
+        fs->known = 1;
+        fs->uidvalidity = uidvalidity;
+        fs->last = last;
+        log_info("imap[%s]: %s: starting at UID %u (UIDVALIDITY %u)", rep_name(r), name, last,
+                 uidvalidity);
+        return post(r, b) < 0 ? -1 : 0;
+    }
+    if (fs->uidvalidity != uidvalidity) {
+        log_warn("imap[%s]: %s: UIDVALIDITY changed (%u -> %u): rescanning the folder", rep_name(r),
+                 name, fs->uidvalidity, uidvalidity);
+        reset = 1;
+        from = 1;
+    } else {
+        if (uidnext > 0 && uidnext <= fs->last + 1)
+            return 0;       /* nothing new */
+        from = fs->last + 1;
+    }
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    if (fetch_uids(imap, from, &uids, &n) < 0)
+        return -1;
+    if (n == 0 && !reset) {
+        free(uids);
+        return 0;
+    }
+    struct batch *b = calloc(1, sizeof *b);
+    if (!b || !(b->folder = strdup(name))) {
+        free(b);
+        free(uids);
+        return -1;
+    }
+    b->kind = kind;
+    b->uidvalidity = uidvalidity;
+    if (fetch_headers(imap, uids, n, b, NULL) < 0) {
+        free(uids);
+        free_batch(b);
+        return -1;
+    }
+    qsort(b->items, b->n, sizeof *b->items, cmp_item);
+    uint32_t last = reset ? 0 : fs->last;
+    for (size_t i = 0; i < n; i++)
+        if (uids[i] > last)
+            last = uids[i];
+    free(uids);
+    b->last = last;
+    fs->uidvalidity = uidvalidity;
+    fs->last = last;
+    return post(r, b) < 0 ? -1 : 0;
+}
+
+/* A cheap signature of a later-folder scan, to post only on change. */
+static char *later_signature(const struct batch *b)
+{
+    size_t cap = 64 + b->n * 64, len = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    len += (size_t)snprintf(s, cap, "%zu;", b->n);
+    for (size_t i = 0; i < b->n && len < cap; i++) {
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t j = 0; j < b->items[i].len; j++)
+            h = (h ^ (unsigned char)b->items[i].hdr[j]) * 1099511628211ULL;
+        for (const char *p = b->items[i].leaf; p && *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        len += (size_t)snprintf(s + len, cap - len, "%u:%016llx;", b->items[i].uid,
+                                (unsigned long long)h);
+    }
+    return s;
+}
+
+/* Every message under later_folder/<date>. Returns 0 or -1. */
+static int sync_later(struct rep *r, mailimap *imap)
+{
+    clist *list = NULL;
+    char pat[600];
+    snprintf(pat, sizeof pat, "%s*", r->later);
+    int e = mailimap_list(imap, "", pat, &list);
+    if (e != MAILIMAP_NO_ERROR)
+        return e == MAILIMAP_ERROR_LIST ? 0 : -1;
+    char *names[MAX_LATER];
+    size_t nn = 0;
+    size_t bl = strlen(r->later);
+    for (clistiter *c = clist_begin(list); c && nn < MAX_LATER; c = clist_next(c)) {
+        struct mailimap_mailbox_list *mb = clist_content(c);
+        const char *name = mb->mb_name;
+        if (!name || strncmp(name, r->later, bl) != 0 || !mb->mb_delimiter)
+            continue;
+        const char *rest = name + bl;
+        if (*rest == mb->mb_delimiter)   /* later_folder given without the delimiter */
+            rest++;
+        else if (bl == 0 || r->later[bl - 1] != mb->mb_delimiter)
+            continue;
+        if (!*rest || strchr(rest, mb->mb_delimiter))
+            continue;
+        if (!(names[nn] = strdup(name)))
+            break;
+        nn++;
+    }
+    mailimap_list_result_free(list);
+    struct batch *b = calloc(1, sizeof *b);
+    int rc = 0;
+    if (!b || !(b->folder = strdup(r->later))) {
+        free(b);
+        b = NULL;
+        rc = -1;
+    }
+    for (size_t i = 0; i < nn && rc == 0; i++) {
+        if ((e = mailimap_examine(imap, names[i])) != MAILIMAP_NO_ERROR) {
+            if (e != MAILIMAP_ERROR_EXAMINE)
+                rc = -1;
+            continue;
+        }
+        uint32_t *uids = NULL;
+        size_t n = 0;
+        if (imap->imap_selection_info && imap->imap_selection_info->sel_exists == 0)
+            continue;
+        if (fetch_uids(imap, 1, &uids, &n) < 0) {
+            rc = -1;
+            break;
+        }
+        if (n > MAX_LATER_MSGS)
+            n = MAX_LATER_MSGS;
+        const char *leaf = names[i] + bl;
+        if (*leaf && !isalnum((unsigned char)*leaf) && *leaf != '"')
+            leaf++;
+        if (fetch_headers(imap, uids, n, b, leaf) < 0)
+            rc = -1;
+        free(uids);
+    }
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    if (rc < 0) {
+        free_batch(b);
+        return -1;
+    }
+    char *sig = later_signature(b);
+    if (sig && r->later_sig && !strcmp(sig, r->later_sig)) {
+        free(sig);
+        free_batch(b);
+        return 0;
+    }
+    free(r->later_sig);
+    r->later_sig = sig;
+    b->kind = B_LATER;
+    return post(r, b) < 0 ? -1 : 0;
+}
+
+/* Run the queued operations. Returns 0 or -1 (connection trouble; the
+ * failed operation is put back). */
+static int run_ops(struct rep *r, mailimap *imap)
+{
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        struct op *o = r->ops;
+        if (o) {
+            r->ops = o->next;
+            if (!r->ops)
+                r->tail = &r->ops;
+            r->nops--;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (!o)
+            return 0;
+        int e;
+        if (o->kind == OP_APPEND) {
+            struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+            e = mailimap_append(imap, o->folder, fl, NULL, o->data, o->len);
+            if (fl)
+                mailimap_flag_list_free(fl);
+            if (e == MAILIMAP_NO_ERROR)
+                log_info("imap[%s]: notice appended to %s", rep_name(r), o->folder);
+            else if (e == MAILIMAP_ERROR_APPEND)
+                log_error("imap[%s]: the server refused to append a notice to %s", rep_name(r),
+                          o->folder);
+        } else {
+            e = mailimap_select(imap, o->folder);
+            if (e == MAILIMAP_NO_ERROR) {
+                const struct mailimap_selection_info *si = imap->imap_selection_info;
+                if (si && si->sel_uidvalidity != o->uidvalidity) {
+                    log_info("imap[%s]: %s changed UIDVALIDITY; keyword %s not set", rep_name(r),
+                             o->folder, o->data);
+                } else {
+                    struct mailimap_set *set = mailimap_set_new_single(o->uid);
+                    struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+                    char *kw = strdup(o->data);
+                    struct mailimap_flag *f = kw ? mailimap_flag_new_flag_keyword(kw) : NULL;
+                    if (!f)
+                        free(kw);
+                    if (set && fl && f && mailimap_flag_list_add(fl, f) == 0) {
+                        struct mailimap_store_att_flags *sa = mailimap_store_att_flags_new_add_flags_silent(fl);
+                        e = mailimap_uid_store(imap, set, sa);
+                        mailimap_store_att_flags_free(sa);   /* frees fl */
+                        fl = NULL;
+                        if (e == MAILIMAP_NO_ERROR)
+                            log_info("imap[%s]: %s UID %u: keyword %s set", rep_name(r), o->folder,
+                                     o->uid, o->data);
+                    } else {
+                        if (f && fl)
+                            mailimap_flag_free(f);
+                        e = MAILIMAP_NO_ERROR;
+                    }
+                    if (fl)
+                        mailimap_flag_list_free(fl);
+                    if (set)
+                        mailimap_set_free(set);
+                }
+            } else if (e == MAILIMAP_ERROR_SELECT) {
+                e = MAILIMAP_NO_ERROR;   /* folder gone: nothing to mark */
+            }
+            if (e == MAILIMAP_ERROR_STORE)
+                e = MAILIMAP_NO_ERROR;
+        }
+        if (e != MAILIMAP_NO_ERROR && e != MAILIMAP_ERROR_APPEND) {
+            pthread_mutex_lock(&r->mu);
+            o->next = r->ops;
+            if (!r->ops)
+                r->tail = &o->next;
+            r->ops = o;
+            r->nops++;
+            pthread_mutex_unlock(&r->mu);
+            return -1;
+        }
+        free_op(o);
+    }
+}
+
+static int has_ops(struct rep *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int h = r->ops != NULL;
+    pthread_mutex_unlock(&r->mu);
+    return h;
+}
+
+/* One sync pass over every watched folder. */
+static int sync_all(struct rep *r, mailimap *imap)
+{
+    if (run_ops(r, imap) < 0)
+        return -1;
+    for (size_t i = 0; i < r->nfs; i++)
+        if (sync_folder(r, imap, r->fs[i].name, strcmp(r->fs[i].name, r->inbox) ? B_SENT : B_INBOX) < 0)
+            return -1;
+    if (r->later && *r->later && sync_later(r, imap) < 0)
+        return -1;
+    return run_ops(r, imap);
+}
+
+/* Wait poll_interval seconds, in IDLE on the inbox when the server has it.
+ * Returns 0 or -1 (connection trouble). */
+static int idle_wait(struct rep *r, mailimap *imap)
+{
+    int ms = r->poll * 1000;
+    if (has_ops(r))
+        return 0;
+    if (!mailimap_has_idle(imap)) {
+        wait_wake(r, ms, -1, NULL);
+        return 0;
+    }
+    if (mailimap_select(imap, r->inbox) != MAILIMAP_NO_ERROR)
+        return -1;
+    if (mailimap_idle(imap) != MAILIMAP_NO_ERROR)
+        return -1;
+    int ready = 0;
+    wait_wake(r, ms, mailimap_idle_get_fd(imap), &ready);
+    /* libetpan can fail to parse untagged data that raced the
+     * continuation: the caller reconnects and IDLEs again. */
+    if (mailimap_idle_done(imap) != MAILIMAP_NO_ERROR)
+        return -1;
+    return 0;
+}
+
+static void *rep_thread(void *arg)
+{
+    struct rep *r = arg;
+    int backoff = 1;
+    while (!stopping(r)) {
+        mailimap *imap = mailimap_new(0, NULL);
+        if (!imap) {
+            wait_wake(r, 1000, -1, NULL);
+            continue;
+        }
+        int auth_fail = 0;
+        if (imap_open(r, imap, &auth_fail) == 0) {
+            log_info("imap[%s]: connected to %s:%d as %s%s", rep_name(r), r->host, r->port,
+                     r->user ? r->user : r->rep, r->plain ? " (no TLS)" : " (TLS verified)");
+            int first = 1;
+            while (!stopping(r)) {
+                if (sync_all(r, imap) < 0)
+                    break;
+                if (first) {
+                    log_info("imap[%s]: synced", rep_name(r));
+                    first = 0;
+                }
+                backoff = 1;
+                if (stopping(r) || idle_wait(r, imap) < 0)
+                    break;
+            }
+            if (!stopping(r))
+                log_warn("imap[%s]: connection to %s:%d lost; reconnecting in %d s", rep_name(r),
+                         r->host, r->port, backoff);
+        } else if (!stopping(r)) {
+            log_warn("imap[%s]: retrying in %d s", rep_name(r), backoff);
+        }
+        set_netfd(r, NULL);
+        mailimap_free(imap);
+        if (stopping(r))
+            break;
+        wait_wake(r, backoff * 1000, -1, NULL);
+        backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
+        (void)auth_fail;
+    }
+    return NULL;
+}
+
+/* ---------- loop thread: message facts ---------- */
+
+/* Collect addr-specs of an address list into out (bounded). */
+static void add_mailbox(const struct mailimf_mailbox *mb, char out[][ADDR_MAX], size_t *n, size_t max)
+{
+    if (mb && mb->mb_addr_spec && *n < max) {
+        snprintf(out[*n], ADDR_MAX, "%s", mb->mb_addr_spec);
+        (*n)++;
+    }
+}
+
+static void add_addr_list(const struct mailimf_address_list *al, char out[][ADDR_MAX], size_t *n,
+                          size_t max)
+{
+    if (!al || !al->ad_list)
+        return;
+    for (clistiter *c = clist_begin(al->ad_list); c; c = clist_next(c)) {
+        struct mailimf_address *a = clist_content(c);
+        if (a->ad_type == MAILIMF_ADDRESS_MAILBOX)
+            add_mailbox(a->ad_data.ad_mailbox, out, n, max);
+        else if (a->ad_data.ad_group && a->ad_data.ad_group->grp_mb_list)
+            for (clistiter *g = clist_begin(a->ad_data.ad_group->grp_mb_list->mb_list); g; g = clist_next(g))
+                add_mailbox(clist_content(g), out, n, max);
+    }
+}
+
+#define MAX_RCPTS 128
+
+struct hdr_facts {
+    char rcpts[MAX_RCPTS][ADDR_MAX];    /* To/Cc/Bcc */
+    size_t nrcpts;
+    char senders[2][ADDR_MAX];          /* From, Reply-To */
+    size_t nsenders;
+    time_t date;                        /* 0: none */
+};
+
+static int hdr_facts(const char *hdr, size_t len, struct hdr_facts *h)
+{
+    struct mailimf_fields *fields = NULL;
+    size_t idx = 0;
+    memset(h, 0, sizeof *h);
+    if (mailimf_fields_parse(hdr, len, &idx, &fields) != MAILIMF_NO_ERROR || !fields)
+        return -1;
+    char rt[1][ADDR_MAX];
+    size_t nrt = 0;
+    for (clistiter *c = clist_begin(fields->fld_list); c; c = clist_next(c)) {
+        struct mailimf_field *f = clist_content(c);
+        switch (f->fld_type) {
+        case MAILIMF_FIELD_TO:
+            add_addr_list(f->fld_data.fld_to->to_addr_list, h->rcpts, &h->nrcpts, MAX_RCPTS);
+            break;
+        case MAILIMF_FIELD_CC:
+            add_addr_list(f->fld_data.fld_cc->cc_addr_list, h->rcpts, &h->nrcpts, MAX_RCPTS);
+            break;
+        case MAILIMF_FIELD_BCC:
+            add_addr_list(f->fld_data.fld_bcc->bcc_addr_list, h->rcpts, &h->nrcpts, MAX_RCPTS);
+            break;
+        case MAILIMF_FIELD_FROM:
+            if (f->fld_data.fld_from->frm_mb_list && h->nsenders == 0) {
+                clistiter *g = clist_begin(f->fld_data.fld_from->frm_mb_list->mb_list);
+                if (g)
+                    add_mailbox(clist_content(g), h->senders, &h->nsenders, 1);
+            }
+            break;
+        case MAILIMF_FIELD_REPLY_TO:
+            add_addr_list(f->fld_data.fld_reply_to->rt_addr_list, rt, &nrt, 1);
+            break;
+        case MAILIMF_FIELD_ORIG_DATE: {
+            const struct mailimf_date_time *d = f->fld_data.fld_orig_date->dt_date_time;
+            struct tm tm = { 0 };
+            tm.tm_year = d->dt_year - 1900;
+            tm.tm_mon = d->dt_month - 1;
+            tm.tm_mday = d->dt_day;
+            tm.tm_hour = d->dt_hour;
+            tm.tm_min = d->dt_min;
+            tm.tm_sec = d->dt_sec;
+            int z = d->dt_zone;
+            h->date = timegm(&tm) - ((z / 100) * 3600 + (z % 100) * 60);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    if (nrt && h->nsenders < 2) {
+        snprintf(h->senders[h->nsenders], ADDR_MAX, "%s", rt[0]);
+        h->nsenders++;
+    }
+    mailimf_fields_free(fields);
+    return 0;
+}
+
+/* ---------- loop thread: policy work ---------- */
+
+static struct rep *batch_rep(struct batch *b)
+{
+    struct imap_watch *m = b->m;
+    if (b->idx >= m->n || !m->reps[b->idx] || m->reps[b->idx]->gen != b->gen)
+        return NULL;   /* from a connection replaced by a reload */
+    return m->reps[b->idx];
+}
+
+static int queue_op(struct rep *r, struct op *o)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->nops >= MAX_OPS) {
+        pthread_mutex_unlock(&r->mu);
+        log_error("imap[%s]: too many queued operations; dropping one", rep_name(r));
+        free_op(o);
+        return -1;
+    }
+    o->next = NULL;
+    *r->tail = o;
+    r->tail = &o->next;
+    r->nops++;
+    pthread_mutex_unlock(&r->mu);
+    wake(r);
+    return 0;
+}
+
+static void queue_store(struct rep *r, const char *folder, uint32_t uidvalidity, uint32_t uid,
+                        const char *kw)
+{
+    struct op *o = calloc(1, sizeof *o);
+    if (!o || !(o->folder = strdup(folder)) || !(o->data = strdup(kw))) {
+        free_op(o);
+        return;
+    }
+    o->kind = OP_STORE;
+    o->uidvalidity = uidvalidity;
+    o->uid = uid;
+    queue_op(r, o);
+}
+
+static int seen_fn(void *arg, const char *message_id, const char *contact)
+{
+    struct untild *u = arg;
+    return store_seen_has(u->store, message_id, contact) == 1;
+}
+
+struct audit_find { const char *msg_id, *rep; int gate, mine; };
+
+static int audit_find_fn(const struct audit_rec *a, void *arg)
+{
+    struct audit_find *f = arg;
+    if (!a->msg_id || strcmp(a->msg_id, f->msg_id) != 0)
+        return 0;
+    if (a->detail && !strncmp(a->detail, "imap:", 5))
+        f->mine = 1;
+    else
+        f->gate = 1;
+    return 0;
+}
+
+static int held_by_untild(struct untild *u, const char *msg_id)
+{
+    size_t n = release_count(u->release);
+    for (size_t i = 0; i < n; i++) {
+        const struct spool_meta *sm = release_get(u->release, i, NULL);
+        if (sm && sm->message_id && !strcmp(sm->message_id, msg_id))
+            return 1;
+    }
+    return 0;
+}
+
+static void save_state(struct untild *u, struct rep *r, const struct batch *b)
+{
+    char key[700], val[64];
+    snprintf(key, sizeof key, "imap:%s:%s", rep_name(r), b->folder);
+    snprintf(val, sizeof val, "%u %u", b->uidvalidity, b->last);
+    if (store_kv_set(u->store, key, val) < 0)
+        log_error("imap[%s]: cannot save the state of %s", rep_name(r), b->folder);
+}
+
+static void sent_item(struct untild *u, struct rep *r, const struct batch *b, const struct item *it)
+{
+    struct message_facts f = { 0 };
+    struct hdr_facts h;
+    if (it->kw_early || it->kw_held)
+        return;     /* handled before (e.g. a rescan after UIDVALIDITY) */
+    if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
+        return;
+    hdr_facts(it->hdr, it->len, &h);
+    time_t at = h.date ? h.date : it->internal;
+    if (f.message_id && held_by_untild(u, f.message_id)) {
+        queue_store(r, b->folder, b->uidvalidity, it->uid, KW_HELD);
+        goto out;
+    }
+    if (f.message_id) {
+        struct audit_find af = { f.message_id, r->rep, 0, 0 };
+        store_audit_foreach(u->store, at - 30 * 86400, audit_find_fn, &af);
+        if (af.gate)
+            goto out;       /* the gate handled it already */
+        if (af.mine) {
+            /* flagged before (folder recreated): mark again, tell no one */
+            queue_store(r, b->folder, b->uidvalidity, it->uid, KW_TOO_EARLY);
+            goto out;
+        }
+    }
+    char norm[MAX_RCPTS][ADDR_MAX];
+    const char *np[MAX_RCPTS];
+    size_t n = 0;
+    for (size_t i = 0; i < h.nrcpts; i++) {
+        const char *why = NULL;
+        if (address_normalize(h.rcpts[i], u->pcfg.delims, norm[n], ADDR_MAX, &why) < 0)
+            continue;
+        const char *d = address_domain(norm[n]);
+        if (d && u->pcfg.command_domain && !strcasecmp(d, u->pcfg.command_domain))
+            continue;
+        np[n] = norm[n];
+        n++;
+    }
+    if (!n)
+        goto out;
+    struct verdict v[MAX_RCPTS];
+    memset(v, 0, sizeof v);
+    policy_message(&u->pcfg, u->ix, r->rep, np, n, &f, seen_fn, u, at, v);
+    char list[4096];
+    size_t ll = 0;
+    list[0] = '\0';
+    int flagged = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].action != ACTION_HOLD && v[i].action != ACTION_FLAG && v[i].action != ACTION_REJECT)
+            continue;
+        char until[64];
+        when_format(v[i].quiet_until, v[i].w && v[i].w->tz ? v[i].w->tz : u->cfg->timezone, until,
+                    sizeof until);
+        store_audit(u->store, &(struct audit_rec){ untild_now(u), "flagged", r->rep, np[i],
+                    v[i].w ? v[i].w->id : NULL, f.message_id, "imap: sent outside untild" });
+        u->stats_flagged++;
+        if (ll < sizeof list)
+            ll += (size_t)snprintf(list + ll, sizeof list - ll, "  %s (quiet until %s%s%s)\n", np[i],
+                                   until, v[i].w && v[i].w->reason ? ": " : "",
+                                   v[i].w && v[i].w->reason ? v[i].w->reason : "");
+        flagged++;
+    }
+    if (flagged) {
+        queue_store(r, b->folder, b->uidvalidity, it->uid, KW_TOO_EARLY);
+        log_info("imap[%s]: %s UID %u: sent to %d quiet recipient(s) outside untild: flagged",
+                 rep_name(r), b->folder, it->uid, flagged);
+        char body[8192];
+        snprintf(body, sizeof body,
+                 "Your message \"%s\" (sent from another client, not through untild) went to "
+                 "recipients who asked not to be contacted yet:\n%s\n"
+                 "It has been marked with the keyword %s in %s.\n",
+                 f.subject ? f.subject : "(no subject)", list, KW_TOO_EARLY, b->folder);
+        const char *subj = "Flagged: you contacted a quiet customer";
+        const char *to = u->cfg->notify_to ? u->cfg->notify_to : r->rep;
+        size_t len = 0;
+        char *msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to,
+                                 subj, body, NULL, 0, untild_now(u), &len);
+        /* Straight into the rep's mailbox: this rep has IMAP. */
+        if (!msg || imap_watch_append(r->m, r->rep, msg, len) < 0)
+            notice_send(u, r->rep, subj, body, NULL, 0);
+        free(msg);
+    }
+out:
+    message_facts_free(&f);
+}
+
+/* End every window of contact (customer_reply_reopens = end-window). */
+static void end_windows(struct untild *u, struct rep *r, const char *contact)
+{
+    const struct window *found[64];
+    char ids[64][WINDOW_ID_MAX];
+    size_t n = windows_find_who(u->ix, contact, found, 64), k = 0;
+    time_t now = untild_now(u);
+    for (size_t i = 0; i < n; i++)
+        snprintf(ids[k++], WINDOW_ID_MAX, "%s", found[i]->id);
+    for (size_t i = 0; i < k; i++) {
+        const struct window *w = windows_get(u->ix, ids[i]);
+        if (!w || !window_active(w, now, NULL))
+            continue;
+        if (w->source == WSRC_RUNTIME) {
+            store_window_delete(u->store, ids[i]);
+        } else if (w->source != WSRC_IMAP) {
+            char key[WINDOW_ID_MAX + 8];
+            snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, ids[i]);
+            store_kv_set(u->store, key, "1");
+        }
+        store_audit(u->store, &(struct audit_rec){ now, "window-ended", r->rep, contact, ids[i], NULL,
+                    "imap: the customer wrote" });
+        log_info("imap[%s]: %s wrote: window %s ended", rep_name(r), contact, ids[i]);
+        windows_remove(u->ix, ids[i]);
+    }
+    if (k)
+        release_kick(u->release, 1);
+}
+
+static void inbox_item(struct untild *u, struct rep *r, const struct item *it)
+{
+    struct message_facts f = { 0 };
+    struct hdr_facts h;
+    if (r->reopen == REOPEN_NO || message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
+        return;
+    hdr_facts(it->hdr, it->len, &h);
+    time_t t = it->internal ? it->internal : untild_now(u);
+    char from[ADDR_MAX];
+    struct window_match wm;
+    if (!f.message_id || !h.nsenders ||
+        address_normalize(h.senders[0], u->pcfg.delims, from, sizeof from, NULL) < 0)
+        goto out;
+    /* quiet when it arrived (or now, if the test clock runs elsewhere) */
+    if (!windows_match(u->ix, from, t, &wm) && !windows_match(u->ix, from, untild_now(u), &wm))
+        goto out;
+    if (wm.w->created && t + 300 < wm.w->created)
+        goto out;   /* older than the window: not a re-engagement */
+    if (store_seen_add(u->store, f.message_id, from, r->rep, t) < 0) {
+        log_error("imap[%s]: cannot record message %s from %s", rep_name(r), f.message_id, from);
+        goto out;
+    }
+    log_info("imap[%s]: %s (quiet) wrote: message %s recorded; the reply is allowed", rep_name(r),
+             from, f.message_id);
+    if (r->reopen == REOPEN_END_WINDOW)
+        end_windows(u, r, from);
+out:
+    message_facts_free(&f);
+}
+
+/* ---------- loop thread: windows from folders ---------- */
+
+int imap_watch_folder_date(const char *leaf, const char *tz, time_t now, time_t *out)
+{
+    static const char *const months[] = { "jan", "feb", "mar", "apr", "may", "jun",
+                                          "jul", "aug", "sep", "oct", "nov", "dec" };
+    char err[128], buf[64], word[32];
+    int year;
+    if (when_parse(leaf, tz, now, out, err, sizeof err) == 0 && *out != WHEN_NEVER)
+        return 0;
+    /* "July 2027" / "Jul 2027" -> the 1st of that month */
+    if (sscanf(leaf, "%31[A-Za-z] %d", word, &year) == 2 && year >= 1970 && year < 10000 &&
+        strlen(word) >= 3) {
+        for (int i = 0; i < 12; i++)
+            if (!strncasecmp(word, months[i], 3)) {
+                snprintf(buf, sizeof buf, "%04d-%02d-01", year, i + 1);
+                return when_parse(buf, tz, now, out, err, sizeof err);
+            }
+    }
+    return -1;
+}
+
+static void window_free_copy(struct window *w)
+{
+    for (size_t i = 0; i < w->nwho; i++)
+        free(w->who[i]);
+    free(w->who);
+    free(w->reason);
+    free(w->owner);
+    free(w->tz);
+    memset(w, 0, sizeof *w);
+}
+
+/* Stable id: "i" + 14 hex of a hash of rep, folder and Message-ID. */
+static void fw_id(const char *rep, const char *leaf, const char *msgid, char id[WINDOW_ID_MAX])
+{
+    uint64_t h = 1469598103934665603ULL;
+    const char *parts[3] = { rep ? rep : "", leaf, msgid };
+    for (int k = 0; k < 3; k++) {
+        for (const char *p = parts[k]; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    }
+    snprintf(id, WINDOW_ID_MAX, "i%014llx", (unsigned long long)(h & 0xffffffffffffffULL));
+}
+
+static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
+{
+    struct window *nw = calloc(b->n ? b->n : 1, sizeof *nw);
+    size_t nn = 0;
+    time_t now = untild_now(u);
+    if (!nw)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct item *it = &b->items[i];
+        struct message_facts f = { 0 };
+        struct hdr_facts h;
+        time_t until;
+        char idsrc[64];
+        if (!it->leaf || imap_watch_folder_date(it->leaf, u->cfg->timezone, now, &until) < 0) {
+            log_debug("imap[%s]: folder %s: not a date", rep_name(r), it->leaf ? it->leaf : "");
+            continue;
+        }
+        if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
+            continue;
+        hdr_facts(it->hdr, it->len, &h);
+        struct window *w = &nw[nn];
+        memset(w, 0, sizeof *w);
+        w->who = calloc(2, sizeof *w->who);
+        for (size_t k = 0; w->who && k < h.nsenders; k++) {
+            char a[ADDR_MAX];
+            if (address_normalize(h.senders[k], u->pcfg.delims, a, sizeof a, NULL) < 0)
+                continue;
+            if (w->nwho && !strcmp(w->who[0], a))
+                continue;
+            if ((w->who[w->nwho] = strdup(a)))
+                w->nwho++;
+        }
+        if (!w->nwho) {
+            window_free_copy(w);
+            message_facts_free(&f);
+            continue;
+        }
+        snprintf(idsrc, sizeof idsrc, "%u", it->uid);
+        fw_id(r->rep, it->leaf, f.message_id ? f.message_id : idsrc, w->id);
+        w->until = until;
+        w->from = 0;
+        w->duration = 86400;
+        w->tz = xstrdup(u->cfg->timezone);
+        w->reason = xstrdup(f.subject);
+        w->owner = xstrdup(r->rep);
+        w->created = it->internal ? it->internal : now;
+        w->action = ACTION_DEFAULT;
+        w->source = WSRC_IMAP;
+        message_facts_free(&f);
+        /* the same message filed twice: keep one */
+        int dup = 0;
+        for (size_t k = 0; k < nn; k++)
+            if (!strcmp(nw[k].id, w->id))
+                dup = 1;
+        if (dup) {
+            window_free_copy(w);
+            continue;
+        }
+        nn++;
+    }
+    /* Windows gone from the folders end (and release what they held). */
+    int removed = 0, added = 0;
+    for (size_t i = 0; i < r->nfw; i++) {
+        int keep = 0;
+        for (size_t k = 0; k < nn; k++)
+            if (!strcmp(r->fw[i].id, nw[k].id))
+                keep = 1;
+        if (!keep) {
+            if (windows_remove(u->ix, r->fw[i].id) == 0) {
+                store_audit(u->store, &(struct audit_rec){ now, "window-ended", r->rep, r->fw[i].who[0],
+                            r->fw[i].id, NULL, "imap: message removed from the folder" });
+                log_info("imap[%s]: window %s for %s ended (message left the folder)", rep_name(r),
+                         r->fw[i].id, r->fw[i].who[0]);
+            }
+            removed++;
+        }
+    }
+    for (size_t k = 0; k < nn; k++) {
+        int existed = 0;
+        for (size_t i = 0; i < r->nfw; i++)
+            if (!strcmp(r->fw[i].id, nw[k].id))
+                existed = 1;
+        const struct window *old = windows_get(u->ix, nw[k].id);
+        if (old && existed && old->until == nw[k].until)
+            continue;
+        if (!windows_add(u->ix, &nw[k])) {
+            log_error("imap[%s]: cannot add window for %s", rep_name(r), nw[k].who[0]);
+            continue;
+        }
+        if (!existed) {
+            char until[64];
+            store_audit(u->store, &(struct audit_rec){ now, "window-added", r->rep, nw[k].who[0],
+                        nw[k].id, NULL, "imap: filed in a later folder" });
+            log_info("imap[%s]: window %s: %s until %s (from folder %s)", rep_name(r), nw[k].id,
+                     nw[k].who[0], when_format(nw[k].until, nw[k].tz, until, sizeof until),
+                     b->folder);
+        } else {
+            removed++;   /* until changed: maybe shorter */
+        }
+        added++;
+    }
+    for (size_t i = 0; i < r->nfw; i++)
+        window_free_copy(&r->fw[i]);
+    free(r->fw);
+    r->fw = nw;
+    r->nfw = nn;
+    if (removed || added)
+        release_kick(u->release, removed > 0);
+}
+
+static void on_batch(void *arg)
+{
+    struct batch *b = arg;
+    struct imap_watch *m = b->m;
+    pthread_mutex_lock(&m->mu);
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        m->inflight = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    pthread_mutex_unlock(&m->mu);
+    struct rep *r = batch_rep(b);
+    struct untild *u = m->u;
+    if (!r) {
+        free_batch(b);
+        return;
+    }
+    if (b->kind == B_LATER) {
+        later_batch(u, r, b);
+    } else {
+        for (size_t i = 0; i < b->n; i++) {
+            if (b->kind == B_SENT)
+                sent_item(u, r, b, &b->items[i]);
+            else
+                inbox_item(u, r, &b->items[i]);
+        }
+        save_state(u, r, b);
+    }
+    free_batch(b);
+}
+
+/* ---------- life cycle ---------- */
+
+static void rep_free(struct rep *r)
+{
+    if (!r)
+        return;
+    while (r->ops) {
+        struct op *o = r->ops;
+        r->ops = o->next;
+        free_op(o);
+    }
+    for (size_t i = 0; i < r->nfs; i++)
+        free(r->fs[i].name);
+    for (size_t i = 0; i < r->nfw; i++)
+        window_free_copy(&r->fw[i]);
+    free(r->fw);
+    free(r->later_sig);
+    free(r->rep); free(r->url); free(r->host); free(r->user); free(r->pwfile); free(r->pwcmd);
+    free(r->ca); free(r->sent); free(r->inbox); free(r->notice); free(r->later);
+    if (r->wake[0] >= 0)
+        close(r->wake[0]);
+    if (r->wake[1] >= 0)
+        close(r->wake[1]);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static void rep_stop(struct rep *r)
+{
+    if (!r || !r->started)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    if (r->netfd >= 0)
+        shutdown(r->netfd, SHUT_RDWR);   /* unblock a blocking read */
+    pthread_mutex_unlock(&r->mu);
+    wake(r);
+    pthread_join(r->th, NULL);
+    r->started = 0;
+}
+
+static int add_folder(struct rep *r, const char *name)
+{
+    if (r->nfs >= MAX_FOLDERS || fstate_get(r, name))
+        return 0;
+    if (!(r->fs[r->nfs].name = strdup(name)))
+        return -1;
+    r->nfs++;
+    return 0;
+}
+
+/* Copy the section, load the folder state, start the thread. */
+static struct rep *rep_new(struct imap_watch *m, const struct imap_cfg *c, size_t idx)
+{
+    struct untild *u = m->u;
+    const char *repname = c->rep ? c->rep : u->cfg->owner;
+    if (!repname) {
+        log_error("imap: [imap] without a rep needs [daemon] owner; not watching");
+        return NULL;
+    }
+    struct rep *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->wake[0] = r->wake[1] = -1;
+    r->netfd = -1;
+    pthread_mutex_init(&r->mu, NULL);
+    r->tail = &r->ops;
+    r->m = m;
+    r->idx = idx;
+    r->gen = ++m->gen;
+    r->rep = strdup(repname);
+    r->url = xstrdup(c->url);
+    r->user = xstrdup(c->username);
+    r->pwfile = xstrdup(c->password_file);
+    r->pwcmd = xstrdup(c->password_command);
+    r->ca = xstrdup(c->tls_ca);
+    r->sent = xstrdup(c->sent_folders ? c->sent_folders : "Sent");
+    r->inbox = xstrdup(c->inbox ? c->inbox : "INBOX");
+    r->notice = xstrdup(c->notice_folder ? c->notice_folder : r->inbox);
+    r->later = xstrdup(c->later_folder ? c->later_folder : "Contact later");
+    r->plain = c->tls == TLS_NONE;
+    r->poll = c->poll_interval > 0 ? c->poll_interval : 60;
+    r->reopen = (int)c->customer_reply_reopens;
+    if (!r->rep || !r->url || !r->sent || !r->inbox || !r->notice || !r->later)
+        goto fail;
+    if (parse_url(r) < 0) {
+        log_error("imap[%s]: cannot parse url %s", rep_name(r), r->url);
+        goto fail;
+    }
+    /* strip a trailing delimiter-looking '/' or '.': matched per LIST */
+    size_t ll = strlen(r->later);
+    if (ll > 1 && (r->later[ll - 1] == '/' || r->later[ll - 1] == '.'))
+        r->later[ll - 1] = '\0';
+    char *save = NULL, *list = strdup(r->sent);
+    if (!list)
+        goto fail;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        size_t n = strlen(t);
+        while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+            t[--n] = '\0';
+        if (*t && add_folder(r, t) < 0) {
+            free(list);
+            goto fail;
+        }
+    }
+    free(list);
+    if (add_folder(r, r->inbox) < 0)
+        goto fail;
+    for (size_t i = 0; i < r->nfs; i++) {
+        char key[700];
+        snprintf(key, sizeof key, "imap:%s:%s", r->rep, r->fs[i].name);
+        char *v = store_kv_get(u->store, key);
+        unsigned long uv, last;
+        if (v && sscanf(v, "%lu %lu", &uv, &last) == 2) {
+            r->fs[i].known = 1;
+            r->fs[i].uidvalidity = (uint32_t)uv;
+            r->fs[i].last = (uint32_t)last;
+        }
+        free(v);
+    }
+    if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) < 0)
+        goto fail;
+    if (pthread_create(&r->th, NULL, rep_thread, r) != 0)
+        goto fail;
+    r->started = 1;
+    log_info("imap[%s]: watching %s (%s)", rep_name(r), r->url, r->sent);
+    return r;
+fail:
+    log_error("imap[%s]: cannot start the watcher", rep_name(r));
+    rep_free(r);
+    return NULL;
+}
+
+struct imap_watch *imap_watch_start(struct untild *u, int *err)
+{
+    *err = 0;
+    if (!u->cfg->nimap)
+        return NULL;
+    struct imap_watch *m = calloc(1, sizeof *m);
+    if (!m) {
+        *err = -1;
+        return NULL;
+    }
+    m->u = u;
+    pthread_mutex_init(&m->mu, NULL);
+    m->n = u->cfg->nimap;
+    for (size_t i = 0; i < m->n; i++)
+        m->reps[i] = rep_new(m, &u->cfg->imap[i], i);   /* a bad one is skipped, logged */
+    return m;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static int same_cfg(const struct rep *r, const struct imap_cfg *c, const struct config *cfg)
+{
+    const char *repname = c->rep ? c->rep : cfg->owner;
+    return str_eq(r->rep, repname) && str_eq(r->url, c->url) && str_eq(r->user, c->username) &&
+           str_eq(r->pwfile, c->password_file) && str_eq(r->pwcmd, c->password_command) &&
+           str_eq(r->ca, c->tls_ca) && str_eq(r->sent, c->sent_folders ? c->sent_folders : "Sent") &&
+           r->plain == (c->tls == TLS_NONE) && r->poll == c->poll_interval &&
+           r->reopen == (int)c->customer_reply_reopens &&
+           str_eq(r->inbox, c->inbox ? c->inbox : "INBOX");
+}
+
+void imap_watch_reconfigure(struct imap_watch *m)
+{
+    if (!m)
+        return;   /* [imap] added by a reload takes effect at restart */
+    struct untild *u = m->u;
+    const struct config *c = u->cfg;
+    for (size_t i = 0; i < m->n; i++) {
+        struct rep *r = m->reps[i];
+        if (!r)
+            continue;
+        /* u->ix was rebuilt from files + store: the folder windows go back */
+        for (size_t k = 0; k < r->nfw; k++)
+            windows_add(u->ix, &r->fw[k]);
+    }
+    int same = c->nimap == m->n;
+    for (size_t i = 0; same && i < m->n; i++)
+        if (m->reps[i] && !same_cfg(m->reps[i], &c->imap[i], c))
+            same = 0;
+    if (same)
+        return;
+    log_info("imap: [imap] sections changed: reconnecting");
+    struct window *keep_fw[CONFIG_MAX_REPS] = { 0 };
+    size_t keep_n[CONFIG_MAX_REPS] = { 0 };
+    char *keep_rep[CONFIG_MAX_REPS] = { 0 };
+    size_t nk = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        struct rep *r = m->reps[i];
+        if (!r)
+            continue;
+        rep_stop(r);
+        keep_fw[nk] = r->fw;
+        keep_n[nk] = r->nfw;
+        keep_rep[nk] = r->rep;
+        r->rep = NULL;
+        r->fw = NULL;
+        r->nfw = 0;
+        nk++;
+        rep_free(r);
+        m->reps[i] = NULL;
+    }
+    m->n = c->nimap;
+    for (size_t i = 0; i < m->n; i++) {
+        struct rep *r = rep_new(m, &c->imap[i], i);
+        m->reps[i] = r;
+        for (size_t k = 0; r && k < nk; k++)
+            if (keep_rep[k] && !strcasecmp(keep_rep[k], r->rep)) {
+                r->fw = keep_fw[k];   /* until its first sync replaces them */
+                r->nfw = keep_n[k];
+                keep_fw[k] = NULL;
+                keep_n[k] = 0;
+            }
+    }
+    int gone = 0;
+    for (size_t k = 0; k < nk; k++) {
+        for (size_t i = 0; i < keep_n[k]; i++) {
+            if (windows_remove(u->ix, keep_fw[k][i].id) == 0)
+                gone = 1;
+            window_free_copy(&keep_fw[k][i]);
+        }
+        free(keep_fw[k]);
+        free(keep_rep[k]);
+    }
+    if (gone)
+        release_kick(u->release, 1);
+}
+
+void imap_watch_stop(struct imap_watch *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        rep_stop(m->reps[i]);
+    for (size_t i = 0; i < m->n; i++)
+        rep_free(m->reps[i]);
+    while (m->inflight) {
+        struct batch *b = m->inflight;
+        m->inflight = b->next;
+        free_batch(b);
+    }
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+int imap_watch_append(struct imap_watch *m, const char *rep, const char *msg, size_t len)
+{
+    if (!m || !rep || !msg)
+        return -1;
+    for (size_t i = 0; i < m->n; i++) {
+        struct rep *r = m->reps[i];
+        if (!r || strcasecmp(r->rep, rep) != 0)
+            continue;
+        struct op *o = calloc(1, sizeof *o);
+        if (!o || !(o->folder = strdup(r->notice)) || !(o->data = malloc(len ? len : 1))) {
+            free_op(o);
+            return -1;
+        }
+        memcpy(o->data, msg, len);
+        o->len = len;
+        o->kind = OP_APPEND;
+        return queue_op(r, o);
+    }
+    return -1;
+}

@@ -95,6 +95,32 @@ static void notice_done(void *arg, struct relay_result *r)
     free(p);
 }
 
+/* Is this kind of notice wanted by [notify] events? */
+static int wanted(const struct untild *u, enum notice_kind kind)
+{
+    static const char *const names[] = { "held", "flagged", "released", "failed", "stale", "status" };
+    const char *ev = u->cfg->notify_events;
+    if (kind == NOTICE_OTHER || !ev)
+        return 1;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", ev);
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        if (!strcmp(t, "all") || !strcmp(t, names[kind]))
+            return 1;
+    return 0;
+}
+
+int notice_send_kind(struct untild *u, enum notice_kind kind, const char *rep,
+                     const char *subject, const char *body, const char *attach,
+                     size_t attach_len)
+{
+    if (!wanted(u, kind)) {
+        log_debug("notice: \"%s\" not sent ([notify] events)", subject);
+        return 0;
+    }
+    return notice_send(u, rep, subject, body, attach, attach_len);
+}
+
 int notice_send(struct untild *u, const char *rep, const char *subject,
                 const char *body, const char *attach, size_t attach_len)
 {

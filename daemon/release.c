@@ -196,8 +196,8 @@ static void audit(struct release *r, const char *event, const struct entry *e, c
                     e->m.rcpts[i].window_id, e->m.id, detail ? detail : by });
 }
 
-static void notify(struct release *r, const struct entry *e, const char *subject,
-                   const char *text, int attach)
+static void notify(struct release *r, const struct entry *e, enum notice_kind kind,
+                   const char *subject, const char *text, int attach)
 {
     struct untild *u = r->u;
     struct strbuf b = { 0 };
@@ -210,7 +210,7 @@ static void notify(struct release *r, const struct entry *e, const char *subject
     sb_puts(&b, "\n");
     if (attach && spool_read(u->spool, e->m.id, NULL, &body, &len) < 0)
         body = NULL;
-    notice_send(u, e->m.rep, subject, b.p ? b.p : text, body, body ? len : 0);
+    notice_send_kind(u, kind, e->m.rep, subject, b.p ? b.p : text, body, body ? len : 0);
     free(body);
     sb_free(&b);
 }
@@ -350,10 +350,10 @@ static void delivered(void *arg, struct relay_result *res)
                  failed ? res->text : "");
         audit(r, failed ? "failed" : "released", e, d->by, d->reason);
         if (failed)
-            notify(r, e, "Failed: a held message could not be delivered",
+            notify(r, e, NOTICE_FAILED, "Failed: a held message could not be delivered",
                    "The upstream refused some recipients of your held message. It is attached.", 1);
         else
-            notify(r, e, "Released: your held message was sent",
+            notify(r, e, NOTICE_RELEASED, "Released: your held message was sent",
                    d->reason ? d->reason : "The customer's window opened; your message was sent.", 0);
         if (spool_remove(u->spool, e->m.id) < 0)
             log_error("release: cannot remove delivered %s: %s (it may be sent again)",
@@ -370,7 +370,7 @@ static void delivered(void *arg, struct relay_result *res)
     e->m.last_error = strdup(err);
     if (now - e->first_attempt > u->cfg->max_queue_lifetime) {
         audit(r, "failed", e, d->by, err);
-        notify(r, e, "Failed: a held message could not be delivered",
+        notify(r, e, NOTICE_FAILED, "Failed: a held message could not be delivered",
                "untild gave up delivering your held message after retrying; it is attached.", 1);
         spool_remove(u->spool, e->m.id);
         log_warn("release: %s expired after %d attempts: %s", e->m.id, e->m.attempts, err);
@@ -447,7 +447,7 @@ static int stale(struct release *r, struct entry *e, time_t now)
     if (e->m.ical_method != IMIP_REQUEST || !e->m.ical_dtstart || e->m.ical_dtstart > now)
         return 0;
     audit(r, "stale-invitation", e, NULL, "event started before the window opened");
-    notify(r, e, "Reschedule: a held invitation was not sent",
+    notify(r, e, NOTICE_STALE, "Reschedule: a held invitation was not sent",
            "The meeting starts before the customer's window opens, so the invitation was not sent. "
            "Please reschedule it.", 1);
     spool_remove(r->u->spool, e->m.id);

@@ -84,6 +84,9 @@ struct config {
     /* [notify] */
     char *notify_from;            /* default "untild@<command_domain>"?: see config.c */
     char *notify_to;              /* default: the rep's address */
+    char *notify_events;          /* comma list of notice kinds to send:
+                                     held,flagged,released,failed,stale,status
+                                     or all / none; default all */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;

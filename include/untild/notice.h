@@ -9,6 +9,15 @@
 
 struct untild;
 
+enum notice_kind { NOTICE_HELD, NOTICE_FLAGGED, NOTICE_RELEASED, NOTICE_FAILED,
+                   NOTICE_STALE, NOTICE_STATUS, NOTICE_OTHER };
+
+/* Like notice_send, but dropped (returns 0) when [notify] events leaves
+ * this kind out; NOTICE_OTHER is always sent. */
+int notice_send_kind(struct untild *u, enum notice_kind kind, const char *rep,
+                     const char *subject, const char *body, const char *attach,
+                     size_t attach_len);
+
 /* Send a notice to rep. body: plain text (LF or CRLF). attach/attach_len:
  * an optional message attached as message/rfc822 (e.g. a failed one).
  * Fire and forget: failures are logged. Returns 0 if queued. */

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import GateTest, Sink, UNTILCTL, message
+from harness import GateTest, Sink, UNTILCTL, Untild, message
 
 REP = "rep@example.com"
 NOW = "2027-01-10T10:00:00Z"           # a Sunday; windows below end in July
@@ -740,3 +740,29 @@ class Durability(Base):
         n = self.rep_notices("Held")[0].data
         self.assertIn(("mailto:release-%s@untild.invalid" % hid).encode(), n)
         self.assertIn(("mailto:discard-%s@untild.invalid" % hid).encode(), n)
+
+
+class NotifyEvents(unittest.TestCase):
+    """[notify] events picks which notices the rep gets."""
+
+    def test_held_notice_off_failed_on(self):
+        sink = Sink().start()
+        self.addCleanup(sink.stop)
+        u = Untild(sink, windows="jane@acme.com 2027-07-01\n", extra="[notify]\nevents = failed, stale\n")
+        self.addCleanup(u.cleanup)
+        u.start()
+        u.set_clock("2027-01-10T10:00Z")
+        s = smtplib.SMTP("127.0.0.1", u.port, timeout=10)
+        self.addCleanup(s.close)
+        s.sendmail(REP, [JANE], message())
+        self.assertEqual(len(u.spool_files()), 1)
+        time.sleep(1.0)
+        self.assertEqual(sink.for_rcpt(REP), [], "held notice sent although events leaves it out")
+
+    def test_unknown_kind_is_a_config_error(self):
+        u = Untild(None, extra="[notify]\nevents = held, bogus\n")
+        self.addCleanup(u.cleanup)
+        r = subprocess.run([os.path.join(os.environ.get("UNTILD_BUILD", "build"), "untild"), "-t", "-c", u.conf],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"untild\.conf:\d+: events: unknown notice kind \"bogus\"")

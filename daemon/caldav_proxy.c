@@ -1,0 +1,775 @@
+/* caldav_proxy.c - the opt-in CalDAV proxy: the only way to hold an
+ * invitation that a server with RFC 6638 scheduling would send at once.
+ *
+ * The rep's calendar client talks plain HTTP to 127.0.0.1:PORT
+ * (libmicrohttpd, a thread per connection); every request is forwarded to
+ * the real server with libcurl, method, path, body and headers unchanged
+ * (Authorization passes through: the proxy has no credentials of its own),
+ * and the server's status, headers and body come back unchanged. One
+ * exception: a PUT of an event the rep organizes, with quiet attendees,
+ * gets SCHEDULE-AGENT=CLIENT on those attendees, so the server does not
+ * invite them; once the server took the PUT (2xx), an iMIP REQUEST for them
+ * is spooled and tracked by release.c like a held SMTP invitation (sent at
+ * the window's end, never if the event has begun by then). A later PUT of
+ * the same UID replaces it; a DELETE or a CANCELLED event drops it.
+ *
+ * libical, windows, spool and store run on the loop thread: a connection
+ * thread hands the body over with loop_post and waits on a condition
+ * variable for the answer. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <curl/curl.h>
+#include <libical/ical.h>
+#include <microhttpd.h>
+#include "untild/caldav_proxy.h"
+#include "untild/address.h"
+#include "untild/daemon.h"
+#include "untild/log.h"
+#include "untild/loop.h"
+#include "untild/message.h"
+#include "untild/notice.h"
+#include "untild/policy.h"
+#include "untild/release.h"
+#include "untild/spool.h"
+#include "untild/store.h"
+#include "untild/strbuf.h"
+#include "untild/when.h"
+#include "untild/windows.h"
+
+#define MAX_BODY      (32u << 20)
+#define MAX_HDRS      128
+#define MAX_QUIET     64
+
+struct caldav_proxy {
+    struct untild *u;
+    char *rep, *origin, *tls_ca, *listen;
+    struct MHD_Daemon *d;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;
+    int pending;    /* work posted to the loop and not yet run */
+    int dead;       /* stopped with work pending: the last one frees us */
+};
+
+struct conn {
+    struct strbuf body;
+    int too_big;
+};
+
+enum pkind { P_PREPARE, P_COMMIT, P_DELETE };
+
+/* Work for the loop thread, shared with a connection thread (refs). */
+struct pwork {
+    struct caldav_proxy *p;
+    enum pkind kind;
+    int refs, done;
+    char *path;
+    const char *body;
+    size_t len;
+    /* P_PREPARE results */
+    char *newbody;
+    char *uid;
+    int cancelled;
+    struct spool_meta meta;
+    char *msg;
+    size_t msglen;
+    time_t release_at;
+    int has_hold;
+    struct strbuf heldtxt;
+};
+
+static void pwork_free(struct pwork *w)
+{
+    free(w->path);
+    free(w->newbody);
+    free(w->uid);
+    spool_meta_free(&w->meta);
+    free(w->msg);
+    sb_free(&w->heldtxt);
+    free(w);
+}
+
+/* ---- loop thread -------------------------------------------------------- */
+
+static void add_rcpt(struct pwork *w, const char *norm, const struct window_match *m, time_t at)
+{
+    struct spool_meta *mt = &w->meta;
+    for (size_t i = 0; i < mt->nrcpts; i++)
+        if (!strcmp(mt->rcpts[i].norm, norm))
+            return;
+    if (mt->nrcpts >= MAX_QUIET)
+        return;
+    struct spool_rcpt *r = realloc(mt->rcpts, (mt->nrcpts + 1) * sizeof *r);
+    if (!r)
+        return;
+    mt->rcpts = r;
+    r = &mt->rcpts[mt->nrcpts++];
+    memset(r, 0, sizeof *r);
+    r->addr = strdup(norm);
+    r->norm = strdup(norm);
+    r->state = RCPT_HELD;
+    r->window_id = strdup(m->w->id);
+    r->reason = m->w->reason ? strdup(m->w->reason) : NULL;
+    if (at > w->release_at)
+        w->release_at = at;
+    sb_printf(&w->heldtxt, "%s%s%s%s%s", w->heldtxt.len ? ", " : "", norm, m->w->reason ? " (" : "",
+              m->w->reason ? m->w->reason : "", m->w->reason ? ")" : "");
+}
+
+/* The iMIP REQUEST for the held attendees: the event as the client saved
+ * it, METHOD:REQUEST, without any SCHEDULE-AGENT parameter. */
+static int build_imip(struct pwork *w, icalcomponent *cal, const char *summary, time_t now)
+{
+    struct untild *u = w->p->u;
+    icalcomponent *c = icalcomponent_new_clone(cal);
+    if (!c)
+        return -1;
+    for (icalproperty *mp = icalcomponent_get_first_property(c, ICAL_METHOD_PROPERTY); mp;
+         mp = icalcomponent_get_first_property(c, ICAL_METHOD_PROPERTY))
+        icalcomponent_remove_property(c, mp), icalproperty_free(mp);
+    icalcomponent_add_property(c, icalproperty_new_method(ICAL_METHOD_REQUEST));
+    for (icalcomponent *ev = icalcomponent_get_first_component(c, ICAL_VEVENT_COMPONENT); ev;
+         ev = icalcomponent_get_next_component(c, ICAL_VEVENT_COMPONENT)) {
+        for (icalproperty *ap = icalcomponent_get_first_property(ev, ICAL_ATTENDEE_PROPERTY); ap;
+             ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
+            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULEAGENT_PARAMETER);
+            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULESTATUS_PARAMETER);
+        }
+        icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
+        if (op)
+            icalproperty_remove_parameter_by_kind(op, ICAL_SCHEDULEAGENT_PARAMETER);
+    }
+    char *ics = icalcomponent_as_ical_string_r(c);
+    icalcomponent_free(c);
+    if (!ics)
+        return -1;
+    struct strbuf b = { 0 };
+    char date[64], id[SPOOL_ID_MAX];
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    spool_new_id(u->spool, id);
+    sb_printf(&b, "From: <%s>\r\nTo: ", w->p->rep);
+    for (size_t i = 0; i < w->meta.nrcpts; i++)
+        sb_printf(&b, "%s<%s>", i ? ",\r\n " : "", w->meta.rcpts[i].addr);
+    sb_printf(&b, "\r\nSubject: Invitation: %s\r\nDate: %s\r\nMessage-ID: <%s.caldav@%s>\r\n"
+              "MIME-Version: 1.0\r\nContent-Type: text/calendar; method=REQUEST; charset=UTF-8\r\n"
+              "Content-Transfer-Encoding: 8bit\r\n\r\n", summary, date, id,
+              u->cfg->command_domain ? u->cfg->command_domain : "untild.invalid");
+    /* libical writes CRLF; make sure of it for SMTP. */
+    for (const char *s = ics; *s; s++) {
+        if (*s == '\r')
+            continue;
+        if (*s == '\n')
+            sb_puts(&b, "\r\n");
+        else
+            sb_add(&b, s, 1);
+    }
+    free(ics);
+    if (b.oom) {
+        sb_free(&b);
+        return -1;
+    }
+    char mid[SPOOL_ID_MAX + 64];
+    snprintf(mid, sizeof mid, "%s.caldav@%s", id, u->cfg->command_domain ? u->cfg->command_domain : "untild.invalid");
+    w->meta.message_id = strdup(mid);
+    w->msg = sb_take(&b, &w->msglen);
+    return w->msg ? 0 : -1;
+}
+
+static void prepare(struct pwork *w)
+{
+    struct untild *u = w->p->u;
+    time_t now = untild_now(u);
+    char rep[ADDR_MAX];
+    if (!w->body || !strstr(w->body, "BEGIN:VCALENDAR")
+        || address_normalize(w->p->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
+        return;
+    char *text = strndup(w->body, w->len);
+    icalcomponent *cal = text ? icalparser_parse_string(text) : NULL;
+    free(text);
+    if (!cal)
+        return;
+    if (icalcomponent_count_errors(cal) || icalcomponent_isa(cal) != ICAL_VCALENDAR_COMPONENT) {
+        log_warn("caldav proxy: %s: PUT %s: iCalendar has errors; forwarded unchanged", w->p->rep, w->path);
+        icalcomponent_free(cal);
+        return;
+    }
+    int changed = 0, first = 1;
+    char summary[256] = "(no title)";
+    for (icalcomponent *ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT); ev;
+         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
+        char org[ADDR_MAX];
+        icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
+        if (!op || caldav_mailto_norm(icalproperty_get_organizer(op), u->pcfg.delims, org, sizeof org) < 0
+            || strcmp(org, rep))
+            continue;
+        int is_master = !icalcomponent_get_first_property(ev, ICAL_RECURRENCEID_PROPERTY);
+        if (!w->uid && icalcomponent_get_uid(ev))
+            w->uid = strdup(icalcomponent_get_uid(ev));
+        if (first || is_master) {
+            if (is_master && icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED)
+                w->cancelled = 1;
+            if (icalcomponent_get_summary(ev))
+                snprintf(summary, sizeof summary, "%s", icalcomponent_get_summary(ev));
+            time_t st = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY),
+                                         u->cfg->timezone);
+            if (st && (first || is_master))
+                w->meta.ical_dtstart = st;
+            first = 0;
+        }
+        for (icalproperty *ap = icalcomponent_get_first_property(ev, ICAL_ATTENDEE_PROPERTY); ap;
+             ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
+            char att[ADDR_MAX];
+            struct window_match m;
+            if (caldav_mailto_norm(icalproperty_get_attendee(ap), u->pcfg.delims, att, sizeof att) < 0
+                || !strcmp(att, rep))
+                continue;
+            if (!windows_match(u->ix, att, now, &m) || policy_window_action(&u->pcfg, m.w) == ACTION_ALLOW)
+                continue;
+            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULEAGENT_PARAMETER);
+            icalproperty_add_parameter(ap, icalparameter_new_scheduleagent(ICAL_SCHEDULEAGENT_CLIENT));
+            changed = 1;
+            add_rcpt(w, att, &m, policy_release_at(&u->pcfg, &m));
+        }
+    }
+    /* Summary sanitised for a header line. */
+    for (char *s = summary; *s; s++)
+        if (*s == '\r' || *s == '\n')
+            *s = ' ';
+    if (changed)
+        w->newbody = icalcomponent_as_ical_string_r(cal);
+    if (w->meta.nrcpts && !w->cancelled && w->uid) {
+        w->meta.rep = strdup(w->p->rep);
+        w->meta.mail_from = strdup(w->p->rep);
+        w->meta.created = now;
+        w->meta.quiet_until = w->release_at;
+        w->meta.subject = strdup(summary);
+        w->meta.ical_uid = strdup(w->uid);
+        w->meta.ical_method = IMIP_REQUEST;
+        if (build_imip(w, cal, summary, now) == 0)
+            w->has_hold = 1;
+        else
+            log_error("caldav proxy: %s: cannot build the invitation for %s", w->p->rep, w->uid);
+    }
+    icalcomponent_free(cal);
+}
+
+static void pathkey(struct strbuf *k, const struct caldav_proxy *p, const char *path)
+{
+    sb_printf(k, "caldav:proxy:%s|%s", p->rep, path);
+}
+
+static void drop_uid(struct caldav_proxy *p, const char *uid, const char *event)
+{
+    char ids[16][SPOOL_ID_MAX];
+    size_t k = release_find_uid(p->u->release, p->rep, uid, ids, 16);
+    for (size_t i = 0; i < k; i++) {
+        log_info("caldav proxy: %s: held invitation %s %s", p->rep, ids[i], event);
+        release_discard(p->u->release, ids[i], p->rep, event);
+    }
+}
+
+static void commit(struct pwork *w)
+{
+    struct caldav_proxy *p = w->p;
+    struct untild *u = p->u;
+    time_t now = untild_now(u);
+    struct strbuf k = { 0 };
+    if (!w->uid)
+        return;
+    drop_uid(p, w->uid, w->cancelled ? "cancelled" : "superseded");
+    pathkey(&k, p, w->path);
+    if (k.p && store_kv_set(u->store, k.p, w->uid) < 0)
+        log_error("caldav proxy: %s: cannot remember %s", p->rep, w->path);
+    sb_free(&k);
+    if (!w->has_hold)
+        return;
+    w->meta.size = w->msglen;
+    spool_new_id(u->spool, w->meta.id);
+    if (spool_hold(u->spool, &w->meta, w->msg, w->msglen) < 0) {
+        log_error("caldav proxy: %s: cannot spool the invitation %s: %s (it was not sent by the server "
+                  "either)", p->rep, w->uid, strerror(errno));
+        notice_send(u, p->rep, "Failed: an invitation could not be held",
+                    "untild could not store a held calendar invitation; the attendees were not invited.\n",
+                    NULL, 0);
+        return;
+    }
+    if (release_track(u->release, &w->meta, w->release_at) < 0)
+        log_error("caldav proxy: cannot track held invitation %s (restart picks it up)", w->meta.id);
+    for (size_t i = 0; i < w->meta.nrcpts; i++)
+        store_audit(u->store, &(struct audit_rec){ now, "held", p->rep, w->meta.rcpts[i].norm,
+                    w->meta.rcpts[i].window_id, w->meta.id, w->meta.rcpts[i].reason });
+    u->stats_held++;
+    char when[64];
+    struct strbuf nb = { 0 };
+    const char *dom = u->cfg->command_domain;
+    sb_printf(&nb, "untild is holding the invitation to \"%s\" until %s.\n\nAttendees held: %s\n\n"
+              "Send it now:  mailto:release-%s@%s\nDiscard it:   mailto:discard-%s@%s\n",
+              w->meta.subject ? w->meta.subject : "(no title)",
+              when_format(w->release_at, u->cfg->timezone, when, sizeof when),
+              w->heldtxt.p ? w->heldtxt.p : "", w->meta.id, dom, w->meta.id, dom);
+    notice_send(u, p->rep, "Held: your invitation waits for the customer's window", nb.p ? nb.p : "", NULL, 0);
+    sb_free(&nb);
+    log_info("caldav proxy: %s: holding invitation %s (%s) as %s", p->rep, w->uid, w->path, w->meta.id);
+}
+
+static void deleted(struct pwork *w)
+{
+    struct caldav_proxy *p = w->p;
+    struct strbuf k = { 0 };
+    pathkey(&k, p, w->path);
+    char *uid = k.p ? store_kv_get(p->u->store, k.p) : NULL;
+    if (uid) {
+        drop_uid(p, uid, "cancelled");
+        store_kv_del(p->u->store, k.p);
+    }
+    free(uid);
+    sb_free(&k);
+}
+
+static void proxy_free(struct caldav_proxy *p);
+
+static void on_loop(void *arg)
+{
+    struct pwork *w = arg;
+    struct caldav_proxy *p = w->p;
+    /* dead is set only after every connection thread was joined. */
+    if (!p->dead) {
+        switch (w->kind) {
+        case P_PREPARE: prepare(w); break;
+        case P_COMMIT: commit(w); break;
+        case P_DELETE: deleted(w); break;
+        }
+    }
+    pthread_mutex_lock(&p->mu);
+    w->done = 1;
+    pthread_cond_broadcast(&p->cv);
+    int last = --w->refs == 0;
+    int free_p = --p->pending == 0 && p->dead;
+    pthread_mutex_unlock(&p->mu);
+    if (last)
+        pwork_free(w);
+    if (free_p)
+        proxy_free(p);
+}
+
+/* ---- connection threads ------------------------------------------------- */
+
+/* Run w on the loop and wait. Returns 0 when done; -1 if stopping (w then
+ * belongs to the loop); -2 if it could not be posted (w is still ours). */
+static int on_loop_wait(struct pwork *w)
+{
+    struct caldav_proxy *p = w->p;
+    w->refs = 2;
+    w->done = 0;
+    pthread_mutex_lock(&p->mu);
+    p->pending++;
+    pthread_mutex_unlock(&p->mu);
+    if (loop_post(p->u->loop, on_loop, w) < 0) {
+        pthread_mutex_lock(&p->mu);
+        p->pending--;
+        pthread_mutex_unlock(&p->mu);
+        return -2;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!w->done && !p->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    int ok = w->done;
+    int last = --w->refs == 0;
+    pthread_mutex_unlock(&p->mu);
+    if (last && !ok)
+        pwork_free(w);
+    return ok ? 0 : -1;
+}
+
+struct hdrs { char *k[MAX_HDRS], *v[MAX_HDRS]; size_t n; };
+
+static void hdrs_clear(struct hdrs *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        free(h->k[i]);
+        free(h->v[i]);
+    }
+    h->n = 0;
+}
+
+static int hop_by_hop(const char *k)
+{
+    static const char *const skip[] = { "Host", "Content-Length", "Connection", "Keep-Alive",
+        "Transfer-Encoding", "Expect", "Proxy-Connection", "TE", "Upgrade", "Trailer", "Date", NULL };
+    for (size_t i = 0; skip[i]; i++)
+        if (!strcasecmp(k, skip[i]))
+            return 1;
+    return 0;
+}
+
+static size_t on_resp_header(char *b, size_t sz, size_t n, void *arg)
+{
+    struct hdrs *h = arg;
+    size_t len = sz * n;
+    if (len >= 5 && !memcmp(b, "HTTP/", 5)) {   /* a new response (after 100 Continue) */
+        hdrs_clear(h);
+        return len;
+    }
+    const char *colon = memchr(b, ':', len);
+    if (!colon || h->n >= MAX_HDRS)
+        return len;
+    const char *v = colon + 1, *e = b + len;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+        e--;
+    char *k = strndup(b, (size_t)(colon - b));
+    if (!k)
+        return 0;
+    if (hop_by_hop(k)) {
+        free(k);
+        return len;
+    }
+    h->k[h->n] = k;
+    h->v[h->n++] = strndup(v, (size_t)(e - v));
+    return len;
+}
+
+static size_t on_resp_body(char *b, size_t sz, size_t n, void *arg)
+{
+    struct strbuf *s = arg;
+    size_t len = sz * n;
+    if (s->len + len > MAX_BODY)
+        return 0;
+    sb_add(s, b, len);
+    return s->oom ? 0 : len;
+}
+
+static int on_xfer(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    struct caldav_proxy *p = arg;
+    (void)a; (void)b; (void)c; (void)d;
+    pthread_mutex_lock(&p->mu);
+    int stop = p->stopping;
+    pthread_mutex_unlock(&p->mu);
+    return stop;
+}
+
+struct req_hdrs { struct curl_slist *l; int has_ct, has_ce, ical; };
+
+static enum MHD_Result on_req_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct req_hdrs *r = cls;
+    struct strbuf b = { 0 };
+    (void)kind;
+    if (!key || hop_by_hop(key))
+        return MHD_YES;
+    if (!strcasecmp(key, "Content-Type")) {
+        r->has_ct = 1;
+        r->ical = value && strcasestr(value, "text/calendar");
+    }
+    if (!strcasecmp(key, "Content-Encoding"))
+        r->has_ce = 1;
+    if (value && *value)
+        sb_printf(&b, "%s: %s", key, value);
+    else
+        sb_printf(&b, "%s;", key);
+    if (b.p)
+        r->l = curl_slist_append(r->l, b.p);
+    sb_free(&b);
+    return MHD_YES;
+}
+
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct strbuf *b = cls;
+    (void)kind;
+    sb_printf(b, "%s%s%s%s", b->len ? "&" : "?", key, value ? "=" : "", value ? value : "");
+    return MHD_YES;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *text)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    enum MHD_Result rc = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c, const char *path,
+                               const char *method, struct conn *cc)
+{
+    struct req_hdrs rh = { 0 };
+    struct strbuf url = { 0 }, q = { 0 }, body = { 0 };
+    struct hdrs h = { 0 };
+    struct pwork *w = NULL;
+    enum MHD_Result rc = MHD_NO;
+    const char *data = cc->body.p ? cc->body.p : "";
+    size_t len = cc->body.len;
+    int put = !strcasecmp(method, "PUT"), del = !strcasecmp(method, "DELETE");
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, on_req_header, &rh);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
+    sb_printf(&url, "%s%s%s", p->origin, path, q.p ? q.p : "");
+
+    if (put && !rh.has_ce && (rh.ical || (len > 15 && !memcmp(data, "BEGIN:VCALENDAR", 15)))) {
+        if (!(w = calloc(1, sizeof *w)) || !(w->path = strdup(path))) {
+            free(w);
+            w = NULL;
+            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
+            goto out;
+        }
+        w->p = p;
+        w->kind = P_PREPARE;
+        w->body = data;
+        w->len = len;
+        int lr = on_loop_wait(w);
+        if (lr < 0) {
+            if (lr == -1)
+                w = NULL;
+            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
+            goto out;
+        }
+        w->body = NULL;
+        if (w->newbody) {
+            data = w->newbody;
+            len = strlen(w->newbody);
+        }
+    }
+
+    CURL *cu = curl_easy_init();
+    if (!cu) {
+        rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
+        goto out;
+    }
+    rh.l = curl_slist_append(rh.l, "Expect:");
+    if (!rh.has_ct)
+        rh.l = curl_slist_append(rh.l, "Content-Type:");   /* no curl default */
+    curl_easy_setopt(cu, CURLOPT_URL, url.p);
+    curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(cu, CURLOPT_TIMEOUT, 300L);
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, rh.l);
+    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_resp_header);
+    curl_easy_setopt(cu, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_resp_body);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(cu, CURLOPT_XFERINFOFUNCTION, on_xfer);
+    curl_easy_setopt(cu, CURLOPT_XFERINFODATA, p);
+    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (p->tls_ca)
+        curl_easy_setopt(cu, CURLOPT_CAINFO, p->tls_ca);
+    if (!strcasecmp(method, "HEAD"))
+        curl_easy_setopt(cu, CURLOPT_NOBODY, 1L);
+    else if (len || put || !strcasecmp(method, "POST")) {
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDS, data);
+    }
+    CURLcode cr = curl_easy_perform(cu);
+    long status = 0;
+    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(cu);
+    if (cr != CURLE_OK || status < 100) {
+        log_warn("caldav proxy: %s %s: %s", method, url.p, curl_easy_strerror(cr));
+        rc = reply(c, MHD_HTTP_BAD_GATEWAY, "untild: the calendar server did not answer\n");
+        goto out;
+    }
+    if (status / 100 == 2 && w && w->uid) {
+        w->kind = P_COMMIT;
+        int lr = on_loop_wait(w);
+        if (lr < 0) {
+            if (lr == -1)
+                w = NULL;
+            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
+            goto out;
+        }
+    } else if (status / 100 == 2 && del) {
+        struct pwork *dw = calloc(1, sizeof *dw);
+        if (dw && (dw->path = strdup(path))) {
+            dw->p = p;
+            dw->kind = P_DELETE;
+            if (on_loop_wait(dw) != -1)
+                pwork_free(dw);
+        } else {
+            free(dw);
+        }
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(body.len, body.p ? body.p : (void *)"",
+                                                             MHD_RESPMEM_MUST_COPY);
+    if (r) {
+        for (size_t i = 0; i < h.n; i++)
+            if (h.v[i])
+                MHD_add_response_header(r, h.k[i], h.v[i]);
+        rc = MHD_queue_response(c, (unsigned)status, r);
+        MHD_destroy_response(r);
+    }
+out:
+    if (w)
+        pwork_free(w);
+    hdrs_clear(&h);
+    curl_slist_free_all(rh.l);
+    sb_free(&url);
+    sb_free(&q);
+    sb_free(&body);
+    return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **ptr)
+{
+    struct caldav_proxy *p = cls;
+    struct conn *cc = *ptr;
+    (void)version;
+    if (!cc) {
+        if (!(cc = calloc(1, sizeof *cc)))
+            return MHD_NO;
+        *ptr = cc;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (cc->body.len + *upload_size > MAX_BODY)
+            cc->too_big = 1;
+        else
+            sb_add(&cc->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cc->too_big || cc->body.oom)
+        return reply(c, 413, "untild: request body too large\n");
+    return forward(p, c, url, method, cc);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **ptr, enum MHD_RequestTerminationCode t)
+{
+    struct conn *cc = *ptr;
+    (void)cls; (void)c; (void)t;
+    if (cc) {
+        sb_free(&cc->body);
+        free(cc);
+        *ptr = NULL;
+    }
+}
+
+/* Keep the request path as the client sent it (percent-encoded): it goes
+ * to the server unchanged. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls; (void)c;
+    return strlen(s);
+}
+
+/* ---- start / stop ------------------------------------------------------- */
+
+struct caldav_proxy *caldav_proxy_start(struct untild *u, const char *rep, const char *listen,
+                                        const char *url, const char *tls_ca)
+{
+    struct caldav_proxy *p = calloc(1, sizeof *p);
+    struct sockaddr_in sin = { 0 };
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    CURLU *h = curl_url();
+    char *scheme = NULL, *uhost = NULL, *port = NULL;
+    if (!p || !h)
+        goto fail;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->u = u;
+    if (!colon || (size_t)(colon - listen) >= sizeof host) {
+        log_error("caldav proxy: bad proxy_listen %s", listen);
+        goto fail;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        log_error("caldav proxy: proxy_listen %s: an IPv4 address is needed", listen);
+        goto fail;
+    }
+    if (curl_url_set(h, CURLUPART_URL, url, 0) || curl_url_get(h, CURLUPART_SCHEME, &scheme, 0)
+        || curl_url_get(h, CURLUPART_HOST, &uhost, 0))
+        goto fail;
+    curl_url_get(h, CURLUPART_PORT, &port, 0);
+    struct strbuf o = { 0 };
+    sb_printf(&o, "%s://%s%s%s", scheme, uhost, port ? ":" : "", port ? port : "");
+    p->origin = sb_take(&o, NULL);
+    p->rep = strdup(rep);
+    p->listen = strdup(listen);
+    p->tls_ca = tls_ca ? strdup(tls_ca) : NULL;
+    if (!p->origin || !p->rep || !p->listen)
+        goto fail;
+    p->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
+                            | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, p,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, p,
+                            MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, p,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                            MHD_OPTION_END);
+    if (!p->d) {
+        log_error("caldav proxy: cannot listen on %s: %s", listen, strerror(errno));
+        goto fail;
+    }
+    curl_free(scheme);
+    curl_free(uhost);
+    curl_free(port);
+    curl_url_cleanup(h);
+    log_info("caldav proxy: %s on %s -> %s", rep, listen, p->origin);
+    return p;
+fail:
+    curl_free(scheme);
+    curl_free(uhost);
+    curl_free(port);
+    curl_url_cleanup(h);
+    if (p) {
+        p->d = NULL;
+        caldav_proxy_stop(p);
+    }
+    return NULL;
+}
+
+void caldav_proxy_stop(struct caldav_proxy *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (p->d)
+        MHD_stop_daemon(p->d);   /* joins the connection threads */
+    p->d = NULL;
+    if (p->pending) {   /* posted work still queued: it frees us when run */
+        p->dead = 1;
+        return;
+    }
+    proxy_free(p);
+}
+
+static void proxy_free(struct caldav_proxy *p)
+{
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->rep);
+    free(p->origin);
+    free(p->tls_ca);
+    free(p->listen);
+    free(p);
+}

@@ -1,0 +1,32 @@
+/* caldav_proxy.h - the opt-in CalDAV proxy (see daemon/caldav_proxy.c), and
+ * the few iCalendar helpers it shares with the watcher (daemon/caldav.c).
+ * Everything here that touches libical runs on the loop thread only. */
+#ifndef UNTILD_CALDAV_PROXY_H
+#define UNTILD_CALDAV_PROXY_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct untild;
+struct caldav_proxy;
+
+/* Start a proxy for rep on listen ("127.0.0.1:PORT"), forwarding to the
+ * server at url (its scheme://host:port is used; request paths are kept).
+ * tls_ca: extra trust anchor or NULL. Returns NULL on failure (logged). */
+struct caldav_proxy *caldav_proxy_start(struct untild *u, const char *rep,
+                                        const char *listen, const char *url,
+                                        const char *tls_ca);
+/* Stop (joins the connection threads; call after the loop stopped). */
+void caldav_proxy_stop(struct caldav_proxy *p);
+
+/* "mailto:Jane@Acme.com" -> normalised address. Returns 0 or -1. */
+int caldav_mailto_norm(const char *value, const char *delims, char *out,
+                       size_t outsz);
+
+/* A DTSTART/DTEND-like property value as Unix time: DATE values are 00:00
+ * and floating times are local in default_tz (also when the TZID is not
+ * known). Returns 0 if p is NULL or has no valid time. */
+struct icalproperty_impl;
+time_t caldav_prop_time(struct icalproperty_impl *p, const char *default_tz);
+
+#endif
