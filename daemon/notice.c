@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "untild/notice.h"
 #include "untild/daemon.h"
+#include "untild/imap_watch.h"
 #include "untild/log.h"
 #include "untild/relay.h"
 #include "untild/strbuf.h"
@@ -125,10 +126,13 @@ int notice_send(struct untild *u, const char *rep, const char *subject,
                 const char *body, const char *attach, size_t attach_len)
 {
     const char *to = u->cfg->notify_to ? u->cfg->notify_to : rep;
-    if (!to || !strchr(to, '@')) {
+    int mailable = to && strchr(to, '@');
+    if (!mailable && !u->imap) {
         log_warn("notice: no address for rep %s; notice \"%s\" not sent", rep ? rep : "-", subject);
         return -1;
     }
+    if (!to)
+        to = "rep";
     struct pending *p = calloc(1, sizeof *p);
     size_t len;
     if (!p || !(p->to = strdup(to))
@@ -138,6 +142,21 @@ int notice_send(struct untild *u, const char *rep, const char *subject,
             free(p->to);
             free(p);
         }
+        return -1;
+    }
+    /* Into the rep's mailbox when the IMAP watcher knows the rep. */
+    if (u->imap && rep && imap_watch_append(u->imap, rep, p->msg, len) == 0) {
+        log_info("notice: \"%s\" appended to %s's mailbox", subject, rep);
+        free(p->msg);
+        free(p->to);
+        free(p);
+        return 0;
+    }
+    if (!mailable) {
+        log_warn("notice: no address for rep %s; notice \"%s\" not sent", rep ? rep : "-", subject);
+        free(p->msg);
+        free(p->to);
+        free(p);
         return -1;
     }
     /* The job's pointers must outlive it: the recipient list is p->to. */

@@ -1,0 +1,329 @@
+"""CalDAV (issue 7) against a real Radicale on 127.0.0.1.
+
+Watcher: an invitation from the rep to a quiet attendee is flagged once
+(audit + notice), not again after a restart or a rejected sync token;
+events of the "Do not contact" calendar become windows that hold mail, and
+deleting the event ends the window; a malformed event is skipped with a
+log line.
+Proxy: a PUT through untild stores SCHEDULE-AGENT=CLIENT for the quiet
+attendee only; ETag preconditions pass through; the held iMIP REQUEST is
+sent once at the window's end; a DELETE or CANCELLED event drops it."""
+import json
+import os
+import sqlite3
+import time
+import unittest
+
+from harness import Radicale, Sink, Untild, free_port, message, unfold, vevent
+
+REP = "rep@example.com"
+WINDOWS = 'jane@acme.com 2027-07-01 reason="Lease ends in July"\n'
+
+
+def window_list(u):
+    w = u.windows_json()
+    return w.get("windows", w) if isinstance(w, dict) else w
+
+
+def flagged_for(u, contact):
+    r = json.loads(u.ctl("--json", "report", "--since", "3650", check=0).stdout)
+    for row in r["by_contact"]:
+        if row["id"] == contact:
+            return row["flagged"]
+    return 0
+
+
+class CalDAVBase(unittest.TestCase):
+    proxy = False
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.dav = Radicale().start()
+        self.addCleanup(self.dav.cleanup)
+        self.dav.mkcalendar("/rep/work/", "Work")
+        self.dav.mkcalendar("/rep/dnc/", "Do not contact")
+        self.pport = free_port()
+        extra = ("[caldav]\nurl = http://127.0.0.1:%d/\nusername = rep\npassword_file = {dir}/caldav.pass\n"
+                 "tls = none\npoll_interval = 1\n" % self.dav.port)
+        if self.proxy:
+            extra += "proxy_listen = 127.0.0.1:%d\n" % self.pport
+        self.u = Untild(self.sink, windows=WINDOWS, release_time="off")
+        self.addCleanup(self.u.cleanup)
+        with open(self.u.conf) as f:
+            conf = f.read()
+        with open(self.u.conf, "w") as f:
+            f.write(conf + extra.replace("{dir}", self.u.dir))
+        pw = os.path.join(self.u.dir, "caldav.pass")
+        with open(pw, "w") as f:
+            f.write("secret\n")
+        os.chmod(pw, 0o600)
+        self.u.start()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+
+    def notices(self, needle):
+        return [m for m in self.sink.for_rcpt(REP) if needle.encode() in m.data]
+
+    def wait_log(self, needle, count=1, timeout=15):
+        self.u.wait_for(lambda: self.u.logtext().count(needle) >= count, timeout=timeout,
+                        what="log line %r" % needle)
+
+
+class Watcher(CalDAVBase):
+    def put_invite(self, uid, attendees, summary):
+        st, _, body = self.dav.put("/rep/work/%s.ics" % uid,
+                                   vevent(uid, "20270301T100000Z", "20270301T110000Z", summary=summary,
+                                          attendees=attendees))
+        self.assertIn(st, (201, 204), body)
+
+    def test_invitation_flagged_once_across_restart_and_token_reset(self):
+        self.put_invite("inv1", ["jane@acme.com", "bob@other.com"], "Lease talk")
+        self.u.wait_for(lambda: self.notices("Lease talk"), timeout=15, what="flag notice")
+        n = self.notices("Lease talk")[0]
+        self.assertIn(b"Flagged", n.data)
+        self.assertIn(b"jane@acme.com", n.data)
+        self.assertIn(b"Lease ends in July", n.data)
+        self.assertIn(b"2027-03-01", n.data)   # the event's time
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
+        self.assertEqual(flagged_for(self.u, "bob@other.com"), 0)
+        time.sleep(2.5)   # more polls: nothing new
+        self.assertEqual(len(self.notices("Lease talk")), 1)
+
+        # Restart: the stored token means no repeat; a new invitation is seen.
+        self.u.restart()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+        self.put_invite("inv2", ["jane@acme.com"], "Second talk")
+        self.u.wait_for(lambda: self.notices("Second talk"), timeout=15, what="second flag")
+        self.assertEqual(len(self.notices("Lease talk")), 1)
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 2)
+
+        # A token the server rejects: full resync, still no repeats.
+        self.u.stop()
+        db = sqlite3.connect(os.path.join(self.u.dir, "state", "untild.db"))
+        db.execute("UPDATE kv SET value = ? WHERE key = ?",
+                   ("S\t/rep/work/\thttp://radicale.org/ns/sync/bogus\n", "caldav:state:" + REP))
+        self.assertEqual(db.total_changes, 1)
+        db.commit()
+        db.close()
+        self.u.start()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+        self.wait_log("sync token for /rep/work/ rejected")
+        self.put_invite("inv3", ["jane@acme.com"], "Third talk")
+        self.u.wait_for(lambda: self.notices("Third talk"), timeout=15, what="third flag")
+        time.sleep(1.5)
+        self.assertEqual(len(self.notices("Lease talk")), 1)
+        self.assertEqual(len(self.notices("Second talk")), 1)
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 3)
+
+    def test_changed_event_without_new_sequence_not_flagged_again(self):
+        self.put_invite("inv1", ["jane@acme.com"], "Lease talk")
+        self.u.wait_for(lambda: self.notices("Lease talk"), timeout=15, what="flag notice")
+        # Same SEQUENCE, new etag (description added): no new invitation.
+        self.dav.put("/rep/work/inv1.ics", vevent("inv1", "20270301T100000Z", "20270301T110000Z",
+                                                  summary="Lease talk", attendees=["jane@acme.com"],
+                                                  description="agenda"))
+        self.put_invite("marker", ["jane@acme.com"], "Marker talk")
+        self.u.wait_for(lambda: self.notices("Marker talk"), timeout=15, what="marker flag")
+        self.assertEqual(len(self.notices("Lease talk")), 1)
+
+    def test_windows_calendar_holds_mail_and_delete_ends_it(self):
+        st, _, _ = self.dav.put("/rep/dnc/carol.ics", vevent(
+            "dnc1", "20270101T000000Z", "20270201T000000Z", summary="Quiet: mailto:carol@globex.com",
+            organizer=None, description="Merger talks"))
+        self.assertEqual(st, 201)
+        self.u.wait_for(lambda: any("carol@globex.com" in w["who"] for w in window_list(self.u)),
+                        timeout=15, what="window from the calendar")
+        w = [w for w in window_list(self.u) if "carol@globex.com" in w["who"]][0]
+        self.assertEqual(w["source"], "caldav")
+        self.assertEqual(w["reason"], "Merger talks")
+        self.assertTrue(w["id"].startswith("c") and len(w["id"]) < 16, w["id"])
+        self.assertIn("2027-02-01", w["until"])
+        self.assertIn(w["id"], self.u.ctl("window", "list", check=0).stdout)
+
+        import smtplib
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.ehlo()
+        s.mail(REP)
+        s.rcpt("carol@globex.com")
+        code, text = s.data(message(to="carol@globex.com", subject="Merger"))
+        self.assertEqual(code, 250)
+        self.assertIn(b"Held until 2027-02-01", text)
+        self.assertEqual(len(self.u.spool_files()), 1)
+
+        # A SIGHUP rebuilds the index: the calendar's window is put back.
+        import signal
+        self.u.proc.send_signal(signal.SIGHUP)
+        self.wait_log("reload:")
+        self.assertTrue(any("carol@globex.com" in w["who"] for w in window_list(self.u)))
+        time.sleep(1.5)
+        self.assertEqual(self.sink.for_rcpt("carol@globex.com"), [])
+
+        st, _, _ = self.dav.delete("/rep/dnc/carol.ics")
+        self.assertIn(st, (200, 204))
+        self.u.wait_for(lambda: not any("carol@globex.com" in w["who"] for w in window_list(self.u)),
+                        timeout=15, what="window ended")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("carol@globex.com")) == 1, timeout=15,
+                        what="held mail released")
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
+
+    def test_recurring_window_from_calendar(self):
+        # Every Saturday and Sunday, from an attendee.
+        self.dav.put("/rep/dnc/weekend.ics", vevent(
+            "dnc2", "20270102T000000Z", "20270104T000000Z", summary="no weekend mail",
+            organizer=REP, attendees=["dave@initech.com"], extra="RRULE:FREQ=WEEKLY;BYDAY=SA"))
+        self.u.wait_for(lambda: any("dave@initech.com" in w["who"] for w in window_list(self.u)),
+                        timeout=15, what="recurring window")
+        w = [w for w in window_list(self.u) if "dave@initech.com" in w["who"]][0]
+        self.assertIn("FREQ=WEEKLY", w["rrule"])
+        self.assertNotIn(REP, w["who"])
+        self.assertEqual(self.u.ctl("check", "dave@initech.com", "--at", "2027-01-16T12:00Z").returncode, 3)
+        self.assertEqual(self.u.ctl("check", "dave@initech.com", "--at", "2027-01-13T12:00Z").returncode, 0)
+
+    def test_server_down_backs_off_and_daemon_keeps_working(self):
+        self.dav.stop()
+        self.wait_log("sync failed")
+        # The gate does not wait for the calendar server.
+        import smtplib
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=5)
+        self.addCleanup(s.close)
+        s.sendmail(REP, ["bob@other.com"], message(to="bob@other.com"))
+        self.assertEqual(len(self.sink.for_rcpt("bob@other.com")), 1)
+        self.dav.start()
+        self.put_invite("inv1", ["jane@acme.com"], "After outage")
+        self.u.wait_for(lambda: self.notices("After outage"), timeout=30, what="flag after outage")
+        self.assertIn("sync works again", self.u.logtext())
+
+    def test_malformed_event_skipped_with_log_line(self):
+        bad = vevent("bad1", "20270301T100000Z", "20270301T110000Z", summary="Broken talk",
+                     attendees=["jane@acme.com"], extra="GEO:abc")
+        st, _, _ = self.dav.put("/rep/work/bad1.ics", bad)
+        self.assertEqual(st, 201)
+        self.wait_log("bad iCalendar at /rep/work/bad1.ics")
+        self.put_invite("good1", ["jane@acme.com"], "Good talk")
+        self.u.wait_for(lambda: self.notices("Good talk"), timeout=15, what="good flag")
+        self.assertEqual(self.notices("Broken talk"), [])
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
+
+
+class Proxy(CalDAVBase):
+    proxy = True
+
+    def put_via_proxy(self, path, ics, headers=None):
+        return self.dav.put(path, ics, headers=headers, port=self.pport)
+
+    def invite(self, uid="inv1", start="20270901T100000Z", end="20270901T110000Z", **kw):
+        kw.setdefault("attendees", ["jane@acme.com", "bob@other.com"])
+        kw.setdefault("summary", "Contract signing")
+        return vevent(uid, start, end, **kw)
+
+    def test_put_marks_quiet_attendee_and_sends_at_window_end_once(self):
+        st, hdrs, body = self.put_via_proxy("/rep/work/inv1.ics", self.invite())
+        self.assertEqual(st, 201, body)
+        st, _, stored = self.dav.get("/rep/work/inv1.ics")
+        self.assertEqual(st, 200)
+        lines = unfold(stored).splitlines()
+        jane = [l for l in lines if l.startswith("ATTENDEE") and "jane@acme.com" in l]
+        bob = [l for l in lines if l.startswith("ATTENDEE") and "bob@other.com" in l]
+        self.assertEqual(len(jane), 1)
+        self.assertIn("SCHEDULE-AGENT=CLIENT", jane[0])
+        self.assertNotIn("SCHEDULE-AGENT", bob[0])
+        self.assertEqual(len(self.u.spool_files()), 1)
+        held = self.u.held_json()
+        held = held.get("held", held) if isinstance(held, dict) else held
+        self.assertEqual(len(held), 1)
+        self.u.wait_for(lambda: self.notices("Held"), what="held notice")
+
+        # The watcher sees SCHEDULE-AGENT=CLIENT: the server sent nothing, no flag.
+        time.sleep(2.5)
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 0)
+
+        # ETag preconditions pass through the proxy.
+        st, h, _ = self.dav.get("/rep/work/inv1.ics", port=self.pport)
+        self.assertEqual(st, 200)
+        etag = h["etag"]
+        st, _, _ = self.put_via_proxy("/rep/work/inv1.ics", self.invite(sequence=1),
+                                      headers={"If-Match": '"stale-etag"'})
+        self.assertEqual(st, 412)
+        st, _, _ = self.put_via_proxy("/rep/work/inv1.ics", self.invite(), headers={"If-None-Match": "*"})
+        self.assertEqual(st, 412)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        st, h2, _ = self.put_via_proxy("/rep/work/inv1.ics", self.invite(sequence=1, summary="Contract v2"),
+                                       headers={"If-Match": etag})
+        self.assertIn(st, (200, 201, 204))
+        self.assertNotEqual(h2.get("etag"), etag)
+        self.assertEqual(len(self.u.spool_files()), 1, "the update replaces the held invitation")
+
+        self.u.set_clock("2027-06-30T23:59:59Z")
+        time.sleep(1.5)
+        self.assertEqual(self.sink.for_rcpt("jane@acme.com"), [], "sent early")
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="iMIP at window end")
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
+        m = self.sink.for_rcpt("jane@acme.com")[0]
+        self.assertEqual(m.rcpts, ["jane@acme.com"])
+        data = unfold(m.data)
+        self.assertIn("METHOD:REQUEST", data)
+        self.assertIn("text/calendar; method=REQUEST", data)
+        self.assertIn("Contract v2", data)
+        self.assertNotIn("SCHEDULE-AGENT", data)
+        self.assertIn("UID:inv1", data)
+        self.u.set_clock("2027-07-02T00:00:00Z")
+        time.sleep(1.5)
+        self.assertEqual(len(self.sink.for_rcpt("jane@acme.com")), 1, "sent twice")
+        self.assertEqual(self.sink.for_rcpt("bob@other.com"), [], "bob is the server's business")
+
+    def test_delete_drops_held_invitation(self):
+        st, _, _ = self.put_via_proxy("/rep/work/inv1.ics", self.invite())
+        self.assertEqual(st, 201)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        st, _, _ = self.dav.delete("/rep/work/inv1.ics", port=self.pport)
+        self.assertIn(st, (200, 204))
+        self.assertEqual(self.u.spool_files(), [])
+        self.assertEqual(self.dav.get("/rep/work/inv1.ics")[0], 404)
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        time.sleep(2)
+        self.assertEqual(self.sink.for_rcpt("jane@acme.com"), [])
+
+    def test_cancelled_event_drops_held_invitation(self):
+        self.assertEqual(self.put_via_proxy("/rep/work/inv1.ics", self.invite())[0], 201)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        st, _, _ = self.put_via_proxy("/rep/work/inv1.ics", self.invite(sequence=1, status="CANCELLED"))
+        self.assertIn(st, (200, 201, 204))
+        self.assertEqual(self.u.spool_files(), [])
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        time.sleep(2)
+        self.assertEqual(self.sink.for_rcpt("jane@acme.com"), [])
+
+    def test_event_before_window_end_is_never_sent(self):
+        st, _, _ = self.put_via_proxy("/rep/work/early.ics",
+                                      self.invite("early", "20270301T100000Z", "20270301T110000Z",
+                                                  summary="Too early"))
+        self.assertEqual(st, 201)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: self.notices("Reschedule"), what="reschedule notice")
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
+        self.assertEqual(self.sink.for_rcpt("jane@acme.com"), [])
+
+    def test_other_requests_pass_through(self):
+        # PROPFIND with a body and Depth, and the server's own 404 / 401.
+        body = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:displayname/></D:prop>'
+                '</D:propfind>')
+        st, _, data = self.dav.request("PROPFIND", "/rep/work/", body,
+                                       {"Depth": "0", "Content-Type": "application/xml"}, port=self.pport)
+        self.assertEqual(st, 207)
+        self.assertIn(b"Work", data)
+        self.assertEqual(self.dav.get("/rep/work/nothing.ics", port=self.pport)[0], 404)
+        st, h, _ = self.dav.request("GET", "/rep/work/", auth=False, port=self.pport)
+        self.assertEqual(st, 401)
+        self.assertIn("www-authenticate", h)
+        # A PUT with nobody quiet is stored unchanged and holds nothing.
+        ics = self.invite("plain", attendees=["bob@other.com"])
+        self.assertEqual(self.put_via_proxy("/rep/work/plain.ics", ics)[0], 201)
+        self.assertNotIn("SCHEDULE-AGENT", unfold(self.dav.get("/rep/work/plain.ics")[2]))
+        self.assertEqual(self.u.spool_files(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,312 @@
+"""IMAP watcher (issue 8) against a real Dovecot on 127.0.0.1: Sent-folder
+audit, customer re-engagement, notices by APPEND, windows from folders,
+reconnects, UIDVALIDITY, bad passwords, TLS verification."""
+import os
+import re
+import signal
+import smtplib
+import time
+import unittest
+from email.utils import formatdate
+
+from harness import (Dovecot, Sink, Untild, imap_append, imap_keywords, imap_messages,
+                     imap_quote)
+
+REP = "rep@example.com"
+PASSWORD = "s3cret-Pa55"
+WINDOWS = ('jane@acme.com 2099-01-01 reason="Lease ends"\n'
+           'carol@flagged.com 2099-01-01 action=flag reason="Flag only"\n')
+
+
+def mail(to, subject="Hello", msgid=None, frm=REP, extra=""):
+    msgid = msgid or "m%d.%d@example.com" % (os.getpid(), int(time.time() * 1e6))
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s>\r\n%s\r\nBody.\r\n"
+            % (frm, to, subject, formatdate(), msgid, extra)).encode()
+
+
+class ImapBase(unittest.TestCase):
+    dovecot_tls = False
+    imap_tls = False
+    password = PASSWORD
+    with_ca = False
+    imap_extra = ""
+    wait_synced = True
+    cert_cn = "127.0.0.1"
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.dv = Dovecot(tls=self.dovecot_tls, cert_cn=self.cert_cn)
+        self.addCleanup(self.dv.cleanup)
+        self.dv.add_user(REP, PASSWORD).start()
+        self.u = Untild(self.sink, windows=WINDOWS, extra="")
+        self.addCleanup(self.u.cleanup)
+        pw = os.path.join(self.u.dir, "imap.pass")
+        with open(pw, "w") as f:
+            f.write(self.password + "\n")
+        os.chmod(pw, 0o600)
+        section = self.dv.untild_section(REP, pw, tls=self.imap_tls,
+                                         tls_ca=self.dv.cert if self.with_ca else None,
+                                         extra=self.imap_extra)
+        with open(self.u.conf, "a") as f:
+            f.write(section)
+        self.u.start()
+        if self.wait_synced:
+            self.wait_log("imap[%s]: synced" % REP)
+        self.c = self.dv.client(REP)
+        self.addCleanup(self._logout)
+
+    def _logout(self):
+        try:
+            self.c.logout()
+        except Exception:   # the server may have been restarted under it
+            pass
+
+    def wait_log(self, text, count=1, timeout=15):
+        self.u.wait_for(lambda: self.u.logtext().count(text) >= count, timeout=timeout,
+                        what="log line %r x%d" % (text, count))
+
+    def keywords(self, folder, uid):
+        return imap_keywords(self.c, folder, uid)
+
+    def wait_keyword(self, folder, uid, kw, timeout=15):
+        self.u.wait_for(lambda: kw in self.keywords(folder, uid), timeout=timeout,
+                        what="keyword %s on %s/%d" % (kw, folder, uid))
+
+    def imap_notices(self):
+        return [m for m in imap_messages(self.c, "INBOX")
+                if b"X-Untild: notice" in m and b"not through untild" in m]
+
+    def smtp(self):
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        return s
+
+
+class SentAudit(ImapBase):
+    def test_too_early_message_is_flagged_with_keyword_and_notice(self):
+        ok = imap_append(self.c, "Sent", mail("bob@other.com", "Fine"))
+        bad = imap_append(self.c, "Sent", mail("Bob <bob@other.com>, Jane <Jane+x@ACME.com>",
+                                               "Too early"))
+        self.wait_keyword("Sent", bad, "$UntildTooEarly")
+        self.assertNotIn("$UntildTooEarly", self.keywords("Sent", ok))
+        # the rep's notice is APPENDed to INBOX, not mailed
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="notice in INBOX")
+        n = self.imap_notices()[0]
+        self.assertIn(b"jane@acme.com", n)
+        self.assertIn(b"Too early", n)
+        self.assertNotIn(b"bob@other.com (quiet", n)
+        self.assertEqual(self.sink.for_rcpt(REP), [], "notice was mailed instead of appended")
+        r = self.u.ctl("report", check=0)
+        self.assertIn("jane@acme.com", r.stdout)
+        self.assertNotIn(PASSWORD, self.u.logtext())
+
+    def test_sent_through_untild_is_not_flagged_again_and_held_copy_marked(self):
+        s = self.smtp()
+        flagged = mail("carol@flagged.com", "Via untild, flagged")
+        s.sendmail(REP, ["carol@flagged.com"], flagged)
+        self.sink.wait(1)
+        held = mail("jane@acme.com", "Via untild, held")
+        s.sendmail(REP, ["jane@acme.com"], held)
+        self.u.wait_for(lambda: len(self.u.spool_files()) == 1, what="held")
+        # the rep's client stores its Sent copies
+        u1 = imap_append(self.c, "Sent", flagged)
+        u2 = imap_append(self.c, "Sent", held)
+        u3 = imap_append(self.c, "Sent", mail("carol@flagged.com", "From webmail"))
+        self.wait_keyword("Sent", u3, "$UntildTooEarly")
+        self.wait_keyword("Sent", u2, "$UntildHeld")
+        self.assertEqual(self.keywords("Sent", u1), [], "gate-flagged copy flagged again")
+        self.assertNotIn("$UntildTooEarly", self.keywords("Sent", u2))
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="one notice")
+        time.sleep(1.5)
+        self.assertEqual(len(self.imap_notices()), 1)
+        self.assertIn(b"From webmail", self.imap_notices()[0])
+
+    def test_gate_notices_are_appended_not_mailed(self):
+        s = self.smtp()
+        s.sendmail(REP, ["jane@acme.com"], mail("jane@acme.com", "Held one"))
+        self.u.wait_for(lambda: any(b"Held: your message" in m for m in imap_messages(self.c, "INBOX")),
+                        what="held notice in INBOX")
+        held = [m for m in imap_messages(self.c, "INBOX") if b"Held: your message" in m][0]
+        self.assertRegex(held, rb"mailto:release-[0-9a-z]+@untild\.invalid")
+        self.assertEqual(self.sink.for_rcpt(REP), [], "notice mailed as well")
+
+    def test_restart_neither_misses_nor_repeats(self):
+        u1 = imap_append(self.c, "Sent", mail("jane@acme.com", "Before restart"))
+        self.wait_keyword("Sent", u1, "$UntildTooEarly")
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="notice")
+        self.u.stop()
+        u2 = imap_append(self.c, "Sent", mail("jane@acme.com", "While down"))
+        self.u.start()
+        self.wait_keyword("Sent", u2, "$UntildTooEarly")
+        self.u.wait_for(lambda: len(self.imap_notices()) == 2, what="second notice")
+        time.sleep(2)
+        self.assertEqual(len(self.imap_notices()), 2, "a notice was repeated")
+
+    def test_uidvalidity_change_rescans_without_duplicates(self):
+        msg = mail("jane@acme.com", "Recreated folder")
+        u1 = imap_append(self.c, "Sent", msg)
+        self.wait_keyword("Sent", u1, "$UntildTooEarly")
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="notice")
+        self.c.select("INBOX")
+        typ, _ = self.c.delete("Sent")
+        self.assertEqual(typ, "OK")
+        self.c.create("Sent")
+        time.sleep(1.1)   # a new UIDVALIDITY needs another second on Dovecot
+        again = imap_append(self.c, "Sent", msg)   # same message again
+        fresh = imap_append(self.c, "Sent", mail("jane@acme.com", "After recreate"))
+        self.wait_log("UIDVALIDITY changed")
+        self.wait_keyword("Sent", fresh, "$UntildTooEarly")
+        self.wait_keyword("Sent", again, "$UntildTooEarly")
+        self.u.wait_for(lambda: len(self.imap_notices()) == 2, what="notice for the new one")
+        time.sleep(1.5)
+        notices = self.imap_notices()
+        self.assertEqual(len(notices), 2, "duplicate notice after UIDVALIDITY change")
+        self.assertEqual(sum(b"Recreated folder" in n for n in notices), 1)
+
+
+class Reengaged(ImapBase):
+    def test_customer_mail_lets_the_reply_through(self):
+        cid = "cust%d@acme.com" % os.getpid()
+        imap_append(self.c, "INBOX", mail(REP, "Can we talk now?", msgid=cid,
+                                          frm="Jane <jane@acme.com>"))
+        self.wait_log("message %s recorded" % cid)
+        s = self.smtp()
+        reply = mail("jane@acme.com", "Re: Can we talk now?",
+                     extra="In-Reply-To: <%s>\r\nReferences: <%s>\r\n" % (cid, cid))
+        s.sendmail(REP, ["jane@acme.com"], reply)
+        self.u.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), what="reply relayed")
+        self.assertEqual(self.u.spool_files(), [])
+        s.sendmail(REP, ["jane@acme.com"], mail("jane@acme.com", "Unrelated offer"))
+        self.assertEqual(len(self.u.spool_files()), 1, "a fresh message was not held")
+        self.assertEqual(len(self.sink.for_rcpt("jane@acme.com")), 1)
+
+    def test_mail_from_someone_not_quiet_is_not_recorded(self):
+        imap_append(self.c, "INBOX", mail(REP, "Hi", msgid="bob1@other.com", frm="bob@other.com"))
+        marker = "cust-marker%d@acme.com" % os.getpid()
+        imap_append(self.c, "INBOX", mail(REP, "Hi", msgid=marker, frm="jane@acme.com"))
+        self.wait_log("message %s recorded" % marker)
+        self.assertNotIn("bob1@other.com recorded", self.u.logtext())
+
+
+class ReengagedEndsWindow(ImapBase):
+    imap_extra = "customer_reply_reopens = end-window\n"
+
+    def test_end_window_mode_ends_the_window(self):
+        self.assertIn("jane@acme.com", self.u.ctl("window", "list", check=0).stdout)
+        imap_append(self.c, "INBOX", mail(REP, "I am back", msgid="back1@acme.com",
+                                          frm="jane@acme.com"))
+        self.u.wait_for(lambda: "jane@acme.com" not in self.u.ctl("window", "list", check=0).stdout,
+                        what="window ended")
+        s = self.smtp()
+        s.sendmail(REP, ["jane@acme.com"], mail("jane@acme.com", "Fresh"))
+        self.u.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), what="relayed")
+
+
+class FolderWindows(ImapBase):
+    def windows(self):
+        return self.u.ctl("window", "list", check=0).stdout
+
+    def test_folder_creates_and_removal_ends_window(self):
+        self.c.create(imap_quote("Contact later/2099-07-01"))
+        self.c.create(imap_quote("Contact later/July 2098"))
+        imap_append(self.c, "Contact later/2099-07-01",
+                    mail(REP, "Budget freeze until July", frm="Dave <dave@initech.com>"))
+        imap_append(self.c, "Contact later/July 2098",
+                    mail(REP, "Later please", frm="erin@initrode.com",
+                         extra="Reply-To: erin.private@gmail.com\r\n"))
+        self.u.wait_for(lambda: "dave@initech.com" in self.windows()
+                        and "erin.private@gmail.com" in self.windows(), what="folder windows")
+        w = self.windows()
+        self.assertIn("2099-07-01", w)
+        self.assertIn("Budget freeze until July", w)
+        self.assertIn("2098-07-01", w)
+        # the gate holds mail to dave now
+        s = self.smtp()
+        s.sendmail(REP, ["dave@initech.com"], mail("dave@initech.com", "Offer"))
+        self.assertEqual(len(self.u.spool_files()), 1)
+        # windows from folders survive a reload
+        self.u.proc.send_signal(signal.SIGHUP)
+        self.wait_log("reload:")
+        self.assertIn("dave@initech.com", self.windows())
+        # moving the message out ends the window and releases the held mail
+        self.c.select(imap_quote("Contact later/2099-07-01"))
+        self.c.uid("COPY", "1:*", "INBOX")
+        self.c.uid("STORE", "1:*", "+FLAGS", r"(\Deleted)")
+        self.c.expunge()
+        self.u.wait_for(lambda: "dave@initech.com" not in self.windows(), what="window ended")
+        self.assertIn("erin@initrode.com", self.windows())
+        self.u.wait_for(lambda: self.sink.for_rcpt("dave@initech.com"), what="held mail released")
+
+
+class Reconnect(ImapBase):
+    def test_server_restart_mid_idle_recovers(self):
+        self._logout()
+        self.dv.restart()
+        self.c = self.dv.client(REP)
+        self.wait_log("reconnecting in")
+        self.wait_log("imap[%s]: synced" % REP, count=2, timeout=20)
+        uid = imap_append(self.c, "Sent", mail("jane@acme.com", "After restart"))
+        self.wait_keyword("Sent", uid, "$UntildTooEarly")
+
+
+class WrongPassword(ImapBase):
+    password = "not-the-password"
+    wait_synced = False
+
+    def test_clear_log_and_backoff_without_crash(self):
+        self.wait_log("login as %s" % REP, count=3, timeout=20)
+        log = self.u.logtext()
+        self.assertIn("failed (wrong user name or password?)", log)
+        self.assertIn("retrying in 1 s", log)
+        self.assertIn("retrying in 2 s", log)
+        self.assertNotIn(self.password, log)
+        self.assertIsNone(self.u.proc.poll())
+        # the gate is not stalled
+        s = self.smtp()
+        s.sendmail(REP, ["bob@other.com"], mail("bob@other.com"))
+        self.u.wait_for(lambda: self.sink.for_rcpt("bob@other.com"), what="relayed")
+
+
+class TlsUntrusted(ImapBase):
+    dovecot_tls = True
+    imap_tls = True
+    wait_synced = False
+
+    def test_self_signed_refused(self):
+        self.wait_log("untrusted server certificate")
+        self.assertNotIn("synced", self.u.logtext())
+        # untild's (TLS) connection never logged in: the only login is the
+        # test's own plain-IMAP client
+        tls_logins = [l for l in self.dv.logtext().splitlines()
+                      if "Login: user=<%s>" % REP in l and ", TLS," in l]
+        self.assertEqual(tls_logins, [])
+        self.assertIn("retrying in", self.u.logtext())
+        self.assertIsNone(self.u.proc.poll())
+
+
+class TlsWrongName(ImapBase):
+    dovecot_tls = True
+    imap_tls = True
+    with_ca = True                      # trusted, but issued for another name
+    cert_cn = "imap.example.net"
+    wait_synced = False
+
+    def test_mismatched_name_refused(self):
+        self.wait_log("does not match the host name 127.0.0.1")
+        self.assertNotIn("synced", self.u.logtext())
+
+
+class TlsWithCa(ImapBase):
+    dovecot_tls = True
+    imap_tls = True
+    with_ca = True
+
+    def test_tls_ca_accepts_and_works(self):
+        self.assertIn("(TLS verified)", self.u.logtext())
+        uid = imap_append(self.c, "Sent", mail("jane@acme.com", "Over TLS"))
+        self.wait_keyword("Sent", uid, "$UntildTooEarly")
+
+
+if __name__ == "__main__":
+    unittest.main()
