@@ -792,34 +792,37 @@ struct control *control_new(struct untild *u, const char *path)
 {
     struct control *c = calloc(1, sizeof *c);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char tmp[sizeof sa.sun_path];
     if (!c)
         return NULL;
     c->u = u;
     c->fd = -1;
-    if (strlen(path) >= sizeof sa.sun_path) {
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.new", path) >= sizeof tmp) {
         log_error("control: socket path too long: %s", path);
         free(c);
         return NULL;
     }
-    strcpy(sa.sun_path, path);
+    strcpy(sa.sun_path, tmp);
     c->path = strdup(path);
-    unlink(path);
+    unlink(tmp);
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     /* Tight umask while binding: the socket is born 0660, never wider. */
     mode_t old = umask(0117);
     int rc = c->fd < 0 ? -1 : bind(c->fd, (struct sockaddr *)&sa, sizeof sa);
     umask(old);
-    if (rc < 0 || listen(c->fd, 64) < 0 || loop_fd(u->loop, c->fd, LOOP_READ, on_accept, c) < 0) {
+    /* Reps (non-admin local users) must reach it too: the permission
+     * check is SO_PEERCRED's, per verb. It is renamed into place only once
+     * it listens, so a client never finds a socket that refuses it. */
+    if (rc < 0 || listen(c->fd, 64) < 0 || chmod(tmp, 0666) < 0 || rename(tmp, path) < 0
+        || loop_fd(u->loop, c->fd, LOOP_READ, on_accept, c) < 0) {
         log_error("control: cannot listen on %s: %s", path, strerror(errno));
         if (c->fd >= 0)
             close(c->fd);
+        unlink(tmp);
         free(c->path);
         free(c);
         return NULL;
     }
-    /* Reps (non-admin local users) must reach it too: the permission
-     * check is SO_PEERCRED's, per verb. */
-    chmod(path, 0666);
     log_info("control: listening on %s", path);
     return c;
 }

@@ -287,6 +287,9 @@ static int set_common(struct relay *r, CURL *h, struct capture *cap, char *errbu
      * the overall cap is set per job from the message size */
     SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
     SET(CURLOPT_LOW_SPEED_TIME, r->timeout);
+    /* Also bounds the wait for QUIT's reply when a stalled connection is
+     * cleaned up (default 120 s would hold a worker that long). */
+    SET(CURLOPT_SERVER_RESPONSE_TIMEOUT, r->timeout);
     SET(CURLOPT_ERRORBUFFER, errbuf);
     SET(CURLOPT_VERBOSE, 1L);
     SET(CURLOPT_DEBUGFUNCTION, debug_cb);
