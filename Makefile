@@ -69,7 +69,6 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libuntild.a | $(BUILD)/bench
 # (loopback only, state and outbox under ./var/).
 run: deps
 	@$(MAKE) --no-print-directory all
-	mkdir -p var
 	./$(BUILD)/untild -c etc/untild.conf
 
 deps:

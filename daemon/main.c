@@ -261,6 +261,18 @@ int main(int argc, char **argv)
     /* The control socket is bound here too, while its directory may still
      * be root's (a root start with [daemon] user). Nothing is accepted
      * until the loop runs, after the drop. */
+    {
+        /* Its directory may not exist yet (quick start: ./var/). 0755:
+         * reps must reach the socket; the socket itself is checked per verb. */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", u.cfg->control_socket);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            if (mkdirs(dir, 0755) < 0)
+                log_warn("cannot create %s: %s", dir, strerror(errno));
+        }
+    }
     if (!(u.control = control_new(&u, u.cfg->control_socket)))
         goto out;
     if (prepare_state_dir(u.cfg) < 0)
