@@ -715,7 +715,8 @@ static int sync_folder(struct rep *r, mailimap *imap, const char *name, enum bat
         free_batch(b);
         return -1;
     }
-    qsort(b->items, b->n, sizeof *b->items, cmp_item);
+    if (b->n)   /* qsort(NULL, 0, ...) is undefined */
+        qsort(b->items, b->n, sizeof *b->items, cmp_item);
     uint32_t last = reset ? 0 : fs->last;
     for (size_t i = 0; i < n; i++)
         if (uids[i] > last)

@@ -48,6 +48,7 @@ struct release {
     size_t inflight;
     uint64_t timer;
     int changed;       /* windows changed since the last pass */
+    uint64_t soon;     /* timer of a pass scheduled right after deliveries */
 };
 
 struct delivery {
@@ -139,6 +140,7 @@ void release_free(struct release *r)
     if (!r)
         return;
     loop_timer_del(r->u->loop, r->timer);
+    loop_timer_del(r->u->loop, r->soon);
     for (size_t i = 0; i < r->n; i++) {
         spool_meta_free(&r->e[i]->m);
         free(r->e[i]);
@@ -313,6 +315,24 @@ static void delivery_free(struct delivery *d)
     free(d);
 }
 
+static void pass(struct release *r);
+
+/* A delivery finished: its slot is free, so start the next due ones now
+ * rather than at the next one-second tick (one pass per loop turn). */
+static void pass_soon_cb(struct loop *l, uint64_t id, void *arg)
+{
+    struct release *r = arg;
+    (void)l; (void)id;
+    r->soon = 0;
+    pass(r);
+}
+
+static void pass_soon(struct release *r)
+{
+    if (!r->soon)
+        r->soon = loop_timer(r->u->loop, 0, pass_soon_cb, r);
+}
+
 static void delivered(void *arg, struct relay_result *res)
 {
     struct delivery *d = arg;
@@ -323,6 +343,7 @@ static void delivered(void *arg, struct relay_result *res)
 
     r->inflight--;
     e->inflight = 0;
+    pass_soon(r);
     if (e->gone) {      /* discarded meanwhile: the spool file is gone */
         spool_meta_free(&e->m);
         free(e);
@@ -489,8 +510,10 @@ static void pass(struct release *r)
             i--;
             continue;
         }
+        /* Keep evaluating the rest (their release times must follow the
+         * windows too); the ones not started now go in a later pass. */
         if (r->inflight >= MAX_INFLIGHT)
-            break;
+            continue;
         start(r, e, NULL, NULL);
     }
 }

@@ -766,3 +766,25 @@ class NotifyEvents(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 1)
         self.assertRegex(r.stderr, r"untild\.conf:\d+: events: unknown notice kind \"bogus\"")
+
+
+class ManyReleased(GateTest):
+    """More held messages than deliveries in flight: all go out when the
+    window ends, promptly (a regression: only the first 32 did)."""
+    windows = "@bulk.example never reason=\"bulk\"\n"
+
+    def test_all_released_after_window_end(self):
+        s = self.smtp()
+        n = 80
+        for i in range(n):
+            s.sendmail(REP, ["c%d@bulk.example" % i], message(to="c%d@bulk.example" % i))
+        self.assertEqual(len(self.u.spool_files()), n)
+        wid = [w["id"] for w in self.u.windows_json() if "@bulk.example" in w["who"]][0]
+        self.u.ctl("window", "end", wid, check=0)
+        t0 = time.time()
+        self.u.wait_for(lambda: sum(1 for m in self.sink.messages if m.rcpts[0].endswith("@bulk.example")) >= n,
+                        timeout=30, what="all %d released" % n)
+        self.assertLess(time.time() - t0, 15)
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
+        got = [m.rcpts[0] for m in self.sink.messages if m.rcpts[0].endswith("@bulk.example")]
+        self.assertEqual(sorted(got), sorted("c%d@bulk.example" % i for i in range(n)), "lost or duplicated")
