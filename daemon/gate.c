@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include "untild/gate.h"
+#include "untild/holder.h"
 #include "untild/daemon.h"
 #include "untild/address.h"
 #include "untild/auth.h"
@@ -576,6 +577,37 @@ static void held_add_rcpt(struct txn *t, const struct smtp_rcpt *sr, const char 
                   v->w->reason ? " (" : "", v->w->reason ? v->w->reason : "", v->w->reason ? ")" : "");
 }
 
+/* The held part (if any) is on disk: relay the rest, or answer. */
+static void txn_after_hold(struct txn *t)
+{
+    struct untild *u = t->u;
+    if (t->nrelay) {
+        if (txn_submit(t, t->s) < 0 && t->pending == 0) {
+            if (t->spooled)
+                spool_remove(u->spool, t->held.id);
+            smtp_data_done(t->s, "451 4.3.0 Cannot queue for relay, try again later");
+            txn_free(t);
+        }
+        return;
+    }
+    txn_finish_ok(t, NULL);
+}
+
+static void held_done(void *arg, int err)
+{
+    struct txn *t = arg;
+    if (err) {
+        log_error("gate: cannot spool held message: %s", strerror(err));
+        smtp_data_done(t->s, err == ENOSPC || err == EDQUOT
+                       ? "452 4.3.1 Insufficient system storage, try again later"
+                       : "451 4.3.0 Cannot store message, try again later");
+        txn_free(t);
+        return;
+    }
+    t->spooled = 1;
+    txn_after_hold(t);
+}
+
 static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envelope *env,
                       const char *msg, size_t len)
 {
@@ -724,31 +756,21 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
         m->ical_method = (int)t->f.method;
         m->size = len;
         t->release_at = release_at;
-        spool_new_id(u->spool, m->id);
-        if (spool_hold(u->spool, m, msg, len) < 0) {
-            int e = errno;
-            log_error("gate: cannot spool held message: %s", strerror(e));
-            smtp_data_done(s, e == ENOSPC || e == EDQUOT
-                           ? "452 4.3.1 Insufficient system storage, try again later"
-                           : "451 4.3.0 Cannot store message, try again later");
-            txn_free(t);
+        if (u->holder) {
+            /* On disk (file and directory fsynced) before the client hears
+             * anything: held_done continues the transaction. */
+            if (holder_submit(u->holder, m, msg, len, held_done, t) < 0) {
+                held_done(t, errno ? errno : EIO);
+            }
             t = NULL;
             goto out;
         }
-        t->spooled = 1;
-    }
-
-    if (t->nrelay) {
-        if (txn_submit(t, s) < 0 && t->pending == 0) {
-            if (t->spooled)
-                spool_remove(u->spool, t->held.id);
-            smtp_data_done(s, "451 4.3.0 Cannot queue for relay, try again later");
-            txn_free(t);
-        }
+        spool_new_id(u->spool, m->id);
+        held_done(t, spool_hold(u->spool, m, msg, len) < 0 ? (errno ? errno : EIO) : 0);
         t = NULL;
         goto out;
     }
-    txn_finish_ok(t, NULL);
+    txn_after_hold(t);
     t = NULL;
     goto out;
 

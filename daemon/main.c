@@ -26,6 +26,7 @@
 #include "untild/control.h"
 #include "untild/daemon.h"
 #include "untild/gate.h"
+#include "untild/holder.h"
 #include "untild/imap_watch.h"
 #include "untild/caldav.h"
 #include "untild/policy_service.h"
@@ -288,6 +289,10 @@ int main(int argc, char **argv)
         log_fatal("cannot open the state in %s", u.cfg->state_dir);
         goto out;
     }
+    if (!(u.holder = holder_new(u.spool, u.loop, 4))) {
+        log_fatal("cannot start the spool writers");
+        goto out;
+    }
     /* Test seam: simulate a full disk after N spool writes (--test-clock only). */
     if (u.test_clock && getenv("UNTILD_TEST_SPOOL_FAIL_AFTER"))
         spool_fail_after(u.spool, strtol(getenv("UNTILD_TEST_SPOOL_FAIL_AFTER"), NULL, 10), ENOSPC);
@@ -334,6 +339,14 @@ out:
     /* Relay first: queued jobs are answered (4xx) and running ones joined;
      * then the results they posted run while the sessions and the release
      * queue still exist. Callbacks that try to relay again see no relay. */
+    /* Holds being written finish (their clients get the true answer),
+     * and may still hand the allowed part to the relay. */
+    if (u.holder) {
+        holder_free(u.holder);
+        u.holder = NULL;
+        if (u.loop)
+            loop_run_pending(u.loop);
+    }
     if (u.relay) {
         struct relay *r = u.relay;
         u.relay = NULL;

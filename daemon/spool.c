@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -36,7 +37,7 @@
 #define SPOOL_HDR_MAX (4u << 20)   /* a header larger than this is corrupt */
 #define SPOOL_COPY_BUF 65536
 
-enum ent_state { ENT_HELD, ENT_ACTIVE };
+enum ent_state { ENT_HELD, ENT_ACTIVE, ENT_WRITING /* id reserved, file being written */ };
 
 struct ent {
     struct ent *next;
@@ -50,6 +51,7 @@ struct spool {
     size_t tabsz, count;
     uint64_t rng;          /* xorshift state for IDs, seeded from getrandom */
     uint32_t counter;
+    pthread_mutex_t seam_mu; /* the seam's counters: writers may be threads */
     long fail_left;        /* write seam: -1 off, else writes left */
     int fail_err;
     int fail_pending;      /* a short write was simulated: fail the next */
@@ -171,8 +173,25 @@ static int state_dir_fd(const struct spool *s, enum ent_state st)
 
 /* ---------- write path (with the test seam) ---------- */
 
+static ssize_t seam_writev_locked(struct spool *s, int fd, const struct iovec *iov,
+                                  int iovcnt);
+
 static ssize_t seam_writev(struct spool *s, int fd, const struct iovec *iov,
                            int iovcnt)
+{
+    pthread_mutex_lock(&s->seam_mu);
+    int off = s->fail_left < 0 && !s->fail_pending;
+    pthread_mutex_unlock(&s->seam_mu);
+    if (off)
+        return writev(fd, iov, iovcnt);
+    pthread_mutex_lock(&s->seam_mu);
+    ssize_t n = seam_writev_locked(s, fd, iov, iovcnt);
+    pthread_mutex_unlock(&s->seam_mu);
+    return n;
+}
+
+static ssize_t seam_writev_locked(struct spool *s, int fd, const struct iovec *iov,
+                                  int iovcnt)
 {
     ssize_t n;
     if (s->fail_pending) {
@@ -932,6 +951,48 @@ int spool_hold(struct spool *s, struct spool_meta *meta, const char *msg,
     return 0;
 }
 
+int spool_hold_prepare(struct spool *s, struct spool_meta *meta, size_t len)
+{
+    if (prepare_meta(s, meta, len) < 0 || map_put(s, meta->id, ENT_WRITING) < 0)
+        return -1;
+    return 0;
+}
+
+int spool_hold_write(struct spool *s, const struct spool_meta *meta,
+                     const char *msg, size_t len)
+{
+    int e;
+    if (write_file(s, meta, msg, len) < 0)
+        return -1;
+    if (renameat(s->dfd_incoming, meta->id, s->dfd_held, meta->id) < 0) {
+        e = errno;
+        unlinkat(s->dfd_incoming, meta->id, 0);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+int spool_hold_sync(struct spool *s)
+{
+    return dir_sync(s->dfd_held);
+}
+
+void spool_hold_finish(struct spool *s, const char *id, int ok)
+{
+    struct ent *en = map_get(s, id);
+    if (!en || en->state != ENT_WRITING)
+        return;
+    if (ok) {
+        en->state = ENT_HELD;
+        return;
+    }
+    /* Whatever the writer left is not durable: take it back. */
+    unlinkat(s->dfd_held, id, 0);
+    unlinkat(s->dfd_incoming, id, 0);
+    map_del(s, id);
+}
+
 int spool_hold_batch(struct spool *s, struct spool_meta **metas,
                      const char **msgs, const size_t *lens, size_t n,
                      int *results)
@@ -1200,14 +1261,16 @@ int spool_list(struct spool *s, struct spool_meta **out, size_t *n)
 
 void spool_fail_after(struct spool *s, long n, int err)
 {
+    pthread_mutex_lock(&s->seam_mu);
     s->fail_pending = 0;
     if (err == 0 || n < 0) {
         s->fail_left = -1;
         s->fail_err = 0;
-        return;
+    } else {
+        s->fail_left = n;
+        s->fail_err = err;
     }
-    s->fail_left = n;
-    s->fail_err = err;
+    pthread_mutex_unlock(&s->seam_mu);
 }
 
 /* ---------- open / recovery ---------- */
@@ -1337,6 +1400,8 @@ static int recover_held(struct spool *s, const char *name)
 struct spool *spool_open(const char *state_dir)
 {
     struct spool *s = calloc(1, sizeof *s);
+    if (s)
+        pthread_mutex_init(&s->seam_mu, NULL);
     int sdfd = -1;
     if (s == NULL)
         return NULL;
@@ -1416,6 +1481,7 @@ void spool_close(struct spool *s)
         close(s->dfd_corrupt);
     if (s->dfd_spool >= 0)
         close(s->dfd_spool);
+    pthread_mutex_destroy(&s->seam_mu);
     if (s->tab) {
         for (i = 0; i < s->tabsz; i++) {
             struct ent *e = s->tab[i], *next;

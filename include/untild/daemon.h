@@ -8,7 +8,7 @@
 
 struct loop; struct windows; struct spool; struct store; struct relay;
 struct smtp_server; struct control; struct release;
-struct imap_watch; struct caldav; struct policy_service;
+struct imap_watch; struct caldav; struct policy_service; struct holder;
 
 struct untild {
     struct config *cfg;
@@ -16,6 +16,7 @@ struct untild {
     struct windows *ix;           /* file + run-time windows */
     struct loop *loop;
     struct spool *spool;
+    struct holder *holder;        /* writer threads for holds (group commit) */
     struct store *store;
     struct relay *relay;
     struct smtp_server *smtp;

@@ -77,6 +77,20 @@ void spool_new_id(struct spool *s, char id[SPOOL_ID_MAX]);
 int spool_hold(struct spool *s, struct spool_meta *meta, const char *msg,
                size_t len);
 
+/* spool_hold in steps, so the file work can run on other threads and
+ * several holds share one directory fsync (group commit; see holder.h):
+ *   spool_hold_prepare  loop thread: assign/reserve the ID, set size
+ *   spool_hold_write    any thread: incoming/ -> fsync -> close -> held/
+ *   spool_hold_sync     any thread: fsync held/ (makes the renames durable)
+ *   spool_hold_finish   loop thread: ok -> the message is held; else
+ *                       everything the writer left is removed.
+ * Only after spool_hold_sync returned 0 may ok be 1. */
+int spool_hold_prepare(struct spool *s, struct spool_meta *meta, size_t len);
+int spool_hold_write(struct spool *s, const struct spool_meta *meta,
+                     const char *msg, size_t len);
+int spool_hold_sync(struct spool *s);
+void spool_hold_finish(struct spool *s, const char *id, int ok);
+
 /* Rewrite the metadata of a held message (atomically: new file + rename).
  * The message body is copied from the existing file. */
 int spool_update(struct spool *s, const struct spool_meta *meta);
