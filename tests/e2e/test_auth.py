@@ -4,6 +4,7 @@ rep's mail is relayed with them). The rep is the authenticated user."""
 import crypt
 import os
 import smtplib
+import time
 import logging
 import unittest
 import warnings
@@ -31,7 +32,9 @@ class AuthSink(Sink):
                 self.users.get(data.login.decode()) == data.password.decode()
             if ok:
                 self.logins.append(data.login.decode())
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd itself answers 535 (handled=True would
+            # leave the client waiting for an answer)
+            return AuthResult(success=ok, handled=False)
 
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
                                      decode_data=False, auth_required=True, auth_require_tls=False,
@@ -109,9 +112,13 @@ class UpstreamAuth(unittest.TestCase):
     def test_bad_credentials_refused(self):
         s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10)
         self.addCleanup(s.close)
+        t0 = time.time()
         with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
             s.login("bob@example.com", "nope")
         self.assertEqual(cm.exception.smtp_code, 535)
+        # the upstream's own 535, not a timeout taken for a refusal
+        self.assertLess(time.time() - t0, 5)
+        self.assertNotIn("upstream unreachable", self.u.logtext())
         self.assertEqual(self.sink.messages, [])
 
 
