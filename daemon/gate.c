@@ -327,6 +327,12 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
         for (size_t i = 0; i < t->held.nrcpts; i++)
             store_audit(u->store, &(struct audit_rec){ t->now, "held", t->rep, t->held.rcpts[i].norm,
                         t->held.rcpts[i].window_id, t->held.id, t->held.rcpts[i].reason });
+        /* The "held" rows name the spool id; this one maps the Message-ID
+         * to it, so the IMAP watcher knows the Sent copy went through the
+         * gate even after the message was released or discarded. */
+        if (t->held.message_id)
+            store_audit(u->store, &(struct audit_rec){ t->now, "held-msgid", t->rep, NULL, NULL,
+                        t->held.message_id, t->held.id });
         struct strbuf nb = { 0 };
         const char *dom = u->cfg->command_domain;
         sb_printf(&nb, "untild is holding your message \"%s\" until %s.\n\nRecipients held: %s\n\n"
@@ -356,12 +362,13 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
                   when_format(t->release_at, u->cfg->timezone, when, sizeof when), t->heldtxt.p);
     else if (t->nrelay)
         sb_printf(&reply, "250 %s", upstream_text && *upstream_text ? upstream_text : "2.0.0 Ok");
-    if (t->ndeferred)
-        sb_printf(&reply, "; %zu recipient(s) deferred by the upstream, untild retries", t->ndeferred);
     else if (t->cancelled.len)
         sb_printf(&reply, "250 2.0.0 Cancelled held invitation %s; nothing sent", t->cancelled.p);
     else
         sb_puts(&reply, "250 2.0.0 Done");
+    /* appended to the reply above, never a second "250" glued to it */
+    if (t->ndeferred)
+        sb_printf(&reply, "; %zu recipient(s) deferred by the upstream, untild retries", t->ndeferred);
     run_commands(t, &reply);
     if (reply.len > 900) {   /* keep the reply line within RFC 5321's limit */
         reply.len = 900;

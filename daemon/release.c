@@ -416,8 +416,12 @@ static int start(struct release *r, struct entry *e, const char *by, const char 
     d->e = e;
     d->by = by ? strdup(by) : NULL;
     d->reason = reason ? strdup(reason) : NULL;
-    if (spool_activate(u->spool, e->m.id) < 0 || spool_read(u->spool, e->m.id, NULL, &d->body, &d->len) < 0) {
+    int activated = spool_activate(u->spool, e->m.id) == 0;
+    if (!activated || spool_read(u->spool, e->m.id, NULL, &d->body, &d->len) < 0) {
         log_error("release: cannot read %s: %s", e->m.id, strerror(errno));
+        /* back to held/, or every later attempt fails to activate it */
+        if (activated)
+            spool_deactivate(u->spool, e->m.id);
         delivery_free(d);
         e->next_attempt = untild_now(u) + BACKOFF_MIN;
         return -1;

@@ -600,6 +600,16 @@ static int b64decode(const char *in, char **out, size_t *outlen)
     return 0;
 }
 
+/* SASLprep (RFC 4013 2.3) prohibits control characters in a name; a CR
+ * or LF in the user would reach notice headers (To: <rep>) and the spool. */
+static int has_ctl(const char *p)
+{
+    for (; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return 1;
+    return 0;
+}
+
 static int auth_allowed(const struct smtp_session *s)
 {
     return s->srv->auth != AUTH_NONE && s->srv->hooks.auth &&
@@ -626,7 +636,8 @@ static void auth_plain(struct smtp_session *s, const char *b64)
     }
     char *u = memchr(raw, '\0', n);
     char *p = u ? memchr(u + 1, '\0', n - (size_t)(u + 1 - raw)) : NULL;
-    if (!u || !p || p == u + 1 || memchr(p + 1, '\0', n - (size_t)(p + 1 - raw))) {
+    if (!u || !p || p == u + 1 || memchr(p + 1, '\0', n - (size_t)(p + 1 - raw)) ||
+        has_ctl(u + 1)) {
         explicit_bzero(raw, n);
         free(raw);
         s->state = s->after_auth;
@@ -661,8 +672,9 @@ static void auth_continue(struct smtp_session *s, const char *line)
     }
     char *raw = NULL;
     size_t n = 0;
-    if (b64decode(line, &raw, &n) < 0 || memchr(raw, '\0', n)) {
-        free(raw);
+    if (b64decode(line, &raw, &n) < 0 || memchr(raw, '\0', n) ||
+        (s->mech == M_LOGIN_USER && has_ctl(raw))) {
+        wipe_free(raw);
         s->state = s->after_auth;
         reply(s, "501 5.5.2 Cannot decode response");
         return;
@@ -742,6 +754,11 @@ static int parse_path(char *p, char **path, char **params)
         if (c < 0x20 || c == 0x7f)
             return -1;
         if (quoted && c == '\\' && p[1]) {
+            /* the escaped character must pass the same check: a quoted
+             * pair must not smuggle a bare CR into the upstream's MAIL/RCPT */
+            unsigned char q = (unsigned char)p[1];
+            if (q < 0x20 || q == 0x7f)
+                return -1;
             p++;
             continue;
         }
@@ -1148,7 +1165,6 @@ static void too_long(struct smtp_session *s)
 {
     if (s->state == S_DATA) {
         s->data_toolong = 1;
-        s->data_prev_crlf = 0;
     } else if (s->state == S_AUTH) {
         s->state = s->after_auth;
         reply(s, "500 5.5.2 Line too long");
@@ -1173,6 +1189,10 @@ static int next_line(struct smtp_session *s)
     if (s->discarding || n > line_max(s)) {
         s->discarding = 0;
         too_long(s);
+        /* the over-long line still ended here: a "." right after it ends
+         * DATA (else the client waits for a reply that never comes) */
+        if (s->state == S_DATA)
+            s->data_prev_crlf = crlf;
     } else if (s->state == S_DATA) {
         data_line(s, s->in, n, crlf);
     } else {

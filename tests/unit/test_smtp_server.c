@@ -585,6 +585,84 @@ START_TEST(test_long_data_line)
 }
 END_TEST
 
+/* Review: a "." right after an over-long DATA line must end the message
+ * (it used to be ignored, so the client waited for the timeout). */
+START_TEST(test_long_data_line_then_dot)
+{
+    struct client c;
+    char line[1600];
+    server_start();
+    hello(&c);
+    const struct step st[] = {
+        { "MAIL FROM:<c@d>\r\n", "250 2.1.0 Ok" },
+        { "RCPT TO:<a@b>\r\n", "250 2.1.5 Ok" },
+        { "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>" },
+        { NULL, NULL },
+    };
+    c_script(&c, st);
+    memset(line, 'L', 1500);
+    strcpy(line + 1500, "\r\n");
+    c_send(&c, line);
+    c_send(&c, ".\r\n");
+    c_expect(&c, "500 5.5.2 Line too long");
+    /* the session goes on */
+    c_send(&c, "NOOP\r\n");
+    c_expect(&c, "250 2.0.0 Ok");
+    c_close(&c);
+    ck_assert_int_eq(rec_nmsgs(), 0);
+}
+END_TEST
+
+/* Review: a quoted pair must not carry a control character (a bare CR in
+ * the path would reach the upstream's MAIL/RCPT line). */
+START_TEST(test_path_quoted_pair_ctl)
+{
+    struct client c;
+    server_start();
+    hello(&c);
+    const struct step st[] = {
+        { "MAIL FROM:<\"a\\\rb\"@d>\r\n", "501 5.5.4 Syntax: MAIL FROM:<address>" },
+        { "MAIL FROM:<\"a\\ b\"@d>\r\n", "250 2.1.0 Ok" },
+        { "RCPT TO:<\"x\\\ty\"@b>\r\n", "501 5.5.4 Syntax: RCPT TO:<address>" },
+        { "RCPT TO:<\"x\\\"y\"@b>\r\n", "250 2.1.5 Ok" },
+        { NULL, NULL },
+    };
+    c_script(&c, st);
+    c_close(&c);
+}
+END_TEST
+
+/* Review: SASLprep forbids control characters in the user name; a CR/LF
+ * there would reach notice headers. */
+START_TEST(test_auth_user_ctl)
+{
+    struct client c;
+    fx.cfg.auth = AUTH_PASSWD;
+    server_start();
+    c_open(&c, fx.port);
+    const struct step st[] = {
+        { NULL, "220 mx.test ESMTP untild" },
+        { "EHLO x\r\n", "" },
+        { NULL, NULL },
+    };
+    c_script(&c, st);
+    ck_assert_ptr_nonnull(c_reply(&c));
+    const struct step st2[] = {
+        /* \0bo\r\nb\0secret */
+        { "AUTH PLAIN AGJvDQpiAHNlY3JldA==\r\n", "501 5.5.2 Malformed PLAIN response" },
+        /* LOGIN user "a\nb" */
+        { "AUTH LOGIN\r\n", "334 VXNlcm5hbWU6" },
+        { "YQpi\r\n", "501 5.5.2 Cannot decode response" },
+        { "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n", "235 2.7.0 Authentication successful" },
+        { NULL, NULL },
+    };
+    c_script(&c, st2);
+    c_close(&c);
+    ck_assert_int_eq(fx.rec.nauth, 1);
+    ck_assert_str_eq(fx.rec.user, "bob");
+}
+END_TEST
+
 START_TEST(test_sequence_and_syntax)
 {
     struct client c;
@@ -972,6 +1050,9 @@ static Suite *smtp_suite(void)
     tcase_add_test(tc, test_long_command_line);
     tcase_add_test(tc, test_message_too_big);
     tcase_add_test(tc, test_long_data_line);
+    tcase_add_test(tc, test_long_data_line_then_dot);
+    tcase_add_test(tc, test_path_quoted_pair_ctl);
+    tcase_add_test(tc, test_auth_user_ctl);
     tcase_add_test(tc, test_sequence_and_syntax);
     tcase_add_test(tc, test_rcpt_limit);
     tcase_add_test(tc, test_auth_required);
