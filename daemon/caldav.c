@@ -338,6 +338,7 @@ struct cw {
     struct caldav *m;
     char *rep, *url, *user, *pass, *tls_ca, *calendars, *wincal, *proxy_listen;
     int poll;
+    int sync_etag;          /* sync = etag: skip sync-collection (read-only after start) */
     char statekey[ADDR_MAX + 32];
     /* worker */
     pthread_t th;
@@ -910,7 +911,9 @@ static void run_job(struct cw *w, const struct job *j, struct result *r)
         }
         if (!c->href)
             continue;
-        int s = sync_cal(w, c, j->state, &nb, &r->changed, r->err, sizeof r->err);
+        /* sync = etag forces the fallback (servers whose sync-collection
+         * is broken, and the tests of the fallback itself). */
+        int s = w->sync_etag ? 1 : sync_cal(w, c, j->state, &nb, &r->changed, r->err, sizeof r->err);
         if (s == 1)
             s = etag_cal(w, c, j->state, &nb, &r->changed, r->err, sizeof r->err);
         if (s < 0) {
@@ -1546,6 +1549,7 @@ static struct cw *cw_new(struct caldav *m, const struct caldav_cfg *d)
     w->wincal = strdup(d->windows_calendar ? d->windows_calendar : "Do not contact");
     w->proxy_listen = d->proxy_listen ? strdup(d->proxy_listen) : NULL;
     w->poll = d->poll_interval > 0 ? d->poll_interval : 60;
+    w->sync_etag = d->sync_etag;
     snprintf(w->statekey, sizeof w->statekey, "caldav:state:%s", w->rep);
     if (!w->rep || !w->url || !w->calendars || !w->wincal || !(w->curl = curl_easy_init())) {
         cw_free(w);
@@ -1563,7 +1567,8 @@ static struct cw *cw_new(struct caldav *m, const struct caldav_cfg *d)
         return NULL;
     }
     schedule(w, 0);
-    log_info("caldav: watching %s for %s every %ds%s%s", w->url, w->rep, w->poll,
+    log_info("caldav: watching %s for %s every %ds%s%s%s", w->url, w->rep, w->poll,
+             w->sync_etag ? " (sync = etag: ctag and etag listing)" : "",
              w->proxy ? ", proxy on " : "", w->proxy ? w->proxy_listen : "");
     return w;
 }

@@ -111,6 +111,7 @@ enum vtype {
     V_ADDR,     /* one host:port */
     V_PLISTEN,  /* unix:PATH | inet:host:port */
     V_REOPEN,   /* reply-only | end-window | no */
+    V_SYNC,     /* auto | etag (int: 1 for etag) */
 };
 
 struct key {
@@ -215,6 +216,7 @@ static const struct key keys[] = {
     { S_CALDAV, "windows_calendar", V_STR, D(windows_calendar), 0, 0, 0 },
     { S_CALDAV, "poll_interval", V_INT, D(poll_interval), 0, 1, 86400 },
     { S_CALDAV, "proxy_listen", V_ADDR, D(proxy_listen), 0, 0, 0 },
+    { S_CALDAV, "sync", V_SYNC, D(sync_etag), 0, 0, 0 },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -654,6 +656,12 @@ static void set_value(struct parser *p, int line, const struct key *k,
         else
             ERR(p, line, "%s: expected reply-only, end-window or no, got "
                 "'%s'", k->name, v);
+        break;
+    case V_SYNC:
+        if (strcmp(v, "auto") == 0 || strcmp(v, "etag") == 0)
+            *(int *)slot = strcmp(v, "etag") == 0;
+        else
+            ERR(p, line, "%s: expected auto or etag, got '%s'", k->name, v);
         break;
     }
 }

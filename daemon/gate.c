@@ -67,6 +67,8 @@ struct txn {
     struct strbuf flagged;      /* "addr (reason)" list for the notice */
     struct strbuf heldtxt;      /* reply text for held recipients */
     struct strbuf cancelled;    /* ids of cancelled held invitations */
+    char supersede[16][SPOOL_ID_MAX]; /* held invitations this CANCEL/REQUEST replaces */
+    size_t nsupersede;
     struct command *cmds;       /* command-domain recipients */
     size_t ncmds;
     char **other_norm;          /* non-command recipients (for until-) */
@@ -344,6 +346,16 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
                     NULL, 0);
         sb_free(&nb);
     }
+    for (size_t i = 0; i < t->nsupersede; i++) {
+        const char *id = t->supersede[i];
+        /* release_drop_rcpts returns how many it dropped; discard 0 */
+        int ok = t->f.method == IMIP_CANCEL
+            ? release_drop_rcpts(u->release, id, (const char *const *)t->other_norm, t->nother, t->rep,
+                                 "cancelled") > 0
+            : release_discard(u->release, id, t->rep, "superseded") == 0;
+        if (ok)
+            sb_printf(&t->cancelled, "%s%s", t->cancelled.len ? ", " : "", id);
+    }
     if (t->flagged.len) {
         struct strbuf nb = { 0 };
         sb_printf(&nb, "Your message \"%s\" was sent, but these recipients asked not to be contacted yet:\n%s\n",
@@ -356,10 +368,12 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
 
     if (t->spooled && t->nrelay)
         sb_printf(&reply, "250 2.0.0 %s; held until %s: %s", upstream_text ? upstream_text : "Ok",
-                  when_format(t->release_at, u->cfg->timezone, when, sizeof when), t->heldtxt.p);
+                  when_format(t->release_at, u->cfg->timezone, when, sizeof when),
+                  t->heldtxt.p ? t->heldtxt.p : "");
     else if (t->spooled)
         sb_printf(&reply, "250 2.0.0 Held until %s: %s",
-                  when_format(t->release_at, u->cfg->timezone, when, sizeof when), t->heldtxt.p);
+                  when_format(t->release_at, u->cfg->timezone, when, sizeof when),
+                  t->heldtxt.p ? t->heldtxt.p : "");
     else if (t->nrelay)
         sb_printf(&reply, "250 %s", upstream_text && *upstream_text ? upstream_text : "2.0.0 Ok");
     else if (t->cancelled.len)
@@ -367,6 +381,8 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
     else
         sb_puts(&reply, "250 2.0.0 Done");
     /* appended to the reply above, never a second "250" glued to it */
+    if (t->cancelled.len && (t->nrelay || t->spooled))
+        sb_printf(&reply, "; cancelled held invitation %s", t->cancelled.p);
     if (t->ndeferred)
         sb_printf(&reply, "; %zu recipient(s) deferred by the upstream, untild retries", t->ndeferred);
     run_commands(t, &reply);
@@ -582,6 +598,8 @@ static void held_add_rcpt(struct txn *t, const struct smtp_rcpt *sr, const char 
     if (v && v->w && v->action == ACTION_HOLD)
         sb_printf(&t->heldtxt, "%s%s%s%s%s", t->heldtxt.len ? ", " : "", norm,
                   v->w->reason ? " (" : "", v->w->reason ? v->w->reason : "", v->w->reason ? ")" : "");
+    else    /* held only because the whole message waits */
+        sb_printf(&t->heldtxt, "%s%s (with the rest of the message)", t->heldtxt.len ? ", " : "", norm);
 }
 
 /* The held part (if any) is on disk: relay the rest, or answer. */
@@ -700,18 +718,20 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
                         break;
                     }
             }
-            if (!hit)
-                continue;
-            if (t->f.method == IMIP_CANCEL) {
-                if (release_drop_rcpts(u->release, ids[j], normp, nreal, t->rep, "cancelled") < 0)
-                    continue;
-            } else if (hit < held || release_discard(u->release, ids[j], t->rep, "superseded") < 0) {
+            if (!hit || (t->f.method == IMIP_REQUEST && hit < held))
                 continue;   /* others still wait for this invitation: keep it */
-            }
-            sb_printf(&t->cancelled, "%s%s", t->cancelled.len ? ", " : "", ids[j]);
+            /* Acted on only once this message is settled (txn_finish_ok):
+             * if it fails, the client retries and must find them still held. */
+            if (t->nsupersede < sizeof t->supersede / sizeof t->supersede[0])
+                snprintf(t->supersede[t->nsupersede++], SPOOL_ID_MAX, "%s", ids[j]);
         }
     }
 
+    /* Recipients a CANCEL is not sent to take no part in the plan (a
+     * cancelled quiet attendee must not hold the rest of the message). */
+    for (size_t ri = 0; ri < nreal; ri++)
+        if (drop[ri])
+            vr[ri].action = ACTION_REJECT;
     struct plan p;
     policy_plan(&u->pcfg, vr, nreal, &p);
     int hold_all = p.hold_whole || hold_until > t->now;
@@ -745,8 +765,8 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
         t->relay_norm[t->nrelay] = strdup(norm[i]);
         t->relay_rcpts[t->nrelay++] = env->rcpts[i].addr;
     }
-    if (hold_all && !t->heldtxt.len && hold_until > t->now)
-        sb_printf(&t->heldtxt, "future release requested");
+    if (hold_until > t->now)
+        sb_printf(&t->heldtxt, "%sfuture release requested", t->heldtxt.len ? "; " : "");
 
     if (t->held.nrcpts) {
         struct spool_meta *m = &t->held;

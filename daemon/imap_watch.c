@@ -1089,9 +1089,12 @@ static int hdr_facts(const char *hdr, size_t len, struct hdr_facts *h)
 static struct rep *batch_rep(struct batch *b)
 {
     struct imap_watch *m = b->m;
-    if (b->idx >= m->n || !m->reps[b->idx] || m->reps[b->idx]->gen != b->gen)
-        return NULL;   /* from a connection replaced by a reload */
-    return m->reps[b->idx];
+    /* By generation, not slot: a reload may move a running connection to
+     * another slot, and its batches in flight must still find it. */
+    for (size_t i = 0; i < m->n; i++)
+        if (m->reps[i] && m->reps[i]->gen == b->gen)
+            return m->reps[i];
+    return NULL;   /* from a connection replaced by a reload */
 }
 
 static int queue_op(struct rep *r, struct op *o)
@@ -1180,9 +1183,10 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
         queue_store(r, b->folder, b->uidvalidity, it->uid, KW_HELD);
         goto out;
     }
-    if (f.message_id) {
+    /* Indexed lookups: most Sent messages have no audit row at all. */
+    if (f.message_id && store_audit_has_msg(u->store, f.message_id, at - 30 * 86400) == 1) {
         struct audit_find af = { f.message_id, r->rep, 0, 0 };
-        store_audit_foreach(u->store, at - 30 * 86400, audit_find_fn, &af);
+        store_audit_foreach_msg(u->store, f.message_id, at - 30 * 86400, audit_find_fn, &af);
         if (af.gate)
             goto out;       /* the gate handled it already */
         if (af.mine) {
@@ -1671,7 +1675,7 @@ static int same_cfg(const struct rep *r, const struct imap_cfg *c, const struct 
 void imap_watch_reconfigure(struct imap_watch *m)
 {
     if (!m)
-        return;   /* [imap] added by a reload takes effect at restart */
+        return;   /* main.c calls imap_watch_start when none was running */
     struct untild *u = m->u;
     const struct config *c = u->cfg;
     for (size_t i = 0; i < m->n; i++) {
@@ -1682,20 +1686,33 @@ void imap_watch_reconfigure(struct imap_watch *m)
         for (size_t k = 0; k < r->nfw; k++)
             windows_add(u->ix, &r->fw[k]);
     }
-    int same = c->nimap == m->n;
-    for (size_t i = 0; same && i < m->n; i++)
-        if (m->reps[i] && !same_cfg(m->reps[i], &c->imap[i], c))
-            same = 0;
-    if (same)
+    /* Sections whose settings did not change keep their connection (it may
+     * move to another slot); the others stop, new ones start. */
+    struct rep *nr[CONFIG_MAX_REPS] = { 0 };
+    int kept[CONFIG_MAX_REPS] = { 0 }, changed = c->nimap != m->n;
+    for (size_t i = 0; i < c->nimap; i++) {
+        for (size_t j = 0; j < m->n; j++) {
+            if (!kept[j] && m->reps[j] && same_cfg(m->reps[j], &c->imap[i], c)) {
+                nr[i] = m->reps[j];
+                kept[j] = 1;
+                changed |= i != j;
+                break;
+            }
+        }
+        if (!nr[i])
+            changed = 1;
+    }
+    if (!changed)
         return;
-    log_info("imap: [imap] sections changed: reconnecting");
+    log_info("imap: [imap] sections changed: reconnecting the changed ones");
     struct window *keep_fw[CONFIG_MAX_REPS] = { 0 };
     size_t keep_n[CONFIG_MAX_REPS] = { 0 };
     char *keep_rep[CONFIG_MAX_REPS] = { 0 };
     size_t nk = 0;
     for (size_t i = 0; i < m->n; i++) {
         struct rep *r = m->reps[i];
-        if (!r)
+        m->reps[i] = NULL;
+        if (!r || kept[i])
             continue;
         rep_stop(r);
         keep_fw[nk] = r->fw;
@@ -1706,10 +1723,13 @@ void imap_watch_reconfigure(struct imap_watch *m)
         r->nfw = 0;
         nk++;
         rep_free(r);
-        m->reps[i] = NULL;
     }
     m->n = c->nimap;
     for (size_t i = 0; i < m->n; i++) {
+        if (nr[i]) {
+            m->reps[i] = nr[i];
+            continue;
+        }
         struct rep *r = rep_new(m, &c->imap[i], i);
         m->reps[i] = r;
         for (size_t k = 0; r && k < nk; k++)

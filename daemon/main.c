@@ -81,8 +81,18 @@ static int reload(struct untild *u)
     u->ix = ix;
     if (u->smtp)
         smtp_server_reconfigure(u->smtp, c);
-    imap_watch_reconfigure(u->imap);
-    caldav_reconfigure(u->caldav);
+    /* A watcher section added by the reload starts now (start does
+     * nothing, and returns NULL, while none is configured). */
+    int werr = 0;
+    if (u->imap)
+        imap_watch_reconfigure(u->imap);
+    else if (!(u->imap = imap_watch_start(u, &werr)) && werr < 0)
+        log_error("reload: cannot start the IMAP watcher");
+    werr = 0;
+    if (u->caldav)
+        caldav_reconfigure(u->caldav);
+    else if (!(u->caldav = caldav_start(u, &werr)) && werr < 0)
+        log_error("reload: cannot start the CalDAV watcher");
     policy_service_reconfigure(u->psvc);
     release_kick(u->release, 1);
     log_info("reload: %zu window(s) loaded", windows_count(ix));

@@ -23,11 +23,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 enum {
     Q_WIN_INSERT, Q_WIN_SET_ID, Q_WIN_UPSERT, Q_WIN_DELETE, Q_WIN_ALL,
-    Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_SEEN_ADD, Q_SEEN_HAS,
+    Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_AUDIT_HAS_MSG, Q_AUDIT_MSG, Q_SEEN_ADD, Q_SEEN_HAS,
     Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
 };
 
@@ -57,6 +57,12 @@ static const char *const queries[Q_COUNT] = {
     [Q_AUDIT_SINCE] =
         "SELECT t, event, rep, contact, window_id, msg_id, detail FROM audit"
         " WHERE t >= ?1 ORDER BY t, rowid",
+    /* Both use the audit_msg index (schema v2). */
+    [Q_AUDIT_HAS_MSG] =
+        "SELECT 1 FROM audit WHERE msg_id = ?1 AND t >= ?2 LIMIT 1",
+    [Q_AUDIT_MSG] =
+        "SELECT t, event, rep, contact, window_id, msg_id, detail FROM audit"
+        " WHERE msg_id = ?1 AND t >= ?2 ORDER BY t, rowid",
     [Q_SEEN_ADD] =
         "INSERT OR IGNORE INTO seen (message_id, contact, rep, t)"
         " VALUES (?1, ?2, ?3, ?4)",
@@ -89,6 +95,11 @@ static const char schema_v1[] =
     " message_id TEXT NOT NULL, contact TEXT NOT NULL, rep TEXT,"
     " t INTEGER NOT NULL, PRIMARY KEY (message_id, contact));"
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT);";
+
+/* v2: the IMAP watcher asks "has untild seen this Message-ID?" for every
+ * Sent message; without an index that scans the audit log. */
+static const char schema_v2[] =
+    "CREATE INDEX IF NOT EXISTS audit_msg ON audit (msg_id);";
 
 struct store {
     sqlite3 *db;
@@ -168,7 +179,19 @@ static int migrate(struct store *st)
             return -1;
         }
     }
-    /* future: if (v < 2) { ALTER ...; PRAGMA user_version = 2 } */
+    if (v < 2) {
+        if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(st->db, schema_v2, NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(st->db, "PRAGMA user_version = 2; COMMIT", NULL, NULL,
+                         &err) != SQLITE_OK) {
+            log_error("store: migrating schema to version 2: %s", err ? err : "?");
+            sqlite3_free(err);
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            errno = EIO;
+            return -1;
+        }
+    }
+    /* future: if (v < 3) { ALTER ...; PRAGMA user_version = 3 } */
     return 0;
 }
 
@@ -459,6 +482,51 @@ int store_audit_foreach(struct store *st, time_t since,
     sqlite3_stmt *q = st->q[Q_AUDIT_SINCE];
     int rc, ret = 0;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)since);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct audit_rec r;
+        r.t = (time_t)sqlite3_column_int64(q, 0);
+        r.event = (const char *)sqlite3_column_text(q, 1);
+        r.rep = (const char *)sqlite3_column_text(q, 2);
+        r.contact = (const char *)sqlite3_column_text(q, 3);
+        r.window_id = (const char *)sqlite3_column_text(q, 4);
+        r.msg_id = (const char *)sqlite3_column_text(q, 5);
+        r.detail = (const char *)sqlite3_column_text(q, 6);
+        if (fn(&r, arg) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "audit read");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return ret;
+}
+
+int store_audit_has_msg(struct store *st, const char *msg_id, time_t since)
+{
+    sqlite3_stmt *q = st->q[Q_AUDIT_HAS_MSG];
+    int rc;
+    if (msg_id == NULL)
+        return 0;
+    bind_text(q, 1, msg_id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)since);
+    rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_fail(st, "audit lookup");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_audit_foreach_msg(struct store *st, const char *msg_id, time_t since,
+                            int (*fn)(const struct audit_rec *r, void *arg),
+                            void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_AUDIT_MSG];
+    int rc, ret = 0;
+    if (msg_id == NULL)
+        return 0;
+    bind_text(q, 1, msg_id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)since);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         struct audit_rec r;
         r.t = (time_t)sqlite3_column_int64(q, 0);

@@ -41,6 +41,7 @@ struct caldav_cfg {
     char *windows_calendar;
     int poll_interval;
     char *proxy_listen;      /* NULL: no proxy */
+    int sync_etag;           /* sync = etag: never use sync-collection */
 };
 
 struct config {

@@ -14,7 +14,9 @@ struct imap_watch;
 struct imap_watch *imap_watch_start(struct untild *u, int *err);
 /* Config reloaded (u->cfg is new, u->ix rebuilt): re-adds the windows that
  * come from "Contact later" folders, restarts the connections whose [imap]
- * section changed. */
+ * section changed, starts added sections and stops removed ones (unchanged
+ * ones keep their connection). When no watcher runs (m NULL), the caller
+ * uses imap_watch_start instead. */
 void imap_watch_reconfigure(struct imap_watch *m);
 void imap_watch_stop(struct imap_watch *m);
 

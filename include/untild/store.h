@@ -34,6 +34,16 @@ int store_audit_foreach(struct store *st, time_t since,
                         int (*fn)(const struct audit_rec *r, void *arg),
                         void *arg);
 
+/* 1 if an audit row with t >= since carries msg_id, else 0 (-1 on error).
+ * Indexed. The gate's rows carry a message's Message-ID (without <>) in
+ * msg_id for "flagged", "window-added" and "held-msgid" (one row per held
+ * message, detail = the spool id); other rows may carry a spool id. */
+int store_audit_has_msg(struct store *st, const char *msg_id, time_t since);
+/* Visit the rows of store_audit_has_msg, oldest first (indexed). */
+int store_audit_foreach_msg(struct store *st, const char *msg_id, time_t since,
+                            int (*fn)(const struct audit_rec *r, void *arg),
+                            void *arg);
+
 /* Seen inbound messages from quiet contacts (customer re-opened). */
 int store_seen_add(struct store *st, const char *message_id,
                    const char *contact, const char *rep, time_t t);

@@ -22,6 +22,48 @@ BUILD = os.environ.get("UNTILD_BUILD", os.path.abspath("build"))
 UNTILD = os.path.join(BUILD, "untild")
 UNTILCTL = os.path.join(BUILD, "untilctl")
 
+# Optional wrapper for the daemon (make valgrind-check), e.g.
+#   UNTILD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full"
+# "{dir}" in it becomes the test's temp dir. Under valgrind the harness adds
+# --log-file={dir}/valgrind.%p.log (unless given) and Untild.cleanup fails
+# the test if a log reports errors. Everything slows down a lot under
+# valgrind, so waits are scaled by TIMEOUT_SCALE (UNTILD_TIMEOUT_SCALE,
+# default 1, or 8 under valgrind).
+WRAPPER = os.environ.get("UNTILD_WRAPPER", "").strip()
+UNDER_VALGRIND = os.path.basename(WRAPPER.split()[0]).startswith("valgrind") if WRAPPER else False
+TIMEOUT_SCALE = float(os.environ.get("UNTILD_TIMEOUT_SCALE", "0") or 0) or (8.0 if UNDER_VALGRIND else 1.0)
+
+
+def wrapper_argv(workdir):
+    """The wrapper as an argv prefix for a daemon whose temp dir is workdir."""
+    import shlex
+    if not WRAPPER:
+        return []
+    argv = [a.replace("{dir}", workdir) for a in shlex.split(WRAPPER)]
+    if UNDER_VALGRIND and not any(a.startswith("--log-file") for a in argv):
+        argv.insert(1, "--log-file=%s/valgrind.%%p.log" % workdir)
+    return argv
+
+
+def valgrind_errors(workdir):
+    """(log name, text) of each valgrind log in workdir that reports an
+    error (ERROR SUMMARY > 0, which counts definite leaks when run with
+    --errors-for-leak-kinds=definite, and "definitely lost" > 0 bytes)."""
+    import glob
+    import re
+    bad = []
+    for path in sorted(glob.glob(os.path.join(workdir, "valgrind.*.log"))):
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        errs = [int(n) for n in re.findall(r"ERROR SUMMARY: ([0-9,]+) errors", text.replace(",", ""))]
+        lost = [int(n) for n in re.findall(r"definitely lost: ([0-9,]+) bytes", text.replace(",", ""))]
+        if any(errs) or any(lost):
+            bad.append((os.path.basename(path), text))
+    return bad
+
 
 def free_port():
     s = socket.socket()
@@ -92,7 +134,7 @@ class Sink:
         return self.start()
 
     def wait(self, n, timeout=10):
-        end = time.time() + timeout
+        end = time.time() + timeout * TIMEOUT_SCALE
         with self.lock:
             while len(self.messages) < n and time.time() < end:
                 self.cond.wait(0.1)
@@ -156,17 +198,23 @@ class Untild:
             f.write(text)
 
     def start(self, wait=True):
+        # "untild ready" is logged once every listener is up: after a
+        # kill -9 the old control.sock file is still there, so its existence
+        # alone does not say the new daemon can be reached (a real race
+        # under valgrind)
+        ready = self.logtext().count("untild ready")
         self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([UNTILD, "-v", "--test-clock", "-c", self.conf],
+        self.proc = subprocess.Popen(wrapper_argv(self.dir) + [UNTILD, "-v", "--test-clock", "-c", self.conf],
                                      stdout=self.logf, stderr=self.logf)
         if wait:
-            end = time.time() + 10
+            end = time.time() + 10 * TIMEOUT_SCALE
             while time.time() < end:
                 if self.proc.poll() is not None:
                     raise RuntimeError("untild exited %s:\n%s" % (self.proc.returncode, self.logtext()))
                 try:
                     socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                    if os.path.exists(os.path.join(self.dir, "control.sock")):
+                    if os.path.exists(os.path.join(self.dir, "control.sock")) and \
+                            self.logtext().count("untild ready") > ready:
                         break
                 except OSError:
                     pass
@@ -179,7 +227,7 @@ class Untild:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(10)
+                self.proc.wait(10 * TIMEOUT_SCALE)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -204,9 +252,13 @@ class Untild:
         self.stop()
         errs = self.sanitizer_errors()
         log = self.logtext()
+        vg = valgrind_errors(self.dir) if UNDER_VALGRIND else []
         shutil.rmtree(self.dir, ignore_errors=True)
         if errs:
             raise AssertionError("sanitizer errors in untild:\n" + log[-6000:])
+        if vg:
+            raise AssertionError("valgrind errors in untild:\n" +
+                                 "\n".join("--- %s ---\n%s" % (n, t[-20000:]) for n, t in vg))
 
     def logtext(self):
         try:
@@ -217,7 +269,7 @@ class Untild:
 
     def ctl(self, *args, check=None):
         r = subprocess.run([UNTILCTL, "-s", os.path.join(self.dir, "control.sock")] + list(args),
-                           capture_output=True, text=True, timeout=20)
+                           capture_output=True, text=True, timeout=20 * TIMEOUT_SCALE)
         if check is not None and r.returncode != check:
             raise AssertionError("untilctl %s: exit %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
         return r
@@ -239,7 +291,7 @@ class Untild:
         return json.loads(self.ctl("--json", "window", "list", check=0).stdout)
 
     def wait_for(self, pred, timeout=10, what="condition"):
-        end = time.time() + timeout
+        end = time.time() + timeout * TIMEOUT_SCALE
         while time.time() < end:
             if pred():
                 return True
@@ -264,7 +316,7 @@ class GateTest(unittest.TestCase):
 
     def smtp(self):
         import smtplib
-        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20 * TIMEOUT_SCALE)
         self.addCleanup(lambda: s.close())
         return s
 
@@ -768,3 +820,19 @@ def unfold(ics):
     if isinstance(ics, bytes):
         ics = ics.decode("utf-8", "replace")
     return ics.replace("\r\n ", "").replace("\r\n\t", "").replace("\n ", "")
+
+
+def proc_status_kb(pid, field="VmHWM"):
+    """A memory field of /proc/PID/status (VmHWM, VmRSS...) in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("%s not in /proc/%d/status" % (field, pid))
+
+
+def proc_has_asan(pid):
+    """True if the process runs with AddressSanitizer (its memory figures
+    then include the shadow and quarantine)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()

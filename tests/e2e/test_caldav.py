@@ -35,6 +35,8 @@ def flagged_for(u, contact):
 
 class CalDAVBase(unittest.TestCase):
     proxy = False
+    caldav_extra = ""          # more [caldav] keys
+    configured = True          # False: the [caldav] section is left out
 
     def setUp(self):
         self.sink = Sink().start()
@@ -48,12 +50,14 @@ class CalDAVBase(unittest.TestCase):
                  "tls = none\npoll_interval = 1\n" % self.dav.port)
         if self.proxy:
             extra += "proxy_listen = 127.0.0.1:%d\n" % self.pport
+        extra += self.caldav_extra
         self.u = Untild(self.sink, windows=WINDOWS, release_time="off")
         self.addCleanup(self.u.cleanup)
         with open(self.u.conf) as f:
             conf = f.read()
+        self.section = extra.replace("{dir}", self.u.dir)
         with open(self.u.conf, "w") as f:
-            f.write(conf + extra.replace("{dir}", self.u.dir))
+            f.write(conf + (self.section if self.configured else ""))
         pw = os.path.join(self.u.dir, "caldav.pass")
         with open(pw, "w") as f:
             f.write("secret\n")
@@ -323,6 +327,94 @@ class Proxy(CalDAVBase):
         self.assertEqual(self.put_via_proxy("/rep/work/plain.ics", ics)[0], 201)
         self.assertNotIn("SCHEDULE-AGENT", unfold(self.dav.get("/rep/work/plain.ics")[2]))
         self.assertEqual(self.u.spool_files(), [])
+
+
+def caldav_state(u):
+    """The watcher's persisted sync state blob (kv), read-only."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(u.dir, "state", "untild.db"), uri=True,
+                         timeout=5)
+    try:
+        row = db.execute("SELECT value FROM kv WHERE key = ?", ("caldav:state:" + REP,)).fetchone()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
+class EtagFallback(CalDAVBase):
+    """sync = etag: the ctag/etag listing used for servers without
+    sync-collection, against the real Radicale."""
+    caldav_extra = "sync = etag\n"
+
+    def put_invite(self, uid, attendees, summary):
+        st, _, body = self.dav.put("/rep/work/%s.ics" % uid,
+                                   vevent(uid, "20270301T100000Z", "20270301T110000Z", summary=summary,
+                                          attendees=attendees))
+        self.assertIn(st, (201, 204), body)
+
+    def test_invitation_flagged_once_by_etag_listing(self):
+        self.assertIn("sync = etag", self.u.logtext())
+        self.put_invite("inv1", ["jane@acme.com", "bob@other.com"], "Lease talk")
+        self.u.wait_for(lambda: self.notices("Lease talk"), timeout=15, what="flag notice")
+        self.assertIn(b"jane@acme.com", self.notices("Lease talk")[0].data)
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
+        self.assertEqual(flagged_for(self.u, "bob@other.com"), 0)
+        state = caldav_state(self.u)
+        self.assertIn("E\t/rep/work/\t/rep/work/inv1.ics\t", state)
+        self.assertIn("C\t/rep/work/\t", state)
+        self.assertNotIn("S\t", state, "sync-collection used despite sync = etag")
+        # a changed calendar: only the new event is flagged
+        self.put_invite("inv2", ["jane@acme.com"], "Second talk")
+        self.u.wait_for(lambda: self.notices("Second talk"), timeout=15, what="second flag")
+        time.sleep(2.5)
+        self.assertEqual(len(self.notices("Lease talk")), 1)
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 2)
+        # restart: the stored etags mean no repeat
+        self.u.restart()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+        self.put_invite("inv3", ["jane@acme.com"], "Third talk")
+        self.u.wait_for(lambda: self.notices("Third talk"), timeout=15, what="third flag")
+        time.sleep(1.5)
+        self.assertEqual(len(self.notices("Lease talk")), 1)
+        self.assertEqual(len(self.notices("Second talk")), 1)
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 3)
+
+    def test_windows_calendar_holds_mail_and_delete_ends_it(self):
+        st, _, _ = self.dav.put("/rep/dnc/carol.ics", vevent(
+            "dnc1", "20270101T000000Z", "20270201T000000Z", summary="Quiet: mailto:carol@globex.com",
+            organizer=None, description="Merger talks"))
+        self.assertEqual(st, 201)
+        self.u.wait_for(lambda: any("carol@globex.com" in w["who"] for w in window_list(self.u)),
+                        timeout=15, what="window from the calendar")
+        import smtplib
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.sendmail(REP, ["carol@globex.com"], message(to="carol@globex.com", subject="Merger"))
+        self.assertEqual(len(self.u.spool_files()), 1)
+        st, _, _ = self.dav.delete("/rep/dnc/carol.ics")
+        self.assertIn(st, (200, 204))
+        self.u.wait_for(lambda: not any("carol@globex.com" in w["who"] for w in window_list(self.u)),
+                        timeout=15, what="window ended")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("carol@globex.com")) == 1, timeout=15,
+                        what="held mail released")
+        self.assertNotIn("S\t", caldav_state(self.u) or "")
+
+
+class ReloadAddsCalDAV(CalDAVBase):
+    configured = False
+
+    def test_sighup_starts_the_watcher(self):
+        import signal
+        self.assertNotIn("caldav: watching", self.u.logtext())
+        with open(self.u.conf, "a") as f:
+            f.write(self.section)
+        self.u.proc.send_signal(signal.SIGHUP)
+        self.wait_log("caldav: watching")
+        st, _, _ = self.dav.put("/rep/work/r1.ics", vevent("r1", "20270301T100000Z", "20270301T110000Z",
+                                                           summary="After reload",
+                                                           attendees=["jane@acme.com"]))
+        self.assertIn(st, (201, 204))
+        self.u.wait_for(lambda: self.notices("After reload"), timeout=15, what="flag after reload")
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
 
 
 if __name__ == "__main__":

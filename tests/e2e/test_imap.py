@@ -10,7 +10,7 @@ import unittest
 from email.utils import formatdate
 
 from harness import (Dovecot, Sink, Untild, imap_append, imap_keywords, imap_messages,
-                     imap_quote)
+                     imap_quote, proc_has_asan, proc_status_kb)
 
 REP = "rep@example.com"
 PASSWORD = "s3cret-Pa55"
@@ -306,6 +306,126 @@ class TlsWithCa(ImapBase):
         self.assertIn("(TLS verified)", self.u.logtext())
         uid = imap_append(self.c, "Sent", mail("jane@acme.com", "Over TLS"))
         self.wait_keyword("Sent", uid, "$UntildTooEarly")
+
+
+def held_list(u):
+    h = u.held_json()
+    return h.get("held", h) if isinstance(h, dict) else h
+
+
+def report_flagged(u, contact):
+    import json
+    r = json.loads(u.ctl("--json", "report", "--since", "3650", check=0).stdout)
+    return sum(row["flagged"] for row in r["by_contact"] if row["id"] == contact)
+
+
+class GateHandledAfterRelease(ImapBase):
+    """The Sent copy of a message the gate held is not flagged, also when it
+    is first seen after the message was released by hand or discarded
+    (the window still active, the spool entry gone)."""
+
+    def hold_one(self, subject):
+        s = self.smtp()
+        msg = mail("jane@acme.com", subject)
+        s.sendmail(REP, ["jane@acme.com"], msg)
+        self.u.wait_for(lambda: len(held_list(self.u)) == 1, what="held")
+        return msg, held_list(self.u)[0]["id"]
+
+    def test_released_and_discarded_copies_not_flagged(self):
+        released, hid = self.hold_one("Held then released")
+        self.u.ctl("held", "release", hid, "--reason", "urgent", check=0)
+        self.u.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), what="released by hand")
+        self.u.wait_for(lambda: held_list(self.u) == [], what="spool entry gone")
+        discarded, hid2 = self.hold_one("Held then discarded")
+        self.u.ctl("held", "discard", hid2, check=0)
+        self.u.wait_for(lambda: held_list(self.u) == [], what="discarded")
+        # the window is still active: a fresh message to jane is too early
+        self.assertEqual(self.u.ctl("check", "jane@acme.com").returncode, 3)
+        u1 = imap_append(self.c, "Sent", released)
+        u2 = imap_append(self.c, "Sent", discarded)
+        marker = imap_append(self.c, "Sent", mail("jane@acme.com", "Webmail marker"))
+        self.wait_keyword("Sent", marker, "$UntildTooEarly")
+        self.assertNotIn("$UntildTooEarly", self.keywords("Sent", u1), "released copy flagged")
+        self.assertNotIn("$UntildTooEarly", self.keywords("Sent", u2), "discarded copy flagged")
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="the marker's notice")
+        time.sleep(1.5)
+        notices = self.imap_notices()
+        self.assertEqual(len(notices), 1)
+        self.assertIn(b"Webmail marker", notices[0])
+        self.assertEqual(report_flagged(self.u, "jane@acme.com"), 1)
+
+
+class HugeSentMessage(ImapBase):
+    def test_20mb_message_fetches_bounded_and_is_audited(self):
+        pid = self.u.proc.pid
+        before = proc_status_kb(pid, "VmRSS")
+        body = (b"y" * 76 + b"\r\n") * (20 * 1024 * 1024 // 78 + 1)
+        head = mail("jane@acme.com", "Huge attachment").split(b"\r\n\r\n", 1)[0]
+        big = head + b"\r\n\r\n" + body
+        self.assertGreater(len(big), 20 * 1024 * 1024)
+        uid = imap_append(self.c, "Sent", big)
+        self.wait_keyword("Sent", uid, "$UntildTooEarly", timeout=60)
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="notice")
+        self.assertIn(b"Huge attachment", self.imap_notices()[0])
+        self.assertEqual(report_flagged(self.u, "jane@acme.com"), 1)
+        hwm = proc_status_kb(pid, "VmHWM")
+        # only a bounded part of the header was fetched, never the 20 MB
+        self.assertLess(hwm - before, 16 * 1024, "peak RSS grew by %d kB" % (hwm - before))
+        if not proc_has_asan(pid):
+            self.assertLess(hwm, 100 * 1024, "peak RSS %d kB" % hwm)
+
+
+class ReloadAddsAndRemovesImap(unittest.TestCase):
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.dv = Dovecot()
+        self.addCleanup(self.dv.cleanup)
+        self.dv.add_user(REP, PASSWORD).start()
+        self.u = Untild(self.sink, windows=WINDOWS)
+        self.addCleanup(self.u.cleanup)
+        self.u.start()
+        self.c = self.dv.client(REP)
+        self.addCleanup(lambda: self.c.logout())
+
+    def log_count(self, text):
+        return self.u.logtext().count(text)
+
+    def test_sighup_starts_and_stops_the_watcher(self):
+        with open(self.u.conf) as f:
+            base = f.read()
+        pw = os.path.join(self.u.dir, "imap.pass")
+        with open(pw, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(pw, 0o600)
+        self.assertNotIn("imap[", self.u.logtext())
+        with open(self.u.conf, "a") as f:
+            f.write(self.dv.untild_section(REP, pw))
+        self.u.proc.send_signal(signal.SIGHUP)
+        self.u.wait_for(lambda: "imap[%s]: synced" % REP in self.u.logtext(), timeout=15,
+                        what="watcher started by the reload")
+        uid = imap_append(self.c, "Sent", mail("jane@acme.com", "After reload"))
+        self.u.wait_for(lambda: "$UntildTooEarly" in imap_keywords(self.c, "Sent", uid), timeout=15,
+                        what="flagged after reload")
+        self.assertEqual(report_flagged(self.u, "jane@acme.com"), 1)
+        # an unrelated reload keeps the connection
+        connected = self.log_count("imap[%s]: connected" % REP)
+        reloads = self.log_count("reload:")
+        self.u.proc.send_signal(signal.SIGHUP)
+        self.u.wait_for(lambda: self.log_count("reload:") > reloads, what="second reload")
+        time.sleep(1)
+        self.assertEqual(self.log_count("imap[%s]: connected" % REP), connected)
+        # the section removed: the watcher stops
+        with open(self.u.conf, "w") as f:
+            f.write(base)
+        reloads = self.log_count("reload:")
+        self.u.proc.send_signal(signal.SIGHUP)
+        self.u.wait_for(lambda: self.log_count("reload:") > reloads, what="third reload")
+        uid2 = imap_append(self.c, "Sent", mail("jane@acme.com", "After removal"))
+        time.sleep(3)
+        self.assertNotIn("$UntildTooEarly", imap_keywords(self.c, "Sent", uid2))
+        self.assertEqual(report_flagged(self.u, "jane@acme.com"), 1)
+        self.assertIsNone(self.u.proc.poll())
 
 
 if __name__ == "__main__":

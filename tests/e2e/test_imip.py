@@ -170,6 +170,27 @@ class Imip(GateTest):
     def test_cancel_google_shape(self):
         self.cancel_case(google)
 
+    def test_cancel_that_fails_to_relay_keeps_held_invitation(self):
+        # The CANCEL also goes to an allowed attendee; the upstream is down,
+        # so the client hears 4xx and will retry: the held invitation must
+        # still be there for that retry to cancel.
+        uid = "cancel-fail-%d@example.com" % time.time_ns()
+        bob = "bob@other.example"
+        self.send([JANE], rfc6047("REQUEST", uid, attendees=(JANE, bob)))
+        hid = self.u.held_json()[0]["id"]
+        self.sink.stop()
+        code, text = self.send([JANE, bob], rfc6047("CANCEL", uid, attendees=(JANE, bob)))
+        self.assertGreaterEqual(code, 400, text)
+        self.assertLess(code, 500, text)
+        self.assertEqual([h["id"] for h in self.u.held_json()], [hid])
+        self.assertEqual(self.audit("cancelled"), [])
+        self.sink.restart()     # the retry now goes through and cancels it
+        code, text = self.send([JANE, bob], rfc6047("CANCEL", uid, attendees=(JANE, bob)))
+        self.assertEqual(code, 250, text)
+        self.assertIn(hid, text)
+        self.assertEqual(self.u.held_json(), [])
+        self.assertEqual(len(self.sink.for_rcpt(bob)), 1)
+
     def test_cancel_other_uid_keeps_held(self):
         self.send([JANE], rfc6047("REQUEST", "keep-1@example.com"))
         self.send([JANE], rfc6047("CANCEL", "other-2@example.com"))
