@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +37,22 @@
 
 enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_QUIET = 3, EX_DENIED = 4, EX_NOTFOUND = 5 };
 
+/* Local clients only, but still bounded: a client that connects and says
+ * nothing must not pile up connections or memory. */
+#define MAX_CONNS 32
+#define IDLE_MS 10000
+
 struct control {
     struct untild *u;
     int fd;
     char *path;
+    int nconns;
 };
 
 struct conn {
     struct control *c;
     int fd;
+    uint64_t timer;         /* idle timeout */
     char buf[REQ_MAX];
     size_t len;
     int admin;
@@ -691,9 +699,20 @@ static int in_group(uid_t uid, gid_t gid, const char *group)
 
 static void conn_close(struct conn *k)
 {
+    loop_timer_del(k->c->u->loop, k->timer);
     loop_fd_del(k->c->u->loop, k->fd);
     close(k->fd);
+    k->c->nconns--;
     free(k);
+}
+
+static void conn_idle(struct loop *l, uint64_t id, void *arg)
+{
+    struct conn *k = arg;
+    (void)l; (void)id;
+    k->timer = 0;
+    log_warn("control: closing a connection idle for %d s", IDLE_MS / 1000);
+    conn_close(k);
 }
 
 static void conn_read(struct loop *l, int fd, int ev, void *arg)
@@ -764,6 +783,11 @@ static void on_accept(struct loop *l, int fd, int ev, void *arg)
     int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
     if (cfd < 0)
         return;
+    if (c->nconns >= MAX_CONNS) {
+        log_warn("control: too many connections, refusing one");
+        close(cfd);
+        return;
+    }
     struct ucred cr;
     socklen_t len = sizeof cr;
     if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
@@ -785,7 +809,10 @@ static void on_accept(struct loop *l, int fd, int ev, void *arg)
     if (loop_fd(l, cfd, LOOP_READ, conn_read, k) < 0) {
         close(cfd);
         free(k);
+        return;
     }
+    c->nconns++;
+    k->timer = loop_timer(l, IDLE_MS, conn_idle, k);
 }
 
 struct control *control_new(struct untild *u, const char *path)

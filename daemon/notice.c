@@ -73,7 +73,13 @@ char *notice_build(const char *from, const char *to, const char *subject,
         sb_puts(&b, "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
         add_crlf(&b, body, strlen(body));
     } else {
-        const char *bd = "untild-notice-boundary-7f3a";
+        /* A boundary the attached message cannot contain by accident (or
+         * design): pick one and check. */
+        char bd[64];
+        unsigned long salt = (unsigned long)now ^ (unsigned long)getpid();
+        do
+            snprintf(bd, sizeof bd, "untild-%lx-%lx", salt++, (unsigned long)attach_len);
+        while (memmem(attach, attach_len, bd, strlen(bd)));
         sb_printf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n", bd);
         sb_printf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", bd);
         add_crlf(&b, body, strlen(body));
