@@ -1068,8 +1068,19 @@ static int early_defaults(struct config *c)
     c->release_time = 9 * 60;
     c->release_on_weekends = 0;
     c->max_queue_lifetime = 5 * 86400;
-    c->state_dir = strdup("/var/lib/untild");
-    c->control_socket = strdup("/run/untild/control.sock");
+    /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
+     * follow the unit, so the user unit needs no paths in its config. */
+    const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");
+    if (sd && *sd == '/')
+        c->state_dir = strndup(sd, strcspn(sd, ":"));
+    else
+        c->state_dir = strdup("/var/lib/untild");
+    if (rd && *rd == '/') {
+        if (asprintf(&c->control_socket, "%.*s/control.sock", (int)strcspn(rd, ":"), rd) < 0)
+            c->control_socket = NULL;
+    } else {
+        c->control_socket = strdup("/run/untild/control.sock");
+    }
     c->timezone = strdup("UTC");
     c->admin_group = strdup("untild-admin");
     c->command_domain = strdup("untild.invalid");

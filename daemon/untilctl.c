@@ -105,6 +105,15 @@ int main(int argc, char **argv)
         config_errors_free(&e);
         sock = cfg->control_socket;
     }
+    /* A personal instance (systemctl --user) listens in the user's
+     * runtime directory; the system one in /run/untild. */
+    char usersock[512];
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (!sock && xdg && *xdg == '/') {
+        snprintf(usersock, sizeof usersock, "%s/untild/control.sock", xdg);
+        if (access(usersock, F_OK) == 0)
+            sock = usersock;
+    }
     if (!sock)
         sock = "/run/untild/control.sock";
 
