@@ -57,6 +57,7 @@ struct txn {
     size_t nrelay;
     char **relay_norm;          /* normalised, parallel to relay_rcpts */
     char **relay_prefix;        /* per relayed rcpt: its X-Untild header, or NULL */
+    const char **relay_params;  /* per relayed rcpt: its RCPT parameters (DSN), or NULL */
     struct rgroup *groups;      /* one upstream transaction each */
     size_t ngroups, pending;
     const char *msg;            /* the session's message (valid until smtp_data_done) */
@@ -200,6 +201,7 @@ static void txn_free(struct txn *t)
         for (size_t i = 0; i < t->nrelay; i++)
             free(t->relay_prefix[i]);
     free(t->relay_prefix);
+    free(t->relay_params);
     for (size_t i = 0; i < t->ngroups; i++)
         free(t->groups[i].codes);
     free(t->groups);
@@ -531,14 +533,16 @@ static int txn_submit(struct txn *t, struct smtp_session *s)
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = w; i < t->nrelay; i++)
             if ((t->relay_prefix[i] != NULL) == pass) {
-                const char *a = t->relay_rcpts[i];
+                const char *a = t->relay_rcpts[i], *pa = t->relay_params[i];
                 char *nn = t->relay_norm[i], *pp = t->relay_prefix[i];
                 memmove(&t->relay_rcpts[w + 1], &t->relay_rcpts[w], (i - w) * sizeof *t->relay_rcpts);
                 memmove(&t->relay_norm[w + 1], &t->relay_norm[w], (i - w) * sizeof *t->relay_norm);
                 memmove(&t->relay_prefix[w + 1], &t->relay_prefix[w], (i - w) * sizeof *t->relay_prefix);
+                memmove(&t->relay_params[w + 1], &t->relay_params[w], (i - w) * sizeof *t->relay_params);
                 t->relay_rcpts[w] = a;
                 t->relay_norm[w] = nn;
                 t->relay_prefix[w] = pp;
+                t->relay_params[w] = pa;
                 w++;
             }
     size_t plain = t->nrelay - nflag;
@@ -557,6 +561,8 @@ static int txn_submit(struct txn *t, struct smtp_session *s)
         job.mail_from = t->mail_from;
         job.rcpts = &t->relay_rcpts[g->first];
         job.nrcpts = g->n;
+        job.mail_params = t->mail_params;
+        job.rcpt_params = &t->relay_params[g->first];
         job.data = t->msg;
         job.len = t->len;
         job.prefix = g->prefix;
@@ -661,12 +667,13 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     t->relay_rcpts = calloc(n ? n : 1, sizeof *t->relay_rcpts);
     t->relay_norm = calloc(n ? n : 1, sizeof *t->relay_norm);
     t->relay_prefix = calloc(n ? n : 1, sizeof *t->relay_prefix);
+    t->relay_params = calloc(n ? n : 1, sizeof *t->relay_params);
     t->msg = msg;
     t->len = len;
     t->mail_from = env->mail_from ? env->mail_from : "";
     t->mail_params = env->mail_params;
     if (!norm || !v || !normp || !is_cmd || !drop || !t->cmds || !t->other_norm
-        || !t->relay_rcpts || !t->relay_norm || !t->relay_prefix)
+        || !t->relay_rcpts || !t->relay_norm || !t->relay_prefix || !t->relay_params)
         goto oom;
     if (message_parse(msg, len, u->pcfg.delims, &t->f) < 0)
         goto oom;
@@ -763,6 +770,7 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
                       vv->w && vv->w->reason ? vv->w->reason : "no reason given");
         }
         t->relay_norm[t->nrelay] = strdup(norm[i]);
+        t->relay_params[t->nrelay] = env->rcpts[i].params;
         t->relay_rcpts[t->nrelay++] = env->rcpts[i].addr;
     }
     if (hold_until > t->now)

@@ -37,6 +37,7 @@
 #include "untild/config.h"
 #include "untild/log.h"
 #include "untild/loop.h"
+#include "untild/smtp_dsn.h"
 
 #define RELAY_MAX_WORKERS 256
 #define RELAY_MAX_SECRET 1024   /* longest password we read from file/command */
@@ -665,6 +666,40 @@ static void rjob_deliver(void *arg)
     rjob_free(j);
 }
 
+static int job_wants_dsn(const struct relay_job *job)
+{
+    if (smtp_dsn_wanted(job->mail_params))
+        return 1;
+    for (size_t i = 0; job->rcpt_params && i < job->nrcpts; i++)
+        if (smtp_dsn_wanted(job->rcpt_params[i]))
+            return 1;
+    return 0;
+}
+
+/* A message with DSN parameters: its own connection (libcurl connects,
+ * secures and authenticates; smtp_dsn.c speaks the transaction). */
+static void smtp_send_dsn(struct worker *w, struct rjob *j)
+{
+    struct relay *r = w->r;
+    struct capture cap;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURL *h = curl_easy_init();
+    memset(&cap, 0, sizeof cap);
+    if (!h) {
+        set_text(&j->res, 451, "%s", "4.3.0 out of memory");
+        return;
+    }
+    const char *user = j->job.username ? j->job.username : r->username;
+    const char *pass = j->job.username ? j->job.password : r->password;
+    if (set_common(r, h, &cap, errbuf, user, pass) < 0)
+        set_text(&j->res, 451, "%s", "4.3.0 cannot set up the upstream connection");
+    else
+        smtp_dsn_send(h, &j->job, r->timeout, &j->res);
+    if (!j->res.ok)
+        log_warn("relay: upstream delivery (DSN) failed: %d %s", j->res.code, j->res.text);
+    curl_easy_cleanup(h);
+}
+
 static void run_job(struct worker *w, struct rjob *j)
 {
     struct relay *r = w->r;
@@ -672,7 +707,9 @@ static void run_job(struct worker *w, struct rjob *j)
         j->verdict = verify(r, j->vuser, j->vpass);
         return;
     }
-    if (r->url)
+    if (r->url && job_wants_dsn(&j->job))
+        smtp_send_dsn(w, j);
+    else if (r->url)
         smtp_send(w, j);
     else
         maildir_deliver(r, j);

@@ -57,6 +57,7 @@ struct delivery {
     char *body;
     size_t len;
     const char **rcpts;
+    const char **params; /* their RCPT parameters (DSN) */
     size_t *idx;       /* index into e->m.rcpts for each relayed rcpt */
     size_t nrcpts;
     char *by, *reason; /* manual release */
@@ -309,6 +310,7 @@ static void delivery_free(struct delivery *d)
 {
     free(d->body);
     free(d->rcpts);
+    free(d->params);
     free(d->idx);
     free(d->by);
     free(d->reason);
@@ -427,8 +429,9 @@ static int start(struct release *r, struct entry *e, const char *by, const char 
         return -1;
     }
     d->rcpts = calloc(e->m.nrcpts, sizeof *d->rcpts);
+    d->params = calloc(e->m.nrcpts, sizeof *d->params);
     d->idx = calloc(e->m.nrcpts, sizeof *d->idx);
-    if (!d->rcpts || !d->idx) {
+    if (!d->rcpts || !d->params || !d->idx) {
         spool_deactivate(u->spool, e->m.id);
         delivery_free(d);
         return -1;
@@ -436,10 +439,12 @@ static int start(struct release *r, struct entry *e, const char *by, const char 
     for (size_t i = 0; i < e->m.nrcpts; i++)
         if (e->m.rcpts[i].state == RCPT_HELD) {
             d->idx[d->nrcpts] = i;
+            d->params[d->nrcpts] = e->m.rcpts[i].params;
             d->rcpts[d->nrcpts++] = e->m.rcpts[i].addr;
         }
     struct relay_job job = { .mail_from = e->m.mail_from ? e->m.mail_from : "", .rcpts = d->rcpts,
-                             .nrcpts = d->nrcpts, .data = d->body, .len = d->len };
+                             .nrcpts = d->nrcpts, .data = d->body, .len = d->len,
+                             .mail_params = e->m.mail_params, .rcpt_params = d->params };
     if (!e->first_attempt)
         e->first_attempt = untild_now(u);
     e->inflight = 1;

@@ -31,6 +31,11 @@ struct relay_job {
     const char *prefix;             /* extra header lines (CRLF) to prepend,
                                        may be NULL */
     const char *username, *password;/* override credentials (auth = upstream), may be NULL */
+    const char *mail_params;        /* the client's MAIL parameters, may be NULL */
+    const char *const *rcpt_params; /* per recipient (nrcpts entries, each may be
+                                       NULL), or NULL. DSN parameters (RET,
+                                       ENVID, NOTIFY, ORCPT) are passed on when
+                                       the upstream offers DSN; the rest are not. */
 };
 
 typedef void (*relay_done_fn)(void *arg, struct relay_result *r);
