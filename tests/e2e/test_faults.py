@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import BUILD, GateTest, Sink, Untild, free_port, message
+from harness import BUILD, UNDER_VALGRIND, GateTest, Sink, Untild, free_port, message
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JANE = "jane@acme.com"
@@ -354,6 +354,8 @@ class DiskFull(FaultTest):
 
 
 class Load(FaultTest):
+    # The peak-RSS bound measures valgrind's shadow memory, not untild's.
+    @unittest.skipIf(UNDER_VALGRIND, "peak RSS is meaningless under valgrind")
     def test_slow_clients_do_not_starve_a_fast_one(self):
         sink = self.sink()
         u = self.make(sink, upstream=upstream_conf(sink.port))
