@@ -828,7 +828,7 @@ static void auth_done(void *arg, int verdict)
     struct auth_ctx *a = arg;
     if (verdict < 0)
         log_warn("gate: upstream unreachable while verifying credentials");
-    smtp_auth_done(a->s, verdict == 1);
+    smtp_auth_done(a->s, verdict == 1 ? 1 : verdict < 0 ? -1 : 0);
     free(a);
 }
 
@@ -837,9 +837,11 @@ static void gate_auth(void *arg, struct smtp_session *s, const char *user, const
 {
     struct untild *u = arg;
     switch (u->cfg->auth) {
-    case AUTH_PASSWD:
-        smtp_auth_done(s, auth_passwd_check(u->cfg->passwd_file, user, pass) == 1);
+    case AUTH_PASSWD: {
+        int v = auth_passwd_check(u->cfg->passwd_file, user, pass);
+        smtp_auth_done(s, v == 1 ? 1 : v < 0 ? -1 : 0);
         return;
+    }
     case AUTH_UPSTREAM: {
         struct auth_ctx *a = malloc(sizeof *a);
         if (!a) {

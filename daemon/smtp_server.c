@@ -1321,7 +1321,7 @@ void smtp_auth_done(struct smtp_session *s, int ok)
     if (s->waiting != W_AUTH)
         return;
     s->waiting = W_NONE;
-    if (ok) {
+    if (ok > 0) {
         wipe_free(s->user);
         wipe_free(s->pass);
         s->user = s->auth_user;
@@ -1330,11 +1330,16 @@ void smtp_auth_done(struct smtp_session *s, int ok)
         log_info("smtp[%lu]: authenticated as %s", s->id, s->user);
         reply(s, "235 2.7.0 Authentication successful");
     } else {
-        log_info("smtp[%lu]: authentication failed from %s", s->id, s->peer);
+        log_info("smtp[%lu]: authentication %s from %s", s->id,
+                 ok < 0 ? "could not be checked" : "failed", s->peer);
         wipe_free(s->auth_user);
         wipe_free(s->auth_pass);
         s->auth_user = s->auth_pass = NULL;
-        reply(s, "535 5.7.8 Authentication credentials invalid");
+        /* ok < 0: the check itself failed (upstream unreachable): a
+         * temporary answer, so clients retry instead of asking the user
+         * for a new password (RFC 4954 454). */
+        reply(s, ok < 0 ? "454 4.7.0 Temporary authentication failure"
+                        : "535 5.7.8 Authentication credentials invalid");
     }
     if (s->dead) {
         session_free(s);

@@ -64,6 +64,7 @@ size_t smtp_server_sessions(const struct smtp_server *srv);
  * for tests that listen on port 0. */
 int smtp_server_port(const struct smtp_server *srv, size_t i);
 
+/* ok: 1 accepted, 0 refused (535), -1 could not be checked (454). */
 void smtp_auth_done(struct smtp_session *s, int ok);
 /* reply: full "CODE TEXT"; multi-line replies separated by '\n'. */
 void smtp_data_done(struct smtp_session *s, const char *reply);

@@ -122,5 +122,21 @@ class UpstreamAuth(unittest.TestCase):
         self.assertEqual(self.sink.messages, [])
 
 
+class UpstreamAuthUnreachable(unittest.TestCase):
+    def test_unreachable_upstream_is_a_temporary_failure(self):
+        # nothing listens there: the credentials cannot be checked, which is
+        # not the same as wrong credentials (454, not 535)
+        up = "url = smtp://127.0.0.1:%d\ntls = none\nconnections = 1\ntimeout = 3" % free_port()
+        u = Untild(None, upstream=up)
+        self.addCleanup(u.cleanup)
+        set_auth(u, "auth = upstream")
+        u.start()
+        s = smtplib.SMTP("127.0.0.1", u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.ehlo()
+        code, _ = s.docmd("AUTH", "PLAIN AGJvYkBleGFtcGxlLmNvbQBodW50ZXIy")
+        self.assertEqual(code, 454)
+
+
 if __name__ == "__main__":
     unittest.main()
