@@ -52,7 +52,6 @@
 #define MAX_RCPTS      1000
 #define MAX_LISTENERS  (2 * CONFIG_MAX_LISTEN)
 #define FUTURE_INTERVAL 2592000
-#define FUTURE_DATE    "2099-12-31T23:59:59Z"
 
 enum sstate {
     S_READY,        /* greeting sent, no EHLO yet */
@@ -733,7 +732,14 @@ static void cmd_ehlo_helo(struct smtp_session *s, char *args, int esmtp)
         reply(s, "250-STARTTLS");
     if (auth_allowed(s))
         reply(s, "250-AUTH PLAIN LOGIN");
-    reply(s, "250 FUTURERELEASE %d %s", FUTURE_INTERVAL, FUTURE_DATE);
+    /* RFC 4865: the latest release time we accept, which is now plus the
+     * interval (the gate refuses anything later). */
+    char until[32];
+    time_t lim = time(NULL) + FUTURE_INTERVAL;
+    struct tm tm;
+    gmtime_r(&lim, &tm);
+    strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    reply(s, "250 FUTURERELEASE %d %s", FUTURE_INTERVAL, until);
 }
 
 static void cmd_ehlo(struct smtp_session *s, char *args) { cmd_ehlo_helo(s, args, 1); }
