@@ -37,10 +37,10 @@
 #include "untild/config.h"
 #include "untild/log.h"
 #include "untild/loop.h"
+#include "untild/secret.h"
 #include "untild/smtp_dsn.h"
 
 #define RELAY_MAX_WORKERS 256
-#define RELAY_MAX_SECRET 1024   /* longest password we read from file/command */
 #define RELAY_MAX_LINE 1000     /* longest reply line we keep (RFC 5321 bound) */
 
 enum rjob_kind { RJ_SEND, RJ_VERIFY };
@@ -104,70 +104,6 @@ static void copy_text(char *dst, size_t cap, const char *src, size_t n)
         n = cap - 1;
     memcpy(dst, src, n);
     dst[n] = '\0';
-}
-
-/* First line of a bounded buffer, without the line end. */
-static void first_line(char *buf)
-{
-    buf[strcspn(buf, "\r\n")] = '\0';
-}
-
-/* Read a secret: the first line of a file (bounded). Returns malloc'd or
- * NULL. The file name is logged, never its contents. */
-static char *secret_from_file(const char *path)
-{
-    char buf[RELAY_MAX_SECRET + 1];
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        log_error("relay: cannot open password file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t n = fread(buf, 1, RELAY_MAX_SECRET, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        log_error("relay: cannot read password file %s", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    first_line(buf);
-    char *s = strdup(buf);
-    explicit_bzero(buf, sizeof buf);
-    return s;
-}
-
-/* Run the password command once (start-up) and take the first line of its
- * output; it must exit 0. */
-static char *secret_from_command(const char *cmd)
-{
-    char buf[RELAY_MAX_SECRET + 1];
-    size_t n = 0;
-    FILE *p = popen(cmd, "re");
-    if (!p) {
-        log_error("relay: cannot run password_command: %s", strerror(errno));
-        return NULL;
-    }
-    while (n < RELAY_MAX_SECRET) {
-        size_t k = fread(buf + n, 1, RELAY_MAX_SECRET - n, p);
-        if (k == 0)
-            break;
-        n += k;
-    }
-    /* drain the rest so the command does not die of SIGPIPE */
-    char sink[256];
-    while (fread(sink, 1, sizeof sink, p) > 0)
-        ;
-    int st = pclose(p);
-    buf[n] = '\0';
-    if (st != 0) {
-        explicit_bzero(buf, sizeof buf);
-        log_error("relay: password_command failed (status %d)", st);
-        return NULL;
-    }
-    first_line(buf);
-    char *s = strdup(buf);
-    explicit_bzero(buf, sizeof buf);
-    return s;
 }
 
 /* ---------- SMTP dialogue capture ---------- */
@@ -832,11 +768,9 @@ struct relay *relay_new(const struct config *c, struct loop *l, int nworkers)
     if (bad)
         goto fail;
     if (r->url && r->username) {
-        if (c->upstream_password_file)
-            r->password = secret_from_file(c->upstream_password_file);
-        else if (c->upstream_password_command)
-            r->password = secret_from_command(c->upstream_password_command);
-        if ((c->upstream_password_file || c->upstream_password_command) && !r->password)
+        if ((c->upstream_password_file || c->upstream_password_command)
+            && !(r->password = secret_load(c->upstream_password_file, c->upstream_password_command,
+                                           "relay")))
             goto fail;
     }
     if (!r->url && maildir_dirs(r->maildir) < 0) {
