@@ -104,6 +104,7 @@ enum vtype {
     V_ACTION,   /* action_parse, allowed set in max (bit mask) */
     V_CLOCK,    /* HH:MM | off */
     V_DURATION, /* when_duration_parse, > 0 */
+    V_RETENTION,/* a V_DURATION, or 0 | forever (stored as 0) */
     V_TZ,       /* IANA zone */
     V_AUTH,     /* none | passwd:FILE | upstream */
     V_TLS,      /* required | none */
@@ -136,6 +137,7 @@ static const struct key keys[] = {
     { S_DAEMON, "owner", V_STR, C(owner), 0, 0, 0 },
     { S_DAEMON, "admin_group", V_STR, C(admin_group), 0, 0, 0 },
     { S_DAEMON, "user", V_STR, C(user), 0, 0, 0 },
+    { S_DAEMON, "audit_retention", V_RETENTION, C(audit_retention), 0, 0, 0 },
 
     { S_SMTP, "listen", V_LISTEN, C(listen), C(nlisten), 0, 0 },
     { S_SMTP, "listen_tls", V_LISTEN, C(listen_tls), C(nlisten_tls), 0, 0 },
@@ -579,6 +581,17 @@ static void set_value(struct parser *p, int line, const struct key *k,
         if (when_duration_parse(v, &secs) != 0 || secs <= 0)
             ERR(p, line, "%s: expected a duration like 5d, 12h or P5D, got "
                 "'%s'", k->name, v);
+        else
+            *(int64_t *)slot = secs;
+        break;
+    }
+    case V_RETENTION: {
+        int64_t secs;
+        if (strcmp(v, "0") == 0 || strcmp(v, "forever") == 0)
+            *(int64_t *)slot = 0;
+        else if (when_duration_parse(v, &secs) != 0 || secs <= 0)
+            ERR(p, line, "%s: expected a duration like 365d or 52w, or "
+                "forever, got '%s'", k->name, v);
         else
             *(int64_t *)slot = secs;
         break;
@@ -1068,6 +1081,7 @@ static int early_defaults(struct config *c)
     c->release_time = 9 * 60;
     c->release_on_weekends = 0;
     c->max_queue_lifetime = 5 * 86400;
+    c->audit_retention = 365 * 86400;
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");

@@ -619,6 +619,7 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
         return EX_USAGE;
     }
     release_kick(u->release, 0);
+    untild_prune(u);    /* the daily prune would see the moved clock a day late */
     sb_printf(b, "%s\n", when_format(untild_now(u), "UTC", t, sizeof t));
     return EX_OK;
 }

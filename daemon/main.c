@@ -96,6 +96,7 @@ static int reload(struct untild *u)
     policy_service_reconfigure(u->psvc);
     release_kick(u->release, 1);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
+    untild_prune(u);    /* audit_retention may have changed */
     return 0;
 }
 
@@ -333,6 +334,7 @@ int main(int argc, char **argv)
         log_fatal("cannot set up signals: %s", strerror(errno));
         goto out;
     }
+    untild_prune_start(&u);  /* now, then daily */
     log_info("untild ready: %zu window(s), %zu held message(s), upstream %s", windows_count(u.ix),
              release_count(u.release), u.cfg->upstream_url ? u.cfg->upstream_url : u.cfg->maildir);
     sd_notifyf(0, "READY=1\nSTATUS=%zu window(s), %zu held", windows_count(u.ix), release_count(u.release));

@@ -17,18 +17,20 @@
 #include "untild/when.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 enum {
     Q_WIN_INSERT, Q_WIN_SET_ID, Q_WIN_UPSERT, Q_WIN_DELETE, Q_WIN_ALL,
     Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_AUDIT_HAS_MSG, Q_AUDIT_MSG, Q_SEEN_ADD, Q_SEEN_HAS,
-    Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
+    Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_PRUNE_AUDIT, Q_PRUNE_SEEN,
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
@@ -72,6 +74,9 @@ static const char *const queries[Q_COUNT] = {
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [Q_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
     [Q_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
+    /* Retention: audit_t (v1) and seen_t (v3) make these range deletes. */
+    [Q_PRUNE_AUDIT] = "DELETE FROM audit WHERE t < ?1",
+    [Q_PRUNE_SEEN] = "DELETE FROM seen WHERE t < ?1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -100,6 +105,11 @@ static const char schema_v1[] =
  * Sent message; without an index that scans the audit log. */
 static const char schema_v2[] =
     "CREATE INDEX IF NOT EXISTS audit_msg ON audit (msg_id);";
+
+/* v3: retention (store_prune) deletes seen rows by age; without an index
+ * that scans the table once a day. */
+static const char schema_v3[] =
+    "CREATE INDEX IF NOT EXISTS seen_t ON seen (t);";
 
 struct store {
     sqlite3 *db;
@@ -191,7 +201,19 @@ static int migrate(struct store *st)
             return -1;
         }
     }
-    /* future: if (v < 3) { ALTER ...; PRAGMA user_version = 3 } */
+    if (v < 3) {
+        if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(st->db, schema_v3, NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(st->db, "PRAGMA user_version = 3; COMMIT", NULL, NULL,
+                         &err) != SQLITE_OK) {
+            log_error("store: migrating schema to version 3: %s", err ? err : "?");
+            sqlite3_free(err);
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            errno = EIO;
+            return -1;
+        }
+    }
+    /* future: if (v < 4) { ALTER ...; PRAGMA user_version = 4 } */
     return 0;
 }
 
@@ -578,6 +600,35 @@ int store_seen_has(struct store *st, const char *message_id,
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---------- retention ---------- */
+
+int store_prune(struct store *st, time_t before)
+{
+    sqlite3_int64 n;
+    /* One transaction: a crash leaves either both tables pruned or neither,
+     * and the two deletes cost one fsync. */
+    if (step_done(st, Q_BEGIN, "begin") < 0)
+        return -1;
+    sqlite3_bind_int64(st->q[Q_PRUNE_AUDIT], 1, (sqlite3_int64)before);
+    if (step_done(st, Q_PRUNE_AUDIT, "prune audit") < 0)
+        goto rollback;
+    n = sqlite3_changes64(st->db);
+    sqlite3_bind_int64(st->q[Q_PRUNE_SEEN], 1, (sqlite3_int64)before);
+    if (step_done(st, Q_PRUNE_SEEN, "prune seen") < 0)
+        goto rollback;
+    n += sqlite3_changes64(st->db);
+    if (step_done(st, Q_COMMIT, "commit") < 0)
+        goto rollback;
+    return n > INT_MAX ? INT_MAX : (int)n;
+rollback:
+    {
+        int e = errno;
+        step_done(st, Q_ROLLBACK, "rollback");
+        errno = e;
+    }
+    return -1;
 }
 
 /* ---------- kv ---------- */

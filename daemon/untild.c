@@ -1,4 +1,6 @@
-/* untild.c - small helpers on the daemon context. */
+/* untild.c - small helpers on the daemon context: the injectable clock,
+ * derived policy settings, the window index, and the daily retention prune
+ * that keeps the state database from growing forever. */
 #include <time.h>
 #include "untild/daemon.h"
 
@@ -11,7 +13,10 @@ time_t untild_now(const struct untild *u)
 
 #include <stdio.h>
 #include <stdlib.h>
+#include "untild/log.h"
+#include "untild/loop.h"
 #include "untild/store.h"
+#include "untild/when.h"
 #include "untild/windows.h"
 
 void untild_policy_cfg(const struct config *c, struct policy_cfg *p)
@@ -65,4 +70,37 @@ struct windows *untild_load_windows(struct untild *u, const struct config *c,
             config_errors_add(e, "state", 0, "cannot load run-time windows from the state database");
     }
     return ix;
+}
+
+int untild_prune(struct untild *u)
+{
+    int64_t keep = u->cfg->audit_retention;
+    time_t cut;
+    char t[64];
+    int n;
+    if (!u->store || keep <= 0)
+        return 0;
+    cut = untild_now(u) - (time_t)keep;
+    n = store_prune(u->store, cut);
+    if (n < 0) {
+        log_error("retention: cannot prune the state database");
+        return -1;
+    }
+    log_info("retention: pruned %d audit/seen row(s) older than %s", n,
+             when_format(cut, "UTC", t, sizeof t));
+    return n;
+}
+
+static void prune_tick(struct loop *l, uint64_t id, void *arg)
+{
+    struct untild *u = arg;
+    (void)id;
+    untild_prune(u);
+    /* Monotonic, so a wall-clock jump neither skips nor repeats a day. */
+    loop_timer(l, 86400 * 1000LL, prune_tick, u);
+}
+
+void untild_prune_start(struct untild *u)
+{
+    prune_tick(u->loop, 0, u);
 }

@@ -53,6 +53,8 @@ struct config {
     char *owner;             /* the single-user rep */
     char *admin_group;       /* default "untild-admin" */
     char *user;              /* drop privileges to this user if root */
+    int64_t audit_retention; /* seconds audit/seen rows are kept; 0 = forever;
+                                default 365d */
     /* [smtp] */
     char *listen[CONFIG_MAX_LISTEN]; size_t nlisten;       /* "host:port" */
     char *listen_tls[CONFIG_MAX_LISTEN]; size_t nlisten_tls;

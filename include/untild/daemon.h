@@ -46,4 +46,12 @@ void untild_policy_cfg(const struct config *c, struct policy_cfg *p);
 struct windows *untild_load_windows(struct untild *u, const struct config *c,
                                     struct config_errors *e);
 
+/* Retention: delete audit and seen rows older than [daemon]
+ * audit_retention before untild_now(u) (nothing when it is 0 = forever) and
+ * log how many went. Returns the count or -1. untild_prune_start prunes
+ * now and then once a day on a loop timer; the test clock's moves call
+ * untild_prune themselves. */
+int untild_prune(struct untild *u);
+void untild_prune_start(struct untild *u);
+
 #endif

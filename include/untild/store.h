@@ -51,6 +51,11 @@ int store_seen_add(struct store *st, const char *message_id,
 int store_seen_has(struct store *st, const char *message_id,
                    const char *contact);
 
+/* Retention: delete audit and seen rows with t < before (windows and kv
+ * stay), in one transaction (indexed on t). Returns the number of rows
+ * deleted, or -1 (nothing deleted). */
+int store_prune(struct store *st, time_t before);
+
 /* Key/value state. store_kv_get returns malloc'd value or NULL. */
 int store_kv_set(struct store *st, const char *key, const char *value);
 char *store_kv_get(struct store *st, const char *key);

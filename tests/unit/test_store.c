@@ -1,11 +1,13 @@
 /* test_store.c - SQLite run-time state: windows round trip and id
- * allocation, audit filtering, seen messages, key/value. */
+ * allocation, audit filtering, seen messages, key/value, retention (prune)
+ * and the schema migration that indexes it. */
 #include "untild/store.h"
 #include "untild/when.h"
 
 #include <check.h>
 #include <errno.h>
 #include <ftw.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +281,143 @@ START_TEST(kv)
 }
 END_TEST
 
+/* Open the database file directly (as another process would). */
+static sqlite3 *raw_open(void)
+{
+    char p[512];
+    sqlite3 *db = NULL;
+    snprintf(p, sizeof p, "%s/untild.db", tmpdir);
+    ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
+    return db;
+}
+
+static long long raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *q;
+    long long v;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+/* The plan's detail lines joined: which index a statement uses. */
+static void raw_plan(sqlite3 *db, const char *sql, char *out, size_t n)
+{
+    sqlite3_stmt *q;
+    char buf[1024];
+    size_t len = 0;
+    snprintf(buf, sizeof buf, "EXPLAIN QUERY PLAN %s", sql);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, buf, -1, &q, NULL), SQLITE_OK);
+    out[0] = '\0';
+    while (sqlite3_step(q) == SQLITE_ROW && len < n)
+        len += (size_t)snprintf(out + len, n - len, "%s;",
+                                (const char *)sqlite3_column_text(q, 3));
+    sqlite3_finalize(q);
+}
+
+static int count_fn(const struct audit_rec *r, void *arg)
+{
+    (void)r;
+    ++*(int *)arg;
+    return 0;
+}
+
+START_TEST(prune)
+{
+    struct store *st = store_open(tmpdir);
+    struct audit_rec r;
+    struct collect c;
+    struct windows *ix;
+    struct window w;
+    char *who[] = { "bob@acme.com" };
+    char *v;
+    int n = 0;
+    ck_assert_ptr_nonnull(st);
+    memset(&r, 0, sizeof r);
+    r.event = "held";
+    r.t = 100; ck_assert_int_eq(store_audit(st, &r), 0);
+    r.t = 199; ck_assert_int_eq(store_audit(st, &r), 0);
+    r.t = 200; r.event = "flagged"; ck_assert_int_eq(store_audit(st, &r), 0);
+    r.t = 500; r.event = "released"; ck_assert_int_eq(store_audit(st, &r), 0);
+    ck_assert_int_eq(store_seen_add(st, "<old@x>", "bob@acme.com", "rep@x", 150), 0);
+    ck_assert_int_eq(store_seen_add(st, "<new@x>", "bob@acme.com", "rep@x", 250), 0);
+    /* Run-time windows and kv carry times far before the cut: they stay. */
+    mk_window(&w, who, 1);
+    w.from = 1;
+    w.created = 1;
+    ck_assert_int_eq(store_window_add(st, &w), 0);
+    ck_assert_int_eq(store_kv_set(st, "imap.uid", "7"), 0);
+
+    /* t < 200 goes: two audit rows and one seen row. */
+    ck_assert_int_eq(store_prune(st, 200), 3);
+    memset(&c, 0, sizeof c);
+    ck_assert_int_eq(store_audit_foreach(st, 0, collect_fn, &c), 0);
+    ck_assert_int_eq(c.n, 2);
+    ck_assert_int_eq(c.t[0], 200);
+    ck_assert_str_eq(c.ev[0], "flagged");
+    ck_assert_int_eq(c.t[1], 500);
+    ck_assert_int_eq(store_seen_has(st, "<old@x>", "bob@acme.com"), 0);
+    ck_assert_int_eq(store_seen_has(st, "<new@x>", "bob@acme.com"), 1);
+    ix = windows_new();
+    ck_assert_ptr_nonnull(ix);
+    ck_assert_int_eq(store_windows_load(st, ix), 0);
+    ck_assert_uint_eq(windows_count(ix), 1);
+    ck_assert_ptr_nonnull(windows_get(ix, w.id));
+    windows_free(ix);
+    v = store_kv_get(st, "imap.uid");
+    ck_assert_str_eq(v, "7");
+    free(v);
+
+    /* Nothing left before the cut: 0, and again idempotent. */
+    ck_assert_int_eq(store_prune(st, 200), 0);
+    ck_assert_int_eq(store_prune(st, 0), 0);
+    /* A cut after everything empties both tables, and the store still works. */
+    ck_assert_int_eq(store_prune(st, 1000), 3);
+    ck_assert_int_eq(store_audit_foreach(st, 0, count_fn, &n), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(store_seen_has(st, "<new@x>", "bob@acme.com"), 0);
+    r.t = 1001; ck_assert_int_eq(store_audit(st, &r), 0);
+    ck_assert_int_eq(store_audit_foreach(st, 0, count_fn, &n), 0);
+    ck_assert_int_eq(n, 1);
+    store_close(st);
+}
+END_TEST
+
+/* A version-2 database (before retention) gains the seen(t) index on open,
+ * and both prune deletes are index range scans, not table scans. */
+START_TEST(migrate_v3_prune_indexed)
+{
+    sqlite3 *db;
+    struct store *st = store_open(tmpdir);
+    char plan[1024];
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_seen_add(st, "<m@x>", "bob@acme.com", "rep@x", 10), 0);
+    store_close(st);
+    db = raw_open();
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 3);
+    /* Turn it back into what untild with schema 2 left behind. */
+    ck_assert_int_eq(sqlite3_exec(db, "DROP INDEX seen_t; PRAGMA user_version = 2",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'seen_t'"), 0);
+    sqlite3_close(db);
+
+    st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_seen_has(st, "<m@x>", "bob@acme.com"), 1);
+    store_close(st);
+    db = raw_open();
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'seen_t'"), 1);
+    raw_plan(db, "DELETE FROM seen WHERE t < 5", plan, sizeof plan);
+    ck_assert_msg(strstr(plan, "INDEX seen_t") != NULL, "plan: %s", plan);
+    raw_plan(db, "DELETE FROM audit WHERE t < 5", plan, sizeof plan);
+    ck_assert_msg(strstr(plan, "INDEX audit_t") != NULL, "plan: %s", plan);
+    sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(wal_and_schema)
 {
     struct store *st = store_open(tmpdir);
@@ -313,6 +452,8 @@ int main(void)
     tcase_add_test(tc, seen);
     tcase_add_test(tc, kv);
     tcase_add_test(tc, wal_and_schema);
+    tcase_add_test(tc, prune);
+    tcase_add_test(tc, migrate_v3_prune_indexed);
     suite_add_tcase(su, tc);
     sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
