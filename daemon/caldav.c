@@ -7,7 +7,9 @@
  * WSRC_CALDAV), rebuilt at each sync.
  *
  * Threads: per [caldav] section one worker thread does all HTTP (libcurl
- * easy, blocking): discovery (current-user-principal, calendar-home-set),
+ * easy, blocking): discovery (RFC 6764 /.well-known/caldav for a bare
+ * server URL, one same-origin redirect followed by hand; current-user-
+ * principal, calendar-home-set),
  * RFC 6578 sync-collection with the persisted token (507: ask again with
  * the returned token; rejected token: full resync), a getetag listing when
  * the server has no sync, calendar-multiget of what changed, and a
@@ -21,12 +23,15 @@
  * backoff; bad iCalendar is logged with its href and skipped. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <curl/curl.h>
 #include <libical/ical.h>
 #include "untild/caldav.h"
@@ -336,7 +341,9 @@ static void result_free(struct result *r)
 /* One [caldav] section. */
 struct cw {
     struct caldav *m;
-    char *rep, *url, *user, *pass, *tls_ca, *calendars, *wincal, *proxy_listen;
+    char *rep, *url, *user, *pass, *calendars, *wincal, *proxy_listen;
+    char *ca_src;           /* [caldav] tls_ca as configured */
+    char *tls_ca;           /* CAINFO: system bundle + ca_src (read-only after start) */
     int poll;
     int sync_etag;          /* sync = etag: skip sync-collection (read-only after start) */
     char statekey[ADDR_MAX + 32];
@@ -515,14 +522,161 @@ static int name_listed(const char *list, const char *name, const char *seg)
     return 0;
 }
 
-/* Find the calendars: the URL itself, its calendar-home-set, or the home of
- * its current-user-principal. */
+/* Same scheme, host and port (default ports filled in)? Credentials only
+ * ever go to the origin of the configured url. */
+static int same_origin(const char *a, const char *b)
+{
+    CURLU *ha = curl_url(), *hb = curl_url();
+    int same = 0;
+    if (ha && hb && !curl_url_set(ha, CURLUPART_URL, a, 0) && !curl_url_set(hb, CURLUPART_URL, b, 0)) {
+        static const CURLUPart parts[] = { CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT };
+        same = 1;
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0] && same; i++) {
+            char *x = NULL, *y = NULL;
+            unsigned flags = parts[i] == CURLUPART_PORT ? CURLU_DEFAULT_PORT : 0;
+            same = !curl_url_get(ha, parts[i], &x, flags) && !curl_url_get(hb, parts[i], &y, flags)
+                   && !strcasecmp(x, y);
+            curl_free(x);
+            curl_free(y);
+        }
+    }
+    curl_url_cleanup(ha);
+    curl_url_cleanup(hb);
+    return same;
+}
+
+static int is_redirect(long st)
+{
+    return st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
+}
+
+/* PROPFIND url (Depth 0); a 3xx answer is followed by hand, ONE hop, and
+ * only to the same origin (libcurl's FOLLOWLOCATION stays off so that the
+ * password never reaches another host). Returns 0 with *st and *final (the
+ * URL that answered, malloc'd), -1 on error (err filled). */
+static int propfind_follow(struct cw *w, const char *url, const char *body, struct strbuf *b,
+                           long *st, char **final, char *err, size_t errsz)
+{
+    *final = NULL;
+    if (dav(w, "PROPFIND", url, "0", body, b, st, err, errsz) < 0)
+        return -1;
+    if (!is_redirect(*st)) {
+        *final = strdup(url);
+        return *final ? 0 : -1;
+    }
+    char *loc = NULL;
+    curl_easy_getinfo(w->curl, CURLINFO_REDIRECT_URL, &loc);
+    if (!loc) {
+        snprintf(err, errsz, "PROPFIND %s: HTTP %ld without Location", url, *st);
+        return -1;
+    }
+    char *to = strdup(loc);   /* owned by the handle until the next request */
+    if (!to)
+        return -1;
+    if (!same_origin(url, to)) {
+        log_warn("caldav: %s: redirect from %s to %s refused: not the same scheme, host and port",
+                 w->rep, url, to);
+        snprintf(err, errsz, "redirect from %s to %s refused (other host)", url, to);
+        free(to);
+        return -1;
+    }
+    if (dav(w, "PROPFIND", to, "0", body, b, st, err, errsz) < 0) {
+        free(to);
+        return -1;
+    }
+    if (is_redirect(*st)) {
+        snprintf(err, errsz, "PROPFIND %s: redirected again (one redirect is followed)", to);
+        free(to);
+        return -1;
+    }
+    *final = to;
+    return 0;
+}
+
+/* The URL's path is "/" (a bare server URL)? */
+static int bare_url(const char *url)
+{
+    char *p = url_path(url);
+    int bare = !p || !*p || !strcmp(p, "/");
+    free(p);
+    return bare;
+}
+
+/* Does a discovery answer lead anywhere (a calendar, a home or a
+ * principal)? */
+static int useful(const struct xn *x)
+{
+    struct xn *p = ok_prop(xfind(x, "response"));
+    return p && (xkid(xkid(p, "resourcetype"), "calendar") || xfind(xkid(p, "calendar-home-set"), "href")
+                 || xfind(xkid(p, "current-user-principal"), "href"));
+}
+
+/* The context URL (RFC 6764): a bare server URL tries /.well-known/caldav
+ * first, any other URL tries itself first; the other one is the fallback
+ * when the first has no principal. Returns 0 with the parsed answer *xo and
+ * the URL that gave it *ctx; -1 with err. */
+static int context(struct cw *w, const char *body, struct xn **xo, char **ctx, char *err, size_t errsz)
+{
+    char *wk = resolve(w->url, "/.well-known/caldav");
+    const char *order[2];
+    int bare = bare_url(w->url);
+    order[0] = bare ? wk : w->url;
+    order[1] = bare ? w->url : wk;
+    struct xn *keep = NULL;      /* the configured URL's answer, as a last resort */
+    char *keep_url = NULL;
+    struct strbuf b = { 0 };
+    int rc = -1;
+    *xo = NULL;
+    *ctx = NULL;
+    for (size_t i = 0; i < 2; i++) {
+        long st;
+        char *fin = NULL;
+        if (!order[i] || (i == 1 && order[0] && !strcmp(order[0], order[1])))
+            continue;
+        if (propfind_follow(w, order[i], body, &b, &st, &fin, err, errsz) < 0)
+            continue;
+        if (st != 207) {
+            snprintf(err, errsz, "PROPFIND %s: HTTP %ld", fin, st);
+            free(fin);
+            continue;
+        }
+        struct xn *x = multistatus(&b, err, errsz, fin);
+        if (x && useful(x)) {
+            *xo = x;
+            *ctx = fin;
+            rc = 0;
+            break;
+        }
+        if (x && order[i] == w->url && !keep) {
+            keep = x;
+            keep_url = fin;
+            continue;
+        }
+        xfree(x);
+        free(fin);
+    }
+    if (rc < 0 && keep) {
+        *xo = keep;
+        *ctx = keep_url;
+        keep = NULL;
+        keep_url = NULL;
+        rc = 0;
+    }
+    xfree(keep);
+    free(keep_url);
+    free(wk);
+    sb_free(&b);
+    return rc;
+}
+
+/* Find the calendars: the context URL itself, its calendar-home-set, or
+ * the home of its current-user-principal. */
 static int discover(struct cw *w, struct cal **out, size_t *nout, char *err, size_t errsz)
 {
     struct strbuf b = { 0 };
     long st;
     struct xn *x = NULL;
-    char *home = NULL, *list_url = NULL;
+    char *home = NULL, *list_url = NULL, *ctx = NULL;
     const char *depth = "1";
     struct cal *cals = NULL;
     size_t n = 0;
@@ -532,38 +686,36 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char *err, siz
     static const char lst[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propfind " NS "><D:prop>"
         "<D:resourcetype/><D:displayname/><D:sync-token/><CS:getctag/></D:prop></D:propfind>";
 
-    if (dav(w, "PROPFIND", w->url, "0", disc, &b, &st, err, errsz) < 0)
-        goto out;
-    if (st != 207) {
-        snprintf(err, errsz, "PROPFIND %s: HTTP %ld", w->url, st);
-        goto out;
-    }
-    if (!(x = multistatus(&b, err, errsz, w->url)))
+    if (context(w, disc, &x, &ctx, err, errsz) < 0)
         goto out;
     struct xn *p = ok_prop(xfind(x, "response"));
     if (xkid(xkid(p, "resourcetype"), "calendar")) {
-        list_url = strdup(w->url);
+        list_url = strdup(ctx);
         depth = "0";
     } else {
         char *h = xdup(xfind(xkid(p, "calendar-home-set"), "href"));
         char *pr = xdup(xfind(xkid(p, "current-user-principal"), "href"));
         if (!h && pr) {
-            char *pu = resolve(w->url, pr);
+            char *pu = resolve(ctx, pr);
             xfree(x);
             x = NULL;
-            if (pu && dav(w, "PROPFIND", pu, "0", disc, &b, &st, err, errsz) == 0 && st == 207
-                && (x = multistatus(&b, err, errsz, pu)))
+            if (pu && same_origin(ctx, pu) && dav(w, "PROPFIND", pu, "0", disc, &b, &st, err, errsz) == 0
+                && st == 207 && (x = multistatus(&b, err, errsz, pu)))
                 h = xdup(xfind(xkid(ok_prop(xfind(x, "response")), "calendar-home-set"), "href"));
             free(pu);
         }
         free(pr);
         home = h;
-        list_url = home ? resolve(w->url, home) : strdup(w->url);
+        list_url = home ? resolve(ctx, home) : strdup(ctx);
     }
     xfree(x);
     x = NULL;
     if (!list_url)
         goto out;
+    if (!same_origin(ctx, list_url)) {
+        snprintf(err, errsz, "calendar home %s refused: not on the server of %s", list_url, ctx);
+        goto out;
+    }
     if (dav(w, "PROPFIND", list_url, depth, lst, &b, &st, err, errsz) < 0)
         goto out;
     if (st != 207) {
@@ -591,6 +743,10 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char *err, siz
         memset(c, 0, sizeof *c);
         c->href = href;
         c->url = resolve(list_url, href);
+        if (c->url && !same_origin(list_url, c->url)) {   /* never send the password elsewhere */
+            free(c->url);
+            c->url = NULL;
+        }
         c->name = xdup(xkid(pp, "displayname"));
         c->tag = xdup(xkid(pp, "getctag"));
         if (!c->tag)
@@ -628,6 +784,7 @@ out:
     sb_free(&b);
     free(home);
     free(list_url);
+    free(ctx);
     return rc;
 }
 
@@ -1479,6 +1636,71 @@ static char *read_secret(const struct caldav_cfg *d)
     return s;
 }
 
+/* libcurl's CAINFO replaces the system trust store, but tls_ca should add
+ * to it (as for IMAP): write <state_dir>/caldav-ca.<rep>.pem (0600) = the
+ * system bundle + the tls_ca file, atomically, and use that as CAINFO.
+ * Errors are logged. */
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+static int copy_into(FILE *out, const char *path, int must)
+{
+    FILE *in = fopen(path, "r");
+    char buf[8192];
+    size_t n;
+    if (!in) {
+        if (must)
+            log_error("caldav: cannot read %s: %s", path, strerror(errno));
+        return must ? -1 : 0;
+    }
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            break;
+    int bad = ferror(in) || ferror(out);
+    fclose(in);
+    if (bad || fputs("\n", out) == EOF) {
+        log_error("caldav: cannot copy %s into the CA bundle", path);
+        return -1;
+    }
+    return 0;
+}
+
+static char *ca_bundle_path(const char *state_dir, const char *rep)
+{
+    char name[ADDR_MAX + 32], *path = NULL;
+    size_t j = 0;
+    for (const char *r = rep; *r && j < sizeof name - 1; r++)
+        name[j++] = isalnum((unsigned char)*r) || strchr("@.-_", *r) ? *r : '_';
+    name[j] = '\0';
+    return asprintf(&path, "%s/caldav-ca.%s.pem", state_dir, name) < 0 ? NULL : path;
+}
+
+static int ca_bundle_write(const char *path, const char *src)
+{
+    char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp", path) < 0)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!out) {
+        log_error("caldav: cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        free(tmp);
+        return -1;
+    }
+    int bad = fchmod(fd, 0600) < 0 || copy_into(out, SYSTEM_CA_BUNDLE, 0) < 0 || copy_into(out, src, 1) < 0;
+    bad |= fflush(out) == EOF || fsync(fd) < 0;
+    bad |= fclose(out) == EOF;
+    if (bad || rename(tmp, path) < 0) {
+        log_error("caldav: cannot build the CA bundle %s", path);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
 static void cw_free(struct cw *w)
 {
     if (!w)
@@ -1517,7 +1739,7 @@ static void cw_destroy(struct cw *w)
     wins_free(w->wins, w->nwins);
     if (w->pass)
         explicit_bzero(w->pass, strlen(w->pass));
-    free(w->rep); free(w->url); free(w->user); free(w->pass); free(w->tls_ca);
+    free(w->rep); free(w->url); free(w->user); free(w->pass); free(w->tls_ca); free(w->ca_src);
     free(w->calendars); free(w->wincal); free(w->proxy_listen); free(w->wins_tag);
     free(w);
 }
@@ -1544,7 +1766,12 @@ static struct cw *cw_new(struct caldav *m, const struct caldav_cfg *d)
     w->url = strdup(d->url);
     w->user = d->username ? strdup(d->username) : NULL;
     w->pass = read_secret(d);
-    w->tls_ca = d->tls_ca ? strdup(d->tls_ca) : NULL;
+    w->ca_src = d->tls_ca ? strdup(d->tls_ca) : NULL;
+    if (d->tls_ca && (!(w->tls_ca = ca_bundle_path(u->cfg->state_dir, rep))
+                      || ca_bundle_write(w->tls_ca, d->tls_ca) < 0)) {
+        cw_free(w);
+        return NULL;
+    }
     w->calendars = strdup(d->calendars ? d->calendars : "*");
     w->wincal = strdup(d->windows_calendar ? d->windows_calendar : "Do not contact");
     w->proxy_listen = d->proxy_listen ? strdup(d->proxy_listen) : NULL;
@@ -1607,6 +1834,17 @@ void caldav_reconfigure(struct caldav *m)
      * windows back. (Changed [caldav] settings take effect on restart.) */
     for (size_t i = 0; i < m->n; i++) {
         struct cw *w = m->w[i];
+        /* A renewed tls_ca file: rebuild the bundle in place (the workers
+         * read the file at each connection). */
+        for (size_t k = 0; k < m->u->cfg->ncaldav && w->ca_src; k++) {
+            const struct caldav_cfg *d = &m->u->cfg->caldav[k];
+            const char *rep = d->rep ? d->rep : m->u->cfg->owner;
+            if (rep && !strcmp(rep, w->rep) && d->tls_ca && !strcmp(d->tls_ca, w->ca_src)) {
+                if (ca_bundle_write(w->tls_ca, w->ca_src) < 0)
+                    log_warn("caldav: %s: keeping the previous CA bundle", w->rep);
+                break;
+            }
+        }
         for (size_t j = 0; j < w->nwins; j++)
             if (!windows_add(m->u->ix, &w->wins[j]))
                 log_error("caldav: %s: cannot re-add window %s", w->rep, w->wins[j].id);

@@ -1661,15 +1661,25 @@ static int str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
+/* Does r run with exactly the settings of c? Every [imap] key is compared
+ * as rep_new would derive it (defaults filled in), so a reload changing any
+ * of them (notice_folder and later_folder too) restarts the connection. */
 static int same_cfg(const struct rep *r, const struct imap_cfg *c, const struct config *cfg)
 {
     const char *repname = c->rep ? c->rep : cfg->owner;
+    const char *inbox = c->inbox ? c->inbox : "INBOX";
+    const char *later = c->later_folder ? c->later_folder : "Contact later";
+    size_t ll = strlen(later);
+    if (ll > 1 && (later[ll - 1] == '/' || later[ll - 1] == '.'))
+        ll--;   /* rep_new strips a trailing delimiter */
     return str_eq(r->rep, repname) && str_eq(r->url, c->url) && str_eq(r->user, c->username) &&
            str_eq(r->pwfile, c->password_file) && str_eq(r->pwcmd, c->password_command) &&
            str_eq(r->ca, c->tls_ca) && str_eq(r->sent, c->sent_folders ? c->sent_folders : "Sent") &&
-           r->plain == (c->tls == TLS_NONE) && r->poll == c->poll_interval &&
-           r->reopen == (int)c->customer_reply_reopens &&
-           str_eq(r->inbox, c->inbox ? c->inbox : "INBOX");
+           r->plain == (c->tls == TLS_NONE) &&
+           r->poll == (c->poll_interval > 0 ? c->poll_interval : 60) &&
+           r->reopen == (int)c->customer_reply_reopens && str_eq(r->inbox, inbox) &&
+           str_eq(r->notice, c->notice_folder ? c->notice_folder : inbox) &&
+           strlen(r->later) == ll && !strncmp(r->later, later, ll);
 }
 
 void imap_watch_reconfigure(struct imap_watch *m)

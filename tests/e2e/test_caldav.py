@@ -8,13 +8,17 @@ log line.
 Proxy: a PUT through untild stores SCHEDULE-AGENT=CLIENT for the quiet
 attendee only; ETag preconditions pass through; the held iMIP REQUEST is
 sent once at the window's end; a DELETE or CANCELLED event drops it."""
+import http.server
 import json
 import os
 import sqlite3
+import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
-from harness import Radicale, Sink, Untild, free_port, message, unfold, vevent
+from harness import Radicale, Sink, Untild, free_port, make_self_signed, message, unfold, vevent
 
 REP = "rep@example.com"
 WINDOWS = 'jane@acme.com 2027-07-01 reason="Lease ends in July"\n'
@@ -46,8 +50,8 @@ class CalDAVBase(unittest.TestCase):
         self.dav.mkcalendar("/rep/work/", "Work")
         self.dav.mkcalendar("/rep/dnc/", "Do not contact")
         self.pport = free_port()
-        extra = ("[caldav]\nurl = http://127.0.0.1:%d/\nusername = rep\npassword_file = {dir}/caldav.pass\n"
-                 "tls = none\npoll_interval = 1\n" % self.dav.port)
+        extra = ("[caldav]\nurl = %s\nusername = rep\npassword_file = {dir}/caldav.pass\n"
+                 "tls = none\npoll_interval = 1\n" % self.caldav_url())
         if self.proxy:
             extra += "proxy_listen = 127.0.0.1:%d\n" % self.pport
         extra += self.caldav_extra
@@ -62,8 +66,15 @@ class CalDAVBase(unittest.TestCase):
         with open(pw, "w") as f:
             f.write("secret\n")
         os.chmod(pw, 0o600)
+        self.before_start()
         self.u.start()
         self.u.set_clock("2027-01-10T10:00:00Z")
+
+    def caldav_url(self):
+        return "http://127.0.0.1:%d/" % self.dav.port
+
+    def before_start(self):
+        pass
 
     def notices(self, needle):
         return [m for m in self.sink.for_rcpt(REP) if needle.encode() in m.data]
@@ -415,6 +426,112 @@ class ReloadAddsCalDAV(CalDAVBase):
         self.assertIn(st, (201, 204))
         self.u.wait_for(lambda: self.notices("After reload"), timeout=15, what="flag after reload")
         self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
+
+
+class WellKnown(CalDAVBase):
+    """RFC 6764: the url is the well-known URI; Radicale answers it with a
+    301 to "/", which the watcher follows by hand (same origin)."""
+    def caldav_url(self):
+        return "http://127.0.0.1:%d/.well-known/caldav" % self.dav.port
+
+    def test_well_known_url_finds_the_calendars(self):
+        st, _, _ = self.dav.put("/rep/work/wk1.ics", vevent("wk1", "20270301T100000Z", "20270301T110000Z",
+                                                            summary="Well known talk",
+                                                            attendees=["jane@acme.com"]))
+        self.assertIn(st, (201, 204))
+        self.u.wait_for(lambda: self.notices("Well known talk"), timeout=15, what="flag notice")
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
+        self.assertNotIn("sync failed", self.u.logtext())
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers everything with 301 to server.location (or 200 if None), and
+    counts the requests it gets."""
+    def _any(self):
+        self.server.hits.append((self.command, self.path, self.headers.get("Authorization")))
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        if self.server.location:
+            self.send_response(301)
+            self.send_header("Location", self.server.location)
+        else:
+            self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_PROPFIND = do_REPORT = do_POST = _any
+
+    def log_message(self, *a):
+        pass
+
+
+def start_recorder(host, location):
+    srv = http.server.ThreadingHTTPServer((host, 0), _Recorder)
+    srv.hits = []
+    srv.location = location
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+class RedirectElsewhere(CalDAVBase):
+    """A redirect to another host is refused: the password never leaves."""
+    def caldav_url(self):
+        self.far = start_recorder("127.0.0.2", None)
+        self.addCleanup(self.far.server_close)
+        self.addCleanup(self.far.shutdown)
+        self.near = start_recorder("127.0.0.1", "http://127.0.0.2:%d/" % self.far.server_address[1])
+        self.addCleanup(self.near.server_close)
+        self.addCleanup(self.near.shutdown)
+        return "http://127.0.0.1:%d/" % self.near.server_address[1]
+
+    def test_redirect_to_another_host_refused(self):
+        self.wait_log("refused: not the same scheme, host and port")
+        self.wait_log("sync failed")
+        self.assertTrue(any(p == "/.well-known/caldav" for _, p, _ in self.near.hits), self.near.hits)
+        time.sleep(1.5)
+        self.assertEqual(self.far.hits, [], "untild followed the redirect to another host")
+        # the recorder on 127.0.0.2 does record what reaches it
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen("http://127.0.0.2:%d/probe" % self.far.server_address[1], timeout=5)
+        self.assertEqual(cm.exception.code, 404)
+        cm.exception.close()
+        self.assertEqual(len(self.far.hits), 1)
+
+
+def first_pem(text):
+    begin = text.index("-----BEGIN CERTIFICATE-----")
+    end = text.index("-----END CERTIFICATE-----", begin)
+    return text[begin:end + len("-----END CERTIFICATE-----")]
+
+
+class TlsCaBundle(CalDAVBase):
+    """tls_ca adds to the system trust: the CAINFO bundle in state_dir is
+    the system bundle plus tls_ca (0600); the watcher still works."""
+    caldav_extra = "tls_ca = {dir}/extra-ca.pem\n"
+    SYSTEM = "/etc/ssl/certs/ca-certificates.crt"
+
+    def before_start(self):
+        cert, _ = make_self_signed(self.u.dir, cn="ca.example", name="extra-ca")
+        self.assertEqual(cert, os.path.join(self.u.dir, "extra-ca.pem"))
+
+    def test_bundle_is_system_plus_tls_ca(self):
+        put_st = self.dav.put("/rep/work/t1.ics", vevent("t1", "20270301T100000Z", "20270301T110000Z",
+                                                              summary="Bundle talk",
+                                                              attendees=["jane@acme.com"]))[0]
+        self.assertIn(put_st, (201, 204))
+        self.u.wait_for(lambda: self.notices("Bundle talk"), timeout=15, what="flag with tls_ca set")
+        bundle = os.path.join(self.u.dir, "state", "caldav-ca.%s.pem" % REP)
+        st = os.stat(bundle)
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        with open(bundle) as f:
+            text = f.read()
+        with open(os.path.join(self.u.dir, "extra-ca.pem")) as f:
+            self.assertIn(first_pem(f.read()), text)
+        if os.path.exists(self.SYSTEM):
+            with open(self.SYSTEM) as f:
+                self.assertIn(first_pem(f.read()), text)
+            self.assertGreater(text.count("BEGIN CERTIFICATE"), 1)
 
 
 if __name__ == "__main__":

@@ -428,5 +428,31 @@ class ReloadAddsAndRemovesImap(unittest.TestCase):
         self.assertIsNone(self.u.proc.poll())
 
 
+class ReloadChangesNoticeFolder(ImapBase):
+    def test_reload_moves_notices_to_the_new_folder(self):
+        typ, _ = self.c.create(imap_quote("Untild notices"))
+        self.assertEqual(typ, "OK")
+        s = self.smtp()
+        s.sendmail(REP, ["jane@acme.com"], mail("jane@acme.com", "Before change"))
+        self.u.wait_for(lambda: any(b"Before change" in m for m in imap_messages(self.c, "INBOX")),
+                        what="first notice in INBOX")
+        connected = self.u.logtext().count("imap[%s]: connected" % REP)
+        with open(self.u.conf) as f:
+            conf = f.read()
+        self.assertNotIn("notice_folder", conf)
+        with open(self.u.conf, "w") as f:
+            f.write(conf.replace("poll_interval = 1\n", "poll_interval = 1\nnotice_folder = Untild notices\n", 1))
+        self.u.proc.send_signal(signal.SIGHUP)
+        # only notice_folder changed: the connection restarts with it
+        self.wait_log("imap[%s]: connected" % REP, count=connected + 1)
+        self.wait_log("imap[%s]: synced" % REP, count=2)
+        s.sendmail(REP, ["jane@acme.com"], mail("jane@acme.com", "After change"))
+        self.u.wait_for(lambda: any(b"After change" in m for m in imap_messages(self.c, "Untild notices")),
+                        what="notice in the new folder")
+        self.assertFalse(any(b"After change" in m for m in imap_messages(self.c, "INBOX")))
+        self.assertEqual(len([m for m in imap_messages(self.c, "INBOX") if b"Held: your message" in m]), 1)
+        self.assertEqual(self.sink.for_rcpt(REP), [], "notice mailed instead of appended")
+
+
 if __name__ == "__main__":
     unittest.main()
