@@ -39,6 +39,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
+#include "untild/secret.h"
 #include "untild/loop.h"
 #include "untild/notice.h"
 #include "untild/policy.h"
@@ -1609,31 +1610,9 @@ static void on_result(void *arg)
 
 static char *read_secret(const struct caldav_cfg *d)
 {
-    char buf[1024] = "";
-    FILE *f = NULL;
-    int is_cmd = 0;
-    if (d->password_file) {
-        f = fopen(d->password_file, "r");
-    } else if (d->password_command) {
-        f = popen(d->password_command, "r");
-        is_cmd = 1;
-    } else {
-        return NULL;
-    }
-    if (!f) {
-        log_error("caldav: cannot read the password from %s: %s",
-                  d->password_file ? d->password_file : d->password_command, strerror(errno));
-        return NULL;
-    }
-    if (!fgets(buf, sizeof buf, f))
-        buf[0] = '\0';
-    int rc = is_cmd ? pclose(f) : fclose(f);
-    if (is_cmd && rc != 0)
-        log_warn("caldav: password_command exited with status %d", rc);
-    buf[strcspn(buf, "\r\n")] = '\0';
-    char *s = strdup(buf);
-    explicit_bzero(buf, sizeof buf);
-    return s;
+    if (!d->password_file && !d->password_command)
+        return NULL;    /* no credentials configured: none sent */
+    return secret_load(d->password_file, d->password_command, "caldav");
 }
 
 /* libcurl's CAINFO replaces the system trust store, but tls_ca should add

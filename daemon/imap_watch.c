@@ -46,6 +46,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
+#include "untild/secret.h"
 #include "untild/loop.h"
 #include "untild/message.h"
 #include "untild/notice.h"
@@ -63,7 +64,6 @@
 #define HEADER_MAX 65536        /* bytes of header fetched per message */
 #define FETCH_CHUNK 200         /* messages per FETCH */
 #define MAX_OPS 1000            /* queued operations per rep */
-#define SECRET_MAX 1024
 #define BACKOFF_MAX 300
 #define NET_TIMEOUT 60
 
@@ -218,58 +218,13 @@ static int parse_url(struct rep *r)
     return 0;
 }
 
-static void first_line(char *s)
-{
-    s[strcspn(s, "\r\n")] = '\0';
-}
-
 /* The password: first line of the file or of the command's output. Read at
  * each connection, so a changed password is picked up. Never logged. */
 static char *read_secret(const struct rep *r)
 {
-    char buf[SECRET_MAX + 1];
-    size_t n = 0;
-    if (r->pwfile) {
-        FILE *f = fopen(r->pwfile, "re");
-        if (!f) {
-            log_error("imap[%s]: cannot open password file %s: %s", rep_name(r), r->pwfile,
-                      strerror(errno));
-            return NULL;
-        }
-        n = fread(buf, 1, SECRET_MAX, f);
-        int bad = ferror(f);
-        fclose(f);
-        if (bad) {
-            log_error("imap[%s]: cannot read password file %s", rep_name(r), r->pwfile);
-            return NULL;
-        }
-    } else if (r->pwcmd) {
-        FILE *p = popen(r->pwcmd, "re");
-        if (!p) {
-            log_error("imap[%s]: cannot run password_command: %s", rep_name(r), strerror(errno));
-            return NULL;
-        }
-        size_t k;
-        while (n < SECRET_MAX && (k = fread(buf + n, 1, SECRET_MAX - n, p)) > 0)
-            n += k;
-        char sink[256];
-        while (fread(sink, 1, sizeof sink, p) > 0)
-            ;
-        int st = pclose(p);
-        if (st != 0) {
-            explicit_bzero(buf, sizeof buf);
-            log_error("imap[%s]: password_command failed (status %d)", rep_name(r), st);
-            return NULL;
-        }
-    } else {
-        log_error("imap[%s]: no password_file or password_command", rep_name(r));
-        return NULL;
-    }
-    buf[n] = '\0';
-    first_line(buf);
-    char *s = strdup(buf);
-    explicit_bzero(buf, sizeof buf);
-    return s;
+    char who[320];
+    snprintf(who, sizeof who, "imap[%s]", rep_name(r));
+    return secret_load(r->pwfile, r->pwcmd, who);
 }
 
 /* Sleep up to ms, or until woken (stop, new operation). */
@@ -419,8 +374,7 @@ static int imap_open(struct rep *r, mailimap *imap, int *auth_fail)
     if (!pw)
         return -1;
     e = mailimap_login(imap, r->user ? r->user : r->rep, pw);
-    explicit_bzero(pw, strlen(pw));
-    free(pw);
+    secret_free(pw);
     if (!imap_ok(e)) {
         *auth_fail = 1;
         log_error("imap[%s]: login as %s on %s:%d failed (wrong user name or password?)",
