@@ -164,6 +164,23 @@ class Unprivileged(unittest.TestCase):
         self.u.stop()
         self.assertFalse(os.path.exists(os.path.join(self.u.dir, "control.sock")))
 
+    def test_read_only_system_like_the_unit(self):
+        # As the unit runs it: User=untild and ProtectSystem=strict, i.e.
+        # everything read-only but its state and runtime directories (here
+        # the test directory, holding both). A private mount namespace makes
+        # / read-only for the daemon alone.
+        shutil.chown(self.u.dir, USER, self.pw.pw_gid)
+        script = ('mount --bind "$0" "$0" && mount --rbind / / && mount -o remount,bind,ro / '
+                  '&& exec runuser -u %s -- "$@"' % USER)
+        self.u.prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, self.u.dir]
+        self.u.start()
+        pid = self.check_running_as_user()
+        # really read-only outside its directories
+        with open("/proc/%d/mounts" % pid) as f:
+            root = [l.split() for l in f if l.split()[1] == "/"]
+        self.assertTrue(any("ro" in l[3].split(",") for l in root), root)
+        self.assertNotIn(": error:", self.u.logtext())
+
     def test_root_with_daemon_user(self):
         # Started as root, no state dir yet, in a root-owned directory.
         self.u.set_conf_daemon("user = %s\n" % USER)
