@@ -316,6 +316,8 @@ static int cmd_check(struct untild *u, int argc, char **argv, int json, struct s
     if (json) {
         sb_puts(b, "{\"address\":");
         sb_json_str(b, key);
+        sb_puts(b, ",\"from\":");
+        sb_json_str(b, opt(argc, argv, "--from"));
         sb_printf(b, ",\"quiet\":%s,\"action\":", v.w ? "true" : "false");
         sb_json_str(b, action_name(a));
         if (v.w) {
