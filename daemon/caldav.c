@@ -546,6 +546,20 @@ static int same_origin(const char *a, const char *b)
     return same;
 }
 
+/* url without user, password and login options (malloc'd), or NULL. */
+static char *strip_userinfo(const char *url)
+{
+    CURLU *h = curl_url();
+    char *out = NULL, *s = NULL;
+    if (h && !curl_url_set(h, CURLUPART_URL, url, 0) && !curl_url_set(h, CURLUPART_USER, NULL, 0)
+        && !curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) && !curl_url_set(h, CURLUPART_OPTIONS, NULL, 0)
+        && !curl_url_get(h, CURLUPART_URL, &s, 0))
+        out = strdup(s);
+    curl_free(s);
+    curl_url_cleanup(h);
+    return out;
+}
+
 static int is_redirect(long st)
 {
     return st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
@@ -571,7 +585,10 @@ static int propfind_follow(struct cw *w, const char *url, const char *body, stru
         snprintf(err, errsz, "PROPFIND %s: HTTP %ld without Location", url, *st);
         return -1;
     }
-    char *to = strdup(loc);   /* owned by the handle until the next request */
+    /* owned by the handle until the next request; libcurl may have put the
+     * credentials into it: they must not travel on into later URLs and
+     * log lines */
+    char *to = strip_userinfo(loc);
     if (!to)
         return -1;
     if (!same_origin(url, to)) {
@@ -971,6 +988,8 @@ static int sync_cal(struct cw *w, const struct cal *c, const char *state, struct
         }
         char *nt = xdup(xkid(ms, "sync-token"));
         xfree(x);
+        if (!nt && truncated)
+            continue;   /* an empty token in a truncated answer: ask again from where we were */
         if (!nt) {
             snprintf(err, errsz, "sync-collection %s: no sync-token", c->url);
             goto out;

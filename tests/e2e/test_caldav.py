@@ -57,6 +57,7 @@ class CalDAVBase(unittest.TestCase):
         extra += self.caldav_extra
         self.u = Untild(self.sink, windows=WINDOWS, release_time="off")
         self.addCleanup(self.u.cleanup)
+        self.addCleanup(self.no_password_in_log)   # runs first (LIFO)
         with open(self.u.conf) as f:
             conf = f.read()
         self.section = extra.replace("{dir}", self.u.dir)
@@ -72,6 +73,11 @@ class CalDAVBase(unittest.TestCase):
 
     def caldav_url(self):
         return "http://127.0.0.1:%d/" % self.dav.port
+
+    def no_password_in_log(self):
+        log = self.u.logtext()
+        for leak in ("rep:secret", ":secret@", "secret\n"):
+            self.assertNotIn(leak, log, "the CalDAV password reached the log")
 
     def before_start(self):
         pass
@@ -536,3 +542,135 @@ class TlsCaBundle(CalDAVBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class _Truncator(http.server.BaseHTTPRequestHandler):
+    """Forwards every request to Radicale unchanged, except the first
+    sync-collection answer with two or more events: RFC 6578 section 3.6
+    truncation (first event kept, the rest replaced by a 507 response for
+    the request-URI). Its sync-token is the one the client sent, so the
+    continuation must bring the dropped events again."""
+    protocol_version = "HTTP/1.1"
+    HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te", "upgrade"}
+
+    def _any(self):
+        import http.client
+        import re
+        srv = self.server
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        is_sync = self.command == "REPORT" and body and b"sync-collection" in body
+        if is_sync:
+            m = re.search(rb"<(?:\w+:)?sync-token[^>]*>(.*?)</(?:\w+:)?sync-token>|<(?:\w+:)?sync-token\s*/>",
+                          body, re.S)
+            sent = (m.group(1) or b"").strip() if m else b""
+            srv.held.wait(20)   # the test holds REPORTs while it stores events
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in self.HOP and k.lower() != "host"}
+        c = http.client.HTTPConnection("127.0.0.1", srv.dav_port, timeout=20)
+        try:
+            c.request(self.command, self.path, body=body, headers=hdrs)
+            r = c.getresponse()
+            data = r.read()
+            status, reason, rh = r.status, r.reason, r.getheaders()
+        finally:
+            c.close()
+        truncated = False
+        if is_sync and status == 207 and not srv.done:
+            rx = re.compile(rb"<((?:\w+:)?)response\b[^>]*>.*?</\1response>", re.S)
+            events = [m for m in rx.finditer(data) if re.search(rb"<(?:\w+:)?href>[^<]*\.ics</", m.group(0))]
+            if len(events) >= 2:
+                p = events[0].group(1)
+                extra = (b"<%sresponse><%shref>%s</%shref><%sstatus>HTTP/1.1 507 Insufficient Storage"
+                         b"</%sstatus></%sresponse>" % (p, p, self.path.encode(), p, p, p, p))
+                out, last = [], 0
+                for i, ev in enumerate(events):
+                    out.append(data[last:ev.start()])
+                    if i == 0:
+                        out.append(ev.group(0) + extra)
+                    last = ev.end()
+                out.append(data[last:])
+                data = b"".join(out)
+                data, k = re.subn(rb"(<((?:\w+:)?)sync-token>).*?(</\2sync-token>)",
+                                  lambda mm: mm.group(1) + sent + mm.group(3), data, flags=re.S)
+                assert k == 1, data
+                srv.done = truncated = True
+                srv.dropped = len(events) - 1
+        srv.log.append((self.command, self.path, sent if is_sync else None, truncated))
+        self.send_response(status, reason)
+        for k, v in rh:
+            if k.lower() not in self.HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_HEAD = do_PUT = do_DELETE = do_POST = do_OPTIONS = _any
+    do_PROPFIND = do_PROPPATCH = do_REPORT = do_MKCALENDAR = do_MKCOL = _any
+
+    def log_message(self, *a):
+        pass
+
+
+class TruncatedSync(CalDAVBase):
+    """RFC 6578 section 3.6: a sync-collection answer truncated with a 507
+    for the request-URI; the watcher asks again with the returned token and
+    flags every invitation exactly once."""
+
+    def caldav_url(self):
+        self.tp = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Truncator)
+        self.tp.dav_port = self.dav.port
+        self.tp.log, self.tp.done, self.tp.dropped = [], False, 0
+        self.tp.held = threading.Event()
+        self.tp.held.set()
+        threading.Thread(target=self.tp.serve_forever, daemon=True).start()
+        self.addCleanup(self.tp.server_close)
+        self.addCleanup(self.tp.shutdown)
+        self.addCleanup(self.tp.held.set)
+        return "http://127.0.0.1:%d/" % self.tp.server_address[1]
+
+    def put_invite(self, uid, summary):
+        st, _, body = self.dav.put("/rep/work/%s.ics" % uid,
+                                   vevent(uid, "20270301T100000Z", "20270301T110000Z", summary=summary,
+                                          attendees=["jane@acme.com"]))
+        self.assertIn(st, (201, 204), body)
+
+    def check_once(self, summaries, sent_token):
+        for s in summaries:
+            self.u.wait_for(lambda s=s: self.notices(s), timeout=15, what="flag for %s" % s)
+        time.sleep(2.5)   # more polls: nothing repeated
+        for s in summaries:
+            self.assertEqual(len(self.notices(s)), 1, s)
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), len(summaries))
+        log = self.tp.log
+        self.assertTrue(self.tp.done, log)
+        self.assertEqual(self.tp.dropped, len(summaries) - 1)
+        i = [k for k, r in enumerate(log) if r[3]][0]
+        self.assertEqual(log[i][:3], ("REPORT", "/rep/work/", sent_token))
+        # the continuation: at once (no discovery PROPFIND of a new poll in
+        # between), the same calendar, with the token of the truncated answer
+        self.assertGreater(len(log), i + 1, log)
+        self.assertEqual(log[i + 1], ("REPORT", "/rep/work/", sent_token, False))
+        self.assertGreaterEqual(len([r for r in log if r[2] is not None]), 2)
+        self.assertNotIn("sync failed", self.u.logtext())
+
+    def test_truncated_incremental_sync_asks_again(self):
+        self.u.wait_for(lambda: "S\t/rep/work/\t" in (caldav_state(self.u) or ""), timeout=15,
+                        what="first sync token stored")
+        token = [l for l in caldav_state(self.u).splitlines() if l.startswith("S\t/rep/work/\t")][0]
+        token = token.split("\t", 2)[2].encode()
+        self.tp.held.clear()   # both events land in one sync
+        try:
+            self.put_invite("t1", "Truncated one")
+            self.put_invite("t2", "Truncated two")
+        finally:
+            self.tp.held.set()
+        self.check_once(["Truncated one", "Truncated two"], token)
+
+    def test_truncated_initial_sync_asks_again(self):
+        self.check_once(["Initial one", "Initial two", "Initial three"], b"")
+
+    def before_start(self):
+        if self._testMethodName == "test_truncated_initial_sync_asks_again":
+            for i, s in enumerate(["Initial one", "Initial two", "Initial three"]):
+                self.put_invite("i%d" % i, s)
