@@ -177,36 +177,16 @@ static int migrate(struct store *st)
         errno = EPROTO;
         return -1;
     }
-    if (v < 1) {
+    /* Each step runs in its own transaction and records its version, so
+     * an interrupted upgrade resumes where it stopped. */
+    static const char *const steps[] = { NULL, schema_v1, schema_v2, schema_v3 };
+    for (int to = v + 1; to <= STORE_SCHEMA_VERSION; to++) {
+        char bump[48];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT", to);
         if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(st->db, schema_v1, NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(st->db, "PRAGMA user_version = 1; COMMIT", NULL, NULL,
-                         &err) != SQLITE_OK) {
-            log_error("store: creating schema: %s", err ? err : "?");
-            sqlite3_free(err);
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-            errno = EIO;
-            return -1;
-        }
-    }
-    if (v < 2) {
-        if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(st->db, schema_v2, NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(st->db, "PRAGMA user_version = 2; COMMIT", NULL, NULL,
-                         &err) != SQLITE_OK) {
-            log_error("store: migrating schema to version 2: %s", err ? err : "?");
-            sqlite3_free(err);
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-            errno = EIO;
-            return -1;
-        }
-    }
-    if (v < 3) {
-        if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(st->db, schema_v3, NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(st->db, "PRAGMA user_version = 3; COMMIT", NULL, NULL,
-                         &err) != SQLITE_OK) {
-            log_error("store: migrating schema to version 3: %s", err ? err : "?");
+            sqlite3_exec(st->db, steps[to], NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(st->db, bump, NULL, NULL, &err) != SQLITE_OK) {
+            log_error("store: migrating schema to version %d: %s", to, err ? err : "?");
             sqlite3_free(err);
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
             errno = EIO;
