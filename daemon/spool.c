@@ -381,7 +381,13 @@ static int encode_header(struct buf *b, const struct spool_meta *m)
         hdr_num(b, "size", (long long)m->size) < 0 ||
         hdr_num(b, "attempts", m->attempts) < 0 ||
         hdr_num(b, "next-attempt", (long long)m->next_attempt) < 0 ||
-        hdr_str(b, "last-error", m->last_error) < 0)
+        hdr_str(b, "last-error", m->last_error) < 0 ||
+        hdr_num(b, "first-attempt", (long long)m->first_attempt) < 0 ||
+        hdr_num(b, "released-at", (long long)m->released_at) < 0 ||
+        hdr_str(b, "released-by", m->released_by) < 0 ||
+        hdr_str(b, "released-reason", m->released_reason) < 0 ||
+        hdr_num(b, "kind", m->kind) < 0 ||
+        hdr_num(b, "returned", m->returned) < 0)
         return -1;
     for (i = 0; i < m->nrcpts; i++) {
         const struct spool_rcpt *r = &m->rcpts[i];
@@ -598,6 +604,12 @@ static int parse_header(char *h, struct spool_meta *m)
         NUM("attempts", attempts, int)
         NUM("next-attempt", next_attempt, time_t)
         STR("last-error", last_error);
+        NUM("first-attempt", first_attempt, time_t)
+        NUM("released-at", released_at, time_t)
+        STR("released-by", released_by);
+        STR("released-reason", released_reason);
+        NUM("kind", kind, int)
+        NUM("returned", returned, int)
         else if (strcmp(line, "rcpt") == 0)
             rc = parse_rcpt(m, v);
         /* unknown keys are skipped: newer minor versions may add some */
@@ -770,6 +782,8 @@ void spool_meta_free(struct spool_meta *m)
     free(m->message_id);
     free(m->ical_uid);
     free(m->last_error);
+    free(m->released_by);
+    free(m->released_reason);
     memset(m, 0, sizeof *m);
 }
 
@@ -790,13 +804,16 @@ int spool_meta_copy(struct spool_meta *dst, const struct spool_meta *src)
     dst->nrcpts = 0;
     dst->rep = dst->mail_from = dst->mail_params = NULL;
     dst->subject = dst->message_id = dst->ical_uid = dst->last_error = NULL;
+    dst->released_by = dst->released_reason = NULL;
     if (dup_str(&dst->rep, src->rep) < 0 ||
         dup_str(&dst->mail_from, src->mail_from) < 0 ||
         dup_str(&dst->mail_params, src->mail_params) < 0 ||
         dup_str(&dst->subject, src->subject) < 0 ||
         dup_str(&dst->message_id, src->message_id) < 0 ||
         dup_str(&dst->ical_uid, src->ical_uid) < 0 ||
-        dup_str(&dst->last_error, src->last_error) < 0)
+        dup_str(&dst->last_error, src->last_error) < 0 ||
+        dup_str(&dst->released_by, src->released_by) < 0 ||
+        dup_str(&dst->released_reason, src->released_reason) < 0)
         goto fail;
     if (src->nrcpts > 0) {
         dst->rcpts = calloc(src->nrcpts, sizeof *dst->rcpts);
@@ -1181,8 +1198,16 @@ static int move_state(struct spool *s, const char *id, enum ent_state from,
         return -1;
     en->state = to;
     /* Target first: once it is synced the file exists somewhere for sure. */
-    if (dir_sync(tdir) < 0 || dir_sync(fdir) < 0)
+    if (dir_sync(tdir) < 0 || dir_sync(fdir) < 0) {
+        /* Not durably moved: put it back, so the caller's "failed" and the
+         * file's place agree (a file marked active on a failed sync would
+         * be stuck in active/ until a restart). */
+        int e = errno;
+        if (renameat(tdir, id, fdir, id) == 0)
+            en->state = from;
+        errno = e;
         return -1;
+    }
     return 0;
 }
 

@@ -43,7 +43,8 @@ struct spool_meta {
     size_t nrcpts;
     time_t created;
     time_t hold_until;     /* FUTURERELEASE, 0 if none */
-    time_t quiet_until;    /* when the holding window(s) end, as computed at hold time */
+    time_t quiet_until;    /* release time as computed when it was held: shown to
+                              the client then; never decides (lifecycle.h) */
     char *subject;         /* for listings/notices, may be NULL */
     char *message_id;      /* may be NULL */
     char *ical_uid;        /* iMIP invitation UID, may be NULL */
@@ -53,7 +54,18 @@ struct spool_meta {
     int attempts;          /* delivery attempts so far */
     time_t next_attempt;   /* 0: as soon as due */
     char *last_error;      /* may be NULL */
+    time_t first_attempt;  /* first delivery attempt, 0 if none yet:
+                              max_queue_lifetime counts from here */
+    time_t released_at;    /* released by hand at (0: not); overrides windows */
+    char *released_by;     /* who released it, may be NULL */
+    char *released_reason; /* why, may be NULL */
+    int kind;              /* SPOOL_KIND_MESSAGE, or SPOOL_KIND_NOTICE: a notice
+                              to the rep, kept and retried like any message */
+    int returned;          /* a notice that carries a message back to the rep:
+                              kept until delivered, never expires */
 };
+
+enum { SPOOL_KIND_MESSAGE = 0, SPOOL_KIND_NOTICE = 1 };
 
 void spool_meta_free(struct spool_meta *m);
 /* Deep copy. Returns 0 or -1 (ENOMEM). */
