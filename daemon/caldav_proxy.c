@@ -304,7 +304,7 @@ static void commit(struct pwork *w)
                     NULL, 0);
         return;
     }
-    if (release_track(u->release, &w->meta, w->release_at) < 0)
+    if (release_track(u->release, &w->meta) < 0)
         log_error("caldav proxy: cannot track held invitation %s (restart picks it up)", w->meta.id);
     for (size_t i = 0; i < w->meta.nrcpts; i++)
         store_audit(u->store, &(struct audit_rec){ now, "held", p->rep, w->meta.rcpts[i].norm,

@@ -466,7 +466,12 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
     if (!strcmp(argv[1], "discard")) {
         char id[SPOOL_ID_MAX];
         snprintf(id, sizeof id, "%s", argv[2]);
-        if (release_discard(u->release, id, by, "discarded") < 0) {
+        int rc = release_discard(u->release, id, by, "discarded");
+        if (rc == -2) {
+            sb_printf(b, "held discard: too late: %s is being delivered now\n", id);
+            return EX_ERR;
+        }
+        if (rc < 0) {
             sb_printf(b, "held discard: cannot discard %s\n", id);
             return EX_ERR;
         }

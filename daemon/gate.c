@@ -21,6 +21,7 @@
 #include "untild/message.h"
 #include "untild/notice.h"
 #include "untild/relay.h"
+#include "untild/lifecycle.h"
 #include "untild/release.h"
 #include "untild/smtp_server.h"
 #include "untild/spool.h"
@@ -302,8 +303,10 @@ static void run_commands(struct txn *t, struct strbuf *reply)
                 release_now(u->release, c->arg, t->rep, "release command address");
                 sb_printf(reply, "; released %s", c->arg);
             } else {
-                release_discard(u->release, c->arg, t->rep, "discarded");
-                sb_printf(reply, "; discarded %s", c->arg);
+                if (release_discard(u->release, c->arg, t->rep, "discarded") == -2)
+                    sb_printf(reply, "; too late to discard %s: it is being delivered", c->arg);
+                else
+                    sb_printf(reply, "; discarded %s", c->arg);
             }
             break;
         }
@@ -325,7 +328,7 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
     char when[64];
 
     if (t->spooled) {
-        if (release_track(u->release, &t->held, t->release_at) < 0)
+        if (release_track(u->release, &t->held) < 0)
             log_error("gate: cannot track held message %s (it is on disk; restart picks it up)",
                       t->held.id);
         for (size_t i = 0; i < t->held.nrcpts; i++)
@@ -434,14 +437,15 @@ static int spool_deferred(struct txn *t, struct rgroup *g, const char *why)
     m.message_id = t->f.message_id ? strdup(t->f.message_id) : NULL;
     m.size = plen + t->len;
     m.attempts = 1;
-    m.next_attempt = t->now + 60;
+    m.first_attempt = t->now;
+    m.next_attempt = t->now + lifecycle_backoff(1);
     m.last_error = strdup(why);
     spool_new_id(u->spool, m.id);
     if (spool_hold(u->spool, &m, body, plen + t->len) < 0) {
         log_error("gate: cannot spool deferred recipients: %s", strerror(errno));
         goto out;
     }
-    if (release_track(u->release, &m, t->now) < 0)
+    if (release_track(u->release, &m) < 0)
         log_error("gate: cannot track deferred message %s (on disk; restart picks it up)", m.id);
     t->ndeferred += m.nrcpts;
     rc = 0;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "untild/notice.h"
+#include "untild/release.h"
 #include "untild/daemon.h"
 #include "untild/imap_watch.h"
 #include "untild/log.h"
@@ -128,11 +129,17 @@ int notice_send_kind(struct untild *u, enum notice_kind kind, const char *rep,
     return notice_send(u, rep, subject, body, attach, attach_len);
 }
 
+const char *notice_address(const struct untild *u, const char *rep)
+{
+    const char *to = u->cfg->notify_to ? u->cfg->notify_to : rep;
+    return to && strchr(to, '@') ? to : NULL;
+}
+
 int notice_send(struct untild *u, const char *rep, const char *subject,
                 const char *body, const char *attach, size_t attach_len)
 {
     const char *to = u->cfg->notify_to ? u->cfg->notify_to : rep;
-    int mailable = to && strchr(to, '@');
+    int mailable = notice_address(u, rep) != NULL;
     if (!mailable && !u->imap) {
         log_warn("notice: no address for rep %s; notice \"%s\" not sent", rep ? rep : "-", subject);
         return -1;
@@ -164,6 +171,19 @@ int notice_send(struct untild *u, const char *rep, const char *subject,
         free(p->to);
         free(p);
         return -1;
+    }
+    /* Kept in the spool and retried like held mail (the release/discard
+     * links in it must reach the rep). */
+    if (u->release) {
+        char *msg = p->msg;
+        free(p->to);
+        free(p);
+        if (release_notice(u->release, rep, to, subject, msg, len) < 0) {
+            log_error("notice: cannot queue \"%s\" to %s", subject, to);
+            return -1;
+        }
+        log_info("notice: \"%s\" to %s", subject, to);
+        return 0;
     }
     /* The job's pointers must outlive it: the recipient list is p->to. */
     struct relay_job job = { .mail_from = "", .rcpts = (const char *const *)&p->to, .nrcpts = 1,

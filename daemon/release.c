@@ -1,20 +1,33 @@
-/* release.c - the held queue's index and its scheduler.
+/* release.c - the held queue in memory and the scheduler that delivers it.
  *
- * Each held message is re-evaluated against the current windows once a
- * second (and at once when windows change): while a held recipient is
- * quiet its release time follows the window (so lengthening keeps it,
- * shortening brings it forward); once none is quiet it goes out at the
- * release time computed while it was quiet (aligned to release_time), or
- * at once when a window was ended by hand. Delivery: held -> active,
- * relay, then remove (all done), or update + back to held with backoff;
- * past max_queue_lifetime the rep gets the message back in a notice. */
+ * The spool is the truth; this is its index plus one timer. Every entry's
+ * state and due time are derived by lifecycle_eval() (lifecycle.h) from
+ * the windows as they stand and the facts persisted in its spool file, at
+ * every evaluation: when it is tracked, when its time comes, and after any
+ * window change. Nothing else decides.
+ *
+ * Scheduling: a binary min-heap of entries by their next evaluation time
+ * (due, or next retry), so a pass costs O(log n) per message whose time
+ * has come and nothing while idle: one timer waits for the heap's top. A
+ * window change re-evaluates every entry, in bounded chunks per loop turn.
+ *
+ * Delivery: held -> active/ -> relay -> removed (all done), or back to
+ * held/ with the retry state recorded (deferred), or returned: the rep
+ * gets the message back as a durable notice (a spool entry of its own,
+ * retried until delivered) and only then is the original removed.
+ * Notices to the rep are spool entries too (release_notice), so they share
+ * the durability and retries of held mail. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "untild/release.h"
 #include "untild/daemon.h"
+#include "untild/holder.h"
+#include "untild/imap_watch.h"
+#include "untild/lifecycle.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/message.h"
@@ -27,28 +40,43 @@
 #include "untild/windows.h"
 
 #define MAX_INFLIGHT 32
-#define BACKOFF_MIN 60
-#define BACKOFF_MAX 3600
+#define EVAL_CHUNK 4096       /* entries re-evaluated per loop turn after a window change */
+#define MAX_SLEEP_S 60        /* look again at least this often (wall clock steps) */
+#define NOHEAP SIZE_MAX
 
 struct entry {
-    struct spool_meta m;
-    time_t release_at;
-    time_t next_attempt;
-    time_t first_attempt;  /* max_queue_lifetime counts from here, not from
-                              `created`: mail held for months must still get
-                              its retries once released */
-    int inflight;
-    int gone;          /* discarded while in flight */
+    struct spool_meta m;      /* the persisted facts (a copy of the file's header) */
+    struct lifecycle lc;      /* the last evaluation */
+    size_t slot;              /* index in release.e */
+    size_t hpos;              /* index in release.heap, NOHEAP if not queued */
+    unsigned gen;             /* last re-evaluation generation seen */
+    int busy;                 /* delivery or return in flight */
+    int hidden;               /* a plain notice: in release.notes */
+};
+
+struct list {
+    struct entry **e;
+    size_t n, cap;
 };
 
 struct release {
     struct untild *u;
-    struct entry **e;
+    /* Held mail (and messages on their way back to the rep) are listed to
+     * users; plain notices to the rep live only in `notes`. */
+    struct entry **e;         /* held mail, unordered (listing) */
     size_t n, cap;
+    struct list notes;
+    struct entry **tab;       /* id -> entry, open addressing */
+    size_t tabcap;
+    struct entry **heap;      /* by lc.next */
+    size_t hn, hcap;
     size_t inflight;
-    uint64_t timer;
-    int changed;       /* windows changed since the last pass */
-    uint64_t soon;     /* timer of a pass scheduled right after deliveries */
+    uint64_t timer;           /* waits for the heap's top */
+    time_t timer_at;
+    uint64_t soon;            /* a pass on the next loop turn */
+    uint64_t scan_timer;      /* chunked re-evaluation after a window change */
+    unsigned gen;
+    size_t scan;
 };
 
 struct delivery {
@@ -57,56 +85,209 @@ struct delivery {
     char *body;
     size_t len;
     const char **rcpts;
-    const char **params; /* their RCPT parameters (DSN) */
-    size_t *idx;       /* index into e->m.rcpts for each relayed rcpt */
+    const char **params;      /* their RCPT parameters (DSN) */
+    size_t *idx;              /* index into e->m.rcpts of each relayed rcpt */
     size_t nrcpts;
-    char *by, *reason; /* manual release */
+    time_t started;
 };
 
-static void tick(struct loop *l, uint64_t id, void *arg);
+static void run_due(struct release *r);
+static void arm(struct release *r);
 
-static struct entry *find(const struct release *r, const char *id, size_t *pos)
+/* ---------- id table ---------- */
+
+static size_t id_hash(const char *id, size_t cap)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (!strcmp(r->e[i]->m.id, id)) {
-            if (pos)
-                *pos = i;
-            return r->e[i];
-        }
-    return NULL;
+    uint64_t h = 1469598103934665603ULL;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+    return (size_t)(h & (cap - 1));
 }
 
-static int add_entry(struct release *r, const struct spool_meta *m, time_t release_at)
+static struct entry *tab_get(const struct release *r, const char *id)
 {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 64;
-        struct entry **p = realloc(r->e, cap * sizeof *p);
+    if (!r->tabcap)
+        return NULL;
+    for (size_t i = id_hash(id, r->tabcap);; i = (i + 1) & (r->tabcap - 1)) {
+        if (!r->tab[i])
+            return NULL;
+        if (!strcmp(r->tab[i]->m.id, id))
+            return r->tab[i];
+    }
+}
+
+static void tab_put_nogrow(struct release *r, struct entry *e)
+{
+    size_t i = id_hash(e->m.id, r->tabcap);
+    while (r->tab[i])
+        i = (i + 1) & (r->tabcap - 1);
+    r->tab[i] = e;
+}
+
+static int tab_grow(struct release *r)
+{
+    size_t cap = r->tabcap ? r->tabcap * 2 : 256;
+    struct entry **old = r->tab;
+    size_t oldcap = r->tabcap;
+    if (!(r->tab = calloc(cap, sizeof *r->tab))) {
+        r->tab = old;
+        return -1;
+    }
+    r->tabcap = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            tab_put_nogrow(r, old[i]);
+    free(old);
+    return 0;
+}
+
+/* Linear probing with backward-shift deletion: no tombstones. */
+static void tab_del(struct release *r, const struct entry *e)
+{
+    size_t mask = r->tabcap - 1, i = id_hash(e->m.id, r->tabcap);
+    while (r->tab[i] && r->tab[i] != e)
+        i = (i + 1) & mask;
+    if (!r->tab[i])
+        return;
+    r->tab[i] = NULL;
+    for (size_t j = (i + 1) & mask; r->tab[j]; j = (j + 1) & mask) {
+        size_t home = id_hash(r->tab[j]->m.id, r->tabcap);
+        /* move j back into the hole when its home is not in (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            r->tab[i] = r->tab[j];
+            r->tab[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+/* ---------- heap by next evaluation time ---------- */
+
+static void heap_set(struct release *r, size_t i, struct entry *e)
+{
+    r->heap[i] = e;
+    e->hpos = i;
+}
+
+static void heap_up(struct release *r, size_t i)
+{
+    struct entry *e = r->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (r->heap[p]->lc.next <= e->lc.next)
+            break;
+        heap_set(r, i, r->heap[p]);
+        i = p;
+    }
+    heap_set(r, i, e);
+}
+
+static void heap_down(struct release *r, size_t i)
+{
+    struct entry *e = r->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= r->hn)
+            break;
+        if (c + 1 < r->hn && r->heap[c + 1]->lc.next < r->heap[c]->lc.next)
+            c++;
+        if (r->heap[c]->lc.next >= e->lc.next)
+            break;
+        heap_set(r, i, r->heap[c]);
+        i = c;
+    }
+    heap_set(r, i, e);
+}
+
+static void heap_remove(struct release *r, struct entry *e)
+{
+    size_t i = e->hpos;
+    if (i == NOHEAP)
+        return;
+    e->hpos = NOHEAP;
+    struct entry *last = r->heap[--r->hn];
+    if (i == r->hn)
+        return;
+    heap_set(r, i, last);
+    heap_up(r, i);
+    heap_down(r, last->hpos);
+}
+
+static int heap_push(struct release *r, struct entry *e)
+{
+    if (r->hn == r->hcap) {
+        size_t cap = r->hcap ? r->hcap * 2 : 64;
+        struct entry **p = realloc(r->heap, cap * sizeof *p);
         if (!p)
             return -1;
-        r->e = p;
-        r->cap = cap;
+        r->heap = p;
+        r->hcap = cap;
+    }
+    heap_set(r, r->hn++, e);
+    heap_up(r, e->hpos);
+    return 0;
+}
+
+/* Derive e's state now and queue it by its next evaluation time. An entry
+ * only a window change can move (WHEN_NEVER) waits outside the heap. */
+static void evaluate(struct release *r, struct entry *e, time_t now)
+{
+    e->gen = r->gen;
+    if (e->busy)
+        return;
+    lifecycle_eval(&r->u->pcfg, r->u->ix, &e->m, now, &e->lc);
+    heap_remove(r, e);
+    if (e->lc.next != WHEN_NEVER && heap_push(r, e) < 0)
+        log_error("release: out of memory queueing %s (a window change or restart retries)", e->m.id);
+}
+
+/* ---------- entries ---------- */
+
+static struct entry *entry_add(struct release *r, const struct spool_meta *m)
+{
+    if (tab_get(r, m->id)) {
+        errno = EEXIST;
+        return NULL;
+    }
+    if ((r->n + r->notes.n + 1) * 2 > r->tabcap && tab_grow(r) < 0)
+        return NULL;
+    int hidden = m->kind == SPOOL_KIND_NOTICE && !m->returned;
+    struct entry ***v = hidden ? &r->notes.e : &r->e;
+    size_t *n = hidden ? &r->notes.n : &r->n, *capp = hidden ? &r->notes.cap : &r->cap;
+    if (*n == *capp) {
+        size_t cap = *capp ? *capp * 2 : 64;
+        struct entry **p = realloc(*v, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        *v = p;
+        *capp = cap;
     }
     struct entry *e = calloc(1, sizeof *e);
     if (!e || spool_meta_copy(&e->m, m) < 0) {
         free(e);
-        return -1;
+        return NULL;
     }
-    e->release_at = release_at;
-    e->next_attempt = m->next_attempt;
-    /* The spool does not record the first attempt; after a restart, count
-     * from when the message became due (errs toward retrying longer). */
-    if (m->attempts > 0)
-        e->first_attempt = release_at > m->hold_until ? release_at : m->hold_until;
-    r->e[r->n++] = e;
-    return 0;
+    e->hpos = NOHEAP;
+    e->hidden = hidden;
+    e->slot = *n;
+    (*v)[(*n)++] = e;
+    tab_put_nogrow(r, e);
+    return e;
 }
 
-static void drop_entry(struct release *r, struct entry *e)
+static void entry_drop(struct release *r, struct entry *e)
 {
-    size_t pos = 0;
-    if (find(r, e->m.id, &pos) == e) {
-        r->e[pos] = r->e[--r->n];
-    }
+    heap_remove(r, e);
+    tab_del(r, e);
+    size_t slot = e->slot;
+    struct entry **v = e->hidden ? r->notes.e : r->e;
+    struct entry *last = v[e->hidden ? --r->notes.n : --r->n];
+    v[slot] = last;
+    last->slot = slot;
+    /* A chunked re-evaluation walks slots upwards: an entry moved below
+     * the walk's position would be missed. */
+    if (!e->hidden && r->scan_timer && slot < r->scan && last != e && last->gen != r->gen)
+        evaluate(r, last, untild_now(r->u));
     spool_meta_free(&e->m);
     free(e);
 }
@@ -124,15 +305,19 @@ struct release *release_new(struct untild *u)
         free(r);
         return NULL;
     }
+    time_t now = untild_now(u);
     for (size_t i = 0; i < n; i++) {
-        if (add_entry(r, &list[i], list[i].quiet_until) < 0)
+        struct entry *e = entry_add(r, &list[i]);
+        if (!e)
             log_error("release: cannot track %s", list[i].id);
+        else
+            evaluate(r, e, now);
         spool_meta_free(&list[i]);
     }
     free(list);
     if (n)
         log_info("release: %zu held message(s) in the spool", n);
-    r->timer = loop_timer(u->loop, 1000, tick, r);
+    arm(r);
     return r;
 }
 
@@ -142,37 +327,116 @@ void release_free(struct release *r)
         return;
     loop_timer_del(r->u->loop, r->timer);
     loop_timer_del(r->u->loop, r->soon);
+    loop_timer_del(r->u->loop, r->scan_timer);
     for (size_t i = 0; i < r->n; i++) {
         spool_meta_free(&r->e[i]->m);
         free(r->e[i]);
     }
+    for (size_t i = 0; i < r->notes.n; i++) {
+        spool_meta_free(&r->notes.e[i]->m);
+        free(r->notes.e[i]);
+    }
     free(r->e);
+    free(r->notes.e);
+    free(r->tab);
+    free(r->heap);
     free(r);
 }
 
-int release_track(struct release *r, const struct spool_meta *m, time_t release_at)
+int release_track(struct release *r, const struct spool_meta *m)
 {
-    return add_entry(r, m, release_at);
+    struct entry *e = entry_add(r, m);
+    if (!e)
+        return -1;
+    evaluate(r, e, untild_now(r->u));
+    if (e->lc.next <= untild_now(r->u))
+        run_due(r);
+    else
+        arm(r);
+    return 0;
 }
 
 size_t release_count(const struct release *r) { return r->n; }
 
+static void view(const struct release *r, const struct entry *e, struct release_view *v)
+{
+    struct lifecycle lc;
+    memset(v, 0, sizeof *v);
+    v->m = &e->m;
+    if (e->busy) {
+        v->state = HS_DELIVERING;
+        v->release_at = e->lc.due;
+        return;
+    }
+    lifecycle_eval(&r->u->pcfg, r->u->ix, &e->m, untild_now(r->u), &lc);
+    v->state = lc.state;
+    v->release_at = lc.due;
+    v->next_attempt = lc.state == HS_DEFERRED || lc.state == HS_RETURNED ? e->m.next_attempt : 0;
+}
+
 const struct spool_meta *release_get(const struct release *r, size_t i, time_t *release_at)
 {
+    struct release_view v;
     if (i >= r->n)
         return NULL;
+    view(r, r->e[i], &v);
     if (release_at)
-        *release_at = r->e[i]->release_at > r->e[i]->m.hold_until ? r->e[i]->release_at
-                                                                  : r->e[i]->m.hold_until;
-    return &r->e[i]->m;
+        *release_at = v.release_at;
+    return v.m;
 }
 
 const struct spool_meta *release_find(const struct release *r, const char *id, time_t *release_at)
 {
-    size_t pos = 0;
-    if (!find(r, id, &pos))
+    struct release_view v;
+    const struct entry *e = tab_get(r, id);
+    if (!e || e->hidden)
         return NULL;
-    return release_get(r, pos, release_at);
+    view(r, e, &v);
+    if (release_at)
+        *release_at = v.release_at;
+    return v.m;
+}
+
+int release_view(const struct release *r, const char *id, struct release_view *v)
+{
+    const struct entry *e = tab_get(r, id);
+    if (!e || e->hidden)
+        return -1;
+    view(r, e, v);
+    return 0;
+}
+
+static int rep_match(const char *rep, const struct spool_meta *m)
+{
+    return !rep || (m->rep && !strcasecmp(rep, m->rep));
+}
+
+size_t release_page(const struct release *r, const char *rep, const char *after, size_t limit,
+                    struct release_view *out)
+{
+    /* The `limit` smallest ids above `after`, kept sorted by insertion:
+     * O(n) for a page, whatever the queue's size. */
+    const struct entry **best = calloc(limit ? limit : 1, sizeof *best);
+    size_t k = 0;
+    if (!best)
+        return 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct entry *e = r->e[i];
+        if (!rep_match(rep, &e->m) || (after && *after && strcmp(e->m.id, after) <= 0))
+            continue;
+        if (k == limit && (!limit || strcmp(e->m.id, best[k - 1]->m.id) >= 0))
+            continue;
+        size_t j = k < limit ? k++ : k - 1;
+        while (j > 0 && strcmp(best[j - 1]->m.id, e->m.id) > 0) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = e;
+    }
+    for (size_t i = 0; i < k; i++)
+        view(r, best[i], &out[i]);
+    free(best);
+    return k;
 }
 
 size_t release_find_uid(const struct release *r, const char *rep, const char *uid,
@@ -181,7 +445,7 @@ size_t release_find_uid(const struct release *r, const char *rep, const char *ui
     size_t k = 0;
     for (size_t i = 0; i < r->n && k < max; i++) {
         const struct spool_meta *m = &r->e[i]->m;
-        if (r->e[i]->inflight || !m->ical_uid || strcmp(m->ical_uid, uid))
+        if (r->e[i]->busy || !m->ical_uid || strcmp(m->ical_uid, uid))
             continue;
         if (rep && m->rep && strcasecmp(rep, m->rep))
             continue;
@@ -189,6 +453,8 @@ size_t release_find_uid(const struct release *r, const char *rep, const char *ui
     }
     return k;
 }
+
+/* ---------- audit and notices ---------- */
 
 static void audit(struct release *r, const char *event, const struct entry *e, const char *by,
                   const char *detail)
@@ -199,44 +465,455 @@ static void audit(struct release *r, const char *event, const struct entry *e, c
                     e->m.rcpts[i].window_id, e->m.id, detail ? detail : by });
 }
 
-static void notify(struct release *r, const struct entry *e, enum notice_kind kind,
-                   const char *subject, const char *text, int attach)
+static void notice_text(struct strbuf *b, const struct entry *e, const char *text)
 {
-    struct untild *u = r->u;
-    struct strbuf b = { 0 };
-    char *body = NULL;
-    size_t len = 0;
-    sb_printf(&b, "%s\n\nMessage: %s\nHeld ID: %s\nRecipients:", text,
+    /* One recipient a line: a message to many must not make a line longer
+     * than RFC 5322 allows (the upstream would refuse the notice). */
+    sb_printf(b, "%s\n\nMessage: %s\nHeld ID: %s\nRecipients:\n", text,
               e->m.subject ? e->m.subject : "(no subject)", e->m.id);
     for (size_t i = 0; i < e->m.nrcpts; i++)
-        sb_printf(&b, " %s", e->m.rcpts[i].norm);
-    sb_puts(&b, "\n");
-    if (attach && spool_read(u->spool, e->m.id, NULL, &body, &len) < 0)
-        body = NULL;
-    notice_send_kind(u, kind, e->m.rep, subject, b.p ? b.p : text, body, body ? len : 0);
+        sb_printf(b, "  %s\n", e->m.rcpts[i].norm);
+}
+
+static void notify(struct release *r, const struct entry *e, enum notice_kind kind,
+                   const char *subject, const char *text)
+{
+    struct strbuf b = { 0 };
+    notice_text(&b, e, text);
+    notice_send_kind(r->u, kind, e->m.rep, subject, b.p ? b.p : text, NULL, 0);
+    sb_free(&b);
+}
+
+/* ---------- durable notices ---------- */
+
+struct spooling {
+    struct release *r;
+    struct spool_meta m;
+    char *msg;
+    size_t len;
+    char orig[SPOOL_ID_MAX];  /* a message being returned: removed once this is on disk */
+};
+
+static void spooled_done(void *arg, int err)
+{
+    struct spooling *s = arg;
+    struct release *r = s->r;
+    struct entry *orig = s->orig[0] ? tab_get(r, s->orig) : NULL;
+    if (err) {
+        log_error("release: cannot spool a notice to %s: %s", s->m.rcpts[0].addr, strerror(err));
+        if (orig) {            /* the message stays; returning it is retried */
+            orig->busy = 0;
+            orig->m.next_attempt = untild_now(r->u) + lifecycle_backoff(orig->m.attempts);
+            evaluate(r, orig, untild_now(r->u));
+            arm(r);
+        }
+    } else {
+        if (orig) {
+            orig->busy = 0;
+            if (spool_remove(r->u->spool, orig->m.id) < 0 && errno != ENOENT)
+                log_error("release: cannot remove returned %s: %s (the rep may get it twice)",
+                          orig->m.id, strerror(errno));
+            entry_drop(r, orig);
+        }
+        if (release_track(r, &s->m) < 0)
+            log_error("release: cannot track notice %s (on disk; a restart sends it)", s->m.id);
+    }
+    spool_meta_free(&s->m);
+    free(s->msg);
+    free(s);
+}
+
+static int spool_notice(struct release *r, const char *rep, const char *to, const char *subject,
+                        char *msg, size_t len, const char *orig)
+{
+    struct spooling *s = r->u->holder ? calloc(1, sizeof *s) : NULL;  /* none while stopping */
+    if (!s) {
+        free(msg);
+        return -1;
+    }
+    s->r = r;
+    s->msg = msg;
+    s->len = len;
+    snprintf(s->orig, sizeof s->orig, "%s", orig ? orig : "");
+    s->m.kind = SPOOL_KIND_NOTICE;
+    s->m.returned = orig != NULL;
+    s->m.created = untild_now(r->u);
+    s->m.rep = rep ? strdup(rep) : NULL;
+    s->m.mail_from = strdup("");
+    s->m.subject = strdup(subject);
+    s->m.rcpts = calloc(1, sizeof *s->m.rcpts);
+    if (s->m.rcpts) {
+        s->m.nrcpts = 1;
+        s->m.rcpts[0].addr = strdup(to);
+        s->m.rcpts[0].norm = strdup(to);
+    }
+    if (!s->m.mail_from || !s->m.subject || !s->m.rcpts || !s->m.rcpts[0].addr || !s->m.rcpts[0].norm
+        || holder_submit(r->u->holder, &s->m, s->msg, s->len, spooled_done, s) < 0) {
+        spool_meta_free(&s->m);
+        free(s->msg);
+        free(s);
+        return -1;
+    }
+    return 0;
+}
+
+int release_notice(struct release *r, const char *rep, const char *to, const char *subject,
+                   char *msg, size_t len)
+{
+    return spool_notice(r, rep, to, subject, msg, len, NULL);
+}
+
+/* Give the message back to the rep: a notice with it attached, written to
+ * the spool first; the original goes only once that is on disk. */
+static void return_to_rep(struct release *r, struct entry *e)
+{
+    const char *why = e->m.last_error ? e->m.last_error : "undeliverable";
+    struct untild *u = r->u;
+    struct strbuf b = { 0 };
+    char *body = NULL, *msg = NULL;
+    size_t len = 0, mlen = 0;
+    const char *to = notice_address(u, e->m.rep);
+    const char *subject = "Failed: your held message could not be delivered (returned)";
+    audit(r, "returned", e, NULL, why);
+    log_warn("release: %s returned to %s: %s", e->m.id, e->m.rep ? e->m.rep : "-", why);
+    notice_text(&b, e, "untild could not deliver your held message; it is attached. Reason:");
+    sb_printf(&b, "\n%s\n", why);
+    if (spool_read(u->spool, e->m.id, NULL, &body, &len) == 0 && to)
+        msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to, subject,
+                           b.p ? b.p : why, body, len, untild_now(u), &mlen);
     free(body);
     sb_free(&b);
+    if (msg) {
+        e->busy = 1;
+        heap_remove(r, e);
+        if (spool_notice(r, e->m.rep, to, subject, msg, mlen, e->m.id) == 0)
+            return;
+        e->busy = 0;
+    }
+    /* Kept (state returned): tried again at its next attempt. */
+    log_error("release: cannot return %s to %s now (%s); kept, retried later", e->m.id,
+              e->m.rep ? e->m.rep : "-", to ? "cannot write the notice" : "no address for the rep");
+    if (e->m.attempts < 1)
+        e->m.attempts = 1;
+    e->m.next_attempt = untild_now(u) + lifecycle_backoff(e->m.attempts);
+    evaluate(r, e, untild_now(u));
+}
+
+/* The rep must get it back: recorded first (a restart keeps returning it,
+ * never delivers it again), then returned. The recipients already served
+ * are marked done in the same write. */
+static void mark_returned(struct release *r, struct entry *e, const char *why)
+{
+    e->m.returned = 1;
+    free(e->m.last_error);
+    e->m.last_error = strdup(why);
+    if (spool_update(r->u->spool, &e->m) < 0)
+        log_error("release: cannot record that %s is returned: %s", e->m.id, strerror(errno));
+    return_to_rep(r, e);
+}
+
+/* ---------- delivery ---------- */
+
+static void delivery_free(struct delivery *d)
+{
+    free(d->body);
+    free(d->rcpts);
+    free(d->params);
+    free(d->idx);
+    free(d);
+}
+
+static void pass_soon_cb(struct loop *l, uint64_t id, void *arg)
+{
+    struct release *r = arg;
+    (void)l; (void)id;
+    r->soon = 0;
+    run_due(r);
+}
+
+/* A delivery finished: its slot is free, so start the next due ones on the
+ * next loop turn rather than at the next timer. */
+static void pass_soon(struct release *r)
+{
+    if (!r->soon)
+        r->soon = loop_timer(r->u->loop, 0, pass_soon_cb, r);
+}
+
+static void record_results(struct delivery *d, const struct relay_result *res)
+{
+    struct spool_meta *m = &d->e->m;
+    for (size_t i = 0; i < d->nrcpts; i++) {
+        struct spool_rcpt *rc = &m->rcpts[d->idx[i]];
+        int code = res->rcpt_codes ? res->rcpt_codes[i] : (res->ok ? 250 : res->code);
+        if (!res->ok && code < 400)
+            code = res->code;
+        if (code >= 200 && code < 300)
+            rc->state = RCPT_DONE;
+        else if (code >= 500)
+            rc->state = RCPT_FAILED;
+    }
+}
+
+static void delivered_all(struct release *r, struct entry *e, size_t failed, const struct relay_result *res)
+{
+    struct untild *u = r->u;
+    if (e->m.kind == SPOOL_KIND_NOTICE) {
+        if (failed)
+            log_error("release: notice %s to %s refused for good: %d %s", e->m.id, e->m.rcpts[0].addr,
+                      res->code, res->text);
+        else
+            log_info("release: notice %s delivered to %s%s", e->m.id, e->m.rcpts[0].addr,
+                     e->m.returned ? " (a returned message: the rep has it back)" : "");
+    } else if (failed) {
+        char why[700];
+        snprintf(why, sizeof why, "the upstream refused some recipients: %d %s", res->code, res->text);
+        mark_returned(r, e, why);
+        return;
+    } else {
+        audit(r, "released", e, e->m.released_by, e->m.released_reason);
+        notify(r, e, NOTICE_RELEASED, "Released: your held message was sent",
+               e->m.released_reason ? e->m.released_reason
+                                    : "The customer's window opened; your message was sent.");
+        log_info("release: %s delivered", e->m.id);
+    }
+    if (spool_remove(u->spool, e->m.id) < 0)
+        log_error("release: cannot remove delivered %s: %s (it may be sent again)", e->m.id,
+                  strerror(errno));
+    entry_drop(r, e);
+}
+
+static void delivered(void *arg, struct relay_result *res)
+{
+    struct delivery *d = arg;
+    struct release *r = d->r;
+    struct entry *e = d->e;
+    struct untild *u = r->u;
+    time_t now = untild_now(u);
+    size_t failed = 0, left = 0;
+
+    r->inflight--;
+    e->busy = 0;
+    pass_soon(r);
+    record_results(d, res);
+    for (size_t i = 0; i < e->m.nrcpts; i++) {
+        failed += e->m.rcpts[i].state == RCPT_FAILED;
+        left += e->m.rcpts[i].state == RCPT_HELD;
+    }
+    /* Back to held/ first, whatever happens next: a file left in active/
+     * could be neither retried nor released until a restart. */
+    if (spool_deactivate(u->spool, e->m.id) < 0)
+        log_error("release: cannot move %s back to held/: %s", e->m.id, strerror(errno));
+    if (!left) {
+        delivered_all(r, e, failed, res);
+        delivery_free(d);
+        return;
+    }
+    char err[600];
+    snprintf(err, sizeof err, "%d %s", res->code, res->text);
+    e->m.attempts++;
+    if (!e->m.first_attempt)
+        e->m.first_attempt = d->started;
+    free(e->m.last_error);
+    e->m.last_error = strdup(err);
+    e->m.next_attempt = now + lifecycle_backoff(e->m.attempts);
+    int expired = now - e->m.first_attempt > u->cfg->max_queue_lifetime;
+    if (expired && e->m.kind == SPOOL_KIND_NOTICE && !e->m.returned) {
+        log_error("release: notice %s to %s given up after %d attempts: %s", e->m.id,
+                  e->m.rcpts[0].addr, e->m.attempts, err);
+        if (spool_remove(u->spool, e->m.id) < 0 && errno != ENOENT)
+            log_error("release: cannot remove notice %s: %s", e->m.id, strerror(errno));
+        entry_drop(r, e);
+    } else if (expired && e->m.kind != SPOOL_KIND_NOTICE) {
+        char why[700];
+        snprintf(why, sizeof why, "still undeliverable after %d attempts; last answer: %s", e->m.attempts, err);
+        mark_returned(r, e, why);
+    } else {
+        /* Memory keeps the retry state even if the disk refuses it: the
+         * file then says "due", which after a restart only retries sooner. */
+        if (spool_update(u->spool, &e->m) < 0)
+            log_error("release: cannot record retry state for %s: %s", e->m.id, strerror(errno));
+        log_info("release: %s deferred (attempt %d): %s", e->m.id, e->m.attempts, err);
+        evaluate(r, e, now);
+        arm(r);
+    }
+    delivery_free(d);
+}
+
+static int start_delivery(struct release *r, struct entry *e)
+{
+    struct untild *u = r->u;
+    struct delivery *d = calloc(1, sizeof *d);
+    if (!d)
+        return -1;
+    d->r = r;
+    d->e = e;
+    d->started = untild_now(u);
+    if (spool_activate(u->spool, e->m.id) < 0) {
+        log_error("release: cannot activate %s: %s", e->m.id, strerror(errno));
+        goto fail;
+    }
+    if (spool_read(u->spool, e->m.id, NULL, &d->body, &d->len) < 0) {
+        log_error("release: cannot read %s: %s", e->m.id, strerror(errno));
+        if (spool_deactivate(u->spool, e->m.id) < 0)
+            log_error("release: cannot move %s back to held/: %s", e->m.id, strerror(errno));
+        goto fail;
+    }
+    d->rcpts = calloc(e->m.nrcpts, sizeof *d->rcpts);
+    d->params = calloc(e->m.nrcpts, sizeof *d->params);
+    d->idx = calloc(e->m.nrcpts, sizeof *d->idx);
+    if (!d->rcpts || !d->params || !d->idx) {
+        if (spool_deactivate(u->spool, e->m.id) < 0)
+            log_error("release: cannot move %s back to held/: %s", e->m.id, strerror(errno));
+        goto fail;
+    }
+    for (size_t i = 0; i < e->m.nrcpts; i++)
+        if (e->m.rcpts[i].state == RCPT_HELD) {
+            d->idx[d->nrcpts] = i;
+            d->params[d->nrcpts] = e->m.rcpts[i].params;
+            d->rcpts[d->nrcpts++] = e->m.rcpts[i].addr;
+        }
+    struct relay_job job = { .mail_from = e->m.mail_from ? e->m.mail_from : "", .rcpts = d->rcpts,
+                             .nrcpts = d->nrcpts, .data = d->body, .len = d->len,
+                             .mail_params = e->m.mail_params, .rcpt_params = d->params };
+    e->busy = 1;
+    heap_remove(r, e);
+    r->inflight++;
+    if (relay_submit(u->relay, &job, delivered, d) < 0) {
+        e->busy = 0;
+        r->inflight--;
+        if (spool_deactivate(u->spool, e->m.id) < 0)
+            log_error("release: cannot move %s back to held/: %s", e->m.id, strerror(errno));
+        goto fail;
+    }
+    log_info("release: %s %s to %zu recipient(s)%s%s", e->m.kind == SPOOL_KIND_NOTICE ? "sending notice"
+             : "releasing", e->m.id, d->nrcpts, e->m.released_reason ? ": " : "",
+             e->m.released_reason ? e->m.released_reason : "");
+    return 0;
+fail:
+    delivery_free(d);
+    /* Try again later, like a deferral (not persisted: nothing was sent). */
+    e->m.next_attempt = untild_now(u) + lifecycle_backoff(1);
+    if (!e->m.attempts)
+        e->m.attempts = 1;
+    evaluate(r, e, untild_now(u));
+    return -1;
+}
+
+/* A held invitation with no occurrence left is not sent: tell the rep. */
+static int stale(struct release *r, struct entry *e, time_t now)
+{
+    if (e->m.kind == SPOOL_KIND_NOTICE || e->m.ical_method != IMIP_REQUEST || !e->m.ical_dtstart
+        || e->m.ical_dtstart > now)
+        return 0;
+    audit(r, "stale-invitation", e, NULL, "event started before the window opened");
+    notify(r, e, NOTICE_STALE, "Reschedule: a held invitation was not sent",
+           "The meeting starts before the customer's window opens, so the invitation was not sent. "
+           "Please reschedule it.");
+    if (spool_remove(r->u->spool, e->m.id) < 0 && errno != ENOENT)
+        log_error("release: cannot remove stale %s: %s", e->m.id, strerror(errno));
+    entry_drop(r, e);
+    return 1;
+}
+
+/* Start what is due, up to the in-flight cap; re-queue what is not. */
+static void run_due(struct release *r)
+{
+    time_t now = untild_now(r->u);
+    while (r->hn && r->heap[0]->lc.next <= now && r->inflight < MAX_INFLIGHT) {
+        struct entry *e = r->heap[0];
+        evaluate(r, e, now);              /* derive again: windows may have moved */
+        if (e->lc.next > now)
+            continue;
+        if (e->m.returned && e->m.kind == SPOOL_KIND_MESSAGE) {
+            return_to_rep(r, e);      /* its earlier return did not get on disk */
+            continue;
+        }
+        if (stale(r, e, now))
+            continue;
+        if (start_delivery(r, e) < 0)
+            continue;
+    }
+    arm(r);
+}
+
+static void on_timer(struct loop *l, uint64_t id, void *arg)
+{
+    struct release *r = arg;
+    (void)l; (void)id;
+    r->timer = 0;
+    run_due(r);
+}
+
+/* One timer for the heap's top (at most MAX_SLEEP_S away, so a wall-clock
+ * step is noticed); nothing runs while nothing is due. */
+static void arm(struct release *r)
+{
+    time_t now = untild_now(r->u);
+    time_t at = r->hn ? r->heap[0]->lc.next : now + MAX_SLEEP_S;
+    if (at > now + MAX_SLEEP_S)
+        at = now + MAX_SLEEP_S;
+    if (r->inflight >= MAX_INFLIGHT && at <= now)
+        return;                            /* a finished delivery calls pass_soon */
+    if (r->timer && r->timer_at <= at)
+        return;
+    loop_timer_del(r->u->loop, r->timer);
+    r->timer_at = at;
+    r->timer = loop_timer(r->u->loop, at > now ? (int64_t)(at - now) * 1000 : 0, on_timer, r);
+}
+
+/* ---------- acting on one message ---------- */
+
+int release_now(struct release *r, const char *id, const char *by, const char *reason)
+{
+    struct entry *e = tab_get(r, id);
+    if (!e)
+        return -1;
+    if (e->busy)
+        return 0;
+    /* Persisted first: a restart after a failed attempt must still know it
+     * was released by hand (not wait for the window again). */
+    struct spool_meta m;
+    if (spool_meta_copy(&m, &e->m) < 0)
+        return -1;
+    m.released_at = untild_now(r->u);
+    m.next_attempt = 0;
+    free(m.released_by);
+    free(m.released_reason);
+    m.released_by = by ? strdup(by) : NULL;
+    m.released_reason = reason ? strdup(reason) : NULL;
+    if (spool_update(r->u->spool, &m) < 0) {
+        int err = errno;
+        log_error("release: cannot record the release of %s: %s", id, strerror(err));
+        spool_meta_free(&m);
+        errno = err;
+        return -1;
+    }
+    spool_meta_free(&e->m);
+    e->m = m;
+    evaluate(r, e, untild_now(r->u));
+    run_due(r);
+    return 0;
 }
 
 int release_discard(struct release *r, const char *id, const char *by, const char *event)
 {
-    struct entry *e = find(r, id, NULL);
+    struct entry *e = tab_get(r, id);
     if (!e)
         return -1;
+    if (e->busy) {
+        /* The relay has it: it may already be at the customer's server.
+         * Say so rather than pretend (the audit tells the truth too). */
+        audit(r, "discard-too-late", e, by, "delivery already in progress");
+        errno = EBUSY;
+        return -2;
+    }
     if (spool_remove(r->u->spool, id) < 0 && errno != ENOENT) {
         log_error("release: cannot remove %s: %s", id, strerror(errno));
         return -1;
     }
     audit(r, event ? event : "discarded", e, by, NULL);
     log_info("release: %s %s (by %s)", event ? event : "discarded", id, by ? by : "-");
-    if (e->inflight) {
-        e->gone = 1;          /* freed when its delivery reports back */
-        size_t pos = 0;
-        if (find(r, id, &pos) == e)
-            r->e[pos] = r->e[--r->n];
-        return 0;
-    }
-    drop_entry(r, e);
+    entry_drop(r, e);
     return 0;
 }
 
@@ -251,8 +928,8 @@ static int in_list(const char *norm, const char *const *norms, size_t n)
 int release_drop_rcpts(struct release *r, const char *id, const char *const *norms,
                        size_t n, const char *by, const char *event)
 {
-    struct entry *e = find(r, id, NULL);
-    if (!e || e->inflight)
+    struct entry *e = tab_get(r, id);
+    if (!e || e->busy)
         return -1;
     size_t dropped = 0, left = 0;
     for (size_t i = 0; i < e->m.nrcpts; i++)
@@ -280,7 +957,6 @@ int release_drop_rcpts(struct release *r, const char *id, const char *const *nor
     if (spool_update(r->u->spool, &e->m) < 0) {
         int err = errno;
         log_error("release: cannot update %s: %s", id, strerror(err));
-        /* Memory must match the disk: those recipients stay held. */
         for (size_t i = 0; i < e->m.nrcpts; i++)
             if (mark[i])
                 e->m.rcpts[i].state = RCPT_HELD;
@@ -295,249 +971,41 @@ int release_drop_rcpts(struct release *r, const char *id, const char *const *nor
     free(mark);
     log_info("release: %s %zu recipient(s) of %s (by %s)", event ? event : "discarded", dropped, id,
              by ? by : "-");
+    evaluate(r, e, untild_now(r->u));
+    arm(r);
     return (int)dropped;
 }
 
-static int64_t backoff(int attempts)
-{
-    int64_t s = BACKOFF_MIN;
-    for (int i = 1; i < attempts && s < BACKOFF_MAX; i++)
-        s *= 2;
-    return s > BACKOFF_MAX ? BACKOFF_MAX : s;
-}
+/* ---------- window changes and clock moves ---------- */
 
-static void delivery_free(struct delivery *d)
-{
-    free(d->body);
-    free(d->rcpts);
-    free(d->params);
-    free(d->idx);
-    free(d->by);
-    free(d->reason);
-    free(d);
-}
-
-static void pass(struct release *r);
-
-/* A delivery finished: its slot is free, so start the next due ones now
- * rather than at the next one-second tick (one pass per loop turn). */
-static void pass_soon_cb(struct loop *l, uint64_t id, void *arg)
+static void scan_chunk(struct loop *l, uint64_t id, void *arg)
 {
     struct release *r = arg;
     (void)l; (void)id;
-    r->soon = 0;
-    pass(r);
-}
-
-static void pass_soon(struct release *r)
-{
-    if (!r->soon)
-        r->soon = loop_timer(r->u->loop, 0, pass_soon_cb, r);
-}
-
-static void delivered(void *arg, struct relay_result *res)
-{
-    struct delivery *d = arg;
-    struct release *r = d->r;
-    struct entry *e = d->e;
-    struct untild *u = r->u;
-    time_t now = untild_now(u);
-
-    r->inflight--;
-    e->inflight = 0;
-    pass_soon(r);
-    if (e->gone) {      /* discarded meanwhile: the spool file is gone */
-        spool_meta_free(&e->m);
-        free(e);
-        delivery_free(d);
-        return;
-    }
-    size_t failed = 0, left = 0;
-    for (size_t i = 0; i < d->nrcpts; i++) {
-        struct spool_rcpt *rc = &e->m.rcpts[d->idx[i]];
-        int code = res->rcpt_codes ? res->rcpt_codes[i] : (res->ok ? 250 : res->code);
-        if (!res->ok && code < 400)
-            code = res->code;
-        if (code >= 200 && code < 300)
-            rc->state = RCPT_DONE;
-        else if (code >= 500)
-            rc->state = RCPT_FAILED;
-    }
-    for (size_t i = 0; i < e->m.nrcpts; i++) {
-        failed += e->m.rcpts[i].state == RCPT_FAILED;
-        left += e->m.rcpts[i].state == RCPT_HELD;
-    }
-    if (!left) {
-        char text[700];
-        snprintf(text, sizeof text, "%s%s", failed ? "Some recipients were refused: " : "",
-                 failed ? res->text : "");
-        audit(r, failed ? "failed" : "released", e, d->by, d->reason);
-        if (failed)
-            notify(r, e, NOTICE_FAILED, "Failed: a held message could not be delivered",
-                   "The upstream refused some recipients of your held message. It is attached.", 1);
-        else
-            notify(r, e, NOTICE_RELEASED, "Released: your held message was sent",
-                   d->reason ? d->reason : "The customer's window opened; your message was sent.", 0);
-        if (spool_remove(u->spool, e->m.id) < 0)
-            log_error("release: cannot remove delivered %s: %s (it may be sent again)",
-                      e->m.id, strerror(errno));
-        log_info("release: %s delivered (%zu refused)", e->m.id, failed);
-        drop_entry(r, e);
-        delivery_free(d);
-        return;
-    }
-    e->m.attempts++;
-    free(e->m.last_error);
-    char err[600];
-    snprintf(err, sizeof err, "%d %s", res->code, res->text);
-    e->m.last_error = strdup(err);
-    if (now - e->first_attempt > u->cfg->max_queue_lifetime) {
-        audit(r, "failed", e, d->by, err);
-        notify(r, e, NOTICE_FAILED, "Failed: a held message could not be delivered",
-               "untild gave up delivering your held message after retrying; it is attached.", 1);
-        spool_remove(u->spool, e->m.id);
-        log_warn("release: %s expired after %d attempts: %s", e->m.id, e->m.attempts, err);
-        drop_entry(r, e);
-        delivery_free(d);
-        return;
-    }
-    e->next_attempt = e->m.next_attempt = now + backoff(e->m.attempts);
-    if (spool_update(u->spool, &e->m) < 0 || spool_deactivate(u->spool, e->m.id) < 0)
-        log_error("release: cannot record retry state for %s: %s", e->m.id, strerror(errno));
-    log_info("release: %s deferred (attempt %d): %s", e->m.id, e->m.attempts, err);
-    delivery_free(d);
-}
-
-static int start(struct release *r, struct entry *e, const char *by, const char *reason)
-{
-    struct untild *u = r->u;
-    struct delivery *d = calloc(1, sizeof *d);
-    if (!d)
-        return -1;
-    d->r = r;
-    d->e = e;
-    d->by = by ? strdup(by) : NULL;
-    d->reason = reason ? strdup(reason) : NULL;
-    int activated = spool_activate(u->spool, e->m.id) == 0;
-    if (!activated || spool_read(u->spool, e->m.id, NULL, &d->body, &d->len) < 0) {
-        log_error("release: cannot read %s: %s", e->m.id, strerror(errno));
-        /* back to held/, or every later attempt fails to activate it */
-        if (activated)
-            spool_deactivate(u->spool, e->m.id);
-        delivery_free(d);
-        e->next_attempt = untild_now(u) + BACKOFF_MIN;
-        return -1;
-    }
-    d->rcpts = calloc(e->m.nrcpts, sizeof *d->rcpts);
-    d->params = calloc(e->m.nrcpts, sizeof *d->params);
-    d->idx = calloc(e->m.nrcpts, sizeof *d->idx);
-    if (!d->rcpts || !d->params || !d->idx) {
-        spool_deactivate(u->spool, e->m.id);
-        delivery_free(d);
-        return -1;
-    }
-    for (size_t i = 0; i < e->m.nrcpts; i++)
-        if (e->m.rcpts[i].state == RCPT_HELD) {
-            d->idx[d->nrcpts] = i;
-            d->params[d->nrcpts] = e->m.rcpts[i].params;
-            d->rcpts[d->nrcpts++] = e->m.rcpts[i].addr;
-        }
-    struct relay_job job = { .mail_from = e->m.mail_from ? e->m.mail_from : "", .rcpts = d->rcpts,
-                             .nrcpts = d->nrcpts, .data = d->body, .len = d->len,
-                             .mail_params = e->m.mail_params, .rcpt_params = d->params };
-    if (!e->first_attempt)
-        e->first_attempt = untild_now(u);
-    e->inflight = 1;
-    r->inflight++;
-    if (relay_submit(u->relay, &job, delivered, d) < 0) {
-        e->inflight = 0;
-        r->inflight--;
-        spool_deactivate(u->spool, e->m.id);
-        delivery_free(d);
-        return -1;
-    }
-    log_info("release: releasing %s to %zu recipient(s)%s%s", e->m.id, d->nrcpts,
-             reason ? ": " : "", reason ? reason : "");
-    return 0;
-}
-
-int release_now(struct release *r, const char *id, const char *by, const char *reason)
-{
-    struct entry *e = find(r, id, NULL);
-    if (!e)
-        return -1;
-    if (e->inflight)
-        return 0;
-    return start(r, e, by, reason);
-}
-
-/* A held invitation whose event has begun is not sent: tell the rep. */
-static int stale(struct release *r, struct entry *e, time_t now)
-{
-    if (e->m.ical_method != IMIP_REQUEST || !e->m.ical_dtstart || e->m.ical_dtstart > now)
-        return 0;
-    audit(r, "stale-invitation", e, NULL, "event started before the window opened");
-    notify(r, e, NOTICE_STALE, "Reschedule: a held invitation was not sent",
-           "The meeting starts before the customer's window opens, so the invitation was not sent. "
-           "Please reschedule it.", 1);
-    spool_remove(r->u->spool, e->m.id);
-    drop_entry(r, e);
-    return 1;
-}
-
-static void pass(struct release *r)
-{
-    struct untild *u = r->u;
-    time_t now = untild_now(u);
-    int changed = r->changed;
-    r->changed = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        struct entry *e = r->e[i];
-        if (e->inflight)
-            continue;
-        int quiet = 0;
-        time_t due = 0;
-        for (size_t j = 0; j < e->m.nrcpts; j++) {
-            struct window_match m;
-            if (e->m.rcpts[j].state != RCPT_HELD || !windows_match(u->ix, e->m.rcpts[j].norm, now, &m))
-                continue;
-            time_t at = policy_release_at(&u->pcfg, &m);
-            quiet = 1;
-            if (at > due)
-                due = at;
-        }
-        if (quiet)
-            e->release_at = due;
-        else if (changed && e->release_at > now)
-            e->release_at = now;    /* its window was ended or shortened */
-        time_t at = e->release_at > e->m.hold_until ? e->release_at : e->m.hold_until;
-        log_debug("release: %s quiet=%d release_at=%lld now=%lld", e->m.id, quiet,
-                  (long long)at, (long long)now);
-        if (quiet || at > now || e->next_attempt > now)
-            continue;
-        if (stale(r, e, now)) {
-            i--;
-            continue;
-        }
-        /* Keep evaluating the rest (their release times must follow the
-         * windows too); the ones not started now go in a later pass. */
-        if (r->inflight >= MAX_INFLIGHT)
-            continue;
-        start(r, e, NULL, NULL);
-    }
-}
-
-static void tick(struct loop *l, uint64_t id, void *arg)
-{
-    struct release *r = arg;
-    (void)id;
-    pass(r);
-    r->timer = loop_timer(l, 1000, tick, r);
+    r->scan_timer = 0;
+    time_t now = untild_now(r->u);
+    size_t end = r->scan + EVAL_CHUNK;
+    for (; r->scan < r->n && r->scan < end; r->scan++)
+        if (r->e[r->scan]->gen != r->gen)
+            evaluate(r, r->e[r->scan], now);
+    if (r->scan < r->n)
+        r->scan_timer = loop_timer(r->u->loop, 0, scan_chunk, r);
+    run_due(r);
 }
 
 void release_kick(struct release *r, int windows_changed)
 {
-    if (windows_changed)
-        r->changed = 1;
-    pass(r);
+    if (windows_changed) {
+        /* Every derived due time may have moved: evaluate all again, a
+         * chunk per loop turn so a big queue does not stall the loop. */
+        r->gen++;
+        r->scan = 0;
+        if (!r->scan_timer)
+            scan_chunk(r->u->loop, 0, r);
+        return;
+    }
+    /* The clock moved (test clock): the timer may now be too late. */
+    loop_timer_del(r->u->loop, r->timer);
+    r->timer = 0;
+    run_due(r);
 }

@@ -20,9 +20,14 @@ int notice_send_kind(struct untild *u, enum notice_kind kind, const char *rep,
 
 /* Send a notice to rep. body: plain text (LF or CRLF). attach/attach_len:
  * an optional message attached as message/rfc822 (e.g. a failed one).
- * Fire and forget: failures are logged. Returns 0 if queued. */
+ * Kept in the spool and retried until delivered (release_notice), or
+ * appended to the rep's mailbox by the IMAP watcher. Returns 0 if queued. */
 int notice_send(struct untild *u, const char *rep, const char *subject,
                 const char *body, const char *attach, size_t attach_len);
+
+/* Where notices for rep are mailed ([notify] to, else the rep), or NULL
+ * when that is not a mail address. */
+const char *notice_address(const struct untild *u, const char *rep);
 
 /* Build the notice message (exposed for tests). Returns malloc'd CRLF
  * text, *len set. */

@@ -277,9 +277,21 @@ class Untild:
     def set_clock(self, when):
         self.ctl("debug", "clock", "set", when, check=0)
 
-    def spool_files(self, state="held"):
+    def spool_files(self, state="held", notices=False):
+        """Spool file names in one state directory. Notices to the rep are
+        spool entries too ("kind: 1"); they are left out unless asked."""
         d = os.path.join(self.dir, "state", "spool", state)
-        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+        names = sorted(os.listdir(d)) if os.path.isdir(d) else []
+        return [n for n in names if notices or not self.is_notice(os.path.join(d, n))]
+
+    @staticmethod
+    def is_notice(path):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            return False
+        return b"\nkind: 1\n" in head.split(b"\n\n", 1)[0] + b"\n"
 
     def held_json(self):
         """The held list as parsed JSON (untilctl --json held list)."""

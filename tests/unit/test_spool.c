@@ -230,8 +230,9 @@ START_TEST(escaping_on_disk)
     ck_assert_ptr_nonnull(strstr(raw, "\nrcpt: failed %2D %00 - - -"));
     for (p = raw; *p; p++)
         lines += *p == '\n';
-    /* magic + 14 scalar keys (ical-uid absent) + 2 rcpt lines, each one line */
-    ck_assert_uint_eq(lines, 1 + 15 + 2 - 1);
+    /* magic + 18 scalar keys (ical-uid, released-by/-reason absent) + 2
+     * rcpt lines, each one line */
+    ck_assert_uint_eq(lines, 1 + 19 + 2 - 1);
     /* body verbatim after the blank line, then the end record */
     ck_assert_mem_eq(hdr_end + 2, body, BODYLEN);
     {
