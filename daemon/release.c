@@ -40,6 +40,7 @@
 #include "untild/windows.h"
 
 #define MAX_INFLIGHT 32
+#define STARTS_PER_TURN 8     /* deliveries started per loop turn (each reads a spool file) */
 #define EVAL_CHUNK 4096       /* entries re-evaluated per loop turn after a window change */
 #define MAX_SLEEP_S 60        /* look again at least this often (wall clock steps) */
 #define NOHEAP SIZE_MAX
@@ -676,7 +677,8 @@ static void delivered_all(struct release *r, struct entry *e, size_t failed, con
                                     : "The customer's window opened; your message was sent.");
         log_info("release: %s delivered", e->m.id);
     }
-    if (spool_remove(u->spool, e->m.id) < 0)
+    /* One directory sync per loop turn for every removal (run_due). */
+    if (spool_remove_lazy(u->spool, e->m.id) < 0)
         log_error("release: cannot remove delivered %s: %s (it may be sent again)", e->m.id,
                   strerror(errno));
     entry_drop(r, e);
@@ -698,6 +700,11 @@ static void delivered(void *arg, struct relay_result *res)
     for (size_t i = 0; i < e->m.nrcpts; i++) {
         failed += e->m.rcpts[i].state == RCPT_FAILED;
         left += e->m.rcpts[i].state == RCPT_HELD;
+    }
+    if (!left && !failed) {
+        delivered_all(r, e, failed, res);
+        delivery_free(d);
+        return;
     }
     /* Back to held/ first, whatever happens next: a file left in active/
      * could be neither retried nor released until a restart. */
@@ -819,7 +826,15 @@ static int stale(struct release *r, struct entry *e, time_t now)
 static void run_due(struct release *r)
 {
     time_t now = untild_now(r->u);
+    int started = 0;
+    if (spool_sync_removals(r->u->spool) < 0)
+        log_error("release: cannot sync the spool after removals: %s (delivered mail may be sent "
+                  "again after a crash)", strerror(errno));
     while (r->hn && r->heap[0]->lc.next <= now && r->inflight < MAX_INFLIGHT) {
+        if (started++ == STARTS_PER_TURN) {
+            pass_soon(r);              /* the rest on the next loop turn */
+            break;
+        }
         struct entry *e = r->heap[0];
         evaluate(r, e, now);              /* derive again: windows may have moved */
         if (e->lc.next > now)

@@ -4,7 +4,9 @@
  * active/ (being delivered), corrupt/. One file per message, named by its
  * ID. A file is created O_EXCL 0600 in incoming/, written, fsynced, closed
  * (checked), renamed into held/, and held/ is fsynced: only then may the
- * client be told "250". Every state change is a rename + directory fsync.
+ * client be told "250". Writes into held/ are a rename + directory fsync;
+ * held/ <-> active/ moves are renames only (either place recovers to
+ * held/); removals of delivered mail may share one directory fsync.
  * On start-up, incoming/ leftovers and files without their end record go
  * to corrupt/ (logged); active/ files go back to held/ (delivery was in
  * flight: at-least-once).
@@ -115,8 +117,14 @@ int spool_read(struct spool *s, const char *id, struct spool_meta *meta,
 /* held -> active (before delivery), active -> held (delivery deferred). */
 int spool_activate(struct spool *s, const char *id);
 int spool_deactivate(struct spool *s, const char *id);
-/* Remove for good (delivered / discarded / cancelled), from held or active. */
+/* Remove for good (delivered / discarded / cancelled), from held or active,
+ * and sync the directory. */
 int spool_remove(struct spool *s, const char *id);
+/* The same without the directory sync: spool_sync_removals() syncs once for
+ * every lazy removal since the last call (a delivered message whose removal
+ * a crash undoes is sent again: at-least-once, as SMTP allows). */
+int spool_remove_lazy(struct spool *s, const char *id);
+int spool_sync_removals(struct spool *s);
 
 /* List metadata of all held messages (call after spool_open). The caller
  * frees each with spool_meta_free and the array with free. */

@@ -19,4 +19,6 @@ if ! "$build/bench/bench_windows"; then
 fi
 
 /usr/bin/python3 "$here/bench.py" "$build" || status=1
+# Liveness under hostile loads, and a company-sized install (issue 18).
+/usr/bin/python3 "$here/liveness.py" "$build" || status=1
 exit $status
