@@ -1,0 +1,207 @@
+"""Recipients an upstream may rewrite into a quiet address (issue 11.12).
+
+A percent-hack (jane%acme.com@relay.example), bang-path
+(acme.com!jane@relay.example) or quoted-"@" ("jane@acme.com"@relay.example)
+recipient names a host that forwards the message on: Postfix, with its
+defaults, delivers every one of them to jane@acme.com when relay.example is
+one of its own domains. untild refuses such routed recipients (553 5.1.3) at
+the SMTP gate and in the Postfix policy service, quoted or not, nested or
+mixed; address literals too (nobody can tell whom they reach). Every other
+spelling of a quiet address (case, trailing dot, source route, quoted local
+part, sub-address, U-label) is matched as that address.
+
+The Postfix classes show what a real Postfix does with these forms, and that
+untild's reading of them ("untilctl check") names the same final address."""
+import json
+import time
+import unittest
+
+from harness import GateTest, Postfix, Sink, Untild, free_port, message, postfix_available
+
+REP = "rep@example.com"
+WINDOWS = ("jane@acme.com 2027-07-01\n"
+           "anna@bücher.example 2027-07-01\n")
+
+# routed forms, each with the address Postfix finally delivers it to
+# (mydestination = relay.example, hop.example; swap_bangpath, allow_percent_hack
+# and resolve_dequoted_address at their defaults)
+ROUTED = [
+    ("jane%acme.com@relay.example", "jane@acme.com"),
+    ("acme.com!jane@relay.example", "jane@acme.com"),
+    ("JANE%ACME.COM@relay.example", "jane@acme.com"),
+    ("jane%acme.com%hop.example@relay.example", "jane@acme.com"),
+    ("hop.example!acme.com!jane@relay.example", "jane@acme.com"),
+    ("hop.example!jane%acme.com@relay.example", "jane@acme.com"),
+    ('"jane@acme.com"@relay.example', "jane@acme.com"),
+    ('"jane%acme.com"@relay.example', "jane@acme.com"),
+    ('"acme.com!jane"@relay.example', "jane@acme.com"),
+    ("jane+tag%acme.com@relay.example", "jane+tag@acme.com"),
+    ("jane%acme.com.@relay.example", "jane@acme.com"),
+]
+
+# spellings of jane@acme.com (or anna@bücher.example) that are matched
+MATCHED = [
+    "JANE@ACME.COM",
+    "jane@acme.com.",
+    "@relay.example:jane@acme.com",
+    "@a.example,@b.example:Jane@Acme.Com",
+    '"jane"@acme.com',
+    '"JANE"@acme.com',
+    "jane+tag@acme.com",
+    '"jane+tag"@acme.com',
+    '"j\\ane"@acme.com',
+    "anna@xn--bcher-kva.example",
+    "anna@BÜCHER.example",
+    "anna+x@bücher.example.",
+]
+
+
+class GateRefusesRouted(GateTest):
+    windows = WINDOWS
+
+    def setUp(self):
+        super().setUp()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+
+    def rcpt(self, s, addr):
+        s.docmd("RSET")
+        code, _ = s.docmd("MAIL FROM:<%s> SMTPUTF8" % REP)
+        self.assertEqual(code, 250)
+        s.send(("RCPT TO:<%s>\r\n" % addr).encode())   # UTF-8 as it is (SMTPUTF8)
+        return s.getreply()
+
+    def test_routed_recipients_refused(self):
+        s = self.smtp()
+        s.ehlo()
+        for addr, final in ROUTED:
+            code, text = self.rcpt(s, addr)
+            self.assertEqual(code, 553, "%s: %d %s" % (addr, code, text))
+            self.assertIn(b"5.1.3", text)
+            self.assertIn(final.encode(), text, addr)
+        # unresolvable and unqualified routed forms too
+        for addr in ("acme.com!jane", "jane%acme.com", "jane%@relay.example",
+                     "!jane@relay.example", "a%b!c@relay.example",
+                     "@relay.example:jane%acme.com@relay.example"):
+            code, text = self.rcpt(s, addr)
+            self.assertEqual(code, 553, "%s: %d %s" % (addr, code, text))
+        # a routed address to a contact nobody keeps quiet is refused all the same
+        code, _ = self.rcpt(s, "bob%other.example@relay.example")
+        self.assertEqual(code, 553)
+
+    def test_routed_recipient_never_relayed(self):
+        # the allowed recipient goes; the routed one is refused, not relayed
+        s = self.smtp()
+        refused = s.sendmail(REP, ["bob@other.example", "jane%acme.com@relay.example"],
+                             message(to="bob@other.example"))
+        self.assertEqual(refused["jane%acme.com@relay.example"][0], 553)
+        got = self.sink.wait(1)
+        self.assertEqual([m.rcpts for m in got], [["bob@other.example"]])
+        self.assertEqual(self.u.spool_files(), [])
+
+    def test_address_literal_refused(self):
+        s = self.smtp()
+        s.ehlo()
+        for addr in ("jane@[127.0.0.1]", "jane@[IPv6:::1]"):
+            code, text = self.rcpt(s, addr)
+            self.assertEqual(code, 553, "%s: %d %s" % (addr, code, text))
+            self.assertIn(b"5.1.3", text)
+
+    def test_other_spellings_are_held(self):
+        s = self.smtp()
+        s.ehlo()
+        for i, addr in enumerate(MATCHED):
+            code, text = self.rcpt(s, addr)
+            self.assertEqual(code, 250, "%s: %d %s" % (addr, code, text))
+            code, text = s.data(message(to="x@y.example"))
+            self.assertEqual(code, 250, addr)
+            self.assertIn(b"Held until", text, addr)
+            self.assertEqual(len(self.u.spool_files()), i + 1, addr)
+        self.assertEqual(self.sink.messages, [])
+
+
+def postfix_with_local_relay(sink, **kw):
+    """A Postfix whose own domains are relay.example and hop.example: the
+    percent hack, bang paths and quoted "@" forms at those domains are
+    rewritten (Postfix defaults) and the result relayed to the sink."""
+    return Postfix(sink.port, extra="mydestination = relay.example, hop.example\n"
+                   "local_recipient_maps =\n", **kw)
+
+
+@unittest.skipUnless(postfix_available(), "needs root and Postfix")
+class PostfixRewritesRouted(unittest.TestCase):
+    """What the upstream does with these forms, and that untild names the
+    same final address (untilctl check reads them as the gate does)."""
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.pf = postfix_with_local_relay(self.sink)
+        self.addCleanup(self.pf.cleanup)
+        self.pf.start()
+        self.u = Untild(self.sink, windows=WINDOWS)
+        self.addCleanup(self.u.cleanup)
+        self.u.start()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+
+    def test_postfix_delivers_routed_forms_to_the_final_address(self):
+        for n, (addr, final) in enumerate(ROUTED, 1):
+            r = self.pf.swaks(addr)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            got = self.sink.wait(n, timeout=30)
+            self.assertEqual(len(got), n, self.pf.logtext()[-3000:])
+            self.assertEqual(got[-1].rcpts, [final], addr)
+            # untild reads the form as the address Postfix delivered it to
+            c = self.u.ctl("--json", "check", addr, check=0)
+            self.assertEqual(json.loads(c.stdout)["address"],
+                             final.replace("+tag", ""), addr)
+
+
+@unittest.skipUnless(postfix_available(), "needs root and Postfix")
+class PolicyServiceRefusesRouted(unittest.TestCase):
+    """The Postfix policy service path: Postfix hands untild the recipient in
+    its internal (unquoted) form; routed forms are refused, not let through
+    to be rewritten into the quiet address."""
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        pport = free_port()
+        self.pf = Postfix(self.sink.port, policy="inet:127.0.0.1:%d" % pport,
+                          extra="mydestination = relay.example, hop.example\n"
+                                "local_recipient_maps =\n")
+        self.addCleanup(self.pf.cleanup)
+        self.u = Untild(self.sink, windows=WINDOWS,
+                        extra="[policy_service]\nlisten = inet:127.0.0.1:%d\npostfix_config_dir = %s\n"
+                        % (pport, self.pf.dir))
+        self.addCleanup(self.u.cleanup)
+        self.u.start()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+        self.pf.start()
+
+    def test_routed_forms_refused(self):
+        for addr in ("jane%acme.com@relay.example", "acme.com!jane@relay.example",
+                     '"jane@acme.com"@relay.example', "acme.com!jane",
+                     "hop.example!jane%acme.com@relay.example", "jane@[127.0.0.1]"):
+            r = self.pf.swaks(addr)
+            self.assertNotEqual(r.returncode, 0, addr)
+            self.assertIn("553 5.1.3", r.stdout, addr)
+        # an ordinary allowed recipient still passes, and nothing else arrived
+        r = self.pf.swaks("bob@other.example")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        got = self.sink.wait(1, timeout=30)
+        self.assertEqual([m.rcpts for m in got], [["bob@other.example"]])
+
+    def test_quiet_spelling_held(self):
+        # a spelling Postfix hands over quoted-less ("jane"@acme.com -> jane@acme.com)
+        r = self.pf.swaks('"JANE"@acme.com.')
+        self.assertEqual(r.returncode, 0, r.stdout)
+        end = time.time() + 20
+        while time.time() < end and not any(q.get("queue_name") == "hold" for q in self.pf.queue()):
+            time.sleep(0.1)
+        self.assertTrue(any(q.get("queue_name") == "hold" for q in self.pf.queue()),
+                        self.u.logtext()[-3000:])
+        self.assertEqual(self.sink.messages, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
