@@ -453,7 +453,12 @@ static int spool_deferred(struct txn *t, struct rgroup *g, const char *why)
         r->addr = strdup(t->relay_rcpts[g->first + i]);
         r->norm = strdup(t->relay_norm[g->first + i]);
         r->reason = strdup(why);
+        /* the retry is the same delivery: NOTIFY / ORCPT go with it */
+        if (t->relay_params[g->first + i])
+            r->params = strdup(t->relay_params[g->first + i]);
         r->state = RCPT_HELD;
+        if (!r->addr || !r->norm || !r->reason || (t->relay_params[g->first + i] && !r->params))
+            goto out;
     }
     m.rep = strdup(t->rep);
     m.mail_from = strdup(t->mail_from);
