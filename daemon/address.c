@@ -9,6 +9,11 @@
  * at the first sub-address delimiter; domain lower-case A-labels (libidn2,
  * UTS #46 non-transitional, so "straße" stays distinct from "strasse").
  *
+ * A routed local part ("jane%acme.com@relay", "acme.com!jane@relay",
+ * "\"jane@acme.com\"@relay") is read as the address it finally routes to,
+ * since an upstream delivers it there; the facts say it was routed, so the
+ * SMTP gate and the policy service can refuse it (DESIGN.md "Matching").
+ *
  * Diagnostics: functions return -1 and a short static reason.
  */
 #include "untild/address.h"

@@ -221,6 +221,13 @@ START_TEST(domain_and_who)
     ck_assert_int_eq(address_who_normalize("<@r.example:jane@acme.com>", "+",
                                            out, sizeof out, &why), 0);
     ck_assert_str_eq(out, "jane@acme.com");
+    /* a window written as a routed address names the address it routes to */
+    ck_assert_int_eq(address_who_normalize("Jane%Acme.com@relay.example", "+", out,
+                                           sizeof out, &why), 0);
+    ck_assert_str_eq(out, "jane@acme.com");
+    ck_assert_int_eq(address_who_normalize("acme.com!jane@relay.example", "+", out,
+                                           sizeof out, &why), 0);
+    ck_assert_str_eq(out, "jane@acme.com");
     ck_assert_int_eq(address_who_normalize("@", "+", out, sizeof out, &why),
                      -1);
     ck_assert_int_eq(address_who_normalize("@bad!.com", "+", out, sizeof out,
