@@ -261,5 +261,45 @@ class PolicyProtocolRouted(unittest.TestCase):
             self.assertTrue(got.startswith("action=HOLD untild: "), "%s: %r" % (rcpt, got))
 
 
+class ImapSentRouted(unittest.TestCase):
+    """A message the rep sent around untild to a routed form of a quiet
+    contact is flagged by the IMAP watcher (read as the final address)."""
+
+    def setUp(self):
+        import os
+        from harness import Dovecot
+        from test_imap import PASSWORD
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.dv = Dovecot()
+        self.addCleanup(self.dv.cleanup)
+        self.dv.add_user(REP, PASSWORD).start()
+        self.u = Untild(self.sink, windows=WINDOWS)
+        self.addCleanup(self.u.cleanup)
+        pw = os.path.join(self.u.dir, "imap.pass")
+        with open(pw, "w") as f:
+            f.write(PASSWORD + "\n")
+        os.chmod(pw, 0o600)
+        with open(self.u.conf, "a") as f:
+            f.write(self.dv.untild_section(REP, pw))
+        self.u.start()
+        self.u.wait_for(lambda: ("imap[%s]: synced" % REP) in self.u.logtext(), what="imap sync")
+        self.c = self.dv.client(REP)
+        self.addCleanup(lambda: self.c.logout())
+
+    def test_routed_forms_flagged(self):
+        from harness import imap_append, imap_keywords
+        from test_imap import mail
+        uids = [imap_append(self.c, "Sent", mail(to, "Routed %d" % i))
+                for i, to in enumerate(("jane%acme.com@relay.example",
+                                        "Jane <acme.com!jane@relay.example>",
+                                        '"jane@acme.com"@relay.example'))]
+        ok = imap_append(self.c, "Sent", mail("bob%other.example@relay.example", "Fine"))
+        for uid in uids:
+            self.u.wait_for(lambda: "$UntildTooEarly" in imap_keywords(self.c, "Sent", uid),
+                            what="keyword on %d" % uid)
+        self.assertNotIn("$UntildTooEarly", imap_keywords(self.c, "Sent", ok))
+
+
 if __name__ == "__main__":
     unittest.main()
