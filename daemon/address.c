@@ -9,6 +9,11 @@
  * at the first sub-address delimiter; domain lower-case A-labels (libidn2,
  * UTS #46 non-transitional, so "straße" stays distinct from "strasse").
  *
+ * A routed local part ("jane%acme.com@relay", "acme.com!jane@relay",
+ * "\"jane@acme.com\"@relay") is read as the address it finally routes to,
+ * since an upstream delivers it there; the facts say it was routed, so the
+ * SMTP gate and the policy service can refuse it (DESIGN.md "Matching").
+ *
  * Diagnostics: functions return -1 and a short static reason.
  */
 #include "untild/address.h"
@@ -177,7 +182,8 @@ int address_domain_normalize(const char *in, char *out, size_t outsz,
 }
 
 /* Skip a source route "@a.example,@b.example:" at *p, if any. */
-static int skip_route(const char **p, const char *end, const char **why)
+static int skip_route(const char **p, const char *end, unsigned *facts,
+                      const char **why)
 {
     const char *s = *p;
     if (s >= end || *s != '@')
@@ -192,69 +198,64 @@ static int skip_route(const char **p, const char *end, const char **why)
             set_why(why, "bad source route");
             return -1;
         }
+    *facts |= ADDRESS_SOURCE_ROUTE;
     *p = colon + 1;
     return 0;
 }
 
-int address_normalize(const char *in, const char *delims, char *out,
-                      size_t outsz, const char **why)
+/* The extent of the address proper at *p: inside <...> (anything after
+ * '>' is DSN / ESMTP parameters), or up to the first unquoted blank. */
+static int find_extent(const char **p, const char **endp, const char **why)
 {
-    if (!in || !out || outsz == 0) {
-        set_why(why, "no address");
+    const char *s = *p;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    int bracket = *s == '<';
+    if (bracket)
+        s++;
+    int inq = 0;
+    const char *q = s;
+    for (; *q; q++) {
+        if (inq) {
+            if (*q == '\\' && q[1])
+                q++;
+            else if (*q == '"')
+                inq = 0;
+        } else if (*q == '"') {
+            inq = 1;
+        } else if (bracket ? *q == '>'
+                           : (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) {
+            break;
+        }
+    }
+    if (inq) {
+        set_why(why, "unterminated quote");
         return -1;
     }
-    const char *p = in;
-    while (*p == ' ' || *p == '\t')
-        p++;
-
-    /* Find the extent of the address proper: inside <...> (anything after
-     * '>' is DSN / ESMTP parameters), or up to the first unquoted blank. */
-    const char *end;
-    int bracket = *p == '<';
-    if (bracket)
-        p++;
-    {
-        int inq = 0;
-        const char *q = p;
-        for (; *q; q++) {
-            if (inq) {
-                if (*q == '\\' && q[1])
-                    q++;
-                else if (*q == '"')
-                    inq = 0;
-            } else if (*q == '"') {
-                inq = 1;
-            } else if (bracket ? *q == '>'
-                               : (*q == ' ' || *q == '\t' || *q == '\r' ||
-                                  *q == '\n')) {
-                break;
-            }
-        }
-        if (inq) {
-            set_why(why, "unterminated quote");
-            return -1;
-        }
-        if (bracket && *q != '>') {
-            set_why(why, "missing '>'");
-            return -1;
-        }
-        end = q;
+    if (bracket && *q != '>') {
+        set_why(why, "missing '>'");
+        return -1;
     }
-    if (end == p) {
+    if (q == s) {
         set_why(why, bracket ? "empty reverse path" : "empty address");
         return -1;
     }
-    if (skip_route(&p, end, why) < 0)
-        return -1;
+    *p = s;
+    *endp = q;
+    return 0;
+}
 
-    /* Local part: quoted-string or dot-atom-ish text, unescaped into lp. */
-    char lp[LOCAL_MAX * 2 + 2];
+/* Local part at *p (quoted-string or dot-atom-ish text), unescaped and
+ * ASCII lower-cased into lp (NUL-terminated); *p is left on the '@'. */
+static int parse_local(const char **pp, const char *end, char *lp, size_t lpsz,
+                       size_t *lnp, int *quotedp, const char **why)
+{
+    const char *p = *pp;
     size_t ln = 0;
     int quoted = 0;
     if (p < end && *p == '"') {
         quoted = 1;
-        p++;
-        for (; p < end && *p != '"'; p++) {
+        for (p++; p < end && *p != '"'; p++) {
             if (*p == '\\' && p + 1 < end)
                 p++;
             unsigned char c = (unsigned char)*p;
@@ -262,7 +263,7 @@ int address_normalize(const char *in, const char *delims, char *out,
                 set_why(why, "bad local part");
                 return -1;
             }
-            if (ln >= sizeof lp - 1) {
+            if (ln >= lpsz - 1) {
                 set_why(why, "local part too long");
                 return -1;
             }
@@ -280,72 +281,194 @@ int address_normalize(const char *in, const char *delims, char *out,
                 set_why(why, "bad local part");
                 return -1;
             }
-            if (ln >= sizeof lp - 1) {
+            if (ln >= lpsz - 1) {
                 set_why(why, "local part too long");
                 return -1;
             }
             lp[ln++] = (char)ascii_lower(c);
         }
     }
-    if (p >= end || *p != '@') {
-        set_why(why, quoted ? "bad local part" : "no '@'");
-        return -1;
+    lp[ln] = '\0';
+    *pp = p;
+    *lnp = ln;
+    *quotedp = quoted;
+    return 0;
+}
+
+/* Resolve a routed local part to the address it finally routes to, as
+ * Postfix's trivial-rewrite does at each host that takes the message as
+ * its own (allow_percent_hack, swap_bangpath, resolve_dequoted_address,
+ * all on by default): a '@' (only possible quoted) splits at the
+ * rightmost one; else "site!rest" becomes rest@site at the leftmost '!';
+ * else "rest%site" becomes rest@site at the rightmost '%'. Repeated until
+ * the local part routes no further; dom receives each new domain. Every
+ * step shortens lp, so this ends. */
+static int resolve_route(char *lp, size_t *lnp, char *dom, size_t domsz,
+                         unsigned *facts, const char **why)
+{
+    for (;;) {
+        char *op, *site;
+        if ((op = strrchr(lp, '@')) || (!strchr(lp, '!') && (op = strrchr(lp, '%')))) {
+            *op = '\0';
+            site = op + 1;
+        } else if ((op = strchr(lp, '!'))) {
+            *op = '\0';
+            site = lp;
+        } else {
+            break;
+        }
+        *facts |= ADDRESS_ROUTED;
+        if (domain_norm(site, strlen(site), dom, domsz, why) < 0) {
+            set_why(why, "unroutable address");
+            return -1;
+        }
+        if (dom[0] == '[')
+            *facts |= ADDRESS_LITERAL;
+        if (site == lp)
+            memmove(lp, op + 1, strlen(op + 1) + 1);
     }
-    if (ln == 0) {
+    *lnp = strlen(lp);
+    if (*lnp == 0) {
         set_why(why, "empty local part");
         return -1;
     }
-    p++;   /* '@' */
+    return 0;
+}
 
-    /* Length as it would be written (quotes and escapes included). */
-    int atom = local_is_atom(lp, ln);
-    size_t wlen = ln;
+/* Length of a local part as it would be written (quotes, escapes). */
+static size_t written_len(const char *lp, size_t ln, int atom)
+{
+    size_t w = ln;
     if (!atom) {
-        wlen += 2;
+        w += 2;
         for (size_t i = 0; i < ln; i++)
             if (lp[i] == '"' || lp[i] == '\\')
-                wlen++;
+                w++;
     }
-    if (wlen > LOCAL_MAX) {
-        set_why(why, "local part too long");
-        return -1;
-    }
+    return w;
+}
 
-    /* Sub-address: cut at the first delimiter, unless the local part
-     * starts with one (as Postfix does: "+x" is a name, not a suffix). */
-    if (delims && *delims) {
-        lp[ln] = '\0';
-        size_t cut = strcspn(lp, delims);
-        if (cut > 0 && cut < ln)
-            ln = cut;
-        atom = local_is_atom(lp, ln);
-    }
-
-    char dom[DOMAIN_MAX + 1];
-    if (domain_norm(p, (size_t)(end - p), dom, sizeof dom, why) < 0)
-        return -1;
-
-    /* Assemble. */
+/* "local@dom" into out, the local part quoted when it must be. */
+static int assemble(const char *lp, size_t ln, const char *dom, char *out,
+                    size_t outsz, const char **why)
+{
+    int atom = local_is_atom(lp, ln);
     size_t o = 0, dl = strlen(dom);
-    size_t need = (atom ? ln : wlen) + 1 + dl + 1;
-    if (need > outsz) {
+    if (written_len(lp, ln, atom) + 1 + dl + 1 > outsz) {
         set_why(why, "address too long");
         return -1;
     }
-    if (atom) {
-        memcpy(out, lp, ln);
-        o = ln;
-    } else {
+    if (!atom)
         out[o++] = '"';
-        for (size_t i = 0; i < ln; i++) {
-            if (lp[i] == '"' || lp[i] == '\\')
-                out[o++] = '\\';
-            out[o++] = lp[i];
-        }
-        out[o++] = '"';
+    for (size_t i = 0; i < ln; i++) {
+        if (!atom && (lp[i] == '"' || lp[i] == '\\'))
+            out[o++] = '\\';
+        out[o++] = lp[i];
     }
+    if (!atom)
+        out[o++] = '"';
     out[o++] = '@';
     memcpy(out + o, dom, dl + 1);
+    return 0;
+}
+
+int address_normalize_ex(const char *in, const char *delims, char *out,
+                         size_t outsz, unsigned *facts, const char **why)
+{
+    unsigned f = 0;
+    if (facts)
+        *facts = 0;
+    if (!in || !out || outsz == 0) {
+        set_why(why, "no address");
+        return -1;
+    }
+    const char *p = in, *end;
+    if (find_extent(&p, &end, why) < 0)
+        return -1;
+    int rc = -1;
+    char lp[LOCAL_MAX * 2 + 2];
+    size_t ln = 0;
+    int quoted = 0;
+    if (skip_route(&p, end, &f, why) < 0 ||
+        parse_local(&p, end, lp, sizeof lp, &ln, &quoted, why) < 0)
+        goto out;
+    /* known as routed before any other complaint: "acme.com!jane" with no
+     * domain at all is still a way to jane@acme.com */
+    if (strpbrk(lp, "%!@"))
+        f |= ADDRESS_ROUTED;
+    if (p >= end || *p != '@') {
+        set_why(why, quoted ? "bad local part" : "no '@'");
+        goto out;
+    }
+    if (ln == 0) {
+        set_why(why, "empty local part");
+        goto out;
+    }
+    p++;   /* '@' */
+    if (written_len(lp, ln, local_is_atom(lp, ln)) > LOCAL_MAX) {
+        set_why(why, "local part too long");
+        goto out;
+    }
+    char dom[DOMAIN_MAX + 1];
+    if (domain_norm(p, (size_t)(end - p), dom, sizeof dom, why) < 0)
+        goto out;
+    if (dom[0] == '[')
+        f |= ADDRESS_LITERAL;
+    if (resolve_route(lp, &ln, dom, sizeof dom, &f, why) < 0)
+        goto out;
+    /* Sub-address: cut at the first delimiter, unless the local part
+     * starts with one (as Postfix does: "+x" is a name, not a suffix). */
+    if (delims && *delims) {
+        size_t cut = strcspn(lp, delims);
+        if (cut > 0 && cut < ln)
+            ln = cut;
+    }
+    rc = assemble(lp, ln, dom, out, outsz, why);
+out:
+    if (facts)
+        *facts = f;
+    return rc;
+}
+
+int address_normalize(const char *in, const char *delims, char *out,
+                      size_t outsz, const char **why)
+{
+    return address_normalize_ex(in, delims, out, outsz, NULL, why);
+}
+
+int address_from_internal(const char *in, char *out, size_t outsz)
+{
+    if (!in || !out || outsz == 0)
+        return -1;
+    size_t o = 0, n = strlen(in);
+    if (in[0] == '<' || in[0] == '"') {
+        if (n + 1 > outsz)
+            return -1;
+        memcpy(out, in, n + 1);
+        return 0;
+    }
+    /* a source route "@a,@b:" stays as it is, in front */
+    const char *lp = in;
+    if (in[0] == '@' && strchr(in, ':'))
+        lp = strchr(in, ':') + 1;
+    const char *at = strrchr(lp, '@');
+    size_t rl = (size_t)(lp - in), ln = at ? (size_t)(at - lp) : strlen(lp);
+    size_t dl = at ? strlen(at) : 0;
+    int atom = local_is_atom(lp, ln);
+    if (rl + written_len(lp, ln, atom) + dl + 1 > outsz)
+        return -1;
+    memcpy(out, in, rl);
+    o = rl;
+    if (!atom)
+        out[o++] = '"';
+    for (size_t i = 0; i < ln; i++) {
+        if (!atom && (lp[i] == '"' || lp[i] == '\\'))
+            out[o++] = '\\';
+        out[o++] = lp[i];
+    }
+    if (!atom)
+        out[o++] = '"';
+    memcpy(out + o, at ? at : "", dl + 1);
     return 0;
 }
 

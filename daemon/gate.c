@@ -86,16 +86,42 @@ const char *gate_rep(const struct untild *u, const struct smtp_session *s)
 }
 
 /* Normalise a recipient; command addresses are normalised without
- * sub-address delimiters so "until-2027-07-01@" survives a "-" delimiter. */
+ * sub-address delimiters so "until-2027-07-01@" survives a "-" delimiter.
+ * facts (may be NULL): what address_normalize_ex found (routed, literal). */
 static int norm_rcpt(const struct untild *u, const char *addr, char *out, size_t outsz,
-                     const char **why)
+                     unsigned *facts, const char **why)
 {
-    if (address_normalize(addr, u->pcfg.delims, out, outsz, why) < 0)
+    if (address_normalize_ex(addr, u->pcfg.delims, out, outsz, facts, why) < 0)
         return -1;
     const char *d = address_domain(out);
     if (d && u->pcfg.command_domain && !strcasecmp(d, u->pcfg.command_domain))
         return address_normalize(addr, "", out, outsz, why);
     return 0;
+}
+
+/* A recipient an upstream could rewrite into an address we cannot see
+ * (percent hack, bang path, quoted '@') or that names no domain at all
+ * (address literal) is refused: it would pass unmatched (DESIGN.md
+ * "Matching"). Returns 0, or 553 with the reply written. */
+static int refuse_unmatchable(const char *rcpt, int rc, unsigned facts, const char *norm,
+                              char *reply, size_t replysz)
+{
+    if (facts & ADDRESS_ROUTED) {
+        if (rc == 0)
+            snprintf(reply, replysz, "553 5.1.3 %s routes on to %s (percent hack, bang path or "
+                     "quoted '@'): not accepted; address %s directly", rcpt, norm, norm);
+        else
+            snprintf(reply, replysz, "553 5.1.3 %s is a routed address (percent hack, bang path "
+                     "or quoted '@'): not accepted", rcpt);
+    } else if (rc == 0 && (facts & ADDRESS_LITERAL)) {
+        snprintf(reply, replysz, "553 5.1.3 %s: address literals are not accepted (no way to "
+                 "tell whom they reach); use the domain name", rcpt);
+    } else {
+        return 0;
+    }
+    log_info("gate: refused recipient %s: %s", rcpt,
+             facts & ADDRESS_ROUTED ? "routed address" : "address literal");
+    return 553;
 }
 
 static int seen_fn(void *arg, const char *message_id, const char *contact)
@@ -168,8 +194,12 @@ static int gate_rcpt(void *arg, struct smtp_session *s, const char *rcpt,
     const char *why = NULL;
     struct verdict v;
     time_t now = untild_now(u);
+    unsigned facts = 0;
     (void)params;
-    if (norm_rcpt(u, rcpt, norm, sizeof norm, &why) < 0) {
+    int nrc = norm_rcpt(u, rcpt, norm, sizeof norm, &facts, &why);
+    if (refuse_unmatchable(rcpt, nrc, facts, norm, reply, replysz))
+        return 553;
+    if (nrc < 0) {
         snprintf(reply, replysz, "501 5.1.3 Bad recipient address syntax: %s", why ? why : "invalid");
         return 501;
     }
@@ -426,7 +456,12 @@ static int spool_deferred(struct txn *t, struct rgroup *g, const char *why)
         r->addr = strdup(t->relay_rcpts[g->first + i]);
         r->norm = strdup(t->relay_norm[g->first + i]);
         r->reason = strdup(why);
+        /* the retry is the same delivery: NOTIFY / ORCPT go with it */
+        if (t->relay_params[g->first + i])
+            r->params = strdup(t->relay_params[g->first + i]);
         r->state = RCPT_HELD;
+        if (!r->addr || !r->norm || !r->reason || (t->relay_params[g->first + i] && !r->params))
+            goto out;
     }
     m.rep = strdup(t->rep);
     m.mail_from = strdup(t->mail_from);
@@ -689,7 +724,7 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     /* Normalise; split command addresses from real recipients. */
     size_t nreal = 0;
     for (size_t i = 0; i < n; i++) {
-        if (norm_rcpt(u, env->rcpts[i].addr, norm[i], sizeof norm[i], NULL) < 0)
+        if (norm_rcpt(u, env->rcpts[i].addr, norm[i], sizeof norm[i], NULL, NULL) < 0)
             snprintf(norm[i], sizeof norm[i], "%s", env->rcpts[i].addr);
         struct command c;
         if (policy_command(&u->pcfg, norm[i], t->now, &c) != CMD_NONE) {

@@ -317,15 +317,55 @@ static int answer_dunno(char *ans, size_t anssz)
     return answer(ans, anssz, "DUNNO");
 }
 
+/* The recipient as Postfix hands it over (internal form: unquoted, so
+ * "\"jane@acme.com\"@relay" arrives as jane@acme.com@relay), normalised
+ * into norm. A form the upstream may rewrite into an address we cannot
+ * match (percent hack, bang path, quoted '@'; an address literal) is
+ * refused, as the SMTP gate refuses it, and so is one we cannot read: it
+ * would pass unmatched. A bare local name ("postmaster") is the upstream's
+ * own and passes. Returns 0 (norm set), 1 (answer written) or -1. */
+static int rcpt_normalize(const struct policy_cfg *cfg, const char *rcpt, char *norm,
+                          size_t normsz, char *ans, size_t anssz)
+{
+    char ext[ADDR_MAX * 2], who[ADDR_MAX];
+    const char *why = "address too long";
+    unsigned facts = 0;
+    int rc = -1;
+    if (address_from_internal(rcpt, ext, sizeof ext) == 0)
+        rc = address_normalize_ex(ext, cfg->delims, norm, normsz, &facts, &why);
+    clean(who, sizeof who, rcpt);
+    if (facts & ADDRESS_ROUTED) {
+        log_info("policy_service: refused routed recipient %s", who);
+        if (rc == 0)
+            return answer(ans, anssz, "553 5.1.3 %s routes on to %s (percent hack, bang path or "
+                          "quoted '@'): not accepted; address %s directly", who, norm, norm) < 0
+                   ? -1 : 1;
+        return answer(ans, anssz, "553 5.1.3 %s is a routed address (percent hack, bang path "
+                      "or quoted '@'): not accepted", who) < 0 ? -1 : 1;
+    }
+    if (rc == 0 && (facts & ADDRESS_LITERAL)) {
+        log_info("policy_service: refused address literal %s", who);
+        return answer(ans, anssz, "553 5.1.3 %s: address literals are not accepted (no way to "
+                      "tell whom they reach); use the domain name", who) < 0 ? -1 : 1;
+    }
+    if (rc == 0)
+        return 0;
+    if (!strchr(rcpt, '@'))
+        return answer_dunno(ans, anssz) < 0 ? -1 : 1;
+    return answer(ans, anssz, "501 5.1.3 Bad recipient address syntax: %s", why) < 0 ? -1 : 1;
+}
+
 static int at_rcpt(struct ps_table *t, const struct policy_cfg *cfg, const struct windows *ix,
                    const char *tz, const struct ps_request *r, time_t now, int64_t now_ms,
                    char *ans, size_t anssz, struct ps_event *ev)
 {
     char norm[ADDR_MAX], when[64], why[256], who[ADDR_MAX];
     struct verdict v;
-    if (!r->recipient[0] ||
-        address_normalize(r->recipient, cfg->delims, norm, sizeof norm, NULL) < 0)
-        return answer_dunno(ans, anssz);      /* Postfix judges syntax */
+    if (!r->recipient[0])
+        return answer_dunno(ans, anssz);
+    int rc = rcpt_normalize(cfg, r->recipient, norm, sizeof norm, ans, anssz);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
     enum action a = policy_rcpt(cfg, ix, norm, now, &v);
     switch (a) {
     case ACTION_REJECT:

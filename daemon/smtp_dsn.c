@@ -95,21 +95,34 @@ static int send_all(struct conn *c, const char *p, size_t n)
     return 0;
 }
 
+/* Is this line (ll octets, CRLF or LF included) the last line of a reply:
+ * "NNN" then a space and text, or "NNN" alone (RFC 5321 4.2: the text is
+ * optional)? Continuation lines are "NNN-text". */
+int smtp_dsn_last_line(const char *line, size_t ll)
+{
+    if (ll < 4)
+        return 0;
+    for (int k = 0; k < 3; k++)
+        if (line[k] < '0' || line[k] > '9')
+            return 0;
+    return line[3] == ' ' || line[3] == '\r' || line[3] == '\n';
+}
+
 /* Read one complete reply; return its code and its last line's text (after
- * the code) in text. -1 on a broken or silent connection. */
+ * the code; "" when the upstream sent none) in text. -1 on a broken or
+ * silent connection. */
 static int reply(struct conn *c, char *text, size_t textsz)
 {
     for (;;) {
-        /* a complete reply ends with a line "NNN " ... CRLF */
         size_t start = 0;
         for (size_t i = 0; i < c->len; i++) {
             if (c->buf[i] != '\n')
                 continue;
             size_t ll = i + 1 - start;
             const char *line = c->buf + start;
-            if (ll >= 4 && line[3] == ' ') {
+            if (smtp_dsn_last_line(line, ll)) {
                 int code = atoi(line);
-                size_t tl = ll - 4;
+                size_t tl = line[3] == ' ' ? ll - 4 : 0;
                 while (tl && (line[4 + tl - 1] == '\n' || line[4 + tl - 1] == '\r'))
                     tl--;
                 snprintf(text, textsz, "%.*s", (int)tl, line + 4);

@@ -22,6 +22,11 @@ int smtp_dsn_wanted(const char *params);
  * Values with characters outside xtext's printable range are dropped. */
 void smtp_dsn_filter(const char *params, int rcpt, char *out, size_t outsz);
 
+/* Is this reply line (ll octets, its CRLF or LF included) the last of its
+ * reply: "NNN text" or "NNN" alone (RFC 5321 4.2: the text is optional),
+ * not a continuation "NNN-text"? */
+int smtp_dsn_last_line(const char *line, size_t ll);
+
 struct relay_job;
 struct relay_result;
 

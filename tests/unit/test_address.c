@@ -86,7 +86,8 @@ START_TEST(quoted_local)
     NORM("\"Jane.Doe\"@acme.com", "+", "jane.doe@acme.com");
     NORM("\"John Doe\"@acme.com", "+", "\"john doe\"@acme.com");
     NORM("<\"john doe\"@acme.com>", "+", "\"john doe\"@acme.com");
-    NORM("\"a@b\"@acme.com", "+", "\"a@b\"@acme.com");
+    /* a quoted '@' routes on: see routed() */
+    NORM("\"a@b\"@acme.com", "+", "a@b");
     NORM("\"a\\\"b\"@acme.com", "+", "\"a\\\"b\"@acme.com");
     NORM("\"j\\ane\"@acme.com", "+", "jane@acme.com");
     BAD("\"jane@acme.com", "+");
@@ -220,6 +221,13 @@ START_TEST(domain_and_who)
     ck_assert_int_eq(address_who_normalize("<@r.example:jane@acme.com>", "+",
                                            out, sizeof out, &why), 0);
     ck_assert_str_eq(out, "jane@acme.com");
+    /* a window written as a routed address names the address it routes to */
+    ck_assert_int_eq(address_who_normalize("Jane%Acme.com@relay.example", "+", out,
+                                           sizeof out, &why), 0);
+    ck_assert_str_eq(out, "jane@acme.com");
+    ck_assert_int_eq(address_who_normalize("acme.com!jane@relay.example", "+", out,
+                                           sizeof out, &why), 0);
+    ck_assert_str_eq(out, "jane@acme.com");
     ck_assert_int_eq(address_who_normalize("@", "+", out, sizeof out, &why),
                      -1);
     ck_assert_int_eq(address_who_normalize("@bad!.com", "+", out, sizeof out,
@@ -230,6 +238,137 @@ START_TEST(domain_and_who)
     ck_assert_str_eq(address_domain("jane@acme.com"), "acme.com");
     ck_assert_str_eq(address_domain("\"a@b\"@acme.com"), "acme.com");
     ck_assert_str_eq(address_domain("@acme.com"), "acme.com");
+}
+END_TEST
+
+/* norm + the facts found */
+static unsigned facts_of(const char *in, const char **out)
+{
+    static char buf[ADDR_MAX];
+    unsigned f = 0xffu;
+    const char *why = NULL;
+    int rc = address_normalize_ex(in, "+", buf, sizeof buf, &f, &why);
+    *out = rc == 0 ? buf : NULL;
+    if (rc != 0)
+        ck_assert_ptr_nonnull(why);
+    return f;
+}
+
+#define ROUTED(in, want)                                                  \
+    do {                                                                  \
+        const char *o_;                                                   \
+        ck_assert_uint_eq(facts_of(in, &o_) & ADDRESS_ROUTED, ADDRESS_ROUTED); \
+        ck_assert_str_eq(o_, want);                                       \
+    } while (0)
+#define ROUTED_BAD(in)                                                    \
+    do {                                                                  \
+        const char *o_;                                                   \
+        ck_assert_uint_eq(facts_of(in, &o_) & ADDRESS_ROUTED, ADDRESS_ROUTED); \
+        ck_assert_ptr_null(o_);                                           \
+    } while (0)
+
+/* Forms an upstream rewrites into another address resolve to the address
+ * they finally route to (Postfix's order: quoted '@' rightmost, then
+ * "site!rest" leftmost '!', then "rest%site" rightmost '%'). The finals
+ * here are the ones a real Postfix delivered to (tests/e2e/test_bypass.py). */
+START_TEST(routed)
+{
+    /* percent hack */
+    ROUTED("jane%acme.com@relay.example", "jane@acme.com");
+    ROUTED("<Jane%ACME.com@Relay.Example>", "jane@acme.com");
+    ROUTED("jane%acme.com%hop.example@relay.example", "jane@acme.com");
+    ROUTED("a%b.example%c.example%d.example@relay.example", "a@b.example");
+    ROUTED("jane%acme.com.@relay.example", "jane@acme.com");
+    ROUTED("jane+tag%acme.com@relay.example", "jane@acme.com");
+    ROUTED("jane%b\xc3\xbc" "cher.example@relay.example", "jane@xn--bcher-kva.example");
+    /* bang paths */
+    ROUTED("acme.com!jane@relay.example", "jane@acme.com");
+    ROUTED("hop.example!acme.com!jane@relay.example", "jane@acme.com");
+    ROUTED("x.example!y.example!jane@relay.example", "jane@y.example");
+    /* mixed: the bang goes first (Postfix), whichever side the '%' is */
+    ROUTED("hop.example!jane%acme.com@relay.example", "jane@acme.com");
+    ROUTED_BAD("jane%acme.com!x@relay.example");   /* site "jane%acme.com" */
+    /* quoted local parts are opened (resolve_dequoted_address) */
+    ROUTED("\"jane@acme.com\"@relay.example", "jane@acme.com");
+    ROUTED("\"jane%acme.com\"@relay.example", "jane@acme.com");
+    ROUTED("\"acme.com!jane\"@relay.example", "jane@acme.com");
+    ROUTED("\"jane@acme.com\"@relay.example", "jane@acme.com");
+    ROUTED("\"jane\\%acme.com\"@relay.example", "jane@acme.com");
+    ROUTED("\"john doe%acme.com\"@relay.example", "\"john doe\"@acme.com");
+    ROUTED_BAD("\"x@jane%acme.com\"@relay.example");   /* site "jane%acme.com" */
+    /* a source route in front changes nothing */
+    ROUTED("<@relay.example:jane%acme.com@relay.example>", "jane@acme.com");
+    /* routed but resolving to nothing valid: still known as routed */
+    ROUTED_BAD("acme.com!jane");
+    ROUTED_BAD("jane%acme.com");
+    ROUTED_BAD("jane%@relay.example");
+    ROUTED_BAD("%acme.com@relay.example");
+    ROUTED_BAD("!jane@relay.example");
+    ROUTED_BAD("jane!@relay.example");
+    ROUTED_BAD("jane%acme..com@relay.example");
+    ROUTED_BAD("\"jane@\"@relay.example");
+    /* address_normalize gives the same final address */
+    NORM("jane%acme.com@relay.example", "+", "jane@acme.com");
+    NORM("acme.com!jane@relay.example", "+", "jane@acme.com");
+}
+END_TEST
+
+/* The spellings that are not routed report no route. */
+START_TEST(facts)
+{
+    const char *o;
+    ck_assert_uint_eq(facts_of("jane@acme.com", &o), 0);
+    ck_assert_uint_eq(facts_of("\"john doe\"@acme.com", &o), 0);
+    ck_assert_uint_eq(facts_of("jane+x@acme.com.", &o), 0);
+    ck_assert_uint_eq(facts_of("<@r.example:jane@acme.com>", &o), ADDRESS_SOURCE_ROUTE);
+    ck_assert_str_eq(o, "jane@acme.com");
+    ck_assert_uint_eq(facts_of("jane@[192.0.2.1]", &o), ADDRESS_LITERAL);
+    ck_assert_str_eq(o, "jane@[192.0.2.1]");
+    ck_assert_uint_eq(facts_of("jane%[192.0.2.1]@relay.example", &o), 0);  /* '[' is no atext */
+    ck_assert_ptr_null(o);
+    ck_assert_uint_eq(facts_of("\"jane@[192.0.2.1]\"@relay.example", &o),
+                      ADDRESS_ROUTED | ADDRESS_LITERAL);
+    ck_assert_str_eq(o, "jane@[192.0.2.1]");
+    ck_assert_uint_eq(facts_of("jane", &o), 0);
+    ck_assert_ptr_null(o);
+    /* facts may be NULL */
+    char buf[ADDR_MAX];
+    ck_assert_int_eq(address_normalize_ex("a%b.example@c.example", "", buf, sizeof buf, NULL,
+                                          NULL), 0);
+    ck_assert_str_eq(buf, "a@b.example");
+}
+END_TEST
+
+static const char *internal(const char *in)
+{
+    static char buf[ADDR_MAX];
+    ck_assert_int_eq(address_from_internal(in, buf, sizeof buf), 0);
+    return buf;
+}
+
+/* Postfix's policy protocol hands over internal (unquoted) forms. */
+START_TEST(from_internal)
+{
+    ck_assert_str_eq(internal("jane@acme.com"), "jane@acme.com");
+    ck_assert_str_eq(internal("<jane@acme.com>"), "<jane@acme.com>");
+    ck_assert_str_eq(internal("john doe@acme.com"), "\"john doe\"@acme.com");
+    ck_assert_str_eq(internal("jane@acme.com@relay.example"), "\"jane@acme.com\"@relay.example");
+    ck_assert_str_eq(internal("jane%acme.com@relay.example"), "jane%acme.com@relay.example");
+    ck_assert_str_eq(internal("acme.com!jane"), "acme.com!jane");
+    ck_assert_str_eq(internal("postmaster"), "postmaster");
+    ck_assert_str_eq(internal("a\"b\\c@x.example"), "\"a\\\"b\\\\c\"@x.example");
+    ck_assert_str_eq(internal("@r.example:john doe@acme.com"), "@r.example:\"john doe\"@acme.com");
+    char small[8];
+    ck_assert_int_eq(address_from_internal("jane@acme.com", small, sizeof small), -1);
+    ck_assert_int_eq(address_from_internal("a@b", small, 4), 0);
+    ck_assert_int_eq(address_from_internal("a@b", small, 3), -1);
+    /* and each normalises to what the envelope meant */
+    char out[ADDR_MAX];
+    unsigned f;
+    ck_assert_int_eq(address_normalize_ex(internal("jane@acme.com@relay.example"), "+", out,
+                                          sizeof out, &f, NULL), 0);
+    ck_assert_str_eq(out, "jane@acme.com");
+    ck_assert_uint_eq(f & ADDRESS_ROUTED, ADDRESS_ROUTED);
 }
 END_TEST
 
@@ -248,6 +387,9 @@ static Suite *address_suite(void)
     tcase_add_test(tc, invalid);
     tcase_add_test(tc, lengths);
     tcase_add_test(tc, domain_and_who);
+    tcase_add_test(tc, routed);
+    tcase_add_test(tc, facts);
+    tcase_add_test(tc, from_internal);
     suite_add_tcase(s, tc);
     return s;
 }

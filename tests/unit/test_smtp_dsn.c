@@ -1,6 +1,7 @@
 /* test_smtp_dsn.c - which parameters go to the upstream. */
 #include <check.h>
 #include <stdlib.h>
+#include <string.h>
 #include "untild/smtp_dsn.h"
 
 START_TEST(test_wanted)
@@ -52,6 +53,24 @@ START_TEST(test_filter_bounded)
 }
 END_TEST
 
+#define LAST(s) smtp_dsn_last_line(s, strlen(s))
+
+/* A reply code alone ends a reply (RFC 5321 4.2): "250" CRLF, or LF. */
+START_TEST(test_last_line)
+{
+    ck_assert_int_eq(LAST("250 2.0.0 Ok\r\n"), 1);
+    ck_assert_int_eq(LAST("250\r\n"), 1);
+    ck_assert_int_eq(LAST("250\n"), 1);
+    ck_assert_int_eq(LAST("354 \r\n"), 1);
+    ck_assert_int_eq(LAST("250-DSN\r\n"), 0);
+    ck_assert_int_eq(LAST("250-\r\n"), 0);
+    ck_assert_int_eq(LAST("25\r\n"), 0);
+    ck_assert_int_eq(LAST("2x0 Ok\r\n"), 0);
+    ck_assert_int_eq(LAST("Ok 250\r\n"), 0);
+    ck_assert_int_eq(LAST(""), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("smtp_dsn");
@@ -61,6 +80,7 @@ int main(void)
     tcase_add_test(tc, test_filter_rcpt);
     tcase_add_test(tc, test_filter_refuses_control_and_8bit);
     tcase_add_test(tc, test_filter_bounded);
+    tcase_add_test(tc, test_last_line);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
