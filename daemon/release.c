@@ -178,10 +178,19 @@ const struct spool_meta *release_find(const struct release *r, const char *id, t
 size_t release_find_uid(const struct release *r, const char *rep, const char *uid,
                         char (*ids)[SPOOL_ID_MAX], size_t max)
 {
+    return release_find_occurrence(r, rep, uid, NULL, ids, max);
+}
+
+size_t release_find_occurrence(const struct release *r, const char *rep, const char *uid,
+                               const char *rid, char (*ids)[SPOOL_ID_MAX], size_t max)
+{
     size_t k = 0;
     for (size_t i = 0; i < r->n && k < max; i++) {
         const struct spool_meta *m = &r->e[i]->m;
         if (r->e[i]->inflight || !m->ical_uid || strcmp(m->ical_uid, uid))
+            continue;
+        /* one occurrence replaces or cancels only that occurrence */
+        if (rid && (!m->ical_recurrence_id || strcmp(m->ical_recurrence_id, rid)))
             continue;
         if (rep && m->rep && strcasecmp(rep, m->rep))
             continue;
@@ -471,15 +480,23 @@ int release_now(struct release *r, const char *id, const char *by, const char *r
     return start(r, e, by, reason);
 }
 
-/* A held invitation whose event has begun is not sent: tell the rep. */
+/* A held invitation with no occurrence left to start is not sent: tell
+ * the rep. ical_last is the start of the last occurrence (-1: a series
+ * without end, never stale); files written before it was recorded (0)
+ * fall back to the first start. */
 static int stale(struct release *r, struct entry *e, time_t now)
 {
-    if (e->m.ical_method != IMIP_REQUEST || !e->m.ical_dtstart || e->m.ical_dtstart > now)
+    time_t last = e->m.ical_last ? e->m.ical_last : e->m.ical_dtstart;
+    if (e->m.ical_method != IMIP_REQUEST || last <= 0 || last > now)
         return 0;
-    audit(r, "stale-invitation", e, NULL, "event started before the window opened");
+    int series = e->m.ical_last > 0 && e->m.ical_last != e->m.ical_dtstart;
+    audit(r, "stale-invitation", e, NULL, series ? "every occurrence started before the window opened"
+                                                 : "event started before the window opened");
     notify(r, e, NOTICE_STALE, "Reschedule: a held invitation was not sent",
-           "The meeting starts before the customer's window opens, so the invitation was not sent. "
-           "Please reschedule it.", 1);
+           series ? "Every occurrence of the meeting starts before the customer's window opens, so the "
+                    "invitation was not sent. Please reschedule it."
+                  : "The meeting starts before the customer's window opens, so the invitation was not sent. "
+                    "Please reschedule it.", 1);
     spool_remove(r->u->spool, e->m.id);
     drop_entry(r, e);
     return 1;
