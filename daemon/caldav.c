@@ -1309,6 +1309,8 @@ static void note_invitation(struct cw *w, icalcomponent *ev, time_t now)
         return;
     if (store_invite_add(u->store, rep, uid, org, now) < 0)
         log_error("caldav: %s: cannot record the invitation %s from %s", w->rep, uid, org);
+    else
+        log_info("caldav: %s: invitation %s from %s seen; a reply to it is not contact", w->rep, uid, org);
 }
 
 /* ---- windows from the calendar (loop thread) ---------------------------- */
