@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from harness import GateTest, Radicale, Sink, TIMEOUT_SCALE, Untild, vevent
+from harness import Dovecot, GateTest, Radicale, Sink, TIMEOUT_SCALE, Untild, imap_append, vevent
 
 REP = "rep@example.com"
 JANE = "jane@acme.com"
@@ -519,3 +519,57 @@ class ImipCalDAV(GateTest):
                         what="flag notice")
         flagged = [m for m in self.sink.for_rcpt(REP) if b"Flagged" in m.data]
         self.assertEqual(len(flagged), 1)
+
+
+class ImipIMAP(GateTest):
+    """Issue 11.13 with evidence from the IMAP watcher: the contact's
+    invitation (Google's shape: HTML, text/calendar, invite.ics) arrived in
+    the rep's inbox, so the rep's REPLY to it is not contact."""
+    windows = 'jane@acme.com 2027-07-01 reason="Lease ends in July"\n'
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.dv = Dovecot()
+        self.addCleanup(self.dv.cleanup)
+        self.dv.add_user(REP, "s3cret-Pa55").start()
+        self.u = Untild(self.sink, windows=self.windows)
+        self.addCleanup(self.u.cleanup)
+        pw = os.path.join(self.u.dir, "imap.pass")
+        with open(pw, "w") as f:
+            f.write("s3cret-Pa55\n")
+        os.chmod(pw, 0o600)
+        with open(self.u.conf, "a") as f:
+            f.write(self.dv.untild_section(REP, pw))
+        self.u.start()
+        self.u.wait_for(lambda: "imap[%s]: synced" % REP in self.u.logtext(), timeout=15,
+                        what="IMAP synced")
+        self.c = self.dv.client(REP)
+        self.addCleanup(lambda: self.c.logout())
+
+    def test_reply_to_invitation_in_inbox_allowed(self):
+        self.u.set_clock(NOW)
+        uid = "jane-imap-%d@google.com" % time.time_ns()
+        cal = ical("REQUEST", uid, organizer=JANE, attendees=(REP,), extra=("LOCATION:", "DESCRIPTION:"))
+        html = b"<html><body>" + b"<p>Lease talk</p>" * 1500 + b"</body></html>\r\n"   # ~25 KB
+        invite = (b"From: Jane <jane@acme.com>\r\nTo: rep@example.com\r\n"
+                  b"Subject: Invitation: Lease talk\r\nDate: Sun, 10 Jan 2027 09:00:00 +0000\r\n"
+                  b"Message-ID: <inv-%d@google.com>\r\nMIME-Version: 1.0\r\n"
+                  b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\n'
+                  b'Content-Type: multipart/alternative; boundary="a"\r\n\r\n'
+                  b"--a\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nLease talk\r\n"
+                  b"--a\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n" % time.time_ns()
+                  + html + b"--a\r\nContent-Type: text/calendar; charset=UTF-8; method=REQUEST\r\n\r\n"
+                  + cal + b"--a--\r\n--m\r\n"
+                  b'Content-Type: application/ics; name="invite.ics"\r\n'
+                  b"Content-Transfer-Encoding: base64\r\n\r\n"
+                  + base64.encodebytes(cal).replace(b"\n", b"\r\n") + b"--m--\r\n")
+        imap_append(self.c, "INBOX", invite)
+        self.u.wait_for(lambda: "invitation %s from %s seen" % (uid, JANE) in self.u.logtext(),
+                        timeout=15, what="the IMAP watcher saw Jane's invitation")
+        msg = rfc6047("REPLY", uid, subject="Accepted: Lease talk", organizer=JANE, attendees=(REP,))
+        s = self.smtp()
+        s.sendmail(REP, [JANE], msg)
+        s.quit()
+        self.u.wait_for(lambda: self.sink.for_rcpt(JANE), what="the reply")
+        self.assertEqual(self.sink.for_rcpt(JANE)[0].data, msg)     # not flagged
