@@ -1170,6 +1170,14 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
         goto out;
     struct verdict v[MAX_RCPTS];
     memset(v, 0, sizeof v);
+    /* A calendar REPLY is not contact only with evidence of the invitation
+     * (as at the gate, issue 11.13); without it, it is plain mail. */
+    char repn[ADDR_MAX];
+    if (f.method == IMIP_REPLY
+        && (!f.ical_uid || !f.organizer
+            || address_normalize(r->rep, u->pcfg.delims, repn, sizeof repn, NULL) < 0
+            || store_invite_has(u->store, repn, f.ical_uid, f.organizer) != 1))
+        f.method = IMIP_OTHER;
     policy_message(&u->pcfg, u->ix, r->rep, np, n, &f, seen_fn, u, at, v);
     char list[4096];
     size_t ll = 0;
