@@ -808,7 +808,8 @@ static time_t prop_time(icalcomponent *vcal, icalproperty *p, struct icaltimetyp
 
 /* --- recurrence: the start of the last occurrence, at bounded cost */
 
-#define RECUR_MAX_STEPS 1000
+#define RECUR_MAX_STEPS 1000    /* occurrences followed for one rule */
+#define RECUR_BUDGET 2000       /* ... and for all the rules of one part */
 
 static long long freq_seconds(icalrecurrencetype_frequency f)
 {
@@ -862,11 +863,12 @@ static int rule_is_dense(const struct icalrecurrencetype *r)
  * (through tzid), or IMIP_OPEN_ENDED. UNTIL bounds it without iterating.
  * COUNT is followed with libical's iterator only for dense DAILY or
  * coarser rules (rule_is_dense: each step costs at most a period), at
- * most RECUR_MAX_STEPS steps; finer rules are computed when they have no
+ * most RECUR_MAX_STEPS steps and RECUR_BUDGET for the whole part (*budget);
+ * finer rules are computed when they have no
  * BY parts; anything else is called open-ended (never stale: the
  * invitation is sent rather than dropped). */
 static time_t rrule_last(icalcomponent *vcal, struct icalrecurrencetype r,
-                         struct icaltimetype start, const char *tzid)
+                         struct icaltimetype start, const char *tzid, int *budget)
 {
     if (!icaltime_is_null_time(r.until)) {
         struct icaltimetype u = r.until;
@@ -888,8 +890,10 @@ static time_t rrule_last(icalcomponent *vcal, struct icalrecurrencetype r,
             return IMIP_OPEN_ENDED;
         return wall_to_time(vcal, start, tzid) + (time_t)((long long)(r.count - 1) * interval * unit);
     }
-    if (r.freq == ICAL_NO_RECURRENCE || r.count > RECUR_MAX_STEPS || !rule_is_dense(&r))
+    if (r.freq == ICAL_NO_RECURRENCE || r.count > RECUR_MAX_STEPS || r.count > *budget
+        || !rule_is_dense(&r))
         return IMIP_OPEN_ENDED;
+    *budget -= r.count;
     start.is_date = 0;
     start.zone = NULL;
     icalrecur_iterator *it = icalrecur_iterator_new(r, start);
@@ -905,7 +909,7 @@ static time_t rrule_last(icalcomponent *vcal, struct icalrecurrencetype r,
 }
 
 /* ical_last of one VEVENT: its own start, or its series' last start. */
-static time_t event_last(icalcomponent *vcal, icalcomponent *ev)
+static time_t event_last(icalcomponent *vcal, icalcomponent *ev, int *budget)
 {
     struct icaltimetype wall;
     char tzid[256];
@@ -917,7 +921,7 @@ static time_t event_last(icalcomponent *vcal, icalcomponent *ev)
     int k = 0;
     for (icalproperty *p = icalcomponent_get_first_property(ev, ICAL_RRULE_PROPERTY);
          p && k < 8; p = icalcomponent_get_next_property(ev, ICAL_RRULE_PROPERTY), k++) {
-        time_t t = rrule_last(vcal, icalproperty_get_rrule(p), wall, tzid[0] ? tzid : NULL);
+        time_t t = rrule_last(vcal, icalproperty_get_rrule(p), wall, tzid[0] ? tzid : NULL, budget);
         if (t == IMIP_OPEN_ENDED)
             return IMIP_OPEN_ENDED;
         if (t > last)
@@ -1090,13 +1094,13 @@ static void ical_facts(struct walk *w, icalcomponent *vcal, const char *ct)
 
     /* Attendees of every instance: an override may invite someone else;
      * and an override may move an occurrence after the series' end. */
-    int k = 0;
+    int k = 0, budget = RECUR_BUDGET;
     for (icalcomponent *c = icalcomponent_get_first_component(vcal, kind); c && k < MIME_MAX_EVENTS;
          c = icalcomponent_get_next_component(vcal, kind), k++) {
         for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_ATTENDEE_PROPERTY);
              p; p = icalcomponent_get_next_property(c, ICAL_ATTENDEE_PROPERTY))
             add_attendee(w, icalproperty_get_attendee(p));
-        time_t l = event_last(vcal, c);
+        time_t l = event_last(vcal, c, &budget);
         if (f->ical_last != IMIP_OPEN_ENDED && (l == IMIP_OPEN_ENDED || l > f->ical_last))
             f->ical_last = l;
     }

@@ -717,6 +717,22 @@ START_TEST(test_hostile_vtimezone)
         message_facts_free(&f);
         ck_assert_msg(since(&t0) < 0.3, "%s took %.2fs", rules[i], since(&t0));
     }
+    /* many events, each with a rule at the step cap: one budget for all */
+    size_t cap = 600 * 1024, o = 0;
+    char *big = malloc(cap);
+    ck_assert_ptr_nonnull(big);
+    o += (size_t)snprintf(big, cap, "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\n");
+    for (int i = 0; i < 1000 && o + 200 < cap; i++)
+        o += (size_t)snprintf(big + o, cap - o, "BEGIN:VEVENT\nUID:m\nRECURRENCE-ID:2027%04dT0900Z\n"
+                              "DTSTART:20270801T093000Z\nRRULE:FREQ=DAILY;COUNT=1000\nEND:VEVENT\n",
+                              i + 101);
+    o += (size_t)snprintf(big + o, cap - o, "END:VCALENDAR\n");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(message_parse(big, o, DELIMS, &f), 0);
+    ck_assert_int_eq((long long)f.ical_last, (long long)IMIP_OPEN_ENDED);
+    message_facts_free(&f);
+    free(big);
+    ck_assert_msg(since(&t0) < 1.0, "1000 rules took %.2fs", since(&t0));
 }
 END_TEST
 
