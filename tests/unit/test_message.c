@@ -594,7 +594,8 @@ START_TEST(test_8bit_untouched)
     static const char *files[] = {
         "plain.eml", "outlook-request.eml", "google-ics.eml", "google-both.eml",
         "reply.eml", "cancel.eml", "qp-request.eml", "method-mismatch.eml",
-        "malformed.eml", "berlin.eml", "octet-ics.eml",
+        "malformed.eml", "berlin.eml", "octet-ics.eml", "hostile-tz.eml",
+        "exchange-recurring.eml", "google-occurrence-cancel.eml", "thunderbird-recurring.eml",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         for (int crlf = 0; crlf < 2; crlf++) {
