@@ -1295,6 +1295,24 @@ static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, tim
     free(summary);
 }
 
+/* An invitation from someone else in the rep's calendar: the evidence a
+ * calendar REPLY from the rep to its organizer needs (issue 11.13). */
+static void note_invitation(struct cw *w, icalcomponent *ev, time_t now)
+{
+    struct untild *u = w->m->u;
+    char org[ADDR_MAX], rep[ADDR_MAX];
+    icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
+    const char *uid = icalcomponent_get_uid(ev);
+    if (!op || !uid || !*uid
+        || caldav_mailto_norm(icalproperty_get_organizer(op), u->pcfg.delims, org, sizeof org) < 0
+        || address_normalize(w->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0 || !strcmp(org, rep))
+        return;
+    if (store_invite_add(u->store, rep, uid, org, now) < 0)
+        log_error("caldav: %s: cannot record the invitation %s from %s", w->rep, uid, org);
+    else
+        log_info("caldav: %s: invitation %s from %s seen; a reply to it is not contact", w->rep, uid, org);
+}
+
 /* ---- windows from the calendar (loop thread) ---------------------------- */
 
 static void wins_free(struct window *v, size_t n)
@@ -1603,8 +1621,10 @@ static void on_result(void *arg)
         if (!c)
             continue;
         for (icalcomponent *ev = icalcomponent_get_first_component(c, ICAL_VEVENT_COMPONENT); ev;
-             ev = icalcomponent_get_next_component(c, ICAL_VEVENT_COMPONENT))
+             ev = icalcomponent_get_next_component(c, ICAL_VEVENT_COMPONENT)) {
             flag_event(w, &r->changed.o[i], ev, now);
+            note_invitation(w, ev, now);
+        }
         icalcomponent_free(c);
     }
     /* Stored only now that everything it covers was processed. */

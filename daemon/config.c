@@ -179,6 +179,8 @@ static const struct key keys[] = {
       0 },
     { S_POLICY, "max_queue_lifetime", V_DURATION, C(max_queue_lifetime), 0,
       0, 0 },
+    { S_POLICY, "max_calendar_part", V_SIZE, C(max_calendar_part), 0, 1024,
+      1LL << 30 },
 
     { S_WINDOWS, "files", V_PATH, C(window_files), 0, 0, 0 },
 
@@ -1081,6 +1083,7 @@ static int early_defaults(struct config *c)
     c->release_time = 9 * 60;
     c->release_on_weekends = 0;
     c->max_queue_lifetime = 5 * 86400;
+    c->max_calendar_part = 1024 * 1024;
     c->audit_retention = 365 * 86400;
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */

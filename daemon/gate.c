@@ -130,6 +130,75 @@ static int seen_fn(void *arg, const char *message_id, const char *contact)
     return store_seen_has(u->store, message_id, contact) == 1;
 }
 
+/* --- iMIP */
+
+static const char WHY_REPLY_UNSEEN[] =
+    "calendar reply to an invitation untild has not seen in your mailbox or calendar";
+
+/* Say what the calendar part(s) came to, as decided (issue 11.16, 18.2). */
+static void imip_log(const struct txn *t, unsigned long sid)
+{
+    const struct message_facts *f = &t->f;
+    static const char *const mname[] = { "none", "REQUEST", "REPLY", "CANCEL", "other" };
+    const char *method = (unsigned)f->method < 5 ? mname[f->method] : "other";
+    switch (f->ical_part) {
+    case MSG_ICAL_TOO_LARGE:
+        log_warn("gate: session %lu: calendar part(s) of %zu bytes exceed max_calendar_part (%zu): "
+                 "not parsed; the message is plain mail (holds and flags apply as to any mail)",
+                 sid, f->ical_size, t->u->cfg->max_calendar_part);
+        break;
+    case MSG_ICAL_UNUSABLE:
+        log_warn("gate: session %lu: calendar part is not iCalendar; treated as plain mail", sid);
+        break;
+    case MSG_ICAL_USED:
+        if (f->ical_errors)
+            log_warn("gate: session %lu: iCalendar %s (UID %s) used as far as it could be read: "
+                     "%d error(s) in what untild decides on (first: %s)", sid, method,
+                     f->ical_uid ? f->ical_uid : "none", f->ical_errors, f->ical_error_prop);
+        else if (f->ical_ignored)
+            log_debug("gate: session %lu: iCalendar %s: %d complaint(s) about properties untild "
+                      "does not read (e.g. an empty LOCATION:); ignored", sid, method, f->ical_ignored);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Verdicts after DATA. A calendar REPLY lifts a hold on its organizer only
+ * with evidence of the invitation: the IMAP or CalDAV watcher saw one with
+ * this UID from this organizer for this rep (store_invite_has). Without
+ * it, anyone could lift a hold with a made-up .ics: the reply is then
+ * decided as plain mail, and a hold on the organizer becomes a flag (sent,
+ * recorded, the rep told), never a silent allow (issue 11.13). */
+static void imip_verdicts(struct txn *t, const char *const *normp, size_t n, struct verdict *vr)
+{
+    struct untild *u = t->u;
+    const struct message_facts *f = &t->f;
+    if (f->method != IMIP_REPLY || !f->organizer) {
+        policy_message(&u->pcfg, u->ix, t->rep, normp, n, f, seen_fn, u, t->now, vr);
+        return;
+    }
+    char rep[ADDR_MAX];
+    if (address_normalize(t->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
+        snprintf(rep, sizeof rep, "%s", t->rep);
+    if (f->ical_uid && store_invite_has(u->store, rep, f->ical_uid, f->organizer) == 1) {
+        policy_message(&u->pcfg, u->ix, t->rep, normp, n, f, seen_fn, u, t->now, vr);
+        return;
+    }
+    struct message_facts plain = *f;    /* shallow: read only, not freed */
+    plain.method = IMIP_OTHER;
+    policy_message(&u->pcfg, u->ix, t->rep, normp, n, &plain, seen_fn, u, t->now, vr);
+    for (size_t i = 0; i < n; i++) {
+        if ((vr[i].action != ACTION_HOLD && vr[i].action != ACTION_FLAG)
+            || strcasecmp(normp[i], f->organizer))
+            continue;
+        vr[i].action = ACTION_FLAG;
+        vr[i].why = WHY_REPLY_UNSEEN;
+        log_info("gate: %s: calendar REPLY (UID %s) to %s, whose invitation untild has not seen: "
+                 "sent flagged", t->rep, f->ical_uid ? f->ical_uid : "none", normp[i]);
+    }
+}
+
 /* FUTURERELEASE (RFC 4865): HOLDFOR=seconds or HOLDUNTIL=date-time.
  * Returns 0 and *until (0 if absent), or -1 on a bad value. */
 static int parse_holduntil(const char *params, time_t now, time_t *until)
@@ -714,11 +783,9 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     if (!norm || !v || !normp || !is_cmd || !drop || !t->cmds || !t->other_norm
         || !t->relay_rcpts || !t->relay_norm || !t->relay_prefix || !t->relay_params)
         goto oom;
-    if (message_parse(msg, len, u->pcfg.delims, &t->f) < 0)
+    if (message_parse_max(msg, len, u->pcfg.delims, u->cfg->max_calendar_part, &t->f) < 0)
         goto oom;
-    if (t->f.ical_errors)
-        log_warn("gate: session %lu: malformed iCalendar part (%d errors); treated as plain mail",
-                 smtp_session_id(s), t->f.ical_errors);
+    imip_log(t, smtp_session_id(s));
     parse_holduntil(env->mail_params, t->now, &hold_until);
 
     /* Normalise; split command addresses from real recipients. */
@@ -737,7 +804,7 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     }
     /* Verdicts for the real recipients (normp is compact). */
     struct verdict *vr = v;
-    policy_message(&u->pcfg, u->ix, t->rep, normp, nreal, &t->f, seen_fn, u, t->now, vr);
+    imip_verdicts(t, normp, nreal, vr);
 
     /* A CANCEL (or a newer REQUEST) for an invitation still held replaces
      * the held one: the held copy goes, and a CANCEL is not sent to the
@@ -747,7 +814,8 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
      * that says nothing about the other attendees' held invitation. */
     if ((t->f.method == IMIP_CANCEL || t->f.method == IMIP_REQUEST) && t->f.ical_uid) {
         char ids[16][SPOOL_ID_MAX];
-        size_t k = release_find_uid(u->release, t->rep, t->f.ical_uid, ids, 16);
+        size_t k = release_find_occurrence(u->release, t->rep, t->f.ical_uid,
+                                           t->f.ical_recurrence_id, ids, 16);
         for (size_t j = 0; j < k; j++) {
             time_t at;
             const struct spool_meta *m = release_find(u->release, ids[j], &at);
@@ -805,8 +873,9 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
             sb_printf(&hb, "X-Untild: flagged; recipient=<%s>; until=%s; window=%s\r\n",
                       norm[i], when, vv->w ? vv->w->id : "-");
             t->relay_prefix[t->nrelay] = sb_take(&hb, NULL);
-            sb_printf(&t->flagged, "  %s until %s (%s)\n", norm[i], when,
-                      vv->w && vv->w->reason ? vv->w->reason : "no reason given");
+            sb_printf(&t->flagged, "  %s until %s (%s)%s%s\n", norm[i], when,
+                      vv->w && vv->w->reason ? vv->w->reason : "no reason given",
+                      vv->why ? ": " : "", vv->why ? vv->why : "");
         }
         t->relay_norm[t->nrelay] = strdup(norm[i]);
         t->relay_params[t->nrelay] = env->rcpts[i].params;
@@ -828,6 +897,8 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
         m->ical_uid = t->f.ical_uid ? strdup(t->f.ical_uid) : NULL;
         m->ical_dtstart = t->f.dtstart;
         m->ical_method = (int)t->f.method;
+        m->ical_recurrence_id = t->f.ical_recurrence_id ? strdup(t->f.ical_recurrence_id) : NULL;
+        m->ical_last = t->f.ical_last;
         m->size = len;
         t->release_at = release_at;
         if (u->holder) {

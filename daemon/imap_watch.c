@@ -88,7 +88,8 @@ struct item {
     uint32_t uid;
     time_t internal;            /* INTERNALDATE */
     int kw_early, kw_held;
-    char *hdr;                  /* header section (bounded) */
+    char *hdr;                  /* header section (bounded); the inbox: the
+                                   start of the whole message, same bound */
     size_t len;
     char *leaf;                 /* B_LATER: subfolder name below the base */
 };
@@ -528,9 +529,12 @@ static int fetch_headers(mailimap *imap, const uint32_t *uids, size_t n, struct 
         mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
         mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_flags());
         mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_internaldate());
+        /* The inbox: the start of the whole message (same bound), so an
+         * invitation's calendar part is seen (issue 11.13). */
         mailimap_fetch_type_new_fetch_att_list_add(
-            ft, mailimap_fetch_att_new_body_peek_section_partial(mailimap_section_new_header(), 0,
-                                                                 HEADER_MAX));
+            ft, mailimap_fetch_att_new_body_peek_section_partial(
+                    b->kind == B_INBOX ? mailimap_section_new(NULL) : mailimap_section_new_header(), 0,
+                    HEADER_MAX));
         int e = mailimap_uid_fetch(imap, set, ft, &res);
         mailimap_set_free(set);
         mailimap_fetch_type_free(ft);
@@ -1166,6 +1170,14 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
         goto out;
     struct verdict v[MAX_RCPTS];
     memset(v, 0, sizeof v);
+    /* A calendar REPLY is not contact only with evidence of the invitation
+     * (as at the gate, issue 11.13); without it, it is plain mail. */
+    char repn[ADDR_MAX];
+    if (f.method == IMIP_REPLY
+        && (!f.ical_uid || !f.organizer
+            || address_normalize(r->rep, u->pcfg.delims, repn, sizeof repn, NULL) < 0
+            || store_invite_has(u->store, repn, f.ical_uid, f.organizer) != 1))
+        f.method = IMIP_OTHER;
     policy_message(&u->pcfg, u->ix, r->rep, np, n, &f, seen_fn, u, at, v);
     char list[4096];
     size_t ll = 0;
@@ -1239,13 +1251,31 @@ static void end_windows(struct untild *u, struct rep *r, const char *contact)
         release_kick(u->release, 1);
 }
 
+/* An invitation from someone else in the rep's inbox: the evidence a
+ * calendar REPLY from the rep to its organizer needs (issue 11.13). */
+static void note_invitation(struct untild *u, struct rep *r, const struct message_facts *f)
+{
+    char rep[ADDR_MAX];
+    if (f->method != IMIP_REQUEST || !f->ical_uid || !f->organizer
+        || address_normalize(r->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0 || !strcmp(rep, f->organizer))
+        return;
+    if (store_invite_add(u->store, rep, f->ical_uid, f->organizer, untild_now(u)) < 0)
+        log_error("imap[%s]: cannot record the invitation %s from %s", rep_name(r), f->ical_uid, f->organizer);
+    else
+        log_info("imap[%s]: invitation %s from %s seen; a reply to it is not contact", rep_name(r),
+                 f->ical_uid, f->organizer);
+}
+
 static void inbox_item(struct untild *u, struct rep *r, const struct item *it)
 {
     struct message_facts f = { 0 };
     struct hdr_facts h;
-    if (r->reopen == REOPEN_NO || message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
+    if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
         return;
-    hdr_facts(it->hdr, it->len, &h);
+    note_invitation(u, r, &f);
+    if (r->reopen == REOPEN_NO)
+        goto out;
+    hdr_facts(it->hdr, f.header_len, &h);   /* the header section only */
     time_t t = it->internal ? it->internal : untild_now(u);
     char from[ADDR_MAX];
     struct window_match wm;

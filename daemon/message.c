@@ -23,15 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define HDR_MAX_SECTION (1024u * 1024u) /* longer: the rest is body */
 #define HDR_MAX_LINE    (64u * 1024u)   /* a longer line ends the headers */
 #define MIME_MAX_DEPTH  10              /* nested multipart levels */
 #define MIME_MAX_PARTS  200             /* parts looked at, in all */
 #define MIME_TYPE_MAX   128
+#define MIME_MAX_EVENTS 1000            /* VEVENTs looked at in one part */
 
 struct walk {
     const char *delims;
+    size_t max_cal;     /* calendar bytes looked at, at most */
     struct message_facts *f;
     int nparts;
     int chosen;     /* a calendar part gave the iMIP facts */
@@ -597,37 +600,409 @@ static enum imip_method method_from_prop(icalproperty *p)
     }
 }
 
-/* DTSTART as time_t: UTC as is; TZID through the VCALENDAR's VTIMEZONE,
- * else libical's builtin zone of that name; floating and DATE as UTC. */
-static time_t dtstart_of(icalcomponent *vcal, icalcomponent *ev)
+/* --- times, without letting message data drive libical's expansion */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static long long days_from_civil(long long y, int m, int d)
 {
-    icalproperty *dp = icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY);
-    if (!dp)
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* A wall-clock time as seconds, as if it were UTC. */
+static long long wall_secs(struct icaltimetype t)
+{
+    return days_from_civil(t.year, t.month, t.day) * 86400LL
+           + t.hour * 3600LL + t.minute * 60LL + t.second;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int dm[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 ? 28 + leap : dm[m - 1];
+}
+
+/* 1 = Sunday ... 7 = Saturday, as libical numbers week days. */
+static int weekday(int y, int m, int d)
+{
+    long long z = days_from_civil(y, m, d);     /* 1970-01-01 was a Thursday */
+    return (int)(((z % 7) + 7 + 4) % 7) + 1;
+}
+
+/* Day of month of a yearly zone rule in year y, or 0 if the rule is not
+ * one of the shapes zones use: BYMONTH=m with BYDAY=nWD (n = 1..5 or
+ * -1..-5), or BYDAY=WD with a BYMONTHDAY list ("Sunday on or after"). */
+static int zone_rule_day(const struct icalrecurrencetype *r, int y)
+{
+    if (r->freq != ICAL_YEARLY_RECURRENCE || r->interval > 1
+        || r->by_month[0] == ICAL_RECURRENCE_ARRAY_MAX
+        || r->by_month[1] != ICAL_RECURRENCE_ARRAY_MAX
+        || r->by_day[0] == ICAL_RECURRENCE_ARRAY_MAX
+        || r->by_day[1] != ICAL_RECURRENCE_ARRAY_MAX)
         return 0;
-    struct icaltimetype tt = icalproperty_get_dtstart(dp);
-    if (icaltime_is_null_time(tt) || !icaltime_is_valid_time(tt))
+    int m = r->by_month[0];
+    if (m < 1 || m > 12)
         return 0;
-    icaltimezone *zone = NULL;
+    int wd = (int)icalrecurrencetype_day_day_of_week(r->by_day[0]);
+    int pos = icalrecurrencetype_day_position(r->by_day[0]);
+    int n = days_in_month(y, m);
+    if (wd < 1 || wd > 7)
+        return 0;
+    if (pos == 0) {
+        for (int i = 0; i < ICAL_BY_MONTHDAY_SIZE && r->by_month_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++) {
+            int d = r->by_month_day[i];
+            if (d >= 1 && d <= n && weekday(y, m, d) == wd)
+                return d;
+        }
+        return 0;
+    }
+    if (pos > 0) {
+        int d = 1 + (wd - weekday(y, m, 1) + 7) % 7 + 7 * (pos - 1);
+        return d <= n ? d : 0;
+    }
+    int d = n - (weekday(y, m, n) - wd + 7) % 7 + 7 * (pos + 1);
+    return d >= 1 ? d : 0;
+}
+
+#define TZ_MAX_OBSERVANCES 32
+
+/* UTC offset (seconds) in force at wall time `at` in the message's own
+ * VTIMEZONE: the latest observance onset at or before `at`, from each
+ * STANDARD/DAYLIGHT's DTSTART and its yearly rule in this and the
+ * previous year. Fixed cost; libical never expands the zone. *found = 0
+ * if nothing applies. */
+static int vtimezone_offset(icalcomponent *vtz, struct icaltimetype at, int *found)
+{
+    long long best = 0, key = wall_secs(at);
+    int off = 0, std_off = 0, have_std = 0, k = 0;
+    *found = 0;
+    for (icalcomponent *o = icalcomponent_get_first_component(vtz, ICAL_ANY_COMPONENT);
+         o && k < TZ_MAX_OBSERVANCES; o = icalcomponent_get_next_component(vtz, ICAL_ANY_COMPONENT), k++) {
+        icalcomponent_kind ok = icalcomponent_isa(o);
+        icalproperty *tp = icalcomponent_get_first_property(o, ICAL_TZOFFSETTO_PROPERTY);
+        icalproperty *sp = icalcomponent_get_first_property(o, ICAL_DTSTART_PROPERTY);
+        if ((ok != ICAL_XSTANDARD_COMPONENT && ok != ICAL_XDAYLIGHT_COMPONENT) || !tp || !sp)
+            continue;
+        int to = icalproperty_get_tzoffsetto(tp);
+        if (ok == ICAL_XSTANDARD_COMPONENT && !have_std) {
+            std_off = to;
+            have_std = 1;
+        }
+        struct icaltimetype st = icalproperty_get_dtstart(sp);
+        if (icaltime_is_null_time(st) || !icaltime_is_valid_time(st))
+            continue;
+        long long cand[3];
+        int nc = 0;
+        cand[nc++] = wall_secs(st);
+        icalproperty *rp = icalcomponent_get_first_property(o, ICAL_RRULE_PROPERTY);
+        if (rp) {
+            struct icalrecurrencetype r = icalproperty_get_rrule(rp);
+            long long until = icaltime_is_null_time(r.until) ? 0 : wall_secs(r.until);
+            for (int y = at.year - 1; y <= at.year; y++) {
+                int d = zone_rule_day(&r, y);
+                if (!d)
+                    continue;
+                struct icaltimetype on = st;
+                on.year = y;
+                on.month = r.by_month[0];
+                on.day = d;
+                long long s = wall_secs(on);
+                if (s >= cand[0] && (!until || s <= until))
+                    cand[nc++] = s;
+            }
+        }
+        for (int i = 0; i < nc; i++)
+            if (cand[i] <= key && (!*found || cand[i] >= best)) {
+                best = cand[i];
+                off = to;
+                *found = 1;
+            }
+    }
+    if (!*found && have_std) {
+        *found = 1;
+        off = std_off;
+    }
+    return off;
+}
+
+/* The message's VTIMEZONE with this TZID, or NULL. */
+static icalcomponent *message_vtimezone(icalcomponent *vcal, const char *tzid)
+{
+    int k = 0;
+    for (icalcomponent *z = icalcomponent_get_first_component(vcal, ICAL_VTIMEZONE_COMPONENT);
+         z && k < TZ_MAX_OBSERVANCES; z = icalcomponent_get_next_component(vcal, ICAL_VTIMEZONE_COMPONENT), k++) {
+        icalproperty *p = icalcomponent_get_first_property(z, ICAL_TZID_PROPERTY);
+        const char *id = p ? icalproperty_get_tzid(p) : NULL;
+        if (id && !strcmp(id, tzid))
+            return z;
+    }
+    return NULL;
+}
+
+/* Wall time tt (of a property with TZID tzid, or NULL) as time_t.
+ * UTC as is; a TZID by name through libical's builtin zones (read from
+ * the system's zoneinfo, trusted); else through the message's VTIMEZONE
+ * of that name (vtimezone_offset); else (floating, unknown) as UTC. */
+static time_t wall_to_time(icalcomponent *vcal, struct icaltimetype tt, const char *tzid)
+{
     if (tt.is_date) {
         /* icaltime_set_timezone and friends ignore DATE values (STYLE.md) */
         tt.is_date = 0;
         tt.hour = tt.minute = tt.second = 0;
-    } else if (icaltime_is_utc(tt)) {
-        zone = icaltimezone_get_utc_timezone();
-    } else {
-        icalparameter *tp = icalproperty_get_first_parameter(dp, ICAL_TZID_PARAMETER);
-        const char *t = tp ? icalparameter_get_tzid(tp) : NULL;
-        char tzid[256];
-        if (t && strlen(t) < sizeof tzid) {
-            strcpy(tzid, t);     /* copied before libical runs again */
-            zone = icalcomponent_get_timezone(vcal, tzid);
-            if (!zone)
-                zone = icaltimezone_get_builtin_timezone(tzid);
-            if (!zone)
-                zone = icaltimezone_get_builtin_timezone_from_tzid(tzid);
-        }
+        tzid = NULL;    /* a day is a day: midnight UTC, as before */
     }
-    return icaltime_as_timet_with_zone(tt, zone);
+    tt.zone = NULL;
+    if (icaltime_is_utc(tt) || !tzid)
+        return icaltime_as_timet_with_zone(tt, icaltimezone_get_utc_timezone());
+    icaltimezone *zone = icaltimezone_get_builtin_timezone(tzid);
+    if (!zone)
+        zone = icaltimezone_get_builtin_timezone_from_tzid(tzid);
+    if (zone)
+        return icaltime_as_timet_with_zone(tt, zone);
+    int found = 0, off = 0;
+    icalcomponent *vtz = message_vtimezone(vcal, tzid);
+    if (vtz)
+        off = vtimezone_offset(vtz, tt, &found);
+    long long s = wall_secs(tt) - (found ? off : 0);
+    return (time_t)s;
+}
+
+/* A date-time property as time_t (0 if absent or unusable); *wall gets
+ * its wall time and *tzid (room 256) its TZID, for converting related
+ * times (RRULE occurrences) the same way. */
+static time_t prop_time(icalcomponent *vcal, icalproperty *p, struct icaltimetype *wall,
+                        char tzid[256])
+{
+    tzid[0] = '\0';
+    if (!p)
+        return 0;
+    icalvalue *v = icalproperty_get_value(p);
+    if (!v)
+        return 0;
+    icalvalue_kind vk = icalvalue_isa(v);
+    struct icaltimetype tt;
+    if (vk == ICAL_PERIOD_VALUE)
+        tt = icalvalue_get_period(v).start;
+    else if (vk == ICAL_DATETIME_VALUE || vk == ICAL_DATE_VALUE
+             || vk == ICAL_DATETIMEDATE_VALUE)
+        tt = icalvalue_get_datetime(v);
+    else if (vk == ICAL_DATETIMEPERIOD_VALUE)
+        tt = icalvalue_get_datetimeperiod(v).time;
+    else
+        return 0;
+    if (icaltime_is_null_time(tt) || !icaltime_is_valid_time(tt))
+        return 0;
+    icalparameter *tp = icalproperty_get_first_parameter(p, ICAL_TZID_PARAMETER);
+    const char *t = tp ? icalparameter_get_tzid(tp) : NULL;
+    if (t && strlen(t) < 256)
+        strcpy(tzid, t);        /* copied before libical runs again */
+    if (wall)
+        *wall = tt;
+    return wall_to_time(vcal, tt, tzid[0] ? tzid : NULL);
+}
+
+/* --- recurrence: the start of the last occurrence, at bounded cost */
+
+#define RECUR_MAX_STEPS 1000    /* occurrences followed for one rule */
+#define RECUR_BUDGET 2000       /* ... and for all the rules of one part */
+
+static long long freq_seconds(icalrecurrencetype_frequency f)
+{
+    switch (f) {
+    case ICAL_SECONDLY_RECURRENCE: return 1;
+    case ICAL_MINUTELY_RECURRENCE: return 60;
+    case ICAL_HOURLY_RECURRENCE:   return 3600;
+    default:                       return 0;
+    }
+}
+
+static int by_empty(const short *a)
+{
+    return a[0] == ICAL_RECURRENCE_ARRAY_MAX;
+}
+
+static int rule_has_by_parts(const struct icalrecurrencetype *r)
+{
+    return !by_empty(r->by_second) || !by_empty(r->by_minute) || !by_empty(r->by_hour)
+        || !by_empty(r->by_day) || !by_empty(r->by_month_day) || !by_empty(r->by_year_day)
+        || !by_empty(r->by_week_no) || !by_empty(r->by_month) || !by_empty(r->by_set_pos);
+}
+
+/* Does every period of a DAILY or coarser rule hold an occurrence (so
+ * each step of libical's iterator does at most a period's work)? Only
+ * the shapes calendars write: BYDAY without ordinals or with 1..4 / -1..-4
+ * (MONTHLY), BYMONTHDAY within 1..28 / -1..-28, BYMONTH (YEARLY), and the
+ * expanding BYHOUR/BYMINUTE/BYSECOND. A rare rule (29 February on a
+ * Monday) makes one step scan centuries: not followed. */
+static int rule_is_dense(const struct icalrecurrencetype *r)
+{
+    if (!by_empty(r->by_year_day) || !by_empty(r->by_week_no) || !by_empty(r->by_set_pos))
+        return 0;
+    for (int i = 0; i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++) {
+        int pos = icalrecurrencetype_day_position(r->by_day[i]);
+        if (pos && (r->freq != ICAL_MONTHLY_RECURRENCE || pos > 4 || pos < -4))
+            return 0;
+        if (!pos && r->freq == ICAL_DAILY_RECURRENCE && !by_empty(r->by_month_day))
+            return 0;
+    }
+    for (int i = 0; i < ICAL_BY_MONTHDAY_SIZE && r->by_month_day[i] != ICAL_RECURRENCE_ARRAY_MAX; i++)
+        if (r->by_month_day[i] > 28 || r->by_month_day[i] < -28 || r->freq == ICAL_DAILY_RECURRENCE
+            || r->freq == ICAL_WEEKLY_RECURRENCE || !by_empty(r->by_day))
+            return 0;
+    if (!by_empty(r->by_month) && r->freq != ICAL_YEARLY_RECURRENCE)
+        return 0;
+    return 1;
+}
+
+/* Last occurrence start of one RRULE from wall time start, as time_t
+ * (through tzid), or IMIP_OPEN_ENDED. UNTIL bounds it without iterating.
+ * COUNT is followed with libical's iterator only for dense DAILY or
+ * coarser rules (rule_is_dense: each step costs at most a period), at
+ * most RECUR_MAX_STEPS steps and RECUR_BUDGET for the whole part (*budget);
+ * finer rules are computed when they have no
+ * BY parts; anything else is called open-ended (never stale: the
+ * invitation is sent rather than dropped). */
+static time_t rrule_last(icalcomponent *vcal, struct icalrecurrencetype r,
+                         struct icaltimetype start, const char *tzid, int *budget)
+{
+    if (!icaltime_is_null_time(r.until)) {
+        struct icaltimetype u = r.until;
+        if (icaltime_is_utc(u))
+            return wall_to_time(vcal, u, NULL);
+        if (u.is_date) {
+            u.is_date = 0;
+            u.hour = 23;
+            u.minute = u.second = 59;
+        }
+        return wall_to_time(vcal, u, tzid);
+    }
+    if (r.count <= 0)
+        return IMIP_OPEN_ENDED;
+    int interval = r.interval > 0 ? r.interval : 1;
+    long long unit = freq_seconds(r.freq);
+    if (unit) {
+        if (rule_has_by_parts(&r))
+            return IMIP_OPEN_ENDED;
+        return wall_to_time(vcal, start, tzid) + (time_t)((long long)(r.count - 1) * interval * unit);
+    }
+    if (r.freq == ICAL_NO_RECURRENCE || r.count > RECUR_MAX_STEPS || r.count > *budget
+        || !rule_is_dense(&r))
+        return IMIP_OPEN_ENDED;
+    *budget -= r.count;
+    start.is_date = 0;
+    start.zone = NULL;
+    icalrecur_iterator *it = icalrecur_iterator_new(r, start);
+    if (!it)
+        return IMIP_OPEN_ENDED;
+    struct icaltimetype last = icaltime_null_time(), n;
+    for (int i = 0; i < RECUR_MAX_STEPS && !icaltime_is_null_time(n = icalrecur_iterator_next(it)); i++)
+        last = n;
+    icalrecur_iterator_free(it);
+    if (icaltime_is_null_time(last))
+        return wall_to_time(vcal, start, tzid);
+    return wall_to_time(vcal, last, tzid);
+}
+
+/* ical_last of one VEVENT: its own start, or its series' last start. */
+static time_t event_last(icalcomponent *vcal, icalcomponent *ev, int *budget)
+{
+    struct icaltimetype wall;
+    char tzid[256];
+    time_t start = prop_time(vcal, icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY),
+                             &wall, tzid);
+    if (!start)
+        return 0;
+    time_t last = start;
+    int k = 0;
+    for (icalproperty *p = icalcomponent_get_first_property(ev, ICAL_RRULE_PROPERTY);
+         p && k < 8; p = icalcomponent_get_next_property(ev, ICAL_RRULE_PROPERTY), k++) {
+        time_t t = rrule_last(vcal, icalproperty_get_rrule(p), wall, tzid[0] ? tzid : NULL, budget);
+        if (t == IMIP_OPEN_ENDED)
+            return IMIP_OPEN_ENDED;
+        if (t > last)
+            last = t;
+    }
+    k = 0;
+    for (icalproperty *p = icalcomponent_get_first_property(ev, ICAL_RDATE_PROPERTY);
+         p && k < 1000; p = icalcomponent_get_next_property(ev, ICAL_RDATE_PROPERTY), k++) {
+        char tz2[256];
+        time_t t = prop_time(vcal, p, NULL, tz2);
+        if (t > last)
+            last = t;
+    }
+    return last;
+}
+
+/* --- libical's complaints: which ones matter */
+
+/* Properties whose value takes part in a decision. */
+static int prop_matters(const char *name)
+{
+    static const char *const used[] = {
+        "METHOD", "UID", "ORGANIZER", "ATTENDEE", "DTSTART", "RRULE", "RDATE",
+        "RECURRENCE-ID", "SEQUENCE", "STATUS",
+    };
+    for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+        if (!strcasecmp(name, used[i]))
+            return 1;
+    return 0;
+}
+
+/* The property an X-LIC-ERROR text names ("No value for LOCATION
+ * property...", "Can't parse as DATE-TIME value in DTSTART property..."),
+ * copied to out; 0 if it names none. */
+static int error_prop_name(const char *text, char *out, size_t outsz)
+{
+    const char *end = text ? strstr(text, " property") : NULL;
+    if (!end)
+        return 0;
+    const char *b = end;
+    while (b > text && b[-1] != ' ')
+        b--;
+    size_t n = (size_t)(end - b);
+    if (n == 0 || n >= outsz)
+        return 0;
+    memcpy(out, b, n);
+    out[n] = '\0';
+    return 1;
+}
+
+/* Count libical's X-LIC-ERRORs under c: those about a property untild
+ * reads, or that cannot be tied to one, in ical_errors; the rest (empty
+ * LOCATION:, DESCRIPTION:..., anything inside VTIMEZONE or VALARM) in
+ * ical_ignored. A parameter error is tied to the property before it. */
+static void count_errors(struct walk *w, icalcomponent *c, int depth)
+{
+    icalcomponent_kind k = icalcomponent_isa(c);
+    int harmless = k == ICAL_VTIMEZONE_COMPONENT || k == ICAL_VALARM_COMPONENT;
+    char prev[32] = "", name[32];
+    for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_ANY_PROPERTY); p;
+         p = icalcomponent_get_next_property(c, ICAL_ANY_PROPERTY)) {
+        if (icalproperty_isa(p) != ICAL_XLICERROR_PROPERTY) {
+            const char *pn = icalproperty_get_property_name(p);
+            snprintf(prev, sizeof prev, "%s", pn ? pn : "");
+            continue;
+        }
+        if (!error_prop_name(icalproperty_get_xlicerror(p), name, sizeof name))
+            snprintf(name, sizeof name, "%s", prev);
+        if (harmless || (name[0] && !prop_matters(name))) {
+            w->f->ical_ignored++;
+            continue;
+        }
+        if (!w->f->ical_errors)
+            snprintf(w->f->ical_error_prop, sizeof w->f->ical_error_prop, "%s",
+                     name[0] ? name : "(structure)");
+        w->f->ical_errors++;
+    }
+    if (depth < 4)
+        for (icalcomponent *s = icalcomponent_get_first_component(c, ICAL_ANY_COMPONENT); s;
+             s = icalcomponent_get_next_component(c, ICAL_ANY_COMPONENT))
+            count_errors(w, s, depth + 1);
 }
 
 static void add_attendee(struct walk *w, const char *uri)
@@ -644,6 +1019,26 @@ static void add_attendee(struct walk *w, const char *uri)
             return;
         }
     f->attendees[f->nattendees++] = a;
+}
+
+/* RECURRENCE-ID as a stable key: the UTC instant, whatever zone form the
+ * client wrote it in; a DATE as the date. */
+static void recurrence_key(struct walk *w, icalcomponent *vcal, icalproperty *rp)
+{
+    struct icaltimetype wall;
+    char tzid[256], buf[32];
+    time_t t = prop_time(vcal, rp, &wall, tzid);
+    if (!t)
+        return;
+    if (wall.is_date) {
+        snprintf(buf, sizeof buf, "%04d%02d%02d", wall.year, wall.month, wall.day);
+    } else {
+        struct tm tm;
+        if (!gmtime_r(&t, &tm))
+            return;
+        strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    }
+    w->f->ical_recurrence_id = wdup(w, buf);
 }
 
 /* Take the iMIP facts from a parsed VCALENDAR. */
@@ -678,8 +1073,10 @@ static void ical_facts(struct walk *w, icalcomponent *vcal, const char *ct)
          c = icalcomponent_get_next_component(vcal, kind))
         if (!icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY))
             ev = c;
-    if (!ev)
+    if (!ev) {      /* occurrence(s) only: this message is about one occurrence */
         ev = first;
+        recurrence_key(w, vcal, icalcomponent_get_first_property(ev, ICAL_RECURRENCEID_PROPERTY));
+    }
 
     const char *s = icalcomponent_get_uid(ev);
     if (s && *s)
@@ -691,14 +1088,22 @@ static void ical_facts(struct walk *w, icalcomponent *vcal, const char *ct)
     icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
     if (op)
         f->organizer = cal_address(w, icalproperty_get_organizer(op));
-    f->dtstart = dtstart_of(vcal, ev);
+    char tzid[256];
+    f->dtstart = prop_time(vcal, icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY),
+                           NULL, tzid);
 
-    /* Attendees of every instance: an override may invite someone else. */
-    for (icalcomponent *c = icalcomponent_get_first_component(vcal, kind); c;
-         c = icalcomponent_get_next_component(vcal, kind))
+    /* Attendees of every instance: an override may invite someone else;
+     * and an override may move an occurrence after the series' end. */
+    int k = 0, budget = RECUR_BUDGET;
+    for (icalcomponent *c = icalcomponent_get_first_component(vcal, kind); c && k < MIME_MAX_EVENTS;
+         c = icalcomponent_get_next_component(vcal, kind), k++) {
         for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_ATTENDEE_PROPERTY);
              p; p = icalcomponent_get_next_property(c, ICAL_ATTENDEE_PROPERTY))
             add_attendee(w, icalproperty_get_attendee(p));
+        time_t l = event_last(vcal, c, &budget);
+        if (f->ical_last != IMIP_OPEN_ENDED && (l == IMIP_OPEN_ENDED || l > f->ical_last))
+            f->ical_last = l;
+    }
 }
 
 /* A calendar part: decode, parse, and take its facts if it is usable. */
@@ -706,6 +1111,14 @@ static void calendar_part(struct walk *w, const char *hdr, size_t hlen,
                           const char *body, size_t blen, const char *ct)
 {
     char *cte = NULL, *cs = NULL;
+    w->f->ical_size += blen;
+    if (w->f->ical_size > w->max_cal) {
+        /* Not parsed at all: the message is plain mail (never an
+         * exception to a hold), and nothing later is looked at. */
+        w->f->ical_part = MSG_ICAL_TOO_LARGE;
+        w->chosen = 1;
+        return;
+    }
     if (hdr_get(hdr, hlen, "Content-Transfer-Encoding", &cte) < 0
         || param_get(ct, "charset", &cs) < 0) {
         free(cte);
@@ -744,22 +1157,24 @@ static void calendar_part(struct walk *w, const char *hdr, size_t hlen,
     data[n] = '\0';
 
     icalcomponent *root = icalparser_parse_string(data);
-    if (!root) {                        /* undecodable part */
-        w->f->ical_errors++;
-        free(data);
-        return;
-    }
-    w->f->ical_errors += icalcomponent_count_errors(root);
     icalcomponent *vcal = root;
-    if (icalcomponent_isa(root) == ICAL_XROOT_COMPONENT)
+    if (root && icalcomponent_isa(root) == ICAL_XROOT_COMPONENT)
         vcal = icalcomponent_get_first_component(root, ICAL_VCALENDAR_COMPONENT);
     if (!vcal || icalcomponent_isa(vcal) != ICAL_VCALENDAR_COMPONENT) {
+        /* undecodable: plain mail, unless a later part is usable */
         w->f->ical_errors++;
-        icalcomponent_free(root);
+        if (!w->f->ical_error_prop[0])
+            snprintf(w->f->ical_error_prop, sizeof w->f->ical_error_prop, "(not iCalendar)");
+        if (w->f->ical_part == MSG_ICAL_NONE)
+            w->f->ical_part = MSG_ICAL_UNUSABLE;
+        if (root)
+            icalcomponent_free(root);
         free(data);
         return;
     }
+    count_errors(w, root, 0);
     w->chosen = 1;
+    w->f->ical_part = MSG_ICAL_USED;
     w->f->ical_data = data;
     ical_facts(w, vcal, ct);
     icalcomponent_free(root);
@@ -863,6 +1278,7 @@ void message_facts_free(struct message_facts *f)
     free(f->from);
     free(f->date);
     free(f->ical_uid);
+    free(f->ical_recurrence_id);
     free(f->organizer);
     for (size_t i = 0; i < f->nattendees && i < MSG_MAX_ATTENDEES; i++)
         free(f->attendees[i]);
@@ -874,7 +1290,14 @@ void message_facts_free(struct message_facts *f)
 int message_parse(const char *msg, size_t len, const char *delims,
                   struct message_facts *f)
 {
-    struct walk w = { .delims = delims, .f = f };
+    return message_parse_max(msg, len, delims, 0, f);
+}
+
+int message_parse_max(const char *msg, size_t len, const char *delims,
+                      size_t max_cal, struct message_facts *f)
+{
+    struct walk w = { .delims = delims, .f = f,
+                      .max_cal = max_cal ? max_cal : MESSAGE_MAX_CALENDAR_DEFAULT };
     char *v = NULL;
     memset(f, 0, sizeof *f);
     if (!msg)

@@ -26,7 +26,6 @@
 #include "untild/release.h"
 #include "untild/daemon.h"
 #include "untild/holder.h"
-#include "untild/imap_watch.h"
 #include "untild/lifecycle.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -443,10 +442,19 @@ size_t release_page(const struct release *r, const char *rep, const char *after,
 size_t release_find_uid(const struct release *r, const char *rep, const char *uid,
                         char (*ids)[SPOOL_ID_MAX], size_t max)
 {
+    return release_find_occurrence(r, rep, uid, NULL, ids, max);
+}
+
+size_t release_find_occurrence(const struct release *r, const char *rep, const char *uid,
+                               const char *rid, char (*ids)[SPOOL_ID_MAX], size_t max)
+{
     size_t k = 0;
     for (size_t i = 0; i < r->n && k < max; i++) {
         const struct spool_meta *m = &r->e[i]->m;
         if (r->e[i]->busy || !m->ical_uid || strcmp(m->ical_uid, uid))
+            continue;
+        /* one occurrence replaces or cancels only that occurrence */
+        if (rid && (!m->ical_recurrence_id || strcmp(m->ical_recurrence_id, rid)))
             continue;
         if (rep && m->rep && strcasecmp(rep, m->rep))
             continue;
@@ -476,12 +484,18 @@ static void notice_text(struct strbuf *b, const struct entry *e, const char *tex
         sb_printf(b, "  %s\n", e->m.rcpts[i].norm);
 }
 
+/* attach: the message itself goes along (message/rfc822). */
 static void notify(struct release *r, const struct entry *e, enum notice_kind kind,
-                   const char *subject, const char *text)
+                   const char *subject, const char *text, int attach)
 {
     struct strbuf b = { 0 };
+    char *body = NULL;
+    size_t len = 0;
     notice_text(&b, e, text);
-    notice_send_kind(r->u, kind, e->m.rep, subject, b.p ? b.p : text, NULL, 0);
+    if (attach && spool_read(r->u->spool, e->m.id, NULL, &body, &len) < 0)
+        body = NULL;
+    notice_send_kind(r->u, kind, e->m.rep, subject, b.p ? b.p : text, body, body ? len : 0);
+    free(body);
     sb_free(&b);
 }
 
@@ -674,7 +688,7 @@ static void delivered_all(struct release *r, struct entry *e, size_t failed, con
         audit(r, "released", e, e->m.released_by, e->m.released_reason);
         notify(r, e, NOTICE_RELEASED, "Released: your held message was sent",
                e->m.released_reason ? e->m.released_reason
-                                    : "The customer's window opened; your message was sent.");
+                                    : "The customer's window opened; your message was sent.", 0);
         log_info("release: %s delivered", e->m.id);
     }
     /* One directory sync per loop turn for every removal (run_due). */
@@ -806,16 +820,23 @@ fail:
     return -1;
 }
 
-/* A held invitation with no occurrence left is not sent: tell the rep. */
+/* A held invitation with no occurrence left after now is not sent: the
+ * rep gets it back with a request to reschedule. ical_last: start of the
+ * last occurrence (IMIP_OPEN_ENDED: never stale; 0: not recorded, use
+ * DTSTART). */
 static int stale(struct release *r, struct entry *e, time_t now)
 {
-    if (e->m.kind == SPOOL_KIND_NOTICE || e->m.ical_method != IMIP_REQUEST || !e->m.ical_dtstart
-        || e->m.ical_dtstart > now)
+    time_t last = e->m.ical_last ? e->m.ical_last : e->m.ical_dtstart;
+    if (e->m.kind == SPOOL_KIND_NOTICE || e->m.ical_method != IMIP_REQUEST || last <= 0 || last > now)
         return 0;
-    audit(r, "stale-invitation", e, NULL, "event started before the window opened");
+    int series = e->m.ical_last > 0 && e->m.ical_last != e->m.ical_dtstart;
+    audit(r, "stale-invitation", e, NULL, series ? "every occurrence started before the window opened"
+                                                 : "event started before the window opened");
     notify(r, e, NOTICE_STALE, "Reschedule: a held invitation was not sent",
-           "The meeting starts before the customer's window opens, so the invitation was not sent. "
-           "Please reschedule it.");
+           series ? "Every occurrence of the meeting starts before the customer's window opens, so the "
+                    "invitation was not sent. Please reschedule it."
+                  : "The meeting starts before the customer's window opens, so the invitation was not sent. "
+                    "Please reschedule it.", 1);
     if (spool_remove(r->u->spool, e->m.id) < 0 && errno != ENOENT)
         log_error("release: cannot remove stale %s: %s", e->m.id, strerror(errno));
     entry_drop(r, e);

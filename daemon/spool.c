@@ -379,6 +379,8 @@ static int encode_header(struct buf *b, const struct spool_meta *m)
         hdr_str(b, "ical-uid", m->ical_uid) < 0 ||
         hdr_num(b, "ical-dtstart", (long long)m->ical_dtstart) < 0 ||
         hdr_num(b, "ical-method", m->ical_method) < 0 ||
+        hdr_str(b, "ical-recurrence-id", m->ical_recurrence_id) < 0 ||
+        hdr_num(b, "ical-last", (long long)m->ical_last) < 0 ||
         hdr_num(b, "size", (long long)m->size) < 0 ||
         hdr_num(b, "attempts", m->attempts) < 0 ||
         hdr_num(b, "next-attempt", (long long)m->next_attempt) < 0 ||
@@ -591,6 +593,8 @@ static int parse_header(char *h, struct spool_meta *m)
         STR("ical-uid", ical_uid);
         NUM("ical-dtstart", ical_dtstart, time_t)
         NUM("ical-method", ical_method, int)
+        STR("ical-recurrence-id", ical_recurrence_id);
+        NUM("ical-last", ical_last, time_t)
         else if (strcmp(line, "size") == 0) {
             rc = parse_ll(v, &x);
             if (rc == 0 && x < 0) {
@@ -782,6 +786,7 @@ void spool_meta_free(struct spool_meta *m)
     free(m->subject);
     free(m->message_id);
     free(m->ical_uid);
+    free(m->ical_recurrence_id);
     free(m->last_error);
     free(m->released_by);
     free(m->released_reason);
@@ -806,12 +811,14 @@ int spool_meta_copy(struct spool_meta *dst, const struct spool_meta *src)
     dst->rep = dst->mail_from = dst->mail_params = NULL;
     dst->subject = dst->message_id = dst->ical_uid = dst->last_error = NULL;
     dst->released_by = dst->released_reason = NULL;
+    dst->ical_recurrence_id = NULL;
     if (dup_str(&dst->rep, src->rep) < 0 ||
         dup_str(&dst->mail_from, src->mail_from) < 0 ||
         dup_str(&dst->mail_params, src->mail_params) < 0 ||
         dup_str(&dst->subject, src->subject) < 0 ||
         dup_str(&dst->message_id, src->message_id) < 0 ||
         dup_str(&dst->ical_uid, src->ical_uid) < 0 ||
+        dup_str(&dst->ical_recurrence_id, src->ical_recurrence_id) < 0 ||
         dup_str(&dst->last_error, src->last_error) < 0 ||
         dup_str(&dst->released_by, src->released_by) < 0 ||
         dup_str(&dst->released_reason, src->released_reason) < 0)

@@ -24,12 +24,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 enum {
     Q_WIN_INSERT, Q_WIN_SET_ID, Q_WIN_UPSERT, Q_WIN_DELETE, Q_WIN_ALL,
     Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_AUDIT_HAS_MSG, Q_AUDIT_MSG, Q_SEEN_ADD, Q_SEEN_HAS,
     Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_PRUNE_AUDIT, Q_PRUNE_SEEN,
+    Q_INVITE_ADD, Q_INVITE_HAS, Q_PRUNE_INVITE,
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
 };
 
@@ -77,6 +78,12 @@ static const char *const queries[Q_COUNT] = {
     /* Retention: audit_t (v1) and seen_t (v3) make these range deletes. */
     [Q_PRUNE_AUDIT] = "DELETE FROM audit WHERE t < ?1",
     [Q_PRUNE_SEEN] = "DELETE FROM seen WHERE t < ?1",
+    [Q_INVITE_ADD] =
+        "INSERT INTO invitations (rep, uid, organizer, t) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT(rep, uid, organizer) DO UPDATE SET t = excluded.t",
+    [Q_INVITE_HAS] =
+        "SELECT 1 FROM invitations WHERE rep = ?1 AND uid = ?2 AND organizer = ?3",
+    [Q_PRUNE_INVITE] = "DELETE FROM invitations WHERE t < ?1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -110,6 +117,15 @@ static const char schema_v2[] =
  * that scans the table once a day. */
 static const char schema_v3[] =
     "CREATE INDEX IF NOT EXISTS seen_t ON seen (t);";
+
+/* v4: invitations a contact sent a rep (UID + organizer), seen by the
+ * IMAP or CalDAV watcher: the evidence a calendar REPLY needs. */
+static const char schema_v4[] =
+    "CREATE TABLE IF NOT EXISTS invitations ("
+    " rep TEXT NOT NULL COLLATE NOCASE, uid TEXT NOT NULL,"
+    " organizer TEXT NOT NULL COLLATE NOCASE, t INTEGER NOT NULL,"
+    " PRIMARY KEY (rep, uid, organizer));"
+    "CREATE INDEX IF NOT EXISTS invitations_t ON invitations (t);";
 
 struct store {
     sqlite3 *db;
@@ -179,7 +195,7 @@ static int migrate(struct store *st)
     }
     /* Each step runs in its own transaction and records its version, so
      * an interrupted upgrade resumes where it stopped. */
-    static const char *const steps[] = { NULL, schema_v1, schema_v2, schema_v3 };
+    static const char *const steps[] = { NULL, schema_v1, schema_v2, schema_v3, schema_v4 };
     for (int to = v + 1; to <= STORE_SCHEMA_VERSION; to++) {
         char bump[48];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT", to);
@@ -582,6 +598,41 @@ int store_seen_has(struct store *st, const char *message_id,
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* ---------- invitations (evidence for calendar replies) ---------- */
+
+int store_invite_add(struct store *st, const char *rep, const char *uid,
+                     const char *organizer, time_t t)
+{
+    sqlite3_stmt *q = st->q[Q_INVITE_ADD];
+    if (!rep || !uid || !organizer) {
+        errno = EINVAL;
+        return -1;
+    }
+    bind_text(q, 1, rep);
+    bind_text(q, 2, uid);
+    bind_text(q, 3, organizer);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
+    return step_done(st, Q_INVITE_ADD, "invitation add");
+}
+
+int store_invite_has(struct store *st, const char *rep, const char *uid,
+                     const char *organizer)
+{
+    sqlite3_stmt *q = st->q[Q_INVITE_HAS];
+    int rc;
+    if (!rep || !uid || !organizer)
+        return 0;
+    bind_text(q, 1, rep);
+    bind_text(q, 2, uid);
+    bind_text(q, 3, organizer);
+    rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_fail(st, "invitation lookup");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* ---------- retention ---------- */
 
 int store_prune(struct store *st, time_t before)
@@ -597,6 +648,10 @@ int store_prune(struct store *st, time_t before)
     n = sqlite3_changes64(st->db);
     sqlite3_bind_int64(st->q[Q_PRUNE_SEEN], 1, (sqlite3_int64)before);
     if (step_done(st, Q_PRUNE_SEEN, "prune seen") < 0)
+        goto rollback;
+    n += sqlite3_changes64(st->db);
+    sqlite3_bind_int64(st->q[Q_PRUNE_INVITE], 1, (sqlite3_int64)before);
+    if (step_done(st, Q_PRUNE_INVITE, "prune invitations") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
     if (step_done(st, Q_COMMIT, "commit") < 0)

@@ -82,6 +82,7 @@ struct config {
     char *command_domain;         /* default untild.invalid */
     char *subaddress_delimiter;   /* default "+" */
     int64_t max_queue_lifetime;   /* seconds; default 5d */
+    size_t max_calendar_part;     /* calendar bytes parsed per message; default 1 MiB */
     /* [windows] */
     char *window_files;           /* glob, may be NULL */
     /* [notify] */

@@ -69,6 +69,12 @@ int release_drop_rcpts(struct release *r, const char *id, const char *const *nor
  * (each SPOOL_ID_MAX) up to max; returns the count. */
 size_t release_find_uid(const struct release *r, const char *rep, const char *uid,
                         char (*ids)[SPOOL_ID_MAX], size_t max);
+/* The same for a message about one occurrence (rid = its RECURRENCE-ID
+ * key, message_facts.ical_recurrence_id): only held messages about that
+ * same occurrence. rid NULL (a series) is release_find_uid: the series
+ * and every held occurrence of it. */
+size_t release_find_occurrence(const struct release *r, const char *rep, const char *uid,
+                               const char *rid, char (*ids)[SPOOL_ID_MAX], size_t max);
 
 /* A notice to the rep (msg: a whole message, taken over), kept in the
  * spool and retried like held mail. Written off the loop; returns 0 when

@@ -52,6 +52,11 @@ struct spool_meta {
     char *ical_uid;        /* iMIP invitation UID, may be NULL */
     time_t ical_dtstart;   /* 0 if none */
     int ical_method;       /* enum imip_method */
+    char *ical_recurrence_id; /* the occurrence an iMIP message is about
+                                 (message_facts), NULL for a series */
+    time_t ical_last;      /* start of the invitation's last occurrence;
+                              -1 (IMIP_OPEN_ENDED) none; 0 not recorded
+                              (then ical_dtstart decides) */
     size_t size;           /* message bytes */
     int attempts;          /* delivery attempts so far */
     time_t next_attempt;   /* 0: as soon as due */

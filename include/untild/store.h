@@ -51,8 +51,18 @@ int store_seen_add(struct store *st, const char *message_id,
 int store_seen_has(struct store *st, const char *message_id,
                    const char *contact);
 
-/* Retention: delete audit and seen rows with t < before (windows and kv
- * stay), in one transaction (indexed on t). Returns the number of rows
+/* Invitations a contact (organizer) sent to rep, by iCalendar UID, as
+ * the IMAP or CalDAV watcher saw them: a calendar REPLY to a quiet
+ * organizer is allowed silently only with such a row (issue 11.13).
+ * rep and organizer compare case-insensitively. add refreshes t. */
+int store_invite_add(struct store *st, const char *rep, const char *uid,
+                     const char *organizer, time_t t);
+/* 1 if recorded, else 0 (-1 on error). */
+int store_invite_has(struct store *st, const char *rep, const char *uid,
+                     const char *organizer);
+
+/* Retention: delete audit, seen and invitation rows with t < before
+ * (windows and kv stay), in one transaction (indexed on t). Returns the number of rows
  * deleted, or -1 (nothing deleted). */
 int store_prune(struct store *st, time_t before);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DELIMS "+"
 
@@ -204,9 +205,11 @@ START_TEST(test_google_ics_only)
         /* no method= anywhere in the MIME headers: only in the data */
         ck_assert_ptr_null(strstr(msg, "method="));
         ck_assert_int_eq(f.method, IMIP_REQUEST);
-        /* libical flags the empty "LOCATION:" Google sends: one error,
-         * the invitation still counts */
-        ck_assert_int_eq(f.ical_errors, 1);
+        /* libical flags the empty "LOCATION:" Google sends: not an error
+         * that changes anything (issue 11.16), the invitation counts */
+        ck_assert_int_eq(f.ical_errors, 0);
+        ck_assert_int_eq(f.ical_ignored, 1);
+        ck_assert_int_eq(f.ical_part, MSG_ICAL_USED);
         ck_assert_str_eq(f.ical_uid, "7kq1b2c3d4e5f6g7h8i9j0abcd@google.com");
         ck_assert_int_eq(f.ical_sequence, 0);
         ck_assert_str_eq(f.organizer, "sales.rep@vendor.example");
@@ -227,7 +230,8 @@ START_TEST(test_both_parts)
     struct message_facts f;
     char *msg = parse_file("google-both.eml", 0, &f, NULL);
     ck_assert_int_eq(f.method, IMIP_REQUEST);
-    ck_assert_int_eq(f.ical_errors, 1);           /* LOCATION:, once */
+    ck_assert_int_eq(f.ical_errors, 0);
+    ck_assert_int_eq(f.ical_ignored, 1);          /* LOCATION:, once */
     ck_assert_uint_eq(f.nattendees, 2);           /* not 4 */
     ck_assert_str_eq(f.ical_uid, "7kq1b2c3d4e5f6g7h8i9j0abcd@google.com");
     /* the first part (7bit, LF in this file) was chosen, not the base64
@@ -590,7 +594,8 @@ START_TEST(test_8bit_untouched)
     static const char *files[] = {
         "plain.eml", "outlook-request.eml", "google-ics.eml", "google-both.eml",
         "reply.eml", "cancel.eml", "qp-request.eml", "method-mismatch.eml",
-        "malformed.eml", "berlin.eml", "octet-ics.eml",
+        "malformed.eml", "berlin.eml", "octet-ics.eml", "hostile-tz.eml",
+        "exchange-recurring.eml", "google-occurrence-cancel.eml", "thunderbird-recurring.eml",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         for (int crlf = 0; crlf < 2; crlf++) {
@@ -649,6 +654,293 @@ START_TEST(test_header_bounds)
 }
 END_TEST
 
+/* Seconds of CLOCK_MONOTONIC since t0 (bounded-work tests). */
+static double since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Issue 18.1: a VTIMEZONE in the message with FREQ=MINUTELY observances
+ * made libical expand every minute up to 2037 when DTSTART was converted
+ * (minutes of CPU, gigabytes). Now: read without expansion, in no time. */
+START_TEST(test_hostile_vtimezone)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct message_facts f;
+    char *msg = parse_file("hostile-tz.eml", 0, &f, NULL);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    ck_assert_str_eq(f.ical_uid, "hostile-0001@vendor.example");
+    /* 09:30 at the zone's +01:00 */
+    ck_assert_int_eq((long long)f.dtstart, 1817109000LL);
+    ck_assert_int_eq((long long)f.ical_last, 1817109000LL);
+    message_facts_free(&f);
+    free(msg);
+    ck_assert_msg(since(&t0) < 1.0, "took %.2fs", since(&t0));
+
+    /* HOURLY, and a rule that never matches, in the event and the zone */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:REQUEST\n"
+              "BEGIN:VTIMEZONE\nTZID:X\nBEGIN:STANDARD\nDTSTART:16010101T000000\n"
+              "RRULE:FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30\nTZOFFSETFROM:+0000\n"
+              "TZOFFSETTO:-0500\nEND:STANDARD\nBEGIN:DAYLIGHT\nDTSTART:19700101T000000\n"
+              "RRULE:FREQ=HOURLY\nTZOFFSETFROM:-0500\nTZOFFSETTO:-0400\nEND:DAYLIGHT\n"
+              "END:VTIMEZONE\nBEGIN:VEVENT\nUID:h\nDTSTART;TZID=X:20270801T093000\n"
+              "RRULE:FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29;COUNT=3\n"
+              "RDATE;TZID=X:20270901T093000\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    /* the DAYLIGHT onset (1970) is the latest one before August 2027 */
+    ck_assert_int_eq((long long)f.dtstart, 1817109000LL + 5 * 3600);
+    ck_assert_int_eq((long long)f.ical_last, (long long)IMIP_OPEN_ENDED);
+    message_facts_free(&f);
+    ck_assert_msg(since(&t0) < 1.0, "took %.2fs", since(&t0));
+
+    /* COUNT rules: a rare one (once in 28 years) is not followed; the
+     * densest ones allowed, at the step cap, are cheap */
+    static const char *const rules[] = {
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;COUNT=900",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;COUNT=900",
+        "FREQ=DAILY;BYDAY=MO;COUNT=1000",
+        "FREQ=MONTHLY;BYDAY=-4SU;COUNT=1000",
+        "FREQ=MONTHLY;BYMONTHDAY=28;COUNT=1000",
+        "FREQ=YEARLY;BYMONTH=2,3;BYDAY=MO;COUNT=1000",
+        "FREQ=WEEKLY;BYDAY=MO,TU;BYHOUR=1,2,3;COUNT=1000",
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        char buf[512];
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        snprintf(buf, sizeof buf, "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nBEGIN:VEVENT\n"
+                 "UID:d\nDTSTART:20270801T093000Z\nRRULE:%s\nEND:VEVENT\nEND:VCALENDAR\n", rules[i]);
+        parse_str(buf, &f);
+        ck_assert_int_ne((long long)f.ical_last, 0);
+        message_facts_free(&f);
+        ck_assert_msg(since(&t0) < 0.3, "%s took %.2fs", rules[i], since(&t0));
+    }
+    /* many events, each with a rule at the step cap: one budget for all */
+    size_t cap = 600 * 1024, o = 0;
+    char *big = malloc(cap);
+    ck_assert_ptr_nonnull(big);
+    o += (size_t)snprintf(big, cap, "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\n");
+    for (int i = 0; i < 1000 && o + 200 < cap; i++)
+        o += (size_t)snprintf(big + o, cap - o, "BEGIN:VEVENT\nUID:m\nRECURRENCE-ID:2027%04dT0900Z\n"
+                              "DTSTART:20270801T093000Z\nRRULE:FREQ=DAILY;COUNT=1000\nEND:VEVENT\n",
+                              i + 101);
+    o += (size_t)snprintf(big + o, cap - o, "END:VCALENDAR\n");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(message_parse(big, o, DELIMS, &f), 0);
+    ck_assert_int_eq((long long)f.ical_last, (long long)IMIP_OPEN_ENDED);
+    message_facts_free(&f);
+    free(big);
+    ck_assert_msg(since(&t0) < 1.0, "1000 rules took %.2fs", since(&t0));
+}
+END_TEST
+
+/* Exchange writes Windows zone names with their own VTIMEZONE: read its
+ * yearly rules (last Sunday of March / October) without libical. */
+START_TEST(test_exchange_vtimezone)
+{
+    struct message_facts f;
+    char *msg = parse_file("exchange-recurring.eml", 1, &f, NULL);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    /* 10:00 W. Europe in July = CEST, +02:00 */
+    ck_assert_int_eq((long long)f.dtstart, 1751356800LL);
+    /* every Tuesday, no end */
+    ck_assert_int_eq((long long)f.ical_last, (long long)IMIP_OPEN_ENDED);
+    ck_assert_ptr_null(f.ical_recurrence_id);
+    /* DESCRIPTION;LANGUAGE=en-US: and LOCATION;LANGUAGE=en-US: are empty */
+    ck_assert_int_eq(f.ical_errors, 0);
+    ck_assert_int_eq(f.ical_ignored, 2);
+    ck_assert(has_attendee(&f, "jane.customer@client.example"));
+    message_facts_free(&f);
+    free(msg);
+
+    static const struct { const char *at; long long want; } cases[] = {
+        { "20250107T100000", 1736240400LL },    /* January: +01:00 */
+        { "20250330T010000", 1743292800LL },    /* before 02:00 on 30 March */
+        { "20250330T040000", 1743300000LL },    /* after: +02:00 */
+        { "20251026T040000", 1761447600LL },    /* after 03:00 on 26 October */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[2048];
+        snprintf(buf, sizeof buf, "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:REQUEST\n"
+                 "BEGIN:VTIMEZONE\nTZID:W. Europe Standard Time\nBEGIN:STANDARD\n"
+                 "DTSTART:16010101T030000\nTZOFFSETFROM:+0200\nTZOFFSETTO:+0100\n"
+                 "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\nEND:STANDARD\n"
+                 "BEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0200\n"
+                 "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\nEND:DAYLIGHT\nEND:VTIMEZONE\n"
+                 "BEGIN:VEVENT\nUID:x\nDTSTART;TZID=W. Europe Standard Time:%s\nEND:VEVENT\n"
+                 "END:VCALENDAR\n", cases[i].at);
+        parse_str(buf, &f);
+        ck_assert_msg((long long)f.dtstart == cases[i].want, "%s: %lld", cases[i].at,
+                      (long long)f.dtstart);
+        message_facts_free(&f);
+    }
+    /* US rules: second Sunday of March, first Sunday of November */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nBEGIN:VTIMEZONE\n"
+              "TZID:Eastern Standard Time\nBEGIN:STANDARD\nDTSTART:16010101T020000\n"
+              "TZOFFSETFROM:-0400\nTZOFFSETTO:-0500\nRRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11\n"
+              "END:STANDARD\nBEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:-0500\n"
+              "TZOFFSETTO:-0400\nRRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH=3\nEND:DAYLIGHT\n"
+              "END:VTIMEZONE\nBEGIN:VEVENT\nUID:x\n"
+              "DTSTART;TZID=Eastern Standard Time:20250310T090000\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq((long long)f.dtstart, 1741611600LL);   /* 13:00Z: EDT */
+    message_facts_free(&f);
+}
+END_TEST
+
+/* Issue 11.16: empty properties are routine (Google, Outlook, Teams):
+ * not counted as errors; an error in what untild decides on still is. */
+START_TEST(test_empty_properties_not_errors)
+{
+    struct message_facts f;
+    /* Teams: empty LOCATION and DESCRIPTION, X-MICROSOFT-* noise */
+    parse_str("Content-Type: text/calendar; method=REQUEST\n\nBEGIN:VCALENDAR\n"
+              "METHOD:REQUEST\nPRODID:Microsoft Exchange Server 2010\nVERSION:2.0\n"
+              "BEGIN:VEVENT\nUID:teams-1\nSUMMARY;LANGUAGE=en-US:Call\nLOCATION;LANGUAGE=en-US:\n"
+              "DESCRIPTION;LANGUAGE=en-US:\nDTSTART:20270801T090000Z\n"
+              "ORGANIZER:mailto:a@vendor.example\nATTENDEE:mailto:j@client.example\n"
+              "X-MICROSOFT-SKYPETEAMSMEETINGURL:https://teams.example/l/x\n"
+              "END:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq(f.ical_part, MSG_ICAL_USED);
+    ck_assert_int_eq(f.ical_errors, 0);
+    ck_assert_int_eq(f.ical_ignored, 2);
+    message_facts_free(&f);
+
+    /* an unreadable DTSTART does change a decision (staleness) */
+    struct message_facts g;
+    char *msg = parse_file("malformed.eml", 0, &g, NULL);
+    ck_assert_int_ge(g.ical_errors, 1);
+    ck_assert_str_eq(g.ical_error_prop, "DTSTART");
+    ck_assert_int_eq(g.ical_part, MSG_ICAL_USED);
+    message_facts_free(&g);
+    free(msg);
+
+    /* not iCalendar at all */
+    parse_str("Content-Type: text/calendar\n\nnot a calendar\n", &f);
+    ck_assert_int_eq(f.ical_part, MSG_ICAL_UNUSABLE);
+    ck_assert_int_eq(f.ical_errors, 1);
+    message_facts_free(&f);
+}
+END_TEST
+
+/* Issue 18.2: a calendar part over the cap is not parsed: plain mail. */
+START_TEST(test_calendar_cap)
+{
+    const char *head = "From: a@vendor.example\nContent-Type: multipart/mixed; boundary=b\n\n"
+                       "--b\nContent-Type: text/calendar; method=REPLY\n\nBEGIN:VCALENDAR\n"
+                       "METHOD:REPLY\nBEGIN:VEVENT\nUID:big\nORGANIZER:mailto:j@client.example\n";
+    size_t fill = 3u * 1024 * 1024, hl = strlen(head);
+    char *m = malloc(hl + fill + 200);
+    ck_assert_ptr_nonnull(m);
+    memcpy(m, head, hl);
+    size_t o = hl;
+    while (o < hl + fill)
+        o += (size_t)sprintf(m + o, "X-PAD:%070d\n", 0);
+    o += (size_t)sprintf(m + o, "END:VEVENT\nEND:VCALENDAR\n--b--\n");
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct message_facts f;
+    ck_assert_int_eq(message_parse(m, o, DELIMS, &f), 0);      /* default 1 MiB */
+    ck_assert_int_eq(f.ical_part, MSG_ICAL_TOO_LARGE);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    ck_assert_ptr_null(f.ical_uid);
+    ck_assert_ptr_null(f.ical_data);
+    ck_assert_uint_gt(f.ical_size, 3u * 1024 * 1024);
+    message_facts_free(&f);
+    ck_assert_msg(since(&t0) < 0.5, "took %.2fs", since(&t0));
+    /* a larger cap lets it through */
+    ck_assert_int_eq(message_parse_max(m, o, DELIMS, 8u * 1024 * 1024, &f), 0);
+    ck_assert_int_eq(f.ical_part, MSG_ICAL_USED);
+    ck_assert_int_eq(f.method, IMIP_REPLY);
+    message_facts_free(&f);
+    /* a small cap also counts the parts before the one used */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:CANCEL\nBEGIN:VEVENT\n"
+              "UID:s\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_int_eq(f.method, IMIP_CANCEL);
+    message_facts_free(&f);
+    const char *small = "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:CANCEL\n"
+                        "BEGIN:VEVENT\nUID:s\nEND:VEVENT\nEND:VCALENDAR\n";
+    ck_assert_int_eq(message_parse_max(small, strlen(small), DELIMS, 20, &f), 0);
+    ck_assert_int_eq(f.ical_part, MSG_ICAL_TOO_LARGE);
+    ck_assert_int_eq(f.method, IMIP_NONE);
+    message_facts_free(&f);
+    free(m);
+}
+END_TEST
+
+/* Issue 11.14: a message about one occurrence carries its RECURRENCE-ID,
+ * as the same UTC key whatever the zone form. */
+START_TEST(test_recurrence_id)
+{
+    struct message_facts f;
+    char *msg = parse_file("google-occurrence-cancel.eml", 1, &f, NULL);
+    ck_assert_int_eq(f.method, IMIP_CANCEL);
+    ck_assert_str_eq(f.ical_uid, "5h3j2k1l0m9n8b7v6c5x4z3a2s@google.com");
+    ck_assert_str_eq(f.ical_recurrence_id, "20270803T070000Z");
+    ck_assert_int_eq((long long)f.dtstart, 1817276400LL);
+    ck_assert_int_eq(f.ical_errors, 0);     /* DESCRIPTION:, LOCATION: */
+    ck_assert_int_eq(f.ical_ignored, 2);
+    message_facts_free(&f);
+    free(msg);
+    /* the same occurrence in UTC (Outlook writes it so) */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\n"
+              "UID:5h3j2k1l0m9n8b7v6c5x4z3a2s@google.com\nRECURRENCE-ID:20270803T070000Z\n"
+              "DTSTART:20270803T080000Z\nEND:VEVENT\nEND:VCALENDAR\n", &f);
+    ck_assert_str_eq(f.ical_recurrence_id, "20270803T070000Z");
+    message_facts_free(&f);
+    /* a series with an override: about the series */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\n"
+              "UID:s\nRECURRENCE-ID:20270803T070000Z\nDTSTART:20270803T080000Z\nEND:VEVENT\n"
+              "BEGIN:VEVENT\nUID:s\nDTSTART:20270801T070000Z\nRRULE:FREQ=DAILY\nEND:VEVENT\n"
+              "END:VCALENDAR\n", &f);
+    ck_assert_ptr_null(f.ical_recurrence_id);
+    ck_assert_int_eq((long long)f.dtstart, 1817103600LL);
+    message_facts_free(&f);
+    /* a DATE occurrence */
+    parse_str("Content-Type: text/calendar\n\nBEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:d\n"
+              "RECURRENCE-ID;VALUE=DATE:20270803\nDTSTART;VALUE=DATE:20270803\nEND:VEVENT\n"
+              "END:VCALENDAR\n", &f);
+    ck_assert_str_eq(f.ical_recurrence_id, "20270803");
+    message_facts_free(&f);
+}
+END_TEST
+
+/* Issue 11.15: the start of the last occurrence, or open-ended. */
+START_TEST(test_last_occurrence)
+{
+    struct message_facts f;
+    char *msg = parse_file("thunderbird-recurring.eml", 0, &f, NULL);
+    ck_assert_int_eq((long long)f.dtstart, 1814788800LL);     /* 14:00 CEST */
+    ck_assert_int_eq((long long)f.ical_last, 1815134400LL);   /* 5th day */
+    message_facts_free(&f);
+    free(msg);
+    msg = parse_file("google-ics.eml", 0, &f, NULL);           /* single event */
+    ck_assert_int_eq((long long)f.ical_last, (long long)f.dtstart);
+    message_facts_free(&f);
+    free(msg);
+    static const struct { const char *rule; long long want; } cases[] = {
+        { "RRULE:FREQ=WEEKLY;BYDAY=MO", (long long)IMIP_OPEN_ENDED },
+        { "RRULE:FREQ=WEEKLY;UNTIL=20271231T235959Z", 1830297599LL },
+        { "RRULE:FREQ=MONTHLY;COUNT=3", 1822381200LL },         /* 2027-10-01 */
+        { "RRULE:FREQ=HOURLY;COUNT=3", 1817110800LL + 7200 },
+        { "RRULE:FREQ=MINUTELY;BYHOUR=9;COUNT=3", (long long)IMIP_OPEN_ENDED },
+        { "RRULE:FREQ=DAILY;COUNT=2\nRDATE:20280101T090000Z", 1830330000LL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\n"
+                 "METHOD:REQUEST\nBEGIN:VEVENT\nUID:r\nDTSTART:20270801T090000Z\n%s\n"
+                 "END:VEVENT\nEND:VCALENDAR\n", cases[i].rule);
+        parse_str(buf, &f);
+        ck_assert_msg((long long)f.ical_last == cases[i].want, "%s: %lld", cases[i].rule,
+                      (long long)f.ical_last);
+        message_facts_free(&f);
+    }
+}
+END_TEST
+
 static Suite *message_suite(void)
 {
     Suite *s = suite_create("message");
@@ -671,7 +963,17 @@ static Suite *message_suite(void)
     tcase_add_test(tc, test_timezones);
     tcase_add_test(tc, test_8bit_untouched);
     tcase_add_test(tc, test_header_bounds);
+    tcase_add_test(tc, test_exchange_vtimezone);
+    tcase_add_test(tc, test_empty_properties_not_errors);
+    tcase_add_test(tc, test_recurrence_id);
+    tcase_add_test(tc, test_last_occurrence);
     suite_add_tcase(s, tc);
+    /* Bounded work: before the fix these ran for minutes (issue 18). */
+    TCase *tb = tcase_create("bounded");
+    tcase_set_timeout(tb, 5);
+    tcase_add_test(tb, test_hostile_vtimezone);
+    tcase_add_test(tb, test_calendar_cap);
+    suite_add_tcase(s, tb);
     return s;
 }
 

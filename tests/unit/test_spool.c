@@ -90,6 +90,8 @@ static void fill_meta(struct spool_meta *m, struct spool_rcpt *r)
     m->ical_uid = NULL;
     m->ical_dtstart = -5;
     m->ical_method = 2;
+    m->ical_recurrence_id = "20270803T070000Z";
+    m->ical_last = -1;              /* open-ended series */
     m->attempts = 3;
     m->next_attempt = 1790000500;
     m->last_error = "451 4.3.0 try\nlater";
@@ -113,6 +115,8 @@ static void check_meta(const struct spool_meta *g, const struct spool_meta *w)
     ck_assert_ptr_null(g->ical_uid);
     ck_assert_int_eq(g->ical_dtstart, w->ical_dtstart);
     ck_assert_int_eq(g->ical_method, w->ical_method);
+    ck_assert_str_eq(g->ical_recurrence_id, w->ical_recurrence_id);
+    ck_assert_int_eq(g->ical_last, w->ical_last);
     ck_assert_uint_eq(g->size, w->size);
     ck_assert_int_eq(g->attempts, w->attempts);
     ck_assert_int_eq(g->next_attempt, w->next_attempt);
@@ -230,9 +234,11 @@ START_TEST(escaping_on_disk)
     ck_assert_ptr_nonnull(strstr(raw, "\nrcpt: failed %2D %00 - - -"));
     for (p = raw; *p; p++)
         lines += *p == '\n';
-    /* magic + 18 scalar keys (ical-uid, released-by/-reason absent) + 2
+    /* magic + 20 scalar keys (ical-uid, released-by/-reason absent) + 2
      * rcpt lines, each one line */
-    ck_assert_uint_eq(lines, 1 + 19 + 2 - 1);
+    ck_assert_uint_eq(lines, 1 + 21 + 2 - 1);
+    ck_assert_ptr_nonnull(strstr(raw, "\nical-recurrence-id: 20270803T070000Z\n"));
+    ck_assert_ptr_nonnull(strstr(raw, "\nical-last: -1\n"));
     /* body verbatim after the blank line, then the end record */
     ck_assert_mem_eq(hdr_end + 2, body, BODYLEN);
     {

@@ -396,7 +396,7 @@ START_TEST(migrate_v3_prune_indexed)
     ck_assert_int_eq(store_seen_add(st, "<m@x>", "bob@acme.com", "rep@x", 10), 0);
     store_close(st);
     db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 4);
     /* Turn it back into what untild with schema 2 left behind. */
     ck_assert_int_eq(sqlite3_exec(db, "DROP INDEX seen_t; PRAGMA user_version = 2",
                                   NULL, NULL, NULL), SQLITE_OK);
@@ -408,13 +408,35 @@ START_TEST(migrate_v3_prune_indexed)
     ck_assert_int_eq(store_seen_has(st, "<m@x>", "bob@acme.com"), 1);
     store_close(st);
     db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 4);
     ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'seen_t'"), 1);
     raw_plan(db, "DELETE FROM seen WHERE t < 5", plan, sizeof plan);
     ck_assert_msg(strstr(plan, "INDEX seen_t") != NULL, "plan: %s", plan);
     raw_plan(db, "DELETE FROM audit WHERE t < 5", plan, sizeof plan);
     ck_assert_msg(strstr(plan, "INDEX audit_t") != NULL, "plan: %s", plan);
     sqlite3_close(db);
+}
+END_TEST
+
+/* Issue 11.13: the invitation index (evidence for calendar replies). */
+START_TEST(invitations)
+{
+    struct store *st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_invite_has(st, "rep@x", "uid-1", "jane@acme.com"), 0);
+    ck_assert_int_eq(store_invite_add(st, "rep@x", "uid-1", "jane@acme.com", 100), 0);
+    ck_assert_int_eq(store_invite_add(st, "rep@x", "uid-1", "jane@acme.com", 300), 0);
+    ck_assert_int_eq(store_invite_has(st, "REP@X", "uid-1", "Jane@Acme.com"), 1);
+    ck_assert_int_eq(store_invite_has(st, "rep@x", "UID-1", "jane@acme.com"), 0);
+    ck_assert_int_eq(store_invite_has(st, "other@x", "uid-1", "jane@acme.com"), 0);
+    ck_assert_int_eq(store_invite_has(st, "rep@x", "uid-1", "sam@acme.com"), 0);
+    ck_assert_int_eq(store_invite_add(st, NULL, "u", "o", 1), -1);
+    /* kept by a prune before its (refreshed) time, gone after */
+    ck_assert_int_eq(store_prune(st, 200), 0);
+    ck_assert_int_eq(store_invite_has(st, "rep@x", "uid-1", "jane@acme.com"), 1);
+    ck_assert_int_eq(store_prune(st, 301), 1);
+    ck_assert_int_eq(store_invite_has(st, "rep@x", "uid-1", "jane@acme.com"), 0);
+    store_close(st);
 }
 END_TEST
 
@@ -454,6 +476,7 @@ int main(void)
     tcase_add_test(tc, wal_and_schema);
     tcase_add_test(tc, prune);
     tcase_add_test(tc, migrate_v3_prune_indexed);
+    tcase_add_test(tc, invitations);
     suite_add_tcase(su, tc);
     sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
