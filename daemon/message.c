@@ -14,7 +14,7 @@
  *
  * The input is never modified: everything works on (pointer, length) views
  * and copies out, so NUL bytes and a missing final newline are harmless.
- * libical runs on the caller's thread (the main thread, see HACKING.md). */
+ * libical runs on the caller's thread (the main thread, see docs/HACKING.md). */
 #include "untild/message.h"
 #include "untild/address.h"
 
@@ -609,7 +609,7 @@ static time_t dtstart_of(icalcomponent *vcal, icalcomponent *ev)
         return 0;
     icaltimezone *zone = NULL;
     if (tt.is_date) {
-        /* icaltime_set_timezone and friends ignore DATE values (STYLE.md) */
+        /* icaltime_set_timezone and friends ignore DATE values (docs/HACKING.md "Library pitfalls") */
         tt.is_date = 0;
         tt.hour = tt.minute = tt.second = 0;
     } else if (icaltime_is_utc(tt)) {

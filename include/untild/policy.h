@@ -73,7 +73,7 @@ struct plan {
 void policy_plan(const struct policy_cfg *cfg, const struct verdict *v,
                  size_t n, struct plan *p);
 
-/* Command-domain recipients (DESIGN.md "Rep controls").
+/* Command-domain recipients (docs/DESIGN.md "Rep controls").
  * Returns CMD_NONE if rcpt is not at cfg->command_domain. */
 enum cmd_kind { CMD_NONE = 0, CMD_UNTIL, CMD_RELEASE, CMD_DISCARD, CMD_STATUS,
                 CMD_BAD };
