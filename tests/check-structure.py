@@ -24,6 +24,8 @@ the list only shrinks).
 
 Usage: tests/check-structure.py [--root DIR] [--allow FILE] [--list]
   --list  print every current violation in allowlist form and exit 0
+A self-test first plants one violation of each kind in a scratch tree and
+fails unless exactly those are found.
 Output: "PASS structure: ..." / "FAIL structure: ..." lines (counted by
 tests/run-all.sh), then the details; exit 1 on any FAIL.
 """
@@ -318,6 +320,35 @@ CHECKS = [
 ]
 
 
+def self_test():
+    """Plant one violation of each kind in a scratch tree: the checker must
+    find exactly those (a checker that finds nothing passes everything)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as root:
+        os.makedirs(os.path.join(root, "daemon"))
+        os.makedirs(os.path.join(root, "include", "untild"))
+
+        def put(rel, text):
+            with open(os.path.join(root, rel), "w") as f:
+                f.write(text)
+        body = "".join("    x += %d;\n" % i for i in range(MAX_FUNC))
+        put("daemon/a.c", '#include "untild/a.h"\n#include "untild/b.h"\n'
+            "/* { not a body */\nstatic const char *s = \"{\";\n"
+            "struct t { int x; };\nint ok(void)\n{\n    return 0;\n}\n"
+            "static int big(int x)\n{\n" + body + "    return x;\n}\n")
+        put("daemon/b.c", '#include "untild/b.h"\n#include "untild/a.h"\n')
+        put("daemon/policy.c", '#include "untild/daemon.h"\n')
+        put("daemon/untild.c", "\n" * (MAX_FILE + 1))
+        for h in ("a", "b", "daemon"):
+            put("include/untild/%s.h" % h, "")
+        got = set()
+        for _, _, fn in CHECKS:
+            got |= set(fn(root))
+    want = {"include-cycle a -> b", "include-cycle b -> a", "core-edge policy -> untild",
+            "long-function daemon/a.c:big", "long-file daemon/untild.c"}
+    return got == want, sorted(got ^ want)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -332,6 +363,11 @@ def main():
             for key in sorted(found):
                 print("%-50s # %s" % (key, found[key]))
         return 0
+
+    ok, diff = self_test()
+    if not ok:
+        print("FAIL structure: the checker's self-test (planted violations): %s" % ", ".join(diff))
+        return 1
 
     allow = load_allow(args.allow)
     allow_rel = os.path.relpath(args.allow, args.root)
