@@ -16,6 +16,9 @@
   3. No function in daemon/*.c longer than MAX_FUNC lines (from the line
      with its name to its closing brace).
   4. No file in daemon/ longer than MAX_FILE lines.
+  5. The docs name real code: in docs/*.md, "`X.c` `fn`" and "`X.c`: `fn`"
+     name something in daemon/X.c, and "→ `fn`" something in daemon/ or
+     include/ (a rename must update docs/HACKING.md's map).
 
 Known violations are listed in tests/structure-allow.txt, one a line, in
 the form this script prints them. The check fails on a violation that is
@@ -297,6 +300,39 @@ def file_violations(root):
     return found
 
 
+# ---------- 5. the docs name real code ----------
+
+DOC_PAIR_RE = re.compile(r"`(\w+)\.c`:? `(\w+)`")
+DOC_ARROW_RE = re.compile(r"→ `(\w+)`")
+
+
+def doc_violations(root):
+    found = {}
+    ddir = os.path.join(root, "daemon")
+    docs = os.path.join(root, "docs")
+    if not os.path.isdir(docs):
+        return found
+    src = {}
+    for d in (ddir, os.path.join(root, "include", "untild")):
+        for name in sorted(os.listdir(d)):
+            src[os.path.join(d, name)] = read(os.path.join(d, name))
+    everything = "\n".join(src.values())
+    for name in sorted(os.listdir(docs)):
+        if not name.endswith(".md"):
+            continue
+        text = read(os.path.join(docs, name))
+        for mod, ident in DOC_PAIR_RE.findall(text):
+            body = src.get(os.path.join(ddir, mod + ".c"))
+            if body is None or not re.search(r"\b%s\b" % re.escape(ident), body):
+                found["doc-ref docs/%s: %s.c %s" % (name, mod, ident)] = \
+                    "no %s in daemon/%s.c" % (ident, mod)
+        for ident in DOC_ARROW_RE.findall(text):
+            if not re.search(r"\b%s\b" % re.escape(ident), everything):
+                found["doc-ref docs/%s: %s" % (name, ident)] = \
+                    "no %s in daemon/ or include/" % ident
+    return found
+
+
 # ---------- allowlist ----------
 
 def load_allow(path):
@@ -317,6 +353,7 @@ CHECKS = [
      core_violations),
     ("long-function", "no function over %d lines in daemon/" % MAX_FUNC, function_violations),
     ("long-file", "no file over %d lines in daemon/" % MAX_FILE, file_violations),
+    ("doc-ref", "the functions docs/*.md name exist", doc_violations),
 ]
 
 
@@ -341,11 +378,14 @@ def self_test():
         put("daemon/untild.c", "\n" * (MAX_FILE + 1))
         for h in ("a", "b", "daemon"):
             put("include/untild/%s.h" % h, "")
+        os.makedirs(os.path.join(root, "docs"))
+        put("docs/X.md", "`a.c`: `big` and `a.c` `gone`; ok → `ok`, not → `nowhere`\n")
         got = set()
         for _, _, fn in CHECKS:
             got |= set(fn(root))
     want = {"include-cycle a -> b", "include-cycle b -> a", "core-edge policy -> untild",
-            "long-function daemon/a.c:big", "long-file daemon/untild.c"}
+            "long-function daemon/a.c:big", "long-file daemon/untild.c",
+            "doc-ref docs/X.md: a.c gone", "doc-ref docs/X.md: nowhere"}
     return got == want, sorted(got ^ want)
 
 
@@ -396,8 +436,8 @@ def main():
     for d in details:
         print(d)
     if failed:
-        print("structure: fix the code (docs/HACKING.md \"House style\"); a new violation is never "
-              "added to the allowlist")
+        print("structure: fix the code (docs/HACKING.md \"House style\"), or the doc that names "
+              "code no longer there; a new violation is never added to the allowlist")
     return 1 if failed else 0
 
 
