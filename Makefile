@@ -1,6 +1,6 @@
 # untild — plain Makefile with pkg-config.
 # make            build build/untild and build/untilctl
-# make check      build and run every test (unit + end to end)
+# make check      build and run every test (unit, structure, end to end)
 # make asan-check the same under AddressSanitizer + UBSan
 # make bench      benchmarks
 # make deps       install build and test dependencies (Debian, as root)
@@ -13,7 +13,8 @@ PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt 
 CHECKPKG := check
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libetpan's flags carry Debian's no-pie specs: filter them out (see STYLE.md).
+# libetpan's flags carry Debian's no-pie specs: filter them out
+# (docs/HACKING.md "Library pitfalls").
 PKG_LIBS   := $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
 CHECK_CFLAGS := $(shell pkg-config --cflags $(CHECKPKG) 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs $(CHECKPKG) 2>/dev/null)
@@ -35,7 +36,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all run check unit e2e asan-check valgrind-check bench torture install clean deps
+.PHONY: all run check unit e2e asan-check valgrind-check bench torture install clean deps structure
 
 all: $(BUILD)/untild $(BUILD)/untilctl
 
@@ -78,6 +79,11 @@ deps:
 
 unit: all $(UNIT_BIN)
 	@E2E=no sh tests/run-all.sh $(BUILD) $(UNIT_BIN)
+
+# The structure rules alone (also part of check and unit, via run-all.sh):
+# no include cycle, no function over 120 lines, no file over 1,500 lines.
+structure:
+	@/usr/bin/python3 tests/check-structure.py
 
 e2e: all
 	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD) $(E2E_ARGS)

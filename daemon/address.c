@@ -1,4 +1,4 @@
-/* address.c - e-mail address normalisation (DESIGN.md "Matching").
+/* address.c - e-mail address normalisation (docs/DESIGN.md "Matching").
  *
  * Windows name people ("jane@acme.com") and domains ("@acme.com"); the
  * envelope names them however the mail client felt like: with angle

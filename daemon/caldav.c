@@ -1,4 +1,4 @@
-/* caldav.c - the CalDAV watcher (DESIGN.md "Calendar path").
+/* caldav.c - the CalDAV watcher (docs/DESIGN.md "Calendar path").
  *
  * A server with RFC 6638 scheduling sends invitations the moment an event
  * is saved, past the SMTP gate; the watcher sees them afterwards and flags

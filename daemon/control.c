@@ -1,4 +1,4 @@
-/* control.c - the control socket: untilctl's verbs (DESIGN.md "Names").
+/* control.c - the control socket: untilctl's verbs (docs/DESIGN.md "Names").
  *
  * One request per connection: NUL-terminated words, an empty word to end;
  * the answer is "<exit>\n" plus the text to print. Tables by default,

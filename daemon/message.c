@@ -14,7 +14,7 @@
  *
  * The input is never modified: everything works on (pointer, length) views
  * and copies out, so NUL bytes and a missing final newline are harmless.
- * libical runs on the caller's thread (the main thread, see HACKING.md). */
+ * libical runs on the caller's thread (the main thread, see docs/HACKING.md). */
 #include "untild/message.h"
 #include "untild/address.h"
 
@@ -751,7 +751,7 @@ static icalcomponent *message_vtimezone(icalcomponent *vcal, const char *tzid)
 static time_t wall_to_time(icalcomponent *vcal, struct icaltimetype tt, const char *tzid)
 {
     if (tt.is_date) {
-        /* icaltime_set_timezone and friends ignore DATE values (STYLE.md) */
+        /* icaltime_set_timezone and friends ignore DATE values (docs/HACKING.md "Library pitfalls") */
         tt.is_date = 0;
         tt.hour = tt.minute = tt.second = 0;
         tzid = NULL;    /* a day is a day: midnight UTC, as before */

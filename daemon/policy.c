@@ -5,7 +5,7 @@
  * the iMIP-reply and "customer re-opened" overrides), policy_plan() for the
  * message as a whole, policy_release_at() for the aligned release time, and
  * policy_command() for "until-DATE@", "release-ID@", "discard-ID@",
- * "status@" at the command domain (DESIGN.md "Rep controls").
+ * "status@" at the command domain (docs/DESIGN.md "Rep controls").
  *
  * Why pure: everything (the window index, the clock, the "has untild seen
  * that message" oracle) is passed in, so the rules that decide whether a

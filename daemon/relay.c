@@ -13,7 +13,7 @@
  * captured from CURLOPT_DEBUGFUNCTION (CURLINFO_HEADER_IN/OUT): the first
  * 4xx/5xx line is what the client hears on failure, the reply after each
  * RCPT is that recipient's code, the reply after the data is the success
- * text (see STYLE.md, "libcurl failure reporting").
+ * text (see docs/HACKING.md, "Library pitfalls").
  *
  * Diagnostics: failures are logged at warn with the upstream's reply;
  * credentials are never logged (the AUTH lines are not even looked at).

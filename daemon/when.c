@@ -11,7 +11,7 @@
  * not libical's: a local time in a spring-forward gap is read with the
  * offset before the gap (02:30 -> 03:30 summer time, the later instant), an
  * ambiguous autumn time is the first occurrence (summer time). libical
- * itself maps them the other way (STYLE.md), which is why we don't use
+ * itself maps them the other way (docs/HACKING.md), which is why we don't use
  * icaltime_as_timet_with_zone.
  *
  * Wall-clock time is never read here: "now" is passed in.

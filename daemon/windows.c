@@ -459,7 +459,7 @@ void window_free_fields(struct window *w)
 
 /* ---------------------------------------------------------------- activity */
 
-/* Bounds on libical iteration (STYLE.md: rules without COUNT/UNTIL run for
+/* Bounds on libical iteration (docs/HACKING.md: rules without COUNT/UNTIL run for
  * centuries). SEARCH bounds finding the occurrence around t; RUN bounds
  * following touching occurrences to the end of a quiet run. */
 #define RECUR_SEARCH_MAX 100000

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Run every test: the Check unit binaries, then the end-to-end suites.
+# Run every test: the Check unit binaries, the structure check
+# (tests/check-structure.py), then the end-to-end suites.
 # Prints one closing line "N passed, N failed" and exits non-zero on any
 # failure. Usage: tests/run-all.sh BUILD_DIR UNIT_BIN...
 build=$1; shift
@@ -16,6 +17,14 @@ for t in "$@"; do
     [ $f -gt 0 ] && { printf '%s\n' "$out" | grep -vE '^(Running suite|[0-9]+%: Checks)' | head -40; bad="$bad $(basename "$t")"; }
     passed=$((passed + checks - f)); failed=$((failed + f))
 done
+# Structure rules (docs/HACKING.md "House style"): one PASS/FAIL line each.
+out=$(/usr/bin/python3 tests/check-structure.py 2>&1); rc=$?
+printf '%s\n' "$out"
+p=$(printf '%s\n' "$out" | grep -cE '^PASS ')
+f=$(printf '%s\n' "$out" | grep -cE '^FAIL ')
+if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+[ "$f" -gt 0 ] && bad="$bad check-structure.py"
+passed=$((passed + p)); failed=$((failed + f))
 # End-to-end suites print "e2e: N passed, N failed" as their last line.
 for s in tests/e2e/run.py tests/e2e/test_service.sh; do
     [ "${E2E:-yes}" = no ] && break

@@ -302,7 +302,7 @@ class Torture:
                 bad.append(m.mid)
             elif final > n_ok + n_unknown:
                 # A hand release in flight when the daemon died may go out
-                # again: at-least-once for releases (DESIGN.md "Spool").
+                # again: at-least-once for releases (docs/DESIGN.md "Spool and release").
                 if m.held_kind and m.release_requested and final <= 2 * (n_ok + n_unknown):
                     resent.append(m.mid)
                 else:

@@ -1,4 +1,4 @@
-/* address.h - e-mail address normalisation (DESIGN.md "Matching").
+/* address.h - e-mail address normalisation (docs/DESIGN.md "Matching").
  *
  * A normalised address is "local@domain" where:
  *  - a source route ("@a,@b:") and angle brackets are removed;

@@ -68,7 +68,7 @@ struct config {
     int timeout_data;        /* seconds; default 600 */
     /* [upstream] */
     char *upstream_url;      /* NULL: deliver to maildir */
-    char *maildir;           /* default <state_dir>/../outbox relative: ./var/outbox */
+    char *maildir;           /* default <state_dir>/outbox */
     enum tls_mode upstream_tls;
     char *upstream_username, *upstream_password_file, *upstream_password_command;
     char *upstream_tls_ca;
@@ -86,7 +86,7 @@ struct config {
     /* [windows] */
     char *window_files;           /* glob, may be NULL */
     /* [notify] */
-    char *notify_from;            /* default "untild@<command_domain>"?: see config.c */
+    char *notify_from;            /* default "untild@<command_domain>" */
     char *notify_to;              /* default: the rep's address */
     char *notify_events;          /* comma list of notice kinds to send:
                                      held,flagged,released,failed,stale,status

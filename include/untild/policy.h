@@ -20,23 +20,26 @@ struct policy_cfg {
 };
 
 struct verdict {
-    enum action action;          /* ALLOW, HOLD, FLAG, REJECT */
-    const struct window *w;      /* the deciding window, NULL for allow */
-    time_t quiet_until;          /* window's current quiet-until */
-    time_t release_at;           /* aligned release time (hold) */
-    const char *why;             /* short static reason for allow overrides
-                                    ("reply to the contact's own invitation",
-                                    "customer re-opened the conversation"),
-                                    or NULL */
+    enum action action;          /* ALLOW, HOLD, FLAG, REJECT (never DEFAULT) */
+    const struct window *w;      /* the deciding window; NULL for allow (no
+                                    window, an allow window, or an override) */
+    time_t quiet_until;          /* window's current quiet-until; 0 for allow */
+    time_t release_at;           /* policy_release_at of the match, for every
+                                    non-allow verdict; 0 for allow */
+    const char *why;             /* set only by policy_message's overrides: a
+                                    static string saying why a hold or flag
+                                    became allow; else NULL. Nothing but the
+                                    unit tests reads it today. */
 };
 
 /* Effective action of window w under cfg (resolves ACTION_DEFAULT). */
 enum action policy_window_action(const struct policy_cfg *cfg,
                                  const struct window *w);
 
-/* Release time for a hold by window match m: recurring occurrences and
- * hand-ended windows release at quiet_until exactly; others aligned with
- * when_align_release in the window's tz. */
+/* Release time for a hold by window match m: a recurring occurrence
+ * releases at quiet_until exactly; others are aligned with
+ * when_align_release in the window's tz; WHEN_NEVER stays WHEN_NEVER.
+ * (A window ended by hand is gone from the index: it holds nothing.) */
 time_t policy_release_at(const struct policy_cfg *cfg,
                          const struct window_match *m);
 
@@ -52,11 +55,12 @@ typedef int (*policy_seen_fn)(void *arg, const char *message_id,
                               const char *contact);
 
 /* Verdicts after DATA, for n normalised recipients, given message facts:
- *  - iMIP REPLY to the organizer of the contact's own invitation: allow;
- *  - a reply (In-Reply-To/References) to a message the quiet contact sent
- *    (seen(...) true): allow, why = "customer re-opened the conversation";
- *  - otherwise as policy_rcpt.
- * out[] has n entries. */
+ * first as policy_rcpt; then a hold or flag (never a reject) becomes allow
+ *  - for an iMIP REPLY whose ORGANIZER is this recipient (answering the
+ *    contact's own invitation): why = "reply to the contact's own invitation";
+ *  - for a reply (In-Reply-To/References) to a message the quiet contact
+ *    sent (seen(...) true): why = "customer re-opened the conversation".
+ * rep is not used yet. out[] has n entries. */
 void policy_message(const struct policy_cfg *cfg, const struct windows *ix,
                     const char *rep, const char *const *rcpts, size_t n,
                     const struct message_facts *f, policy_seen_fn seen,
@@ -73,7 +77,7 @@ struct plan {
 void policy_plan(const struct policy_cfg *cfg, const struct verdict *v,
                  size_t n, struct plan *p);
 
-/* Command-domain recipients (DESIGN.md "Rep controls").
+/* Command-domain recipients (docs/DESIGN.md "Rep controls").
  * Returns CMD_NONE if rcpt is not at cfg->command_domain. */
 enum cmd_kind { CMD_NONE = 0, CMD_UNTIL, CMD_RELEASE, CMD_DISCARD, CMD_STATUS,
                 CMD_BAD };

@@ -18,8 +18,9 @@ struct relay_result {
     int code;           /* SMTP reply code to pass to the client (250, 4xx, 5xx) */
     char text[512];     /* upstream's reply text (first failing line, or the
                            final 250 line) without the code, or our own */
-    int *rcpt_codes;    /* per-recipient reply codes (n entries, malloc'd),
-                           NULL if unknown */
+    int *rcpt_codes;    /* per-recipient reply codes, one per job rcpt, never
+                           NULL: a recipient without an answer of its own
+                           gets the message's code (owned by the relay) */
 };
 
 struct relay_job {

@@ -32,9 +32,9 @@ struct relay_result;
 
 /* Run the transaction on h, an easy handle already set up (URL, TLS,
  * credentials, timeouts) but not performed. timeout_s bounds each wait.
- * Fills res (ok, code, text, rcpt_codes) like the libcurl path does.
- * Returns 0 if the connection may be reused (it is not: the handle is
- * left for the caller to clean up). */
+ * Fills res like the libcurl path does: ok, code, text, and rcpt_codes[i]
+ * for each RCPT answered (the caller allocated job->nrcpts entries). The
+ * connection is never reused: the caller cleans up h. */
 void smtp_dsn_send(CURL *h, const struct relay_job *job, long timeout_s,
                    struct relay_result *res);
 

@@ -1,4 +1,4 @@
-/* spool.h - the durable queue of held messages (DESIGN.md "Spool").
+/* spool.h - the durable queue of held messages (docs/DESIGN.md "Spool and release").
  *
  * Layout under <state_dir>/spool/: incoming/ (being written), held/,
  * active/ (being delivered), corrupt/. One file per message, named by its

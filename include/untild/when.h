@@ -58,7 +58,7 @@ struct when_cache {
 int when_parse_cached(struct when_cache *c, const char *s, const char *tz,
                       time_t now, time_t *out, char *err, size_t errsz);
 
-/* Release alignment (DESIGN.md "Spool and release"): the first release_min
+/* Release alignment (docs/DESIGN.md "Spool and release"): the first release_min
  * (minutes after local midnight in tz) at or after t; if !weekends, skip to
  * the first Monday..Friday at that time. release_min < 0: t itself.
  * WHEN_NEVER stays WHEN_NEVER. */

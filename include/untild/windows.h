@@ -54,7 +54,7 @@ struct window {
     int line;
 };
 
-/* Parse one window-file line (DESIGN.md "Window files"):
+/* Parse one window-file line (docs/DESIGN.md "Window files"):
  *   WHO[,WHO...]  UNTIL  [key=value | key="quoted value"]...
  * keys: reason from rrule duration tz action owner. WHO is normalised with
  * delims. Dates without offset are in tz= or default_tz. `now` anchors
