@@ -32,33 +32,53 @@
 
 #define FUTURERELEASE_MAX (30 * 86400)   /* advertised in EHLO */
 
+/* One recipient of the message being decided: everything the plan knows
+ * about it, in one place, from RCPT TO to the upstream's answer. */
+enum fate { FATE_NONE = 0, FATE_HELD, FATE_RELAYED };
+
+struct grcpt {
+    const char *addr;           /* as given in RCPT TO (the session's memory) */
+    const char *params;         /* its RCPT parameters (DSN), or NULL */
+    char norm[ADDR_MAX];        /* normalised */
+    int is_cmd;                 /* a command-domain address: cmd says what */
+    struct command cmd;
+    int dropped;                /* a CANCEL is not sent to it: no part in the plan */
+    struct verdict v;           /* the policy's verdict (real recipients) */
+    enum fate fate;
+    char *header;               /* X-Untild header of its copy (flagged), or NULL */
+    int code;                   /* the upstream's answer (relayed) */
+};
+
 /* Relayed recipients go out in groups, one upstream transaction each: the
  * unflagged ones together, and each flagged recipient alone, so the
  * X-Untild header naming a quiet contact reaches only that contact's copy
  * (it would tell the other recipients who asked not to be contacted). */
 struct rgroup {
     struct txn *t;
-    size_t first, n;            /* slice of relay_rcpts */
+    struct grcpt **rc;          /* its recipients (a slice of txn.relay) */
+    size_t n;
+    const char **addrs, **params; /* the relay job's arrays, n each */
     const char *prefix;         /* X-Untild header or NULL */
     int ok, code;
     char text[512];
-    int *codes;                 /* per recipient, n entries */
 };
 
+/* The plan for one message. */
 struct txn {
     struct untild *u;
     struct smtp_session *s;
     char rep[ADDR_MAX];
     time_t now;
     struct message_facts f;
+    struct grcpt *rc;           /* every recipient, in RCPT order */
+    size_t nrc;
+    const char **real;          /* norms of the non-command recipients */
+    size_t nreal;
+    struct grcpt **relay;       /* relayed ones: unflagged first, then flagged */
+    size_t nrelay;
     struct spool_meta held;
     int spooled;
     time_t release_at;
-    const char **relay_rcpts;
-    size_t nrelay;
-    char **relay_norm;          /* normalised, parallel to relay_rcpts */
-    char **relay_prefix;        /* per relayed rcpt: its X-Untild header, or NULL */
-    const char **relay_params;  /* per relayed rcpt: its RCPT parameters (DSN), or NULL */
     struct rgroup *groups;      /* one upstream transaction each */
     size_t ngroups, pending;
     const char *msg;            /* the session's message (valid until smtp_data_done) */
@@ -71,10 +91,6 @@ struct txn {
     struct strbuf cancelled;    /* ids of cancelled held invitations */
     char supersede[16][SPOOL_ID_MAX]; /* held invitations this CANCEL/REQUEST replaces */
     size_t nsupersede;
-    struct command *cmds;       /* command-domain recipients */
-    size_t ncmds;
-    char **other_norm;          /* non-command recipients (for until-) */
-    size_t nother;
 };
 
 const char *gate_rep(const struct untild *u, const struct smtp_session *s)
@@ -293,23 +309,17 @@ static void txn_free(struct txn *t)
 {
     message_facts_free(&t->f);
     spool_meta_free(&t->held);
-    free(t->relay_rcpts);
-    for (size_t i = 0; i < t->nrelay; i++)
-        free(t->relay_norm[i]);
-    free(t->relay_norm);
-    if (t->relay_prefix)
-        for (size_t i = 0; i < t->nrelay; i++)
-            free(t->relay_prefix[i]);
-    free(t->relay_prefix);
-    free(t->relay_params);
-    for (size_t i = 0; i < t->ngroups; i++)
-        free(t->groups[i].codes);
+    for (size_t i = 0; i < t->nrc; i++)
+        free(t->rc[i].header);
+    free(t->rc);
+    free(t->real);
+    free(t->relay);
+    for (size_t i = 0; i < t->ngroups; i++) {
+        free(t->groups[i].addrs);
+        free(t->groups[i].params);
+    }
     free(t->groups);
     sb_free(&t->refused);
-    for (size_t i = 0; i < t->nother; i++)
-        free(t->other_norm[i]);
-    free(t->other_norm);
-    free(t->cmds);
     sb_free(&t->flagged);
     sb_free(&t->heldtxt);
     sb_free(&t->cancelled);
@@ -359,14 +369,16 @@ static void send_status(struct untild *u, const char *rep)
 static void run_commands(struct txn *t, struct strbuf *reply)
 {
     struct untild *u = t->u;
-    for (size_t i = 0; i < t->ncmds; i++) {
-        struct command *c = &t->cmds[i];
+    for (size_t i = 0; i < t->nrc; i++) {
+        if (!t->rc[i].is_cmd)
+            continue;
+        struct command *c = &t->rc[i].cmd;
         char when[64];
         switch (c->kind) {
         case CMD_UNTIL:
-            for (size_t j = 0; j < t->nother; j++) {
+            for (size_t j = 0; j < t->nreal; j++) {
                 struct window w = { 0 };
-                char *who[1] = { t->other_norm[j] };
+                char *who[1] = { (char *)t->real[j] };
                 w.who = who;
                 w.nwho = 1;
                 w.until = c->until;
@@ -454,7 +466,7 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
         const char *id = t->supersede[i];
         /* release_drop_rcpts returns how many it dropped; discard 0 */
         int ok = t->f.method == IMIP_CANCEL
-            ? release_drop_rcpts(u->release, id, (const char *const *)t->other_norm, t->nother, t->rep,
+            ? release_drop_rcpts(u->release, id, t->real, t->nreal, t->rep,
                                  "cancelled") > 0
             : release_discard(u->release, id, t->rep, "superseded") == 0;
         if (ok)
@@ -518,18 +530,18 @@ static int spool_deferred(struct txn *t, struct rgroup *g, const char *why)
     memcpy(body, g->prefix ? g->prefix : "", plen);
     memcpy(body + plen, t->msg, t->len);
     for (size_t i = 0; i < g->n; i++) {
-        int code = g->codes[i];
-        if (code < 400 || code >= 500)
+        const struct grcpt *gr = g->rc[i];
+        if (gr->code < 400 || gr->code >= 500)
             continue;
         struct spool_rcpt *r = &m.rcpts[m.nrcpts++];
-        r->addr = strdup(t->relay_rcpts[g->first + i]);
-        r->norm = strdup(t->relay_norm[g->first + i]);
+        r->addr = strdup(gr->addr);
+        r->norm = strdup(gr->norm);
         r->reason = strdup(why);
         /* the retry is the same delivery: NOTIFY / ORCPT go with it */
-        if (t->relay_params[g->first + i])
-            r->params = strdup(t->relay_params[g->first + i]);
+        if (gr->params)
+            r->params = strdup(gr->params);
         r->state = RCPT_HELD;
-        if (!r->addr || !r->norm || !r->reason || (t->relay_params[g->first + i] && !r->params))
+        if (!r->addr || !r->norm || !r->reason || (gr->params && !r->params))
             goto out;
     }
     m.rep = strdup(t->rep);
@@ -587,8 +599,8 @@ static void txn_relayed(struct txn *t)
         struct rgroup *g = &t->groups[i];
         int deferred = 0;
         for (size_t k = 0; k < g->n; k++) {
-            int code = g->codes[k];
-            const char *norm = t->relay_norm[g->first + k];
+            int code = g->rc[k]->code;
+            const char *norm = g->rc[k]->norm;
             if (code >= 400 && code < 500)
                 deferred = 1;
             else if (code >= 500)
@@ -620,9 +632,38 @@ static void relay_done(void *arg, struct relay_result *r)
     g->code = r->code;
     snprintf(g->text, sizeof g->text, "%s", r->text);
     for (size_t i = 0; i < g->n; i++)
-        g->codes[i] = r->rcpt_codes ? r->rcpt_codes[i] : (r->ok ? 250 : r->code);
+        g->rc[i]->code = r->rcpt_codes ? r->rcpt_codes[i] : (r->ok ? 250 : r->code);
     if (--t->pending == 0)
         txn_relayed(t);
+}
+
+/* Group the relayed recipients: the unflagged ones together, each flagged
+ * one alone (t->relay is already in that order). Returns 0 or -1. */
+static int txn_group(struct txn *t)
+{
+    size_t nflag = 0;
+    for (size_t i = 0; i < t->nrelay; i++)
+        nflag += t->relay[i]->header != NULL;
+    if (!(t->groups = calloc(nflag + 1, sizeof *t->groups)))
+        return -1;
+    size_t plain = t->nrelay - nflag;
+    if (plain)
+        t->groups[t->ngroups++] = (struct rgroup){ .t = t, .rc = t->relay, .n = plain };
+    for (size_t i = plain; i < t->nrelay; i++)
+        t->groups[t->ngroups++] = (struct rgroup){ .t = t, .rc = &t->relay[i], .n = 1,
+                                                   .prefix = t->relay[i]->header };
+    for (size_t i = 0; i < t->ngroups; i++) {
+        struct rgroup *g = &t->groups[i];
+        g->addrs = calloc(g->n, sizeof *g->addrs);
+        g->params = calloc(g->n, sizeof *g->params);
+        if (!g->addrs || !g->params)
+            return -1;
+        for (size_t k = 0; k < g->n; k++) {
+            g->addrs[k] = g->rc[k]->addr;
+            g->params[k] = g->rc[k]->params;
+        }
+    }
+    return 0;
 }
 
 /* Submit one transaction per group. Returns 0, or -1 if none could be
@@ -630,47 +671,18 @@ static void relay_done(void *arg, struct relay_result *r)
 static int txn_submit(struct txn *t, struct smtp_session *s)
 {
     struct untild *u = t->u;
-    size_t nflag = 0;
-    for (size_t i = 0; i < t->nrelay; i++)
-        nflag += t->relay_prefix[i] != NULL;
-    t->groups = calloc(nflag + 1, sizeof *t->groups);
-    if (!t->groups)
+    if (txn_group(t) < 0)
         return -1;
-    /* Order relay_rcpts: unflagged first (group 0), then one per flagged. */
-    size_t w = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = w; i < t->nrelay; i++)
-            if ((t->relay_prefix[i] != NULL) == pass) {
-                const char *a = t->relay_rcpts[i], *pa = t->relay_params[i];
-                char *nn = t->relay_norm[i], *pp = t->relay_prefix[i];
-                memmove(&t->relay_rcpts[w + 1], &t->relay_rcpts[w], (i - w) * sizeof *t->relay_rcpts);
-                memmove(&t->relay_norm[w + 1], &t->relay_norm[w], (i - w) * sizeof *t->relay_norm);
-                memmove(&t->relay_prefix[w + 1], &t->relay_prefix[w], (i - w) * sizeof *t->relay_prefix);
-                memmove(&t->relay_params[w + 1], &t->relay_params[w], (i - w) * sizeof *t->relay_params);
-                t->relay_rcpts[w] = a;
-                t->relay_norm[w] = nn;
-                t->relay_prefix[w] = pp;
-                t->relay_params[w] = pa;
-                w++;
-            }
-    size_t plain = t->nrelay - nflag;
-    if (plain)
-        t->groups[t->ngroups++] = (struct rgroup){ .t = t, .first = 0, .n = plain };
-    for (size_t i = plain; i < t->nrelay; i++)
-        t->groups[t->ngroups++] = (struct rgroup){ .t = t, .first = i, .n = 1, .prefix = t->relay_prefix[i] };
-    for (size_t i = 0; i < t->ngroups; i++)
-        if (!(t->groups[i].codes = calloc(t->groups[i].n, sizeof *t->groups[i].codes)))
-            return -1;
     t->pending = t->ngroups;
     size_t queued = 0;
     for (size_t i = 0; i < t->ngroups; i++) {
         struct rgroup *g = &t->groups[i];
         struct relay_job job = { 0 };
         job.mail_from = t->mail_from;
-        job.rcpts = &t->relay_rcpts[g->first];
+        job.rcpts = g->addrs;
         job.nrcpts = g->n;
         job.mail_params = t->mail_params;
-        job.rcpt_params = &t->relay_params[g->first];
+        job.rcpt_params = g->params;
         job.data = t->msg;
         job.len = t->len;
         job.prefix = g->prefix;
@@ -684,7 +696,7 @@ static int txn_submit(struct txn *t, struct smtp_session *s)
             g->code = 451;
             snprintf(g->text, sizeof g->text, "4.3.0 Cannot queue for relay, try again later");
             for (size_t k = 0; k < g->n; k++)
-                g->codes[k] = 451;
+                g->rc[k]->code = 451;
             t->pending--;
         } else {
             queued++;
@@ -693,27 +705,27 @@ static int txn_submit(struct txn *t, struct smtp_session *s)
     return queued ? 0 : -1;
 }
 
-static void held_add_rcpt(struct txn *t, const struct smtp_rcpt *sr, const char *norm,
-                          const struct verdict *v)
+static void held_add_rcpt(struct txn *t, const struct grcpt *gr)
 {
     struct spool_meta *m = &t->held;
+    const struct verdict *v = gr->v.action == ACTION_HOLD ? &gr->v : NULL;
     struct spool_rcpt *p = realloc(m->rcpts, (m->nrcpts + 1) * sizeof *p);
     if (!p)
         return;
     m->rcpts = p;
     p = &m->rcpts[m->nrcpts++];
     memset(p, 0, sizeof *p);
-    p->addr = strdup(sr->addr);
-    p->norm = strdup(norm);
-    p->params = sr->params ? strdup(sr->params) : NULL;
+    p->addr = strdup(gr->addr);
+    p->norm = strdup(gr->norm);
+    p->params = gr->params ? strdup(gr->params) : NULL;
     p->state = RCPT_HELD;
     p->window_id = v && v->w ? strdup(v->w->id) : NULL;
     p->reason = v && v->w && v->w->reason ? strdup(v->w->reason) : NULL;
-    if (v && v->w && v->action == ACTION_HOLD)
-        sb_printf(&t->heldtxt, "%s%s%s%s%s", t->heldtxt.len ? ", " : "", norm,
+    if (v && v->w)
+        sb_printf(&t->heldtxt, "%s%s%s%s%s", t->heldtxt.len ? ", " : "", gr->norm,
                   v->w->reason ? " (" : "", v->w->reason ? v->w->reason : "", v->w->reason ? ")" : "");
     else    /* held only because the whole message waits */
-        sb_printf(&t->heldtxt, "%s%s (with the rest of the message)", t->heldtxt.len ? ", " : "", norm);
+        sb_printf(&t->heldtxt, "%s%s (with the rest of the message)", t->heldtxt.len ? ", " : "", gr->norm);
 }
 
 /* The held part (if any) is on disk: relay the rest, or answer. */
@@ -747,17 +759,184 @@ static void held_done(void *arg, int err)
     txn_after_hold(t);
 }
 
+/* Recipients in RCPT order: normalised, command addresses told apart. */
+static int txn_recipients(struct txn *t, const struct smtp_envelope *env)
+{
+    size_t n = env->nrcpts;
+    t->rc = calloc(n ? n : 1, sizeof *t->rc);
+    t->real = calloc(n ? n : 1, sizeof *t->real);
+    t->relay = calloc(n ? n : 1, sizeof *t->relay);
+    if (!t->rc || !t->real || !t->relay)
+        return -1;
+    t->nrc = n;
+    for (size_t i = 0; i < n; i++) {
+        struct grcpt *gr = &t->rc[i];
+        gr->addr = env->rcpts[i].addr;
+        gr->params = env->rcpts[i].params;
+        if (norm_rcpt(t->u, gr->addr, gr->norm, sizeof gr->norm, NULL, NULL) < 0)
+            snprintf(gr->norm, sizeof gr->norm, "%s", gr->addr);
+        if (policy_command(&t->u->pcfg, gr->norm, t->now, &gr->cmd) != CMD_NONE)
+            gr->is_cmd = 1;
+        else
+            t->real[t->nreal++] = gr->norm;
+    }
+    return 0;
+}
+
+/* The policy's verdicts for the real recipients. Returns 0 or -1. */
+static int txn_verdicts(struct txn *t)
+{
+    struct verdict *vr = calloc(t->nreal ? t->nreal : 1, sizeof *vr);
+    if (!vr)
+        return -1;
+    imip_verdicts(t, t->real, t->nreal, vr);
+    for (size_t i = 0, k = 0; i < t->nrc; i++)
+        if (!t->rc[i].is_cmd)
+            t->rc[i].v = vr[k++];
+    free(vr);
+    return 0;
+}
+
+/* A CANCEL (or a newer REQUEST) for an invitation still held replaces the
+ * held one: the held copy goes, and a CANCEL is not sent to the recipients
+ * who never got the invitation. Only the held recipients this message is
+ * addressed to are affected: clients send an update to added attendees
+ * only, and a CANCEL to removed attendees only, and that says nothing
+ * about the other attendees' held invitation. An occurrence (RECURRENCE-ID)
+ * replaces only the held item for that occurrence. */
+static void txn_supersede(struct txn *t)
+{
+    struct untild *u = t->u;
+    if ((t->f.method != IMIP_CANCEL && t->f.method != IMIP_REQUEST) || !t->f.ical_uid)
+        return;
+    char ids[16][SPOOL_ID_MAX];
+    size_t k = release_find_occurrence(u->release, t->rep, t->f.ical_uid, t->f.ical_recurrence_id, ids, 16);
+    for (size_t j = 0; j < k; j++) {
+        const struct spool_meta *m = release_find(u->release, ids[j], NULL);
+        size_t held = 0, hit = 0;
+        for (size_t r = 0; m && r < m->nrcpts; r++) {
+            if (m->rcpts[r].state != RCPT_HELD)
+                continue;
+            held++;
+            for (size_t i = 0; i < t->nrc; i++)
+                if (!t->rc[i].is_cmd && !strcmp(t->rc[i].norm, m->rcpts[r].norm)) {
+                    hit++;
+                    if (t->f.method == IMIP_CANCEL)
+                        t->rc[i].dropped = 1;
+                    break;
+                }
+        }
+        if (!hit || (t->f.method == IMIP_REQUEST && hit < held))
+            continue;   /* others still wait for this invitation: keep it */
+        /* Acted on only once this message is settled (txn_finish_ok): if
+         * it fails, the client retries and must find them still held. */
+        if (t->nsupersede < sizeof t->supersede / sizeof t->supersede[0])
+            snprintf(t->supersede[t->nsupersede++], SPOOL_ID_MAX, "%s", ids[j]);
+    }
+}
+
+/* The message-level plan. Recipients a CANCEL is not sent to take no part
+ * (a cancelled quiet attendee must not hold the rest of the message).
+ * Returns 0 or -1. */
+static int txn_plan(struct txn *t, struct plan *p)
+{
+    struct verdict *vr = calloc(t->nreal ? t->nreal : 1, sizeof *vr);
+    size_t k = 0;
+    if (!vr)
+        return -1;
+    for (size_t i = 0; i < t->nrc; i++)
+        if (!t->rc[i].is_cmd) {
+            vr[k] = t->rc[i].v;
+            if (t->rc[i].dropped)
+                vr[k].action = ACTION_REJECT;
+            k++;
+        }
+    policy_plan(&t->u->pcfg, vr, k, p);
+    free(vr);
+    return 0;
+}
+
+/* The flagged recipient's own copy gets a header naming its window. */
+static int flag_rcpt(struct txn *t, struct grcpt *gr)
+{
+    const struct verdict *v = &gr->v;
+    char when[64];
+    when_format(v->quiet_until, "UTC", when, sizeof when);
+    struct strbuf hb = { 0 };
+    sb_printf(&hb, "X-Untild: flagged; recipient=<%s>; until=%s; window=%s\r\n",
+              gr->norm, when, v->w ? v->w->id : "-");
+    if (!(gr->header = sb_take(&hb, NULL)))
+        return -1;
+    sb_printf(&t->flagged, "  %s until %s (%s)%s%s\n", gr->norm, when,
+              v->w && v->w->reason ? v->w->reason : "no reason given", v->why ? ": " : "",
+              v->why ? v->why : "");
+    return 0;
+}
+
+/* Each real recipient's fate: held (with the rest, when the whole message
+ * waits), relayed (flagged ones with their header), or nothing (rejected,
+ * or a CANCEL it never needs). t->relay: unflagged first, then flagged. */
+static int txn_sort(struct txn *t, int hold_all)
+{
+    for (size_t i = 0; i < t->nrc; i++) {
+        struct grcpt *gr = &t->rc[i];
+        if (gr->is_cmd || gr->dropped || gr->v.action == ACTION_REJECT)
+            continue;
+        if (hold_all || gr->v.action == ACTION_HOLD) {
+            gr->fate = FATE_HELD;
+            held_add_rcpt(t, gr);
+            continue;
+        }
+        if (gr->v.action == ACTION_FLAG && flag_rcpt(t, gr) < 0)
+            return -1;
+        gr->fate = FATE_RELAYED;
+    }
+    for (int flagged = 0; flagged < 2; flagged++)
+        for (size_t i = 0; i < t->nrc; i++)
+            if (t->rc[i].fate == FATE_RELAYED && (t->rc[i].header != NULL) == flagged)
+                t->relay[t->nrelay++] = &t->rc[i];
+    return 0;
+}
+
+/* Write the held part; held_done continues the transaction once it is on
+ * disk (file and directory fsynced): only then does the client hear. */
+static void txn_hold(struct txn *t, time_t hold_until, time_t release_at)
+{
+    struct untild *u = t->u;
+    struct spool_meta *m = &t->held;
+    m->rep = strdup(t->rep);
+    m->mail_from = strdup(t->mail_from);
+    m->mail_params = t->mail_params ? strdup(t->mail_params) : NULL;
+    m->created = t->now;
+    m->hold_until = hold_until;
+    m->quiet_until = release_at;
+    m->subject = t->f.subject ? strdup(t->f.subject) : NULL;
+    m->message_id = t->f.message_id ? strdup(t->f.message_id) : NULL;
+    m->ical_uid = t->f.ical_uid ? strdup(t->f.ical_uid) : NULL;
+    m->ical_dtstart = t->f.dtstart;
+    m->ical_method = (int)t->f.method;
+    m->ical_recurrence_id = t->f.ical_recurrence_id ? strdup(t->f.ical_recurrence_id) : NULL;
+    m->ical_last = t->f.ical_last;
+    m->size = t->len;
+    t->release_at = release_at;
+    if (u->holder) {
+        if (holder_submit(u->holder, m, t->msg, t->len, held_done, t) < 0)
+            held_done(t, errno ? errno : EIO);
+        return;
+    }
+    spool_new_id(u->spool, m->id);
+    held_done(t, spool_hold(u->spool, m, t->msg, t->len) < 0 ? (errno ? errno : EIO) : 0);
+}
+
+/* After DATA: decide every recipient's fate, hold what waits (on disk
+ * first), relay the rest, then answer once. */
 static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envelope *env,
                       const char *msg, size_t len)
 {
     struct untild *u = arg;
     struct txn *t = calloc(1, sizeof *t);
-    char (*norm)[ADDR_MAX] = NULL;
-    struct verdict *v = NULL;
-    const char **normp = NULL;
-    int *is_cmd = NULL, *drop = NULL;
     time_t hold_until = 0;
-    size_t n = env->nrcpts;
+    struct plan p;
 
     if (!t)
         goto oom;
@@ -765,170 +944,34 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     t->s = s;
     t->now = untild_now(u);
     snprintf(t->rep, sizeof t->rep, "%s", gate_rep(u, s) ? gate_rep(u, s) : "");
-    norm = calloc(n ? n : 1, sizeof *norm);
-    v = calloc(n ? n : 1, sizeof *v);
-    normp = calloc(n ? n : 1, sizeof *normp);
-    is_cmd = calloc(n ? n : 1, sizeof *is_cmd);
-    drop = calloc(n ? n : 1, sizeof *drop);
-    t->cmds = calloc(n ? n : 1, sizeof *t->cmds);
-    t->other_norm = calloc(n ? n : 1, sizeof *t->other_norm);
-    t->relay_rcpts = calloc(n ? n : 1, sizeof *t->relay_rcpts);
-    t->relay_norm = calloc(n ? n : 1, sizeof *t->relay_norm);
-    t->relay_prefix = calloc(n ? n : 1, sizeof *t->relay_prefix);
-    t->relay_params = calloc(n ? n : 1, sizeof *t->relay_params);
     t->msg = msg;
     t->len = len;
     t->mail_from = env->mail_from ? env->mail_from : "";
     t->mail_params = env->mail_params;
-    if (!norm || !v || !normp || !is_cmd || !drop || !t->cmds || !t->other_norm
-        || !t->relay_rcpts || !t->relay_norm || !t->relay_prefix || !t->relay_params)
-        goto oom;
     if (message_parse_max(msg, len, u->pcfg.delims, u->cfg->max_calendar_part, &t->f) < 0)
         goto oom;
     imip_log(t, smtp_session_id(s));
     parse_holduntil(env->mail_params, t->now, &hold_until);
-
-    /* Normalise; split command addresses from real recipients. */
-    size_t nreal = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (norm_rcpt(u, env->rcpts[i].addr, norm[i], sizeof norm[i], NULL, NULL) < 0)
-            snprintf(norm[i], sizeof norm[i], "%s", env->rcpts[i].addr);
-        struct command c;
-        if (policy_command(&u->pcfg, norm[i], t->now, &c) != CMD_NONE) {
-            is_cmd[i] = 1;
-            t->cmds[t->ncmds++] = c;
-        } else {
-            normp[nreal++] = norm[i];
-            t->other_norm[t->nother++] = strdup(norm[i]);
-        }
-    }
-    /* Verdicts for the real recipients (normp is compact). */
-    struct verdict *vr = v;
-    imip_verdicts(t, normp, nreal, vr);
-
-    /* A CANCEL (or a newer REQUEST) for an invitation still held replaces
-     * the held one: the held copy goes, and a CANCEL is not sent to the
-     * recipients who never got the invitation. Only the held recipients
-     * this message is addressed to are affected: clients send an update
-     * to added attendees only, and a CANCEL to removed attendees only, and
-     * that says nothing about the other attendees' held invitation. */
-    if ((t->f.method == IMIP_CANCEL || t->f.method == IMIP_REQUEST) && t->f.ical_uid) {
-        char ids[16][SPOOL_ID_MAX];
-        size_t k = release_find_occurrence(u->release, t->rep, t->f.ical_uid,
-                                           t->f.ical_recurrence_id, ids, 16);
-        for (size_t j = 0; j < k; j++) {
-            time_t at;
-            const struct spool_meta *m = release_find(u->release, ids[j], &at);
-            size_t held = 0, hit = 0;
-            for (size_t r = 0; m && r < m->nrcpts; r++) {
-                if (m->rcpts[r].state != RCPT_HELD)
-                    continue;
-                held++;
-                for (size_t ri = 0; ri < nreal; ri++)
-                    if (!strcmp(normp[ri], m->rcpts[r].norm)) {
-                        hit++;
-                        if (t->f.method == IMIP_CANCEL)
-                            drop[ri] = 1;
-                        break;
-                    }
-            }
-            if (!hit || (t->f.method == IMIP_REQUEST && hit < held))
-                continue;   /* others still wait for this invitation: keep it */
-            /* Acted on only once this message is settled (txn_finish_ok):
-             * if it fails, the client retries and must find them still held. */
-            if (t->nsupersede < sizeof t->supersede / sizeof t->supersede[0])
-                snprintf(t->supersede[t->nsupersede++], SPOOL_ID_MAX, "%s", ids[j]);
-        }
-    }
-
-    /* Recipients a CANCEL is not sent to take no part in the plan (a
-     * cancelled quiet attendee must not hold the rest of the message). */
-    for (size_t ri = 0; ri < nreal; ri++)
-        if (drop[ri])
-            vr[ri].action = ACTION_REJECT;
-    struct plan p;
-    policy_plan(&u->pcfg, vr, nreal, &p);
+    if (txn_recipients(t, env) < 0 || txn_verdicts(t) < 0)
+        goto oom;
+    txn_supersede(t);
+    if (txn_plan(t, &p) < 0)
+        goto oom;
     int hold_all = p.hold_whole || hold_until > t->now;
-    time_t release_at = p.release_at;
-    if (hold_until > release_at)
-        release_at = hold_until;
-
-    /* Sort recipients into held and relayed; build the flag headers. */
-    for (size_t i = 0, ri = 0; i < n; i++) {
-        if (is_cmd[i])
-            continue;
-        struct verdict *vv = &vr[ri];
-        int dropped = drop[ri];
-        ri++;
-        if (dropped || vv->action == ACTION_REJECT)
-            continue;
-        if (hold_all || vv->action == ACTION_HOLD) {
-            held_add_rcpt(t, &env->rcpts[i], norm[i], vv->action == ACTION_HOLD ? vv : NULL);
-            continue;
-        }
-        if (vv->action == ACTION_FLAG) {
-            char when[64];
-            when_format(vv->quiet_until, "UTC", when, sizeof when);
-            struct strbuf hb = { 0 };
-            sb_printf(&hb, "X-Untild: flagged; recipient=<%s>; until=%s; window=%s\r\n",
-                      norm[i], when, vv->w ? vv->w->id : "-");
-            t->relay_prefix[t->nrelay] = sb_take(&hb, NULL);
-            sb_printf(&t->flagged, "  %s until %s (%s)%s%s\n", norm[i], when,
-                      vv->w && vv->w->reason ? vv->w->reason : "no reason given",
-                      vv->why ? ": " : "", vv->why ? vv->why : "");
-        }
-        t->relay_norm[t->nrelay] = strdup(norm[i]);
-        t->relay_params[t->nrelay] = env->rcpts[i].params;
-        t->relay_rcpts[t->nrelay++] = env->rcpts[i].addr;
-    }
+    time_t release_at = p.release_at > hold_until ? p.release_at : hold_until;
+    if (txn_sort(t, hold_all) < 0)
+        goto oom;
     if (hold_until > t->now)
         sb_printf(&t->heldtxt, "%sfuture release requested", t->heldtxt.len ? "; " : "");
-
-    if (t->held.nrcpts) {
-        struct spool_meta *m = &t->held;
-        m->rep = strdup(t->rep);
-        m->mail_from = strdup(env->mail_from ? env->mail_from : "");
-        m->mail_params = env->mail_params ? strdup(env->mail_params) : NULL;
-        m->created = t->now;
-        m->hold_until = hold_until;
-        m->quiet_until = release_at;
-        m->subject = t->f.subject ? strdup(t->f.subject) : NULL;
-        m->message_id = t->f.message_id ? strdup(t->f.message_id) : NULL;
-        m->ical_uid = t->f.ical_uid ? strdup(t->f.ical_uid) : NULL;
-        m->ical_dtstart = t->f.dtstart;
-        m->ical_method = (int)t->f.method;
-        m->ical_recurrence_id = t->f.ical_recurrence_id ? strdup(t->f.ical_recurrence_id) : NULL;
-        m->ical_last = t->f.ical_last;
-        m->size = len;
-        t->release_at = release_at;
-        if (u->holder) {
-            /* On disk (file and directory fsynced) before the client hears
-             * anything: held_done continues the transaction. */
-            if (holder_submit(u->holder, m, msg, len, held_done, t) < 0) {
-                held_done(t, errno ? errno : EIO);
-            }
-            t = NULL;
-            goto out;
-        }
-        spool_new_id(u->spool, m->id);
-        held_done(t, spool_hold(u->spool, m, msg, len) < 0 ? (errno ? errno : EIO) : 0);
-        t = NULL;
-        goto out;
-    }
-    txn_after_hold(t);
-    t = NULL;
-    goto out;
-
+    if (t->held.nrcpts)
+        txn_hold(t, hold_until, release_at);
+    else
+        txn_after_hold(t);
+    return;
 oom:
     smtp_data_done(s, "451 4.3.0 Out of memory, try again later");
     if (t)
         txn_free(t);
-out:
-    free(norm);
-    free(v);
-    free(normp);
-    free(is_cmd);
-    free(drop);
 }
 
 struct auth_ctx { struct untild *u; struct smtp_session *s; };
