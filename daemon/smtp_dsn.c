@@ -12,7 +12,7 @@
 #include <time.h>
 #include "untild/smtp_dsn.h"
 #include "untild/log.h"
-#include "untild/relay.h"
+#include "untild/relay_job.h"
 
 #define REPLY_MAX 8192
 
