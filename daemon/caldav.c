@@ -39,6 +39,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
+#include "untild/policy_service.h"
 #include "untild/secret.h"
 #include "untild/loop.h"
 #include "untild/notice.h"
@@ -1529,8 +1530,10 @@ static void rebuild_windows(struct cw *w, const struct objs *objs, time_t now)
     wins_free(w->wins, w->nwins);
     w->wins = nv;
     w->nwins = nn;
-    if (changed)
+    if (changed) {
         release_kick(u->release, 1);
+        policy_service_kick(u->psvc, 1);
+    }
 }
 
 /* ---- scheduling (loop thread) ------------------------------------------- */

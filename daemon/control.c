@@ -23,6 +23,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
+#include "untild/policy_service.h"
 #include "untild/loop.h"
 #include "untild/policy.h"
 #include "untild/release.h"
@@ -237,6 +238,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
             window_row(b, u, stored);
         }
         release_kick(u->release, 1);
+        policy_service_kick(u->psvc, 1);
         return EX_OK;
     }
     if (!strcmp(argv[1], "end")) {
@@ -290,6 +292,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
             sb_printf(b, "ended %s\n", ids[i]);
         }
         release_kick(u->release, 1);
+        policy_service_kick(u->psvc, 1);
         return EX_OK;
     }
     sb_printf(b, "window: unknown verb %s (add, list, end)\n", argv[1]);
@@ -623,6 +626,7 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
         return EX_USAGE;
     }
     release_kick(u->release, 0);
+    policy_service_kick(u->psvc, 0);
     untild_prune(u);    /* the daily prune would see the moved clock a day late */
     sb_printf(b, "%s\n", when_format(untild_now(u), "UTC", t, sizeof t));
     return EX_OK;

@@ -97,6 +97,7 @@ static int reload(struct untild *u)
         log_error("reload: cannot start the CalDAV watcher");
     policy_service_reconfigure(u->psvc);
     release_kick(u->release, 1);
+    policy_service_kick(u->psvc, 1);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
     untild_prune(u);    /* audit_retention may have changed */
     return 0;
