@@ -436,17 +436,21 @@ int policy_service_answer(struct ps_table *t, const struct policy_cfg *cfg,
 
 /* ---- when a held message is due (pure) --------------------------------- */
 
-#define PS_WHO_MAX 64          /* windows looked at per address or domain */
-
 /* The latest aligned release still ahead of now among the ended hold
- * windows naming key ("a@b" or "@b"). */
+ * windows naming key ("a@b" or "@b"). Costs what windows_match costs for
+ * that key: one look at each of its windows. */
 static time_t linger_key(const struct policy_cfg *cfg, const struct windows *ix,
                          const char *key, time_t now)
 {
-    const struct window *ws[PS_WHO_MAX];
-    size_t n = windows_find_who(ix, key, ws, PS_WHO_MAX);
+    const struct window *one[16], **ws = one;
+    size_t n = windows_find_who(ix, key, one, 16);
+    if (n > 16) {
+        if (!(ws = malloc(n * sizeof *ws)))
+            return now + 60;         /* cannot tell: keep it a minute, then again */
+        n = windows_find_who(ix, key, ws, n);
+    }
     time_t best = 0;
-    for (size_t i = 0; i < n && i < PS_WHO_MAX; i++) {
+    for (size_t i = 0; i < n; i++) {
         const struct window *w = ws[i];
         if (policy_window_action(cfg, w) != ACTION_HOLD || w->rrule ||
             w->until == WHEN_NEVER || w->until > now)
@@ -456,6 +460,8 @@ static time_t linger_key(const struct policy_cfg *cfg, const struct windows *ix,
         if (at > now && at > best)
             best = at;
     }
+    if (ws != one)
+        free(ws);
     return best;
 }
 

@@ -436,6 +436,29 @@ START_TEST(test_cut_short_into_the_past_waits_for_its_aligned_release)
 }
 END_TEST
 
+START_TEST(test_many_ended_windows_on_one_domain)
+{
+    cfg.release_time = 9 * 60;
+    cfg.release_on_weekends = 0;
+    /* 40 ended hold windows on the domain (more than the lookup's first
+     * batch); the last one to end, 08:00 today (Sunday), counts. */
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        add_win(ix, id, "@many.com", utc(2026, 12, 1, 0, 0, 0) + i * 3600, ACTION_HOLD, NULL);
+    }
+    add_win(ix, "m40", "@many.com", utc(2027, 1, 10, 8, 0, 0), ACTION_HOLD, NULL);
+    for (int i = 41; i < 60; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        add_win(ix, id, "@many.com", utc(2026, 11, 1, 0, 0, 0) + i * 3600, ACTION_HOLD, NULL);
+    }
+    struct ps_hold_eval e = eval1("x@many.com", now, 0, utc(2027, 7, 1, 0, 0, 0));
+    ck_assert_int_eq(e.covered, 0);
+    ck_assert_int_eq(e.due, utc(2027, 1, 11, 9, 0, 0));
+}
+END_TEST
+
 START_TEST(test_latest_of_several_recipients)
 {
     const char *r[3] = { "jane@acme.com", "dora@acme.com", "someone@else.com" };
@@ -475,6 +498,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_natural_end_waits_for_the_aligned_release);
     tcase_add_test(tc, test_cut_short_into_the_past_waits_for_its_aligned_release);
     tcase_add_test(tc, test_latest_of_several_recipients);
+    tcase_add_test(tc, test_many_ended_windows_on_one_domain);
     suite_add_tcase(s, tc);
     return s;
 }
