@@ -149,6 +149,7 @@ struct ps_inst {
     size_t n;
     size_t nheld;
     time_t release_at;
+    time_t quiet_until;
 };
 
 struct ps_table {
@@ -261,6 +262,8 @@ static int inst_add(struct ps_inst *in, const char *norm, const struct verdict *
             return 0;
     if (v->action == ACTION_HOLD && (!in->nheld || v->release_at > in->release_at))
         in->release_at = v->release_at;
+    if (v->action == ACTION_HOLD && (!in->nheld || v->quiet_until > in->quiet_until))
+        in->quiet_until = v->quiet_until;
     if (in->n >= PS_MAX_RCPTS) {     /* the message is held all the same */
         if (v->action == ACTION_HOLD)
             in->nheld++;
@@ -380,7 +383,30 @@ static int at_rcpt(struct ps_table *t, const struct policy_cfg *cfg, const struc
     }
 }
 
-static int at_eom(struct ps_table *t, const char *tz, const struct ps_request *r,
+/* The windows may have changed since RCPT (ended by hand, cut short):
+ * the hold is derived again now, as it will be at every later change.
+ * Returns whether the message is still to be held (ev's times updated). */
+static int still_held(const struct policy_cfg *cfg, const struct windows *ix,
+                      struct ps_event *ev, size_t nheld, time_t now)
+{
+    const char *rc[PS_MAX_RCPTS];
+    size_t n = 0;
+    for (size_t i = 0; i < ev->nrcpts && n < PS_MAX_RCPTS; i++)
+        if (ev->rcpts[i].action == ACTION_HOLD)
+            rc[n++] = ev->rcpts[i].norm;
+    if (n < nheld)                    /* some were not kept: keep the hold */
+        return 1;
+    struct ps_hold_eval e;
+    policy_service_evaluate(cfg, ix, rc, n, now, ev->release_at, ev->quiet_until, &e);
+    if (!e.covered && e.due <= now)
+        return 0;
+    ev->release_at = e.due;
+    ev->quiet_until = e.quiet_until;
+    return 1;
+}
+
+static int at_eom(struct ps_table *t, const struct policy_cfg *cfg, const struct windows *ix,
+                  const char *tz, const struct ps_request *r, time_t now,
                   char *ans, size_t anssz, struct ps_event *ev)
 {
     size_t idx;
@@ -392,6 +418,7 @@ static int at_eom(struct ps_table *t, const char *tz, const struct ps_request *r
     ev->rcpts = in->r;
     ev->nrcpts = in->n;
     ev->release_at = in->release_at;
+    ev->quiet_until = in->quiet_until;
     snprintf(ev->queue_id, sizeof ev->queue_id, "%s", r->queue_id);
     in->r = NULL;
     in->n = 0;
@@ -399,6 +426,11 @@ static int at_eom(struct ps_table *t, const char *tz, const struct ps_request *r
     inst_free(in);
     if (!nheld)
         return answer_dunno(ans, anssz);
+    if (!still_held(cfg, ix, ev, nheld, now)) {
+        log_info("policy_service: %s: its recipients' hold windows ended since RCPT; "
+                 "not held", r->queue_id[0] ? r->queue_id : r->instance);
+        return answer_dunno(ans, anssz);
+    }
     if (!policy_service_queue_id_ok(r->queue_id)) {
         /* Without a queue id the hold could never be released: let it pass
          * rather than strand it in Postfix's hold queue. */
@@ -430,7 +462,7 @@ int policy_service_answer(struct ps_table *t, const struct policy_cfg *cfg,
     if (!strcasecmp(r->protocol_state, "RCPT"))
         return at_rcpt(t, cfg, ix, tz, r, now, now_ms, ans, anssz, ev);
     if (!strcasecmp(r->protocol_state, "END-OF-MESSAGE"))
-        return at_eom(t, tz, r, ans, anssz, ev);
+        return at_eom(t, cfg, ix, tz, r, now, ans, anssz, ev);
     return answer_dunno(ans, anssz);
 }
 
@@ -982,10 +1014,10 @@ static int record(struct policy_service *m, const struct ps_request *r, struct p
         for (size_t i = 0; i < ev->nrcpts; i++)
             if (ev->rcpts[i].action == ACTION_HOLD)
                 p += sprintf(p, "%s%s", p == rc ? "" : " ", ev->rcpts[i].norm);
-        int bad = pend_add(m, ev->queue_id, ev->release_at, 0, rep, rc) < 0;
+        int bad = pend_add(m, ev->queue_id, ev->release_at, ev->quiet_until, rep, rc) < 0;
         free(rc);
         struct pending *pe = pend_find(m, ev->queue_id);
-        /* Derived at once: a window may have ended since RCPT. */
+        /* Derived at once: a window may have been ended since RCPT. */
         if (!bad && pe)
             pend_evaluate(m, pe, now);
         if (bad || !pe || pend_persist(m, pe) < 0) {

@@ -83,6 +83,7 @@ struct ps_event {
      * recipients): held != 0 means the answer is HOLD. */
     int held;
     time_t release_at;             /* max over held recipients */
+    time_t quiet_until;            /* latest end of their windows */
     char queue_id[PS_QUEUE_ID_MAX];
     struct ps_rcpt *rcpts;         /* owned */
     size_t nrcpts;

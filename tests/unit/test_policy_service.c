@@ -459,6 +459,31 @@ START_TEST(test_many_ended_windows_on_one_domain)
 }
 END_TEST
 
+START_TEST(test_window_ended_between_rcpt_and_eom)
+{
+    char ans[1200];
+    struct ps_event ev;
+    ck_assert_int_eq(ask("RCPT", "e1", "jane@acme.com", NULL, 0, ans, sizeof ans, &ev), 0);
+    policy_service_event_free(&ev);
+    ck_assert_int_eq(ask("RCPT", "e2", "jane@acme.com", NULL, 0, ans, sizeof ans, &ev), 0);
+    policy_service_event_free(&ev);
+    /* e1's message: the window was cut short to February meanwhile. */
+    add_win(ix, "w1", "jane@acme.com", utc(2027, 2, 1, 0, 0, 0), ACTION_HOLD, NULL);
+    ck_assert_int_eq(ask("END-OF-MESSAGE", "e1", NULL, "QE1", 10, ans, sizeof ans, &ev), 0);
+    ck_assert_int_eq(ev.held, 1);
+    ck_assert_int_eq(ev.release_at, utc(2027, 2, 1, 0, 0, 0));
+    ck_assert_int_eq(ev.quiet_until, utc(2027, 2, 1, 0, 0, 0));
+    ck_assert_ptr_nonnull(strstr(ans, "held until 2027-02-01"));
+    policy_service_event_free(&ev);
+    /* e2's message: the window was ended by hand: not held at all. */
+    ck_assert_int_eq(windows_remove(ix, "w1"), 0);
+    ck_assert_int_eq(ask("END-OF-MESSAGE", "e2", NULL, "QE2", 20, ans, sizeof ans, &ev), 0);
+    ck_assert_int_eq(ev.held, 0);
+    ck_assert_str_eq(ans, "action=DUNNO\n\n");
+    policy_service_event_free(&ev);
+}
+END_TEST
+
 START_TEST(test_latest_of_several_recipients)
 {
     const char *r[3] = { "jane@acme.com", "dora@acme.com", "someone@else.com" };
@@ -499,6 +524,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_cut_short_into_the_past_waits_for_its_aligned_release);
     tcase_add_test(tc, test_latest_of_several_recipients);
     tcase_add_test(tc, test_many_ended_windows_on_one_domain);
+    tcase_add_test(tc, test_window_ended_between_rcpt_and_eom);
     suite_add_tcase(s, tc);
     return s;
 }
