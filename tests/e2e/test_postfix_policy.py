@@ -199,6 +199,41 @@ class PostfixPolicy(unittest.TestCase):
         self.assertEqual(self.held()[0]["recipients"][0]["address"], "jane@acme.com")
 
 
+@unittest.skipUnless(postfix_available(), "needs root and Postfix (postfix, postsuper, postqueue)")
+class PostfixAlignedRelease(PostfixPolicy):
+    """release_time = 09:00: between a window's end and its aligned release
+    an unrelated window change does not release early; the release comes at
+    09:00. (Runs the PostfixPolicy tests' set-up; only its own test.)"""
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        pport = free_port()
+        self.pf = Postfix(self.sink.port, policy="inet:127.0.0.1:%d" % pport)
+        self.addCleanup(self.pf.cleanup)
+        self.u = Untild(self.sink, windows=WINDOWS, release_time="09:00",
+                        extra="[policy_service]\nlisten = inet:127.0.0.1:%d\npostfix_config_dir = %s\n"
+                        % (pport, self.pf.dir))
+        self.addCleanup(self.u.cleanup)
+        self.u.start()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+        self.pf.start()
+
+    def test_natural_end_waits_for_release_time(self):
+        self.hold_one("jane@acme.com")
+        self.u.set_clock("2027-07-01T03:00:00Z")       # ended at 00:00, release 09:00
+        self.u.ctl("window", "add", "other@unrelated.com", "--until", "2027-12-01", check=0)
+        self.u.ctl("reload", check=0)
+        self.assert_still_held("jane@acme.com")
+        self.u.set_clock("2027-07-01T09:00:01Z")
+        self.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), "release at 09:00")
+        self.wait_for(lambda: self.pf.queue() == [], "Postfix queue empty")
+
+
+for _name in [n for n in dir(PostfixPolicy) if n.startswith("test_")]:
+    setattr(PostfixAlignedRelease, _name, None)
+
+
 if __name__ == "__main__":
     unittest.main()
 
@@ -270,3 +305,14 @@ class PolicyProtocol(unittest.TestCase):
         except ConnectionResetError:
             pass                                 # closed with our bytes unread
         self.u.wait_for(lambda: "request over 65536 bytes" in self.u.logtext(), what="log line")
+
+    def test_window_ended_between_rcpt_and_end_of_message(self):
+        # A slow client: the rep ends the window while the message is still
+        # being received. END-OF-MESSAGE derives the hold again: not held.
+        s = self.conn()
+        s.sendall(self.req("RCPT", "jane@acme.com", instance="slow1"))
+        self.assertEqual(self.read_answers(s, 1), b"action=DUNNO\n\n")
+        self.u.ctl("window", "end", "jane@acme.com", check=0)
+        s.sendall(self.req("END-OF-MESSAGE", "", instance="slow1", qid="SLOW1"))
+        self.assertEqual(self.read_answers(s, 1), b"action=DUNNO\n\n")
+        self.assertIn("SLOW1: its recipients' hold windows ended since RCPT; not held", self.u.logtext())
