@@ -39,6 +39,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
+#include "untild/policy_service.h"
 #include "untild/secret.h"
 #include "untild/loop.h"
 #include "untild/notice.h"
@@ -1064,6 +1065,27 @@ out:
     return rc;
 }
 
+/* The calendar's ctag (or sync-token) now, or NULL. */
+static char *cal_tag(struct cw *w, const char *url)
+{
+    static const char q[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propfind " NS "><D:prop>"
+        "<D:sync-token/><CS:getctag/></D:prop></D:propfind>";
+    struct strbuf b = { 0 };
+    char err[256];
+    long st;
+    char *tag = NULL;
+    if (dav(w, "PROPFIND", url, "0", q, &b, &st, err, sizeof err) == 0 && st == 207) {
+        struct xn *x = multistatus(&b, err, sizeof err, url);
+        struct xn *p = x ? ok_prop(xfind(x, "response")) : NULL;
+        tag = xdup(xkid(p, "getctag"));
+        if (!tag)
+            tag = xdup(xkid(p, "sync-token"));
+        xfree(x);
+    }
+    sb_free(&b);
+    return tag;
+}
+
 static void run_job(struct cw *w, const struct job *j, struct result *r)
 {
     struct cal *cals = NULL;
@@ -1084,6 +1106,17 @@ static void run_job(struct cw *w, const struct job *j, struct result *r)
                 break;
             }
             r->wins_fetched = 1;
+            /* The tag was read before the fetch: if the calendar changed in
+             * between, what was fetched may be newer than the tag, and a
+             * content-derived ctag (Radicale's) can come back to that very
+             * value (an event added, then deleted): the deletion would be
+             * skipped for good. Keep the tag only if it still holds. */
+            char *after = c->tag ? cal_tag(w, c->url) : NULL;
+            if (!after || strcmp(after, c->tag)) {
+                free(r->wins_tag);
+                r->wins_tag = NULL;
+            }
+            free(after);
             continue;
         }
         if (!c->href)
@@ -1547,8 +1580,10 @@ static void rebuild_windows(struct cw *w, const struct objs *objs, time_t now)
     wins_free(w->wins, w->nwins);
     w->wins = nv;
     w->nwins = nn;
-    if (changed)
+    if (changed) {
         release_kick(u->release, 1);
+        policy_service_kick(u->psvc, 1);
+    }
 }
 
 /* ---- scheduling (loop thread) ------------------------------------------- */

@@ -161,9 +161,15 @@ static int build_imip(struct pwork *w, icalcomponent *cal, const char *summary, 
     sb_printf(&b, "From: <%s>\r\nTo: ", w->p->rep);
     for (size_t i = 0; i < w->meta.nrcpts; i++)
         sb_printf(&b, "%s<%s>", i ? ",\r\n " : "", w->meta.rcpts[i].addr);
-    sb_printf(&b, "\r\nSubject: Invitation: %s\r\nDate: %s\r\nMessage-ID: <%s.caldav@%s>\r\n"
+    sb_puts(&b, "\r\n");
+    /* The summary is the client's text: folded or encoded (RFC 2047). */
+    struct strbuf subj = { 0 };
+    sb_printf(&subj, "Invitation: %s", summary ? summary : "");
+    notice_header(&b, "Subject", subj.p ? subj.p : "Invitation");
+    sb_free(&subj);
+    sb_printf(&b, "Date: %s\r\nMessage-ID: <%s.caldav@%s>\r\n"
               "MIME-Version: 1.0\r\nContent-Type: text/calendar; method=REQUEST; charset=UTF-8\r\n"
-              "Content-Transfer-Encoding: 8bit\r\n\r\n", summary, date, id,
+              "Content-Transfer-Encoding: 8bit\r\n\r\n", date, id,
               u->cfg->command_domain ? u->cfg->command_domain : "untild.invalid");
     /* libical writes CRLF; make sure of it for SMTP. */
     for (const char *s = ics; *s; s++) {

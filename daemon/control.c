@@ -23,6 +23,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
+#include "untild/policy_service.h"
 #include "untild/loop.h"
 #include "untild/policy.h"
 #include "untild/release.h"
@@ -46,6 +47,8 @@ struct control {
     struct untild *u;
     int fd;
     char *path;
+    char *tmp;              /* "<path>.new" until control_publish */
+    int published;
     int nconns;
 };
 
@@ -235,6 +238,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
             window_row(b, u, stored);
         }
         release_kick(u->release, 1);
+        policy_service_kick(u->psvc, 1);
         return EX_OK;
     }
     if (!strcmp(argv[1], "end")) {
@@ -288,6 +292,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
             sb_printf(b, "ended %s\n", ids[i]);
         }
         release_kick(u->release, 1);
+        policy_service_kick(u->psvc, 1);
         return EX_OK;
     }
     sb_printf(b, "window: unknown verb %s (add, list, end)\n", argv[1]);
@@ -626,6 +631,7 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
         return EX_USAGE;
     }
     release_kick(u->release, 0);
+    policy_service_kick(u->psvc, 0);
     untild_prune(u);    /* the daily prune would see the moved clock a day late */
     sb_printf(b, "%s\n", when_format(untild_now(u), "UTC", t, sizeof t));
     return EX_OK;
@@ -839,27 +845,42 @@ struct control *control_new(struct untild *u, const char *path)
     }
     strcpy(sa.sun_path, tmp);
     c->path = strdup(path);
+    c->tmp = strdup(tmp);
     unlink(tmp);
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     /* Tight umask while binding: the socket is born 0660, never wider. */
     mode_t old = umask(0117);
-    int rc = c->fd < 0 ? -1 : bind(c->fd, (struct sockaddr *)&sa, sizeof sa);
+    int rc = c->fd < 0 || !c->path || !c->tmp ? -1 : bind(c->fd, (struct sockaddr *)&sa, sizeof sa);
     umask(old);
     /* Reps (non-admin local users) must reach it too: the permission
      * check is SO_PEERCRED's, per verb. It is renamed into place only once
-     * it listens, so a client never finds a socket that refuses it. */
-    if (rc < 0 || listen(c->fd, 64) < 0 || chmod(tmp, 0666) < 0 || rename(tmp, path) < 0
+     * it listens (control_publish), so a client never finds a socket that
+     * refuses it, nor one of a daemon still starting. */
+    if (rc < 0 || listen(c->fd, 64) < 0 || chmod(tmp, 0666) < 0
         || loop_fd(u->loop, c->fd, LOOP_READ, on_accept, c) < 0) {
         log_error("control: cannot listen on %s: %s", path, strerror(errno));
         if (c->fd >= 0)
             close(c->fd);
         unlink(tmp);
+        free(c->tmp);
         free(c->path);
         free(c);
         return NULL;
     }
-    log_info("control: listening on %s", path);
     return c;
+}
+
+int control_publish(struct control *c)
+{
+    if (c->published)
+        return 0;
+    if (rename(c->tmp, c->path) < 0) {
+        log_error("control: cannot put the socket in place at %s: %s", c->path, strerror(errno));
+        return -1;
+    }
+    c->published = 1;
+    log_info("control: listening on %s", c->path);
+    return 0;
 }
 
 void control_free(struct control *c)
@@ -868,7 +889,8 @@ void control_free(struct control *c)
         return;
     loop_fd_del(c->u->loop, c->fd);
     close(c->fd);
-    unlink(c->path);
+    unlink(c->published ? c->path : c->tmp);
     free(c->path);
+    free(c->tmp);
     free(c);
 }

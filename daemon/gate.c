@@ -453,11 +453,22 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
                         t->held.message_id, t->held.id });
         struct strbuf nb = { 0 };
         const char *dom = u->cfg->command_domain;
-        sb_printf(&nb, "untild is holding your message \"%s\" until %s.\n\nRecipients held: %s\n\n"
-                  "Send it now:  mailto:release-%s@%s\nDiscard it:   mailto:discard-%s@%s\n",
+        sb_printf(&nb, "untild is holding your message \"%s\" until %s.\n\n"
+                  "Send it now:  mailto:release-%s@%s\nDiscard it:   mailto:discard-%s@%s\n\n"
+                  "Recipients held:\n",
                   t->held.subject ? t->held.subject : "(no subject)",
                   when_format(t->release_at, u->cfg->timezone, when, sizeof when),
-                  t->heldtxt.p ? t->heldtxt.p : "", t->held.id, dom, t->held.id, dom);
+                  t->held.id, dom, t->held.id, dom);
+        /* One a line: a list of hundreds must stay within RFC 5322. */
+        for (size_t i = 0; i < t->held.nrcpts; i++) {
+            const struct spool_rcpt *hr = &t->held.rcpts[i];
+            const struct window *hw = hr->window_id ? windows_get(u->ix, hr->window_id) : NULL;
+            if (!hw || policy_window_action(&u->pcfg, hw) != ACTION_HOLD)
+                sb_printf(&nb, "  %s (with the rest of the message)\n", hr->norm);
+            else
+                sb_printf(&nb, "  %s%s%s%s\n", hr->norm, hr->reason ? " (" : "",
+                          hr->reason ? hr->reason : "", hr->reason ? ")" : "");
+        }
         notice_send_kind(u, NOTICE_HELD, t->rep, "Held: your message waits for the customer's window", nb.p ? nb.p : "",
                     NULL, 0);
         sb_free(&nb);

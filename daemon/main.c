@@ -11,12 +11,14 @@
  * configuration and window files (a bad reload keeps the old ones);
  * SIGTERM/SIGINT stop it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -95,6 +97,7 @@ static int reload(struct untild *u)
         log_error("reload: cannot start the CalDAV watcher");
     policy_service_reconfigure(u->psvc);
     release_kick(u->release, 1);
+    policy_service_kick(u->psvc, 1);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
     untild_prune(u);    /* audit_retention may have changed */
     return 0;
@@ -200,6 +203,67 @@ static int prepare_state_dir(const struct config *c)
     return 0;
 }
 
+/* One daemon per state_dir, decided before anything else is touched: a
+ * second daemon must not replace (or, on its way out, remove) the first
+ * one's sockets. The lock is held until the process exits. Returns the fd,
+ * or -1 (logged). The file keeps the holder's pid, for the message. */
+static int lock_state_dir(const struct config *c)
+{
+    char path[4096], pid[32];
+    if ((size_t)snprintf(path, sizeof path, "%s/untild.lock", c->state_dir) >= sizeof path) {
+        log_fatal("state_dir path too long: %s", c->state_dir);
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        log_fatal("cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int busy = errno == EWOULDBLOCK;
+        ssize_t n = busy ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (busy)
+            log_fatal("another untild (pid %s) is running on state_dir %s; not starting",
+                      pid[0] ? pid : "?", c->state_dir);
+        else
+            log_fatal("cannot lock %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* Started as root for [daemon] user: the user's next start must be
+     * able to open it. */
+    struct passwd *pw = geteuid() == 0 && c->user ? getpwnam(c->user) : NULL;
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if ((pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0) || ftruncate(fd, 0) < 0 ||
+        pwrite(fd, pid, (size_t)n, 0) != n)
+        log_warn("%s: %s (the lock holds all the same)", path, strerror(errno));
+    return fd;
+}
+
+/* Where the control socket lives must be writable by whoever puts it in
+ * place. Started as root for [daemon] user, a directory that is not the
+ * user's cannot take the rename after the drop: then it is published
+ * before the drop (connections still wait until the loop runs). */
+static int publish_after_drop(const struct config *c)
+{
+    struct passwd *pw;
+    struct stat st;
+    char dir[4096];
+    if (geteuid() != 0 || !c->user || !(pw = getpwnam(c->user)))
+        return 1;
+    snprintf(dir, sizeof dir, "%s", c->control_socket);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    return stat(dir, &st) == 0 && st.st_uid == pw->pw_uid;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n");
@@ -208,7 +272,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     const char *path = "/etc/untild/untild.conf";
-    int check = 0, rc = 1;
+    int check = 0, rc = 1, lockfd = -1;
     struct untild u = { 0 };
     struct config_errors e = { 0 };
     struct smtp_hooks hooks;
@@ -263,16 +327,30 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
+    /* The state directory and its lock come first: nothing (no socket
+     * bound, replaced or removed) before we know we are the only daemon on
+     * it. As root for [daemon] user it is made and handed to that user. */
+    if (geteuid() == 0 && u.cfg->user) {
+        if (prepare_state_dir(u.cfg) < 0)
+            goto out;
+    } else if (mkdirs(u.cfg->state_dir, 0700) < 0) {
+        log_fatal("cannot create state_dir %s: %s", u.cfg->state_dir, strerror(errno));
+        goto out;
+    }
+    if ((lockfd = lock_state_dir(u.cfg)) < 0)
+        goto out;
     if (!(u.loop = loop_new()))
         goto out;
     gate_hooks(&u, &hooks);
-    if (!(u.smtp = smtp_server_new(u.cfg, u.loop, &hooks)) || smtp_server_listen(u.smtp) < 0) {
+    /* Bound now (a privileged port needs root), listening only once
+     * everything is up: until then a client is refused, not kept waiting. */
+    if (!(u.smtp = smtp_server_new(u.cfg, u.loop, &hooks)) || smtp_server_bind(u.smtp) < 0) {
         log_fatal("cannot start the SMTP listener");
         goto out;
     }
     /* The control socket is bound here too, while its directory may still
-     * be root's (a root start with [daemon] user). Nothing is accepted
-     * until the loop runs, after the drop. */
+     * be root's (a root start with [daemon] user), under a temporary name:
+     * it is renamed into place just before READY. */
     {
         /* Its directory may not exist yet (quick start: ./var/). 0755:
          * reps must reach the socket; the socket itself is checked per verb. */
@@ -287,7 +365,8 @@ int main(int argc, char **argv)
     }
     if (!(u.control = control_new(&u, u.cfg->control_socket)))
         goto out;
-    if (prepare_state_dir(u.cfg) < 0)
+    int late = publish_after_drop(u.cfg);
+    if (!late && control_publish(u.control) < 0)
         goto out;
     /* Listeners are bound: no client input is read before this drop. */
     if (drop_privileges(u.cfg->user) < 0)
@@ -335,6 +414,12 @@ int main(int argc, char **argv)
         goto out;
     }
     untild_prune_start(&u);  /* now, then daily */
+    /* Ready: the listeners, the control socket and READY=1 all mean the
+     * same thing from here on. */
+    if (smtp_server_listen(u.smtp) < 0 || (late && control_publish(u.control) < 0)) {
+        log_fatal("cannot start listening");
+        goto out;
+    }
     log_info("untild ready: %zu window(s), %zu held message(s), upstream %s", windows_count(u.ix),
              release_count(u.release), u.cfg->upstream_url ? u.cfg->upstream_url : u.cfg->maildir);
     sd_notifyf(0, "READY=1\nSTATUS=%zu window(s), %zu held", windows_count(u.ix), release_count(u.release));
@@ -379,5 +464,7 @@ out:
         config_free(u.retired[i]);
     config_free(u.cfg);
     curl_global_cleanup();
+    if (lockfd >= 0)
+        close(lockfd);   /* last: the sockets are gone by now */
     return rc;
 }

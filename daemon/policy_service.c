@@ -27,11 +27,20 @@
  *    id and the message would stay in Postfix's hold queue for good. So
  *    check_policy_service must be in smtpd_end_of_data_restrictions too, or
  *    held mail passes (logged once per instance at expiry).
- *  - END-OF-MESSAGE with held recipients: record (queue id, release time =
- *    max release_at, rep, recipients) in the store ("pfhold:<qid>" plus the
- *    index "pfhold:index"), then answer "HOLD <reason>": Postfix holds the
- *    whole message, every recipient. If the record cannot be written, answer
- *    nothing (internal error -> Postfix defers).
+ *  - END-OF-MESSAGE with held recipients: record (queue id, rep, the held
+ *    recipients normalised, and the due time with the window end it came
+ *    from) in the store ("pfhold:<qid>" plus the index "pfhold:index"),
+ *    then answer "HOLD <reason>": Postfix holds the whole message, every
+ *    recipient. If the record cannot be written, answer nothing (internal
+ *    error -> Postfix defers).
+ *  - When a held message is due is DERIVED, never frozen: at every window
+ *    change (policy_service_kick, called wherever release_kick is), at the
+ *    moment its derivation may change by itself (the end of the covering
+ *    windows, the due time), and at start-up from the stored record, by
+ *    policy_service_evaluate from the recipients' windows as they stand
+ *    (hold-action windows only, matched as at RCPT). Ending a window by
+ *    hand (or an allow exception) releases at once; a window that ran out
+ *    by itself still waits for its aligned release (release_time).
  *  - A 1 s timer runs `postsuper -c <postfix_config_dir> -H <qid>...` for
  *    due entries (fork/exec, one child at a time, reaped with WNOHANG from
  *    the timer), audits "released" and asks for immediate delivery
@@ -39,6 +48,8 @@
  *    longer than Postfix's maximal_queue_lifetime, a released message
  *    bounces as expired: raise it to the longest hold. postsuper needs
  *    root (or the Postfix mail_owner): untild must run with that privilege.
+ *    A failed postsuper is retried after PS_RETRY_S (in memory: a restart
+ *    tries again at once).
  * Known limit: a recipient untild answered DUNNO for may still be rejected
  * by a later restriction; its hold verdict then still holds the message. */
 #include <errno.h>
@@ -138,6 +149,7 @@ struct ps_inst {
     size_t n;
     size_t nheld;
     time_t release_at;
+    time_t quiet_until;
 };
 
 struct ps_table {
@@ -250,6 +262,8 @@ static int inst_add(struct ps_inst *in, const char *norm, const struct verdict *
             return 0;
     if (v->action == ACTION_HOLD && (!in->nheld || v->release_at > in->release_at))
         in->release_at = v->release_at;
+    if (v->action == ACTION_HOLD && (!in->nheld || v->quiet_until > in->quiet_until))
+        in->quiet_until = v->quiet_until;
     if (in->n >= PS_MAX_RCPTS) {     /* the message is held all the same */
         if (v->action == ACTION_HOLD)
             in->nheld++;
@@ -409,7 +423,30 @@ static int at_rcpt(struct ps_table *t, const struct policy_cfg *cfg, const struc
     }
 }
 
-static int at_eom(struct ps_table *t, const char *tz, const struct ps_request *r,
+/* The windows may have changed since RCPT (ended by hand, cut short):
+ * the hold is derived again now, as it will be at every later change.
+ * Returns whether the message is still to be held (ev's times updated). */
+static int still_held(const struct policy_cfg *cfg, const struct windows *ix,
+                      struct ps_event *ev, size_t nheld, time_t now)
+{
+    const char *rc[PS_MAX_RCPTS];
+    size_t n = 0;
+    for (size_t i = 0; i < ev->nrcpts && n < PS_MAX_RCPTS; i++)
+        if (ev->rcpts[i].action == ACTION_HOLD)
+            rc[n++] = ev->rcpts[i].norm;
+    if (n < nheld)                    /* some were not kept: keep the hold */
+        return 1;
+    struct ps_hold_eval e;
+    policy_service_evaluate(cfg, ix, rc, n, now, ev->release_at, ev->quiet_until, &e);
+    if (!e.covered && e.due <= now)
+        return 0;
+    ev->release_at = e.due;
+    ev->quiet_until = e.quiet_until;
+    return 1;
+}
+
+static int at_eom(struct ps_table *t, const struct policy_cfg *cfg, const struct windows *ix,
+                  const char *tz, const struct ps_request *r, time_t now,
                   char *ans, size_t anssz, struct ps_event *ev)
 {
     size_t idx;
@@ -421,6 +458,7 @@ static int at_eom(struct ps_table *t, const char *tz, const struct ps_request *r
     ev->rcpts = in->r;
     ev->nrcpts = in->n;
     ev->release_at = in->release_at;
+    ev->quiet_until = in->quiet_until;
     snprintf(ev->queue_id, sizeof ev->queue_id, "%s", r->queue_id);
     in->r = NULL;
     in->n = 0;
@@ -428,6 +466,11 @@ static int at_eom(struct ps_table *t, const char *tz, const struct ps_request *r
     inst_free(in);
     if (!nheld)
         return answer_dunno(ans, anssz);
+    if (!still_held(cfg, ix, ev, nheld, now)) {
+        log_info("policy_service: %s: its recipients' hold windows ended since RCPT; "
+                 "not held", r->queue_id[0] ? r->queue_id : r->instance);
+        return answer_dunno(ans, anssz);
+    }
     if (!policy_service_queue_id_ok(r->queue_id)) {
         /* Without a queue id the hold could never be released: let it pass
          * rather than strand it in Postfix's hold queue. */
@@ -459,8 +502,94 @@ int policy_service_answer(struct ps_table *t, const struct policy_cfg *cfg,
     if (!strcasecmp(r->protocol_state, "RCPT"))
         return at_rcpt(t, cfg, ix, tz, r, now, now_ms, ans, anssz, ev);
     if (!strcasecmp(r->protocol_state, "END-OF-MESSAGE"))
-        return at_eom(t, tz, r, ans, anssz, ev);
+        return at_eom(t, cfg, ix, tz, r, now, ans, anssz, ev);
     return answer_dunno(ans, anssz);
+}
+
+/* ---- when a held message is due (pure) --------------------------------- */
+
+/* The latest aligned release still ahead of now among the ended hold
+ * windows naming key ("a@b" or "@b"). Costs what windows_match costs for
+ * that key: one look at each of its windows. */
+static time_t linger_key(const struct policy_cfg *cfg, const struct windows *ix,
+                         const char *key, time_t now)
+{
+    const struct window *one[16], **ws = one;
+    size_t n = windows_find_who(ix, key, one, 16);
+    if (n > 16) {
+        if (!(ws = malloc(n * sizeof *ws)))
+            return now + 60;         /* cannot tell: keep it a minute, then again */
+        n = windows_find_who(ix, key, ws, n);
+    }
+    time_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct window *w = ws[i];
+        if (policy_window_action(cfg, w) != ACTION_HOLD || w->rrule ||
+            w->until == WHEN_NEVER || w->until > now)
+            continue;
+        struct window_match m = { .w = w, .quiet_until = w->until, .recurring = 0 };
+        time_t at = policy_release_at(cfg, &m);
+        if (at > now && at > best)
+            best = at;
+    }
+    if (ws != one)
+        free(ws);
+    return best;
+}
+
+/* The same over the address and each of its domains (as windows_match
+ * looks them up). */
+static time_t linger(const struct policy_cfg *cfg, const struct windows *ix, const char *addr,
+                     time_t now)
+{
+    char key[ADDR_MAX + 2];
+    time_t best = linger_key(cfg, ix, addr, now);
+    const char *d = strrchr(addr, '@');
+    while (d && d[1]) {
+        snprintf(key, sizeof key, "@%s", d + 1);
+        time_t at = linger_key(cfg, ix, key, now);
+        if (at > best)
+            best = at;
+        d = strchr(d + 1, '.');
+    }
+    return best;
+}
+
+void policy_service_evaluate(const struct policy_cfg *cfg, const struct windows *ix,
+                             const char *const *rcpts, size_t n, time_t now,
+                             time_t prev_due, time_t prev_quiet_until,
+                             struct ps_hold_eval *out)
+{
+    time_t due = 0, qmax = 0, lin = 0;
+    int covered = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct window_match m;
+        if (ix && windows_match(ix, rcpts[i], now, &m) && m.w) {
+            /* The window deciding at RCPT time decides now. */
+            if (policy_window_action(cfg, m.w) != ACTION_HOLD)
+                continue;
+            time_t at = policy_release_at(cfg, &m);
+            covered = 1;
+            if (at > due)
+                due = at;
+            if (m.quiet_until > qmax)
+                qmax = m.quiet_until;
+        } else if (ix) {
+            time_t at = linger(cfg, ix, rcpts[i], now);
+            if (at > lin)
+                lin = at;
+        }
+    }
+    if (lin > due)
+        due = lin;
+    if (!covered) {
+        qmax = prev_quiet_until;
+        if (now >= prev_quiet_until && prev_due > due)
+            due = prev_due;
+    }
+    out->covered = covered;
+    out->due = due;
+    out->quiet_until = qmax;
 }
 
 /* ---- the daemon part: socket, connections, releases --------------------- */
@@ -476,12 +605,19 @@ struct conn {
     struct conn *next;
 };
 
+/* One message in Postfix's hold queue. Its due time is derived again
+ * (policy_service_evaluate) whenever a window changes and whenever its
+ * next change of state comes; due and quiet_until are kept (and stored)
+ * only as the "last seen" inputs of that derivation. */
 struct pending {
     char qid[PS_QUEUE_ID_MAX];
-    time_t release_at;
+    time_t due;                /* derived: release at (<= now: now) */
+    time_t quiet_until;        /* derived: latest end of the covering windows */
+    int covered;               /* a hold window covers a recipient */
+    time_t next_eval;          /* when the derivation may change by itself */
     time_t retry_at;
     char *rep;
-    char *rcpts;               /* space-separated */
+    char *rcpts;               /* held recipients, normalised, space-separated */
     int busy;                  /* in the running postsuper batch */
 };
 
@@ -543,8 +679,8 @@ static int index_save(struct policy_service *m)
     return rc;
 }
 
-static int pend_add(struct policy_service *m, const char *qid, time_t release_at,
-                    const char *rep, const char *rcpts)
+static int pend_add(struct policy_service *m, const char *qid, time_t due,
+                    time_t quiet_until, const char *rep, const char *rcpts)
 {
     struct pending *p = pend_find(m, qid);
     if (!p) {
@@ -564,7 +700,10 @@ static int pend_add(struct policy_service *m, const char *qid, time_t release_at
     free(p->rcpts);
     p->rep = strdup(rep ? rep : "");
     p->rcpts = strdup(rcpts ? rcpts : "");
-    p->release_at = release_at;
+    p->due = due;
+    p->quiet_until = quiet_until;
+    p->covered = 1;
+    p->next_eval = 0;          /* derive at the next chance */
     p->retry_at = 0;
     if (!p->rep || !p->rcpts)
         return -1;
@@ -578,12 +717,15 @@ static void pend_remove(struct policy_service *m, struct pending *p)
     *p = m->pend[--m->npend];
 }
 
-/* Value: "<release_at>\n<rep>\n<rcpt> <rcpt>..." */
+/* Value: "<due> <quiet_until>\n<rep>\n<rcpt> <rcpt>..." (records
+ * written before quiet_until was kept have "<due>" alone: read as 0, which
+ * keeps the due time as a floor, the safe side). */
 static int pend_persist(struct policy_service *m, const struct pending *p)
 {
     char key[16 + PS_QUEUE_ID_MAX], *val = NULL;
     snprintf(key, sizeof key, "pfhold:%s", p->qid);
-    if (asprintf(&val, "%lld\n%s\n%s", (long long)p->release_at, p->rep, p->rcpts) < 0)
+    if (asprintf(&val, "%lld %lld\n%s\n%s", (long long)p->due, (long long)p->quiet_until,
+                 p->rep, p->rcpts) < 0)
         return -1;
     int rc = store_kv_set(m->u->store, key, val);
     free(val);
@@ -612,7 +754,10 @@ static void pend_load(struct policy_service *m)
         if (rep && rcpts) {
             *rep++ = '\0';
             *rcpts++ = '\0';
-            if (pend_add(m, q, (time_t)strtoll(v, NULL, 10), rep, rcpts) < 0)
+            char *e = NULL;
+            time_t due = (time_t)strtoll(v, &e, 10);
+            time_t qu = e && *e == ' ' ? (time_t)strtoll(e + 1, NULL, 10) : 0;
+            if (pend_add(m, q, due, qu, rep, rcpts) < 0)
                 log_error("policy_service: out of memory loading held queue id %s", q);
         } else {
             log_warn("policy_service: bad record for held queue id %s; skipped", q);
@@ -622,6 +767,50 @@ static void pend_load(struct policy_service *m)
     free(idx);
     if (m->npend)
         log_info("policy_service: %zu message(s) held in Postfix's hold queue", m->npend);
+}
+
+/* ---- when is a held message due ---- */
+
+/* Derive p's state from the windows as they stand; store it if it moved.
+ * Bounded: one windows_match (and a few lookups) per held recipient. */
+static void pend_evaluate(struct policy_service *m, struct pending *p, time_t now)
+{
+    struct untild *u = m->u;
+    const char *rc[PS_MAX_RCPTS];
+    size_t n = 0;
+    char *list = strdup(p->rcpts), *save = NULL;
+    if (!list) {
+        p->next_eval = now + 1;      /* out of memory: try again soon */
+        return;
+    }
+    for (char *r = strtok_r(list, " ", &save); r && n < PS_MAX_RCPTS; r = strtok_r(NULL, " ", &save))
+        rc[n++] = r;
+    struct ps_hold_eval ev;
+    policy_service_evaluate(&u->pcfg, u->ix, rc, n, now, p->due, p->quiet_until, &ev);
+    free(list);
+    if (ev.due < now)
+        ev.due = now;            /* release now; "now" is what is stored */
+    /* Two "release now" results are the same result: no rewrite each tick
+     * while postsuper is retried. */
+    int due_moved = ev.due != p->due && !(ev.due <= now && p->due <= now);
+    int moved = due_moved || ev.quiet_until != p->quiet_until;
+    if (due_moved) {
+        char was[64], is[64];
+        log_info("policy_service: %s (in Postfix's hold queue) is now due %s (was %s)%s", p->qid,
+                 ev.due <= now ? "now" : when_format(ev.due, u->cfg->timezone, is, sizeof is),
+                 when_format(p->due, u->cfg->timezone, was, sizeof was),
+                 ev.covered ? "" : ": no hold window covers its recipients any more");
+    }
+    p->covered = ev.covered;
+    p->next_eval = ev.covered && ev.quiet_until < ev.due ? ev.quiet_until : ev.due;
+    if (!moved)
+        return;
+    p->due = ev.due;
+    p->quiet_until = ev.quiet_until;
+    /* The record keeps the inputs of the next derivation: a failure only
+     * means a restart derives from the older ones. */
+    if (pend_persist(m, p) < 0)
+        log_error("policy_service: cannot store the new due time of %s", p->qid);
 }
 
 /* ---- postsuper -H ---- */
@@ -665,7 +854,7 @@ static void spawn_release(struct policy_service *m, time_t now)
     }
     for (size_t i = 0; i < m->npend && n < PS_BATCH; i++) {
         struct pending *p = &m->pend[i];
-        if (p->release_at > now || p->retry_at > now)
+        if (p->busy || p->covered || p->due > now || p->retry_at > now)
             continue;
         argv[argc++] = "-H";
         argv[argc++] = p->qid;
@@ -783,6 +972,25 @@ static void reap_child(struct policy_service *m, time_t now)
         log_error("policy_service: cannot save the hold index");
 }
 
+/* Derive what may have changed, then release what is due. */
+static void evaluate_pass(struct policy_service *m, time_t now, int all)
+{
+    for (size_t i = 0; i < m->npend; i++) {
+        struct pending *p = &m->pend[i];
+        if (!p->busy && (all || p->next_eval <= now))
+            pend_evaluate(m, p, now);
+    }
+    if (m->child <= 0 && !m->nkicks)
+        spawn_release(m, now);
+}
+
+void policy_service_kick(struct policy_service *m, int windows_changed)
+{
+    if (!m)
+        return;
+    evaluate_pass(m, untild_now(m->u), windows_changed);
+}
+
 static void on_tick(struct loop *l, uint64_t id, void *arg)
 {
     struct policy_service *m = arg;
@@ -792,8 +1000,9 @@ static void on_tick(struct loop *l, uint64_t id, void *arg)
     reap_kicks(m);
     if (m->child > 0)
         reap_child(m, now);
-    if (m->child <= 0 && !m->nkicks)
-        spawn_release(m, now);
+    evaluate_pass(m, now, 0);
+    if (m->npend)
+        log_debug("policy_service: tick: %zu message(s) in Postfix's hold queue", m->npend);
     policy_service_table_expire(m->tab, ms);
     for (struct conn *c = m->conns, *next; c; c = next) {
         next = c->next;
@@ -845,9 +1054,12 @@ static int record(struct policy_service *m, const struct ps_request *r, struct p
         for (size_t i = 0; i < ev->nrcpts; i++)
             if (ev->rcpts[i].action == ACTION_HOLD)
                 p += sprintf(p, "%s%s", p == rc ? "" : " ", ev->rcpts[i].norm);
-        int bad = pend_add(m, ev->queue_id, ev->release_at, rep, rc) < 0;
+        int bad = pend_add(m, ev->queue_id, ev->release_at, ev->quiet_until, rep, rc) < 0;
         free(rc);
         struct pending *pe = pend_find(m, ev->queue_id);
+        /* Derived at once: a window may have been ended since RCPT. */
+        if (!bad && pe)
+            pend_evaluate(m, pe, now);
         if (bad || !pe || pend_persist(m, pe) < 0) {
             log_error("policy_service: cannot record the hold of %s; answering nothing "
                       "(Postfix defers)", ev->queue_id);
@@ -1137,6 +1349,8 @@ struct policy_service *policy_service_start(struct untild *u, int *err)
     if (listen_on(m, m->listen) < 0)
         goto fail;
     pend_load(m);
+    for (size_t i = 0; i < m->npend; i++)       /* the windows as they stand now */
+        pend_evaluate(m, &m->pend[i], untild_now(u));
     m->timer = loop_timer(u->loop, 1000, on_tick, m);
     return m;
 fail:

@@ -474,7 +474,7 @@ static void audit(struct release *r, const char *event, const struct entry *e, c
                     e->m.rcpts[i].window_id, e->m.id, detail ? detail : by });
 }
 
-static void notice_text(struct strbuf *b, const struct entry *e, const char *text)
+static void held_notice_text(struct strbuf *b, const struct entry *e, const char *text)
 {
     /* One recipient a line: a message to many must not make a line longer
      * than RFC 5322 allows (the upstream would refuse the notice). */
@@ -491,7 +491,7 @@ static void notify(struct release *r, const struct entry *e, enum notice_kind ki
     struct strbuf b = { 0 };
     char *body = NULL;
     size_t len = 0;
-    notice_text(&b, e, text);
+    held_notice_text(&b, e, text);
     if (attach && spool_read(r->u->spool, e->m.id, NULL, &body, &len) < 0)
         body = NULL;
     notice_send_kind(r->u, kind, e->m.rep, subject, b.p ? b.p : text, body, body ? len : 0);
@@ -591,7 +591,7 @@ static void return_to_rep(struct release *r, struct entry *e)
     const char *subject = "Failed: your held message could not be delivered (returned)";
     audit(r, "returned", e, NULL, why);
     log_warn("release: %s returned to %s: %s", e->m.id, e->m.rep ? e->m.rep : "-", why);
-    notice_text(&b, e, "untild could not deliver your held message; it is attached. Reason:");
+    held_notice_text(&b, e, "untild could not deliver your held message; it is attached. Reason:");
     sb_printf(&b, "\n%s\n", why);
     if (spool_read(u->spool, e->m.id, NULL, &body, &len) == 0 && to)
         msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to, subject,

@@ -77,6 +77,7 @@ struct listener {
     int fd;
     int tls;                /* implicit TLS */
     int port;
+    int listening;
     struct smtp_server *srv;
 };
 
@@ -1477,7 +1478,7 @@ static int listen_one(struct smtp_server *srv, const char *addr, int tls)
     if (ai->ai_family == AF_INET6 && !any &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
         goto fail;
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0)
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
         goto fail;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -1493,7 +1494,7 @@ static int listen_one(struct smtp_server *srv, const char *addr, int tls)
         goto fail;
     srv->nls++;
     freeaddrinfo(ai);
-    log_info("smtp: listening on %s%s (port %d)", addr, tls ? " (implicit TLS)" : "", li->port);
+    log_debug("smtp: bound %s%s (port %d)", addr, tls ? " (implicit TLS)" : "", li->port);
     return 0;
 fail:
     log_error("smtp: listen %s: %s", addr, strerror(errno));
@@ -1556,7 +1557,7 @@ struct smtp_server *smtp_server_new(const struct config *c, struct loop *l,
     return srv;
 }
 
-int smtp_server_listen(struct smtp_server *srv)
+int smtp_server_bind(struct smtp_server *srv)
 {
     const struct config *c = srv->cfg;
     if (c->nlisten_tls && !srv->cred) {
@@ -1569,6 +1570,24 @@ int smtp_server_listen(struct smtp_server *srv)
     for (size_t i = 0; i < c->nlisten_tls && i < CONFIG_MAX_LISTEN; i++)
         if (listen_one(srv, c->listen_tls[i], 1) < 0)
             return -1;
+    return 0;
+}
+
+int smtp_server_listen(struct smtp_server *srv)
+{
+    if (!srv->nls && smtp_server_bind(srv) < 0)
+        return -1;
+    for (size_t i = 0; i < srv->nls; i++) {
+        struct listener *li = &srv->ls[i];
+        if (li->listening)
+            continue;
+        if (listen(li->fd, 128) < 0) {
+            log_error("smtp: listen on port %d: %s", li->port, strerror(errno));
+            return -1;
+        }
+        li->listening = 1;
+        log_info("smtp: listening on port %d%s", li->port, li->tls ? " (implicit TLS)" : "");
+    }
     return 0;
 }
 

@@ -14,7 +14,13 @@
 struct untild;
 struct control;
 
+/* Bind and listen at "<path>.new" (while the process may still have the
+ * privileges the socket's directory needs); nothing is accepted before the
+ * loop runs. control_publish renames it to path: call it once the daemon
+ * is ready, so the socket's presence means "ready". control_free removes
+ * only the socket this daemon made. */
 struct control *control_new(struct untild *u, const char *path);
+int control_publish(struct control *c);
 void control_free(struct control *c);
 
 /* Run one request (exposed for tests and the fuzzer): argv with argc

@@ -6,6 +6,7 @@
 #define UNTILD_NOTICE_H
 
 #include <stddef.h>
+#include <time.h>
 
 struct untild;
 
@@ -29,8 +30,24 @@ int notice_send(struct untild *u, const char *rep, const char *subject,
  * when that is not a mail address. */
 const char *notice_address(const struct untild *u, const char *rep);
 
+/* RFC 5322 2.1.1: no line longer than this (CRLF not counted). */
+#define NOTICE_LINE_MAX 998
+struct strbuf;
+/* Append "name: value" CRLF, folded at spaces within 78 columns where it
+ * can be; a value with non-ASCII or control characters (or a word too
+ * long for a line) as RFC 2047 encoded-words (UTF-8, B), each of whole
+ * characters, no line over 76 columns. Invalid UTF-8 becomes U+FFFD. For
+ * any header of mail untild generates. */
+void notice_header(struct strbuf *b, const char *name, const char *value);
+/* Append text (LF or CRLF lines) as CRLF lines of at most
+ * NOTICE_LINE_MAX octets: a longer line is wrapped at white space or after
+ * a comma (within 78 columns where it can be; continuation lines indented
+ * by two spaces), or cut between UTF-8 characters if it has neither. A
+ * bare CR becomes a space. */
+void notice_text(struct strbuf *b, const char *s, size_t n);
+
 /* Build the notice message (exposed for tests). Returns malloc'd CRLF
- * text, *len set. */
+ * text within the limits above, *len set; NULL if out of memory. */
 char *notice_build(const char *from, const char *to, const char *subject,
                    const char *body, const char *attach, size_t attach_len,
                    time_t now, size_t *len);

@@ -23,6 +23,12 @@ struct policy_service;
 struct policy_service *policy_service_start(struct untild *u, int *err);
 /* Config reloaded (u->cfg is new): rebinds if the listen address changed. */
 void policy_service_reconfigure(struct policy_service *m);
+/* Re-derive when the messages held in Postfix's hold queue are due, and
+ * release what is due now. windows_changed: every held message (a window
+ * was added, ended, reloaded, synced); otherwise only those whose next
+ * change of state has come (the clock moved). m may be NULL. Call it
+ * wherever release_kick is called. */
+void policy_service_kick(struct policy_service *m, int windows_changed);
 void policy_service_stop(struct policy_service *m);
 
 /* ---- protocol (pure) ---------------------------------------------------- */
@@ -77,11 +83,38 @@ struct ps_event {
      * recipients): held != 0 means the answer is HOLD. */
     int held;
     time_t release_at;             /* max over held recipients */
+    time_t quiet_until;            /* latest end of their windows */
     char queue_id[PS_QUEUE_ID_MAX];
     struct ps_rcpt *rcpts;         /* owned */
     size_t nrcpts;
 };
 void policy_service_event_free(struct ps_event *ev);
+
+/* What a message held in Postfix's hold queue waits for, derived from the
+ * windows as they now stand (nothing else decides; a restart from the
+ * stored record reaches the same result):
+ *  - a held recipient is covered when the window matching it now (the most
+ *    specific active one, exactly as at RCPT) is a hold window; an allow,
+ *    flag or reject window there does not keep the message;
+ *  - covered: due = the latest aligned release (policy_release_at) of the
+ *    covering windows; quiet_until = the latest of their ends;
+ *  - not covered: due = the latest aligned release still ahead of hold
+ *    windows of these recipients that have ended (the release_time
+ *    alignment after a window's end); and when the clock has passed the
+ *    end last seen (prev_quiet_until: the window ran out by itself) not
+ *    before prev_due either. A window ended by hand, removed or cut short
+ *    before that end thus releases at once, but never before the aligned
+ *    release of the windows as they now stand.
+ * due <= now means "release now". */
+struct ps_hold_eval {
+    int covered;
+    time_t due;
+    time_t quiet_until;
+};
+void policy_service_evaluate(const struct policy_cfg *cfg, const struct windows *ix,
+                             const char *const *rcpts, size_t n, time_t now,
+                             time_t prev_due, time_t prev_quiet_until,
+                             struct ps_hold_eval *out);
 
 /* Is q a Postfix queue id we are willing to hand to postsuper
  * (1..PS_QUEUE_ID_MAX-1 characters of [0-9A-Za-z])? */

@@ -54,7 +54,12 @@ struct smtp_hooks {
 
 struct smtp_server *smtp_server_new(const struct config *c, struct loop *l,
                                     const struct smtp_hooks *hooks);
-/* Bind every [smtp] listen / listen_tls address. Returns 0 or -1 (logged). */
+/* Bind every [smtp] listen / listen_tls address without listening yet
+ * (start-up binds while it may still have privileges; connections are
+ * refused until smtp_server_listen). Returns 0 or -1 (logged). */
+int smtp_server_bind(struct smtp_server *srv);
+/* Listen on every bound address (binding first if nothing is bound).
+ * Returns 0 or -1 (logged). */
 int smtp_server_listen(struct smtp_server *srv);
 /* Re-read config values that may change on SIGHUP (limits, cert). */
 int smtp_server_reconfigure(struct smtp_server *srv, const struct config *c);

@@ -198,10 +198,10 @@ class Untild:
             f.write(text)
 
     def start(self, wait=True):
-        # "untild ready" is logged once every listener is up: after a
-        # kill -9 the old control.sock file is still there, so its existence
-        # alone does not say the new daemon can be reached (a real race
-        # under valgrind)
+        # Ready is one state: the SMTP port listens, control.sock is renamed
+        # into place and "untild ready" is logged, all at the end of
+        # start-up. After a kill -9 the old control.sock file is still
+        # there, so the log line (a new one) is what says this daemon is up.
         ready = self.logtext().count("untild ready")
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(wrapper_argv(self.dir) + [UNTILD, "-v", "--test-clock", "-c", self.conf],

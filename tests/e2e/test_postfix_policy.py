@@ -3,6 +3,7 @@ and queue directory) asks untild through check_policy_service at RCPT and
 END-OF-MESSAGE. Held mail waits in Postfix's own hold queue and is released
 (postsuper -H) at the window's end; flagged mail gets the X-Untild header;
 a reject window gives 550 5.7.1 at the client."""
+import os
 import time
 import unittest
 
@@ -10,7 +11,8 @@ from harness import Postfix, Sink, Untild, free_port, postfix_available
 
 WINDOWS = ('jane@acme.com 2027-07-01 reason="Lease ends in July"\n'
            'bob@beta.com 2027-03-01 action=flag\n'
-           'carl@gamma.com 2027-02-01 action=reject reason="Legal hold"\n')
+           'carl@gamma.com 2027-02-01 action=reject reason="Legal hold"\n'
+           '@delta.com 2027-07-01 action=hold\n')
 
 
 @unittest.skipUnless(postfix_available(), "needs root and Postfix (postfix, postsuper, postqueue)")
@@ -122,6 +124,63 @@ class PostfixPolicy(unittest.TestCase):
         self.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), "release after restart")
         self.wait_for(lambda: self.pf.queue() == [], "Postfix queue empty")
 
+    def hold_one(self, to):
+        r = self.send(to)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.wait_for(lambda: len(self.held()) == 1, "message in Postfix's hold queue")
+        return self.held()[0]["queue_id"]
+
+    def assert_still_held(self, rcpt):
+        # A state to wait for: untild has derived the due time again (one
+        # more tick), and the message is still in the hold queue.
+        n = self.u.logtext().count("policy_service: tick")
+        self.wait_for(lambda: self.u.logtext().count("policy_service: tick") >= n + 2, "two ticks")
+        self.assertEqual(len(self.held()), 1, "released early")
+        self.assertEqual(self.sink.for_rcpt(rcpt), [])
+
+    def test_window_ended_by_hand_releases_from_hold_queue(self):
+        qid = self.hold_one("jane@acme.com")
+        self.assert_still_held("jane@acme.com")
+        self.u.ctl("window", "end", "jane@acme.com", check=0)
+        self.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), "release after window end")
+        self.wait_for(lambda: self.pf.queue() == [], "Postfix queue empty")
+        self.assertEqual(self.audit("released"), [("rep@example.com", "jane@acme.com", qid)])
+        self.assertEqual(len(self.sink.for_rcpt("jane@acme.com")), 1)
+
+    def test_shortened_window_releases_at_new_end_across_restart(self):
+        self.hold_one("jane@acme.com")
+        # The window file now says February: reloaded, then a restart.
+        self.u.write_windows(WINDOWS.replace("jane@acme.com 2027-07-01", "jane@acme.com 2027-02-01"))
+        self.u.ctl("reload", check=0)
+        self.wait_for(lambda: "(in Postfix's hold queue) is now due 2027-02-01" in self.u.logtext(),
+                      "new due time")
+        self.u.restart()
+        self.u.set_clock("2027-01-31T23:59:59Z")
+        self.assert_still_held("jane@acme.com")
+        self.u.set_clock("2027-02-01T00:00:01Z")
+        self.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), "release at the new end")
+        self.wait_for(lambda: self.pf.queue() == [], "Postfix queue empty")
+
+    def test_window_removed_while_untild_is_down(self):
+        # The start derives from the windows as they stand, not from the
+        # time recorded at END-OF-MESSAGE.
+        self.hold_one("jane@acme.com")
+        self.u.stop()
+        self.u.write_windows(WINDOWS.replace('jane@acme.com 2027-07-01 reason="Lease ends in July"\n', ""))
+        self.u.start()
+        self.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), "release after restart")
+        self.wait_for(lambda: self.pf.queue() == [], "Postfix queue empty")
+
+    def test_allow_exception_inside_domain_hold_releases(self):
+        qid = self.hold_one("dave@delta.com")
+        self.assert_still_held("dave@delta.com")
+        # A flag window elsewhere changes nothing for it.
+        self.u.ctl("window", "add", "zed@delta.com", "--until", "2030-01-01", "--action", "flag", check=0)
+        self.assert_still_held("dave@delta.com")
+        self.u.ctl("window", "add", "dave@delta.com", "--until", "never", "--action", "allow", check=0)
+        self.wait_for(lambda: self.sink.for_rcpt("dave@delta.com"), "release by the allow exception")
+        self.assertEqual(self.audit("released"), [("rep@example.com", "dave@delta.com", qid)])
+
     def test_several_messages_one_connection(self):
         # Postfix keeps the policy connection open across messages of one
         # SMTP session: each message's verdict stays its own.
@@ -138,6 +197,41 @@ class PostfixPolicy(unittest.TestCase):
                       and self.sink.for_rcpt("friend2@other.com"), "allowed deliveries")
         self.wait_for(lambda: len(self.held()) == 1, "one held message")
         self.assertEqual(self.held()[0]["recipients"][0]["address"], "jane@acme.com")
+
+
+@unittest.skipUnless(postfix_available(), "needs root and Postfix (postfix, postsuper, postqueue)")
+class PostfixAlignedRelease(PostfixPolicy):
+    """release_time = 09:00: between a window's end and its aligned release
+    an unrelated window change does not release early; the release comes at
+    09:00. (Runs the PostfixPolicy tests' set-up; only its own test.)"""
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        pport = free_port()
+        self.pf = Postfix(self.sink.port, policy="inet:127.0.0.1:%d" % pport)
+        self.addCleanup(self.pf.cleanup)
+        self.u = Untild(self.sink, windows=WINDOWS, release_time="09:00",
+                        extra="[policy_service]\nlisten = inet:127.0.0.1:%d\npostfix_config_dir = %s\n"
+                        % (pport, self.pf.dir))
+        self.addCleanup(self.u.cleanup)
+        self.u.start()
+        self.u.set_clock("2027-01-10T10:00:00Z")
+        self.pf.start()
+
+    def test_natural_end_waits_for_release_time(self):
+        self.hold_one("jane@acme.com")
+        self.u.set_clock("2027-07-01T03:00:00Z")       # ended at 00:00, release 09:00
+        self.u.ctl("window", "add", "other@unrelated.com", "--until", "2027-12-01", check=0)
+        self.u.ctl("reload", check=0)
+        self.assert_still_held("jane@acme.com")
+        self.u.set_clock("2027-07-01T09:00:01Z")
+        self.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), "release at 09:00")
+        self.wait_for(lambda: self.pf.queue() == [], "Postfix queue empty")
+
+
+for _name in [n for n in dir(PostfixPolicy) if n.startswith("test_")]:
+    setattr(PostfixAlignedRelease, _name, None)
 
 
 if __name__ == "__main__":
@@ -211,3 +305,14 @@ class PolicyProtocol(unittest.TestCase):
         except ConnectionResetError:
             pass                                 # closed with our bytes unread
         self.u.wait_for(lambda: "request over 65536 bytes" in self.u.logtext(), what="log line")
+
+    def test_window_ended_between_rcpt_and_end_of_message(self):
+        # A slow client: the rep ends the window while the message is still
+        # being received. END-OF-MESSAGE derives the hold again: not held.
+        s = self.conn()
+        s.sendall(self.req("RCPT", "jane@acme.com", instance="slow1"))
+        self.assertEqual(self.read_answers(s, 1), b"action=DUNNO\n\n")
+        self.u.ctl("window", "end", "jane@acme.com", check=0)
+        s.sendall(self.req("END-OF-MESSAGE", "", instance="slow1", qid="SLOW1"))
+        self.assertEqual(self.read_answers(s, 1), b"action=DUNNO\n\n")
+        self.assertIn("SLOW1: its recipients' hold windows ended since RCPT; not held", self.u.logtext())

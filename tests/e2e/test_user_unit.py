@@ -8,7 +8,7 @@ import tempfile
 import time
 import unittest
 
-from harness import UNTILD, UNTILCTL, free_port
+from harness import TIMEOUT_SCALE, UNTILD, UNTILCTL, free_port
 
 
 class UserUnit(unittest.TestCase):
@@ -27,9 +27,11 @@ class UserUnit(unittest.TestCase):
         self.addCleanup(log.close)
         p = subprocess.Popen([UNTILD, "-c", conf], env=env, stdout=log, stderr=log)
         self.addCleanup(lambda: p.poll() is None and (p.terminate(), p.wait(10)))
+        # The control socket is put in place last, once everything is up:
+        # its presence is the readiness this test waits for (no guess).
         sock = os.path.join(runtime, "control.sock")
-        end = time.time() + 10
-        while time.time() < end and not os.path.exists(sock):
+        end = time.time() + 30 * TIMEOUT_SCALE
+        while time.time() < end and not os.path.exists(sock) and p.poll() is None:
             time.sleep(0.05)
         self.assertTrue(os.path.exists(sock), open(os.path.join(top, "log")).read())
         self.assertTrue(os.path.isdir(os.path.join(state, "spool", "held")))

@@ -327,6 +327,177 @@ START_TEST(test_reason_cannot_break_the_answer)
 }
 END_TEST
 
+
+/* ---- when a message held in Postfix's hold queue is due ---------------- */
+
+static struct ps_hold_eval eval1(const char *rcpt, time_t at, time_t prev_due, time_t prev_q)
+{
+    const char *r[1] = { rcpt };
+    struct ps_hold_eval e;
+    policy_service_evaluate(&cfg, ix, r, 1, at, prev_due, prev_q, &e);
+    return e;
+}
+
+START_TEST(test_due_follows_the_hold_window)
+{
+    struct ps_hold_eval e = eval1("jane@acme.com", now, 0, 0);
+    ck_assert_int_eq(e.covered, 1);
+    ck_assert_int_eq(e.due, utc(2027, 7, 1, 0, 0, 0));
+    ck_assert_int_eq(e.quiet_until, utc(2027, 7, 1, 0, 0, 0));
+    /* Shortened (still ahead): the new end, not the one at END-OF-MESSAGE. */
+    ck_assert_int_eq(windows_remove(ix, "w1"), 0);
+    add_win(ix, "w1b", "jane@acme.com", utc(2027, 2, 1, 0, 0, 0), ACTION_HOLD, NULL);
+    e = eval1("jane@acme.com", now, e.due, e.quiet_until);
+    ck_assert_int_eq(e.covered, 1);
+    ck_assert_int_eq(e.due, utc(2027, 2, 1, 0, 0, 0));
+    /* Lengthened: later again. */
+    add_win(ix, "w1b", "jane@acme.com", utc(2027, 9, 1, 0, 0, 0), ACTION_HOLD, NULL);
+    e = eval1("jane@acme.com", now, e.due, e.quiet_until);
+    ck_assert_int_eq(e.due, utc(2027, 9, 1, 0, 0, 0));
+}
+END_TEST
+
+START_TEST(test_ended_by_hand_releases_at_once)
+{
+    struct ps_hold_eval e = eval1("jane@acme.com", now, 0, 0);
+    ck_assert_int_eq(windows_remove(ix, "w1"), 0);
+    e = eval1("jane@acme.com", now + 60, e.due, e.quiet_until);
+    ck_assert_int_eq(e.covered, 0);
+    ck_assert_int_le(e.due, now + 60);
+}
+END_TEST
+
+START_TEST(test_allow_exception_inside_domain_hold_does_not_keep_it)
+{
+    add_win(ix, "d1", "@corp.com", utc(2027, 7, 1, 0, 0, 0), ACTION_HOLD, NULL);
+    struct ps_hold_eval e = eval1("ceo@corp.com", now, 0, 0);
+    ck_assert_int_eq(e.covered, 1);
+    add_win(ix, "d2", "ceo@corp.com", WHEN_NEVER, ACTION_ALLOW, NULL);
+    e = eval1("ceo@corp.com", now, e.due, e.quiet_until);
+    ck_assert_int_eq(e.covered, 0);
+    ck_assert_int_le(e.due, now);
+    /* Another address of the domain stays held. */
+    e = eval1("ann@corp.com", now, 0, 0);
+    ck_assert_int_eq(e.covered, 1);
+    ck_assert_int_eq(e.due, utc(2027, 7, 1, 0, 0, 0));
+}
+END_TEST
+
+START_TEST(test_flag_window_does_not_extend_the_hold)
+{
+    cfg.release_time = 9 * 60;
+    cfg.release_on_weekends = 0;
+    add_win(ix, "d3", "@acme.com", utc(2030, 1, 1, 0, 0, 0), ACTION_FLAG, NULL);
+    /* dora: address hold until 2027-08-01 (a Sunday) inside a domain flag. */
+    struct ps_hold_eval e = eval1("dora@acme.com", now, 0, 0);
+    ck_assert_int_eq(e.covered, 1);
+    ck_assert_int_eq(e.due, utc(2027, 8, 2, 9, 0, 0));
+    /* Past its end the flag window matches: not a hold, and no 2030. */
+    time_t t = utc(2027, 8, 1, 0, 0, 1);
+    e = eval1("dora@acme.com", t, e.due, e.quiet_until);
+    ck_assert_int_eq(e.covered, 0);
+    ck_assert_int_eq(e.due, utc(2027, 8, 2, 9, 0, 0));
+    e = eval1("dora@acme.com", utc(2027, 8, 2, 9, 0, 0), e.due, e.quiet_until);
+    ck_assert_int_le(e.due, utc(2027, 8, 2, 9, 0, 0));
+}
+END_TEST
+
+START_TEST(test_natural_end_waits_for_the_aligned_release)
+{
+    cfg.release_time = 9 * 60;
+    struct ps_hold_eval e = eval1("jane@acme.com", now, 0, 0);
+    ck_assert_int_eq(e.due, utc(2027, 7, 1, 9, 0, 0));
+    ck_assert_int_eq(e.quiet_until, utc(2027, 7, 1, 0, 0, 0));
+    /* Between the end and 09:00, re-evaluated for an unrelated change. */
+    time_t t = utc(2027, 7, 1, 3, 0, 0);
+    e = eval1("jane@acme.com", t, e.due, e.quiet_until);
+    ck_assert_int_eq(e.covered, 0);
+    ck_assert_int_eq(e.due, utc(2027, 7, 1, 9, 0, 0));
+    /* Even when the ended window is gone from the index (a sync dropped
+     * it): it ran out by itself, so its aligned release still stands. */
+    ck_assert_int_eq(windows_remove(ix, "w1"), 0);
+    e = eval1("jane@acme.com", t + 60, e.due, e.quiet_until);
+    ck_assert_int_eq(e.due, utc(2027, 7, 1, 9, 0, 0));
+}
+END_TEST
+
+START_TEST(test_cut_short_into_the_past_waits_for_its_aligned_release)
+{
+    cfg.release_time = 9 * 60;
+    cfg.release_on_weekends = 0;
+    struct ps_hold_eval e = eval1("jane@acme.com", now, 0, 0);
+    /* The window file now says it ended at 08:00 today (Sunday 10 Jan):
+     * never earlier than the aligned release of that window, Monday 09:00. */
+    ck_assert_int_eq(windows_remove(ix, "w1"), 0);
+    add_win(ix, "w1c", "jane@acme.com", utc(2027, 1, 10, 8, 0, 0), ACTION_HOLD, NULL);
+    e = eval1("jane@acme.com", now, e.due, e.quiet_until);
+    ck_assert_int_eq(e.covered, 0);
+    ck_assert_int_eq(e.due, utc(2027, 1, 11, 9, 0, 0));
+}
+END_TEST
+
+START_TEST(test_many_ended_windows_on_one_domain)
+{
+    cfg.release_time = 9 * 60;
+    cfg.release_on_weekends = 0;
+    /* 40 ended hold windows on the domain (more than the lookup's first
+     * batch); the last one to end, 08:00 today (Sunday), counts. */
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        add_win(ix, id, "@many.com", utc(2026, 12, 1, 0, 0, 0) + i * 3600, ACTION_HOLD, NULL);
+    }
+    add_win(ix, "m40", "@many.com", utc(2027, 1, 10, 8, 0, 0), ACTION_HOLD, NULL);
+    for (int i = 41; i < 60; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        add_win(ix, id, "@many.com", utc(2026, 11, 1, 0, 0, 0) + i * 3600, ACTION_HOLD, NULL);
+    }
+    struct ps_hold_eval e = eval1("x@many.com", now, 0, utc(2027, 7, 1, 0, 0, 0));
+    ck_assert_int_eq(e.covered, 0);
+    ck_assert_int_eq(e.due, utc(2027, 1, 11, 9, 0, 0));
+}
+END_TEST
+
+START_TEST(test_window_ended_between_rcpt_and_eom)
+{
+    char ans[1200];
+    struct ps_event ev;
+    ck_assert_int_eq(ask("RCPT", "e1", "jane@acme.com", NULL, 0, ans, sizeof ans, &ev), 0);
+    policy_service_event_free(&ev);
+    ck_assert_int_eq(ask("RCPT", "e2", "jane@acme.com", NULL, 0, ans, sizeof ans, &ev), 0);
+    policy_service_event_free(&ev);
+    /* e1's message: the window was cut short to February meanwhile. */
+    add_win(ix, "w1", "jane@acme.com", utc(2027, 2, 1, 0, 0, 0), ACTION_HOLD, NULL);
+    ck_assert_int_eq(ask("END-OF-MESSAGE", "e1", NULL, "QE1", 10, ans, sizeof ans, &ev), 0);
+    ck_assert_int_eq(ev.held, 1);
+    ck_assert_int_eq(ev.release_at, utc(2027, 2, 1, 0, 0, 0));
+    ck_assert_int_eq(ev.quiet_until, utc(2027, 2, 1, 0, 0, 0));
+    ck_assert_ptr_nonnull(strstr(ans, "held until 2027-02-01"));
+    policy_service_event_free(&ev);
+    /* e2's message: the window was ended by hand: not held at all. */
+    ck_assert_int_eq(windows_remove(ix, "w1"), 0);
+    ck_assert_int_eq(ask("END-OF-MESSAGE", "e2", NULL, "QE2", 20, ans, sizeof ans, &ev), 0);
+    ck_assert_int_eq(ev.held, 0);
+    ck_assert_str_eq(ans, "action=DUNNO\n\n");
+    policy_service_event_free(&ev);
+}
+END_TEST
+
+START_TEST(test_latest_of_several_recipients)
+{
+    const char *r[3] = { "jane@acme.com", "dora@acme.com", "someone@else.com" };
+    struct ps_hold_eval e;
+    policy_service_evaluate(&cfg, ix, r, 3, now, 0, 0, &e);
+    ck_assert_int_eq(e.covered, 1);
+    ck_assert_int_eq(e.due, utc(2027, 8, 1, 0, 0, 0));
+    ck_assert_int_eq(windows_remove(ix, "w4"), 0);       /* dora's ended by hand */
+    policy_service_evaluate(&cfg, ix, r, 3, now, e.due, e.quiet_until, &e);
+    ck_assert_int_eq(e.covered, 1);
+    ck_assert_int_eq(e.due, utc(2027, 7, 1, 0, 0, 0));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("policy_service");
@@ -345,6 +516,15 @@ static Suite *suite(void)
     tcase_add_test(tc, test_window_over_means_dunno);
     tcase_add_test(tc, test_table_expiry_and_bound);
     tcase_add_test(tc, test_reason_cannot_break_the_answer);
+    tcase_add_test(tc, test_due_follows_the_hold_window);
+    tcase_add_test(tc, test_ended_by_hand_releases_at_once);
+    tcase_add_test(tc, test_allow_exception_inside_domain_hold_does_not_keep_it);
+    tcase_add_test(tc, test_flag_window_does_not_extend_the_hold);
+    tcase_add_test(tc, test_natural_end_waits_for_the_aligned_release);
+    tcase_add_test(tc, test_cut_short_into_the_past_waits_for_its_aligned_release);
+    tcase_add_test(tc, test_latest_of_several_recipients);
+    tcase_add_test(tc, test_many_ended_windows_on_one_domain);
+    tcase_add_test(tc, test_window_ended_between_rcpt_and_eom);
     suite_add_tcase(s, tc);
     return s;
 }
