@@ -138,6 +138,7 @@ static const struct key keys[] = {
     { S_DAEMON, "admin_group", V_STR, C(admin_group), 0, 0, 0 },
     { S_DAEMON, "user", V_STR, C(user), 0, 0, 0 },
     { S_DAEMON, "audit_retention", V_RETENTION, C(audit_retention), 0, 0, 0 },
+    { S_DAEMON, "control_output_max", V_SIZE, C(control_output_max), 0, 4096, 1LL << 32 },
 
     { S_SMTP, "listen", V_LISTEN, C(listen), C(nlisten), 0, 0 },
     { S_SMTP, "listen_tls", V_LISTEN, C(listen_tls), C(nlisten_tls), 0, 0 },
@@ -1082,6 +1083,7 @@ static int early_defaults(struct config *c)
     c->release_on_weekends = 0;
     c->max_queue_lifetime = 5 * 86400;
     c->audit_retention = 365 * 86400;
+    c->control_output_max = 16 * 1024 * 1024;
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");

@@ -55,6 +55,7 @@ struct config {
     char *user;              /* drop privileges to this user if root */
     int64_t audit_retention; /* seconds audit/seen rows are kept; 0 = forever;
                                 default 365d */
+    size_t control_output_max; /* bytes of one control answer; default 16m */
     /* [smtp] */
     char *listen[CONFIG_MAX_LISTEN]; size_t nlisten;       /* "host:port" */
     char *listen_tls[CONFIG_MAX_LISTEN]; size_t nlisten_tls;
