@@ -1081,7 +1081,7 @@ static int early_defaults(struct config *c)
     c->timeout_command = 300;
     c->timeout_data = 600;
     c->session_deadline = 3600;
-    c->max_sessions_per_address = 100;
+    c->max_sessions_per_address = 250;
     c->spill_threshold = 1024 * 1024;
     c->auth_failure_delay = 1;
     c->auth_max_failures = 10;

@@ -68,7 +68,7 @@ struct config {
     int timeout_command;     /* seconds; default 300 */
     int timeout_data;        /* seconds; default 600 */
     int session_deadline;    /* seconds a whole session may last; 0 = none; default 3600 */
-    int max_sessions_per_address; /* concurrent sessions per client address; 0 = no limit; default 100 */
+    int max_sessions_per_address; /* concurrent sessions per client address; 0 = no limit; default 250 */
     size_t spill_threshold;  /* message bytes kept in memory while received; above: a temp file; default 1m */
     int auth_failure_delay;  /* seconds before a refused AUTH is answered; default 1 */
     int auth_max_failures;   /* failed AUTHs per address and per user within the window; 0 = no limit; default 10 */
