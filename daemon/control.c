@@ -432,6 +432,74 @@ static int window_end_ids(struct untild *u, const char *what, int admin, const c
     return rc;
 }
 
+/* window list [--limit N] [--after ID]: one page, in id order. */
+static int window_list(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                       int json, struct strbuf *b, char *next)
+{
+    struct page pg = { .id = window_id };
+    if (page_opts(argc, argv, "window list", &pg, b))
+        return EX_USAGE;
+    struct list_ctx c = { &pg, admin, rep, 0 };
+    windows_foreach(u->ix, list_one, &c);
+    if (c.oom) {
+        free(pg.item);
+        sb_puts(b, "window list: out of memory\n");
+        return EX_ERR;
+    }
+    page_finish(&pg);
+    int paged = paged_req(argc, argv);
+    list_open(b, json, paged);
+    if (!json)
+        sb_printf(b, "%-14s %-32s %-25s %-7s %s\n", "ID", "WHO", "UNTIL", "ACTION", "REASON");
+    for (size_t i = 0; i < pg.n; i++) {
+        if (json) {
+            if (i)
+                sb_puts(b, ",\n");
+            window_json(b, u, pg.item[i].e);
+        } else {
+            window_row(b, u, pg.item[i].e);
+        }
+    }
+    list_close(b, json, paged, &pg, next);
+    free(pg.item);
+    return EX_OK;
+}
+
+/* window end WHO|ID: every window it names, if the caller may end them all. */
+static int window_end(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                      time_t now, struct strbuf *b)
+{
+    if (argc < 3) {
+        sb_puts(b, "usage: window end WHO|ID\n");
+        return EX_USAGE;
+    }
+    /* However many windows name WHO: the lists are sized from the
+     * index (a fixed array here overflowed past 256). */
+    char (*ids)[WINDOW_ID_MAX] = NULL;
+    size_t k = 0;
+    int rc = window_end_ids(u, argv[2], admin, rep, now, &ids, &k, b);
+    if (rc != EX_OK)
+        return rc;
+    for (size_t i = 0; i < k; i++) {
+        const struct window *w = windows_get(u->ix, ids[i]);
+        if (!w)
+            continue;
+        if (w->source == WSRC_RUNTIME)
+            store_window_delete(u->store, ids[i]);
+        else {
+            char key[WINDOW_ID_MAX + 8];
+            snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, ids[i]);
+            store_kv_set(u->store, key, "1");
+        }
+        store_audit(u->store, &(struct audit_rec){ now, "window-ended", rep, w->who[0], ids[i], NULL, NULL });
+        windows_remove(u->ix, ids[i]);
+        sb_printf(b, "ended %s\n", ids[i]);
+    }
+    free(ids);
+    release_kick(u->release, 1);
+    return EX_OK;
+}
+
 static int cmd_window(struct untild *u, int argc, char **argv, int admin, const char *rep,
                       int json, struct strbuf *b, char *next)
 {
@@ -441,35 +509,8 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
         sb_puts(b, "usage: window add|list|end\n");
         return EX_USAGE;
     }
-    if (!strcmp(argv[1], "list")) {
-        struct page pg = { .id = window_id };
-        if (page_opts(argc, argv, "window list", &pg, b))
-            return EX_USAGE;
-        struct list_ctx c = { &pg, admin, rep, 0 };
-        windows_foreach(u->ix, list_one, &c);
-        if (c.oom) {
-            free(pg.item);
-            sb_puts(b, "window list: out of memory\n");
-            return EX_ERR;
-        }
-        page_finish(&pg);
-        int paged = paged_req(argc, argv);
-        list_open(b, json, paged);
-        if (!json)
-            sb_printf(b, "%-14s %-32s %-25s %-7s %s\n", "ID", "WHO", "UNTIL", "ACTION", "REASON");
-        for (size_t i = 0; i < pg.n; i++) {
-            if (json) {
-                if (i)
-                    sb_puts(b, ",\n");
-                window_json(b, u, pg.item[i].e);
-            } else {
-                window_row(b, u, pg.item[i].e);
-            }
-        }
-        list_close(b, json, paged, &pg, next);
-        free(pg.item);
-        return EX_OK;
-    }
+    if (!strcmp(argv[1], "list"))
+        return window_list(u, argc, argv, admin, rep, json, b, next);
     if (!strcmp(argv[1], "add")) {
         if (argc < 3 || argv[2][0] == '-') {
             sb_puts(b, "usage: window add WHO --until WHEN [--from WHEN] [--reason TEXT] "
@@ -538,37 +579,8 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
         release_kick(u->release, 1);
         return EX_OK;
     }
-    if (!strcmp(argv[1], "end")) {
-        if (argc < 3) {
-            sb_puts(b, "usage: window end WHO|ID\n");
-            return EX_USAGE;
-        }
-        /* However many windows name WHO: the lists are sized from the
-         * index (a fixed array here overflowed past 256). */
-        char (*ids)[WINDOW_ID_MAX] = NULL;
-        size_t k = 0;
-        int rc = window_end_ids(u, argv[2], admin, rep, now, &ids, &k, b);
-        if (rc != EX_OK)
-            return rc;
-        for (size_t i = 0; i < k; i++) {
-            const struct window *w = windows_get(u->ix, ids[i]);
-            if (!w)
-                continue;
-            if (w->source == WSRC_RUNTIME)
-                store_window_delete(u->store, ids[i]);
-            else {
-                char key[WINDOW_ID_MAX + 8];
-                snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, ids[i]);
-                store_kv_set(u->store, key, "1");
-            }
-            store_audit(u->store, &(struct audit_rec){ now, "window-ended", rep, w->who[0], ids[i], NULL, NULL });
-            windows_remove(u->ix, ids[i]);
-            sb_printf(b, "ended %s\n", ids[i]);
-        }
-        free(ids);
-        release_kick(u->release, 1);
-        return EX_OK;
-    }
+    if (!strcmp(argv[1], "end"))
+        return window_end(u, argc, argv, admin, rep, now, b);
     sb_printf(b, "window: unknown verb %s (add, list, end)\n", argv[1]);
     return EX_USAGE;
 }
