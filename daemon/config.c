@@ -138,6 +138,7 @@ static const struct key keys[] = {
     { S_DAEMON, "admin_group", V_STR, C(admin_group), 0, 0, 0 },
     { S_DAEMON, "user", V_STR, C(user), 0, 0, 0 },
     { S_DAEMON, "audit_retention", V_RETENTION, C(audit_retention), 0, 0, 0 },
+    { S_DAEMON, "control_output_max", V_SIZE, C(control_output_max), 0, 4096, 1LL << 32 },
 
     { S_SMTP, "listen", V_LISTEN, C(listen), C(nlisten), 0, 0 },
     { S_SMTP, "listen_tls", V_LISTEN, C(listen_tls), C(nlisten_tls), 0, 0 },
@@ -150,6 +151,12 @@ static const struct key keys[] = {
     { S_SMTP, "hostname", V_STR, C(hostname), 0, 0, 0 },
     { S_SMTP, "timeout_command", V_INT, C(timeout_command), 0, 1, 86400 },
     { S_SMTP, "timeout_data", V_INT, C(timeout_data), 0, 1, 86400 },
+    { S_SMTP, "session_deadline", V_INT, C(session_deadline), 0, 0, 7 * 86400 },
+    { S_SMTP, "max_sessions_per_address", V_INT, C(max_sessions_per_address), 0, 0, 1000000 },
+    { S_SMTP, "spill_threshold", V_SIZE, C(spill_threshold), 0, 0, 1LL << 40 },
+    { S_SMTP, "auth_failure_delay", V_INT, C(auth_failure_delay), 0, 0, 60 },
+    { S_SMTP, "auth_max_failures", V_INT, C(auth_max_failures), 0, 0, 1000000 },
+    { S_SMTP, "auth_failure_window", V_INT, C(auth_failure_window), 0, 1, 7 * 86400 },
 
     { S_UPSTREAM, "url", V_STR, C(upstream_url), 0, 0, 0 },
     { S_UPSTREAM, "maildir", V_PATH, C(maildir), 0, 0, 0 },
@@ -1075,6 +1082,12 @@ static int early_defaults(struct config *c)
     c->max_sessions = 1000;
     c->timeout_command = 300;
     c->timeout_data = 600;
+    c->session_deadline = 3600;
+    c->max_sessions_per_address = 250;
+    c->spill_threshold = 1024 * 1024;
+    c->auth_failure_delay = 1;
+    c->auth_max_failures = 10;
+    c->auth_failure_window = 600;
     c->upstream_tls = TLS_REQUIRED;
     c->upstream_connections = 10;
     c->upstream_timeout = 120;
@@ -1085,6 +1098,7 @@ static int early_defaults(struct config *c)
     c->max_queue_lifetime = 5 * 86400;
     c->max_calendar_part = 1024 * 1024;
     c->audit_retention = 365 * 86400;
+    c->control_output_max = 16 * 1024 * 1024;
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");

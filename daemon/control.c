@@ -52,14 +52,20 @@ struct control {
     int nconns;
 };
 
+/* One request, then its answer: the answer is buffered whole and written
+ * as the socket takes it (LOOP_WRITE), so a client that does not read
+ * costs its buffer (at most [daemon] control_output_max) and nothing of
+ * the loop's time; one that makes no progress for IDLE_MS is closed. */
 struct conn {
     struct control *c;
     int fd;
-    uint64_t timer;         /* idle timeout */
+    uint64_t timer;         /* idle timeout (reading or writing) */
     char buf[REQ_MAX];
     size_t len;
     int admin;
     char rep[256];
+    char *out;              /* the answer, once the request is complete */
+    size_t outlen, outoff;
 };
 
 /* A rep "alice" owns held mail of rep "alice" or "alice@anything". */
@@ -81,6 +87,190 @@ static const char *opt(int argc, char **argv, const char *name)
     return NULL;
 }
 
+/* ---- user-provided text in output ----
+ * Subjects, reasons, addresses and rules come from mail and from other
+ * users: they must not reach a terminal as escape sequences nor forge
+ * table rows. Each value is decoded as UTF-8; C0/C1 controls, DEL, the
+ * bidi overrides and invalid bytes are shown as '?' in tables and escaped
+ * (\u00XX, U+FFFD for invalid bytes) in JSON. */
+
+/* Next code point of s (NUL-terminated); *len its length. -1: invalid byte. */
+static long utf8_next(const unsigned char *s, size_t *len)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    *len = 1;
+    if (!n)
+        return -1;
+    long cp = n == 1 ? (long)c : (long)(c & (0x7f >> n));
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return -1;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    static const long minv[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < minv[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return -1;
+    *len = n;
+    return cp;
+}
+
+static int cp_unsafe(long cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The printable form of s for a table cell (into a strbuf). */
+static void sb_text(struct strbuf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (*p) {
+        size_t n;
+        long cp = utf8_next(p, &n);
+        if (cp < 0 || cp_unsafe(cp))
+            sb_add(b, "?", 1);
+        else
+            sb_add(b, p, n);
+        p += n;
+    }
+}
+
+/* The same into a fixed buffer (for padded columns); returns out. */
+static const char *clean(const char *s, char *out, size_t outsz)
+{
+    struct strbuf b = { 0 };
+    sb_text(&b, s);
+    snprintf(out, outsz, "%s", b.p ? b.p : "");
+    sb_free(&b);
+    return out;
+}
+
+/* A JSON string literal of s (NULL: null), valid UTF-8, no raw controls. */
+static void json_str(struct strbuf *b, const char *s)
+{
+    if (!s) {
+        sb_puts(b, "null");
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    sb_add(b, "\"", 1);
+    while (*p) {
+        size_t n;
+        long cp = utf8_next(p, &n);
+        if (cp < 0)
+            sb_puts(b, "\\ufffd");
+        else if (cp == '"' || cp == '\\')
+            sb_printf(b, "\\%c", (int)cp);
+        else if (cp_unsafe(cp))
+            sb_printf(b, "\\u%04lx", cp);
+        else
+            sb_add(b, p, n);
+        p += n;
+    }
+    sb_add(b, "\"", 1);
+}
+
+/* ---- paging (held list, window list) ----
+ * Entries are listed in id order; a page is the `limit` smallest ids after
+ * the cursor, picked with a bounded max-heap in one pass (no sort of the
+ * whole set). The cursor is the last id of a page, so entries added or
+ * removed between pages neither repeat nor shift the rest. */
+#define PAGE_DEFAULT 1000
+#define PAGE_MAX 100000
+
+struct pitem {
+    const void *e;
+    time_t at;              /* held: release time */
+};
+
+struct page {
+    const char *after;      /* cursor, or NULL */
+    size_t limit;
+    struct pitem *item;     /* max-heap by id, then sorted ascending */
+    const char *(*id)(const void *);
+    size_t n;
+    int more;               /* entries beyond this page exist */
+};
+
+static int page_cmp(const struct page *pg, const struct pitem *a, const struct pitem *b)
+{
+    return strcmp(pg->id(a->e), pg->id(b->e));
+}
+
+static void page_sift_down(struct page *pg, size_t i, size_t n)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && page_cmp(pg, &pg->item[l], &pg->item[m]) > 0)
+            m = l;
+        if (r < n && page_cmp(pg, &pg->item[r], &pg->item[m]) > 0)
+            m = r;
+        if (m == i)
+            return;
+        struct pitem t = pg->item[i];
+        pg->item[i] = pg->item[m];
+        pg->item[m] = t;
+        i = m;
+    }
+}
+
+/* Offer one entry. Returns -1 on ENOMEM. */
+static int page_offer(struct page *pg, const void *e, time_t at)
+{
+    struct pitem it = { e, at };
+    if (pg->after && strcmp(pg->id(e), pg->after) <= 0)
+        return 0;
+    if (pg->n == pg->limit) {
+        pg->more = 1;
+        if (!pg->limit || page_cmp(pg, &it, &pg->item[0]) >= 0)
+            return 0;
+        pg->item[0] = it;
+        page_sift_down(pg, 0, pg->n);
+        return 0;
+    }
+    if (!pg->item && !(pg->item = calloc(pg->limit, sizeof *pg->item)))
+        return -1;
+    size_t i = pg->n++;
+    pg->item[i] = it;
+    while (i > 0 && page_cmp(pg, &pg->item[(i - 1) / 2], &pg->item[i]) < 0) {
+        struct pitem t = pg->item[i];
+        pg->item[i] = pg->item[(i - 1) / 2];
+        pg->item[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+    return 0;
+}
+
+/* Heap -> ascending order (heap sort in place). */
+static void page_finish(struct page *pg)
+{
+    for (size_t n = pg->n; n > 1; n--) {
+        struct pitem t = pg->item[0];
+        pg->item[0] = pg->item[n - 1];
+        pg->item[n - 1] = t;
+        page_sift_down(pg, 0, n - 1);
+    }
+}
+
+/* --limit N / --after ID. Returns 0, or EX_USAGE with the message in b. */
+static int page_opts(int argc, char **argv, const char *verb, struct page *pg, struct strbuf *b)
+{
+    const char *lim = opt(argc, argv, "--limit");
+    pg->after = opt(argc, argv, "--after");
+    pg->limit = PAGE_DEFAULT;
+    if (lim) {
+        char *end;
+        long v = strtol(lim, &end, 10);
+        if (*end || end == lim || v < 1 || v > PAGE_MAX) {
+            sb_printf(b, "%s: --limit takes a number from 1 to %d\n", verb, PAGE_MAX);
+            return EX_USAGE;
+        }
+        pg->limit = (size_t)v;
+    }
+    return 0;
+}
+
 static const char *tz_of(const struct untild *u, const struct window *w)
 {
     return w && w->tz ? w->tz : u->cfg->timezone;
@@ -90,70 +280,232 @@ static void window_json(struct strbuf *b, const struct untild *u, const struct w
 {
     char t[64];
     sb_puts(b, "{\"id\":");
-    sb_json_str(b, w->id);
+    json_str(b, w->id);
     sb_puts(b, ",\"who\":[");
     for (size_t i = 0; i < w->nwho; i++) {
         if (i)
             sb_puts(b, ",");
-        sb_json_str(b, w->who[i]);
+        json_str(b, w->who[i]);
     }
     sb_puts(b, "],\"from\":");
-    sb_json_str(b, w->from ? when_format(w->from, tz_of(u, w), t, sizeof t) : NULL);
+    json_str(b, w->from ? when_format(w->from, tz_of(u, w), t, sizeof t) : NULL);
     sb_puts(b, ",\"until\":");
-    sb_json_str(b, when_format(w->until, tz_of(u, w), t, sizeof t));
+    json_str(b, when_format(w->until, tz_of(u, w), t, sizeof t));
     sb_puts(b, ",\"rrule\":");
-    sb_json_str(b, w->rrule);
+    json_str(b, w->rrule);
     sb_puts(b, ",\"tz\":");
-    sb_json_str(b, tz_of(u, w));
+    json_str(b, tz_of(u, w));
     sb_puts(b, ",\"action\":");
-    sb_json_str(b, action_name(policy_window_action(&u->pcfg, w)));
+    json_str(b, action_name(policy_window_action(&u->pcfg, w)));
     sb_puts(b, ",\"reason\":");
-    sb_json_str(b, w->reason);
+    json_str(b, w->reason);
     sb_puts(b, ",\"owner\":");
-    sb_json_str(b, w->owner);
+    json_str(b, w->owner);
     static const char *const src[] = { "file", "runtime", "imap", "caldav" };
     sb_puts(b, ",\"source\":");
-    sb_json_str(b, src[w->source]);
-    if (w->file)
-        sb_printf(b, ",\"file\":\"%s\",\"line\":%d", w->file, w->line);
+    json_str(b, src[w->source]);
+    if (w->file) {
+        sb_puts(b, ",\"file\":");
+        json_str(b, w->file);
+        sb_printf(b, ",\"line\":%d", w->line);
+    }
     sb_puts(b, "}");
 }
 
 static void window_row(struct strbuf *b, const struct untild *u, const struct window *w)
 {
-    char t[64], who[256] = "";
-    size_t n = 0;
-    for (size_t i = 0; i < w->nwho && n < sizeof who - 1; i++)
-        n += (size_t)snprintf(who + n, sizeof who - n, "%s%s", i ? "," : "", w->who[i]);
-    if (n >= sizeof who)
-        n = sizeof who - 1;
-    sb_printf(b, "%-14s %-32s %-25s %-7s %s%s%s\n", w->id, who,
+    char t[64], who[256];
+    struct strbuf wb = { 0 };
+    for (size_t i = 0; i < w->nwho && wb.len < sizeof who; i++) {
+        if (i)
+            sb_add(&wb, ",", 1);
+        sb_text(&wb, w->who[i]);
+    }
+    snprintf(who, sizeof who, "%s", wb.p ? wb.p : "");
+    sb_free(&wb);
+    sb_printf(b, "%-14s %-32s %-25s %-7s ", w->id, who,
               when_format(w->until, tz_of(u, w), t, sizeof t),
-              action_name(policy_window_action(&u->pcfg, w)), w->reason ? w->reason : "",
-              w->rrule ? "  rrule=" : "", w->rrule ? w->rrule : "");
+              action_name(policy_window_action(&u->pcfg, w)));
+    sb_text(b, w->reason);
+    if (w->rrule) {
+        sb_puts(b, "  rrule=");
+        sb_text(b, w->rrule);
+    }
+    sb_puts(b, "\n");
 }
 
-struct list_ctx { struct strbuf *b; const struct untild *u; int json, first, admin; const char *rep; size_t n; };
+struct list_ctx { struct page *pg; int admin; const char *rep; int oom; };
+
+static const char *window_id(const void *e) { return ((const struct window *)e)->id; }
 
 static int list_one(const struct window *w, void *arg)
 {
     struct list_ctx *c = arg;
     if (!c->admin && !rep_owns(c->rep, w->owner) && w->owner)
         return 0;
-    if (c->json) {
-        if (!c->first)
-            sb_puts(c->b, ",\n");
-        window_json(c->b, c->u, w);
-    } else {
-        window_row(c->b, c->u, w);
+    if (page_offer(c->pg, w, 0) < 0) {
+        c->oom = 1;
+        return 1;
     }
-    c->first = 0;
-    c->n++;
     return 0;
 }
 
+/* Open a paged listing: an array, or with --limit/--after an object that
+ * carries the cursor ({"items":[...],"next":ID|null}). */
+static void list_open(struct strbuf *b, int json, int paged)
+{
+    if (json)
+        sb_puts(b, paged ? "{\"items\":[" : "[");
+}
+
+static void list_close(struct strbuf *b, int json, int paged, const struct page *pg, char *next)
+{
+    const char *last = pg->n ? pg->id(pg->item[pg->n - 1].e) : NULL;
+    if (pg->more && last)
+        snprintf(next, NEXT_MAX, "%s", last);
+    if (json && paged) {
+        sb_puts(b, "],\"next\":");
+        json_str(b, pg->more ? last : NULL);
+        sb_puts(b, "}\n");
+    } else if (json) {
+        sb_puts(b, "]\n");
+    }
+}
+
+static int paged_req(int argc, char **argv)
+{
+    return opt(argc, argv, "--limit") || opt(argc, argv, "--after");
+}
+
+/* The ids of the windows `window end WHAT` ends (WHAT: an id, an address
+ * or a domain), all checked against the caller's rights first. Returns
+ * EX_OK with *ids (malloc'd, *n entries), or an exit status with the
+ * message in b. */
+static int window_end_ids(struct untild *u, const char *what, int admin, const char *rep,
+                          time_t now, char (**ids)[WINDOW_ID_MAX], size_t *n, struct strbuf *b)
+{
+    const struct window **found = NULL;
+    const struct window *byid = windows_get(u->ix, what);
+    size_t nf = 0;
+    *ids = NULL;
+    *n = 0;
+    if (byid) {
+        found = &byid;
+        nf = 1;
+    } else {
+        char key[ADDR_MAX];
+        const char *why = NULL;
+        if (address_who_normalize(what, u->pcfg.delims, key, sizeof key, &why) < 0) {
+            sb_printf(b, "window end: %s: %s\n", what, why ? why : "not a window id or address");
+            return EX_USAGE;
+        }
+        nf = windows_find_who(u->ix, key, NULL, 0);
+        if (nf && !(found = calloc(nf, sizeof *found))) {
+            sb_puts(b, "window end: out of memory\n");
+            return EX_ERR;
+        }
+        nf = windows_find_who(u->ix, key, found, nf);
+    }
+    int rc = EX_OK;
+    if (!nf) {
+        sb_printf(b, "window end: no window for %s\n", what);
+        rc = EX_NOTFOUND;
+    } else if (!(*ids = calloc(nf, sizeof **ids))) {
+        sb_puts(b, "window end: out of memory\n");
+        rc = EX_ERR;
+    }
+    for (size_t i = 0; rc == EX_OK && i < nf; i++) {
+        if (!admin && !rep_owns(rep, found[i]->owner)) {
+            store_audit(u->store, &(struct audit_rec){ now, "denied", rep, found[i]->who[0], found[i]->id,
+                        NULL, "window end" });
+            log_warn("control: denied: %s may not end window %s", rep, found[i]->id);
+            sb_printf(b, "window end: %s is not yours\n", found[i]->id);
+            rc = EX_DENIED;
+            break;
+        }
+        snprintf((*ids)[(*n)++], WINDOW_ID_MAX, "%s", found[i]->id);
+    }
+    if (found != &byid)
+        free(found);
+    if (rc != EX_OK) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* window list [--limit N] [--after ID]: one page, in id order. */
+static int window_list(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                       int json, struct strbuf *b, char *next)
+{
+    struct page pg = { .id = window_id };
+    if (page_opts(argc, argv, "window list", &pg, b))
+        return EX_USAGE;
+    struct list_ctx c = { &pg, admin, rep, 0 };
+    windows_foreach(u->ix, list_one, &c);
+    if (c.oom) {
+        free(pg.item);
+        sb_puts(b, "window list: out of memory\n");
+        return EX_ERR;
+    }
+    page_finish(&pg);
+    int paged = paged_req(argc, argv);
+    list_open(b, json, paged);
+    if (!json)
+        sb_printf(b, "%-14s %-32s %-25s %-7s %s\n", "ID", "WHO", "UNTIL", "ACTION", "REASON");
+    for (size_t i = 0; i < pg.n; i++) {
+        if (json) {
+            if (i)
+                sb_puts(b, ",\n");
+            window_json(b, u, pg.item[i].e);
+        } else {
+            window_row(b, u, pg.item[i].e);
+        }
+    }
+    list_close(b, json, paged, &pg, next);
+    free(pg.item);
+    return EX_OK;
+}
+
+/* window end WHO|ID: every window it names, if the caller may end them all. */
+static int window_end(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                      time_t now, struct strbuf *b)
+{
+    if (argc < 3) {
+        sb_puts(b, "usage: window end WHO|ID\n");
+        return EX_USAGE;
+    }
+    /* However many windows name WHO: the lists are sized from the
+     * index (a fixed array here overflowed past 256). */
+    char (*ids)[WINDOW_ID_MAX] = NULL;
+    size_t k = 0;
+    int rc = window_end_ids(u, argv[2], admin, rep, now, &ids, &k, b);
+    if (rc != EX_OK)
+        return rc;
+    for (size_t i = 0; i < k; i++) {
+        const struct window *w = windows_get(u->ix, ids[i]);
+        if (!w)
+            continue;
+        if (w->source == WSRC_RUNTIME)
+            store_window_delete(u->store, ids[i]);
+        else {
+            char key[WINDOW_ID_MAX + 8];
+            snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, ids[i]);
+            store_kv_set(u->store, key, "1");
+        }
+        store_audit(u->store, &(struct audit_rec){ now, "window-ended", rep, w->who[0], ids[i], NULL, NULL });
+        windows_remove(u->ix, ids[i]);
+        sb_printf(b, "ended %s\n", ids[i]);
+    }
+    free(ids);
+    release_kick(u->release, 1);
+    policy_service_kick(u->psvc, 1);
+    return EX_OK;
+}
+
 static int cmd_window(struct untild *u, int argc, char **argv, int admin, const char *rep,
-                      int json, struct strbuf *b)
+                      int json, struct strbuf *b, char *next)
 {
     time_t now = untild_now(u);
     char err[256];
@@ -161,17 +513,8 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
         sb_puts(b, "usage: window add|list|end\n");
         return EX_USAGE;
     }
-    if (!strcmp(argv[1], "list")) {
-        struct list_ctx c = { b, u, json, 1, admin, rep, 0 };
-        if (json)
-            sb_puts(b, "[");
-        else
-            sb_printf(b, "%-14s %-32s %-25s %-7s %s\n", "ID", "WHO", "UNTIL", "ACTION", "REASON");
-        windows_foreach(u->ix, list_one, &c);
-        if (json)
-            sb_puts(b, "]\n");
-        return EX_OK;
-    }
+    if (!strcmp(argv[1], "list"))
+        return window_list(u, argc, argv, admin, rep, json, b, next);
     if (!strcmp(argv[1], "add")) {
         if (argc < 3 || argv[2][0] == '-') {
             sb_puts(b, "usage: window add WHO --until WHEN [--from WHEN] [--reason TEXT] "
@@ -241,60 +584,8 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
         policy_service_kick(u->psvc, 1);
         return EX_OK;
     }
-    if (!strcmp(argv[1], "end")) {
-        if (argc < 3) {
-            sb_puts(b, "usage: window end WHO|ID\n");
-            return EX_USAGE;
-        }
-        const struct window *found[256];
-        size_t n = 0;
-        const struct window *byid = windows_get(u->ix, argv[2]);
-        if (byid) {
-            found[n++] = byid;
-        } else {
-            char key[ADDR_MAX];
-            const char *why = NULL;
-            if (address_who_normalize(argv[2], u->pcfg.delims, key, sizeof key, &why) < 0) {
-                sb_printf(b, "window end: %s: %s\n", argv[2], why ? why : "not a window id or address");
-                return EX_USAGE;
-            }
-            n = windows_find_who(u->ix, key, found, 256);
-        }
-        if (!n) {
-            sb_printf(b, "window end: no window for %s\n", argv[2]);
-            return EX_NOTFOUND;
-        }
-        char ids[256][WINDOW_ID_MAX];
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!admin && !rep_owns(rep, found[i]->owner)) {
-                store_audit(u->store, &(struct audit_rec){ now, "denied", rep, found[i]->who[0], found[i]->id,
-                            NULL, "window end" });
-                log_warn("control: denied: %s may not end window %s", rep, found[i]->id);
-                sb_printf(b, "window end: %s is not yours\n", found[i]->id);
-                return EX_DENIED;
-            }
-            snprintf(ids[k++], WINDOW_ID_MAX, "%s", found[i]->id);
-        }
-        for (size_t i = 0; i < k; i++) {
-            const struct window *w = windows_get(u->ix, ids[i]);
-            if (!w)
-                continue;
-            if (w->source == WSRC_RUNTIME)
-                store_window_delete(u->store, ids[i]);
-            else {
-                char key[WINDOW_ID_MAX + 8];
-                snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, ids[i]);
-                store_kv_set(u->store, key, "1");
-            }
-            store_audit(u->store, &(struct audit_rec){ now, "window-ended", rep, w->who[0], ids[i], NULL, NULL });
-            windows_remove(u->ix, ids[i]);
-            sb_printf(b, "ended %s\n", ids[i]);
-        }
-        release_kick(u->release, 1);
-        policy_service_kick(u->psvc, 1);
-        return EX_OK;
-    }
+    if (!strcmp(argv[1], "end"))
+        return window_end(u, argc, argv, admin, rep, now, b);
     sb_printf(b, "window: unknown verb %s (add, list, end)\n", argv[1]);
     return EX_USAGE;
 }
@@ -320,25 +611,28 @@ static int cmd_check(struct untild *u, int argc, char **argv, int json, struct s
     enum action a = policy_rcpt(&u->pcfg, u->ix, key, at, &v);
     if (json) {
         sb_puts(b, "{\"address\":");
-        sb_json_str(b, key);
+        json_str(b, key);
         sb_puts(b, ",\"from\":");
-        sb_json_str(b, opt(argc, argv, "--from"));
+        json_str(b, opt(argc, argv, "--from"));
         sb_printf(b, ",\"quiet\":%s,\"action\":", v.w ? "true" : "false");
-        sb_json_str(b, action_name(a));
+        json_str(b, action_name(a));
         if (v.w) {
             sb_puts(b, ",\"window\":");
             window_json(b, u, v.w);
             sb_puts(b, ",\"quiet_until\":");
-            sb_json_str(b, when_format(v.quiet_until, tz_of(u, v.w), t, sizeof t));
+            json_str(b, when_format(v.quiet_until, tz_of(u, v.w), t, sizeof t));
             sb_puts(b, ",\"release_at\":");
-            sb_json_str(b, when_format(v.release_at, tz_of(u, v.w), t, sizeof t));
+            json_str(b, when_format(v.release_at, tz_of(u, v.w), t, sizeof t));
         }
         sb_puts(b, "}\n");
     } else if (v.w) {
-        sb_printf(b, "%s: quiet (%s) until %s by window %s", key, action_name(a),
+        sb_text(b, key);
+        sb_printf(b, ": quiet (%s) until %s by window %s", action_name(a),
                   when_format(v.quiet_until, tz_of(u, v.w), t, sizeof t), v.w->id);
-        if (v.w->reason)
-            sb_printf(b, ": %s", v.w->reason);
+        if (v.w->reason) {
+            sb_puts(b, ": ");
+            sb_text(b, v.w->reason);
+        }
         sb_printf(b, "\nheld mail would be released at %s\n", when_format(v.release_at, tz_of(u, v.w), t, sizeof t));
     } else {
         sb_printf(b, "%s: allow\n", key);
@@ -346,89 +640,135 @@ static int cmd_check(struct untild *u, int argc, char **argv, int json, struct s
     return v.w ? EX_QUIET : EX_OK;
 }
 
-static void held_json(struct strbuf *b, const struct untild *u, const struct spool_meta *m, time_t at)
+static void held_json(struct strbuf *b, const struct untild *u, const struct release_view *v)
 {
+    const struct spool_meta *m = v->m;
+    time_t at = v->release_at;
     char t[64];
     sb_puts(b, "{\"id\":");
-    sb_json_str(b, m->id);
+    json_str(b, m->id);
     sb_puts(b, ",\"rep\":");
-    sb_json_str(b, m->rep);
+    json_str(b, m->rep);
     sb_puts(b, ",\"from\":");
-    sb_json_str(b, m->mail_from);
+    json_str(b, m->mail_from);
     sb_puts(b, ",\"recipients\":[");
     for (size_t i = 0; i < m->nrcpts; i++) {
         static const char *const st[] = { "held", "done", "failed" };
         sb_puts(b, i ? ",{\"address\":" : "{\"address\":");
-        sb_json_str(b, m->rcpts[i].norm);
+        json_str(b, m->rcpts[i].norm);
         sb_puts(b, ",\"state\":");
-        sb_json_str(b, st[m->rcpts[i].state]);
+        json_str(b, st[m->rcpts[i].state]);
         sb_puts(b, ",\"window\":");
-        sb_json_str(b, m->rcpts[i].window_id);
+        json_str(b, m->rcpts[i].window_id);
         sb_puts(b, ",\"reason\":");
-        sb_json_str(b, m->rcpts[i].reason);
+        json_str(b, m->rcpts[i].reason);
         sb_puts(b, "}");
     }
     sb_puts(b, "],\"subject\":");
-    sb_json_str(b, m->subject);
+    json_str(b, m->subject);
     sb_puts(b, ",\"message_id\":");
-    sb_json_str(b, m->message_id);
+    json_str(b, m->message_id);
     sb_puts(b, ",\"created\":");
-    sb_json_str(b, when_format(m->created, u->cfg->timezone, t, sizeof t));
+    json_str(b, when_format(m->created, u->cfg->timezone, t, sizeof t));
     sb_puts(b, ",\"release_at\":");
-    sb_json_str(b, when_format(at, u->cfg->timezone, t, sizeof t));
+    json_str(b, when_format(at, u->cfg->timezone, t, sizeof t));
+    sb_puts(b, ",\"state\":");
+    json_str(b, held_state_name(v->state));
+    sb_puts(b, ",\"next_attempt\":");
+    json_str(b, v->next_attempt ? when_format(v->next_attempt, u->cfg->timezone, t, sizeof t) : NULL);
+    sb_puts(b, ",\"released_by\":");
+    json_str(b, m->released_by);
     sb_printf(b, ",\"size\":%zu,\"attempts\":%d,\"last_error\":", m->size, m->attempts);
-    sb_json_str(b, m->last_error);
+    json_str(b, m->last_error);
     sb_puts(b, "}");
 }
 
+static const char *held_id(const void *e) { return ((const struct spool_meta *)e)->id; }
+
+static void held_row(struct strbuf *b, const struct untild *u, const struct release_view *v)
+{
+    const struct spool_meta *m = v->m;
+    time_t at = v->release_at;
+    char t[64], who[256], repc[256];
+    struct strbuf wb = { 0 };
+    for (size_t j = 0; j < m->nrcpts && wb.len < sizeof who; j++) {
+        if (j)
+            sb_add(&wb, ",", 1);
+        sb_text(&wb, m->rcpts[j].norm);
+    }
+    snprintf(who, sizeof who, "%s", wb.p ? wb.p : "");
+    sb_free(&wb);
+    sb_printf(b, "%-18s %-10s %-22s %-25s %-30s ", m->id, held_state_name(v->state),
+              m->rep ? clean(m->rep, repc, sizeof repc) : "-", when_format(at, u->cfg->timezone, t, sizeof t), who);
+    sb_text(b, m->subject);
+    sb_puts(b, "\n");
+}
+
+/* held list [--limit N] [--after ID]: one page, in id (= arrival) order. */
+static int held_list(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                     int json, struct strbuf *b, char *next)
+{
+    struct page pg = { .id = held_id };
+    if (page_opts(argc, argv, "held list", &pg, b))
+        return EX_USAGE;
+    /* The page is chosen by id from the facts alone; only its entries
+     * are evaluated (their state and release time): a page costs O(n)
+     * comparisons, not n derivations. */
+    size_t n = release_count(u->release);
+    for (size_t i = 0; i < n; i++) {
+        const struct spool_meta *m = release_meta(u->release, i);
+        if (!admin && !rep_owns(rep, m->rep))
+            continue;
+        if (page_offer(&pg, m, 0) < 0) {
+            free(pg.item);
+            sb_puts(b, "held list: out of memory\n");
+            return EX_ERR;
+        }
+    }
+    page_finish(&pg);
+    int paged = paged_req(argc, argv);
+    list_open(b, json, paged);
+    if (!json)
+        sb_printf(b, "%-18s %-10s %-22s %-25s %-30s %s\n", "ID", "STATE", "REP", "RELEASE", "RECIPIENTS",
+                  "SUBJECT");
+    for (size_t i = 0; i < pg.n; i++) {
+        struct release_view v;
+        if (release_view(u->release, ((const struct spool_meta *)pg.item[i].e)->id, &v) < 0)
+            continue;
+        if (json) {
+            if (i)
+                sb_puts(b, ",\n");
+            held_json(b, u, &v);
+        } else {
+            held_row(b, u, &v);
+        }
+    }
+    list_close(b, json, paged, &pg, next);
+    free(pg.item);
+    return EX_OK;
+}
+
 static int cmd_held(struct untild *u, int argc, char **argv, int admin, const char *rep,
-                    int json, struct strbuf *b)
+                    int json, struct strbuf *b, char *next)
 {
     char t[64];
     if (argc < 2) {
-        sb_puts(b, "usage: held list|show ID|release ID --reason TEXT|discard ID\n");
+        sb_puts(b, "usage: held list [--limit N] [--after ID]|show ID|release ID --reason TEXT|discard ID\n");
         return EX_USAGE;
     }
-    if (!strcmp(argv[1], "list")) {
-        if (json)
-            sb_puts(b, "[");
-        else
-            sb_printf(b, "%-16s %-22s %-25s %-30s %s\n", "ID", "REP", "RELEASE", "RECIPIENTS", "SUBJECT");
-        int first = 1;
-        for (size_t i = 0; i < release_count(u->release); i++) {
-            time_t at;
-            const struct spool_meta *m = release_get(u->release, i, &at);
-            if (!admin && !rep_owns(rep, m->rep))
-                continue;
-            if (json) {
-                if (!first)
-                    sb_puts(b, ",\n");
-                held_json(b, u, m, at);
-            } else {
-                char who[256] = "";
-                size_t n = 0;
-                for (size_t j = 0; j < m->nrcpts && n < sizeof who - 1; j++)
-                    n += (size_t)snprintf(who + n, sizeof who - n, "%s%s", j ? "," : "", m->rcpts[j].norm);
-                sb_printf(b, "%-16s %-22s %-25s %-30s %s\n", m->id, m->rep ? m->rep : "-",
-                          when_format(at, u->cfg->timezone, t, sizeof t), who,
-                          m->subject ? m->subject : "");
-            }
-            first = 0;
-        }
-        if (json)
-            sb_puts(b, "]\n");
-        return EX_OK;
-    }
+    if (!strcmp(argv[1], "list"))
+        return held_list(u, argc, argv, admin, rep, json, b, next);
     if (argc < 3) {
         sb_printf(b, "usage: held %s ID\n", argv[1]);
         return EX_USAGE;
     }
-    time_t at;
-    const struct spool_meta *m = release_find(u->release, argv[2], &at);
-    if (!m) {
+    struct release_view hv;
+    if (release_view(u->release, argv[2], &hv) < 0) {
         sb_printf(b, "held: no held message %s\n", argv[2]);
         return EX_NOTFOUND;
     }
+    const struct spool_meta *m = hv.m;
+    time_t at = hv.release_at;
     if (!admin && !rep_owns(rep, m->rep)) {
         store_audit(u->store, &(struct audit_rec){ untild_now(u), "denied", rep, NULL, NULL, argv[2],
                     argv[1] });
@@ -438,21 +778,44 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
     }
     if (!strcmp(argv[1], "show")) {
         if (json) {
-            held_json(b, u, m, at);
+            held_json(b, u, &hv);
             sb_puts(b, "\n");
             return EX_OK;
         }
-        sb_printf(b, "id:        %s\nrep:       %s\nfrom:      %s\nsubject:   %s\ncreated:   %s\n",
-                  m->id, m->rep ? m->rep : "-", m->mail_from, m->subject ? m->subject : "",
-                  when_format(m->created, u->cfg->timezone, t, sizeof t));
+        sb_printf(b, "id:        %s\nrep:       ", m->id);
+        sb_text(b, m->rep ? m->rep : "-");
+        sb_puts(b, "\nfrom:      ");
+        sb_text(b, m->mail_from);
+        sb_puts(b, "\nsubject:   ");
+        sb_text(b, m->subject);
+        sb_printf(b, "\ncreated:   %s\n", when_format(m->created, u->cfg->timezone, t, sizeof t));
+        sb_printf(b, "state:     %s\n", held_state_name(hv.state));
         sb_printf(b, "release:   %s\nsize:      %zu\nattempts:  %d\n", when_format(at, u->cfg->timezone, t, sizeof t),
                   m->size, m->attempts);
-        for (size_t j = 0; j < m->nrcpts; j++)
-            sb_printf(b, "recipient: %s (%s) window=%s %s\n", m->rcpts[j].norm,
-                      m->rcpts[j].state == RCPT_HELD ? "held" : m->rcpts[j].state == RCPT_DONE ? "done" : "failed",
-                      m->rcpts[j].window_id ? m->rcpts[j].window_id : "-", m->rcpts[j].reason ? m->rcpts[j].reason : "");
-        if (m->last_error)
-            sb_printf(b, "last error: %s\n", m->last_error);
+        if (hv.next_attempt)
+            sb_printf(b, "next try:  %s\n", when_format(hv.next_attempt, u->cfg->timezone, t, sizeof t));
+        if (m->released_at) {
+            sb_printf(b, "released:  %s by ", when_format(m->released_at, u->cfg->timezone, t, sizeof t));
+            sb_text(b, m->released_by ? m->released_by : "-");
+            sb_puts(b, ": ");
+            sb_text(b, m->released_reason ? m->released_reason : "");
+            sb_puts(b, "\n");
+        }
+        for (size_t j = 0; j < m->nrcpts; j++) {
+            sb_puts(b, "recipient: ");
+            sb_text(b, m->rcpts[j].norm);
+            sb_printf(b, " (%s) window=", m->rcpts[j].state == RCPT_HELD ? "held"
+                      : m->rcpts[j].state == RCPT_DONE ? "done" : "failed");
+            sb_text(b, m->rcpts[j].window_id ? m->rcpts[j].window_id : "-");
+            sb_puts(b, " ");
+            sb_text(b, m->rcpts[j].reason);
+            sb_puts(b, "\n");
+        }
+        if (m->last_error) {
+            sb_puts(b, "last error: ");
+            sb_text(b, m->last_error);
+            sb_puts(b, "\n");
+        }
         return EX_OK;
     }
     const char *by = admin ? "admin" : rep;
@@ -542,11 +905,12 @@ static int report_row(const struct audit_rec *r, void *arg)
 
 static void report_table(struct strbuf *b, const char *title, const struct tally *t, size_t n, int json)
 {
+    char key[320];
     if (json) {
         sb_printf(b, "\"%s\":[", title);
         for (size_t i = 0; i < n; i++) {
             sb_puts(b, i ? ",{\"id\":" : "{\"id\":");
-            sb_json_str(b, t[i].key);
+            json_str(b, t[i].key);
             sb_printf(b, ",\"held\":%lu,\"flagged\":%lu,\"rejected\":%lu}", t[i].held, t[i].flagged, t[i].rejected);
         }
         sb_puts(b, "]");
@@ -554,7 +918,8 @@ static void report_table(struct strbuf *b, const char *title, const struct tally
     }
     sb_printf(b, "%-40s %8s %8s %8s\n", title, "HELD", "FLAGGED", "REJECTED");
     for (size_t i = 0; i < n; i++)
-        sb_printf(b, "%-40s %8lu %8lu %8lu\n", t[i].key, t[i].held, t[i].flagged, t[i].rejected);
+        sb_printf(b, "%-40s %8lu %8lu %8lu\n", clean(t[i].key, key, sizeof key), t[i].held, t[i].flagged,
+                  t[i].rejected);
 }
 
 static int cmd_report(struct untild *u, int argc, char **argv, int admin, const char *rep,
@@ -582,7 +947,7 @@ static int cmd_report(struct untild *u, int argc, char **argv, int admin, const 
         sb_puts(b, ",\"denied\":[");
         for (size_t i = 0; i < c.ndenied; i++) {
             sb_puts(b, i ? ",{\"id\":" : "{\"id\":");
-            sb_json_str(b, c.denied[i].key);
+            json_str(b, c.denied[i].key);
             sb_printf(b, ",\"denied\":%lu}", c.denied[i].denied);
         }
         sb_puts(b, "]}\n");
@@ -594,7 +959,10 @@ static int cmd_report(struct untild *u, int argc, char **argv, int admin, const 
         if (c.ndenied) {
             sb_printf(b, "\n%-40s %8s\n", "DENIED REQUESTS BY", "COUNT");
             for (size_t i = 0; i < c.ndenied; i++)
-                sb_printf(b, "%-40s %8lu\n", c.denied[i].key, c.denied[i].denied);
+            {
+                char key[320];
+                sb_printf(b, "%-40s %8lu\n", clean(c.denied[i].key, key, sizeof key), c.denied[i].denied);
+            }
         }
     }
     free(c.reps);
@@ -637,13 +1005,40 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
     return EX_OK;
 }
 
+/* Output goes to terminals: whatever escaped the per-field cleaning
+ * (an echoed argument, a future field) loses its control characters here;
+ * line breaks stay (they are the table's own). */
+static void scrub_table(char *p, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
+            i++;
+            continue;
+        }
+        size_t n;
+        long cp = utf8_next((const unsigned char *)p + i, &n);
+        if (cp < 0 || cp_unsafe(cp))
+            memset(p + i, '?', n);
+        i += n;
+    }
+}
+
 int control_exec(struct untild *u, int argc, char **argv, int admin, const char *rep,
                  char **out, size_t *outlen)
+{
+    char next[NEXT_MAX];
+    return control_exec_page(u, argc, argv, admin, rep, out, outlen, next);
+}
+
+int control_exec_page(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                      char **out, size_t *outlen, char next[NEXT_MAX])
 {
     struct strbuf b = { 0 };
     int json = 0, rc;
     char *args[MAX_ARGS];
     int n = 0;
+    next[0] = '\0';
     for (int i = 0; i < argc && n < MAX_ARGS; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
@@ -654,11 +1049,11 @@ int control_exec(struct untild *u, int argc, char **argv, int admin, const char 
         sb_puts(&b, "usage: untilctl window|check|held|report|status|reload ...\n");
         rc = EX_USAGE;
     } else if (!strcmp(args[0], "window")) {
-        rc = cmd_window(u, n, args, admin, rep, json, &b);
+        rc = cmd_window(u, n, args, admin, rep, json, &b, next);
     } else if (!strcmp(args[0], "check")) {
         rc = cmd_check(u, n, args, json, &b);
     } else if (!strcmp(args[0], "held")) {
-        rc = cmd_held(u, n, args, admin, rep, json, &b);
+        rc = cmd_held(u, n, args, admin, rep, json, &b, next);
     } else if (!strcmp(args[0], "report")) {
         rc = cmd_report(u, n, args, admin, rep, json, &b);
     } else if (!strcmp(args[0], "debug")) {
@@ -684,7 +1079,14 @@ int control_exec(struct untild *u, int argc, char **argv, int admin, const char 
         sb_printf(&b, "unknown command %s\n", args[0]);
         rc = EX_USAGE;
     }
+    if (b.oom) {
+        sb_free(&b);
+        sb_puts(&b, "out of memory\n");
+        rc = EX_ERR;
+    }
     *out = sb_take(&b, outlen);
+    if (*out)
+        scrub_table(*out, *outlen);     /* JSON is escaped already: only plain messages change */
     if (!*out) {
         *out = strdup("out of memory\n");
         *outlen = *out ? strlen(*out) : 0;
@@ -701,14 +1103,17 @@ static int in_group(uid_t uid, gid_t gid, const char *group)
         return 0;
     if (gid == g->gr_gid)
         return 1;
-    gid_t groups[256];
-    int ng = 256;
-    if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
-        return 0;
-    for (int i = 0; i < ng; i++)
-        if (groups[i] == g->gr_gid)
-            return 1;
-    return 0;
+    /* A user may be in more groups than a fixed array holds: ask for the
+     * count, then for the list. */
+    int ng = 0, found = 0;
+    gid_t *groups = NULL;
+    getgrouplist(pw->pw_name, pw->pw_gid, NULL, &ng);
+    if (ng > 0 && (groups = calloc((size_t)ng, sizeof *groups))
+        && getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) >= 0)
+        for (int i = 0; i < ng && !found; i++)
+            found = groups[i] == g->gr_gid;
+    free(groups);
+    return found;
 }
 
 static void conn_close(struct conn *k)
@@ -717,6 +1122,7 @@ static void conn_close(struct conn *k)
     loop_fd_del(k->c->u->loop, k->fd);
     close(k->fd);
     k->c->nconns--;
+    free(k->out);
     free(k);
 }
 
@@ -725,8 +1131,83 @@ static void conn_idle(struct loop *l, uint64_t id, void *arg)
     struct conn *k = arg;
     (void)l; (void)id;
     k->timer = 0;
-    log_warn("control: closing a connection idle for %d s", IDLE_MS / 1000);
+    if (k->out)
+        log_warn("control: closing a connection that read nothing of its answer for %d s "
+                 "(%zu of %zu bytes unsent)", IDLE_MS / 1000, k->outlen - k->outoff, k->outlen);
+    else
+        log_warn("control: closing a connection idle for %d s", IDLE_MS / 1000);
     conn_close(k);
+}
+
+static void conn_touch(struct conn *k)
+{
+    loop_timer_del(k->c->u->loop, k->timer);
+    k->timer = loop_timer(k->c->u->loop, IDLE_MS, conn_idle, k);
+}
+
+/* Write what the socket takes; close when all is out or the peer is gone. */
+static void conn_write(struct loop *l, int fd, int ev, void *arg)
+{
+    struct conn *k = arg;
+    size_t before = k->outoff;
+    (void)l; (void)ev;
+    while (k->outoff < k->outlen) {
+        ssize_t w = send(fd, k->out + k->outoff, k->outlen - k->outoff, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (w <= 0) {
+            conn_close(k);
+            return;
+        }
+        k->outoff += (size_t)w;
+    }
+    if (k->outoff == k->outlen) {
+        conn_close(k);
+        return;
+    }
+    if (k->outoff > before)
+        conn_touch(k);
+}
+
+/* Queue the answer ("<exit>[ next=<id>]\n" + text) and start writing. */
+static void conn_answer(struct conn *k, int rc, const char *next, char *out, size_t outlen)
+{
+    size_t cap = k->c->u->cfg->control_output_max;
+    char head[16 + NEXT_MAX];
+    if (!out) {
+        conn_close(k);
+        return;
+    }
+    int hl = snprintf(head, sizeof head, next && *next ? "%d next=%s\n" : "%d\n", rc, next);
+    if (cap && outlen + (size_t)hl > cap) {
+        log_warn("control: a %zu-byte answer exceeds control_output_max (%zu): refused", outlen, cap);
+        free(out);
+        outlen = (size_t)asprintf(&out, "answer too large (%zu bytes, control_output_max is %zu): "
+                                  "ask for less (--limit)\n", outlen, cap);
+        hl = snprintf(head, sizeof head, "%d\n", EX_ERR);
+        if (!out || outlen == (size_t)-1) {
+            conn_close(k);
+            return;
+        }
+    }
+    k->out = malloc((size_t)hl + outlen);
+    if (!k->out) {
+        free(out);
+        conn_close(k);
+        return;
+    }
+    memcpy(k->out, head, (size_t)hl);
+    memcpy(k->out + hl, out, outlen);
+    k->outlen = (size_t)hl + outlen;
+    free(out);
+    if (loop_fd(k->c->u->loop, k->fd, LOOP_WRITE, conn_write, k) < 0) {
+        conn_close(k);
+        return;
+    }
+    conn_touch(k);
+    conn_write(k->c->u->loop, k->fd, LOOP_WRITE, k);
 }
 
 static void conn_read(struct loop *l, int fd, int ev, void *arg)
@@ -734,7 +1215,7 @@ static void conn_read(struct loop *l, int fd, int ev, void *arg)
     struct conn *k = arg;
     (void)l; (void)ev;
     ssize_t r = read(fd, k->buf + k->len, sizeof k->buf - k->len);
-    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (r <= 0) {
         conn_close(k);
@@ -759,42 +1240,21 @@ static void conn_read(struct loop *l, int fd, int ev, void *arg)
         i += n + 1;
     }
     if (!complete) {
-        if (k->len == sizeof k->buf) {
-            static const char msg[] = "2\nrequest too long\n";
-            if (write(fd, msg, sizeof msg - 1) < 0) { /* peer gone */ }
-            conn_close(k);
-        }
+        if (k->len == sizeof k->buf)
+            conn_answer(k, EX_USAGE, NULL, strdup("request too long\n"), 17);
         return;
     }
-    char *out = NULL;
+    char *out = NULL, next[NEXT_MAX];
     size_t outlen = 0;
-    int rc = control_exec(k->c->u, argc, argv, k->admin, k->rep, &out, &outlen);
-    char head[16];
-    int hl = snprintf(head, sizeof head, "%d\n", rc);
-    /* The answer is small; write it blocking with a timeout so a stuck
-     * client cannot hold the loop for long. */
-    struct timeval tv = { 2, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (write(fd, head, (size_t)hl) == hl) {
-        size_t off = 0;
-        while (off < outlen) {
-            ssize_t w = write(fd, out + off, outlen - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                break;
-            off += (size_t)w;
-        }
-    }
-    free(out);
-    conn_close(k);
+    int rc = control_exec_page(k->c->u, argc, argv, k->admin, k->rep, &out, &outlen, next);
+    conn_answer(k, rc, next, out, outlen);
 }
 
 static void on_accept(struct loop *l, int fd, int ev, void *arg)
 {
     struct control *c = arg;
     (void)ev;
-    int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (cfd < 0)
         return;
     if (c->nconns >= MAX_CONNS) {

@@ -7,6 +7,7 @@
  * single reply the client gets is never a lie. Command-domain recipients
  * (until-DATE@, release-ID@, discard-ID@, status@) act here and are never
  * relayed; they take effect only once the message itself went through. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "untild/address.h"
 #include "untild/auth.h"
 #include "untild/log.h"
+#include "untild/loop.h"
 #include "untild/message.h"
 #include "untild/notice.h"
 #include "untild/relay.h"
@@ -985,44 +987,94 @@ oom:
         txn_free(t);
 }
 
-struct auth_ctx { struct untild *u; struct smtp_session *s; };
+/* AUTH: password checks run on auth.c's worker threads (crypt is slow on
+ * purpose and must not stall the loop), or against the upstream
+ * (relay_verify_async); failures are counted per client address and per
+ * user (auth_limit, as Postfix's anvil): past [smtp] auth_max_failures
+ * within auth_failure_window seconds the attempt is refused unchecked.
+ * smtp_server delays every refusal (auth_failure_delay). */
+#define AUTH_THREADS 2
+#define AUTH_LIMIT_KEYS 4096
+
+static struct auth_pool *auth_pool;
+static struct auth_limit *auth_limits;
+
+struct auth_ctx {
+    struct untild *u;
+    struct smtp_session *s;
+    char akey[80], ukey[128];
+};
 
 static void auth_done(void *arg, int verdict)
 {
     struct auth_ctx *a = arg;
+    const struct config *c = a->u->cfg;
     if (verdict < 0)
-        log_warn("gate: upstream unreachable while verifying credentials");
-    smtp_auth_done(a->s, verdict == 1 ? 1 : verdict < 0 ? -1 : 0);
+        log_warn("gate: credentials could not be checked (%s)",
+                 c->auth == AUTH_UPSTREAM ? "upstream unreachable" : "passwd file unreadable");
+    if (verdict == 0) {
+        int64_t now = loop_now_ms(), win = (int64_t)c->auth_failure_window * 1000;
+        auth_limit_fail(auth_limits, a->akey, now, win);
+        auth_limit_fail(auth_limits, a->ukey, now, win);
+    }
+    smtp_auth_done(a->s, verdict == 1 ? SMTP_AUTH_OK : verdict < 0 ? SMTP_AUTH_TEMPFAIL : SMTP_AUTH_REFUSED);
     free(a);
 }
-
 
 static void gate_auth(void *arg, struct smtp_session *s, const char *user, const char *pass)
 {
     struct untild *u = arg;
-    switch (u->cfg->auth) {
-    case AUTH_PASSWD: {
-        int v = auth_passwd_check(u->cfg->passwd_file, user, pass);
-        smtp_auth_done(s, v == 1 ? 1 : v < 0 ? -1 : 0);
+    const struct config *c = u->cfg;
+    if (c->auth != AUTH_PASSWD && c->auth != AUTH_UPSTREAM) {
+        smtp_auth_done(s, SMTP_AUTH_REFUSED);
         return;
     }
-    case AUTH_UPSTREAM: {
-        struct auth_ctx *a = malloc(sizeof *a);
-        if (!a) {
-            smtp_auth_done(s, 0);
-            return;
-        }
-        a->u = u;
-        a->s = s;
-        if (relay_verify_async(u->relay, user, pass, auth_done, a) < 0) {
-            free(a);
-            smtp_auth_done(s, 0);
-        }
+    struct auth_ctx *a = calloc(1, sizeof *a);
+    if (!a || (!auth_limits && !(auth_limits = auth_limit_new(AUTH_LIMIT_KEYS)))) {
+        free(a);
+        smtp_auth_done(s, SMTP_AUTH_TEMPFAIL);
         return;
     }
-    default:
-        smtp_auth_done(s, 0);
+    a->u = u;
+    a->s = s;
+    snprintf(a->akey, sizeof a->akey, "addr:%s", smtp_session_addr(s));
+    snprintf(a->ukey, sizeof a->ukey, "user:%s", user);
+    for (char *p = a->ukey; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    int64_t now = loop_now_ms(), win = (int64_t)c->auth_failure_window * 1000;
+    int by_addr = auth_limit_over(auth_limits, a->akey, now, c->auth_max_failures, win);
+    if (by_addr || auth_limit_over(auth_limits, a->ukey, now, c->auth_max_failures, win)) {
+        log_warn("gate: session %lu: AUTH from %s refused unchecked: %d failures %s within "
+                 "auth_failure_window (%d s) reached auth_max_failures", smtp_session_id(s),
+                 smtp_session_addr(s), c->auth_max_failures, by_addr ? "from this address" : "for this user",
+                 c->auth_failure_window);
+        free(a);
+        smtp_auth_done(s, SMTP_AUTH_LIMITED);
+        return;
     }
+    int rc;
+    if (c->auth == AUTH_PASSWD) {
+        if (!auth_pool && !(auth_pool = auth_pool_new(u->loop, AUTH_THREADS)))
+            rc = -1;
+        else
+            rc = auth_pool_submit(auth_pool, c->passwd_file, user, pass, auth_done, a);
+    } else {
+        rc = relay_verify_async(u->relay, user, pass, auth_done, a);
+    }
+    if (rc < 0) {
+        free(a);
+        smtp_auth_done(s, SMTP_AUTH_TEMPFAIL);
+    }
+}
+
+void gate_stop(void)
+{
+    /* Checks in progress finish and post their verdicts (the caller runs
+     * loop_run_pending while the sessions still exist). */
+    auth_pool_free(auth_pool);
+    auth_pool = NULL;
+    auth_limit_free(auth_limits);
+    auth_limits = NULL;
 }
 
 void gate_hooks(struct untild *u, struct smtp_hooks *h)

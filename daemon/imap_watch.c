@@ -1226,12 +1226,22 @@ out:
 /* End every window of contact (customer_reply_reopens = end-window). */
 static void end_windows(struct untild *u, struct rep *r, const char *contact)
 {
-    const struct window *found[64];
-    char ids[64][WINDOW_ID_MAX];
-    size_t n = windows_find_who(u->ix, contact, found, 64), k = 0;
+    /* Sized from the index: a fixed array of 64 overflowed for a contact
+     * named by more windows (windows_find_who returns the full count). */
+    size_t n = windows_find_who(u->ix, contact, NULL, 0), k = 0;
+    const struct window **found = n ? calloc(n, sizeof *found) : NULL;
+    char (*ids)[WINDOW_ID_MAX] = n ? calloc(n, sizeof *ids) : NULL;
     time_t now = untild_now(u);
+    if (n && (!found || !ids)) {
+        log_error("imap[%s]: out of memory ending the windows of %s", rep_name(r), contact);
+        free(found);
+        free(ids);
+        return;
+    }
+    n = windows_find_who(u->ix, contact, found, n);
     for (size_t i = 0; i < n; i++)
         snprintf(ids[k++], WINDOW_ID_MAX, "%s", found[i]->id);
+    free(found);
     for (size_t i = 0; i < k; i++) {
         const struct window *w = windows_get(u->ix, ids[i]);
         if (!w || !window_active(w, now, NULL))
@@ -1248,6 +1258,7 @@ static void end_windows(struct untild *u, struct rep *r, const char *contact)
         log_info("imap[%s]: %s wrote: window %s ended", rep_name(r), contact, ids[i]);
         windows_remove(u->ix, ids[i]);
     }
+    free(ids);
     if (k) {
         release_kick(u->release, 1);
         policy_service_kick(u->psvc, 1);

@@ -397,6 +397,11 @@ const struct spool_meta *release_find(const struct release *r, const char *id, t
     return v.m;
 }
 
+const struct spool_meta *release_meta(const struct release *r, size_t i)
+{
+    return i < r->n ? &r->e[i]->m : NULL;
+}
+
 int release_view(const struct release *r, const char *id, struct release_view *v)
 {
     const struct entry *e = tab_get(r, id);

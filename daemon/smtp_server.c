@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "untild/config.h"
@@ -52,6 +54,7 @@
 #define MAX_RCPTS      1000
 #define MAX_LISTENERS  (2 * CONFIG_MAX_LISTEN)
 #define FUTURE_INTERVAL 2592000
+#define SPILL_CHUNK    65536    /* staging buffer of a message being spilled */
 
 enum sstate {
     S_READY,        /* greeting sent, no EHLO yet */
@@ -65,7 +68,7 @@ enum sstate {
     S_CLOSING       /* flush the output, then close */
 };
 
-enum waitfor { W_NONE, W_AUTH, W_DATA };
+enum waitfor { W_NONE, W_AUTH, W_AUTH_DELAY, W_DATA };
 enum authmech { M_PLAIN, M_LOGIN_USER, M_LOGIN_PASS };
 
 struct tls_cred {
@@ -91,7 +94,12 @@ struct smtp_server {
     char hostname[256];
     size_t max_message_size;
     int max_sessions;
+    int max_per_addr;       /* 0: no limit */
     int timeout_command, timeout_data;
+    int session_deadline;   /* seconds, 0: none */
+    int auth_delay_ms;
+    size_t spill_threshold; /* 0: never spill */
+    const char *spill_dir;  /* state_dir, NULL: never spill */
     enum auth_mode auth;
     struct smtp_session *sessions;
     size_t nsessions;
@@ -104,6 +112,7 @@ struct smtp_session {
     unsigned long id;
     int fd;
     char peer[64];
+    char addr[64];           /* peer without the port */
     int loopback;
     enum sstate state;
     enum sstate after_auth;  /* state to return to after S_AUTH */
@@ -117,6 +126,9 @@ struct smtp_session {
     int helo_seen;
     uint64_t timer;
     int64_t timer_due;       /* when s->timer fires (loop_now_ms) */
+    uint64_t life_timer;     /* [smtp] session_deadline */
+    uint64_t auth_timer;     /* a refused AUTH's delayed answer */
+    int auth_result;         /* SMTP_AUTH_* waiting for auth_timer */
     int64_t deadline;        /* when the session really times out */
     char in[IN_CAP];
     size_t inlen;
@@ -125,9 +137,13 @@ struct smtp_session {
     /* transaction */
     struct smtp_envelope env;
     size_t rcptcap;
-    char *msg;
-    size_t msglen, msgcap;
-    int data_toobig, data_toolong, data_prev_crlf;
+    char *msg;               /* in memory; once spilled, a staging buffer */
+    size_t msglen, msgcap;   /* msglen counts the whole message */
+    int spill_fd;            /* -1: in memory */
+    size_t staged;           /* bytes in msg not yet written to spill_fd */
+    char *map;               /* the spilled message, mapped at end of DATA */
+    size_t maplen;
+    int data_toobig, data_toolong, data_prev_crlf, data_barecr, data_ioerr;
     /* auth */
     enum authmech mech;
     char *auth_user, *auth_pass;     /* pending, while the hook decides */
@@ -139,6 +155,7 @@ struct smtp_session {
 
 static void session_event(struct loop *l, int fd, int events, void *arg);
 static int session_pump(struct smtp_session *s);
+static void session_expired(struct loop *l, uint64_t id, void *arg);
 
 /* ---- small helpers ---- */
 
@@ -247,6 +264,17 @@ static int is_loopback(const struct sockaddr_storage *ss)
     return 0;
 }
 
+/* The address alone ("192.0.2.1", "2001:db8::1"), for per-address limits. */
+static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t n)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof host);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host, sizeof host);
+    snprintf(buf, n, "%s", host);
+}
+
 static void format_peer(const struct sockaddr_storage *ss, char *buf, size_t n)
 {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -313,8 +341,15 @@ static void txn_reset(struct smtp_session *s)
     s->env.nrcpts = 0;
     free(s->msg);
     s->msg = NULL;
-    s->msglen = s->msgcap = 0;
-    s->data_toobig = s->data_toolong = 0;
+    s->msglen = s->msgcap = s->staged = 0;
+    if (s->map && munmap(s->map, s->maplen) < 0)
+        log_warn("smtp[%lu]: munmap: %s", s->id, strerror(errno));
+    s->map = NULL;
+    s->maplen = 0;
+    if (s->spill_fd >= 0)
+        close(s->spill_fd);     /* unlinked already: the space goes with it */
+    s->spill_fd = -1;
+    s->data_toobig = s->data_toolong = s->data_barecr = s->data_ioerr = 0;
     if (s->state == S_MAIL || s->state == S_RCPT || s->state == S_DATA)
         s->state = s->helo_seen ? S_EHLO : S_READY;
 }
@@ -325,6 +360,14 @@ static void session_close_fd(struct smtp_session *s)
     if (s->timer) {
         loop_timer_del(srv->loop, s->timer);
         s->timer = 0;
+    }
+    if (s->life_timer) {
+        loop_timer_del(srv->loop, s->life_timer);
+        s->life_timer = 0;
+    }
+    if (s->auth_timer) {
+        loop_timer_del(srv->loop, s->auth_timer);
+        s->auth_timer = 0;
     }
     if (s->fd >= 0) {
         loop_fd_del(srv->loop, s->fd);
@@ -368,7 +411,7 @@ static void session_free(struct smtp_session *s)
  * it must stay allocated: close the socket and wait for the hook. */
 static int session_fail(struct smtp_session *s)
 {
-    if (s->waiting != W_NONE) {
+    if (s->waiting != W_NONE && s->waiting != W_AUTH_DELAY) {
         s->dead = 1;
         session_close_fd(s);
         return 0;
@@ -928,7 +971,7 @@ static void cmd_data(struct smtp_session *s, char *args)
     }
     s->state = S_DATA;
     s->msglen = 0;
-    s->data_toobig = s->data_toolong = 0;
+    s->data_toobig = s->data_toolong = s->data_barecr = s->data_ioerr = 0;
     s->data_prev_crlf = 1;
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -1082,21 +1125,79 @@ static void command(struct smtp_session *s, char *line)
 
 /* ---- DATA ---- */
 
+/* Bodies above spill_threshold go to an unlinked temp file under
+ * state_dir while they arrive (a thousand sessions of 50 MB must not sit
+ * in memory); msg then stages SPILL_CHUNK bytes between writes. */
+static int spill_open(struct smtp_session *s)
+{
+    const char *dir = s->srv->spill_dir;
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/.smtp-body.XXXXXX", dir);
+        if ((fd = mkostemp(path, O_CLOEXEC)) >= 0 && unlink(path) < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        log_error("smtp[%lu]: cannot create a temp file in %s for a large message: %s", s->id, dir,
+                  strerror(errno));
+        return -1;
+    }
+    log_debug("smtp[%lu]: message above spill_threshold (%zu bytes): receiving to disk", s->id,
+              s->srv->spill_threshold);
+    s->spill_fd = fd;
+    s->staged = s->msglen;
+    return 0;
+}
+
+static int spill_flush(struct smtp_session *s)
+{
+    size_t off = 0;
+    while (off < s->staged) {
+        ssize_t w = write(s->spill_fd, s->msg + off, s->staged - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            log_error("smtp[%lu]: writing a large message to disk: %s", s->id, strerror(errno));
+            s->data_ioerr = 1;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    s->staged = 0;
+    return 0;
+}
+
 static void data_add(struct smtp_session *s, const char *p, size_t n)
 {
-    size_t max = s->srv->max_message_size;
-    if (s->data_toobig || s->data_toolong)
+    struct smtp_server *srv = s->srv;
+    size_t max = srv->max_message_size;
+    if (s->data_toobig || s->data_toolong || s->data_ioerr)
         return;
     if (max && s->msglen + n > max) {
         s->data_toobig = 1;
         free(s->msg);
         s->msg = NULL;
-        s->msglen = s->msgcap = 0;
+        s->msglen = s->msgcap = s->staged = 0;
         return;
     }
-    if (s->msglen + n + 1 > s->msgcap) {
+    if (s->spill_fd < 0 && srv->spill_threshold && srv->spill_dir &&
+        s->msglen + n > srv->spill_threshold && spill_open(s) < 0)
+        s->data_ioerr = 1;
+    if (s->spill_fd >= 0) {
+        if (s->staged + n > SPILL_CHUNK && spill_flush(s) < 0)
+            return;
+        if (n > SPILL_CHUNK) {          /* cannot happen with bounded lines; be safe */
+            s->data_ioerr = 1;
+            return;
+        }
+    }
+    size_t used = s->spill_fd >= 0 ? s->staged : s->msglen;
+    if (used + n + 1 > s->msgcap) {
         size_t cap = s->msgcap ? s->msgcap : 8192;
-        while (cap < s->msglen + n + 1)
+        while (cap < used + n + 1)
             cap *= 2;
         char *q = realloc(s->msg, cap);
         if (!q) {
@@ -1106,9 +1207,33 @@ static void data_add(struct smtp_session *s, const char *p, size_t n)
         s->msg = q;
         s->msgcap = cap;
     }
-    memcpy(s->msg + s->msglen, p, n);
+    memcpy(s->msg + used, p, n);
+    s->msg[used + n] = '\0';
     s->msglen += n;
-    s->msg[s->msglen] = '\0';
+    if (s->spill_fd >= 0)
+        s->staged += n;
+}
+
+/* End of a spilled message: the rest written, a NUL after it (readers
+ * may rely on one), and the file mapped read-only for the hook. */
+static int spill_map(struct smtp_session *s)
+{
+    if (spill_flush(s) < 0 || write(s->spill_fd, "", 1) != 1) {
+        s->data_ioerr = 1;
+        return -1;
+    }
+    void *m = mmap(NULL, s->msglen + 1, PROT_READ, MAP_PRIVATE, s->spill_fd, 0);
+    if (m == MAP_FAILED) {
+        log_error("smtp[%lu]: cannot map a large message: %s", s->id, strerror(errno));
+        s->data_ioerr = 1;
+        return -1;
+    }
+    s->map = m;
+    s->maplen = s->msglen + 1;
+    free(s->msg);
+    s->msg = NULL;
+    s->msgcap = 0;
+    return 0;
 }
 
 static void data_end(struct smtp_session *s)
@@ -1124,21 +1249,37 @@ static void data_end(struct smtp_session *s)
         txn_reset(s);
         return;
     }
+    if (s->data_barecr) {
+        /* RFC 5321 2.3.8: CR only as part of CRLF. Passed on, a bare CR
+         * may end a line for one server and not for the next (smuggling);
+         * rewritten, the message is no longer what was signed. */
+        log_info("smtp[%lu]: message with a bare CR from %s refused", s->id, s->peer);
+        reply(s, "550 5.6.0 Message contains a bare CR (RFC 5321 2.3.8): not accepted");
+        txn_reset(s);
+        return;
+    }
     if (!srv->hooks.data) {
         reply(s, "554 5.3.0 No delivery configured");
         txn_reset(s);
         return;
     }
-    if (!s->msg)
+    if (s->spill_fd >= 0)
+        spill_map(s);
+    if (s->data_ioerr) {
+        reply(s, "452 4.3.1 Insufficient system storage, try again later");
+        txn_reset(s);
+        return;
+    }
+    if (!s->msg && !s->map)
         data_add(s, "", 0);
-    if (!s->msg) {
+    if (!s->msg && !s->map) {
         reply(s, "451 4.3.0 Out of memory");
         txn_reset(s);
         return;
     }
     s->waiting = W_DATA;
     s->nmsgs++;
-    srv->hooks.data(srv->hooks.arg, s, &s->env, s->msg, s->msglen);
+    srv->hooks.data(srv->hooks.arg, s, &s->env, s->map ? s->map : s->msg, s->msglen);
 }
 
 /* One line of message text, with its terminator (CRLF or bare LF). */
@@ -1155,6 +1296,8 @@ static void data_line(struct smtp_session *s, const char *p, size_t n, int crlf)
         p++;
         body--;
     }
+    if (memchr(p, '\r', body))
+        s->data_barecr = 1;
     data_add(s, p, body);
     data_add(s, "\r\n", 2);
 }
@@ -1323,12 +1466,46 @@ static void session_event(struct loop *l, int fd, int events, void *arg)
 
 /* ---- hooks reporting back ---- */
 
+static void auth_answer(struct smtp_session *s, int ok);
+
+static void auth_delayed(struct loop *l, uint64_t id, void *arg)
+{
+    struct smtp_session *s = arg;
+    (void)l;
+    if (id != s->auth_timer)
+        return;
+    s->auth_timer = 0;
+    s->waiting = W_NONE;
+    auth_answer(s, s->auth_result);
+}
+
 void smtp_auth_done(struct smtp_session *s, int ok)
 {
     if (s->waiting != W_AUTH)
         return;
     s->waiting = W_NONE;
-    if (ok > 0) {
+    /* A refusal waits (the session reads nothing meanwhile): guessing
+     * costs the guesser time, and us only a timer. */
+    if (ok != SMTP_AUTH_OK && ok != SMTP_AUTH_TEMPFAIL && s->srv->auth_delay_ms > 0 && !s->dead) {
+        s->waiting = W_AUTH_DELAY;
+        s->auth_result = ok;
+        s->auth_timer = loop_timer(s->srv->loop, s->srv->auth_delay_ms, auth_delayed, s);
+        return;
+    }
+    auth_answer(s, ok);
+}
+
+static void auth_answer(struct smtp_session *s, int ok)
+{
+    if (ok == SMTP_AUTH_LIMITED) {
+        log_info("smtp[%lu]: too many authentication failures from %s: closing", s->id, s->peer);
+        wipe_free(s->auth_user);
+        wipe_free(s->auth_pass);
+        s->auth_user = s->auth_pass = NULL;
+        reply(s, "421 4.7.0 %s Too many authentication failures, try again later", s->srv->hostname);
+        s->state = S_CLOSING;
+        s->inlen = 0;
+    } else if (ok > 0) {
         wipe_free(s->user);
         wipe_free(s->pass);
         s->user = s->auth_user;
@@ -1385,7 +1562,11 @@ static void session_new(struct smtp_server *srv, int fd, const struct sockaddr_s
     s->id = ++srv->next_id;
     s->loopback = is_loopback(ss);
     s->implicit_tls = tls;
+    s->spill_fd = -1;
     format_peer(ss, s->peer, sizeof s->peer);
+    format_addr(ss, s->addr, sizeof s->addr);
+    if (srv->session_deadline > 0)
+        s->life_timer = loop_timer(srv->loop, (int64_t)srv->session_deadline * 1000, session_expired, s);
     s->next = srv->sessions;
     if (s->next)
         s->next->prev = s;
@@ -1403,6 +1584,54 @@ static void session_new(struct smtp_server *srv, int fd, const struct sockaddr_s
     session_pump(s);
 }
 
+/* [smtp] session_deadline: however active, a session ends then. A hook
+ * deciding (DATA, AUTH) is let finish: checked again a second later. */
+static void session_expired(struct loop *l, uint64_t id, void *arg)
+{
+    struct smtp_session *s = arg;
+    (void)l;
+    if (id != s->life_timer)
+        return;
+    s->life_timer = 0;
+    if (s->waiting == W_AUTH || s->waiting == W_DATA) {
+        s->life_timer = loop_timer(s->srv->loop, 1000, session_expired, s);
+        return;
+    }
+    log_info("smtp[%lu]: session from %s reached session_deadline (%d s): closing", s->id, s->peer,
+             s->srv->session_deadline);
+    if (s->auth_timer) {
+        loop_timer_del(s->srv->loop, s->auth_timer);
+        s->auth_timer = 0;
+        s->waiting = W_NONE;
+    }
+    if (s->state != S_TLS && s->state != S_STARTTLS)
+        reply(s, "421 4.4.2 %s Error: session deadline exceeded", s->srv->hostname);
+    s->state = S_CLOSING;
+    s->inlen = 0;
+    session_pump(s);
+}
+
+/* Sessions open from this address now. */
+static int sessions_from(const struct smtp_server *srv, const char *addr)
+{
+    int n = 0;
+    for (const struct smtp_session *s = srv->sessions; s; s = s->next)
+        n += !s->dead && !strcmp(s->addr, addr);
+    return n;
+}
+
+/* Refuse a connection with a 421 line (best effort: the socket is fresh,
+ * so the short line fits) and close it. */
+static void refuse(struct listener *li, int c, const char *why)
+{
+    struct smtp_server *srv = li->srv;
+    char msg[320];
+    int n = snprintf(msg, sizeof msg, "421 4.7.0 %s Error: %s\r\n", srv->hostname, why);
+    if (!li->tls && n > 0 && send(c, msg, (size_t)n, MSG_NOSIGNAL) < 0)
+        log_debug("smtp: send to a refused client: %s", strerror(errno));
+    close(c);
+}
+
 static void listener_event(struct loop *l, int fd, int events, void *arg)
 {
     struct listener *li = arg;
@@ -1418,17 +1647,18 @@ static void listener_event(struct loop *l, int fd, int events, void *arg)
                 log_warn("smtp: accept: %s", strerror(errno));
             return;
         }
+        char peer[64], addr[64];
         if (srv->max_sessions > 0 && srv->nsessions >= (size_t)srv->max_sessions) {
-            char msg[320];
-            int n = snprintf(msg, sizeof msg,
-                             "421 4.7.0 %s Error: too many connections\r\n", srv->hostname);
-            char peer[64];
             format_peer(&ss, peer, sizeof peer);
-            log_warn("smtp: too many sessions, refusing %s", peer);
-            /* Best effort: the socket is fresh, so the short line fits. */
-            if (!li->tls && n > 0 && send(c, msg, (size_t)n, MSG_NOSIGNAL) < 0)
-                log_debug("smtp: send to refused %s: %s", peer, strerror(errno));
-            close(c);
+            log_warn("smtp: too many sessions (max_sessions %d), refusing %s", srv->max_sessions, peer);
+            refuse(li, c, "too many connections");
+            continue;
+        }
+        format_addr(&ss, addr, sizeof addr);
+        if (srv->max_per_addr > 0 && sessions_from(srv, addr) >= srv->max_per_addr) {
+            log_warn("smtp: %d sessions from %s already (max_sessions_per_address), refusing another",
+                     srv->max_per_addr, addr);
+            refuse(li, c, "too many connections from your address");
             continue;
         }
         session_new(srv, c, &ss, li->tls);
@@ -1514,6 +1744,11 @@ static int server_config(struct smtp_server *srv, const struct config *c)
     srv->cfg = c;
     srv->max_message_size = c->max_message_size;
     srv->max_sessions = c->max_sessions;
+    srv->max_per_addr = c->max_sessions_per_address;
+    srv->session_deadline = c->session_deadline;
+    srv->auth_delay_ms = c->auth_failure_delay * 1000;
+    srv->spill_threshold = c->spill_threshold;
+    srv->spill_dir = c->state_dir;
     srv->timeout_command = c->timeout_command > 0 ? c->timeout_command : 300;
     srv->timeout_data = c->timeout_data > 0 ? c->timeout_data : 600;
     srv->auth = c->auth;
@@ -1630,6 +1865,7 @@ const char *smtp_session_pass(const struct smtp_session *s) { return s->pass; }
 int smtp_session_loopback(const struct smtp_session *s) { return s->loopback; }
 int smtp_session_tls(const struct smtp_session *s) { return s->tls_on; }
 const char *smtp_session_peer(const struct smtp_session *s) { return s->peer; }
+const char *smtp_session_addr(const struct smtp_session *s) { return s->addr; }
 unsigned long smtp_session_id(const struct smtp_session *s) { return s->id; }
 void smtp_session_set_data(struct smtp_session *s, void *p) { s->data = p; }
 void *smtp_session_get_data(const struct smtp_session *s) { return s->data; }

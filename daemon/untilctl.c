@@ -20,10 +20,11 @@ static void usage(FILE *f)
         "usage: untilctl [-s SOCKET | -c CONFIG] [--json] COMMAND ...\n"
         "  window add WHO --until WHEN [--from WHEN] [--reason TEXT] [--action hold|flag|reject]\n"
         "                 [--rrule RULE] [--tz ZONE] [--duration DUR]\n"
-        "  window list\n"
+        "  window list [--limit N] [--after ID]\n"
         "  window end WHO|ID\n"
         "  check WHO [--at WHEN] [--from REP]     exit 0 allow, 3 quiet\n"
-        "  held list | held show ID | held release ID [--reason TEXT] | held discard ID\n"
+        "  held list [--limit N] [--after ID] | held show ID\n"
+        "  held release ID [--reason TEXT] | held discard ID\n"
         "  report [--since DAYS]\n"
         "  status | reload\n"
         "  onboard REP [--host HOST] [--out DIR]   (reads -c CONFIG; writes client settings)\n");
@@ -41,6 +42,37 @@ static int write_all(int fd, const char *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* Print the daemon's text. It cleans what it sends, but this is the last
+ * step before a terminal: C0 controls other than newline and tab, DEL and
+ * the UTF-8 forms of the C1 controls (U+0080..U+009F: 0xC2 0x80..0x9F,
+ * CSI among them) become '?'. */
+static void print_clean(FILE *f, char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+            p[i] = '?';
+        else if (c == 0xc2 && i + 1 < n && (unsigned char)p[i + 1] >= 0x80 &&
+                 (unsigned char)p[i + 1] <= 0x9f)
+            p[i] = p[i + 1] = '?';
+    }
+    fwrite(p, 1, n, f);
+}
+
+/* The next page's command: these words, with --after set to the cursor. */
+static void print_next(int argc, char **argv, const char *next)
+{
+    fputs("untilctl: more entries; next page: untilctl", stderr);
+    for (int k = 0; k < argc; k++) {
+        if (!strcmp(argv[k], "--after") && k + 1 < argc) {
+            k++;
+            continue;
+        }
+        fprintf(stderr, " %s", argv[k]);
+    }
+    fprintf(stderr, " --after %s\n", next);
 }
 
 int main(int argc, char **argv)
@@ -136,32 +168,41 @@ int main(int argc, char **argv)
     if (write_all(fd, "", 1) < 0)
         goto broken;
 
-    char buf[65536];
-    size_t have = 0;
-    int status = -1;
+    /* The whole answer, then print: the daemon bounds its size
+     * (control_output_max), and cleaning needs whole characters. */
+    char *buf = NULL;
+    size_t have = 0, cap = 0;
     for (;;) {
-        ssize_t r = read(fd, buf + have, sizeof buf - have);
+        if (have + 65536 > cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 131072);
+            if (!nb) {
+                free(buf);
+                errno = ENOMEM;
+                goto broken;
+            }
+            buf = nb;
+        }
+        ssize_t r = read(fd, buf + have, cap - have);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break;
         have += (size_t)r;
-        if (status < 0) {
-            char *nl = memchr(buf, '\n', have);
-            if (!nl) {
-                if (have == sizeof buf)
-                    goto broken;
-                continue;
-            }
-            status = atoi(buf);
-            size_t skip = (size_t)(nl - buf) + 1;
-            memmove(buf, buf + skip, have - skip);
-            have -= skip;
-        }
-        FILE *out = status == 0 || status == 3 ? stdout : stderr;
-        fwrite(buf, 1, have, out);
-        have = 0;
     }
+    int status = -1;
+    char *nl = buf ? memchr(buf, '\n', have) : NULL;
+    if (nl) {
+        *nl = '\0';
+        status = atoi(buf);
+        const char *next = strstr(buf, " next=");
+        size_t skip = (size_t)(nl - buf) + 1;
+        print_clean(status == 0 || status == 3 ? stdout : stderr, buf + skip, have - skip);
+        fflush(stdout);
+        if (next && next[6] && strspn(next + 6, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789._-") == strlen(next + 6))
+            print_next(argc - i, argv + i, next + 6);
+    }
+    free(buf);
     close(fd);
     config_free(cfg);
     if (status < 0) {

@@ -55,6 +55,7 @@ struct config {
     char *user;              /* drop privileges to this user if root */
     int64_t audit_retention; /* seconds audit/seen rows are kept; 0 = forever;
                                 default 365d */
+    size_t control_output_max; /* bytes of one control answer; default 16m */
     /* [smtp] */
     char *listen[CONFIG_MAX_LISTEN]; size_t nlisten;       /* "host:port" */
     char *listen_tls[CONFIG_MAX_LISTEN]; size_t nlisten_tls;
@@ -66,6 +67,12 @@ struct config {
     char *hostname;          /* greeting name; default gethostname() */
     int timeout_command;     /* seconds; default 300 */
     int timeout_data;        /* seconds; default 600 */
+    int session_deadline;    /* seconds a whole session may last; 0 = none; default 3600 */
+    int max_sessions_per_address; /* concurrent sessions per client address; 0 = no limit; default 250 */
+    size_t spill_threshold;  /* message bytes kept in memory while received; above: a temp file; default 1m */
+    int auth_failure_delay;  /* seconds before a refused AUTH is answered; default 1 */
+    int auth_max_failures;   /* failed AUTHs per address and per user within the window; 0 = no limit; default 10 */
+    int auth_failure_window; /* seconds; default 600 */
     /* [upstream] */
     char *upstream_url;      /* NULL: deliver to maildir */
     char *maildir;           /* default <state_dir>/outbox */

@@ -29,4 +29,13 @@ struct strbuf;
 int control_exec(struct untild *u, int argc, char **argv, int admin,
                  const char *rep, char **out, size_t *outlen);
 
+/* The same, and for a listing with more entries than its page (held list,
+ * window list: --limit N, --after ID), the cursor for the next page (the
+ * last id listed) in next; "" when the listing is complete. The socket
+ * answer carries it as "<exit> next=<id>\n". */
+#define NEXT_MAX 64
+int control_exec_page(struct untild *u, int argc, char **argv, int admin,
+                      const char *rep, char **out, size_t *outlen,
+                      char next[NEXT_MAX]);
+
 #endif

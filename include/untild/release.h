@@ -39,6 +39,9 @@ size_t release_count(const struct release *r);
  * *release_at (may be NULL) gets when its holds end, derived now. */
 const struct spool_meta *release_get(const struct release *r, size_t i, time_t *release_at);
 const struct spool_meta *release_find(const struct release *r, const char *id, time_t *release_at);
+/* The i-th held message without deriving anything (cheap: for scans that
+ * look at the facts only, e.g. paging by id). NULL past the end. */
+const struct spool_meta *release_meta(const struct release *r, size_t i);
 /* The same with the derived state. Returns 0 or -1. */
 int release_view(const struct release *r, const char *id, struct release_view *v);
 /* Up to limit held messages of rep (NULL: everyone's) with ids after

@@ -43,10 +43,13 @@ struct smtp_hooks {
     int (*rcpt)(void *arg, struct smtp_session *s, const char *rcpt,
                 const char *params, char *reply, size_t replysz);
     /* End of DATA: msg is the un-dot-stuffed message with CRLF line ends
-     * (bare LF converted to CRLF), owned by the session until
+     * (bare LF converted to CRLF; a bare CR is refused before this), NUL
+     * after its last byte, owned by the session until
      * smtp_data_done. The hook must eventually call smtp_data_done exactly
      * once; the session object stays valid until then, even if the peer
-     * has gone away. */
+     * has gone away. A message above [smtp] spill_threshold was received
+     * into an unlinked temp file under state_dir and msg maps it
+     * (read-only): the pointer works the same for every reader. */
     void (*data)(void *arg, struct smtp_session *s,
                  const struct smtp_envelope *env, const char *msg,
                  size_t len);
@@ -69,7 +72,16 @@ size_t smtp_server_sessions(const struct smtp_server *srv);
  * for tests that listen on port 0. */
 int smtp_server_port(const struct smtp_server *srv, size_t i);
 
-/* ok: 1 accepted, 0 refused (535), -1 could not be checked (454). */
+/* AUTH outcomes. A refusal is answered only after [smtp]
+ * auth_failure_delay (the session reads nothing meanwhile); LIMITED (too
+ * many failures, nothing was checked) is answered 421 after the delay and
+ * the session closes. */
+enum {
+    SMTP_AUTH_LIMITED = -2,  /* 421, then close */
+    SMTP_AUTH_TEMPFAIL = -1, /* could not be checked: 454 */
+    SMTP_AUTH_REFUSED = 0,   /* 535 */
+    SMTP_AUTH_OK = 1         /* 235 */
+};
 void smtp_auth_done(struct smtp_session *s, int ok);
 /* reply: full "CODE TEXT"; multi-line replies separated by '\n'. */
 void smtp_data_done(struct smtp_session *s, const char *reply);
@@ -80,6 +92,7 @@ const char *smtp_session_pass(const struct smtp_session *s); /* for auth = upstr
 int smtp_session_loopback(const struct smtp_session *s);
 int smtp_session_tls(const struct smtp_session *s);
 const char *smtp_session_peer(const struct smtp_session *s); /* "ip:port" */
+const char *smtp_session_addr(const struct smtp_session *s); /* "ip" (no port) */
 unsigned long smtp_session_id(const struct smtp_session *s);
 void smtp_session_set_data(struct smtp_session *s, void *p);  /* gate's per-session state */
 void *smtp_session_get_data(const struct smtp_session *s);

@@ -12,7 +12,7 @@ import warnings
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from harness import Sink, Untild, _Handler, free_port, message
+from harness import TIMEOUT_SCALE, UNDER_VALGRIND, Sink, Untild, _Handler, free_port, message
 
 # aiosmtpd warns (rightly) about AUTH without TLS; this upstream is on loopback.
 warnings.filterwarnings("ignore", module="aiosmtpd")
@@ -86,6 +86,92 @@ class PasswdAuth(unittest.TestCase):
         held = json.loads(r.stdout)
         self.assertEqual([h["rep"] for h in held], ["alice@example.com"])
         self.assertNotIn("s3cret", self.u.logtext())
+
+
+def greeting_time(port, source="127.0.0.1"):
+    import socket
+    t0 = time.time()
+    s = socket.create_connection(("127.0.0.1", port), 30, source_address=(source, 0))
+    try:
+        line = s.makefile("rb").readline()
+        assert line.startswith(b"220"), line
+        return time.time() - t0
+    finally:
+        s.close()
+
+
+class AuthFlood(unittest.TestCase):
+    """Password guessing costs the guesser, not the loop: checks run on
+    worker threads, each refusal waits auth_failure_delay, and past
+    auth_max_failures per address or per user nothing is checked."""
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.u = Untild(self.sink, smtp_extra="auth_failure_delay = 1\nauth_max_failures = 3\n"
+                                              "auth_failure_window = 600\n")
+        self.addCleanup(self.u.cleanup)
+        pw = os.path.join(self.u.dir, "passwd")
+        # a deliberately slow hash (about a tenth of a second): on the loop,
+        # 200 of them stalled every other client for seconds
+        # (under valgrind, where threads take turns, an ordinary one)
+        rounds = 5000 if UNDER_VALGRIND else 400000
+        slow = crypt.crypt("s3cret", "$6$rounds=%d$%s$" % (rounds, crypt.mksalt(crypt.METHOD_SHA512)[3:11]))
+        with open(pw, "w") as f:
+            f.write("alice@example.com:%s\n" % slow)
+        set_auth(self.u, "auth = passwd:" + pw)
+        self.u.start()
+
+    def test_pipelined_failures_are_delayed_limited_and_stall_nobody(self):
+        import base64
+        import socket
+        import threading
+        bad = base64.b64encode(b"\0alice@example.com\0wrong").decode()
+        a = socket.create_connection(("127.0.0.1", self.u.port), 60)
+        self.addCleanup(a.close)
+        f = a.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"220"))
+        a.sendall(b"EHLO flood\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        t0 = time.time()
+        a.sendall(("AUTH PLAIN %s\r\n" % bad).encode() * 200)
+        replies = []
+
+        def read_all():
+            for line in f:
+                replies.append((time.time() - t0, line.decode().strip()))
+        reader = threading.Thread(target=read_all)
+        reader.start()
+        greetings = []
+        while reader.is_alive() and time.time() - t0 < 30 * TIMEOUT_SCALE:
+            greetings.append(greeting_time(self.u.port, "127.0.0.2"))
+            time.sleep(0.05)
+        reader.join(30 * TIMEOUT_SCALE)
+        self.assertLess(max(greetings), 1.0 * TIMEOUT_SCALE, greetings)
+        codes = [r[1][:3] for r in replies]
+        # three refusals, a second apart, then 421 and the session closes
+        self.assertEqual(codes, ["535", "535", "535", "421"], replies)
+        self.assertGreaterEqual(replies[0][0], 0.9)
+        self.assertGreaterEqual(replies[3][0], 3.5)
+        self.assertIn("reached auth_max_failures", self.u.logtext())
+        # this address stays refused, even with the right password
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10)
+        self.addCleanup(s.close)
+        with self.assertRaises(smtplib.SMTPException):
+            s.login("alice@example.com", "s3cret")
+        # and so does this user from another address (per-user count)
+        s2 = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10, source_address=("127.0.0.2", 0))
+        self.addCleanup(s2.close)
+        with self.assertRaises(smtplib.SMTPException):
+            s2.login("alice@example.com", "s3cret")
+        self.assertIn("for this user", self.u.logtext())
+        # another user from another address is checked as usual
+        s3 = smtplib.SMTP("127.0.0.1", self.u.port, timeout=10, source_address=("127.0.0.3", 0))
+        self.addCleanup(s3.close)
+        with self.assertRaises(smtplib.SMTPAuthenticationError) as cm:
+            s3.login("bob@example.com", "whatever")
+        self.assertEqual(cm.exception.smtp_code, 535)
 
 
 class UpstreamAuth(unittest.TestCase):

@@ -203,6 +203,22 @@ class ReengagedEndsWindow(ImapBase):
         self.u.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), what="relayed")
 
 
+class ReengagedEndsManyWindows(ImapBase):
+    imap_extra = "customer_reply_reopens = end-window\n"
+
+    def test_more_windows_than_a_fixed_array_held(self):
+        # 100 windows name jane (the watcher kept them in a 64-entry array)
+        self.u.write_windows("".join("jane@acme.com 2027-07-01 reason=\"w%d\"\n" % i for i in range(100)),
+                             name="many.windows")
+        self.u.ctl("reload", check=0)
+        self.assertEqual(self.u.ctl("window", "list", check=0).stdout.count("jane@acme.com"), 101)
+        imap_append(self.c, "INBOX", mail(REP, "I am back", msgid="back2@acme.com",
+                                          frm="jane@acme.com"))
+        self.u.wait_for(lambda: "jane@acme.com" not in self.u.ctl("window", "list", check=0).stdout,
+                        what="every window ended")
+        self.assertEqual(self.u.sanitizer_errors(), [])
+
+
 class FolderWindows(ImapBase):
     def windows(self):
         return self.u.ctl("window", "list", check=0).stdout

@@ -120,7 +120,7 @@ static void h_auth(void *arg, struct smtp_session *s, const char *user, const ch
     snprintf(r->user, sizeof r->user, "%s", user);
     snprintf(r->pass, sizeof r->pass, "%s", pass);
     pthread_mutex_unlock(&r->mu);
-    smtp_auth_done(s, strcmp(pass, "secret") == 0);
+    smtp_auth_done(s, !strcmp(pass, "limited") ? SMTP_AUTH_LIMITED : strcmp(pass, "secret") == 0);
 }
 
 static void *loop_thread(void *arg)
@@ -423,7 +423,7 @@ START_TEST(test_transaction)
         { "RCPT TO:<a@b> NOTIFY=NEVER\r\n", "250 2.1.5 Ok" },
         { "RCPT TO:<j\xc3\xbcrgen@b\xc3\xbc" "cher.example>\r\n", "250 2.1.5 Ok" },
         { "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>" },
-        { "Subject: t\r\n\r\n..leading dot\r\nbare\nlf\r\ncr\rkept\r\n"
+        { "Subject: t\r\n\r\n..leading dot\r\nbare\nlf\r\n"
           "caf\xc3\xa9\r\n..\r\n.\r\n", "250 2.0.0 Ok: queued" },
         { "QUIT\r\n", "221 2.0.0 Bye" },
         { NULL, NULL },
@@ -433,10 +433,212 @@ START_TEST(test_transaction)
     c_close(&c);
     ck_assert_int_eq(fx.rec.nmsgs, 1);
     ck_assert_str_eq(fx.rec.msg, "Subject: t\r\n\r\n.leading dot\r\nbare\r\nlf\r\n"
-                                 "cr\rkept\r\ncaf\xc3\xa9\r\n.\r\n");
+                                 "caf\xc3\xa9\r\n.\r\n");
     ck_assert_str_eq(fx.rec.from, "c@d");
     ck_assert_str_eq(fx.rec.mail_params, "BODY=8BITMIME");
     ck_assert_str_eq(fx.rec.rcpts, "a@b NOTIFY=NEVER,j\xc3\xbcrgen@b\xc3\xbc" "cher.example");
+}
+END_TEST
+
+/* RFC 5321 2.3.8: a CR not part of CRLF is refused (550 5.6.0), never
+ * passed on (it may end a line for the next server) nor rewritten; the
+ * session goes on. */
+START_TEST(test_bare_cr_refused)
+{
+    struct client c;
+    server_start();
+    hello(&c);
+    const struct step st[] = {
+        { "MAIL FROM:<c@d>\r\n", "250 2.1.0 Ok" },
+        { "RCPT TO:<a@b>\r\n", "250 2.1.5 Ok" },
+        { "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>" },
+        { "Subject: t\r\n\r\ncr\rin the middle\r\n.\r\n",
+          "550 5.6.0 Message contains a bare CR (RFC 5321 2.3.8): not accepted" },
+        { "MAIL FROM:<c@d>\r\n", "250 2.1.0 Ok" },
+        { "RCPT TO:<a@b>\r\n", "250 2.1.5 Ok" },
+        { "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>" },
+        { "ends in CR\r\r\n.\r\n", "550 5.6.0 Message contains a bare CR (RFC 5321 2.3.8): not accepted" },
+        { "MAIL FROM:<c@d>\r\n", "250 2.1.0 Ok" },
+        { "RCPT TO:<a@b>\r\n", "250 2.1.5 Ok" },
+        { "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>" },
+        { "clean\r\n.\r\n", "250 2.0.0 Ok: queued" },
+        { NULL, NULL },
+    };
+    c_script(&c, st);
+    c_close(&c);
+    ck_assert_int_eq(rec_nmsgs(), 1);
+    ck_assert_str_eq(fx.rec.msg, "clean\r\n");
+}
+END_TEST
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A refused AUTH is answered after auth_failure_delay; pipelined guesses
+ * wait their turn; other clients are served meanwhile; LIMITED closes. */
+START_TEST(test_auth_failure_delay)
+{
+    struct client c, d;
+    fx.cfg.auth = AUTH_PASSWD;
+    fx.cfg.auth_failure_delay = 1;
+    server_start();
+    c_open(&c, fx.port);
+    c_expect(&c, "220 mx.test ESMTP untild");
+    c_send(&c, "EHLO x\r\n");
+    ck_assert_ptr_nonnull(c_reply(&c));
+    double t0 = now_s();
+    /* \0bob\0wrong, twice, pipelined */
+    c_send(&c, "AUTH PLAIN AGJvYgB3cm9uZw==\r\nAUTH PLAIN AGJvYgB3cm9uZw==\r\n");
+    c_open(&d, fx.port);
+    c_expect(&d, "220 mx.test ESMTP untild");
+    ck_assert_msg(now_s() - t0 < 0.5, "greeting waited for the delayed AUTH");
+    c_close(&d);
+    c_expect(&c, "535 5.7.8 Authentication credentials invalid");
+    ck_assert_msg(now_s() - t0 >= 0.9, "refusal not delayed");
+    c_expect(&c, "535 5.7.8 Authentication credentials invalid");
+    ck_assert_msg(now_s() - t0 >= 1.9, "second refusal not delayed");
+    c_send(&c, "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+    c_expect(&c, "235 2.7.0 Authentication successful");     /* success: no delay */
+    c_close(&c);
+
+    c_open(&c, fx.port);
+    c_expect(&c, "220 mx.test ESMTP untild");
+    c_send(&c, "EHLO x\r\n");
+    ck_assert_ptr_nonnull(c_reply(&c));
+    /* \0bob\0limited: the gate says too many failures */
+    c_send(&c, "AUTH PLAIN AGJvYgBsaW1pdGVk\r\nNOOP\r\n");
+    c_expect(&c, "421 4.7.0 mx.test Too many authentication failures, try again later");
+    c_expect_eof(&c);
+    c_close(&c);
+}
+END_TEST
+
+START_TEST(test_max_sessions_per_address)
+{
+    struct client a, b, c;
+    fx.cfg.max_sessions_per_address = 2;
+    server_start();
+    c_open(&a, fx.port);
+    c_expect(&a, "220 mx.test ESMTP untild");
+    c_open(&b, fx.port);
+    c_expect(&b, "220 mx.test ESMTP untild");
+    c_open(&c, fx.port);
+    c_expect(&c, "421 4.7.0 mx.test Error: too many connections from your address");
+    c_expect_eof(&c);
+    c_close(&c);
+    c_send(&a, "QUIT\r\n");
+    c_expect(&a, "221 2.0.0 Bye");
+    c_expect_eof(&a);
+    c_close(&a);
+    while (server_sessions() > 1)
+        usleep(10000);
+    c_open(&c, fx.port);
+    c_expect(&c, "220 mx.test ESMTP untild");
+    c_close(&c);
+    c_close(&b);
+}
+END_TEST
+
+/* Activity does not keep a session open past session_deadline. */
+START_TEST(test_session_deadline)
+{
+    struct client c;
+    fx.cfg.session_deadline = 1;
+    server_start();
+    hello(&c);
+    double t0 = now_s();
+    for (;;) {
+        c_send(&c, "NOOP\r\n");
+        char *r = c_reply(&c);
+        ck_assert_ptr_nonnull(r);
+        if (!strcmp(r, "421 4.4.2 mx.test Error: session deadline exceeded"))
+            break;
+        ck_assert_str_eq(r, "250 2.0.0 Ok");
+        ck_assert_msg(now_s() - t0 < 5, "no deadline");
+        usleep(100000);
+    }
+    ck_assert_msg(now_s() - t0 >= 0.9, "closed too early");
+    c_expect_eof(&c);
+    c_close(&c);
+    ck_assert_uint_eq(server_sessions(), 0);
+}
+END_TEST
+
+/* Is one of our descriptors a file under dir (unlinked or not)? */
+static int fd_under(const char *dir)
+{
+    char path[64], target[512];
+    for (int fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (!strncmp(target, dir, strlen(dir)))
+            return 1;
+    }
+    return 0;
+}
+
+static int count_entries(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+    FILE *f = popen(cmd, "r");
+    int n = -1;
+    if (f) {
+        if (fscanf(f, "%d", &n) != 1)
+            n = -1;
+        pclose(f);
+    }
+    return n;
+}
+
+/* Above spill_threshold the body goes to an unlinked temp file under
+ * state_dir and reaches the hook mapped: the same bytes, nothing left. */
+START_TEST(test_large_body_spills)
+{
+    struct client c;
+    char dir[] = "/tmp/test_smtp_spill.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    fx.cfg.state_dir = dir;
+    fx.cfg.spill_threshold = 4096;
+    fx.cfg.max_message_size = 400000;
+    fx.rec.data_delay_ms = 300;
+    server_start();
+    hello(&c);
+    c_send(&c, "MAIL FROM:<c@d>\r\nRCPT TO:<a@b>\r\nDATA\r\n");
+    c_expect(&c, "250 2.1.0 Ok");
+    c_expect(&c, "250 2.1.5 Ok");
+    c_expect(&c, "354 End data with <CR><LF>.<CR><LF>");
+    size_t n = 300000, k = 0;
+    char *want = malloc(n + 1), line[80];
+    while (k + 80 < n) {
+        int l = snprintf(line, sizeof line, "%s line %06zu of a large body\r\n", k % 7 ? "" : ".", k);
+        c_sendn(&c, line, (size_t)l);
+        memcpy(want + k, line + (line[0] == '.'), (size_t)l - (line[0] == '.'));
+        k += (size_t)l - (line[0] == '.');
+    }
+    want[k] = '\0';
+    c_send(&c, ".\r\n");
+    while (rec_nmsgs() == 0)
+        usleep(5000);
+    /* the hook has it (and answers 300 ms later): still the temp file */
+    ck_assert_msg(fd_under(dir), "the body is not on disk");
+    c_expect(&c, "250 2.0.0 Ok: queued");
+    ck_assert_msg(!fd_under(dir), "the temp file outlived the transaction");
+    ck_assert_uint_eq(fx.rec.msglen, k);
+    ck_assert_msg(!memcmp(fx.rec.msg, want, k), "spilled body differs");
+    c_send(&c, "QUIT\r\n");
+    c_expect(&c, "221 2.0.0 Bye");
+    c_close(&c);
+    ck_assert_int_eq(count_entries(dir), 0);
+    free(want);
+    rmdir(dir);
 }
 END_TEST
 
@@ -1064,6 +1266,11 @@ static Suite *smtp_suite(void)
     tcase_add_test(tc, test_ehlo_keywords);
     tcase_add_test(tc, test_transaction);
     tcase_add_test(tc, test_data_end_needs_crlf);
+    tcase_add_test(tc, test_bare_cr_refused);
+    tcase_add_test(tc, test_auth_failure_delay);
+    tcase_add_test(tc, test_max_sessions_per_address);
+    tcase_add_test(tc, test_session_deadline);
+    tcase_add_test(tc, test_large_body_spills);
     tcase_add_test(tc, test_pipelining);
     tcase_add_test(tc, test_long_command_line);
     tcase_add_test(tc, test_message_too_big);

@@ -1,0 +1,331 @@
+/* test_control.c - the control verbs (control_exec) against a small daemon
+ * context: a window index, a SQLite store, a spool and the release index
+ * in a temporary directory, and the test clock. Many windows for one
+ * address (window end), paging of the long listings, and what reaches a
+ * terminal from text that came in by mail. */
+#include <check.h>
+#include <stdarg.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "untild/config.h"
+#include "untild/control.h"
+#include "untild/daemon.h"
+#include "untild/log.h"
+#include "untild/loop.h"
+#include "untild/release.h"
+#include "untild/spool.h"
+#include "untild/store.h"
+#include "untild/windows.h"
+
+static struct untild u;
+static char dir[64];
+
+static int rm_cb(const char *p, const struct stat *sb, int type, struct FTW *f)
+{
+    (void)sb; (void)type; (void)f;
+    return remove(p);
+}
+
+static void setup(void)
+{
+    char path[128];
+    struct config_errors e = { 0 };
+    FILE *f;
+    memset(&u, 0, sizeof u);
+    log_set_level(ULOG_FATAL);
+    snprintf(dir, sizeof dir, "/tmp/test_control.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/untild.conf", dir);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fprintf(f, "[daemon]\nstate_dir = %s/state\ncontrol_socket = %s/ctl.sock\n"
+               "timezone = UTC\nowner = rep@example.com\n"
+               "[smtp]\nlisten = 127.0.0.1:1\nauth = none\n"
+               "[upstream]\nmaildir = %s/outbox\n[policy]\nrelease_time = off\n", dir, dir, dir);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_ptr_nonnull(u.cfg = config_load(path, &e));
+    config_errors_free(&e);
+    untild_policy_cfg(u.cfg, &u.pcfg);
+    snprintf(path, sizeof path, "%s/state", dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    u.test_clock = 1;
+    u.clock_fixed = 1783000000;     /* 2026-07-02 */
+    ck_assert_ptr_nonnull(u.loop = loop_new());
+    ck_assert_ptr_nonnull(u.store = store_open(path));
+    ck_assert_ptr_nonnull(u.spool = spool_open(path));
+    ck_assert_ptr_nonnull(u.ix = windows_new());
+    ck_assert_ptr_nonnull(u.release = release_new(&u));
+}
+
+static void teardown(void)
+{
+    release_free(u.release);
+    spool_close(u.spool);
+    store_close(u.store);
+    windows_free(u.ix);
+    loop_free(u.loop);
+    config_free(u.cfg);
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void add_window(const char *id, const char *who, const char *reason, const char *owner)
+{
+    struct window w = { 0 };
+    char *whov[1] = { (char *)who };
+    snprintf(w.id, sizeof w.id, "%s", id);
+    w.who = whov;
+    w.nwho = 1;
+    w.until = 1790000000;
+    w.action = ACTION_DEFAULT;
+    w.reason = (char *)reason;
+    w.owner = (char *)owner;
+    w.source = WSRC_FILE;
+    w.tz = "UTC";
+    ck_assert_ptr_nonnull(windows_add(u.ix, &w));
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static char *out_of(int admin, const char *rep, int *rc, char *next, char **argv, int argc)
+{
+    char *out = NULL;
+    size_t outlen = 0;
+    char nx[NEXT_MAX];
+    *rc = control_exec_page(&u, argc, argv, admin, rep, &out, &outlen, nx);
+    ck_assert_ptr_nonnull(out);
+    if (next)
+        strcpy(next, nx);
+    return out;
+}
+
+/* control_exec, the plain entry point (what the fuzzer calls). */
+static char *exec_plain(int admin, const char *rep, int *rc, char **argv, int argc)
+{
+    char *out = NULL;
+    size_t outlen = 0;
+    *rc = control_exec(&u, argc, argv, admin, rep, &out, &outlen);
+    ck_assert_ptr_nonnull(out);
+    return out;
+}
+
+/* 300 windows name one address: window end ends them all (it wrote past
+ * a 256-entry stack array: ASan stack-buffer-overflow, SIGBUS for a rep). */
+START_TEST(test_window_end_many)
+{
+    char id[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof id, "f%012x", i);
+        add_window(id, "jane@acme.com", "busy", _i ? "rep@example.com" : NULL);
+    }
+    int rc;
+    char *argv[] = { "window", "end", "jane@acme.com" };
+    char *out = exec_plain(!_i, _i ? "rep@example.com" : NULL, &rc, argv, 3);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_uint_eq(count(out, "ended f"), 300);
+    ck_assert_uint_eq(windows_count(u.ix), 0);
+    free(out);
+}
+END_TEST
+
+/* A rep may not end another's windows, however many there are. */
+START_TEST(test_window_end_many_denied)
+{
+    char id[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof id, "f%012x", i);
+        add_window(id, "jane@acme.com", "busy", i == 299 ? "other@example.com" : "rep@example.com");
+    }
+    int rc;
+    char *argv[] = { "window", "end", "jane@acme.com" };
+    char *out = exec_plain(0, "rep@example.com", &rc, argv, 3);
+    ck_assert_int_eq(rc, 4);
+    ck_assert_uint_eq(windows_count(u.ix), 300);   /* nothing ended */
+    free(out);
+}
+END_TEST
+
+/* window list: pages in id order; --after walks every window once. */
+START_TEST(test_window_list_pages)
+{
+    char id[16], who[64];
+    for (int i = 0; i < 2500; i++) {
+        snprintf(id, sizeof id, "f%012x", (i * 7919) % 2500);   /* not inserted in order */
+        snprintf(who, sizeof who, "c%d@acme.com", i);
+        add_window(id, who, NULL, NULL);
+    }
+    int rc;
+    char next[NEXT_MAX];
+    char *argv0[] = { "window", "list" };
+    char *out = out_of(1, NULL, &rc, next, argv0, 2);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(count(out, "\nf0"), 1000);       /* the default page */
+    ck_assert_str_eq(next, "f0000000003e7");
+    free(out);
+
+    char after[NEXT_MAX] = "";
+    int seen = 0, pages = 0;
+    for (;;) {
+        char *argv[] = { "window", "list", "--limit", "700", "--after", after };
+        out = out_of(1, NULL, &rc, next, argv, after[0] ? 6 : 4);
+        ck_assert_int_eq(rc, 0);
+        int n = (int)count(out, "\nf0");
+        /* the first entry of this page follows the cursor */
+        char first[16];
+        snprintf(first, sizeof first, "f%012x", seen);
+        ck_assert_msg(!n || strstr(out, first), "page %d lacks %s", pages, first);
+        seen += n;
+        pages++;
+        free(out);
+        if (!next[0])
+            break;
+        ck_assert_uint_eq(n, 700);
+        strcpy(after, next);
+    }
+    ck_assert_int_eq(seen, 2500);
+    ck_assert_int_eq(pages, 4);
+
+    char *argvj[] = { "--json", "window", "list", "--limit", "2" };
+    out = out_of(1, NULL, &rc, next, argvj, 5);
+    ck_assert_msg(strstr(out, "{\"items\":[{\"id\":\"f000000000000\"") == out, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "],\"next\":\"f000000000001\"}"));
+    free(out);
+    char *argvl[] = { "--json", "window", "list", "--after", "f0000000009c3" };
+    out = out_of(1, NULL, &rc, next, argvl, 5);
+    ck_assert_str_eq(out, "{\"items\":[],\"next\":null}\n");
+    ck_assert_str_eq(next, "");
+    free(out);
+    char *argvb[] = { "window", "list", "--limit", "0" };
+    out = out_of(1, NULL, &rc, next, argvb, 4);
+    ck_assert_int_eq(rc, 2);
+    free(out);
+}
+END_TEST
+
+static void hold(const char *id, const char *subject, const char *rep)
+{
+    struct spool_meta m = { 0 };
+    struct spool_rcpt r = { 0 };
+    snprintf(m.id, sizeof m.id, "%s", id);
+    m.rep = (char *)rep;
+    m.mail_from = "rep@example.com";
+    r.addr = r.norm = "jane@acme.com";
+    r.state = RCPT_HELD;
+    r.reason = (char *)subject;
+    m.rcpts = &r;
+    m.nrcpts = 1;
+    m.subject = (char *)subject;
+    m.created = u.clock_fixed;
+    m.hold_until = 1790000000;   /* FUTURERELEASE: held, not due */
+    ck_assert_int_eq(release_track(u.release, &m), 0);
+}
+
+START_TEST(test_held_list_pages)
+{
+    char id[SPOOL_ID_MAX];
+    for (int i = 0; i < 1500; i++) {
+        snprintf(id, sizeof id, "h%06d", 1499 - i);
+        hold(id, "Hello", i % 2 ? "rep@example.com" : "other@example.com");
+    }
+    int rc;
+    char next[NEXT_MAX];
+    char *argv[] = { "held", "list" };
+    char *out = out_of(1, NULL, &rc, next, argv, 2);
+    ck_assert_uint_eq(count(out, "\nh"), 1000);
+    ck_assert_str_eq(next, "h000999");
+    free(out);
+    char *argv2[] = { "held", "list", "--after", "h000999" };
+    out = out_of(1, NULL, &rc, next, argv2, 4);
+    ck_assert_uint_eq(count(out, "\nh"), 500);
+    ck_assert_ptr_nonnull(strstr(out, "\nh001000 "));
+    ck_assert_str_eq(next, "");
+    free(out);
+    /* a rep's pages hold only their own messages */
+    char *argv3[] = { "--json", "held", "list", "--limit", "600" };
+    out = out_of(0, "rep", &rc, next, argv3, 5);
+    ck_assert_uint_eq(count(out, "\"rep\":\"rep@example.com\""), 600);
+    ck_assert_uint_eq(count(out, "other@"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"next\":\""));
+    free(out);
+}
+END_TEST
+
+/* Text from mail (a Subject, the reason an until-DATE@ window took from
+ * it) with terminal escapes, C1 controls, line breaks, bidi overrides and
+ * invalid UTF-8: tables show '?', JSON escapes, nothing raw gets out. */
+#define EVIL "Hi\x1b]0;pwned\x07\x1b[2J\r\nFAKE ROW\xc2\x9b" "31m\x7f\xe2\x80\xae\xff caf\xc3\xa9"
+
+static void assert_clean(const char *out)
+{
+    for (const unsigned char *p = (const unsigned char *)out; *p; p++) {
+        ck_assert_msg(*p >= 0x20 || *p == '\n', "raw control 0x%02x in: %s", *p, out);
+        ck_assert_msg(*p != 0x7f && *p != 0xff, "raw byte 0x%02x", *p);
+        if (*p == 0xc2)
+            ck_assert_msg(p[1] < 0x80 || p[1] > 0x9f, "raw C1 control");
+        if (*p == 0xe2)
+            ck_assert_msg(!(p[1] == 0x80 && p[2] == 0xae), "raw bidi override");
+    }
+}
+
+START_TEST(test_sanitized_output)
+{
+    add_window("f000000000001", "jane@acme.com", EVIL, "rep@example.com");
+    hold("h000001", EVIL, "rep@example.com");
+    const char *req[][4] = {
+        { "window", "list" }, { "held", "list" }, { "held", "show", "h000001" },
+        { "check", "jane@acme.com" },
+        { "--json", "window", "list" }, { "--json", "held", "list" },
+        { "--json", "held", "show", "h000001" }, { "--json", "check", "jane@acme.com" },
+        { "window", "end", "x\x1b[2Jy@acme.com" },
+    };
+    for (size_t i = 0; i < sizeof req / sizeof req[0]; i++) {
+        char *argv[4];
+        int argc = 0, rc;
+        for (; argc < 4 && req[i][argc]; argc++)
+            argv[argc] = (char *)req[i][argc];
+        char *out = out_of(1, NULL, &rc, NULL, argv, argc);
+        assert_clean(out);
+        if (!strcmp(argv[0], "--json")) {
+            ck_assert_msg(strstr(out, "Hi\\u001b]0;pwned\\u0007\\u001b[2J\\u000d\\u000aFAKE ROW\\u009b31m\\u007f"
+                                      "\\u202e\\ufffd caf\xc3\xa9"), "%s", out);
+        } else if (!strcmp(argv[1], "list")) {
+            ck_assert_uint_eq(count(out, "\n"), 2);         /* header + one row: no forged row */
+            ck_assert_msg(strstr(out, "Hi?]0;pwned??[2J??FAKE ROW?31m??? caf\xc3\xa9"), "%s", out);
+        }
+        free(out);
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("control");
+    TCase *t = tcase_create("verbs");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 60);
+    tcase_add_loop_test(t, test_window_end_many, 0, 2);
+    tcase_add_test(t, test_window_end_many_denied);
+    tcase_add_test(t, test_window_list_pages);
+    tcase_add_test(t, test_held_list_pages);
+    tcase_add_test(t, test_sanitized_output);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    setenv("TZ", "UTC", 1);
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
