@@ -282,15 +282,19 @@ class Untild:
         spool entries too ("kind: 1"); they are left out unless asked."""
         d = os.path.join(self.dir, "state", "spool", state)
         names = sorted(os.listdir(d)) if os.path.isdir(d) else []
-        return [n for n in names if notices or not self.is_notice(os.path.join(d, n))]
+        # A name listed may move on (delivered, activated) before it is
+        # read: it is then no longer in this state and is left out.
+        return [n for n in names if (notices and os.path.exists(os.path.join(d, n)))
+                or self.is_notice(os.path.join(d, n)) is False]
 
     @staticmethod
     def is_notice(path):
+        """True, False, or None when the file is gone."""
         try:
             with open(path, "rb") as f:
                 head = f.read(4096)
         except OSError:
-            return False
+            return None
         return b"\nkind: 1\n" in head.split(b"\n\n", 1)[0] + b"\n"
 
     def held_json(self):
