@@ -269,6 +269,20 @@ static void usage(FILE *f)
     fprintf(f, "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n");
 }
 
+/* Notices: kept in the spool (release.c), or put into the rep's mailbox
+ * by the IMAP watcher of the moment (a reload may replace it). */
+static int queue_notice(void *arg, const char *rep, const char *to, const char *subject,
+                        char *msg, size_t len)
+{
+    return release_notice(arg, rep, to, subject, msg, len);
+}
+
+static int append_notice(void *arg, const char *rep, const char *msg, size_t len)
+{
+    struct untild *u = arg;
+    return u->imap ? imap_watch_append(u->imap, rep, msg, len) : -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = "/etc/untild/untild.conf";
@@ -397,6 +411,10 @@ int main(int argc, char **argv)
     }
     if (!(u.release = release_new(&u)))
         goto out;
+    u.notice_queue = queue_notice;
+    u.notice_queue_arg = u.release;
+    u.notice_append = append_notice;
+    u.notice_append_arg = &u;
     int err = 0;
     u.imap = imap_watch_start(&u, &err);
     if (err < 0)
@@ -455,6 +473,7 @@ out:
             loop_run_pending(u.loop);
     }
     smtp_server_free(u.smtp);
+    u.notice_queue = NULL;
     release_free(u.release);
     if (u.ix)
         windows_free(u.ix);

@@ -16,9 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "untild/notice.h"
-#include "untild/release.h"
 #include "untild/daemon.h"
-#include "untild/imap_watch.h"
 #include "untild/log.h"
 #include "untild/relay.h"
 #include "untild/strbuf.h"
@@ -368,7 +366,7 @@ int notice_send(struct untild *u, const char *rep, const char *subject,
 {
     const char *to = u->cfg->notify_to ? u->cfg->notify_to : rep;
     int mailable = notice_address(u, rep) != NULL;
-    if (!mailable && !u->imap) {
+    if (!mailable && !u->notice_append) {
         log_warn("notice: no address for rep %s; notice \"%s\" not sent", rep ? rep : "-", subject);
         return -1;
     }
@@ -386,7 +384,7 @@ int notice_send(struct untild *u, const char *rep, const char *subject,
         return -1;
     }
     /* Into the rep's mailbox when the IMAP watcher knows the rep. */
-    if (u->imap && rep && imap_watch_append(u->imap, rep, p->msg, len) == 0) {
+    if (u->notice_append && rep && u->notice_append(u->notice_append_arg, rep, p->msg, len) == 0) {
         log_info("notice: \"%s\" appended to %s's mailbox", subject, rep);
         free(p->msg);
         free(p->to);
@@ -402,11 +400,11 @@ int notice_send(struct untild *u, const char *rep, const char *subject,
     }
     /* Kept in the spool and retried like held mail (the release/discard
      * links in it must reach the rep). */
-    if (u->release) {
+    if (u->notice_queue) {
         char *msg = p->msg;
         free(p->to);
         free(p);
-        if (release_notice(u->release, rep, to, subject, msg, len) < 0) {
+        if (u->notice_queue(u->notice_queue_arg, rep, to, subject, msg, len) < 0) {
             log_error("notice: cannot queue \"%s\" to %s", subject, to);
             return -1;
         }

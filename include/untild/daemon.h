@@ -2,6 +2,7 @@
 #ifndef UNTILD_DAEMON_H
 #define UNTILD_DAEMON_H
 
+#include <stddef.h>
 #include <time.h>
 #include "untild/config.h"
 #include "untild/policy.h"
@@ -29,6 +30,15 @@ struct untild {
     time_t clock_offset;          /* added to time(NULL) */
     time_t clock_fixed;           /* if non-zero, "now" is this */
     int (*reload)(struct untild *u);  /* SIGHUP's work; set by main */
+    /* Where notices go (set by main; notice.c knows neither module):
+     * notice_queue keeps one in the spool and retries it (release_notice),
+     * notice_append puts it into the rep's mailbox (imap_watch_append).
+     * Each returns 0 when taken. */
+    int (*notice_queue)(void *arg, const char *rep, const char *to, const char *subject,
+                        char *msg, size_t len);
+    void *notice_queue_arg;
+    int (*notice_append)(void *arg, const char *rep, const char *msg, size_t len);
+    void *notice_append_arg;
     struct config *retired[32];   /* configs replaced by reloads: other
                                      modules may still point into them */
     size_t nretired;
