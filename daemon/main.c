@@ -200,9 +200,21 @@ static int prepare_state_dir(const struct config *c)
     return 0;
 }
 
+#ifndef UNTILD_VERSION
+#define UNTILD_VERSION "unknown"   /* the Makefile passes VERSION */
+#endif
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n");
+    fprintf(f,
+        "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n"
+        "  -c FILE       read the configuration from FILE (default /etc/untild/untild.conf)\n"
+        "  -t            check the configuration and window files, print every error\n"
+        "                as FILE:LINE: message, and exit (nothing is started)\n"
+        "  -v            verbose: log debug messages too\n"
+        "  --test-clock  let an admin move the clock (untilctl debug clock); tests only\n"
+        "  -h, --help    print this help and exit\n"
+        "  --version     print the version and exit\n");
 }
 
 int main(int argc, char **argv)
@@ -224,6 +236,9 @@ int main(int argc, char **argv)
             u.test_clock = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("untild %s\n", UNTILD_VERSION);
             return 0;
         } else {
             usage(stderr);
