@@ -4,7 +4,8 @@ its build dependencies are the Makefile's libraries, its files and modes,
 its conffile, lintian (no error, no warning), the maintainer scripts' shape,
 the guard that keeps the daemon from starting on the sample, and a real
 install and purge into a throwaway root (dpkg --root, scripts run
-chrootless against that root only).
+chrootless against that root only). Also, on this build's binaries:
+--version, --help and untild -t reporting every error (class Cli).
 
 Skipped when the Debian build tools are missing (CI installs them:
 tests/install-deps.sh), and under make asan-check (make check has built the
@@ -115,6 +116,46 @@ class BuildDepends(unittest.TestCase):
             if owner not in deps:
                 missing.append("%s (for %s)" % (owner, mod))
         self.assertEqual(missing, [], "add to Build-Depends in debian/control")
+
+
+class Cli(unittest.TestCase):
+    """What the package's version and an admin's first commands look like,
+    on the binaries of this build (UNTILD_BUILD)."""
+    BUILD = os.environ.get("UNTILD_BUILD", os.path.join(ROOT, "build"))
+
+    def run_prog(self, name, *args):
+        return subprocess.run([os.path.join(self.BUILD, name)] + list(args),
+                              capture_output=True, text=True, timeout=30)
+
+    def test_version(self):
+        for prog in ("untild", "untilctl"):
+            r = self.run_prog(prog, "--version")
+            self.assertEqual((r.returncode, r.stdout), (0, "%s %s\n" % (prog, version())))
+
+    def test_help_says_what_each_option_does(self):
+        for prog, opts in (("untild", ["-c FILE", "-t", "-v", "--test-clock", "-h, --help", "--version"]),
+                           ("untilctl", ["-s SOCKET", "-c CONFIG", "--json", "-h, --help", "--version"])):
+            r = self.run_prog(prog, "--help")
+            self.assertEqual(r.returncode, 0)
+            for opt in opts:
+                m = re.search(r"^  %s +(\S.*)$" % re.escape(opt), r.stdout, re.M)
+                self.assertTrue(m, "%s --help does not describe %s:\n%s" % (prog, opt, r.stdout))
+        r = self.run_prog("untild", "--bogus")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage: untild", r.stderr)
+
+    def test_check_reports_every_error(self):
+        """untild -t: a duplicate section hides nothing below it."""
+        with tempfile.TemporaryDirectory(prefix="untild-t-") as d:
+            conf = os.path.join(d, "untild.conf")
+            with open(conf, "w") as f:
+                f.write("[smtp]\n[smtp]\ncolour = blue\n[daemon]\ntimezone = Nowhere/Land\n")
+            r = self.run_prog("untild", "-t", "-c", conf)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.splitlines(), [
+            conf + ":2: duplicate section [smtp] (first on line 1)",
+            conf + ":3: unknown key 'colour' in [smtp]",
+            conf + ":5: timezone: unknown time zone 'Nowhere/Land'"])
 
 
 @unittest.skipIf(MISSING, "Debian build tools missing (%s): apt-get install debhelper lintian"
