@@ -95,7 +95,7 @@ class BuildDepends(unittest.TestCase):
     def test_version_is_one(self):
         self.assertRegex(version(), r"^[0-9]+(\.[0-9]+)+$")
         self.assertEqual(changelog_version(), version(),
-                         "debian/changelog and VERSION disagree: dch -v %s" % version())
+                         "debian/changelog and VERSION disagree: add an entry for %s" % version())
 
     @unittest.skipUnless(shutil.which("dpkg") and shutil.which("pkg-config"), "needs dpkg and pkg-config")
     def test_every_makefile_library_is_a_build_dependency(self):
