@@ -746,7 +746,7 @@ static int rest_blank(const char *line, const char *s)
 
 /* Check the keys of a section that was reported at its header, without
  * storing them (struct parser: scratch). */
-static void scratch_section(struct parser *p, int sect)
+static void scratch_section(struct parser *p, int line, int sect)
 {
     memset(p->scratch_lines, 0, sizeof p->scratch_lines);
     p->klines = p->scratch_lines;
@@ -756,6 +756,7 @@ static void scratch_section(struct parser *p, int sect)
         p->base = &p->scratch_caldav;
     } else {
         if (p->scratch == NULL && (p->scratch = calloc(1, sizeof *p->scratch)) == NULL) {
+            ERR(p, line, "out of memory");
             p->sect = SECT_SKIP;
             return;
         }
@@ -776,14 +777,14 @@ static void rep_section(struct parser *p, int line, int sect, const char *rep)
             (r != NULL && rep != NULL && strcasecmp(r, rep) == 0)) {
             ERR(p, line, "duplicate section [%s%s%s] (first on line %d)",
                 sect_names[sect], rep ? " " : "", rep ? rep : "", slines[i]);
-            scratch_section(p, sect);
+            scratch_section(p, line, sect);
             return;
         }
     }
     if (*n >= CONFIG_MAX_REPS) {
         ERR(p, line, "too many [%s] sections (max %d)", sect_names[sect],
             CONFIG_MAX_REPS);
-        scratch_section(p, sect);
+        scratch_section(p, line, sect);
         return;
     }
     size_t i = (*n)++;
@@ -841,7 +842,7 @@ static void section_header(struct parser *p, int line, char *raw, char *s)
         return;   /* its keys cannot be checked: skipped */
     }
     if (!tail_ok) {
-        scratch_section(p, sect);
+        scratch_section(p, line, sect);
         return;
     }
     if (sect == S_IMAP || sect == S_CALDAV) {
@@ -850,13 +851,13 @@ static void section_header(struct parser *p, int line, char *raw, char *s)
     }
     if (*arg != '\0') {
         ERR(p, line, "section [%s] takes no name", name);
-        scratch_section(p, sect);
+        scratch_section(p, line, sect);
         return;
     }
     if (p->sect_line[sect] != 0) {
         ERR(p, line, "duplicate section [%s] (first on line %d)",
             sect_names[sect], p->sect_line[sect]);
-        scratch_section(p, sect);
+        scratch_section(p, line, sect);
         return;
     }
     p->sect_line[sect] = line;
