@@ -9,6 +9,10 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build
 CC       ?= gcc
+# The one version number: untild --version, untilctl --version and the
+# Debian package (debian/changelog must carry the same; debian/rules and
+# tests/e2e/test_package.py check it).
+VERSION  := $(shell cat VERSION)
 PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt libmicrohttpd
 CHECKPKG := check
 
@@ -22,10 +26,11 @@ CHECK_LIBS   := $(shell pkg-config --libs $(CHECKPKG) 2>/dev/null)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 # Quiet build lines; make V=1 shows the commands.
 Q := $(if $(V),,@)
-# CFLAGS / LDFLAGS are the user's (optimisation, sanitizers); the project's
+# CPPFLAGS / CFLAGS / LDFLAGS are the user's (optimisation, sanitizers,
+# dpkg-buildflags' hardening in the Debian build); the project's
 # own flags are always added on top.
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS  = $(CFLAGS) -std=gnu17 $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -pthread -fPIE
+ALL_CFLAGS  = $(CPPFLAGS) $(CFLAGS) -std=gnu17 $(WARN) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -pthread -fPIE
 ALL_LDFLAGS = $(LDFLAGS) -pie -pthread
 LDLIBS   += $(PKG_LIBS) -lm
 
@@ -43,6 +48,10 @@ all: $(BUILD)/untild $(BUILD)/untilctl
 $(BUILD)/obj/%.o: daemon/%.c $(wildcard include/untild/*.h) | $(BUILD)/obj
 	@$(if $(Q),echo '  CC      $<')
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Only the two programs print the version: only they rebuild when it changes.
+$(BUILD)/obj/main.o $(BUILD)/obj/untilctl.o: VERSION
+$(BUILD)/obj/main.o $(BUILD)/obj/untilctl.o: ALL_CFLAGS += -DUNTILD_VERSION='"$(VERSION)"'
 
 $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@

@@ -268,6 +268,14 @@ struct parser {
     int imap_line[CONFIG_MAX_REPS], caldav_line[CONFIG_MAX_REPS];
     int ilines[CONFIG_MAX_REPS][NKEYS];
     int clines[CONFIG_MAX_REPS][NKEYS];
+    /* A duplicate, misnamed or surplus section's keys are still checked,
+     * into a scratch copy that is thrown away, so that a mistake on a
+     * header hides none on the lines below it (untild -t: every error in
+     * one run). The load fails anyway, since the header was an error. */
+    struct config *scratch;
+    struct imap_cfg scratch_imap;
+    struct caldav_cfg scratch_caldav;
+    int scratch_lines[NKEYS];
 };
 
 #define ERR(p, line, ...) config_errors_add((p)->e, (p)->file, (line), __VA_ARGS__)
@@ -611,11 +619,12 @@ static void set_value(struct parser *p, int line, const struct key *k,
         else if (set_str(slot, strdup(v)) != 0)
             ERR(p, line, "out of memory");
         break;
-    case V_AUTH:
+    case V_AUTH: {
+        struct config *c = p->base;   /* the real one, or a scratch copy */
         if (strcmp(v, "none") == 0) {
-            p->c->auth = AUTH_NONE;
+            c->auth = AUTH_NONE;
         } else if (strcmp(v, "upstream") == 0) {
-            p->c->auth = AUTH_UPSTREAM;
+            c->auth = AUTH_UPSTREAM;
         } else if (strncmp(v, "passwd:", 7) == 0 && v[7] != '\0') {
             char *r = resolve(p, v + 7);
             if (r == NULL) {
@@ -623,13 +632,14 @@ static void set_value(struct parser *p, int line, const struct key *k,
                 break;
             }
             check_readable(p, line, "auth passwd file", r);
-            p->c->auth = AUTH_PASSWD;
-            set_str(&p->c->passwd_file, r);
+            c->auth = AUTH_PASSWD;
+            set_str(&c->passwd_file, r);
         } else {
             ERR(p, line, "auth: expected none, passwd:FILE or upstream, got "
                 "'%s'", v);
         }
         break;
+    }
     case V_TLS:
         if (strcmp(v, "required") == 0)
             *(enum tls_mode *)slot = TLS_REQUIRED;
@@ -741,73 +751,47 @@ static int rest_blank(const char *line, const char *s)
     return *s == '\0' || comment_at(line, s);
 }
 
-static void section_header(struct parser *p, int line, char *raw, char *s)
+/* Check the keys of a section that was reported at its header, without
+ * storing them (struct parser: scratch). */
+static void scratch_section(struct parser *p, int line, int sect)
 {
-    char *close = strchr(s, ']');
-    p->sect = SECT_SKIP;
-    if (close == NULL) {
-        ERR(p, line, "section header without ']'");
-        return;
-    }
-    if (!rest_blank(raw, close + 1)) {
-        ERR(p, line, "unexpected text after section header");
-        return;
-    }
-    *close = '\0';
-    char *name = s + 1;
-    while (isspace((unsigned char)*name))
-        name++;
-    char *arg = name + strcspn(name, " \t");
-    if (*arg != '\0') {
-        *arg++ = '\0';
-        while (isspace((unsigned char)*arg))
-            arg++;
-        char *end = arg + strlen(arg);
-        while (end > arg && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-    }
-    int sect = -1;
-    for (int i = 0; i < S_COUNT; i++)
-        if (strcasecmp(name, sect_names[i]) == 0)
-            sect = i;
-    if (sect < 0) {
-        ERR(p, line, "unknown section [%s]", name);
-        return;
-    }
-    if (sect != S_IMAP && sect != S_CALDAV) {
-        if (*arg != '\0') {
-            ERR(p, line, "section [%s] takes no name", name);
+    memset(p->scratch_lines, 0, sizeof p->scratch_lines);
+    p->klines = p->scratch_lines;
+    if (sect == S_IMAP) {
+        p->base = &p->scratch_imap;
+    } else if (sect == S_CALDAV) {
+        p->base = &p->scratch_caldav;
+    } else {
+        if (p->scratch == NULL && (p->scratch = calloc(1, sizeof *p->scratch)) == NULL) {
+            ERR(p, line, "out of memory");
+            p->sect = SECT_SKIP;
             return;
         }
-        if (p->sect_line[sect] != 0) {
-            ERR(p, line, "duplicate section [%s] (first on line %d)",
-                sect_names[sect], p->sect_line[sect]);
-            return;
-        }
-        p->sect_line[sect] = line;
-        p->sect = sect;
-        p->base = p->c;
-        p->klines = p->glines;
-        return;
+        p->base = p->scratch;
     }
+    p->sect = sect;
+}
 
-    /* [imap] / [imap REP] and [caldav] / [caldav REP] */
+/* [imap] / [imap REP] and [caldav] / [caldav REP] */
+static void rep_section(struct parser *p, int line, int sect, const char *rep)
+{
     struct config *c = p->c;
     size_t *n = sect == S_IMAP ? &c->nimap : &c->ncaldav;
     int *slines = sect == S_IMAP ? p->imap_line : p->caldav_line;
-    const char *rep = *arg ? arg : NULL;
     for (size_t i = 0; i < *n; i++) {
         const char *r = sect == S_IMAP ? c->imap[i].rep : c->caldav[i].rep;
         if ((r == NULL && rep == NULL) ||
             (r != NULL && rep != NULL && strcasecmp(r, rep) == 0)) {
             ERR(p, line, "duplicate section [%s%s%s] (first on line %d)",
                 sect_names[sect], rep ? " " : "", rep ? rep : "", slines[i]);
+            scratch_section(p, line, sect);
             return;
         }
     }
     if (*n >= CONFIG_MAX_REPS) {
         ERR(p, line, "too many [%s] sections (max %d)", sect_names[sect],
             CONFIG_MAX_REPS);
+        scratch_section(p, line, sect);
         return;
     }
     size_t i = (*n)++;
@@ -830,6 +814,63 @@ static void section_header(struct parser *p, int line, char *raw, char *s)
         ERR(p, line, "out of memory");
     slines[i] = line;
     p->sect = sect;
+}
+
+static void section_header(struct parser *p, int line, char *raw, char *s)
+{
+    char *close = strchr(s, ']');
+    p->sect = SECT_SKIP;
+    if (close == NULL) {
+        ERR(p, line, "section header without ']'");
+        return;
+    }
+    int tail_ok = rest_blank(raw, close + 1);
+    if (!tail_ok)
+        ERR(p, line, "unexpected text after section header");
+    *close = '\0';
+    char *name = s + 1;
+    while (isspace((unsigned char)*name))
+        name++;
+    char *arg = name + strcspn(name, " \t");
+    if (*arg != '\0') {
+        *arg++ = '\0';
+        while (isspace((unsigned char)*arg))
+            arg++;
+        char *end = arg + strlen(arg);
+        while (end > arg && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+    }
+    int sect = -1;
+    for (int i = 0; i < S_COUNT; i++)
+        if (strcasecmp(name, sect_names[i]) == 0)
+            sect = i;
+    if (sect < 0) {
+        ERR(p, line, "unknown section [%s]", name);
+        return;   /* its keys cannot be checked: skipped */
+    }
+    if (!tail_ok) {
+        scratch_section(p, line, sect);
+        return;
+    }
+    if (sect == S_IMAP || sect == S_CALDAV) {
+        rep_section(p, line, sect, *arg ? arg : NULL);
+        return;
+    }
+    if (*arg != '\0') {
+        ERR(p, line, "section [%s] takes no name", name);
+        scratch_section(p, line, sect);
+        return;
+    }
+    if (p->sect_line[sect] != 0) {
+        ERR(p, line, "duplicate section [%s] (first on line %d)",
+            sect_names[sect], p->sect_line[sect]);
+        scratch_section(p, line, sect);
+        return;
+    }
+    p->sect_line[sect] = line;
+    p->sect = sect;
+    p->base = p->c;
+    p->klines = p->glines;
 }
 
 static void key_line(struct parser *p, int line, char *raw, char *s)
@@ -879,7 +920,7 @@ static void key_line(struct parser *p, int line, char *raw, char *s)
     }
 
     if (p->sect == SECT_SKIP)
-        return;   /* already reported at the section header */
+        return;   /* an unknown section: reported at its header */
     if (p->sect == SECT_NONE) {
         ERR(p, line, "key '%s' outside any section", key);
         return;
@@ -1164,6 +1205,17 @@ static char *config_dir(const char *path)
     return out;
 }
 
+static void parser_free(struct parser *p)
+{
+    if (p == NULL)
+        return;
+    free(p->dir);
+    config_free(p->scratch);
+    imap_free(&p->scratch_imap);
+    caldav_free(&p->scratch_caldav);
+    free(p);
+}
+
 struct config *config_load(const char *path, struct config_errors *e)
 {
     size_t nerr0 = e ? e->n : 0;
@@ -1226,17 +1278,14 @@ struct config *config_load(const char *path, struct config_errors *e)
     }
     fclose(f);
     free(buf);
-    free(p->dir);
-    free(p);
+    parser_free(p);
     return c;
 
 fail:
     if (f != NULL)
         fclose(f);
     free(buf);
-    if (p != NULL)
-        free(p->dir);
-    free(p);
+    parser_free(p);
     config_free(c);
     return NULL;
 }

@@ -264,9 +264,21 @@ static int publish_after_drop(const struct config *c)
     return stat(dir, &st) == 0 && st.st_uid == pw->pw_uid;
 }
 
+#ifndef UNTILD_VERSION
+#define UNTILD_VERSION "unknown"   /* the Makefile passes VERSION */
+#endif
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n");
+    fprintf(f,
+        "usage: untild [-c FILE] [-t] [-v] [--test-clock]\n"
+        "  -c FILE       read the configuration from FILE (default /etc/untild/untild.conf)\n"
+        "  -t            check the configuration and window files, print every error\n"
+        "                as FILE:LINE: message, and exit (nothing is started)\n"
+        "  -v            verbose: log debug messages too\n"
+        "  --test-clock  let an admin move the clock (untilctl debug clock); tests only\n"
+        "  -h, --help    print this help and exit\n"
+        "  --version     print the version and exit\n");
 }
 
 /* Notices: kept in the spool (release.c), or put into the rep's mailbox
@@ -302,6 +314,9 @@ int main(int argc, char **argv)
             u.test_clock = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("untild %s\n", UNTILD_VERSION);
             return 0;
         } else {
             usage(stderr);

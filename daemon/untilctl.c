@@ -14,10 +14,21 @@
 #include "untild/config.h"
 #include "untild/onboard.h"
 
+#ifndef UNTILD_VERSION
+#define UNTILD_VERSION "unknown"   /* the Makefile passes VERSION */
+#endif
+
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: untilctl [-s SOCKET | -c CONFIG] [--json] COMMAND ...\n"
+        "  -s SOCKET    talk to untild's control socket SOCKET\n"
+        "  -c CONFIG    use CONFIG's control_socket (default: $UNTILD_CONTROL_SOCKET,\n"
+        "               $XDG_RUNTIME_DIR/untild/control.sock, /run/untild/control.sock)\n"
+        "  --json       print JSON instead of tables (anywhere after the command too)\n"
+        "  -h, --help   print this help and exit\n"
+        "  --version    print the version and exit\n"
+        "commands (untilctl(1) describes each one and its options):\n"
         "  window add WHO --until WHEN [--from WHEN] [--reason TEXT] [--action hold|flag|reject]\n"
         "                 [--rrule RULE] [--tz ZONE] [--duration DUR]\n"
         "  window list [--limit N] [--after ID]\n"
@@ -87,6 +98,9 @@ int main(int argc, char **argv)
             conf = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("untilctl %s\n", UNTILD_VERSION);
             return 0;
         } else
             break;

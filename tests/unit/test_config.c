@@ -419,6 +419,71 @@ START_TEST(test_many_errors_all_reported)
 }
 END_TEST
 
+/* untild -t reports every error in one run: a duplicate, misnamed or
+ * surplus section is reported and its keys are still checked (not stored),
+ * so the mistake on its header hides none on the lines below it. */
+START_TEST(test_bad_section_hides_nothing)
+{
+    struct config_errors e = { 0 };
+    struct config *c = load(
+        "[smtp]\n"                        /* 1 */
+        "max_sessions = 5\n"              /* 2 */
+        "[smtp]\n"                        /* 3: duplicate section */
+        "frobnicate = 1\n"                /* 4: unknown key */
+        "max_sessions = lots\n"           /* 5: bad value */
+        "max_sessions = 7\n"              /* 6: duplicate key (of line 5) */
+        "[imap a@example.com]\n"          /* 7 */
+        "url = imaps://a.example\n"       /* 8 */
+        "[imap A@example.com]\n"          /* 9: duplicate section */
+        "colour = blue\n"                 /* 10: unknown key */
+        "[daemon extra]\n"                /* 11: takes no name */
+        "timezone = Mars/Olympus\n"       /* 12: bad value */
+        "[policy] trailing\n"             /* 13: text after the header */
+        "split_recipients = maybe\n"      /* 14: bad value */
+        "[daemon]\n"                      /* 15: not a duplicate of 11 */
+        "timezone = UTC\n",               /* 16 */
+        &e);
+    ck_assert_ptr_null(c);
+    const char *f = path_of("untild.conf");
+    if (e.n != 10)
+        dump(&e);
+    ck_assert_uint_eq(e.n, 10);
+    ck_assert(has_error(&e, f, 3, "duplicate section [smtp] (first on line 1)"));
+    ck_assert(has_error(&e, f, 4, "unknown key 'frobnicate' in [smtp]"));
+    ck_assert(has_error(&e, f, 5, "max_sessions"));
+    ck_assert(has_error(&e, f, 6, "duplicate key 'max_sessions' (first on line 5)"));
+    ck_assert(has_error(&e, f, 9, "duplicate section [imap A@example.com]"));
+    ck_assert(has_error(&e, f, 10, "unknown key 'colour' in [imap]"));
+    ck_assert(has_error(&e, f, 11, "takes no name"));
+    ck_assert(has_error(&e, f, 12, "Mars/Olympus"));
+    ck_assert(has_error(&e, f, 13, "unexpected text after section header"));
+    ck_assert(has_error(&e, f, 14, "yes or no"));
+    config_errors_free(&e);
+}
+END_TEST
+
+/* A surplus [imap] section (over CONFIG_MAX_REPS) is checked too. */
+START_TEST(test_surplus_section_checked)
+{
+    char text[8192] = "";
+    size_t n = 0;
+    for (int i = 0; i <= CONFIG_MAX_REPS; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n,
+                              "[imap r%d@example.com]\nurl = imaps://i.example\n", i);
+    snprintf(text + n, sizeof text - n, "tls = maybe\n");
+    int surplus = 2 * CONFIG_MAX_REPS + 1;
+    struct config_errors e = { 0 };
+    struct config *c = load(text, &e);
+    ck_assert_ptr_null(c);
+    if (e.n != 2)
+        dump(&e);
+    ck_assert_uint_eq(e.n, 2);
+    ck_assert(has_error(&e, path_of("untild.conf"), surplus, "too many [imap] sections"));
+    ck_assert(has_error(&e, path_of("untild.conf"), surplus + 2, "required or none"));
+    config_errors_free(&e);
+}
+END_TEST
+
 START_TEST(test_many_errors_count_bad_bool)
 {
     struct config_errors e = { 0 };
@@ -723,6 +788,8 @@ static Suite *config_suite(void)
                         (int)(sizeof bad / sizeof bad[0]));
     tcase_add_test(t, test_line_too_long);
     tcase_add_test(t, test_many_errors_all_reported);
+    tcase_add_test(t, test_bad_section_hides_nothing);
+    tcase_add_test(t, test_surplus_section_checked);
     tcase_add_test(t, test_many_errors_count_bad_bool);
     tcase_add_test(t, test_comments_and_quotes);
     tcase_add_test(t, test_relative_paths);
