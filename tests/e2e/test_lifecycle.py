@@ -138,6 +138,22 @@ class Defect1AllowException(Lifecycle):
         self.wait_spool_empty()
 
 
+class Defect1RejectIsNotHold(Lifecycle):
+    """Found by test_model (shrunk): a reject window that covers a recipient
+    of a message already held does not hold the message: only hold-action
+    windows decide its release (the rest of the message leaves when its own
+    hold is over; the rejected recipient may be dropped or sent)."""
+
+    def test_reject_window_on_held_recipient_does_not_extend_the_hold(self):
+        mid, hid = self.hold([JANE, BOB], "jane held, bob with her")
+        r = self.u.ctl("window", "add", BOB, "--until", "2027-09-01", "--action", "reject")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.wait_delivered(JANE, mid, "jane's copy at her window's end (bob's reject window is no hold)")
+        self.wait_spool_empty()
+        self.assertLessEqual(len(self.got(BOB, mid)), 1)
+
+
 class Defect2FlagDoesNotHold(Lifecycle):
     """A flag window is "send now, tell the rep": it never holds."""
     windows = (JANE_WINDOW + 'bob@beta.com 2030-01-01 action=flag reason="Audit"\n')

@@ -32,7 +32,7 @@ Universe: one rep (single-user install), contacts jane@ and joe@acme.com,
 bob@beta.com, windows on those and on @acme.com; split_recipients and
 release_time (off / 09:00) drawn per daemon.
 
-Run length: UNTILD_MODEL_EXAMPLES (default 3) examples of at most
+Run length: UNTILD_MODEL_EXAMPLES (default 6) examples of at most
 UNTILD_MODEL_STEPS (default 25) steps; `make model-check EXAMPLES=N`."""
 import calendar
 import os
@@ -48,7 +48,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from harness import Sink, Untild
 from lifecycle_util import REP, audit_rows, held_by_mid, make_msg, notices_with, smtp_send, spool_all
 
-EXAMPLES = int(os.environ.get("UNTILD_MODEL_EXAMPLES", "3") or 3)
+EXAMPLES = int(os.environ.get("UNTILD_MODEL_EXAMPLES", "6") or 6)
 STEPS = int(os.environ.get("UNTILD_MODEL_STEPS", "25") or 25)
 
 CONTACTS = ["jane@acme.com", "joe@acme.com", "bob@beta.com"]
