@@ -170,6 +170,14 @@ class Defect2FlagDoesNotHold(Lifecycle):
         self.wait_delivered(BOB, mid)
         self.wait_spool_empty()
 
+    def test_futurerelease_to_flagged_contact_leaves_at_its_time(self):
+        # Found by test_model (shrunk): FUTURERELEASE holds the message to a
+        # flagged contact; at HOLDFOR's end it goes (the flag window is no hold).
+        mid, hid = self.hold([BOB], "bob in an hour", params="HOLDFOR=3600")
+        self.u.set_clock("2027-01-10T11:00:00Z")
+        self.wait_delivered(BOB, mid, "FUTURERELEASE mail to a flagged contact at its HOLDFOR time")
+        self.wait_spool_empty()
+
     def test_flagged_recipient_deferred_by_upstream_is_retried(self):
         self.sink.reject[BOB] = "451 4.2.0 Mailbox busy"
         code, text, mid = self.send([CARL, BOB], "carl and flagged bob")

@@ -53,14 +53,15 @@ STEPS = int(os.environ.get("UNTILD_MODEL_STEPS", "25") or 25)
 
 CONTACTS = ["jane@acme.com", "joe@acme.com", "bob@beta.com"]
 WHO = CONTACTS + ["@acme.com"]
-ACTIONS = ["hold", "hold", "flag", "allow", "reject"]
+# the window actions drawn (UNTILD_MODEL_ACTIONS=hold,reject narrows a hunt)
+ACTIONS = os.environ.get("UNTILD_MODEL_ACTIONS", "hold,hold,flag,allow,reject").split(",")
 T0 = calendar.timegm((2027, 1, 4, 10, 0, 0))      # a Monday, 10:00 UTC
 GRID = 600                  # the clock moves in multiples of 10 minutes ...
 DURATIONS = [3600, 86400, 3 * 86400, 20 * 86400, None]   # ... window lengths (+ a few seconds: no ties)
 ADVANCES = [600, 7200, 86400, 4 * 86400, 20 * 86400]
 BACKOFF_MAX = 3600          # release.c: retries at most an hour apart
 LAG = 2.5                   # seconds a delivery may trail the model state that allowed it
-MUST_WAIT = 10              # seconds the scheduler gets for what must go
+MUST_WAIT = float(os.environ.get("UNTILD_MODEL_MUST_WAIT", "10"))  # seconds the scheduler gets for what must go
 TEMPFAIL = "451 4.3.0 Upstream busy, try later"
 PERMFAIL = "550 5.1.1 No such user here"
 
