@@ -90,7 +90,7 @@ EXAMPLES ?= 100
 STEPS ?= 30
 model-check: deps
 	@$(MAKE) --no-print-directory all
-	@UNTILD_MODEL_EXAMPLES=$(EXAMPLES) UNTILD_MODEL_STEPS=$(STEPS) \
+	@UNTILD_MODEL_EXAMPLES=$(EXAMPLES) UNTILD_MODEL_STEPS=$(STEPS) UNTILD_MODEL_SHRINK=1 \
 	  /usr/bin/python3 tests/e2e/run.py --build $(BUILD) test_model
 
 check: deps

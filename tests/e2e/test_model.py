@@ -32,24 +32,32 @@ Universe: one rep (single-user install), contacts jane@ and joe@acme.com,
 bob@beta.com, windows on those and on @acme.com; split_recipients and
 release_time (off / 09:00) drawn per daemon.
 
-Run length: UNTILD_MODEL_EXAMPLES (default 6) examples of at most
-UNTILD_MODEL_STEPS (default 25) steps; `make model-check EXAMPLES=N`."""
+Run length: UNTILD_MODEL_EXAMPLES (default 40; Hypothesis starts with about
+ten tiny ones) examples of at most UNTILD_MODEL_STEPS (default 30) steps,
+about a second each against a correct daemon; `make model-check EXAMPLES=N`
+runs long and shrinks what fails (UNTILD_MODEL_SHRINK=1). Each example
+starts its own daemon and sink. At the end the test prints how many
+examples ran clean."""
 import calendar
 import os
 import re
 import signal
+import sys
 import time
 import unittest
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from harness import Sink, Untild
 from lifecycle_util import REP, audit_rows, held_by_mid, make_msg, notices_with, smtp_send, spool_all
 
-EXAMPLES = int(os.environ.get("UNTILD_MODEL_EXAMPLES", "6") or 6)
-STEPS = int(os.environ.get("UNTILD_MODEL_STEPS", "25") or 25)
+EXAMPLES = int(os.environ.get("UNTILD_MODEL_EXAMPLES", "40") or 40)
+STEPS = int(os.environ.get("UNTILD_MODEL_STEPS", "30") or 30)
+# Shrinking replays failing runs against the daemon (minutes when waits
+# time out): on for `make model-check`, off for the short run in `make check`.
+SHRINK = os.environ.get("UNTILD_MODEL_SHRINK", "0") == "1"
 
 CONTACTS = ["jane@acme.com", "joe@acme.com", "bob@beta.com"]
 WHO = CONTACTS + ["@acme.com"]
@@ -59,7 +67,7 @@ T0 = calendar.timegm((2027, 1, 4, 10, 0, 0))      # a Monday, 10:00 UTC
 GRID = 600                  # the clock moves in multiples of 10 minutes ...
 DURATIONS = [3600, 86400, 3 * 86400, 20 * 86400, None]   # ... window lengths (+ a few seconds: no ties)
 ADVANCES = [600, 7200, 86400, 4 * 86400, 20 * 86400]
-BACKOFF_MAX = 3600          # release.c: retries at most an hour apart
+BACKOFF_MAX = 6 * 3600     # retries are at most this far apart (release.c: an hour)
 LAG = 2.5                   # seconds a delivery may trail the model state that allowed it
 MUST_WAIT = float(os.environ.get("UNTILD_MODEL_MUST_WAIT", "10"))  # seconds the scheduler gets for what must go
 TEMPFAIL = "451 4.3.0 Upstream busy, try later"
@@ -100,7 +108,7 @@ class Msg:
         self.pending = set()        # held, not yet seen delivered
         self.hold_until = 0         # FUTURERELEASE
         self.spool_id = None
-        self.hand_released = False
+        self.hand_released = 0      # released by hand: the window seq at that moment + 1
         self.discarded = False      # the daemon said so (exit 0)
         self.last_hold = {}         # rcpt -> the hold window that matched it last
         self.maybe = {}             # rcpt -> hold windows that may have governed it
@@ -205,7 +213,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         if m.failed_possible and t < m.last_fail_clock + BACKOFF_MAX:
             return False
         if m.hand_released:
-            return True
+            # A hold window added after the hand release: the rep's release
+            # may or may not win over it (may_go says it may); not a must.
+            return not any(w.seq >= m.hand_released and w.action == "hold" and w.active(t)
+                           for p in m.pending for w in m.maybe.get(p, ()))
         for p in m.pending - m.lenient:
             for w in m.maybe.get(p, set()) | ({m.last_hold[p]} if m.last_hold.get(p) else set()):
                 if w.active(t) or self.in_gap(w, t):
@@ -246,7 +257,8 @@ class LifecycleMachine(RuleBasedStateMachine):
                     break
                 time.sleep(0.05)
             late = [m for m in due if not self.settled(m)]
-            assert not late, "due now (clock %s, upstream accepts) but not delivered: %s\n%s" % (
+            assert not late, "due now (clock %s, upstream accepts) but neither delivered nor returned " \
+                "to the rep: %s\n%s" % (
                 iso(self.clock), [(m.mid, m.spool_id, sorted(m.pending)) for m in late], self.u.logtext()[-3000:])
         self.check_sink()
         self.check_not_stuck()
@@ -456,7 +468,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         m = self.open_msgs()[i % len(self.open_msgs())]
         r = self.u.ctl("held", "release", m.spool_id, "--reason", "model")
         if r.returncode == 0:
-            m.hand_released = True
+            m.hand_released = self.seq + 1     # truthy; windows after it have a larger seq
         self.after_step(t_begin)
 
     @precondition(lambda self: self.u and self.open_msgs())
@@ -525,12 +537,25 @@ def notices_with_env(env, mid):
     return ("<%s>" % mid).encode() in env.data and re.search(rb"^X-Untild: notice", env.data, re.M)
 
 
-LifecycleMachine.TestCase.settings = settings(
+CLEAN = [0]
+
+
+class CountedMachine(LifecycleMachine):
+    def teardown(self):
+        super().teardown()
+        CLEAN[0] += 1           # reached only when the example passed
+
+
+CountedMachine.TestCase.settings = settings(
     max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
-    suppress_health_check=list(HealthCheck), print_blob=True)
+    suppress_health_check=list(HealthCheck), print_blob=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if SHRINK else []))
 
 
-TestModel = LifecycleMachine.TestCase
+class TestModel(CountedMachine.TestCase):
+    @classmethod
+    def tearDownClass(cls):
+        sys.stderr.write("\nmodel: %d example(s) of up to %d steps ran clean\n" % (CLEAN[0], STEPS))
 
 if __name__ == "__main__":
     unittest.main()
