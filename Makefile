@@ -3,6 +3,7 @@
 # make check      build and run every test (unit, structure, end to end)
 # make asan-check the same under AddressSanitizer + UBSan
 # make bench      benchmarks
+# make model-check EXAMPLES=N [STEPS=M]  long run of the model-based lifecycle test
 # make deps       install build and test dependencies (Debian, as root)
 
 PREFIX   ?= /usr/local
@@ -41,7 +42,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all run check unit e2e asan-check valgrind-check bench torture install clean deps structure
+.PHONY: all run check unit e2e model-check asan-check valgrind-check bench torture install clean deps structure
 
 all: $(BUILD)/untild $(BUILD)/untilctl
 
@@ -83,7 +84,7 @@ run: deps
 
 deps:
 	@if pkg-config --exists $(PKGS) $(CHECKPKG) && command -v swaks >/dev/null && command -v smtp-sink >/dev/null \
-	   && [ -x /usr/sbin/dovecot ] && /usr/bin/python3 -c 'import aiosmtpd, radicale' 2>/dev/null; then :; \
+	   && [ -x /usr/sbin/dovecot ] && /usr/bin/python3 -c 'import aiosmtpd, radicale, hypothesis' 2>/dev/null; then :; \
 	 else sh tests/install-deps.sh; fi
 
 unit: all $(UNIT_BIN)
@@ -96,6 +97,16 @@ structure:
 
 e2e: all
 	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD) $(E2E_ARGS)
+
+# The model-based test of the held-message lifecycle (tests/e2e/test_model.py)
+# runs a few examples in `make check`; this runs it long. It prints the
+# falsifying sequence of steps if it finds one.
+EXAMPLES ?= 100
+STEPS ?= 30
+model-check: deps
+	@$(MAKE) --no-print-directory all
+	@UNTILD_MODEL_EXAMPLES=$(EXAMPLES) UNTILD_MODEL_STEPS=$(STEPS) UNTILD_MODEL_SHRINK=1 \
+	  /usr/bin/python3 tests/e2e/run.py --build $(BUILD) test_model
 
 check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)

@@ -78,6 +78,7 @@ class Envelope:
         self.mail_from = mail_from
         self.rcpts = rcpts
         self.data = data
+        self.t = time.time()        # when the sink accepted it (wall clock)
 
 
 class _Handler:
@@ -85,6 +86,9 @@ class _Handler:
         self.sink = sink
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.sink.lock:
+            self.sink.rcpt_attempts[address] = self.sink.rcpt_attempts.get(address, 0) + 1
+            self.sink.cond.notify_all()
         code = self.sink.rcpt_reply(address)
         if code:
             return code
@@ -92,6 +96,30 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        # A slow upstream: the whole message is here, the final reply waits
+        # until the test opens the gate (the transaction is "in flight").
+        if self.sink.stall_for & set(envelope.rcpt_tos):
+            with self.sink.lock:
+                self.sink.stalled += 1
+                self.sink.cond.notify_all()
+            try:
+                while not self.sink.stall_gate.is_set():
+                    await asyncio.sleep(0.02)
+            except asyncio.CancelledError:     # the client gave up on it
+                with self.sink.lock:
+                    self.sink.stall_settled += 1
+                    self.sink.cond.notify_all()
+                raise
+            try:
+                return self._data(envelope)
+            finally:
+                with self.sink.lock:
+                    self.sink.stall_settled += 1
+                    self.sink.cond.notify_all()
+        return self._data(envelope)
+
+    def _data(self, envelope):
         if self.sink.data_reply:
             return self.sink.data_reply
         with self.sink.lock:
@@ -109,8 +137,13 @@ class Sink:
         self.messages = []
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
-        self.reject = {}          # address -> "550 ..." reply
+        self.reject = {}          # address -> "550 ..." reply (or "451 ...")
         self.data_reply = None    # e.g. "451 4.3.0 try later"
+        self.rcpt_attempts = {}   # address -> RCPT commands seen for it
+        self.stall_for = set()    # DATA with one of these rcpts waits for stall_gate
+        self.stall_gate = threading.Event()
+        self.stalled = 0          # DATA commands that waited (or wait) at the gate
+        self.stall_settled = 0    # ... and have been answered (or abandoned by the client)
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
                                      decode_data=False, enable_SMTPUTF8=True,
                                      data_size_limit=100 * 1024 * 1024)
@@ -143,6 +176,32 @@ class Sink:
     def for_rcpt(self, addr):
         with self.lock:
             return [m for m in self.messages if addr in m.rcpts]
+
+    def stall(self, *addrs):
+        """Slow upstream: DATA for a message to any of addrs gets its final
+        reply only after unstall() (wait for .stalled to see it waiting)."""
+        self.stall_gate.clear()
+        self.stall_for = set(addrs)
+
+    def unstall(self):
+        self.stall_for = set()
+        self.stall_gate.set()
+
+    def wait_stalled(self, n=1, timeout=10):
+        end = time.time() + timeout * TIMEOUT_SCALE
+        with self.lock:
+            while self.stalled < n and time.time() < end:
+                self.cond.wait(0.1)
+            if self.stalled < n:
+                raise AssertionError("no DATA reached the stalled sink")
+
+    def wait_stall_settled(self, n=1, timeout=10):
+        end = time.time() + timeout * TIMEOUT_SCALE
+        with self.lock:
+            while self.stall_settled < n and time.time() < end:
+                self.cond.wait(0.1)
+            if self.stall_settled < n:
+                raise AssertionError("the stalled DATA was never answered")
 
 
 BASE_CONF = """
