@@ -26,12 +26,11 @@ time_t lifecycle_backoff(int attempts)
     return s > BACKOFF_MAX ? BACKOFF_MAX : s;
 }
 
+/* Only hold windows hold. (A reject window that covers a held recipient
+ * at delivery time drops that recipient: release.c, refuse_rejected.) */
 static int holds(const struct policy_cfg *cfg, const struct window *w)
 {
-    enum action a = policy_window_action(cfg, w);
-    /* A reject window is a stronger "do not contact": what it covers is
-     * not sent either, until it ends. */
-    return a == ACTION_HOLD || a == ACTION_REJECT;
+    return policy_window_action(cfg, w) == ACTION_HOLD;
 }
 
 /* The latest aligned release among the hold windows naming key that ended

@@ -93,6 +93,7 @@ struct delivery {
 
 static void run_due(struct release *r);
 static void arm(struct release *r);
+static void pass_soon(struct release *r);
 
 /* ---------- id table ---------- */
 
@@ -251,7 +252,7 @@ static struct entry *entry_add(struct release *r, const struct spool_meta *m)
     }
     if ((r->n + r->notes.n + 1) * 2 > r->tabcap && tab_grow(r) < 0)
         return NULL;
-    int hidden = m->kind == SPOOL_KIND_NOTICE && !m->returned;
+    int hidden = m->kind == SPOOL_KIND_NOTICE;
     struct entry ***v = hidden ? &r->notes.e : &r->e;
     size_t *n = hidden ? &r->notes.n : &r->n, *capp = hidden ? &r->notes.cap : &r->cap;
     if (*n == *capp) {
@@ -511,40 +512,22 @@ struct spooling {
     struct spool_meta m;
     char *msg;
     size_t len;
-    char orig[SPOOL_ID_MAX];  /* a message being returned: removed once this is on disk */
 };
 
 static void spooled_done(void *arg, int err)
 {
     struct spooling *s = arg;
-    struct release *r = s->r;
-    struct entry *orig = s->orig[0] ? tab_get(r, s->orig) : NULL;
-    if (err) {
+    if (err)
         log_error("release: cannot spool a notice to %s: %s", s->m.rcpts[0].addr, strerror(err));
-        if (orig) {            /* the message stays; returning it is retried */
-            orig->busy = 0;
-            orig->m.next_attempt = untild_now(r->u) + lifecycle_backoff(orig->m.attempts);
-            evaluate(r, orig, untild_now(r->u));
-            arm(r);
-        }
-    } else {
-        if (orig) {
-            orig->busy = 0;
-            if (spool_remove(r->u->spool, orig->m.id) < 0 && errno != ENOENT)
-                log_error("release: cannot remove returned %s: %s (the rep may get it twice)",
-                          orig->m.id, strerror(errno));
-            entry_drop(r, orig);
-        }
-        if (release_track(r, &s->m) < 0)
-            log_error("release: cannot track notice %s (on disk; a restart sends it)", s->m.id);
-    }
+    else if (release_track(s->r, &s->m) < 0)
+        log_error("release: cannot track notice %s (on disk; a restart sends it)", s->m.id);
     spool_meta_free(&s->m);
     free(s->msg);
     free(s);
 }
 
-static int spool_notice(struct release *r, const char *rep, const char *to, const char *subject,
-                        char *msg, size_t len, const char *orig)
+int release_notice(struct release *r, const char *rep, const char *to, const char *subject,
+                   char *msg, size_t len)
 {
     struct spooling *s = r->u->holder ? calloc(1, sizeof *s) : NULL;  /* none while stopping */
     if (!s) {
@@ -554,9 +537,7 @@ static int spool_notice(struct release *r, const char *rep, const char *to, cons
     s->r = r;
     s->msg = msg;
     s->len = len;
-    snprintf(s->orig, sizeof s->orig, "%s", orig ? orig : "");
     s->m.kind = SPOOL_KIND_NOTICE;
-    s->m.returned = orig != NULL;
     s->m.created = untild_now(r->u);
     s->m.rep = rep ? strdup(rep) : NULL;
     s->m.mail_from = strdup("");
@@ -577,59 +558,137 @@ static int spool_notice(struct release *r, const char *rep, const char *to, cons
     return 0;
 }
 
-int release_notice(struct release *r, const char *rep, const char *to, const char *subject,
-                   char *msg, size_t len)
-{
-    return spool_notice(r, rep, to, subject, msg, len, NULL);
-}
+/* ---------- returned mail ---------- */
 
-/* Give the message back to the rep: a notice with it attached, written to
- * the spool first; the original goes only once that is on disk. */
-static void return_to_rep(struct release *r, struct entry *e)
+/* The notice that gives a returned message back to the rep, with the
+ * message attached. NULL (logged) if it cannot be built now. */
+static char *returned_notice(struct release *r, const struct entry *e, const char *to, size_t *len)
 {
-    const char *why = e->m.last_error ? e->m.last_error : "undeliverable";
     struct untild *u = r->u;
     struct strbuf b = { 0 };
     char *body = NULL, *msg = NULL;
-    size_t len = 0, mlen = 0;
-    const char *to = notice_address(u, e->m.rep);
-    const char *subject = "Failed: your held message could not be delivered (returned)";
-    audit(r, "returned", e, NULL, why);
-    log_warn("release: %s returned to %s: %s", e->m.id, e->m.rep ? e->m.rep : "-", why);
+    size_t blen = 0;
     held_notice_text(&b, e, "untild could not deliver your held message; it is attached. Reason:");
-    sb_printf(&b, "\n%s\n", why);
-    if (spool_read(u->spool, e->m.id, NULL, &body, &len) == 0 && to)
-        msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to, subject,
-                           b.p ? b.p : why, body, len, untild_now(u), &mlen);
+    sb_printf(&b, "\n%s\n", e->m.last_error ? e->m.last_error : "undeliverable");
+    if (spool_read(u->spool, e->m.id, NULL, &body, &blen) == 0)
+        msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to,
+                           "Failed: your held message could not be delivered (returned)",
+                           b.p ? b.p : "", body, blen, untild_now(u), len);
+    else
+        log_error("release: cannot read returned %s: %s", e->m.id, strerror(errno));
     free(body);
     sb_free(&b);
-    if (msg) {
-        e->busy = 1;
-        heap_remove(r, e);
-        if (spool_notice(r, e->m.rep, to, subject, msg, mlen, e->m.id) == 0)
-            return;
-        e->busy = 0;
-    }
-    /* Kept (state returned): tried again at its next attempt. */
-    log_error("release: cannot return %s to %s now (%s); kept, retried later", e->m.id,
-              e->m.rep ? e->m.rep : "-", to ? "cannot write the notice" : "no address for the rep");
-    if (e->m.attempts < 1)
-        e->m.attempts = 1;
-    e->m.next_attempt = untild_now(u) + lifecycle_backoff(e->m.attempts);
-    evaluate(r, e, untild_now(u));
+    return msg;
 }
 
-/* The rep must get it back: recorded first (a restart keeps returning it,
- * never delivers it again), then returned. The recipients already served
- * are marked done in the same write. */
+/* The rep must get it back. Recorded first (a restart keeps returning it
+ * and never delivers it to the customer again); the message stays in the
+ * spool, state returned, until the notice carrying it is delivered (or put
+ * into the rep's mailbox). The recipients already served are marked done
+ * in the same write. */
 static void mark_returned(struct release *r, struct entry *e, const char *why)
 {
     e->m.returned = 1;
+    e->m.next_attempt = 0;       /* the first try to return it: now */
     free(e->m.last_error);
     e->m.last_error = strdup(why);
     if (spool_update(r->u->spool, &e->m) < 0)
         log_error("release: cannot record that %s is returned: %s", e->m.id, strerror(errno));
-    return_to_rep(r, e);
+    audit(r, "returned", e, NULL, why);
+    log_warn("release: %s returned to %s: %s", e->m.id, e->m.rep ? e->m.rep : "-", why);
+    evaluate(r, e, untild_now(r->u));
+    pass_soon(r);
+}
+
+struct giveback {
+    struct release *r;
+    struct entry *e;
+    char *to, *msg;
+};
+
+static void giveback_free(struct giveback *g)
+{
+    free(g->to);
+    free(g->msg);
+    free(g);
+}
+
+/* The rep has it back: only now does the message go. */
+static void given_back(struct release *r, struct entry *e, const char *how)
+{
+    audit(r, "returned-delivered", e, NULL, how);
+    log_info("release: %s is back with %s (%s); removed", e->m.id, e->m.rep ? e->m.rep : "-", how);
+    if (spool_remove_lazy(r->u->spool, e->m.id) < 0)
+        log_error("release: cannot remove returned %s: %s (the rep may get it twice)", e->m.id,
+                  strerror(errno));
+    entry_drop(r, e);
+}
+
+static void return_retry(struct release *r, struct entry *e, const char *why)
+{
+    e->m.attempts++;
+    e->m.next_attempt = untild_now(r->u) + lifecycle_backoff(e->m.attempts);
+    if (spool_update(r->u->spool, &e->m) < 0)
+        log_error("release: cannot record retry state for %s: %s", e->m.id, strerror(errno));
+    log_warn("release: returned %s not yet back with %s (%s); kept, next try in %lld s", e->m.id,
+             e->m.rep ? e->m.rep : "-", why, (long long)lifecycle_backoff(e->m.attempts));
+    evaluate(r, e, untild_now(r->u));
+    arm(r);
+}
+
+static void return_done(void *arg, struct relay_result *res)
+{
+    struct giveback *g = arg;
+    struct release *r = g->r;
+    r->inflight--;
+    g->e->busy = 0;
+    pass_soon(r);
+    if (res->ok)
+        given_back(r, g->e, g->to);
+    else
+        return_retry(r, g->e, res->text);
+    giveback_free(g);
+}
+
+/* Send a returned message back to the rep: by mail to the notice address,
+ * else into the rep's mailbox (IMAP). Never expires. */
+static int start_return(struct release *r, struct entry *e)
+{
+    struct untild *u = r->u;
+    const char *to = notice_address(u, e->m.rep);
+    size_t len = 0;
+    struct giveback *g = calloc(1, sizeof *g);
+    if (!g || !(g->to = strdup(to ? to : (e->m.rep ? e->m.rep : "rep")))
+        || !(g->msg = returned_notice(r, e, g->to, &len))) {
+        if (g)
+            giveback_free(g);
+        return_retry(r, e, "cannot build the notice");
+        return -1;
+    }
+    g->r = r;
+    g->e = e;
+    if (!to) {
+        if (u->notice_append && e->m.rep && u->notice_append(u->notice_append_arg, e->m.rep, g->msg, len) == 0)
+            given_back(r, e, "the rep's mailbox");
+        else
+            return_retry(r, e, "no address for the rep and no mailbox to put it in");
+        giveback_free(g);
+        return 0;
+    }
+    struct relay_job job = { .mail_from = "", .rcpts = (const char *const *)&g->to, .nrcpts = 1,
+                             .data = g->msg, .len = len };
+    e->busy = 1;
+    heap_remove(r, e);
+    r->inflight++;
+    if (relay_submit(u->relay, &job, return_done, g) < 0) {
+        e->busy = 0;
+        r->inflight--;
+        giveback_free(g);
+        return_retry(r, e, "cannot queue for the relay");
+        return -1;
+    }
+    log_info("release: returning %s to %s", e->m.id, g->to);
+    return 0;
 }
 
 /* ---------- delivery ---------- */
@@ -682,8 +741,7 @@ static void delivered_all(struct release *r, struct entry *e, size_t failed, con
             log_error("release: notice %s to %s refused for good: %d %s", e->m.id, e->m.rcpts[0].addr,
                       res->code, res->text);
         else
-            log_info("release: notice %s delivered to %s%s", e->m.id, e->m.rcpts[0].addr,
-                     e->m.returned ? " (a returned message: the rep has it back)" : "");
+            log_info("release: notice %s delivered to %s", e->m.id, e->m.rcpts[0].addr);
     } else if (failed) {
         char why[700];
         snprintf(why, sizeof why, "the upstream refused some recipients: %d %s", res->code, res->text);
@@ -743,13 +801,13 @@ static void delivered(void *arg, struct relay_result *res)
     e->m.last_error = strdup(err);
     e->m.next_attempt = now + lifecycle_backoff(e->m.attempts);
     int expired = now - e->m.first_attempt > u->cfg->max_queue_lifetime;
-    if (expired && e->m.kind == SPOOL_KIND_NOTICE && !e->m.returned) {
+    if (expired && e->m.kind == SPOOL_KIND_NOTICE) {
         log_error("release: notice %s to %s given up after %d attempts: %s", e->m.id,
                   e->m.rcpts[0].addr, e->m.attempts, err);
         if (spool_remove(u->spool, e->m.id) < 0 && errno != ENOENT)
             log_error("release: cannot remove notice %s: %s", e->m.id, strerror(errno));
         entry_drop(r, e);
-    } else if (expired && e->m.kind != SPOOL_KIND_NOTICE) {
+    } else if (expired) {
         char why[700];
         snprintf(why, sizeof why, "still undeliverable after %d attempts; last answer: %s", e->m.attempts, err);
         mark_returned(r, e, why);
@@ -763,6 +821,30 @@ static void delivered(void *arg, struct relay_result *res)
         arm(r);
     }
     delivery_free(d);
+}
+
+/* A held recipient a reject window covers now is not sent to: the
+ * customer refuses any contact (recorded, and in the rep's notice). */
+static void refuse_rejected(struct release *r, struct entry *e)
+{
+    struct untild *u = r->u;
+    int changed = 0;
+    if (e->m.kind == SPOOL_KIND_NOTICE)
+        return;
+    for (size_t i = 0; i < e->m.nrcpts; i++) {
+        struct verdict v;
+        struct spool_rcpt *rc = &e->m.rcpts[i];
+        if (rc->state != RCPT_HELD
+            || policy_rcpt(&u->pcfg, u->ix, rc->norm, untild_now(u), &v) != ACTION_REJECT)
+            continue;
+        rc->state = RCPT_FAILED;
+        changed = 1;
+        store_audit(u->store, &(struct audit_rec){ untild_now(u), "rejected", e->m.rep, rc->norm,
+                    v.w ? v.w->id : NULL, e->m.id, "reject window at release" });
+        log_info("release: %s: %s has a reject window now; not sent to", e->m.id, rc->norm);
+    }
+    if (changed && spool_update(u->spool, &e->m) < 0)
+        log_error("release: cannot record refused recipients of %s: %s", e->m.id, strerror(errno));
 }
 
 static int start_delivery(struct release *r, struct entry *e)
@@ -848,6 +930,14 @@ static int stale(struct release *r, struct entry *e, time_t now)
     return 1;
 }
 
+static size_t held_left(const struct entry *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->m.nrcpts; i++)
+        n += e->m.rcpts[i].state == RCPT_HELD;
+    return n;
+}
+
 /* Start what is due, up to the in-flight cap; re-queue what is not. */
 static void run_due(struct release *r)
 {
@@ -865,12 +955,17 @@ static void run_due(struct release *r)
         evaluate(r, e, now);              /* derive again: windows may have moved */
         if (e->lc.next > now)
             continue;
-        if (e->m.returned && e->m.kind == SPOOL_KIND_MESSAGE) {
-            return_to_rep(r, e);      /* its earlier return did not get on disk */
+        if (e->m.returned) {
+            start_return(r, e);
             continue;
         }
         if (stale(r, e, now))
             continue;
+        refuse_rejected(r, e);
+        if (!held_left(e)) {
+            mark_returned(r, e, "every recipient left has a reject window now");
+            continue;
+        }
         if (start_delivery(r, e) < 0)
             continue;
     }

@@ -3,7 +3,7 @@
  * A held message is in one of these states (docs/HACKING.md "The life of
  * a held message" draws the transitions):
  *
- *   HELD        a hold (or reject) window covers a held recipient, or a
+ *   HELD        a hold window covers a held recipient, or a
  *               FUTURERELEASE time is ahead: waiting for `due`
  *   DUE         nothing holds it any more: the scheduler starts delivery
  *   DELIVERING  handed to the relay (release.c knows this; never derived)
@@ -18,9 +18,9 @@
  * and nothing else, in the spool path and the Postfix policy service
  * alike, so a restart from the files alone reaches the same decisions:
  *   1. the current windows of each held recipient, matched exactly as at
- *      RCPT time (most specific active window wins); only hold and reject
- *      windows hold (an allow exception or a flag window never extends a
- *      hold); a window that ended by itself keeps holding until its
+ *      RCPT time (most specific active window wins); only hold windows
+ *      hold (an allow exception, a flag or a reject window never extends
+ *      a hold); a window that ended by itself keeps holding until its
  *      aligned release (release_time, weekends); a window ended by hand is
  *      gone from the index, so it holds nothing;
  *   2. the persisted overrides: released by hand (released_at), and the

@@ -29,6 +29,11 @@ class Result(unittest.TextTestResult):
         super().addError(test, err)
         self._fail(test, err, "error")
 
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._fail(subtest, err, "failure" if issubclass(err[0], test.failureException) else "error")
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         print("SKIP", test.id(), reason, flush=True)

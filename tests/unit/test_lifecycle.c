@@ -227,13 +227,18 @@ START_TEST(lengthen_and_shorten)
 }
 END_TEST
 
-/* A reject window holds what was held; a never-ending one has no due. */
+/* A reject window holds nothing (the delivery drops that recipient); a
+ * never-ending hold window has no due time. */
 START_TEST(reject_and_never)
 {
     struct msg x;
     struct lifecycle lc;
     win(ix, "w1", "jane@acme.com", 0, WHEN_NEVER, ACTION_REJECT, NULL, 0);
     msg_init(&x, "jane@acme.com", NULL);
+    lifecycle_eval(&pc, ix, &x.m, NOW, &lc);
+    ck_assert_int_eq(lc.state, HS_DUE);
+    win(ix, "w2", "bob@beta.com", 0, WHEN_NEVER, ACTION_HOLD, NULL, 0);
+    msg_init(&x, "jane@acme.com", "bob@beta.com");
     lifecycle_eval(&pc, ix, &x.m, NOW, &lc);
     ck_assert_int_eq(lc.state, HS_HELD);
     ck_assert_int_eq(lc.next, WHEN_NEVER);
