@@ -321,6 +321,7 @@ struct result {
     int ok;
     char err[256];
     char *state;        /* new sync state, to store once processed */
+    char *principal;    /* current-user-principal href, if the server named it */
     struct objs changed;/* new/changed objects of watched calendars */
     int wins_found;     /* the windows calendar exists */
     int wins_fetched;   /* wobj is its complete content */
@@ -333,6 +334,7 @@ static void result_free(struct result *r)
     if (!r)
         return;
     free(r->state);
+    free(r->principal);
     free(r->wins_tag);
     objs_free(&r->changed);
     objs_free(&r->wobj);
@@ -344,6 +346,7 @@ struct cw {
     struct caldav *m;
     char *rep, *url, *user, *pass, *calendars, *wincal, *proxy_listen;
     char *ca_src;           /* [caldav] tls_ca as configured */
+    char *principal;        /* the rep's principal href (loop thread) */
     char *tls_ca;           /* CAINFO: system bundle + ca_src (read-only after start) */
     int poll;
     int sync_etag;          /* sync = etag: skip sync-collection (read-only after start) */
@@ -689,7 +692,7 @@ static int context(struct cw *w, const char *body, struct xn **xo, char **ctx, c
 
 /* Find the calendars: the context URL itself, its calendar-home-set, or
  * the home of its current-user-principal. */
-static int discover(struct cw *w, struct cal **out, size_t *nout, char *err, size_t errsz)
+static int discover(struct cw *w, struct cal **out, size_t *nout, char **principal, char *err, size_t errsz)
 {
     struct strbuf b = { 0 };
     long st;
@@ -722,7 +725,10 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char *err, siz
                 h = xdup(xfind(xkid(ok_prop(xfind(x, "response")), "calendar-home-set"), "href"));
             free(pu);
         }
-        free(pr);
+        if (pr && !*principal)
+            *principal = pr;
+        else
+            free(pr);
         home = h;
         list_url = home ? resolve(ctx, home) : strdup(ctx);
     }
@@ -1069,7 +1075,7 @@ static void run_job(struct cw *w, const struct job *j, struct result *r)
     struct cal *cals = NULL;
     size_t n = 0;
     struct strbuf nb = { 0 };
-    if (discover(w, &cals, &n, r->err, sizeof r->err) < 0)
+    if (discover(w, &cals, &n, &r->principal, r->err, sizeof r->err) < 0)
         return;
     int failed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1230,8 +1236,13 @@ static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, tim
     const char *tz = u->cfg->timezone;
     char org[ADDR_MAX], rep[ADDR_MAX];
     icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
-    if (!op || caldav_mailto_norm(icalproperty_get_organizer(op), u->pcfg.delims, org, sizeof org) < 0
-        || address_normalize(w->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0 || strcmp(org, rep))
+    if (!op || address_normalize(w->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
+        return;
+    const char *ov = icalproperty_get_organizer(op);
+    icalparameter *oe = icalproperty_get_first_parameter(op, ICAL_EMAIL_PARAMETER);
+    int mine = caldav_address_norm(ov, oe ? icalparameter_get_email(oe) : NULL, u->pcfg.delims, org,
+                                   sizeof org) == 0 && !strcmp(org, rep);
+    if (!mine && !caldav_is_principal(ov, w->principal, w->user))
         return;
     int recurring = icalcomponent_get_first_property(ev, ICAL_RRULE_PROPERTY) != NULL;
     time_t start = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY), tz);
@@ -1247,7 +1258,9 @@ static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, tim
          ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
         char att[ADDR_MAX];
         struct window_match m;
-        if (caldav_mailto_norm(icalproperty_get_attendee(ap), u->pcfg.delims, att, sizeof att) < 0
+        icalparameter *ae = icalproperty_get_first_parameter(ap, ICAL_EMAIL_PARAMETER);
+        if (caldav_address_norm(icalproperty_get_attendee(ap), ae ? icalparameter_get_email(ae) : NULL,
+                                u->pcfg.delims, att, sizeof att) < 0
             || !strcmp(att, rep))
             continue;
         /* SCHEDULE-AGENT=CLIENT: the server did not invite them (our proxy
@@ -1595,6 +1608,12 @@ static void on_result(void *arg)
         schedule(w, d);
         return;
     }
+    if (r->principal && (!w->principal || strcmp(w->principal, r->principal))) {
+        free(w->principal);
+        w->principal = r->principal;
+        r->principal = NULL;
+        caldav_proxy_set_principal(w->proxy, w->principal);
+    }
     if (w->failures)
         log_info("caldav: %s: sync works again", w->rep);
     w->failures = 0;
@@ -1739,6 +1758,7 @@ static void cw_destroy(struct cw *w)
         explicit_bzero(w->pass, strlen(w->pass));
     free(w->rep); free(w->url); free(w->user); free(w->pass); free(w->tls_ca); free(w->ca_src);
     free(w->calendars); free(w->wincal); free(w->proxy_listen); free(w->wins_tag);
+    free(w->principal);
     free(w);
 }
 

@@ -33,6 +33,7 @@
 #include "untild/caldav_proxy.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/ical_raw.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/message.h"
@@ -52,6 +53,7 @@
 struct caldav_proxy {
     struct untild *u;
     char *rep, *origin, *tls_ca, *listen;
+    char *principal;    /* the rep's principal path, from the watcher (loop thread) */
     struct MHD_Daemon *d;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -75,8 +77,11 @@ struct pwork {
     char *path;
     const char *body;
     size_t len;
+    char *authuser;     /* Basic auth user name of the request, or NULL */
     /* P_PREPARE results */
-    char *newbody;
+    char *newbody;      /* the body to store when it had to change */
+    size_t newlen;
+    char refused[256];  /* set: the PUT is refused with this reason */
     char *uid;
     int cancelled;
     struct spool_meta meta;
@@ -91,6 +96,7 @@ static void pwork_free(struct pwork *w)
 {
     free(w->path);
     free(w->newbody);
+    free(w->authuser);
     free(w->uid);
     spool_meta_free(&w->meta);
     free(w->msg);
@@ -126,32 +132,11 @@ static void add_rcpt(struct pwork *w, const char *norm, const struct window_matc
 }
 
 /* The iMIP REQUEST for the held attendees: the event as the client saved
- * it, METHOD:REQUEST, without any SCHEDULE-AGENT parameter. */
-static int build_imip(struct pwork *w, icalcomponent *cal, const char *summary, time_t now)
+ * it (from its own text, not re-serialised), METHOD:REQUEST, without any
+ * SCHEDULE-AGENT parameter. */
+static int build_imip(struct pwork *w, const char *ics, size_t icslen, const char *summary, time_t now)
 {
     struct untild *u = w->p->u;
-    icalcomponent *c = icalcomponent_new_clone(cal);
-    if (!c)
-        return -1;
-    for (icalproperty *mp = icalcomponent_get_first_property(c, ICAL_METHOD_PROPERTY); mp;
-         mp = icalcomponent_get_first_property(c, ICAL_METHOD_PROPERTY))
-        icalcomponent_remove_property(c, mp), icalproperty_free(mp);
-    icalcomponent_add_property(c, icalproperty_new_method(ICAL_METHOD_REQUEST));
-    for (icalcomponent *ev = icalcomponent_get_first_component(c, ICAL_VEVENT_COMPONENT); ev;
-         ev = icalcomponent_get_next_component(c, ICAL_VEVENT_COMPONENT)) {
-        for (icalproperty *ap = icalcomponent_get_first_property(ev, ICAL_ATTENDEE_PROPERTY); ap;
-             ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
-            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULEAGENT_PARAMETER);
-            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULESTATUS_PARAMETER);
-        }
-        icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
-        if (op)
-            icalproperty_remove_parameter_by_kind(op, ICAL_SCHEDULEAGENT_PARAMETER);
-    }
-    char *ics = icalcomponent_as_ical_string_r(c);
-    icalcomponent_free(c);
-    if (!ics)
-        return -1;
     struct strbuf b = { 0 };
     char date[64], id[SPOOL_ID_MAX];
     struct tm tm;
@@ -165,16 +150,7 @@ static int build_imip(struct pwork *w, icalcomponent *cal, const char *summary, 
               "MIME-Version: 1.0\r\nContent-Type: text/calendar; method=REQUEST; charset=UTF-8\r\n"
               "Content-Transfer-Encoding: 8bit\r\n\r\n", summary, date, id,
               u->cfg->command_domain ? u->cfg->command_domain : "untild.invalid");
-    /* libical writes CRLF; make sure of it for SMTP. */
-    for (const char *s = ics; *s; s++) {
-        if (*s == '\r')
-            continue;
-        if (*s == '\n')
-            sb_puts(&b, "\r\n");
-        else
-            sb_add(&b, s, 1);
-    }
-    free(ics);
+    icr_imip_request(ics, icslen, &b);   /* CRLF throughout, for SMTP */
     if (b.oom) {
         sb_free(&b);
         return -1;
@@ -186,68 +162,300 @@ static int build_imip(struct pwork *w, icalcomponent *cal, const char *summary, 
     return w->msg ? 0 : -1;
 }
 
-static void prepare(struct pwork *w)
+/* ---- the client's text: who is invited, who organizes ------------------- */
+
+/* One ATTENDEE line of a top-level VEVENT. */
+struct ratt {
+    struct icr_line l;
+    size_t ev;              /* index of its VEVENT */
+    int client;             /* already SCHEDULE-AGENT=CLIENT */
+    int mark;               /* quiet: must carry SCHEDULE-AGENT=CLIENT */
+    char norm[ADDR_MAX];    /* "" when it has no e-mail address */
+};
+
+struct rscan {
+    struct ratt *a;
+    size_t na;
+    int *ev_rep;            /* per top-level VEVENT: the rep organizes it */
+    size_t nev;
+    int bad;                /* unbalanced components or an unreadable ATTENDEE/ORGANIZER */
+    size_t nattendees;      /* ATTENDEE lines anywhere */
+};
+
+static void rscan_free(struct rscan *r)
 {
-    struct untild *u = w->p->u;
-    time_t now = untild_now(u);
-    char rep[ADDR_MAX];
-    if (!w->body || !strstr(w->body, "BEGIN:VCALENDAR")
-        || address_normalize(w->p->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
-        return;
-    char *text = strndup(w->body, w->len);
-    icalcomponent *cal = text ? icalparser_parse_string(text) : NULL;
-    free(text);
-    if (!cal)
-        return;
-    if (icalcomponent_count_errors(cal) || icalcomponent_isa(cal) != ICAL_VCALENDAR_COMPONENT) {
-        log_warn("caldav proxy: %s: PUT %s: iCalendar has errors; forwarded unchanged", w->p->rep, w->path);
-        icalcomponent_free(cal);
+    free(r->a);
+    free(r->ev_rep);
+    memset(r, 0, sizeof *r);
+}
+
+/* The path of a calendar user address that is a URL ("/principals/rep/",
+ * "https://host/principals/rep/"), without trailing slashes. */
+static size_t url_path_of(const char *v, const char **path)
+{
+    const char *s = v;
+    if (!strncasecmp(s, "http://", 7) || !strncasecmp(s, "https://", 8)) {
+        s = strchr(strstr(s, "//") + 2, '/');
+        if (!s)
+            return 0;
+    }
+    if (*s != '/')
+        return 0;
+    size_t n = strlen(s);
+    while (n > 1 && s[n - 1] == '/')
+        n--;
+    *path = s;
+    return n;
+}
+
+int caldav_is_principal(const char *value, const char *principal, const char *user)
+{
+    const char *a, *b;
+    size_t an = value ? url_path_of(value, &a) : 0;
+    if (!an)
+        return 0;
+    size_t bn = principal ? url_path_of(principal, &b) : 0;
+    if (bn && an == bn && !memcmp(a, b, an))
+        return 1;
+    if (!user || !*user)
+        return 0;
+    /* ".../<user>" is the authenticated user's own principal on the
+     * servers we know (Radicale "/rep/", "/principals/rep/", iCloud-like
+     * "/principals/users/rep/"). */
+    size_t s = an;
+    while (s && a[s - 1] != '/')
+        s--;
+    return an - s == strlen(user) && !strncmp(a + s, user, an - s);
+}
+
+int caldav_address_norm(const char *value, const char *email, const char *delims, char *out, size_t outsz)
+{
+    if (caldav_mailto_norm(value, delims, out, outsz) == 0)
+        return 0;
+    if (email && *email && address_normalize(email, delims, out, outsz, NULL) == 0)
+        return 0;
+    return -1;
+}
+
+/* Value of a property as a C string (bounded) plus its EMAIL parameter. */
+static void prop_strings(const struct icr_prop *pr, char *val, size_t valsz, char *email, size_t emailsz)
+{
+    snprintf(val, valsz, "%.*s", (int)pr->vlen, pr->value);
+    if (icr_param_first(pr, "EMAIL", email, emailsz) < 0)
+        email[0] = '\0';
+}
+
+static void scan_prop(struct pwork *w, struct rscan *r, const struct icr_prop *pr, const struct icr_line *l,
+                      size_t ev, const char *rep)
+{
+    const char *delims = w->p->u->pcfg.delims;
+    char val[1024], email[ADDR_MAX], sa[32];
+    prop_strings(pr, val, sizeof val, email, sizeof email);
+    if (icr_name_is(pr->name, pr->nlen, "ORGANIZER")) {
+        char org[ADDR_MAX];
+        if ((caldav_address_norm(val, email, delims, org, sizeof org) == 0 && !strcmp(org, rep))
+            || caldav_is_principal(val, w->p->principal, w->authuser))
+            r->ev_rep[ev] = 1;
         return;
     }
-    int changed = 0, first = 1;
-    char summary[256] = "(no title)";
+    struct ratt *a = realloc(r->a, (r->na + 1) * sizeof *a);
+    if (!a) {
+        r->bad = 1;
+        return;
+    }
+    r->a = a;
+    a = &r->a[r->na++];
+    memset(a, 0, sizeof *a);
+    a->l = *l;
+    a->ev = ev;
+    a->client = icr_param_first(pr, "SCHEDULE-AGENT", sa, sizeof sa) > 0 && !strcasecmp(sa, "CLIENT");
+    if (caldav_address_norm(val, email, delims, a->norm, sizeof a->norm) < 0)
+        a->norm[0] = '\0';
+}
+
+/* Read the ATTENDEE and ORGANIZER lines of every top-level VEVENT. */
+static void scan_text(struct pwork *w, const char *s, size_t n, const char *rep, struct rscan *r)
+{
+    struct strbuf u = { 0 };
+    struct icr_line l;
+    size_t pos = 0;
+    int depth = 0;
+    long ev = -1;
+    while (icr_next(s, n, &pos, &l) && !r->bad) {
+        struct icr_prop pr;
+        icr_unfold(s, &l, &u);
+        if (!u.len)
+            continue;
+        int ok = icr_parse(u.p, u.len, &pr) == 0;
+        int is_att = !strncasecmp(u.p, "ATTENDEE", 8), is_org = !strncasecmp(u.p, "ORGANIZER", 9);
+        r->nattendees += is_att;
+        if (!ok) {
+            if (is_att || is_org)
+                r->bad = 1;   /* cannot tell who this is: fail closed */
+            continue;
+        }
+        if (icr_name_is(pr.name, pr.nlen, "BEGIN")) {
+            if (depth == 1 && pr.vlen == 6 && !strncasecmp(pr.value, "VEVENT", 6)) {
+                int *e = realloc(r->ev_rep, (r->nev + 1) * sizeof *e);
+                if (!e) {
+                    r->bad = 1;
+                    break;
+                }
+                r->ev_rep = e;
+                e[r->nev] = 0;
+                ev = (long)r->nev++;
+            }
+            depth++;
+        } else if (icr_name_is(pr.name, pr.nlen, "END")) {
+            if (--depth < 0)
+                r->bad = 1;
+            if (depth < 2)
+                ev = -1;
+        } else if (ev >= 0 && depth == 2 && (icr_name_is(pr.name, pr.nlen, "ATTENDEE")
+                                             || icr_name_is(pr.name, pr.nlen, "ORGANIZER"))) {
+            scan_prop(w, r, &pr, &l, (size_t)ev, rep);
+        }
+    }
+    if (depth != 0 || u.oom)
+        r->bad = 1;
+    sb_free(&u);
+}
+
+/* The client's text with SCHEDULE-AGENT=CLIENT on the marked ATTENDEE
+ * lines; every other byte as sent. */
+static char *patch_text(const char *s, size_t n, const struct rscan *r, size_t *outlen)
+{
+    static const char *const drop[] = { "SCHEDULE-AGENT", NULL };
+    struct strbuf o = { 0 }, u = { 0 };
+    const char *deol = memmem(s, n, "\r\n", 2) ? "\r\n" : "\n";
+    size_t at = 0;
+    for (size_t i = 0; i < r->na; i++) {
+        const struct ratt *a = &r->a[i];
+        struct icr_prop pr;
+        if (!a->mark || a->client)
+            continue;
+        icr_unfold(s, &a->l, &u);
+        if (icr_parse(u.p, u.len, &pr) < 0)
+            continue;   /* scan_text read it: cannot happen */
+        sb_add(&o, s + at, a->l.off - at);
+        size_t before = o.len;
+        icr_rewrite(&pr, drop, "SCHEDULE-AGENT=CLIENT", a->l.eol == 2 ? "\r\n" : a->l.eol ? "\n" : deol, &o);
+        if (!a->l.eol && o.len > before)   /* the last line had no ending: keep it so */
+            o.len -= strlen(deol), o.p[o.len] = '\0';
+        at = a->l.off + a->l.len;
+    }
+    sb_add(&o, s + at, n - at);
+    sb_free(&u);
+    if (o.oom) {
+        sb_free(&o);
+        return NULL;
+    }
+    return sb_take(&o, outlen);
+}
+
+/* Facts of the rep's events from libical: UID, status, summary, start. */
+static void event_facts(struct pwork *w, icalcomponent *cal, const struct rscan *r, char *summary, size_t sumsz)
+{
+    struct untild *u = w->p->u;
+    int first = 1;
+    size_t k = 0;
     for (icalcomponent *ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT); ev;
-         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
-        char org[ADDR_MAX];
-        icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
-        if (!op || caldav_mailto_norm(icalproperty_get_organizer(op), u->pcfg.delims, org, sizeof org) < 0
-            || strcmp(org, rep))
+         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT), k++) {
+        if (k >= r->nev || !r->ev_rep[k])
             continue;
         int is_master = !icalcomponent_get_first_property(ev, ICAL_RECURRENCEID_PROPERTY);
         if (!w->uid && icalcomponent_get_uid(ev))
             w->uid = strdup(icalcomponent_get_uid(ev));
-        if (first || is_master) {
-            if (is_master && icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED)
-                w->cancelled = 1;
-            if (icalcomponent_get_summary(ev))
-                snprintf(summary, sizeof summary, "%s", icalcomponent_get_summary(ev));
-            time_t st = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY),
-                                         u->cfg->timezone);
-            if (st && (first || is_master))
-                w->meta.ical_dtstart = st;
-            first = 0;
-        }
-        for (icalproperty *ap = icalcomponent_get_first_property(ev, ICAL_ATTENDEE_PROPERTY); ap;
-             ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
-            char att[ADDR_MAX];
-            struct window_match m;
-            if (caldav_mailto_norm(icalproperty_get_attendee(ap), u->pcfg.delims, att, sizeof att) < 0
-                || !strcmp(att, rep))
-                continue;
-            if (!windows_match(u->ix, att, now, &m) || policy_window_action(&u->pcfg, m.w) == ACTION_ALLOW)
-                continue;
-            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULEAGENT_PARAMETER);
-            icalproperty_add_parameter(ap, icalparameter_new_scheduleagent(ICAL_SCHEDULEAGENT_CLIENT));
-            changed = 1;
-            add_rcpt(w, att, &m, policy_release_at(&u->pcfg, &m));
-        }
+        if (!first && !is_master)
+            continue;
+        if (is_master && icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED)
+            w->cancelled = 1;
+        if (icalcomponent_get_first_property(ev, ICAL_SUMMARY_PROPERTY) && icalcomponent_get_summary(ev))
+            snprintf(summary, sumsz, "%s", icalcomponent_get_summary(ev));
+        time_t st = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY),
+                                     u->cfg->timezone);
+        if (st)
+            w->meta.ical_dtstart = st;
+        first = 0;
     }
-    /* Summary sanitised for a header line. */
-    for (char *s = summary; *s; s++)
+}
+
+static size_t count_vevents(icalcomponent *cal)
+{
+    size_t k = 0;
+    for (icalcomponent *ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT); ev;
+         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT))
+        k++;
+    return k;
+}
+
+/* Mark the quiet attendees of the rep's events. Returns how many. */
+static size_t mark_quiet(struct pwork *w, struct rscan *r, const char *rep, time_t now)
+{
+    struct untild *u = w->p->u;
+    size_t n = 0;
+    for (size_t i = 0; i < r->na; i++) {
+        struct ratt *a = &r->a[i];
+        struct window_match m;
+        if (!r->ev_rep[a->ev] || !a->norm[0] || !strcmp(a->norm, rep))
+            continue;
+        if (!windows_match(u->ix, a->norm, now, &m) || policy_window_action(&u->pcfg, m.w) == ACTION_ALLOW)
+            continue;
+        a->mark = 1;
+        n++;
+        add_rcpt(w, a->norm, &m, policy_release_at(&u->pcfg, &m));
+    }
+    return n;
+}
+
+static void refuse(struct pwork *w, const char *why)
+{
+    log_warn("caldav proxy: %s: PUT %s refused: %s", w->p->rep, w->path, why);
+    snprintf(w->refused, sizeof w->refused, "%s", why);
+}
+
+static void prepare(struct pwork *w)
+{
+    struct untild *u = w->p->u;
+    time_t now = untild_now(u);
+    char rep[ADDR_MAX], summary[256] = "(no title)";
+    struct rscan r = { 0 };
+    if (!w->body || address_normalize(w->p->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
+        return;
+    scan_text(w, w->body, w->len, rep, &r);
+    size_t quiet = r.bad ? 0 : mark_quiet(w, &r, rep, now);
+    char *text = strndup(w->body, w->len);
+    icalcomponent *cal = text ? icalparser_parse_string(text) : NULL;
+    free(text);
+    int unreadable = r.bad || !cal || icalcomponent_isa(cal) != ICAL_VCALENDAR_COMPONENT
+                     || count_vevents(cal) != r.nev;
+    if (unreadable) {
+        /* Nobody to protect: the server's business. Else fail closed. */
+        if (r.nattendees)
+            refuse(w, "the calendar data cannot be read (malformed iCalendar); it was not stored");
+        goto out;
+    }
+    int errs = icalcomponent_count_errors(cal);
+    if (errs && quiet)
+        log_info("caldav proxy: %s: PUT %s: %d iCalendar error(s) (unknown or malformed properties); "
+                 "quiet attendees marked all the same", w->p->rep, w->path, errs);
+    event_facts(w, cal, &r, summary, sizeof summary);
+    for (char *s = summary; *s; s++)   /* for a header line */
         if (*s == '\r' || *s == '\n')
             *s = ' ';
-    if (changed)
-        w->newbody = icalcomponent_as_ical_string_r(cal);
+    const char *ics = w->body;
+    size_t icslen = w->len;
+    int patch = 0;
+    for (size_t i = 0; i < r.na; i++)
+        patch |= r.a[i].mark && !r.a[i].client;
+    if (patch) {
+        if (!(w->newbody = patch_text(w->body, w->len, &r, &w->newlen))) {
+            refuse(w, "out of memory");
+            goto out;
+        }
+        ics = w->newbody;
+        icslen = w->newlen;
+    }
     if (w->meta.nrcpts && !w->cancelled && w->uid) {
         w->meta.rep = strdup(w->p->rep);
         w->meta.mail_from = strdup(w->p->rep);
@@ -256,12 +464,15 @@ static void prepare(struct pwork *w)
         w->meta.subject = strdup(summary);
         w->meta.ical_uid = strdup(w->uid);
         w->meta.ical_method = IMIP_REQUEST;
-        if (build_imip(w, cal, summary, now) == 0)
+        if (build_imip(w, ics, icslen, summary, now) == 0)
             w->has_hold = 1;
         else
             log_error("caldav proxy: %s: cannot build the invitation for %s", w->p->rep, w->uid);
     }
-    icalcomponent_free(cal);
+out:
+    if (cal)
+        icalcomponent_free(cal);
+    rscan_free(&r);
 }
 
 static void pathkey(struct strbuf *k, const struct caldav_proxy *p, const char *path)
@@ -509,6 +720,55 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
     return rc;
 }
 
+/* CalDAV precondition (RFC 4791 5.3.2.1) with the reason in words. */
+static enum MHD_Result reply_refused(struct MHD_Connection *c, const char *why)
+{
+    struct strbuf b = { 0 };
+    sb_puts(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\" "
+            "xmlns:C=\"urn:ietf:params:xml:ns:caldav\" xmlns:U=\"urn:untild\"><C:valid-calendar-data/>"
+            "<U:message>untild: ");
+    for (const char *s = why; *s; s++)
+        sb_puts(&b, *s == '<' ? "&lt;" : *s == '&' ? "&amp;" : (char[2]){ *s, 0 });
+    sb_puts(&b, "</U:message></D:error>\n");
+    if (b.oom) {
+        sb_free(&b);
+        return reply(c, MHD_HTTP_FORBIDDEN, "untild: calendar data refused\n");
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_COPY);
+    sb_free(&b);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/xml; charset=utf-8");
+    enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_FORBIDDEN, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* The user name of "Authorization: Basic ..." (malloc'd), or NULL. */
+static char *basic_user(const char *auth)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char out[256];
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    if (!auth || strncasecmp(auth, "Basic ", 6))
+        return NULL;
+    for (const char *s = auth + 6; *s && *s != '=' && n < sizeof out - 1; s++) {
+        const char *q = strchr(tab, *s);
+        if (!q || !*s)
+            return NULL;
+        acc = (acc << 6) | (unsigned)(q - tab);
+        if ((bits += 6) >= 8) {
+            bits -= 8;
+            out[n++] = (char)((acc >> bits) & 0xFF);
+        }
+    }
+    out[n] = '\0';
+    char *colon = strchr(out, ':');
+    return colon ? strndup(out, (size_t)(colon - out)) : NULL;
+}
+
 static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c, const char *path,
                                const char *method, struct conn *cc)
 {
@@ -536,6 +796,7 @@ static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c,
         w->kind = P_PREPARE;
         w->body = data;
         w->len = len;
+        w->authuser = basic_user(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
         int lr = on_loop_wait(w);
         if (lr < 0) {
             if (lr == -1)
@@ -544,9 +805,13 @@ static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c,
             goto out;
         }
         w->body = NULL;
+        if (w->refused[0]) {
+            rc = reply_refused(c, w->refused);
+            goto out;
+        }
         if (w->newbody) {
             data = w->newbody;
-            len = strlen(w->newbody);
+            len = w->newlen;
         }
     }
 
@@ -615,8 +880,11 @@ static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c,
     struct MHD_Response *r = MHD_create_response_from_buffer(body.len, body.p ? body.p : (void *)"",
                                                              MHD_RESPMEM_MUST_COPY);
     if (r) {
+        /* RFC 7231 4.3.4: the stored body is not the client's, so no
+         * ETag: the client must fetch it again. */
+        int changed = w && w->newbody && status / 100 == 2;
         for (size_t i = 0; i < h.n; i++)
-            if (h.v[i])
+            if (h.v[i] && !(changed && !strcasecmp(h.k[i], "ETag")))
                 MHD_add_response_header(r, h.k[i], h.v[i]);
         rc = MHD_queue_response(c, (unsigned)status, r);
         MHD_destroy_response(r);
@@ -771,5 +1039,17 @@ static void proxy_free(struct caldav_proxy *p)
     free(p->origin);
     free(p->tls_ca);
     free(p->listen);
+    free(p->principal);
     free(p);
+}
+
+void caldav_proxy_set_principal(struct caldav_proxy *p, const char *principal)
+{
+    if (!p || !principal || (p->principal && !strcmp(p->principal, principal)))
+        return;
+    char *c = strdup(principal);
+    if (!c)
+        return;
+    free(p->principal);
+    p->principal = c;
 }

@@ -674,3 +674,222 @@ class TruncatedSync(CalDAVBase):
         if self._testMethodName == "test_truncated_initial_sync_asks_again":
             for i, s in enumerate(["Initial one", "Initial two", "Initial three"]):
                 self.put_invite("i%d" % i, s)
+
+
+class _PutRecorder(http.server.BaseHTTPRequestHandler):
+    """Forwards every request to Radicale unchanged and records each PUT
+    body as it reached the server (Radicale re-serialises what it stores,
+    so byte fidelity is checked on the wire)."""
+    protocol_version = "HTTP/1.1"
+    HOP = _Truncator.HOP
+
+    def _any(self):
+        import http.client
+        srv = self.server
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        if self.command == "PUT":
+            srv.puts.append((self.path, body))
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in self.HOP and k.lower() != "host"}
+        c = http.client.HTTPConnection("127.0.0.1", srv.dav_port, timeout=20)
+        try:
+            c.request(self.command, self.path, body=body, headers=hdrs)
+            r = c.getresponse()
+            data = r.read()
+            status, reason, rh = r.status, r.reason, r.getheaders()
+        finally:
+            c.close()
+        self.send_response(status, reason)
+        for k, v in rh:
+            if k.lower() not in self.HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_HEAD = do_PUT = do_DELETE = do_POST = do_OPTIONS = _any
+    do_PROPFIND = do_PROPPATCH = do_REPORT = do_MKCALENDAR = do_MKCOL = do_MOVE = do_COPY = _any
+
+    def log_message(self, *a):
+        pass
+
+
+def logical_lines(body):
+    """iCalendar bytes split into logical lines, each with its folds and
+    line ending exactly as sent."""
+    import re
+    return [l for l in re.split(rb"(?<=\n)(?![ \t])", body) if l]
+
+
+def unfold_line(line):
+    import re
+    return re.sub(rb"\r?\n[ \t]", b"", line).rstrip(b"\r\n")
+
+
+# An event as a rich client writes it: quoted CN with a comma, a line the
+# client folded, VALUE=DURATION, a multi-valued FEATURE, CATEGORIES, X-
+# and unknown properties, an alarm.
+RICH = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example Corp//Rich Client 4.2//EN\r\n"
+        "CALSCALE:GREGORIAN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20270101T000000Z\r\n"
+        "DTSTART:20270901T100000Z\r\nDURATION;VALUE=DURATION:PT1H\r\n"
+        "SUMMARY:Contract signing with a title long enough that the client folded i\r\n t for us\r\n"
+        "ORGANIZER;CN=\"Rep, The\":mailto:rep@example.com\r\n"
+        "ATTENDEE;CN=\"Doe, Jane\";ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=T\r\n"
+        " RUE:mailto:jane@acme.com\r\n"
+        "ATTENDEE;CN=Bob;RSVP=TRUE:mailto:bob@other.com\r\n"
+        "CONFERENCE;VALUE=URI;FEATURE=AUDIO,VIDEO;LABEL=\"Room: 1\":https://meet.example.com/x\r\n"
+        "CATEGORIES:Sales,Legal,Lease\r\n"
+        "X-RICH-COLOR;X-P=\"a:b\":teal\r\n"
+        "LOCATION:\r\n"
+        "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER;VALUE=DURATION:-PT15M\r\nDESCRIPTION:Soon\r\n"
+        "END:VALARM\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+class ProxyFidelity(CalDAVBase):
+    """Issue 17 items 4, 5, 3 and 8: the proxy changes the ATTENDEE lines
+    that need SCHEDULE-AGENT=CLIENT and nothing else, says so by giving no
+    ETag, knows the organizer in its other forms, and fails closed."""
+    proxy = True
+
+    def caldav_url(self):
+        self.rec = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PutRecorder)
+        self.rec.dav_port = self.dav.port
+        self.rec.puts = []
+        threading.Thread(target=self.rec.serve_forever, daemon=True).start()
+        self.addCleanup(self.rec.server_close)
+        self.addCleanup(self.rec.shutdown)
+        return "http://127.0.0.1:%d/" % self.rec.server_address[1]
+
+    def put(self, path, ics, headers=None):
+        return self.dav.put(path, ics, headers=headers, port=self.pport)
+
+    def forwarded(self, path):
+        """The body of the last PUT of path (python-caldav sends a first
+        one without credentials, answered 401)."""
+        bodies = [b for p, b in self.rec.puts if p == path]
+        self.assertTrue(bodies, self.rec.puts)
+        self.assertEqual(len(set(bodies)), 1, bodies)
+        return bodies[-1]
+
+    def assert_only_attendee_changed(self, sent, got, who=b"jane@acme.com"):
+        """got is sent with ;SCHEDULE-AGENT=CLIENT on who's ATTENDEE line;
+        every other byte equal, the changed line folded at 75 octets with
+        the client's line ending."""
+        a, b = logical_lines(sent), logical_lines(got)
+        self.assertEqual(len(a), len(b), got)
+        changed = [(x, y) for x, y in zip(a, b) if x != y]
+        self.assertEqual(len(changed), 1, changed)
+        x, y = changed[0]
+        self.assertIn(who, unfold_line(x))
+        self.assertEqual(unfold_line(y), unfold_line(x).replace(b"ATTENDEE", b"ATTENDEE;SCHEDULE-AGENT=CLIENT", 1))
+        eol = b"\r\n" if x.endswith(b"\r\n") else b"\n"
+        for phys in y.split(eol)[:-1]:
+            self.assertLessEqual(len(phys), 75, y)
+            self.assertFalse(phys.endswith(b"\r"), y)
+        self.assertTrue(y.endswith(eol))
+
+    def test_python_caldav_put_changed_only_on_the_quiet_attendee(self):
+        import caldav
+        client = caldav.DAVClient(url="http://127.0.0.1:%d/rep/" % self.pport, username="rep",
+                                  password="secret")
+        sent = []   # the bytes python-caldav put on the wire (after its own LF -> CRLF)
+        real_request = client.session.request
+
+        def request(method, url, *a, **kw):
+            if method == "PUT":
+                body = kw.get("data")
+                sent.append(body if isinstance(body, bytes) else body.encode("utf-8"))
+            return real_request(method, url, *a, **kw)
+        client.session.request = request
+        cal = client.calendar(url="http://127.0.0.1:%d/rep/work/" % self.pport)
+        ev = cal.save_event(RICH.format(uid="rich1"))
+        self.assertEqual(len(set(sent)), 1)
+        got = self.forwarded(str(caldav.lib.url.URL.objectify(ev.url).path))
+        self.assert_only_attendee_changed(sent[0], got)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        # the invitation held for later is the client's event too
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="iMIP at window end")
+        data = self.sink.for_rcpt("jane@acme.com")[0].data
+        self.assertIn(b"FEATURE=AUDIO,VIDEO;LABEL=\"Room: 1\"", data)
+        self.assertIn(b"CATEGORIES:Sales,Legal,Lease\r\n", data)
+        jane = [unfold_line(l) for l in logical_lines(sent[0]) if b"jane@acme.com" in l][0]
+        self.assertIn(jane + b"\r\n", unfold(data).encode())   # the client's line, unchanged
+        self.assertIn(b"METHOD:REQUEST\r\n", data)
+        self.assertNotIn(b"SCHEDULE-AGENT", data)
+
+    def test_lf_line_endings_and_existing_parameter_kept(self):
+        ics = RICH.format(uid="lf1").replace("\r\n", "\n").replace(
+            "ATTENDEE;CN=Bob;", "ATTENDEE;CN=Bob;SCHEDULE-AGENT=SERVER;").replace(
+            "mailto:bob@other.com", "mailto:bob@other.com\nATTENDEE;SCHEDULE-AGENT=SERVER;CN=Dee:"
+            "mailto:dee@acme.com")
+        self.u.ctl("window", "add", "dee@acme.com", "--until", "2027-08-01")
+        st, _, body = self.put("/rep/work/lf1.ics", ics.encode())
+        self.assertEqual(st, 201, body)
+        got = self.forwarded("/rep/work/lf1.ics")
+        a, b = logical_lines(ics.encode()), logical_lines(got)
+        self.assertEqual(len(a), len(b))
+        diff = [(x, y) for x, y in zip(a, b) if x != y]
+        self.assertEqual(len(diff), 2, diff)   # jane's and dee's lines only
+        self.assertNotIn(b"\r", got)
+        self.assertEqual(unfold_line(diff[1][1]), b"ATTENDEE;SCHEDULE-AGENT=CLIENT;CN=Dee:mailto:dee@acme.com")
+        self.assertIn(b"ATTENDEE;CN=Bob;SCHEDULE-AGENT=SERVER;RSVP=TRUE:mailto:bob@other.com\n", got)
+
+    def test_no_etag_when_the_body_was_changed(self):
+        st, h, _ = self.put("/rep/work/e1.ics", RICH.format(uid="e1"))
+        self.assertEqual(st, 201)
+        self.assertNotIn("etag", h, "RFC 7231 4.3.4: the stored body is not the one the client sent")
+        st, h, data = self.dav.get("/rep/work/e1.ics", port=self.pport)
+        self.assertEqual(st, 200)
+        self.assertIn("etag", h)
+        self.assertIn(b"SCHEDULE-AGENT=CLIENT", data)
+        # unchanged body: the server's ETag passes through
+        st, h, _ = self.put("/rep/work/e2.ics", vevent("e2", "20270901T100000Z", "20270901T110000Z",
+                                                       attendees=["bob@other.com"]))
+        self.assertEqual(st, 201)
+        self.assertIn("etag", h)
+
+    def organizer_case(self, uid, organizer):
+        ics = vevent(uid, "20270901T100000Z", "20270901T110000Z", organizer=None,
+                     attendees=["jane@acme.com"], extra=organizer)
+        st, _, body = self.put("/rep/work/%s.ics" % uid, ics)
+        self.assertEqual(st, 201, body)
+        return b"SCHEDULE-AGENT=CLIENT" in self.forwarded("/rep/work/%s.ics" % uid)
+
+    def test_organizer_by_email_parameter_or_principal(self):
+        self.assertTrue(self.organizer_case("o1", "ORGANIZER;CN=Rep;EMAIL=rep@example.com:/principals/rep/"))
+        self.assertTrue(self.organizer_case("o2", "ORGANIZER;CN=Rep:/rep/"))   # Radicale's principal of "rep"
+        self.assertTrue(self.organizer_case(
+            "o3", "ORGANIZER;CN=Rep:http://127.0.0.1:%d/principals/users/rep/" % self.dav.port))
+        self.assertFalse(self.organizer_case("o4", "ORGANIZER;CN=Boss:mailto:boss@example.com"))
+        self.assertFalse(self.organizer_case("o5", "ORGANIZER;CN=Boss:/principals/boss/"))
+        self.assertEqual(len(self.u.spool_files()), 3)
+
+    def test_unknown_properties_still_mark_the_quiet_attendee(self):
+        ics = vevent("u1", "20270901T100000Z", "20270901T110000Z", attendees=["jane@acme.com"],
+                     extra="FOO:bar\r\nX-ODD;X-P=\"a:b\":c\r\nLOCATION:\r\nGEO:abc")
+        st, _, body = self.put("/rep/work/u1.ics", ics)
+        self.assertEqual(st, 201, body)
+        self.assertIn(b"SCHEDULE-AGENT=CLIENT", self.forwarded("/rep/work/u1.ics"))
+        self.assertEqual(len(self.u.spool_files()), 1)
+        self.assertIn("quiet attendees marked all the same", self.u.logtext())
+
+    def test_unreadable_object_refused_not_forwarded(self):
+        bad = [
+            # an ATTENDEE line that cannot be read (unterminated quote)
+            vevent("r1", "20270901T100000Z", "20270901T110000Z", attendees=["jane@acme.com"]).replace(
+                "ATTENDEE;CN=jane", "ATTENDEE;CN=\"jane"),
+            # a VEVENT that never ends
+            vevent("r2", "20270901T100000Z", "20270901T110000Z", attendees=["jane@acme.com"]).replace(
+                "END:VEVENT\r\n", ""),
+        ]
+        for i, ics in enumerate(bad):
+            st, h, body = self.put("/rep/work/r%d.ics" % i, ics)
+            self.assertEqual(st, 403, body)
+            self.assertIn(b"valid-calendar-data", body)
+            self.assertIn(b"cannot be read", body)
+            self.assertEqual(self.dav.get("/rep/work/r%d.ics" % i)[0], 404)
+        self.assertEqual([p for p, _ in self.rec.puts], [])
+        self.assertEqual(self.u.spool_files(), [])
+        self.assertIn("refused", self.u.logtext())
