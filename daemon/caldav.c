@@ -1205,17 +1205,23 @@ time_t caldav_prop_time(struct icalproperty_impl *p, const char *default_tz)
     return icaltime_as_timet_with_zone(t, z);
 }
 
-/* Parse one object's data; NULL (logged) if libical complains. */
+/* Parse one object's data; NULL (logged) if it is not iCalendar at all.
+ * Errors libical reports inside (unknown or malformed properties, empty
+ * values) are logged and the object is read all the same: skipping it
+ * would let an invitation to a quiet attendee pass unflagged. */
 static icalcomponent *parse_obj(const struct cw *w, const struct obj *o)
 {
     icalcomponent *c = icalparser_parse_string(o->data);
-    int errs = c ? icalcomponent_count_errors(c) : 1;
-    if (!c || errs || icalcomponent_isa(c) != ICAL_VCALENDAR_COMPONENT) {
-        log_warn("caldav: %s: bad iCalendar at %s (%d error(s)); skipped", w->rep, o->href, errs);
+    if (!c || icalcomponent_isa(c) != ICAL_VCALENDAR_COMPONENT) {
+        log_warn("caldav: %s: bad iCalendar at %s (not a VCALENDAR); skipped", w->rep, o->href);
         if (c)
             icalcomponent_free(c);
         return NULL;
     }
+    int errs = icalcomponent_count_errors(c);
+    if (errs)
+        log_info("caldav: %s: %s: %d iCalendar error(s) (unknown or malformed properties); read all the same",
+                 w->rep, o->href, errs);
     return c;
 }
 

@@ -6,9 +6,13 @@
  * the real server with libcurl, method, path, body and headers unchanged
  * (Authorization passes through: the proxy has no credentials of its own),
  * and the server's status, headers and body come back unchanged. One
- * exception: a PUT of an event the rep organizes, with quiet attendees,
- * gets SCHEDULE-AGENT=CLIENT on those attendees, so the server does not
- * invite them; once the server took the PUT (2xx), an iMIP REQUEST for them
+ * exception: a PUT of an event the rep organizes (ORGANIZER by mailto,
+ * EMAIL parameter or principal URL), with quiet attendees, gets
+ * SCHEDULE-AGENT=CLIENT on those attendees, so the server does not invite
+ * them: only those ATTENDEE lines are rewritten (ical_raw.c), every other
+ * byte is the client's, and the answer loses its ETag (RFC 7231 4.3.4).
+ * Fail closed: an object whose attendees cannot be read is refused (403),
+ * never forwarded with a quiet attendee unmarked; once the server took the PUT (2xx), an iMIP REQUEST for them
  * is spooled and tracked by release.c like a held SMTP invitation (sent at
  * the window's end, never if the event has begun by then). A later PUT of
  * the same UID replaces it; a DELETE or a CANCELLED event drops it.

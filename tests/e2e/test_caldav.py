@@ -215,16 +215,27 @@ class Watcher(CalDAVBase):
         self.u.wait_for(lambda: self.notices("After outage"), timeout=30, what="flag after outage")
         self.assertIn("sync works again", self.u.logtext())
 
-    def test_malformed_event_skipped_with_log_line(self):
+    def test_event_with_errors_flagged_all_the_same(self):
+        # Fail closed (issue 17 item 8): unknown and malformed properties do
+        # not hide an invitation to a quiet attendee.
         bad = vevent("bad1", "20270301T100000Z", "20270301T110000Z", summary="Broken talk",
-                     attendees=["jane@acme.com"], extra="GEO:abc")
+                     attendees=["jane@acme.com"], extra="GEO:abc\r\nFOO:bar\r\nLOCATION:")
         st, _, _ = self.dav.put("/rep/work/bad1.ics", bad)
         self.assertEqual(st, 201)
-        self.wait_log("bad iCalendar at /rep/work/bad1.ics")
-        self.put_invite("good1", ["jane@acme.com"], "Good talk")
-        self.u.wait_for(lambda: self.notices("Good talk"), timeout=15, what="good flag")
-        self.assertEqual(self.notices("Broken talk"), [])
+        self.u.wait_for(lambda: self.notices("Broken talk"), timeout=15, what="flag despite errors")
+        self.assertIn("/rep/work/bad1.ics: 3 iCalendar error(s)", self.u.logtext())
         self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
+
+    def test_organizer_by_email_parameter_flagged(self):
+        ics = vevent("em1", "20270301T100000Z", "20270301T110000Z", summary="Principal talk", organizer=None,
+                     attendees=["jane@acme.com"],
+                     extra="ORGANIZER;CN=Rep;EMAIL=rep@example.com:/principals/rep/")
+        self.assertEqual(self.dav.put("/rep/work/em1.ics", ics)[0], 201)
+        self.u.wait_for(lambda: self.notices("Principal talk"), timeout=15, what="flag for EMAIL organizer")
+        ics = vevent("em2", "20270301T100000Z", "20270301T110000Z", summary="Own principal", organizer=None,
+                     attendees=["jane@acme.com"], extra="ORGANIZER;CN=Rep:/rep/")
+        self.assertEqual(self.dav.put("/rep/work/em2.ics", ics)[0], 201)
+        self.u.wait_for(lambda: self.notices("Own principal"), timeout=15, what="flag for principal organizer")
 
 
 class Proxy(CalDAVBase):
