@@ -71,7 +71,7 @@ struct conn {
     int too_big;
 };
 
-enum pkind { P_PREPARE, P_COMMIT, P_DELETE };
+enum pkind { P_PREPARE, P_COMMIT, P_DELETE, P_MOVE };
 
 /* Work for the loop thread, shared with a connection thread (refs). */
 struct pwork {
@@ -82,6 +82,7 @@ struct pwork {
     const char *body;
     size_t len;
     char *authuser;     /* Basic auth user name of the request, or NULL */
+    char *dest;         /* P_MOVE: the Destination path */
     /* P_PREPARE results */
     char *newbody;      /* the body to store when it had to change */
     size_t newlen;
@@ -101,6 +102,7 @@ static void pwork_free(struct pwork *w)
     free(w->path);
     free(w->newbody);
     free(w->authuser);
+    free(w->dest);
     free(w->uid);
     spool_meta_free(&w->meta);
     free(w->msg);
@@ -494,12 +496,114 @@ static void drop_uid(struct caldav_proxy *p, const char *uid, const char *event)
     }
 }
 
+/* ---- where the events with held invitations are ------------------------ */
+
+/* Held invitations follow the event (its UID), not one href: a client
+ * moves an event as PUT-to-new then DELETE-from-old, or with MOVE, and
+ * a whole calendar can be deleted. The index, one kv value per rep, has a
+ * "UID<TAB>path" line for each href of a UID that has a held invitation;
+ * lines of UIDs with nothing held are pruned at each change, so it stays
+ * as small as the held queue. */
+#define IDX_MAX_LINES 4096
+
+struct idx { char *uid[IDX_MAX_LINES], *path[IDX_MAX_LINES]; size_t n; };
+
+static void idxkey(struct strbuf *k, const struct caldav_proxy *p)
+{
+    sb_printf(k, "caldav:proxy-held:%s", p->rep);
+}
+
+static void idx_free(struct idx *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        free(x->uid[i]);
+        free(x->path[i]);
+    }
+    x->n = 0;
+}
+
+static void idx_add(struct idx *x, const char *uid, const char *path)
+{
+    if (x->n >= IDX_MAX_LINES || strpbrk(uid, "\t\n") || strpbrk(path, "\t\n"))
+        return;
+    for (size_t i = 0; i < x->n; i++)
+        if (!strcmp(x->uid[i], uid) && !strcmp(x->path[i], path))
+            return;
+    if ((x->uid[x->n] = strdup(uid)) && (x->path[x->n] = strdup(path))) {
+        x->n++;
+        return;
+    }
+    free(x->uid[x->n]);
+}
+
+static void idx_del(struct idx *x, size_t i)
+{
+    free(x->uid[i]);
+    free(x->path[i]);
+    x->uid[i] = x->uid[--x->n];
+    x->path[i] = x->path[x->n];
+}
+
+static void idx_load(struct caldav_proxy *p, struct idx *x)
+{
+    struct strbuf k = { 0 };
+    idxkey(&k, p);
+    char *v = k.p ? store_kv_get(p->u->store, k.p) : NULL;
+    sb_free(&k);
+    for (char *save = NULL, *l = v ? strtok_r(v, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(l, '\t');
+        if (tab) {
+            *tab = '\0';
+            idx_add(x, l, tab + 1);
+        }
+    }
+    free(v);
+}
+
+static int held_uid(struct caldav_proxy *p, const char *uid)
+{
+    char ids[1][SPOOL_ID_MAX];
+    return release_find_uid(p->u->release, p->rep, uid, ids, 1) > 0;
+}
+
+/* Prune the UIDs with nothing held, then store. */
+static void idx_save(struct caldav_proxy *p, struct idx *x)
+{
+    struct strbuf k = { 0 }, v = { 0 };
+    for (size_t i = 0; i < x->n;) {
+        if (!held_uid(p, x->uid[i]))
+            idx_del(x, i);
+        else
+            sb_printf(&v, "%s\t%s\n", x->uid[i], x->path[i]), i++;
+    }
+    idxkey(&k, p);
+    int rc = !k.p || v.oom ? -1 : v.len ? store_kv_set(p->u->store, k.p, v.p) : store_kv_del(p->u->store, k.p);
+    if (rc < 0)
+        log_error("caldav proxy: %s: cannot store where the held invitations' events are", p->rep);
+    sb_free(&k);
+    sb_free(&v);
+    idx_free(x);
+}
+
+/* path is the collection dir or equal to it? ("/rep/work/" holds
+ * "/rep/work/a.ics") */
+static int path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (!strcmp(path, dir))
+        return 1;
+    if (!n || strncmp(path, dir, n))
+        return 0;
+    return dir[n - 1] == '/' || path[n] == '/';
+}
+
 static void commit(struct pwork *w)
 {
     struct caldav_proxy *p = w->p;
     struct untild *u = p->u;
     time_t now = untild_now(u);
     struct strbuf k = { 0 };
+    struct idx x = { 0 };
     if (!w->uid)
         return;
     drop_uid(p, w->uid, w->cancelled ? "cancelled" : "superseded");
@@ -507,8 +611,16 @@ static void commit(struct pwork *w)
     if (k.p && store_kv_set(u->store, k.p, w->uid) < 0)
         log_error("caldav proxy: %s: cannot remember %s", p->rep, w->path);
     sb_free(&k);
-    if (!w->has_hold)
+    idx_load(p, &x);
+    for (size_t i = 0; i < x.n;)   /* this href holds this UID now */
+        if (!strcmp(x.path[i], w->path))
+            idx_del(&x, i);
+        else
+            i++;
+    if (!w->has_hold) {
+        idx_save(p, &x);
         return;
+    }
     w->meta.size = w->msglen;
     spool_new_id(u->spool, w->meta.id);
     if (spool_hold(u->spool, &w->meta, w->msg, w->msglen) < 0) {
@@ -517,10 +629,13 @@ static void commit(struct pwork *w)
         notice_send(u, p->rep, "Failed: an invitation could not be held",
                     "untild could not store a held calendar invitation; the attendees were not invited.\n",
                     NULL, 0);
+        idx_save(p, &x);
         return;
     }
     if (release_track(u->release, &w->meta, w->release_at) < 0)
         log_error("caldav proxy: cannot track held invitation %s (restart picks it up)", w->meta.id);
+    idx_add(&x, w->uid, w->path);
+    idx_save(p, &x);
     for (size_t i = 0; i < w->meta.nrcpts; i++)
         store_audit(u->store, &(struct audit_rec){ now, "held", p->rep, w->meta.rcpts[i].norm,
                     w->meta.rcpts[i].window_id, w->meta.id, w->meta.rcpts[i].reason });
@@ -538,18 +653,82 @@ static void commit(struct pwork *w)
     log_info("caldav proxy: %s: holding invitation %s (%s) as %s", p->rep, w->uid, w->path, w->meta.id);
 }
 
+/* A DELETE of an event or of a whole calendar: the held invitations of
+ * the UIDs that are nowhere else any more are cancelled. */
 static void deleted(struct pwork *w)
 {
     struct caldav_proxy *p = w->p;
     struct strbuf k = { 0 };
+    struct idx x = { 0 }, gone = { 0 };
+    pathkey(&k, p, w->path);
+    char *uid = k.p ? store_kv_get(p->u->store, k.p) : NULL;
+    if (uid)
+        store_kv_del(p->u->store, k.p);
+    sb_free(&k);
+    idx_load(p, &x);
+    if (uid)
+        idx_add(&gone, uid, w->path);
+    for (size_t i = 0; i < x.n;) {
+        if (path_under(x.path[i], w->path)) {
+            idx_add(&gone, x.uid[i], x.path[i]);
+            idx_del(&x, i);
+        } else {
+            i++;
+        }
+    }
+    for (size_t g = 0; g < gone.n; g++) {
+        const char *still = NULL;
+        for (size_t i = 0; i < x.n && !still; i++)
+            if (!strcmp(x.uid[i], gone.uid[g]))
+                still = x.path[i];
+        if (still)
+            log_info("caldav proxy: %s: %s deleted; event %s is still at %s: its held invitation stays",
+                     p->rep, gone.path[g], gone.uid[g], still);
+        else
+            drop_uid(p, gone.uid[g], "cancelled");
+    }
+    idx_free(&gone);
+    idx_save(p, &x);
+    free(uid);
+}
+
+/* A MOVE (of an event or a calendar): the held invitations follow. */
+static void moved(struct pwork *w)
+{
+    struct caldav_proxy *p = w->p;
+    struct strbuf k = { 0 }, nk = { 0 }, np = { 0 };
+    struct idx x = { 0 };
     pathkey(&k, p, w->path);
     char *uid = k.p ? store_kv_get(p->u->store, k.p) : NULL;
     if (uid) {
-        drop_uid(p, uid, "cancelled");
         store_kv_del(p->u->store, k.p);
+        pathkey(&nk, p, w->dest);
+        if (nk.p)
+            store_kv_set(p->u->store, nk.p, uid);
     }
+    idx_load(p, &x);
+    size_t n = x.n;
+    for (size_t i = 0; i < n; i++) {
+        if (!path_under(x.path[i], w->path))
+            continue;
+        np.len = 0;
+        sb_printf(&np, "%s%s", w->dest, x.path[i] + strlen(w->path));
+        if (np.p && !np.oom) {
+            log_info("caldav proxy: %s: event %s moved from %s to %s", p->rep, x.uid[i], x.path[i], np.p);
+            free(x.path[i]);
+            x.path[i] = strdup(np.p);
+        }
+    }
+    for (size_t i = 0; i < x.n;)
+        if (!x.path[i])
+            idx_del(&x, i);
+        else
+            i++;
+    idx_save(p, &x);
     free(uid);
     sb_free(&k);
+    sb_free(&nk);
+    sb_free(&np);
 }
 
 static void proxy_free(struct caldav_proxy *p);
@@ -564,6 +743,7 @@ static void on_loop(void *arg)
         case P_PREPARE: prepare(w); break;
         case P_COMMIT: commit(w); break;
         case P_DELETE: deleted(w); break;
+        case P_MOVE: moved(w); break;
         }
     }
     pthread_mutex_lock(&p->mu);
@@ -680,7 +860,23 @@ static int on_xfer(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off
     return stop;
 }
 
-struct req_hdrs { struct curl_slist *l; int has_ct, has_ce, ical; };
+struct req_hdrs {
+    struct curl_slist *l;
+    int has_ct, has_ce, ical;
+    const struct caldav_proxy *p;
+    char *dest;     /* the Destination path (MOVE, COPY) */
+};
+
+/* Destination names the proxy (the client knows no other host): name the
+ * server instead, so a MOVE or COPY works. Returns the path part. */
+static const char *dest_path(const char *v)
+{
+    if (!strncasecmp(v, "http://", 7) || !strncasecmp(v, "https://", 8)) {
+        const char *s = strchr(strstr(v, "//") + 2, '/');
+        return s ? s : "/";
+    }
+    return *v == '/' ? v : NULL;
+}
 
 static enum MHD_Result on_req_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
@@ -695,6 +891,16 @@ static enum MHD_Result on_req_header(void *cls, enum MHD_ValueKind kind, const c
     }
     if (!strcasecmp(key, "Content-Encoding"))
         r->has_ce = 1;
+    if (!strcasecmp(key, "Destination") && value && dest_path(value)) {
+        const char *dp = dest_path(value);
+        free(r->dest);
+        r->dest = strdup(dp);
+        sb_printf(&b, "Destination: %s%s", r->p->origin, dp);
+        if (b.p)
+            r->l = curl_slist_append(r->l, b.p);
+        sb_free(&b);
+        return MHD_YES;
+    }
     if (value && *value)
         sb_printf(&b, "%s: %s", key, value);
     else
@@ -776,14 +982,14 @@ static char *basic_user(const char *auth)
 static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c, const char *path,
                                const char *method, struct conn *cc)
 {
-    struct req_hdrs rh = { 0 };
+    struct req_hdrs rh = { .p = p };
     struct strbuf url = { 0 }, q = { 0 }, body = { 0 };
     struct hdrs h = { 0 };
     struct pwork *w = NULL;
     enum MHD_Result rc = MHD_NO;
     const char *data = cc->body.p ? cc->body.p : "";
     size_t len = cc->body.len;
-    int put = !strcasecmp(method, "PUT"), del = !strcasecmp(method, "DELETE");
+    int put = !strcasecmp(method, "PUT"), del = !strcasecmp(method, "DELETE"), move = !strcasecmp(method, "MOVE");
 
     MHD_get_connection_values(c, MHD_HEADER_KIND, on_req_header, &rh);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
@@ -870,15 +1076,15 @@ static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c,
             rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
             goto out;
         }
-    } else if (status / 100 == 2 && del) {
+    } else if (status / 100 == 2 && (del || (move && rh.dest))) {
         struct pwork *dw = calloc(1, sizeof *dw);
-        if (dw && (dw->path = strdup(path))) {
+        if (dw && (dw->path = strdup(path)) && (del || (dw->dest = strdup(rh.dest)))) {
             dw->p = p;
-            dw->kind = P_DELETE;
+            dw->kind = del ? P_DELETE : P_MOVE;
             if (on_loop_wait(dw) != -1)
                 pwork_free(dw);
-        } else {
-            free(dw);
+        } else if (dw) {
+            pwork_free(dw);
         }
     }
     struct MHD_Response *r = MHD_create_response_from_buffer(body.len, body.p ? body.p : (void *)"",
@@ -898,6 +1104,7 @@ out:
         pwork_free(w);
     hdrs_clear(&h);
     curl_slist_free_all(rh.l);
+    free(rh.dest);
     sb_free(&url);
     sb_free(&q);
     sb_free(&body);

@@ -904,3 +904,62 @@ class ProxyFidelity(CalDAVBase):
         self.assertEqual([p for p, _ in self.rec.puts], [])
         self.assertEqual(self.u.spool_files(), [])
         self.assertIn("refused", self.u.logtext())
+
+
+class ProxyMoves(CalDAVBase):
+    """Issue 17 item 6: held invitations follow the event (its UID), not
+    one href: a move as add-then-delete, a WebDAV MOVE (Destination names
+    the proxy), and deleting a whole calendar."""
+    proxy = True
+
+    def put(self, path, ics, **kw):
+        return self.dav.put(path, ics, port=self.pport, **kw)
+
+    def invite(self, uid):
+        return vevent(uid, "20270901T100000Z", "20270901T110000Z", summary="Moving " + uid,
+                      attendees=["jane@acme.com"])
+
+    def at_window_end(self):
+        self.u.set_clock("2027-07-01T00:00:01Z")
+
+    def test_move_as_add_then_delete_keeps_the_held_invitation(self):
+        self.dav.mkcalendar("/rep/other/", "Other")
+        self.assertEqual(self.put("/rep/work/m1.ics", self.invite("m1"))[0], 201)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        # Thunderbird: add to the new calendar, then delete from the old one
+        self.assertEqual(self.put("/rep/other/m1.ics", self.invite("m1"))[0], 201)
+        st, _, _ = self.dav.delete("/rep/work/m1.ics", port=self.pport)
+        self.assertIn(st, (200, 204))
+        self.assertEqual(len(self.u.spool_files()), 1, "the event still exists: its invitation stays held")
+        self.assertIn("is still at /rep/other/m1.ics", self.u.logtext())
+        self.at_window_end()
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="iMIP at window end")
+
+    def test_webdav_move_rewrites_destination_and_is_followed(self):
+        self.dav.mkcalendar("/rep/other/", "Other")
+        self.assertEqual(self.put("/rep/work/m3.ics", self.invite("m3"))[0], 201)
+        st, _, body = self.dav.request("MOVE", "/rep/work/m3.ics", headers={
+            "Destination": "http://127.0.0.1:%d/rep/other/m3.ics" % self.pport}, port=self.pport)
+        self.assertIn(st, (201, 204), body)
+        self.assertEqual(self.dav.get("/rep/other/m3.ics")[0], 200)
+        self.assertEqual(self.dav.get("/rep/work/m3.ics")[0], 404)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        st, _, _ = self.dav.delete("/rep/other/m3.ics", port=self.pport)
+        self.assertIn(st, (200, 204))
+        self.assertEqual(self.u.spool_files(), [], "the DELETE at the new place cancels it")
+
+    def test_deleting_a_calendar_drops_its_held_invitations(self):
+        self.dav.mkcalendar("/rep/other/", "Other")
+        self.assertEqual(self.put("/rep/other/c1.ics", self.invite("c1"))[0], 201)
+        self.assertEqual(self.put("/rep/other/c2.ics", self.invite("c2"))[0], 201)
+        self.assertEqual(self.put("/rep/work/c3.ics", self.invite("c3"))[0], 201)
+        self.assertEqual(len(self.u.spool_files()), 3)
+        st, _, _ = self.dav.delete("/rep/other/", port=self.pport)
+        self.assertIn(st, (200, 204))
+        self.assertEqual(len(self.u.spool_files()), 1, "c3 in another calendar stays held")
+        self.at_window_end()
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="c3 sent")
+        time.sleep(1.5)
+        sent = self.sink.for_rcpt("jane@acme.com")
+        self.assertEqual(len(sent), 1)
+        self.assertIn(b"UID:c3", sent[0].data)
