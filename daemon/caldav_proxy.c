@@ -597,6 +597,74 @@ static int path_under(const char *path, const char *dir)
     return dir[n - 1] == '/' || path[n] == '/';
 }
 
+/* What the rep was told about a held invitation: its attendees and when. */
+static int same_hold(const struct spool_meta *a, time_t a_at, const struct spool_meta *b, time_t b_at)
+{
+    if (a->nrcpts != b->nrcpts || a_at != b_at)
+        return 0;
+    for (size_t i = 0; i < a->nrcpts; i++) {
+        size_t j = 0;
+        while (j < b->nrcpts && strcmp(a->rcpts[i].norm, b->rcpts[j].norm))
+            j++;
+        if (j == b->nrcpts)
+            return 0;
+    }
+    return 1;
+}
+
+/* Store the new version of a held invitation. An edit keeps the id of
+ * the invitation it replaces, so the release/discard addresses in the
+ * rep's notice keep working: the new version is first held under a fresh
+ * id (durable), the old one is discarded, the new one is held again under
+ * the old id and the fresh copy removed (a crash in between leaves a
+ * duplicate, never nothing). Returns 1 if the old id was kept, 0 if the
+ * id is new, -1 if nothing could be stored (the old versions stay). */
+static int hold_version(struct pwork *w, char (*old)[SPOOL_ID_MAX], size_t nold)
+{
+    struct caldav_proxy *p = w->p;
+    struct untild *u = p->u;
+    w->meta.size = w->msglen;
+    spool_new_id(u->spool, w->meta.id);
+    if (spool_hold(u->spool, &w->meta, w->msg, w->msglen) < 0)
+        return -1;
+    for (size_t i = 0; i < nold; i++)
+        release_discard(u->release, old[i], p->rep, "superseded");
+    if (!nold)
+        return 0;
+    char fresh[SPOOL_ID_MAX];
+    snprintf(fresh, sizeof fresh, "%s", w->meta.id);
+    memcpy(w->meta.id, old[0], sizeof w->meta.id);
+    w->meta.id[sizeof w->meta.id - 1] = '\0';
+    if (spool_hold(u->spool, &w->meta, w->msg, w->msglen) < 0) {
+        log_warn("caldav proxy: %s: cannot keep id %s for the edited invitation %s: %s; it is %s now",
+                 p->rep, old[0], w->uid, strerror(errno), fresh);
+        snprintf(w->meta.id, sizeof w->meta.id, "%s", fresh);
+        return 0;
+    }
+    if (spool_remove(u->spool, fresh) < 0)
+        log_error("caldav proxy: %s: cannot remove %s (a copy of %s): %s", p->rep, fresh, old[0], strerror(errno));
+    return 1;
+}
+
+static void hold_notice(struct pwork *w, int updated)
+{
+    struct untild *u = w->p->u;
+    char when[64];
+    struct strbuf nb = { 0 };
+    const char *dom = u->cfg->command_domain;
+    sb_printf(&nb, "untild is holding the invitation to \"%s\" until %s.%s\n\nAttendees held: %s\n\n"
+              "Send it now:  mailto:release-%s@%s\nDiscard it:   mailto:discard-%s@%s\n",
+              w->meta.subject ? w->meta.subject : "(no title)",
+              when_format(w->release_at, u->cfg->timezone, when, sizeof when),
+              updated ? " You changed the event: the held invitation is the new version, and the "
+                        "addresses of the earlier notice still work." : "",
+              w->heldtxt.p ? w->heldtxt.p : "", w->meta.id, dom, w->meta.id, dom);
+    notice_send(u, w->p->rep, updated ? "Updated: your held invitation changed"
+                                      : "Held: your invitation waits for the customer's window",
+                nb.p ? nb.p : "", NULL, 0);
+    sb_free(&nb);
+}
+
 static void commit(struct pwork *w)
 {
     struct caldav_proxy *p = w->p;
@@ -604,9 +672,9 @@ static void commit(struct pwork *w)
     time_t now = untild_now(u);
     struct strbuf k = { 0 };
     struct idx x = { 0 };
+    char old[16][SPOOL_ID_MAX];
     if (!w->uid)
         return;
-    drop_uid(p, w->uid, w->cancelled ? "cancelled" : "superseded");
     pathkey(&k, p, w->path);
     if (k.p && store_kv_set(u->store, k.p, w->uid) < 0)
         log_error("caldav proxy: %s: cannot remember %s", p->rep, w->path);
@@ -618,17 +686,24 @@ static void commit(struct pwork *w)
         else
             i++;
     if (!w->has_hold) {
+        drop_uid(p, w->uid, w->cancelled ? "cancelled" : "superseded");
         idx_save(p, &x);
         return;
     }
-    w->meta.size = w->msglen;
-    spool_new_id(u->spool, w->meta.id);
-    if (spool_hold(u->spool, &w->meta, w->msg, w->msglen) < 0) {
+    size_t nold = release_find_uid(u->release, p->rep, w->uid, old, 16);
+    struct spool_meta prev = { 0 };
+    time_t prev_at = 0;
+    const struct spool_meta *pm = nold ? release_find(u->release, old[0], &prev_at) : NULL;
+    if (pm && spool_meta_copy(&prev, pm) < 0)
+        pm = NULL;
+    int kept = hold_version(w, old, nold);
+    if (kept < 0) {
         log_error("caldav proxy: %s: cannot spool the invitation %s: %s (it was not sent by the server "
                   "either)", p->rep, w->uid, strerror(errno));
         notice_send(u, p->rep, "Failed: an invitation could not be held",
                     "untild could not store a held calendar invitation; the attendees were not invited.\n",
                     NULL, 0);
+        spool_meta_free(&prev);
         idx_save(p, &x);
         return;
     }
@@ -639,18 +714,15 @@ static void commit(struct pwork *w)
     for (size_t i = 0; i < w->meta.nrcpts; i++)
         store_audit(u->store, &(struct audit_rec){ now, "held", p->rep, w->meta.rcpts[i].norm,
                     w->meta.rcpts[i].window_id, w->meta.id, w->meta.rcpts[i].reason });
-    u->stats_held++;
-    char when[64];
-    struct strbuf nb = { 0 };
-    const char *dom = u->cfg->command_domain;
-    sb_printf(&nb, "untild is holding the invitation to \"%s\" until %s.\n\nAttendees held: %s\n\n"
-              "Send it now:  mailto:release-%s@%s\nDiscard it:   mailto:discard-%s@%s\n",
-              w->meta.subject ? w->meta.subject : "(no title)",
-              when_format(w->release_at, u->cfg->timezone, when, sizeof when),
-              w->heldtxt.p ? w->heldtxt.p : "", w->meta.id, dom, w->meta.id, dom);
-    notice_send(u, p->rep, "Held: your invitation waits for the customer's window", nb.p ? nb.p : "", NULL, 0);
-    sb_free(&nb);
-    log_info("caldav proxy: %s: holding invitation %s (%s) as %s", p->rep, w->uid, w->path, w->meta.id);
+    if (!kept)
+        u->stats_held++;
+    if (!kept || !pm)
+        hold_notice(w, 0);
+    else if (!same_hold(&prev, prev_at, &w->meta, w->release_at))
+        hold_notice(w, 1);   /* what the rep was told changed */
+    spool_meta_free(&prev);
+    log_info("caldav proxy: %s: holding invitation %s (%s) as %s%s", p->rep, w->uid, w->path, w->meta.id,
+             kept ? " (same id, new version)" : "");
 }
 
 /* A DELETE of an event or of a whole calendar: the held invitations of

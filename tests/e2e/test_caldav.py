@@ -963,3 +963,50 @@ class ProxyMoves(CalDAVBase):
         sent = self.sink.for_rcpt("jane@acme.com")
         self.assertEqual(len(sent), 1)
         self.assertIn(b"UID:c3", sent[0].data)
+
+
+class ProxyEdits(CalDAVBase):
+    """Issue 17 item 9: an edit while quiet keeps the held invitation's id
+    (the links in the rep's notice keep working) and sends no second
+    "Held" notice; a change the rep should know (another quiet attendee)
+    gives one "Updated" notice with the same links."""
+    proxy = True
+
+    def put(self, ics):
+        st, _, body = self.dav.put("/rep/work/ed1.ics", ics, port=self.pport)
+        self.assertIn(st, (201, 204), body)
+
+    def held_ids(self):
+        h = self.u.held_json()
+        h = h.get("held", h) if isinstance(h, dict) else h
+        return [e["id"] for e in h]
+
+    def test_edits_keep_the_id_and_the_links(self):
+        self.put(vevent("ed1", "20270901T100000Z", "20270901T110000Z", summary="Contract v1",
+                        attendees=["jane@acme.com"]))
+        self.u.wait_for(lambda: self.notices("Held"), what="held notice")
+        ids = self.held_ids()
+        self.assertEqual(len(ids), 1)
+        hid = ids[0]
+        self.assertIn(("release-%s@" % hid).encode(), self.notices("Held")[0].data)
+        for seq in (1, 2):
+            self.put(vevent("ed1", "20270901T100000Z", "20270901T110000Z", summary="Contract v%d" % (seq + 1),
+                            attendees=["jane@acme.com"], sequence=seq))
+            self.assertEqual(self.held_ids(), [hid])
+        self.assertEqual(len(self.u.spool_files()), 1)
+        self.u.ctl("window", "add", "dee@acme.com", "--until", "2027-08-01")
+        self.put(vevent("ed1", "20270901T100000Z", "20270901T110000Z", summary="Contract v4",
+                        attendees=["jane@acme.com", "dee@acme.com"], sequence=3))
+        self.u.wait_for(lambda: self.notices("Updated"), what="updated notice")
+        self.assertEqual(self.held_ids(), [hid])
+        self.assertIn(("release-%s@" % hid).encode(), self.notices("Updated")[0].data)
+        self.assertEqual(len(self.notices("Held: your invitation")), 1)
+        self.assertEqual(len(self.notices("Updated")), 1)
+        # the link from the first notice sends the newest version
+        import smtplib
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.sendmail(REP, ["release-%s@untild.invalid" % hid], message(to="release-%s@untild.invalid" % hid))
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="released by the old link")
+        self.assertIn(b"Contract v4", self.sink.for_rcpt("jane@acme.com")[0].data)
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
