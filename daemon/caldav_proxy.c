@@ -19,7 +19,9 @@
  *
  * libical, windows, spool and store run on the loop thread: a connection
  * thread hands the body over with loop_post and waits on a condition
- * variable for the answer. */
+ * variable for the answer. Answers are streamed to the client through a
+ * bounded ring (any size); request bodies are taken up to 32 MiB (413
+ * beyond, logged). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -86,6 +88,7 @@ struct pwork {
     /* P_PREPARE results */
     char *newbody;      /* the body to store when it had to change */
     size_t newlen;
+    int changed;        /* the body sent is not the client's */
     char refused[256];  /* set: the PUT is refused with this reason */
     char *uid;
     int cancelled;
@@ -884,12 +887,73 @@ static int hop_by_hop(const char *k)
     return 0;
 }
 
+/* ---- the answer, streamed ------------------------------------------------
+ *
+ * The server's answer goes to the client as it arrives, through a ring of
+ * STREAM_RING bytes per connection: a transfer thread runs libcurl and
+ * fills the ring (waiting while it is full), the connection thread waits
+ * for the status and headers, then hands libmicrohttpd a reader that
+ * drains the ring. Memory per answer is bounded whatever its size. */
+#define STREAM_RING (256u << 10)
+
+struct stream {
+    struct caldav_proxy *p;
+    CURL *cu;
+    struct curl_slist *l;
+    char *url, *reqbody;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *ring;
+    size_t head, len;
+    long status;            /* of the final (non-1xx) answer */
+    long long clen;         /* its Content-Length, -1 if none */
+    int hdrs_done, finished, abort;
+    CURLcode cr;
+    struct hdrs h;
+};
+
+static int stream_stopping(struct stream *st)
+{
+    pthread_mutex_lock(&st->p->mu);
+    int stop = st->p->stopping;
+    pthread_mutex_unlock(&st->p->mu);
+    return stop;
+}
+
+static int on_xfer(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    struct stream *st = arg;
+    (void)a; (void)b; (void)c; (void)d;
+    pthread_mutex_lock(&st->mu);
+    int ab = st->abort;
+    pthread_mutex_unlock(&st->mu);
+    return ab || stream_stopping(st);
+}
+
+static void headers_done(struct stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->hdrs_done = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
 static size_t on_resp_header(char *b, size_t sz, size_t n, void *arg)
 {
-    struct hdrs *h = arg;
+    struct stream *st = arg;
+    struct hdrs *h = &st->h;
     size_t len = sz * n;
-    if (len >= 5 && !memcmp(b, "HTTP/", 5)) {   /* a new response (after 100 Continue) */
+    if (len >= 5 && !memcmp(b, "HTTP/", 5)) {   /* a new answer (after 100 Continue) */
+        const char *sp = memchr(b, ' ', len);
         hdrs_clear(h);
+        st->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        st->clen = -1;
+        return len;
+    }
+    if ((len == 2 && b[0] == '\r') || (len == 1 && b[0] == '\n')) {   /* end of the headers */
+        if (st->status >= 200)
+            headers_done(st);
         return len;
     }
     const char *colon = memchr(b, ':', len);
@@ -903,6 +967,8 @@ static size_t on_resp_header(char *b, size_t sz, size_t n, void *arg)
     char *k = strndup(b, (size_t)(colon - b));
     if (!k)
         return 0;
+    if (!strcasecmp(k, "Content-Length"))
+        st->clen = strtoll(v, NULL, 10);
     if (hop_by_hop(k)) {
         free(k);
         return len;
@@ -914,22 +980,151 @@ static size_t on_resp_header(char *b, size_t sz, size_t n, void *arg)
 
 static size_t on_resp_body(char *b, size_t sz, size_t n, void *arg)
 {
-    struct strbuf *s = arg;
-    size_t len = sz * n;
-    if (s->len + len > MAX_BODY)
-        return 0;
-    sb_add(s, b, len);
-    return s->oom ? 0 : len;
+    struct stream *st = arg;
+    size_t len = sz * n, done = 0;
+    pthread_mutex_lock(&st->mu);
+    st->hdrs_done = 1;
+    while (done < len) {
+        while (st->len == STREAM_RING && !st->abort) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_broadcast(&st->cv);
+            pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+            if (st->len == STREAM_RING && stream_stopping(st))
+                st->abort = 1;
+        }
+        if (st->abort)
+            break;
+        size_t tail = (st->head + st->len) % STREAM_RING;
+        size_t room = STREAM_RING - st->len, k = len - done;
+        if (k > room)
+            k = room;
+        if (k > STREAM_RING - tail)
+            k = STREAM_RING - tail;
+        memcpy(st->ring + tail, b + done, k);
+        st->len += k;
+        done += k;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return done == len ? len : 0;
 }
 
-static int on_xfer(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+static void *stream_run(void *arg)
 {
-    struct caldav_proxy *p = arg;
-    (void)a; (void)b; (void)c; (void)d;
-    pthread_mutex_lock(&p->mu);
-    int stop = p->stopping;
-    pthread_mutex_unlock(&p->mu);
-    return stop;
+    struct stream *st = arg;
+    CURLcode cr = curl_easy_perform(st->cu);
+    pthread_mutex_lock(&st->mu);
+    st->cr = cr;
+    st->finished = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* libmicrohttpd asks for more of the answer. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *st = cls;
+    (void)pos;
+    pthread_mutex_lock(&st->mu);
+    while (!st->len && !st->finished)
+        pthread_cond_wait(&st->cv, &st->mu);
+    size_t k = 0;
+    if (st->len) {
+        k = st->len < max ? st->len : max;
+        if (k > STREAM_RING - st->head)
+            k = STREAM_RING - st->head;
+        memcpy(buf, st->ring + st->head, k);
+        st->head = (st->head + k) % STREAM_RING;
+        st->len -= k;
+        pthread_cond_broadcast(&st->cv);
+    }
+    CURLcode cr = st->cr;
+    pthread_mutex_unlock(&st->mu);
+    if (k)
+        return (ssize_t)k;
+    if (cr != CURLE_OK)
+        log_warn("caldav proxy: %s: answer cut short: %s", st->url, curl_easy_strerror(cr));
+    return cr == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* Stop the transfer (if it still runs) and free everything. */
+static void stream_free(void *cls)
+{
+    struct stream *st = cls;
+    if (!st)
+        return;
+    if (st->cu) {
+        pthread_mutex_lock(&st->mu);
+        st->abort = 1;
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->th, NULL);
+        curl_easy_cleanup(st->cu);
+    }
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    curl_slist_free_all(st->l);
+    hdrs_clear(&st->h);
+    free(st->ring);
+    free(st->url);
+    free(st->reqbody);
+    free(st);
+}
+
+/* Start the transfer; wait for the answer's status and headers. Returns
+ * 0, or -1 if the server did not answer (the transfer is over). */
+static int stream_start(struct stream *st, const char *method, size_t reqlen, int put)
+{
+    CURL *cu = curl_easy_init();
+    if (!cu || !(st->ring = malloc(STREAM_RING))) {
+        curl_easy_cleanup(cu);
+        return -1;
+    }
+    curl_easy_setopt(cu, CURLOPT_URL, st->url);
+    curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
+    /* no total limit on a large answer; a stalled one ends */
+    curl_easy_setopt(cu, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(cu, CURLOPT_LOW_SPEED_TIME, 300L);
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, st->l);
+    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_resp_header);
+    curl_easy_setopt(cu, CURLOPT_HEADERDATA, st);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_resp_body);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, st);
+    curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(cu, CURLOPT_XFERINFOFUNCTION, on_xfer);
+    curl_easy_setopt(cu, CURLOPT_XFERINFODATA, st);
+    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (st->p->tls_ca)
+        curl_easy_setopt(cu, CURLOPT_CAINFO, st->p->tls_ca);
+    if (!strcasecmp(method, "HEAD"))
+        curl_easy_setopt(cu, CURLOPT_NOBODY, 1L);
+    else if (reqlen || put || !strcasecmp(method, "POST")) {
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)reqlen);
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDS, st->reqbody ? st->reqbody : "");
+    }
+    st->cu = cu;   /* before the thread reads it */
+    if (pthread_create(&st->th, NULL, stream_run, st) != 0) {
+        st->cu = NULL;
+        curl_easy_cleanup(cu);
+        return -1;
+    }
+    pthread_mutex_lock(&st->mu);
+    while (!st->hdrs_done && !st->finished)
+        pthread_cond_wait(&st->cv, &st->mu);
+    int ok = st->hdrs_done && st->status >= 100;
+    CURLcode cr = st->cr;
+    pthread_mutex_unlock(&st->mu);
+    if (!ok)
+        log_warn("caldav proxy: %s %s: %s", method, st->url, cr != CURLE_OK ? curl_easy_strerror(cr) : "no answer");
+    return ok ? 0 : -1;
 }
 
 struct req_hdrs {
@@ -1051,135 +1246,139 @@ static char *basic_user(const char *auth)
     return colon ? strndup(out, (size_t)(colon - out)) : NULL;
 }
 
+/* The loop's part after the server took a PUT, DELETE or MOVE. Returns
+ * 0, or -1 when shutting down (w then belongs to the loop). */
+static int after_success(struct caldav_proxy *p, struct pwork *w, const char *path, const char *method,
+                         const char *dest)
+{
+    int del = !strcasecmp(method, "DELETE"), move = !strcasecmp(method, "MOVE");
+    if (w && w->uid) {
+        w->kind = P_COMMIT;
+        return on_loop_wait(w) == -1 ? -1 : 0;
+    }
+    if (!del && !(move && dest))
+        return 0;
+    struct pwork *dw = calloc(1, sizeof *dw);
+    if (dw && (dw->path = strdup(path)) && (del || (dw->dest = strdup(dest)))) {
+        dw->p = p;
+        dw->kind = del ? P_DELETE : P_MOVE;
+        if (on_loop_wait(dw) != -1)
+            pwork_free(dw);
+    } else if (dw) {
+        pwork_free(dw);
+    }
+    return 0;
+}
+
+/* A calendar PUT: quiet attendees marked on the loop thread. Returns 0
+ * (go on), or 1 with *rc when the client was answered already; *w is
+ * NULL if it now belongs to the loop. */
+static int put_prepare(struct caldav_proxy *p, struct MHD_Connection *c, const char *path, struct stream *st,
+                       size_t *len, struct pwork **wp, enum MHD_Result *rc)
+{
+    struct pwork *w = calloc(1, sizeof *w);
+    *wp = w;
+    if (!w || !(w->path = strdup(path))) {
+        *rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
+        return 1;
+    }
+    w->p = p;
+    w->kind = P_PREPARE;
+    w->body = st->reqbody ? st->reqbody : "";
+    w->len = *len;
+    w->authuser = basic_user(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
+    int lr = on_loop_wait(w);
+    if (lr < 0) {
+        if (lr == -1)
+            *wp = NULL;
+        *rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
+        return 1;
+    }
+    w->body = NULL;
+    if (w->refused[0]) {
+        *rc = reply_refused(c, w->refused);
+        return 1;
+    }
+    if (w->newbody) {   /* the stream owns the body it sends */
+        free(st->reqbody);
+        st->reqbody = w->newbody;
+        *len = w->newlen;
+        w->newbody = NULL;
+        w->changed = 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c, const char *path,
                                const char *method, struct conn *cc)
 {
     struct req_hdrs rh = { .p = p };
-    struct strbuf url = { 0 }, q = { 0 }, body = { 0 };
-    struct hdrs h = { 0 };
+    struct strbuf url = { 0 }, q = { 0 };
     struct pwork *w = NULL;
     enum MHD_Result rc = MHD_NO;
-    const char *data = cc->body.p ? cc->body.p : "";
+    struct stream *st = calloc(1, sizeof *st);
     size_t len = cc->body.len;
-    int put = !strcasecmp(method, "PUT"), del = !strcasecmp(method, "DELETE"), move = !strcasecmp(method, "MOVE");
+    int put = !strcasecmp(method, "PUT");
+    if (!st) {
+        reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
+        return MHD_YES;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->p = p;
+    st->reqbody = cc->body.p;   /* the stream owns the request body now */
+    memset(&cc->body, 0, sizeof cc->body);
 
     MHD_get_connection_values(c, MHD_HEADER_KIND, on_req_header, &rh);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
     sb_printf(&url, "%s%s%s", p->origin, path, q.p ? q.p : "");
+    st->url = sb_take(&url, NULL);
 
-    if (put && !rh.has_ce && (rh.ical || (len > 15 && !memcmp(data, "BEGIN:VCALENDAR", 15)))) {
-        if (!(w = calloc(1, sizeof *w)) || !(w->path = strdup(path))) {
-            free(w);
-            w = NULL;
-            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
-            goto out;
-        }
-        w->p = p;
-        w->kind = P_PREPARE;
-        w->body = data;
-        w->len = len;
-        w->authuser = basic_user(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
-        int lr = on_loop_wait(w);
-        if (lr < 0) {
-            if (lr == -1)
-                w = NULL;
-            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
-            goto out;
-        }
-        w->body = NULL;
-        if (w->refused[0]) {
-            rc = reply_refused(c, w->refused);
-            goto out;
-        }
-        if (w->newbody) {
-            data = w->newbody;
-            len = w->newlen;
-        }
-    }
-
-    CURL *cu = curl_easy_init();
-    if (!cu) {
-        rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
+    if (put && !rh.has_ce
+        && (rh.ical || (len > 15 && !memcmp(st->reqbody, "BEGIN:VCALENDAR", 15)))
+        && put_prepare(p, c, path, st, &len, &w, &rc))
         goto out;
-    }
     rh.l = curl_slist_append(rh.l, "Expect:");
     if (!rh.has_ct)
         rh.l = curl_slist_append(rh.l, "Content-Type:");   /* no curl default */
-    curl_easy_setopt(cu, CURLOPT_URL, url.p);
-    curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(cu, CURLOPT_TIMEOUT, 300L);
-    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, rh.l);
-    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_resp_header);
-    curl_easy_setopt(cu, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_resp_body);
-    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(cu, CURLOPT_XFERINFOFUNCTION, on_xfer);
-    curl_easy_setopt(cu, CURLOPT_XFERINFODATA, p);
-    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (p->tls_ca)
-        curl_easy_setopt(cu, CURLOPT_CAINFO, p->tls_ca);
-    if (!strcasecmp(method, "HEAD"))
-        curl_easy_setopt(cu, CURLOPT_NOBODY, 1L);
-    else if (len || put || !strcasecmp(method, "POST")) {
-        curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        curl_easy_setopt(cu, CURLOPT_POSTFIELDS, data);
-    }
-    CURLcode cr = curl_easy_perform(cu);
-    long status = 0;
-    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(cu);
-    if (cr != CURLE_OK || status < 100) {
-        log_warn("caldav proxy: %s %s: %s", method, url.p, curl_easy_strerror(cr));
+    st->l = rh.l;
+    rh.l = NULL;
+    if (!st->url || stream_start(st, method, len, put) < 0) {
         rc = reply(c, MHD_HTTP_BAD_GATEWAY, "untild: the calendar server did not answer\n");
         goto out;
     }
-    if (status / 100 == 2 && w && w->uid) {
-        w->kind = P_COMMIT;
-        int lr = on_loop_wait(w);
-        if (lr < 0) {
-            if (lr == -1)
-                w = NULL;
-            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
-            goto out;
-        }
-    } else if (status / 100 == 2 && (del || (move && rh.dest))) {
-        struct pwork *dw = calloc(1, sizeof *dw);
-        if (dw && (dw->path = strdup(path)) && (del || (dw->dest = strdup(rh.dest)))) {
-            dw->p = p;
-            dw->kind = del ? P_DELETE : P_MOVE;
-            if (on_loop_wait(dw) != -1)
-                pwork_free(dw);
-        } else if (dw) {
-            pwork_free(dw);
-        }
+    long status = st->status;
+    if (status / 100 == 2 && after_success(p, w, path, method, rh.dest) < 0) {
+        w = NULL;
+        rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
+        goto out;
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(body.len, body.p ? body.p : (void *)"",
-                                                             MHD_RESPMEM_MUST_COPY);
-    if (r) {
-        /* RFC 7231 4.3.4: the stored body is not the client's, so no
-         * ETag: the client must fetch it again. */
-        int changed = w && w->newbody && status / 100 == 2;
-        for (size_t i = 0; i < h.n; i++)
-            if (h.v[i] && !(changed && !strcasecmp(h.k[i], "ETag")))
-                MHD_add_response_header(r, h.k[i], h.v[i]);
-        rc = MHD_queue_response(c, (unsigned)status, r);
-        MHD_destroy_response(r);
-    }
+    /* no body: HEAD, 204, 304 (never chunked) */
+    int nobody = !strcasecmp(method, "HEAD") || status == 204 || status == 304;
+    struct MHD_Response *r = nobody
+        ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
+        : MHD_create_response_from_callback(st->clen >= 0 ? (uint64_t)st->clen : MHD_SIZE_UNKNOWN,
+                                            32 << 10, stream_read, st, stream_free);
+    if (!r)
+        goto out;
+    /* RFC 7231 4.3.4: the stored body is not the client's, so no ETag:
+     * the client must fetch it again. */
+    int changed = w && w->changed && status / 100 == 2;
+    for (size_t i = 0; i < st->h.n; i++)
+        if (st->h.v[i] && !(changed && !strcasecmp(st->h.k[i], "ETag")))
+            MHD_add_response_header(r, st->h.k[i], st->h.v[i]);
+    rc = MHD_queue_response(c, (unsigned)status, r);
+    if (!nobody)
+        st = NULL;   /* the response frees it (stream_free) */
+    MHD_destroy_response(r);
 out:
     if (w)
         pwork_free(w);
-    hdrs_clear(&h);
     curl_slist_free_all(rh.l);
     free(rh.dest);
     sb_free(&url);
     sb_free(&q);
-    sb_free(&body);
+    stream_free(st);
     return rc;
 }
 
@@ -1203,8 +1402,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    if (cc->too_big || cc->body.oom)
-        return reply(c, 413, "untild: request body too large\n");
+    if (cc->too_big || cc->body.oom) {
+        log_warn("caldav proxy: %s %s: request body over %u MiB refused", method, url, MAX_BODY >> 20);
+        return reply(c, 413, "untild: request body too large (the CalDAV proxy takes up to 32 MiB)\n");
+    }
     return forward(p, c, url, method, cc);
 }
 

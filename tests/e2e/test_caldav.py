@@ -1010,3 +1010,76 @@ class ProxyEdits(CalDAVBase):
         self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="released by the old link")
         self.assertIn(b"Contract v4", self.sink.for_rcpt("jane@acme.com")[0].data)
         self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
+
+
+BIG = 40 << 20   # more than the 32 MiB the proxy used to buffer
+
+
+class _BigServer(_PutRecorder):
+    """Radicale pass-through, plus GET /big (40 MiB with Content-Length)
+    and /big-chunked (the same, chunked)."""
+
+    def _any(self):
+        if self.command != "GET" or not self.path.startswith("/big"):
+            return _PutRecorder._any(self)
+        chunked = self.path.startswith("/big-chunked")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/calendar")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(BIG))
+        self.end_headers()
+        block = bytes(range(256)) * 4096   # 1 MiB
+        for _ in range(BIG // len(block)):
+            if chunked:
+                self.wfile.write(b"%x\r\n" % len(block) + block + b"\r\n")
+            else:
+                self.wfile.write(block)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    do_GET = _any
+
+
+class ProxyLarge(CalDAVBase):
+    """Issue 17 item 7: answers larger than 32 MiB reach a client that does
+    not ask for gzip, streamed through bounded memory."""
+    proxy = True
+
+    def caldav_url(self):
+        self.big = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BigServer)
+        self.big.dav_port = self.dav.port
+        self.big.puts = []
+        threading.Thread(target=self.big.serve_forever, daemon=True).start()
+        self.addCleanup(self.big.server_close)
+        self.addCleanup(self.big.shutdown)
+        return "http://127.0.0.1:%d/" % self.big.server_address[1]
+
+    def fetch(self, path):
+        import hashlib
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.pport, timeout=60)
+        self.addCleanup(c.close)
+        c.request("GET", path)
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        h, n = hashlib.sha256(), 0
+        while True:
+            b = r.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+        return n, h.hexdigest()
+
+    def test_40_mib_answer_streamed(self):
+        import hashlib
+        want = hashlib.sha256(bytes(range(256)) * 4096 * (BIG // (1 << 20))).hexdigest()
+        from harness import proc_status_kb, proc_has_asan
+        before = proc_status_kb(self.u.proc.pid, "VmHWM")
+        self.assertEqual(self.fetch("/big"), (BIG, want))
+        self.assertEqual(self.fetch("/big-chunked"), (BIG, want))
+        if not proc_has_asan(self.u.proc.pid):
+            grew = proc_status_kb(self.u.proc.pid, "VmHWM") - before
+            self.assertLess(grew, 16 * 1024, "the answer was buffered, not streamed (%d kB)" % grew)
