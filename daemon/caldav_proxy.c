@@ -362,7 +362,60 @@ static char *patch_text(const char *s, size_t n, const struct rscan *r, size_t *
     return sb_take(&o, outlen);
 }
 
-/* Facts of the rep's events from libical: UID, status, summary, start. */
+#define MAX_SERIES_COUNT 10000   /* COUNT occurrences counted; more: no end */
+
+/* A time from libical read as if it were UTC (differences only). */
+static time_t naive_t(struct icaltimetype t)
+{
+    t.zone = NULL;
+    if (t.is_date) {
+        t.is_date = 0;
+        t.hour = t.minute = t.second = 0;
+    }
+    return icaltime_as_timet_with_zone(t, icaltimezone_get_utc_timezone());
+}
+
+/* The start of a recurring event's last occurrence, so that a series
+ * already running when the window opens is still sent while anything of
+ * it is left (release.c sends nothing for an event that has begun): UNTIL
+ * bounds it, COUNT is counted (bounded), RDATEs count too. Returns 0 when
+ * the series has no end, st when the event does not recur. DST shifts may
+ * move the result by an hour: it only decides "anything left?". */
+static time_t series_last(icalcomponent *ev, time_t st)
+{
+    time_t last = st;
+    icalproperty *rp = icalcomponent_get_first_property(ev, ICAL_RRULE_PROPERTY);
+    if (rp) {
+        struct icalrecurrencetype rr = icalproperty_get_rrule(rp);
+        struct icaltimetype ds = icalcomponent_get_dtstart(ev);
+        if (!icaltime_is_null_time(rr.until)) {
+            time_t u = naive_t(rr.until) + (rr.until.is_date ? 86399 : 0);
+            if (!icaltime_is_utc(rr.until) && !icaltime_is_null_time(ds))
+                u = st + (u - naive_t(ds));   /* local like DTSTART */
+            last = u > last ? u : last;
+        } else if (rr.count > 0 && rr.count <= MAX_SERIES_COUNT && !icaltime_is_null_time(ds)) {
+            icalrecur_iterator *it = icalrecur_iterator_new(rr, ds);
+            struct icaltimetype t, lt = ds;
+            for (int k = 0; it && k < rr.count && !icaltime_is_null_time(t = icalrecur_iterator_next(it)); k++)
+                lt = t;
+            if (it)
+                icalrecur_iterator_free(it);
+            time_t l = st + (naive_t(lt) - naive_t(ds));
+            last = l > last ? l : last;
+        } else {
+            return 0;
+        }
+    }
+    for (icalproperty *p = icalcomponent_get_first_property(ev, ICAL_RDATE_PROPERTY); p;
+         p = icalcomponent_get_next_property(ev, ICAL_RDATE_PROPERTY)) {
+        time_t t = caldav_prop_time(p, NULL);
+        last = t > last ? t : last;
+    }
+    return last;
+}
+
+/* Facts of the rep's events from libical: UID, status, summary, start
+ * (of the last occurrence, for a series). */
 static void event_facts(struct pwork *w, icalcomponent *cal, const struct rscan *r, char *summary, size_t sumsz)
 {
     struct untild *u = w->p->u;
@@ -384,7 +437,7 @@ static void event_facts(struct pwork *w, icalcomponent *cal, const struct rscan 
         time_t st = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY),
                                      u->cfg->timezone);
         if (st)
-            w->meta.ical_dtstart = st;
+            w->meta.ical_dtstart = is_master ? series_last(ev, st) : st;
         first = 0;
     }
 }

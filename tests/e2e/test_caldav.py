@@ -338,6 +338,30 @@ class Proxy(CalDAVBase):
         self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
         self.assertEqual(self.sink.for_rcpt("jane@acme.com"), [])
 
+    def test_running_series_is_sent_while_occurrences_remain(self):
+        # Issue 17 item 2: weekly series that began before the window opens.
+        series = {"s1": "RRULE:FREQ=WEEKLY;COUNT=52",             # runs to December
+                  "s2": "RRULE:FREQ=WEEKLY",                      # no end
+                  "s3": "RRULE:FREQ=WEEKLY;UNTIL=20270301T000000Z",   # over by July
+                  "s4": "RRULE:FREQ=WEEKLY;COUNT=4"}              # over by July
+        for uid, rule in series.items():
+            st, _, _ = self.put_via_proxy("/rep/work/%s.ics" % uid, self.invite(
+                uid, "20270104T100000Z", "20270104T110000Z", summary="Series " + uid,
+                attendees=["jane@acme.com"], extra=rule))
+            self.assertEqual(st, 201)
+        self.assertEqual(len(self.u.spool_files()), 4)
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 2, what="two series sent")
+        self.u.wait_for(lambda: len(self.notices("Reschedule")) == 2, what="two reschedule notices")
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
+        sent = b"".join(m.data for m in self.sink.for_rcpt("jane@acme.com"))
+        self.assertIn(b"UID:s1", sent)
+        self.assertIn(b"UID:s2", sent)
+        self.assertIn(b"RRULE:FREQ=WEEKLY;COUNT=52", sent)
+        notes = b"".join(m.data for m in self.notices("Reschedule"))
+        self.assertIn(b"Series s3", notes)
+        self.assertIn(b"Series s4", notes)
+
     def test_other_requests_pass_through(self):
         # PROPFIND with a body and Depth, and the server's own 404 / 401.
         body = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:displayname/></D:prop>'
