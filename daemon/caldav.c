@@ -38,6 +38,7 @@
 #include "untild/caldav_proxy.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/ical_raw.h"
 #include "untild/log.h"
 #include "untild/secret.h"
 #include "untild/loop.h"
@@ -311,10 +312,28 @@ static int objs_add(struct objs *v, const char *href, const char *etag, char *da
     return 0;
 }
 
+#define MAX_UNMARKS 16   /* server copies repaired per sync */
+
 struct job {
     char *state;        /* the persisted sync state blob (may be NULL) */
     char *wins_tag;     /* tag of the windows calendar we hold (may be NULL) */
+    struct caldav_unmark um[MAX_UNMARKS];   /* released attendees to unmark */
+    size_t num;
+    int um_done[MAX_UNMARKS];
 };
+
+static void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->num; i++) {
+        free(j->um[i].path);
+        free(j->um[i].value);
+    }
+    free(j->state);
+    free(j->wins_tag);
+    free(j);
+}
 
 struct result {
     struct cw *w;
@@ -322,6 +341,7 @@ struct result {
     char err[256];
     char *state;        /* new sync state, to store once processed */
     char *principal;    /* current-user-principal href, if the server named it */
+    struct job *job;    /* back to the loop: which unmarks were done */
     struct objs changed;/* new/changed objects of watched calendars */
     int wins_found;     /* the windows calendar exists */
     int wins_fetched;   /* wobj is its complete content */
@@ -335,6 +355,7 @@ static void result_free(struct result *r)
         return;
     free(r->state);
     free(r->principal);
+    job_free(r->job);
     free(r->wins_tag);
     objs_free(&r->changed);
     objs_free(&r->wobj);
@@ -1070,6 +1091,154 @@ out:
     return rc;
 }
 
+/* ---- released attendees: the server's copy without SCHEDULE-AGENT=CLIENT */
+
+struct etag_cap { char etag[256]; };
+
+static size_t on_obj_header(char *b, size_t sz, size_t n, void *arg)
+{
+    struct etag_cap *e = arg;
+    size_t len = sz * n;
+    if (len > 5 && !strncasecmp(b, "ETag:", 5)) {
+        const char *v = b + 5, *end = b + len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+            end--;
+        if ((size_t)(end - v) < sizeof e->etag) {
+            memcpy(e->etag, v, (size_t)(end - v));
+            e->etag[end - v] = '\0';
+        }
+    }
+    return len;
+}
+
+/* GET or PUT (If-Match) one calendar object. Returns 0 with *status, or -1. */
+static int obj_req(struct cw *w, const char *method, const char *url, const struct strbuf *body,
+                   const char *ifmatch, struct strbuf *out, long *status, struct etag_cap *ec)
+{
+    CURL *c = w->curl;
+    struct curl_slist *h = NULL;
+    struct strbuf im = { 0 };
+    curl_easy_reset(c);
+    sb_free(out);
+    *status = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "untild");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_obj_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, ec);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (w->tls_ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, w->tls_ca);
+    if (w->user) {
+        curl_easy_setopt(c, CURLOPT_USERNAME, w->user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, w->pass ? w->pass : "");
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    }
+    h = curl_slist_append(h, "Expect:");
+    if (body) {
+        h = curl_slist_append(h, "Content-Type: text/calendar; charset=utf-8");
+        sb_printf(&im, "If-Match: %s", ifmatch);
+        if (im.p)
+            h = curl_slist_append(h, im.p);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->p);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(h);
+    sb_free(&im);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* The object's text without SCHEDULE-AGENT=CLIENT on value's ATTENDEE
+ * lines; every other byte kept. Returns the number of lines changed. */
+static int unmark_text(const char *s, size_t n, const char *value, struct strbuf *out)
+{
+    static const char *const drop[] = { "SCHEDULE-AGENT", NULL };
+    struct strbuf u = { 0 };
+    struct icr_line l;
+    size_t pos = 0;
+    int changed = 0;
+    while (icr_next(s, n, &pos, &l)) {
+        struct icr_prop p;
+        char sa[32];
+        icr_unfold(s, &l, &u);
+        if (u.len && icr_parse(u.p, u.len, &p) == 0 && icr_name_is(p.name, p.nlen, "ATTENDEE")
+            && p.vlen == strlen(value) && !strncasecmp(p.value, value, p.vlen)
+            && icr_param_first(&p, "SCHEDULE-AGENT", sa, sizeof sa) > 0 && !strcasecmp(sa, "CLIENT")) {
+            icr_rewrite(&p, drop, NULL, l.eol == 1 ? "\n" : "\r\n", out);
+            if (!l.eol)
+                out->len -= 2, out->p[out->len] = '\0';
+            changed++;
+            continue;
+        }
+        sb_add(out, s + l.off, l.len);
+    }
+    sb_free(&u);
+    return changed;
+}
+
+/* One released attendee: GET the object, drop the parameter, PUT it back
+ * with If-Match (a concurrent edit wins; the next sync tries again).
+ * Returns 1 when done (or the object is gone), 0 to try again. */
+static int unmark_one(struct cw *w, const struct caldav_unmark *um)
+{
+    char *url = resolve(w->url, um->path);
+    struct strbuf b = { 0 }, nb = { 0 }, out = { 0 };
+    struct etag_cap ec = { "" };
+    long st = 0;
+    int done = 0;
+    if (!url || !same_origin(w->url, url))
+        goto out;
+    if (obj_req(w, "GET", url, NULL, NULL, &b, &st, &ec) < 0)
+        goto out;
+    if (st == 404 || st == 410) {
+        done = 1;
+        goto out;
+    }
+    if (st != 200 || !b.p || !ec.etag[0]) {
+        log_warn("caldav: %s: GET %s: HTTP %ld%s; will try again", w->rep, url, st,
+                 st == 200 ? " without an ETag" : "");
+        goto out;
+    }
+    if (!unmark_text(b.p, b.len, um->value, &nb)) {
+        done = 1;   /* already without the parameter */
+        goto out;
+    }
+    if (nb.oom || obj_req(w, "PUT", url, &nb, ec.etag, &out, &st, &ec) < 0)
+        goto out;
+    done = st / 100 == 2;
+    if (!done)
+        log_info("caldav: %s: PUT %s (If-Match %s): HTTP %ld; will try again", w->rep, url, ec.etag, st);
+out:
+    free(url);
+    sb_free(&b);
+    sb_free(&nb);
+    sb_free(&out);
+    return done;
+}
+
+static void unmark_all(struct cw *w, struct job *j)
+{
+    for (size_t i = 0; i < j->num && !atomic_load(&w->quit); i++)
+        j->um_done[i] = unmark_one(w, &j->um[i]);
+}
+
 static void run_job(struct cw *w, const struct job *j, struct result *r)
 {
     struct cal *cals = NULL;
@@ -1130,11 +1299,12 @@ static void *worker(void *arg)
         struct result *r = calloc(1, sizeof *r);
         if (r) {
             r->w = w;
+            unmark_all(w, j);
             run_job(w, j, r);
+            r->job = j;   /* the loop records the unmarks done */
+        } else {
+            job_free(j);
         }
-        free(j->state);
-        free(j->wins_tag);
-        free(j);
         if (atomic_load(&w->quit)) {
             result_free(r);
             break;
@@ -1579,6 +1749,8 @@ static void on_timer(struct loop *l, uint64_t id, void *arg)
     }
     j->state = store_kv_get(u->store, w->statekey);
     j->wins_tag = w->wins_tag ? strdup(w->wins_tag) : NULL;
+    if (w->proxy)
+        j->num = caldav_proxy_unmarks_due(u, w->rep, j->um, MAX_UNMARKS);
     pthread_mutex_lock(&w->mu);
     w->job = j;
     pthread_cond_signal(&w->cv);
@@ -1601,6 +1773,12 @@ static void on_result(void *arg)
     struct untild *u = w->m->u;
     time_t now = untild_now(u);
     w->busy = 0;
+    for (size_t i = 0; r->job && i < r->job->num; i++)
+        if (r->job->um_done[i]) {
+            caldav_proxy_unmark_done(u, w->rep, r->job->um[i].path, r->job->um[i].value);
+            log_info("caldav: %s: %s in %s was released: the server schedules them again", w->rep,
+                     r->job->um[i].value, r->job->um[i].path);
+        }
     if (!r->ok) {
         w->failures++;
         int64_t d = w->poll;
@@ -1750,11 +1928,7 @@ static void cw_free(struct cw *w)
 
 static void cw_destroy(struct cw *w)
 {
-    if (w->job) {
-        free(w->job->state);
-        free(w->job->wins_tag);
-        free(w->job);
-    }
+    job_free(w->job);
     if (w->curl)
         curl_easy_cleanup(w->curl);
     pthread_mutex_destroy(&w->mu);

@@ -98,6 +98,7 @@ struct pwork {
     time_t release_at;
     int has_hold;
     struct strbuf heldtxt;
+    struct strbuf marked;   /* "norm<TAB>value" of the attendees marked now */
 };
 
 static void pwork_free(struct pwork *w)
@@ -110,6 +111,7 @@ static void pwork_free(struct pwork *w)
     spool_meta_free(&w->meta);
     free(w->msg);
     sb_free(&w->heldtxt);
+    sb_free(&w->marked);
     free(w);
 }
 
@@ -179,7 +181,9 @@ struct ratt {
     size_t ev;              /* index of its VEVENT */
     int client;             /* already SCHEDULE-AGENT=CLIENT */
     int mark;               /* quiet: must carry SCHEDULE-AGENT=CLIENT */
+    int unmark;             /* released: must lose untild's SCHEDULE-AGENT=CLIENT */
     char norm[ADDR_MAX];    /* "" when it has no e-mail address */
+    char val[320];          /* the value as written ("mailto:Jane@Acme.com") */
 };
 
 struct rscan {
@@ -278,6 +282,7 @@ static void scan_prop(struct pwork *w, struct rscan *r, const struct icr_prop *p
     a->l = *l;
     a->ev = ev;
     a->client = icr_param_first(pr, "SCHEDULE-AGENT", sa, sizeof sa) > 0 && !strcasecmp(sa, "CLIENT");
+    snprintf(a->val, sizeof a->val, "%.*s", (int)sizeof a->val - 1, val);
     if (caldav_address_norm(val, email, delims, a->norm, sizeof a->norm) < 0)
         a->norm[0] = '\0';
 }
@@ -341,14 +346,15 @@ static char *patch_text(const char *s, size_t n, const struct rscan *r, size_t *
     for (size_t i = 0; i < r->na; i++) {
         const struct ratt *a = &r->a[i];
         struct icr_prop pr;
-        if (!a->mark || a->client)
+        if (!(a->mark && !a->client) && !a->unmark)
             continue;
         icr_unfold(s, &a->l, &u);
         if (icr_parse(u.p, u.len, &pr) < 0)
             continue;   /* scan_text read it: cannot happen */
         sb_add(&o, s + at, a->l.off - at);
         size_t before = o.len;
-        icr_rewrite(&pr, drop, "SCHEDULE-AGENT=CLIENT", a->l.eol == 2 ? "\r\n" : a->l.eol ? "\n" : deol, &o);
+        icr_rewrite(&pr, drop, a->unmark ? NULL : "SCHEDULE-AGENT=CLIENT",
+                    a->l.eol == 2 ? "\r\n" : a->l.eol ? "\n" : deol, &o);
         if (!a->l.eol && o.len > before)   /* the last line had no ending: keep it so */
             o.len -= strlen(deol), o.p[o.len] = '\0';
         at = a->l.off + a->l.len;
@@ -360,6 +366,245 @@ static char *patch_text(const char *s, size_t n, const struct rscan *r, size_t *
         return NULL;
     }
     return sb_take(&o, outlen);
+}
+
+/* ---- attendees untild marked: scheduled by the server again once released
+ *
+ * SCHEDULE-AGENT=CLIENT stays in the stored event after the held
+ * invitation went out, and clients send it back with every save: later
+ * edits and the final DELETE would reach the released attendee from
+ * nobody. So untild remembers each attendee it marked ("marks", one kv
+ * value per rep: UID, href, address, the value as written, held id);
+ * once that attendee's invitation was released (audit "released") and
+ * they are not quiet any more, the watcher removes the parameter from the
+ * server's copy (If-Match), and a PUT through the proxy loses it too. A
+ * mark whose invitation was discarded, cancelled or went stale is
+ * forgotten (the rep did not invite them). */
+#define MARKS_MAX 4096
+
+#define MARK_F 6
+struct mark { char *f[MARK_F]; };   /* uid, path, norm, val, held id, "r" when repaired */
+struct marks { struct mark m[MARKS_MAX]; size_t n; };
+
+static void marks_key(struct strbuf *k, const char *rep)
+{
+    sb_printf(k, "caldav:proxy-marks:%s", rep);
+}
+
+static void marks_free(struct marks *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        for (int k = 0; k < MARK_F; k++)
+            free(x->m[i].f[k]);
+    x->n = 0;
+}
+
+static void marks_del(struct marks *x, size_t i)
+{
+    for (int k = 0; k < MARK_F; k++)
+        free(x->m[i].f[k]);
+    x->m[i] = x->m[--x->n];
+}
+
+static void marks_add(struct marks *x, const char *const f[MARK_F])
+{
+    for (int k = 0; k < MARK_F; k++)
+        if (!f[k] || !*f[k] || strpbrk(f[k], "\t\n"))
+            return;
+    if (x->n == MARKS_MAX) {
+        log_warn("caldav proxy: more than %d marked attendees remembered; the oldest is forgotten", MARKS_MAX);
+        marks_del(x, 0);
+    }
+    struct mark *m = &x->m[x->n];
+    for (int k = 0; k < MARK_F; k++)
+        m->f[k] = strdup(f[k]);
+    x->n++;
+}
+
+static struct marks *marks_load(struct untild *u, const char *rep)
+{
+    struct strbuf k = { 0 };
+    struct marks *x = calloc(1, sizeof *x);
+    marks_key(&k, rep);
+    char *v = x && k.p ? store_kv_get(u->store, k.p) : NULL;
+    sb_free(&k);
+    for (char *save = NULL, *l = v ? strtok_r(v, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+        const char *f[MARK_F];
+        char *s2 = NULL;
+        int n = 0;
+        for (char *t = strtok_r(l, "\t", &s2); t && n < MARK_F; t = strtok_r(NULL, "\t", &s2))
+            f[n++] = t;
+        if (n == MARK_F)
+            marks_add(x, f);
+    }
+    free(v);
+    return x;
+}
+
+static void marks_save(struct untild *u, const char *rep, struct marks *x)
+{
+    struct strbuf k = { 0 }, v = { 0 };
+    for (size_t i = 0; i < x->n; i++)
+        sb_printf(&v, "%s\t%s\t%s\t%s\t%s\t%s\n", x->m[i].f[0], x->m[i].f[1], x->m[i].f[2], x->m[i].f[3],
+                  x->m[i].f[4], x->m[i].f[5]);
+    marks_key(&k, rep);
+    int rc = !k.p || v.oom ? -1 : v.len ? store_kv_set(u->store, k.p, v.p) : store_kv_del(u->store, k.p);
+    if (rc < 0)
+        log_error("caldav proxy: %s: cannot store the marked attendees", rep);
+    sb_free(&k);
+    sb_free(&v);
+    marks_free(x);
+    free(x);
+}
+
+struct released_find { const char *norm; int found; };
+
+static int released_fn(const struct audit_rec *a, void *arg)
+{
+    struct released_find *f = arg;
+    if (a->event && !strcmp(a->event, "released") && a->contact && !strcmp(a->contact, f->norm))
+        f->found = 1;
+    return f->found;
+}
+
+enum mark_state { MARK_HELD, MARK_RELEASED, MARK_GONE };
+
+static enum mark_state mark_state(struct untild *u, const struct mark *m)
+{
+    if (release_find(u->release, m->f[4], NULL))
+        return MARK_HELD;
+    struct released_find f = { m->f[2], 0 };
+    store_audit_foreach_msg(u->store, m->f[4], 0, released_fn, &f);
+    return f.found ? MARK_RELEASED : MARK_GONE;
+}
+
+/* Released and no longer quiet: schedule them normally again. */
+static int mark_due(struct untild *u, const struct mark *m, time_t now)
+{
+    struct window_match wm;
+    return mark_state(u, m) == MARK_RELEASED
+           && (!windows_match(u->ix, m->f[2], now, &wm) || policy_window_action(&u->pcfg, wm.w) == ACTION_ALLOW);
+}
+
+size_t caldav_proxy_unmarks_due(struct untild *u, const char *rep, struct caldav_unmark *out, size_t max)
+{
+    struct marks *x = marks_load(u, rep);
+    time_t now = untild_now(u);
+    size_t n = 0;
+    int changed = 0;
+    if (!x)
+        return 0;
+    for (size_t i = 0; i < x->n;) {
+        if (!strcmp(x->m[i].f[5], "r")) {   /* repaired: nothing to do */
+            i++;
+            continue;
+        }
+        enum mark_state st = mark_state(u, &x->m[i]);
+        if (st == MARK_GONE) {   /* discarded, cancelled, stale: forget */
+            marks_del(x, i);
+            changed = 1;
+            continue;
+        }
+        if (n < max && mark_due(u, &x->m[i], now)) {
+            out[n].path = strdup(x->m[i].f[1]);
+            out[n].value = strdup(x->m[i].f[3]);
+            if (out[n].path && out[n].value)
+                n++;
+            else
+                free(out[n].path), free(out[n].value);
+        }
+        i++;
+    }
+    if (changed)
+        marks_save(u, rep, x);
+    else
+        marks_free(x), free(x);
+    return n;
+}
+
+void caldav_proxy_unmark_done(struct untild *u, const char *rep, const char *path, const char *value)
+{
+    struct marks *x = marks_load(u, rep);
+    if (!x)
+        return;
+    /* kept (repaired), so that a client's stale copy sent back through
+     * the proxy loses the parameter too */
+    for (size_t i = 0; i < x->n; i++)
+        if (!strcmp(x->m[i].f[1], path) && !strcasecmp(x->m[i].f[3], value)) {
+            char *r = strdup("r");
+            if (r) {
+                free(x->m[i].f[5]);
+                x->m[i].f[5] = r;
+            }
+        }
+    marks_save(u, rep, x);
+}
+
+/* A PUT of uid: which attendees lose untild's parameter (released), and
+ * what to remember for the ones marked now (at commit). */
+static void marks_prepare(struct pwork *w, struct rscan *r)
+{
+    struct untild *u = w->p->u;
+    struct marks *x = w->uid ? marks_load(u, w->p->rep) : NULL;
+    time_t now = untild_now(u);
+    for (size_t i = 0; i < r->na; i++) {
+        struct ratt *a = &r->a[i];
+        if (a->mark)
+            sb_printf(&w->marked, "%s\t%s\n", a->norm, a->val);
+        if (!x || a->mark || !a->client || !a->norm[0])
+            continue;
+        for (size_t k = 0; k < x->n && !a->unmark; k++)
+            a->unmark = !strcmp(x->m[k].f[0], w->uid) && !strcmp(x->m[k].f[2], a->norm)
+                        && mark_due(u, &x->m[k], now);
+    }
+    if (x) {
+        marks_free(x);
+        free(x);
+    }
+}
+
+/* Is norm among the "norm<TAB>value" lines of list? */
+static int marked_now(const char *list, const char *norm)
+{
+    size_t l = strlen(norm);
+    for (const char *s = list; s && *s;) {
+        if (!strncmp(s, norm, l) && s[l] == '\t')
+            return 1;
+        if ((s = strchr(s, '\n')))
+            s++;
+    }
+    return 0;
+}
+
+/* Commit: this PUT's marks replace the held ones of the same UID and
+ * href; released ones stay (until the event is deleted) unless the
+ * attendee is marked again. */
+static void marks_commit(struct pwork *w)
+{
+    struct untild *u = w->p->u;
+    struct marks *x = marks_load(u, w->p->rep);
+    if (!x)
+        return;
+    for (size_t i = 0; i < x->n;) {
+        struct mark *m = &x->m[i];
+        int again = marked_now(w->marked.p, m->f[2]);
+        if (!strcmp(m->f[0], w->uid) && !strcmp(m->f[1], w->path)
+            && (again || mark_state(u, m) != MARK_RELEASED))
+            marks_del(x, i);
+        else
+            i++;
+    }
+    if (w->has_hold && w->meta.id[0])
+        for (char *save = NULL, *l = w->marked.p ? strtok_r(w->marked.p, "\n", &save) : NULL; l;
+             l = strtok_r(NULL, "\n", &save)) {
+            char *tab = strchr(l, '\t');
+            if (!tab)
+                continue;
+            *tab = '\0';
+            const char *f[MARK_F] = { w->uid, w->path, l, tab + 1, w->meta.id, "-" };
+            marks_add(x, f);
+        }
+    marks_save(u, w->p->rep, x);
 }
 
 #define MAX_SERIES_COUNT 10000   /* COUNT occurrences counted; more: no end */
@@ -507,9 +752,14 @@ static void prepare(struct pwork *w)
             *s = ' ';
     const char *ics = w->body;
     size_t icslen = w->len;
+    marks_prepare(w, &r);
     int patch = 0;
-    for (size_t i = 0; i < r.na; i++)
-        patch |= r.a[i].mark && !r.a[i].client;
+    for (size_t i = 0; i < r.na; i++) {
+        patch |= (r.a[i].mark && !r.a[i].client) || r.a[i].unmark;
+        if (r.a[i].unmark)
+            log_info("caldav proxy: %s: PUT %s: %s was released: scheduled by the server again", w->p->rep,
+                     w->path, r.a[i].norm);
+    }
     if (patch) {
         if (!(w->newbody = patch_text(w->body, w->len, &r, &w->newlen))) {
             refuse(w, "out of memory");
@@ -744,6 +994,7 @@ static void commit(struct pwork *w)
     if (!w->has_hold) {
         drop_uid(p, w->uid, w->cancelled ? "cancelled" : "superseded");
         idx_save(p, &x);
+        marks_commit(w);
         return;
     }
     size_t nold = release_find_uid(u->release, p->rep, w->uid, old, 16);
@@ -767,6 +1018,7 @@ static void commit(struct pwork *w)
         log_error("caldav proxy: cannot track held invitation %s (restart picks it up)", w->meta.id);
     idx_add(&x, w->uid, w->path);
     idx_save(p, &x);
+    marks_commit(w);
     for (size_t i = 0; i < w->meta.nrcpts; i++)
         store_audit(u->store, &(struct audit_rec){ now, "held", p->rep, w->meta.rcpts[i].norm,
                     w->meta.rcpts[i].window_id, w->meta.id, w->meta.rcpts[i].reason });
@@ -818,6 +1070,15 @@ static void deleted(struct pwork *w)
     idx_free(&gone);
     idx_save(p, &x);
     free(uid);
+    struct marks *mk = marks_load(p->u, p->rep);
+    if (mk) {
+        for (size_t i = 0; i < mk->n;)
+            if (path_under(mk->m[i].f[1], w->path))
+                marks_del(mk, i);
+            else
+                i++;
+        marks_save(p->u, p->rep, mk);
+    }
 }
 
 /* A MOVE (of an event or a calendar): the held invitations follow. */

@@ -362,6 +362,47 @@ class Proxy(CalDAVBase):
         self.assertIn(b"Series s3", notes)
         self.assertIn(b"Series s4", notes)
 
+    def test_released_attendee_is_scheduled_by_the_server_again(self):
+        # Issue 17 item 1: after the held invitation went out, the stored
+        # event loses SCHEDULE-AGENT=CLIENT (If-Match), so the server
+        # carries later edits and the final DELETE to the attendee.
+        def jane_line(ics):
+            return [l for l in unfold(ics).splitlines() if l.startswith("ATTENDEE") and "jane@acme.com" in l][0]
+        sent_body = self.invite()
+        self.assertEqual(self.put_via_proxy("/rep/work/inv1.ics", sent_body)[0], 201)
+        stale = self.dav.get("/rep/work/inv1.ics")[2]   # what a client keeps
+        self.assertIn("SCHEDULE-AGENT=CLIENT", jane_line(stale))
+        time.sleep(2.5)   # syncs while still held: nothing changes
+        self.assertIn("SCHEDULE-AGENT=CLIENT", jane_line(self.dav.get("/rep/work/inv1.ics")[2]))
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="iMIP at window end")
+        self.u.wait_for(lambda: "SCHEDULE-AGENT" not in jane_line(self.dav.get("/rep/work/inv1.ics")[2]),
+                        timeout=15, what="server copy unmarked")
+        self.wait_log("was released: the server schedules them again")
+        stored = self.dav.get("/rep/work/inv1.ics")[2]
+        self.assertNotIn("SCHEDULE-AGENT", unfold(stored))
+        # an edit from a client that still has the marked copy: the mark goes
+        edit = stale.decode().replace("SUMMARY:Contract signing", "SUMMARY:Contract moved")
+        st, _, _ = self.put_via_proxy("/rep/work/inv1.ics", edit)
+        self.assertIn(st, (200, 201, 204))
+        stored = self.dav.get("/rep/work/inv1.ics")[2]
+        self.assertIn("Contract moved", unfold(stored))
+        self.assertNotIn("SCHEDULE-AGENT", jane_line(stored))
+        self.assertEqual(self.u.spool_files(), [], "nothing held: jane is not quiet")
+        # and the DELETE reaches the server with jane scheduled normally
+        self.assertIn(self.dav.delete("/rep/work/inv1.ics", port=self.pport)[0], (200, 204))
+        self.assertEqual(len(self.sink.for_rcpt("jane@acme.com")), 1)
+
+    def test_discarded_invitation_keeps_the_mark(self):
+        self.assertEqual(self.put_via_proxy("/rep/work/inv1.ics", self.invite())[0], 201)
+        held = self.u.held_json()
+        held = held.get("held", held) if isinstance(held, dict) else held
+        self.u.ctl("held", "discard", held[0]["id"])
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        time.sleep(2.5)   # several syncs
+        stored = self.dav.get("/rep/work/inv1.ics")[2]
+        self.assertIn("SCHEDULE-AGENT=CLIENT", unfold(stored), "the rep chose not to invite jane")
+
     def test_other_requests_pass_through(self):
         # PROPFIND with a body and Depth, and the server's own 404 / 401.
         body = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:displayname/></D:prop>'
