@@ -1148,3 +1148,46 @@ class ProxyLarge(CalDAVBase):
         if not proc_has_asan(self.u.proc.pid):
             grew = proc_status_kb(self.u.proc.pid, "VmHWM") - before
             self.assertLess(grew, 16 * 1024, "the answer was buffered, not streamed (%d kB)" % grew)
+
+
+class ProxyVdirsyncer(CalDAVBase):
+    """Issue 17 item 5 with a real client: vdirsyncer uploads an event
+    through the proxy; the answer has no ETag because untild changed the
+    body (RFC 7231 4.3.4), so the next sync fetches the stored version
+    instead of keeping its own copy for ever."""
+    proxy = True
+
+    def vdirsyncer(self, *args):
+        import subprocess
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        env["HOME"] = self.vd
+        r = subprocess.run(["vdirsyncer", "-c", os.path.join(self.vd, "config")] + list(args),
+                           input="y\n" * 4, capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r
+
+    def test_vdirsyncer_fetches_the_changed_event(self):
+        import shutil
+        import tempfile
+        self.vd = tempfile.mkdtemp(prefix="vdirsyncer-e2e-")
+        self.addCleanup(shutil.rmtree, self.vd, True)
+        local = os.path.join(self.vd, "local")
+        os.makedirs(local)
+        with open(os.path.join(self.vd, "config"), "w") as f:
+            f.write('[general]\nstatus_path = "%s/status/"\n\n[pair p]\na = "local"\nb = "remote"\n'
+                    'collections = null\n\n[storage local]\ntype = "filesystem"\npath = "%s/"\n'
+                    'fileext = ".ics"\n\n[storage remote]\ntype = "caldav"\n'
+                    'url = "http://127.0.0.1:%d/rep/work/"\nusername = "rep"\npassword = "secret"\n'
+                    % (self.vd, local, self.pport))
+        with open(os.path.join(local, "vd1.ics"), "w", newline="") as f:
+            f.write(vevent("vd1", "20270901T100000Z", "20270901T110000Z", summary="Synced talk",
+                           attendees=["jane@acme.com"]))
+        self.vdirsyncer("discover")
+        self.vdirsyncer("sync")
+        self.assertEqual(len(self.u.spool_files()), 1)
+        st, _, stored = self.dav.get("/rep/work/vd1.ics")
+        self.assertEqual(st, 200)
+        self.assertIn("SCHEDULE-AGENT=CLIENT", unfold(stored))
+        self.vdirsyncer("sync")
+        with open(os.path.join(local, "vd1.ics")) as f:
+            self.assertIn("SCHEDULE-AGENT=CLIENT", unfold(f.read()), "vdirsyncer kept its stale copy")
