@@ -1091,6 +1091,26 @@ out:
     return rc;
 }
 
+/* A calendar's ctag (or sync-token) now; NULL if none or on error. */
+static char *cal_tag(struct cw *w, const char *url)
+{
+    static const char q[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propfind " NS "><D:prop>"
+        "<D:sync-token/><CS:getctag/></D:prop></D:propfind>";
+    struct strbuf b = { 0 };
+    char err[256];
+    long st;
+    char *tag = NULL;
+    if (dav(w, "PROPFIND", url, "0", q, &b, &st, err, sizeof err) == 0 && st == 207) {
+        struct xn *x = multistatus(&b, err, sizeof err, url);
+        struct xn *p = x ? ok_prop(xfind(x, "response")) : NULL;
+        if (!(tag = xdup(xkid(p, "getctag"))))
+            tag = xdup(xkid(p, "sync-token"));
+        xfree(x);
+    }
+    sb_free(&b);
+    return tag;
+}
+
 /* ---- released attendees: the server's copy without SCHEDULE-AGENT=CLIENT */
 
 struct etag_cap { char etag[256]; };
@@ -1259,6 +1279,16 @@ static void run_job(struct cw *w, const struct job *j, struct result *r)
                 break;
             }
             r->wins_fetched = 1;
+            /* An edit between the listing and the fetch: the content is
+             * newer than the tag, and a later tag may equal the old one
+             * (Radicale's ctag of an emptied calendar): keep no tag, so the
+             * next sync fetches again. */
+            char *now_tag = cal_tag(w, c->url);
+            if (!now_tag || !c->tag || strcmp(now_tag, c->tag)) {
+                free(r->wins_tag);
+                r->wins_tag = NULL;
+            }
+            free(now_tag);
             continue;
         }
         if (!c->href)
@@ -1798,6 +1828,8 @@ static void on_result(void *arg)
         r->principal = NULL;
         caldav_proxy_set_principal(w->proxy, w->principal);
     }
+    log_debug("caldav: %s: synced (windows calendar %s%s%s)", w->rep, r->wins_found ? "tag " : "not found",
+              r->wins_found && r->wins_tag ? r->wins_tag : "", r->wins_fetched ? ", fetched" : "");
     if (w->failures)
         log_info("caldav: %s: sync works again", w->rep);
     w->failures = 0;
