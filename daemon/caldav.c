@@ -19,8 +19,13 @@
  * objects were processed, so a restart neither misses nor repeats, and
  * flags are remembered by (href, recurrence-id, sequence, attendee).
  *
+ * With the proxy, each sync also repairs up to 16 server copies whose
+ * released attendees still carry untild's SCHEDULE-AGENT=CLIENT (GET, PUT
+ * with If-Match; see caldav_proxy.c "marks").
+ *
  * Diagnostics: HTTP errors and timeouts are logged and retried with
- * backoff; bad iCalendar is logged with its href and skipped. */
+ * backoff; iCalendar libical cannot read at all is logged with its href
+ * and skipped; objects with errors inside are read all the same. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>

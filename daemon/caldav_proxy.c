@@ -4,24 +4,33 @@
  * The rep's calendar client talks plain HTTP to 127.0.0.1:PORT
  * (libmicrohttpd, a thread per connection); every request is forwarded to
  * the real server with libcurl, method, path, body and headers unchanged
- * (Authorization passes through: the proxy has no credentials of its own),
- * and the server's status, headers and body come back unchanged. One
- * exception: a PUT of an event the rep organizes (ORGANIZER by mailto,
- * EMAIL parameter or principal URL), with quiet attendees, gets
+ * (Authorization passes through: the proxy has no credentials of its own;
+ * a MOVE/COPY Destination naming the proxy is made to name the server),
+ * and the server's status, headers and body come back unchanged, streamed
+ * through a bounded ring (any size). Request bodies are taken up to 32 MiB
+ * (413 beyond, logged).
+ *
+ * The exception: a PUT of an event the rep organizes (ORGANIZER by mailto,
+ * EMAIL parameter or principal URL) with quiet attendees gets
  * SCHEDULE-AGENT=CLIENT on those attendees, so the server does not invite
- * them: only those ATTENDEE lines are rewritten (ical_raw.c), every other
+ * them. Only those ATTENDEE lines are rewritten (ical_raw.c), every other
  * byte is the client's, and the answer loses its ETag (RFC 7231 4.3.4).
  * Fail closed: an object whose attendees cannot be read is refused (403),
- * never forwarded with a quiet attendee unmarked; once the server took the PUT (2xx), an iMIP REQUEST for them
- * is spooled and tracked by release.c like a held SMTP invitation (sent at
- * the window's end, never if the event has begun by then). A later PUT of
- * the same UID replaces it; a DELETE or a CANCELLED event drops it.
+ * never forwarded with a quiet attendee unmarked. Once the server took the
+ * PUT (2xx), an iMIP REQUEST for them is spooled and tracked by release.c
+ * like a held SMTP invitation (sent at the window's end; a series while an
+ * occurrence is left, a single event only if it has not begun).
+ *
+ * Held invitations follow the event's UID: an edit keeps the held id (the
+ * rep's links keep working), a move (PUT then DELETE, or MOVE) keeps the
+ * invitation, a DELETE of the last copy, of its calendar, or a CANCELLED
+ * event drops it. After release the marked attendee is scheduled by the
+ * server again: the watcher (caldav.c) removes the parameter from the
+ * server copy, and this proxy from stale client copies (the "marks").
  *
  * libical, windows, spool and store run on the loop thread: a connection
  * thread hands the body over with loop_post and waits on a condition
- * variable for the answer. Answers are streamed to the client through a
- * bounded ring (any size); request bodies are taken up to 32 MiB (413
- * beyond, logged). */
+ * variable for the answer. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
