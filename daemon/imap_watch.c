@@ -142,6 +142,7 @@ struct rep {
     size_t nfs;
     char *later_sig;            /* what was last posted for the later folders */
     int later_missing;          /* later_folder reported missing */
+    int notice_missing;         /* notice_folder reported missing */
     /* loop-thread-private: windows made from folders */
     struct window *fw;
     size_t nfw;
@@ -825,6 +826,32 @@ static void warn_missing(struct rep *r, mailimap *imap, const char *wire, const 
              k >= 20 ? ", ..." : "");
 }
 
+/* APPEND one notice to folder (wire name); logged. */
+static int append_notice(struct rep *r, mailimap *imap, const char *folder, const struct op *o)
+{
+    char sh[256];
+    struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+    int e = mailimap_append(imap, folder, fl, NULL, o->data, o->len);
+    if (fl)
+        mailimap_flag_list_free(fl);
+    if (e == MAILIMAP_NO_ERROR)
+        log_info("imap[%s]: notice appended to %s", rep_name(r), shown(folder, sh, sizeof sh));
+    else if (e == MAILIMAP_ERROR_APPEND)
+        log_error("imap[%s]: the server refused to append a notice to %s", rep_name(r),
+                  shown(folder, sh, sizeof sh));
+    return e;
+}
+
+/* Does the server list this folder (wire name)? */
+static int folder_exists(mailimap *imap, const char *wire)
+{
+    clist *list = NULL;
+    int found = mailimap_list(imap, "", wire, &list) == MAILIMAP_NO_ERROR && list && clist_count(list) > 0;
+    if (list)
+        mailimap_list_result_free(list);
+    return found;
+}
+
 /* New messages in one folder (Sent or inbox). Returns 0 or -1 (connection
  * trouble: reconnect). */
 static int sync_folder(struct rep *r, mailimap *imap, const char *name, enum batch_kind kind)
@@ -1056,15 +1083,13 @@ static int run_ops(struct rep *r, mailimap *imap)
             return 0;
         int e;
         if (o->kind == OP_APPEND) {
-            struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
-            e = mailimap_append(imap, o->folder, fl, NULL, o->data, o->len);
-            if (fl)
-                mailimap_flag_list_free(fl);
-            if (e == MAILIMAP_NO_ERROR)
-                log_info("imap[%s]: notice appended to %s", rep_name(r), shown(o->folder, sh, sizeof sh));
-            else if (e == MAILIMAP_ERROR_APPEND)
-                log_error("imap[%s]: the server refused to append a notice to %s", rep_name(r),
-                          shown(o->folder, sh, sizeof sh));
+            e = append_notice(r, imap, o->folder, o);
+            /* No notice folder: the inbox takes it, nothing is lost. */
+            if (e == MAILIMAP_ERROR_APPEND && strcmp(o->folder, r->inbox) && !folder_exists(imap, o->folder)) {
+                if (!r->notice_missing++)
+                    warn_missing(r, imap, o->folder, "notice_folder: notices go to the inbox");
+                e = append_notice(r, imap, r->inbox, o);
+            }
         } else {
             e = mailimap_select(imap, o->folder);
             if (e == MAILIMAP_NO_ERROR) {

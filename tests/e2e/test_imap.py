@@ -556,3 +556,19 @@ class MissingFolderWarns(ImapBase):
         self.assertRegex(log, r'the server has: .*"INBOX"')
         time.sleep(2.5)   # more polls: said once per connection
         self.assertEqual(self.u.logtext().count('"Gesendete Objekte" (sent_folders) does not exist'), 1)
+
+
+class MissingNoticeFolder(ImapBase):
+    imap_extra = "notice_folder = Benachrichtigungen\n"
+
+    def test_missing_notice_folder_is_a_clear_warning(self):
+        uid = imap_append(self.c, "Sent", mail("jane@acme.com", "Too early"))
+        self.wait_keyword("Sent", uid, "$UntildTooEarly")
+        self.wait_log('folder "Benachrichtigungen" (notice_folder: notices go to the inbox) does not exist')
+        # nothing lost: the inbox takes the notice
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="notice in INBOX")
+        self.assertIn(b"Too early", self.imap_notices()[0])
+        uid2 = imap_append(self.c, "Sent", mail("jane@acme.com", "Too early again"))
+        self.wait_keyword("Sent", uid2, "$UntildTooEarly")
+        self.u.wait_for(lambda: len(self.imap_notices()) == 2, what="second notice in INBOX")
+        self.assertEqual(self.u.logtext().count("(notice_folder: notices go to the inbox)"), 1)
