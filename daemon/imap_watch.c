@@ -159,6 +159,9 @@ struct imap_watch {
     struct batch *inflight;
 };
 
+/* Batches posted by a stopped watcher (loop thread only). */
+static struct batch *orphans;
+
 /* ---------- small helpers ---------- */
 
 static char *xstrdup(const char *s)
@@ -1848,6 +1851,16 @@ static void on_batch(void *arg)
 {
     struct batch *b = arg;
     struct imap_watch *m = b->m;
+    if (!m) {   /* posted by a watcher that was stopped since */
+        if (b->prev)
+            b->prev->next = b->next;
+        else
+            orphans = b->next;
+        if (b->next)
+            b->next->prev = b->prev;
+        free_batch(b);
+        return;
+    }
     pthread_mutex_lock(&m->mu);
     if (b->prev)
         b->prev->next = b->next;
@@ -2154,10 +2167,17 @@ void imap_watch_stop(struct imap_watch *m)
         rep_stop(m->reps[i]);
     for (size_t i = 0; i < m->n; i++)
         rep_free(m->reps[i]);
+    /* Their calls may still run (loop_run_pending at shutdown) or be
+     * dropped (loop_free): keep them, reachable, until they run. */
     while (m->inflight) {
         struct batch *b = m->inflight;
         m->inflight = b->next;
-        free_batch(b);
+        b->m = NULL;
+        b->prev = NULL;
+        b->next = orphans;
+        if (orphans)
+            orphans->prev = b;
+        orphans = b;
     }
     pthread_mutex_destroy(&m->mu);
     free(m);
