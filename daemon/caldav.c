@@ -19,8 +19,13 @@
  * objects were processed, so a restart neither misses nor repeats, and
  * flags are remembered by (href, recurrence-id, sequence, attendee).
  *
+ * With the proxy, each sync also repairs up to 16 server copies whose
+ * released attendees still carry untild's SCHEDULE-AGENT=CLIENT (GET, PUT
+ * with If-Match; see caldav_proxy.c "marks").
+ *
  * Diagnostics: HTTP errors and timeouts are logged and retried with
- * backoff; bad iCalendar is logged with its href and skipped. */
+ * backoff; iCalendar libical cannot read at all is logged with its href
+ * and skipped; objects with errors inside are read all the same. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +43,7 @@
 #include "untild/caldav_proxy.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/ical_raw.h"
 #include "untild/log.h"
 #include "untild/policy_service.h"
 #include "untild/secret.h"
@@ -312,16 +318,36 @@ static int objs_add(struct objs *v, const char *href, const char *etag, char *da
     return 0;
 }
 
+#define MAX_UNMARKS 16   /* server copies repaired per sync */
+
 struct job {
     char *state;        /* the persisted sync state blob (may be NULL) */
     char *wins_tag;     /* tag of the windows calendar we hold (may be NULL) */
+    struct caldav_unmark um[MAX_UNMARKS];   /* released attendees to unmark */
+    size_t num;
+    int um_done[MAX_UNMARKS];
 };
+
+static void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->num; i++) {
+        free(j->um[i].path);
+        free(j->um[i].value);
+    }
+    free(j->state);
+    free(j->wins_tag);
+    free(j);
+}
 
 struct result {
     struct cw *w;
     int ok;
     char err[256];
     char *state;        /* new sync state, to store once processed */
+    char *principal;    /* current-user-principal href, if the server named it */
+    struct job *job;    /* back to the loop: which unmarks were done */
     struct objs changed;/* new/changed objects of watched calendars */
     int wins_found;     /* the windows calendar exists */
     int wins_fetched;   /* wobj is its complete content */
@@ -334,6 +360,8 @@ static void result_free(struct result *r)
     if (!r)
         return;
     free(r->state);
+    free(r->principal);
+    job_free(r->job);
     free(r->wins_tag);
     objs_free(&r->changed);
     objs_free(&r->wobj);
@@ -345,6 +373,7 @@ struct cw {
     struct caldav *m;
     char *rep, *url, *user, *pass, *calendars, *wincal, *proxy_listen;
     char *ca_src;           /* [caldav] tls_ca as configured */
+    char *principal;        /* the rep's principal href (loop thread) */
     char *tls_ca;           /* CAINFO: system bundle + ca_src (read-only after start) */
     int poll;
     int sync_etag;          /* sync = etag: skip sync-collection (read-only after start) */
@@ -690,7 +719,7 @@ static int context(struct cw *w, const char *body, struct xn **xo, char **ctx, c
 
 /* Find the calendars: the context URL itself, its calendar-home-set, or
  * the home of its current-user-principal. */
-static int discover(struct cw *w, struct cal **out, size_t *nout, char *err, size_t errsz)
+static int discover(struct cw *w, struct cal **out, size_t *nout, char **principal, char *err, size_t errsz)
 {
     struct strbuf b = { 0 };
     long st;
@@ -723,7 +752,10 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char *err, siz
                 h = xdup(xfind(xkid(ok_prop(xfind(x, "response")), "calendar-home-set"), "href"));
             free(pu);
         }
-        free(pr);
+        if (pr && !*principal)
+            *principal = pr;
+        else
+            free(pr);
         home = h;
         list_url = home ? resolve(ctx, home) : strdup(ctx);
     }
@@ -1065,7 +1097,7 @@ out:
     return rc;
 }
 
-/* The calendar's ctag (or sync-token) now, or NULL. */
+/* A calendar's ctag (or sync-token) now; NULL if none or on error. */
 static char *cal_tag(struct cw *w, const char *url)
 {
     static const char q[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propfind " NS "><D:prop>"
@@ -1077,8 +1109,7 @@ static char *cal_tag(struct cw *w, const char *url)
     if (dav(w, "PROPFIND", url, "0", q, &b, &st, err, sizeof err) == 0 && st == 207) {
         struct xn *x = multistatus(&b, err, sizeof err, url);
         struct xn *p = x ? ok_prop(xfind(x, "response")) : NULL;
-        tag = xdup(xkid(p, "getctag"));
-        if (!tag)
+        if (!(tag = xdup(xkid(p, "getctag"))))
             tag = xdup(xkid(p, "sync-token"));
         xfree(x);
     }
@@ -1086,12 +1117,160 @@ static char *cal_tag(struct cw *w, const char *url)
     return tag;
 }
 
+/* ---- released attendees: the server's copy without SCHEDULE-AGENT=CLIENT */
+
+struct etag_cap { char etag[256]; };
+
+static size_t on_obj_header(char *b, size_t sz, size_t n, void *arg)
+{
+    struct etag_cap *e = arg;
+    size_t len = sz * n;
+    if (len > 5 && !strncasecmp(b, "ETag:", 5)) {
+        const char *v = b + 5, *end = b + len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+            end--;
+        if ((size_t)(end - v) < sizeof e->etag) {
+            memcpy(e->etag, v, (size_t)(end - v));
+            e->etag[end - v] = '\0';
+        }
+    }
+    return len;
+}
+
+/* GET or PUT (If-Match) one calendar object. Returns 0 with *status, or -1. */
+static int obj_req(struct cw *w, const char *method, const char *url, const struct strbuf *body,
+                   const char *ifmatch, struct strbuf *out, long *status, struct etag_cap *ec)
+{
+    CURL *c = w->curl;
+    struct curl_slist *h = NULL;
+    struct strbuf im = { 0 };
+    curl_easy_reset(c);
+    sb_free(out);
+    *status = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "untild");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_obj_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, ec);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (w->tls_ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, w->tls_ca);
+    if (w->user) {
+        curl_easy_setopt(c, CURLOPT_USERNAME, w->user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, w->pass ? w->pass : "");
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    }
+    h = curl_slist_append(h, "Expect:");
+    if (body) {
+        h = curl_slist_append(h, "Content-Type: text/calendar; charset=utf-8");
+        sb_printf(&im, "If-Match: %s", ifmatch);
+        if (im.p)
+            h = curl_slist_append(h, im.p);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->p);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(h);
+    sb_free(&im);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* The object's text without SCHEDULE-AGENT=CLIENT on value's ATTENDEE
+ * lines; every other byte kept. Returns the number of lines changed. */
+static int unmark_text(const char *s, size_t n, const char *value, struct strbuf *out)
+{
+    static const char *const drop[] = { "SCHEDULE-AGENT", NULL };
+    struct strbuf u = { 0 };
+    struct icr_line l;
+    size_t pos = 0;
+    int changed = 0;
+    while (icr_next(s, n, &pos, &l)) {
+        struct icr_prop p;
+        char sa[32];
+        icr_unfold(s, &l, &u);
+        if (u.len && icr_parse(u.p, u.len, &p) == 0 && icr_name_is(p.name, p.nlen, "ATTENDEE")
+            && p.vlen == strlen(value) && !strncasecmp(p.value, value, p.vlen)
+            && icr_param_first(&p, "SCHEDULE-AGENT", sa, sizeof sa) > 0 && !strcasecmp(sa, "CLIENT")) {
+            icr_rewrite(&p, drop, NULL, l.eol == 1 ? "\n" : "\r\n", out);
+            if (!l.eol)
+                out->len -= 2, out->p[out->len] = '\0';
+            changed++;
+            continue;
+        }
+        sb_add(out, s + l.off, l.len);
+    }
+    sb_free(&u);
+    return changed;
+}
+
+/* One released attendee: GET the object, drop the parameter, PUT it back
+ * with If-Match (a concurrent edit wins; the next sync tries again).
+ * Returns 1 when done (or the object is gone), 0 to try again. */
+static int unmark_one(struct cw *w, const struct caldav_unmark *um)
+{
+    char *url = resolve(w->url, um->path);
+    struct strbuf b = { 0 }, nb = { 0 }, out = { 0 };
+    struct etag_cap ec = { "" };
+    long st = 0;
+    int done = 0;
+    if (!url || !same_origin(w->url, url))
+        goto out;
+    if (obj_req(w, "GET", url, NULL, NULL, &b, &st, &ec) < 0)
+        goto out;
+    if (st == 404 || st == 410) {
+        done = 1;
+        goto out;
+    }
+    if (st != 200 || !b.p || !ec.etag[0]) {
+        log_warn("caldav: %s: GET %s: HTTP %ld%s; will try again", w->rep, url, st,
+                 st == 200 ? " without an ETag" : "");
+        goto out;
+    }
+    if (!unmark_text(b.p, b.len, um->value, &nb)) {
+        done = 1;   /* already without the parameter */
+        goto out;
+    }
+    if (nb.oom || obj_req(w, "PUT", url, &nb, ec.etag, &out, &st, &ec) < 0)
+        goto out;
+    done = st / 100 == 2;
+    if (!done)
+        log_info("caldav: %s: PUT %s (If-Match %s): HTTP %ld; will try again", w->rep, url, ec.etag, st);
+out:
+    free(url);
+    sb_free(&b);
+    sb_free(&nb);
+    sb_free(&out);
+    return done;
+}
+
+static void unmark_all(struct cw *w, struct job *j)
+{
+    for (size_t i = 0; i < j->num && !atomic_load(&w->quit); i++)
+        j->um_done[i] = unmark_one(w, &j->um[i]);
+}
+
 static void run_job(struct cw *w, const struct job *j, struct result *r)
 {
     struct cal *cals = NULL;
     size_t n = 0;
     struct strbuf nb = { 0 };
-    if (discover(w, &cals, &n, r->err, sizeof r->err) < 0)
+    if (discover(w, &cals, &n, &r->principal, r->err, sizeof r->err) < 0)
         return;
     int failed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1106,17 +1285,16 @@ static void run_job(struct cw *w, const struct job *j, struct result *r)
                 break;
             }
             r->wins_fetched = 1;
-            /* The tag was read before the fetch: if the calendar changed in
-             * between, what was fetched may be newer than the tag, and a
-             * content-derived ctag (Radicale's) can come back to that very
-             * value (an event added, then deleted): the deletion would be
-             * skipped for good. Keep the tag only if it still holds. */
-            char *after = c->tag ? cal_tag(w, c->url) : NULL;
-            if (!after || strcmp(after, c->tag)) {
+            /* An edit between the listing and the fetch: the content is
+             * newer than the tag, and a later tag may equal the old one
+             * (Radicale's ctag of an emptied calendar): keep no tag, so the
+             * next sync fetches again. */
+            char *now_tag = cal_tag(w, c->url);
+            if (!now_tag || !c->tag || strcmp(now_tag, c->tag)) {
                 free(r->wins_tag);
                 r->wins_tag = NULL;
             }
-            free(after);
+            free(now_tag);
             continue;
         }
         if (!c->href)
@@ -1157,11 +1335,12 @@ static void *worker(void *arg)
         struct result *r = calloc(1, sizeof *r);
         if (r) {
             r->w = w;
+            unmark_all(w, j);
             run_job(w, j, r);
+            r->job = j;   /* the loop records the unmarks done */
+        } else {
+            job_free(j);
         }
-        free(j->state);
-        free(j->wins_tag);
-        free(j);
         if (atomic_load(&w->quit)) {
             result_free(r);
             break;
@@ -1232,17 +1411,23 @@ time_t caldav_prop_time(struct icalproperty_impl *p, const char *default_tz)
     return icaltime_as_timet_with_zone(t, z);
 }
 
-/* Parse one object's data; NULL (logged) if libical complains. */
+/* Parse one object's data; NULL (logged) if it is not iCalendar at all.
+ * Errors libical reports inside (unknown or malformed properties, empty
+ * values) are logged and the object is read all the same: skipping it
+ * would let an invitation to a quiet attendee pass unflagged. */
 static icalcomponent *parse_obj(const struct cw *w, const struct obj *o)
 {
     icalcomponent *c = icalparser_parse_string(o->data);
-    int errs = c ? icalcomponent_count_errors(c) : 1;
-    if (!c || errs || icalcomponent_isa(c) != ICAL_VCALENDAR_COMPONENT) {
-        log_warn("caldav: %s: bad iCalendar at %s (%d error(s)); skipped", w->rep, o->href, errs);
+    if (!c || icalcomponent_isa(c) != ICAL_VCALENDAR_COMPONENT) {
+        log_warn("caldav: %s: bad iCalendar at %s (not a VCALENDAR); skipped", w->rep, o->href);
         if (c)
             icalcomponent_free(c);
         return NULL;
     }
+    int errs = icalcomponent_count_errors(c);
+    if (errs)
+        log_info("caldav: %s: %s: %d iCalendar error(s) (unknown or malformed properties); read all the same",
+                 w->rep, o->href, errs);
     return c;
 }
 
@@ -1263,8 +1448,13 @@ static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, tim
     const char *tz = u->cfg->timezone;
     char org[ADDR_MAX], rep[ADDR_MAX];
     icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
-    if (!op || caldav_mailto_norm(icalproperty_get_organizer(op), u->pcfg.delims, org, sizeof org) < 0
-        || address_normalize(w->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0 || strcmp(org, rep))
+    if (!op || address_normalize(w->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
+        return;
+    const char *ov = icalproperty_get_organizer(op);
+    icalparameter *oe = icalproperty_get_first_parameter(op, ICAL_EMAIL_PARAMETER);
+    int mine = caldav_address_norm(ov, oe ? icalparameter_get_email(oe) : NULL, u->pcfg.delims, org,
+                                   sizeof org) == 0 && !strcmp(org, rep);
+    if (!mine && !caldav_is_principal(ov, w->principal, w->user))
         return;
     int recurring = icalcomponent_get_first_property(ev, ICAL_RRULE_PROPERTY) != NULL;
     time_t start = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY), tz);
@@ -1280,7 +1470,9 @@ static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, tim
          ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
         char att[ADDR_MAX];
         struct window_match m;
-        if (caldav_mailto_norm(icalproperty_get_attendee(ap), u->pcfg.delims, att, sizeof att) < 0
+        icalparameter *ae = icalproperty_get_first_parameter(ap, ICAL_EMAIL_PARAMETER);
+        if (caldav_address_norm(icalproperty_get_attendee(ap), ae ? icalparameter_get_email(ae) : NULL,
+                                u->pcfg.delims, att, sizeof att) < 0
             || !strcmp(att, rep))
             continue;
         /* SCHEDULE-AGENT=CLIENT: the server did not invite them (our proxy
@@ -1613,6 +1805,8 @@ static void on_timer(struct loop *l, uint64_t id, void *arg)
     }
     j->state = store_kv_get(u->store, w->statekey);
     j->wins_tag = w->wins_tag ? strdup(w->wins_tag) : NULL;
+    if (w->proxy)
+        j->num = caldav_proxy_unmarks_due(u, w->rep, j->um, MAX_UNMARKS);
     pthread_mutex_lock(&w->mu);
     w->job = j;
     pthread_cond_signal(&w->cv);
@@ -1635,6 +1829,12 @@ static void on_result(void *arg)
     struct untild *u = w->m->u;
     time_t now = untild_now(u);
     w->busy = 0;
+    for (size_t i = 0; r->job && i < r->job->num; i++)
+        if (r->job->um_done[i]) {
+            caldav_proxy_unmark_done(u, w->rep, r->job->um[i].path, r->job->um[i].value);
+            log_info("caldav: %s: %s in %s was released: the server schedules them again", w->rep,
+                     r->job->um[i].value, r->job->um[i].path);
+        }
     if (!r->ok) {
         w->failures++;
         int64_t d = w->poll;
@@ -1648,6 +1848,14 @@ static void on_result(void *arg)
         schedule(w, d);
         return;
     }
+    if (r->principal && (!w->principal || strcmp(w->principal, r->principal))) {
+        free(w->principal);
+        w->principal = r->principal;
+        r->principal = NULL;
+        caldav_proxy_set_principal(w->proxy, w->principal);
+    }
+    log_debug("caldav: %s: synced (windows calendar %s%s%s)", w->rep, r->wins_found ? "tag " : "not found",
+              r->wins_found && r->wins_tag ? r->wins_tag : "", r->wins_fetched ? ", fetched" : "");
     if (w->failures)
         log_info("caldav: %s: sync works again", w->rep);
     w->failures = 0;
@@ -1780,11 +1988,7 @@ static void cw_free(struct cw *w)
 
 static void cw_destroy(struct cw *w)
 {
-    if (w->job) {
-        free(w->job->state);
-        free(w->job->wins_tag);
-        free(w->job);
-    }
+    job_free(w->job);
     if (w->curl)
         curl_easy_cleanup(w->curl);
     pthread_mutex_destroy(&w->mu);
@@ -1794,6 +1998,7 @@ static void cw_destroy(struct cw *w)
         explicit_bzero(w->pass, strlen(w->pass));
     free(w->rep); free(w->url); free(w->user); free(w->pass); free(w->tls_ca); free(w->ca_src);
     free(w->calendars); free(w->wincal); free(w->proxy_listen); free(w->wins_tag);
+    free(w->principal);
     free(w);
 }
 

@@ -4,14 +4,29 @@
  * The rep's calendar client talks plain HTTP to 127.0.0.1:PORT
  * (libmicrohttpd, a thread per connection); every request is forwarded to
  * the real server with libcurl, method, path, body and headers unchanged
- * (Authorization passes through: the proxy has no credentials of its own),
- * and the server's status, headers and body come back unchanged. One
- * exception: a PUT of an event the rep organizes, with quiet attendees,
- * gets SCHEDULE-AGENT=CLIENT on those attendees, so the server does not
- * invite them; once the server took the PUT (2xx), an iMIP REQUEST for them
- * is spooled and tracked by release.c like a held SMTP invitation (sent at
- * the window's end, never if the event has begun by then). A later PUT of
- * the same UID replaces it; a DELETE or a CANCELLED event drops it.
+ * (Authorization passes through: the proxy has no credentials of its own;
+ * a MOVE/COPY Destination naming the proxy is made to name the server),
+ * and the server's status, headers and body come back unchanged, streamed
+ * through a bounded ring (any size). Request bodies are taken up to 32 MiB
+ * (413 beyond, logged).
+ *
+ * The exception: a PUT of an event the rep organizes (ORGANIZER by mailto,
+ * EMAIL parameter or principal URL) with quiet attendees gets
+ * SCHEDULE-AGENT=CLIENT on those attendees, so the server does not invite
+ * them. Only those ATTENDEE lines are rewritten (ical_raw.c), every other
+ * byte is the client's, and the answer loses its ETag (RFC 7231 4.3.4).
+ * Fail closed: an object whose attendees cannot be read is refused (403),
+ * never forwarded with a quiet attendee unmarked. Once the server took the
+ * PUT (2xx), an iMIP REQUEST for them is spooled and tracked by release.c
+ * like a held SMTP invitation (sent at the window's end; a series while an
+ * occurrence is left, a single event only if it has not begun).
+ *
+ * Held invitations follow the event's UID: an edit keeps the held id (the
+ * rep's links keep working), a move (PUT then DELETE, or MOVE) keeps the
+ * invitation, a DELETE of the last copy, of its calendar, or a CANCELLED
+ * event drops it. After release the marked attendee is scheduled by the
+ * server again: the watcher (caldav.c) removes the parameter from the
+ * server copy, and this proxy from stale client copies (the "marks").
  *
  * libical, windows, spool and store run on the loop thread: a connection
  * thread hands the body over with loop_post and waits on a condition
@@ -33,6 +48,7 @@
 #include "untild/caldav_proxy.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/ical_raw.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/message.h"
@@ -52,6 +68,7 @@
 struct caldav_proxy {
     struct untild *u;
     char *rep, *origin, *tls_ca, *listen;
+    char *principal;    /* the rep's principal path, from the watcher (loop thread) */
     struct MHD_Daemon *d;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -65,7 +82,7 @@ struct conn {
     int too_big;
 };
 
-enum pkind { P_PREPARE, P_COMMIT, P_DELETE };
+enum pkind { P_PREPARE, P_COMMIT, P_DELETE, P_MOVE };
 
 /* Work for the loop thread, shared with a connection thread (refs). */
 struct pwork {
@@ -75,8 +92,13 @@ struct pwork {
     char *path;
     const char *body;
     size_t len;
+    char *authuser;     /* Basic auth user name of the request, or NULL */
+    char *dest;         /* P_MOVE: the Destination path */
     /* P_PREPARE results */
-    char *newbody;
+    char *newbody;      /* the body to store when it had to change */
+    size_t newlen;
+    int changed;        /* the body sent is not the client's */
+    char refused[256];  /* set: the PUT is refused with this reason */
     char *uid;
     int cancelled;
     struct spool_meta meta;
@@ -85,16 +107,20 @@ struct pwork {
     time_t release_at;
     int has_hold;
     struct strbuf heldtxt;
+    struct strbuf marked;   /* "norm<TAB>value" of the attendees marked now */
 };
 
 static void pwork_free(struct pwork *w)
 {
     free(w->path);
     free(w->newbody);
+    free(w->authuser);
+    free(w->dest);
     free(w->uid);
     spool_meta_free(&w->meta);
     free(w->msg);
     sb_free(&w->heldtxt);
+    sb_free(&w->marked);
     free(w);
 }
 
@@ -126,32 +152,11 @@ static void add_rcpt(struct pwork *w, const char *norm, const struct window_matc
 }
 
 /* The iMIP REQUEST for the held attendees: the event as the client saved
- * it, METHOD:REQUEST, without any SCHEDULE-AGENT parameter. */
-static int build_imip(struct pwork *w, icalcomponent *cal, const char *summary, time_t now)
+ * it (from its own text, not re-serialised), METHOD:REQUEST, without any
+ * SCHEDULE-AGENT parameter. */
+static int build_imip(struct pwork *w, const char *ics, size_t icslen, const char *summary, time_t now)
 {
     struct untild *u = w->p->u;
-    icalcomponent *c = icalcomponent_new_clone(cal);
-    if (!c)
-        return -1;
-    for (icalproperty *mp = icalcomponent_get_first_property(c, ICAL_METHOD_PROPERTY); mp;
-         mp = icalcomponent_get_first_property(c, ICAL_METHOD_PROPERTY))
-        icalcomponent_remove_property(c, mp), icalproperty_free(mp);
-    icalcomponent_add_property(c, icalproperty_new_method(ICAL_METHOD_REQUEST));
-    for (icalcomponent *ev = icalcomponent_get_first_component(c, ICAL_VEVENT_COMPONENT); ev;
-         ev = icalcomponent_get_next_component(c, ICAL_VEVENT_COMPONENT)) {
-        for (icalproperty *ap = icalcomponent_get_first_property(ev, ICAL_ATTENDEE_PROPERTY); ap;
-             ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
-            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULEAGENT_PARAMETER);
-            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULESTATUS_PARAMETER);
-        }
-        icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
-        if (op)
-            icalproperty_remove_parameter_by_kind(op, ICAL_SCHEDULEAGENT_PARAMETER);
-    }
-    char *ics = icalcomponent_as_ical_string_r(c);
-    icalcomponent_free(c);
-    if (!ics)
-        return -1;
     struct strbuf b = { 0 };
     char date[64], id[SPOOL_ID_MAX];
     struct tm tm;
@@ -171,16 +176,7 @@ static int build_imip(struct pwork *w, icalcomponent *cal, const char *summary, 
               "MIME-Version: 1.0\r\nContent-Type: text/calendar; method=REQUEST; charset=UTF-8\r\n"
               "Content-Transfer-Encoding: 8bit\r\n\r\n", date, id,
               u->cfg->command_domain ? u->cfg->command_domain : "untild.invalid");
-    /* libical writes CRLF; make sure of it for SMTP. */
-    for (const char *s = ics; *s; s++) {
-        if (*s == '\r')
-            continue;
-        if (*s == '\n')
-            sb_puts(&b, "\r\n");
-        else
-            sb_add(&b, s, 1);
-    }
-    free(ics);
+    icr_imip_request(ics, icslen, &b);   /* CRLF throughout, for SMTP */
     if (b.oom) {
         sb_free(&b);
         return -1;
@@ -192,68 +188,601 @@ static int build_imip(struct pwork *w, icalcomponent *cal, const char *summary, 
     return w->msg ? 0 : -1;
 }
 
-static void prepare(struct pwork *w)
+/* ---- the client's text: who is invited, who organizes ------------------- */
+
+/* One ATTENDEE line of a top-level VEVENT. */
+struct ratt {
+    struct icr_line l;
+    size_t ev;              /* index of its VEVENT */
+    int client;             /* already SCHEDULE-AGENT=CLIENT */
+    int mark;               /* quiet: must carry SCHEDULE-AGENT=CLIENT */
+    int unmark;             /* released: must lose untild's SCHEDULE-AGENT=CLIENT */
+    char norm[ADDR_MAX];    /* "" when it has no e-mail address */
+    char val[320];          /* the value as written ("mailto:Jane@Acme.com") */
+};
+
+struct rscan {
+    struct ratt *a;
+    size_t na;
+    int *ev_rep;            /* per top-level VEVENT: the rep organizes it */
+    size_t nev;
+    int bad;                /* unbalanced components or an unreadable ATTENDEE/ORGANIZER */
+    size_t nattendees;      /* ATTENDEE lines anywhere */
+};
+
+static void rscan_free(struct rscan *r)
 {
-    struct untild *u = w->p->u;
-    time_t now = untild_now(u);
-    char rep[ADDR_MAX];
-    if (!w->body || !strstr(w->body, "BEGIN:VCALENDAR")
-        || address_normalize(w->p->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
-        return;
-    char *text = strndup(w->body, w->len);
-    icalcomponent *cal = text ? icalparser_parse_string(text) : NULL;
-    free(text);
-    if (!cal)
-        return;
-    if (icalcomponent_count_errors(cal) || icalcomponent_isa(cal) != ICAL_VCALENDAR_COMPONENT) {
-        log_warn("caldav proxy: %s: PUT %s: iCalendar has errors; forwarded unchanged", w->p->rep, w->path);
-        icalcomponent_free(cal);
+    free(r->a);
+    free(r->ev_rep);
+    memset(r, 0, sizeof *r);
+}
+
+/* The path of a calendar user address that is a URL ("/principals/rep/",
+ * "https://host/principals/rep/"), without trailing slashes. */
+static size_t url_path_of(const char *v, const char **path)
+{
+    const char *s = v;
+    if (!strncasecmp(s, "http://", 7) || !strncasecmp(s, "https://", 8)) {
+        s = strchr(strstr(s, "//") + 2, '/');
+        if (!s)
+            return 0;
+    }
+    if (*s != '/')
+        return 0;
+    size_t n = strlen(s);
+    while (n > 1 && s[n - 1] == '/')
+        n--;
+    *path = s;
+    return n;
+}
+
+int caldav_is_principal(const char *value, const char *principal, const char *user)
+{
+    const char *a, *b;
+    size_t an = value ? url_path_of(value, &a) : 0;
+    if (!an)
+        return 0;
+    size_t bn = principal ? url_path_of(principal, &b) : 0;
+    if (bn && an == bn && !memcmp(a, b, an))
+        return 1;
+    if (!user || !*user)
+        return 0;
+    /* ".../<user>" is the authenticated user's own principal on the
+     * servers we know (Radicale "/rep/", "/principals/rep/", iCloud-like
+     * "/principals/users/rep/"). */
+    size_t s = an;
+    while (s && a[s - 1] != '/')
+        s--;
+    return an - s == strlen(user) && !strncmp(a + s, user, an - s);
+}
+
+int caldav_address_norm(const char *value, const char *email, const char *delims, char *out, size_t outsz)
+{
+    if (caldav_mailto_norm(value, delims, out, outsz) == 0)
+        return 0;
+    if (email && *email && address_normalize(email, delims, out, outsz, NULL) == 0)
+        return 0;
+    return -1;
+}
+
+/* Value of a property as a C string (bounded) plus its EMAIL parameter. */
+static void prop_strings(const struct icr_prop *pr, char *val, size_t valsz, char *email, size_t emailsz)
+{
+    snprintf(val, valsz, "%.*s", (int)pr->vlen, pr->value);
+    if (icr_param_first(pr, "EMAIL", email, emailsz) < 0)
+        email[0] = '\0';
+}
+
+static void scan_prop(struct pwork *w, struct rscan *r, const struct icr_prop *pr, const struct icr_line *l,
+                      size_t ev, const char *rep)
+{
+    const char *delims = w->p->u->pcfg.delims;
+    char val[1024], email[ADDR_MAX], sa[32];
+    prop_strings(pr, val, sizeof val, email, sizeof email);
+    if (icr_name_is(pr->name, pr->nlen, "ORGANIZER")) {
+        char org[ADDR_MAX];
+        if ((caldav_address_norm(val, email, delims, org, sizeof org) == 0 && !strcmp(org, rep))
+            || caldav_is_principal(val, w->p->principal, w->authuser))
+            r->ev_rep[ev] = 1;
         return;
     }
-    int changed = 0, first = 1;
-    char summary[256] = "(no title)";
+    struct ratt *a = realloc(r->a, (r->na + 1) * sizeof *a);
+    if (!a) {
+        r->bad = 1;
+        return;
+    }
+    r->a = a;
+    a = &r->a[r->na++];
+    memset(a, 0, sizeof *a);
+    a->l = *l;
+    a->ev = ev;
+    a->client = icr_param_first(pr, "SCHEDULE-AGENT", sa, sizeof sa) > 0 && !strcasecmp(sa, "CLIENT");
+    snprintf(a->val, sizeof a->val, "%.*s", (int)sizeof a->val - 1, val);
+    if (caldav_address_norm(val, email, delims, a->norm, sizeof a->norm) < 0)
+        a->norm[0] = '\0';
+}
+
+/* Read the ATTENDEE and ORGANIZER lines of every top-level VEVENT. */
+static void scan_text(struct pwork *w, const char *s, size_t n, const char *rep, struct rscan *r)
+{
+    struct strbuf u = { 0 };
+    struct icr_line l;
+    size_t pos = 0;
+    int depth = 0;
+    long ev = -1;
+    while (icr_next(s, n, &pos, &l) && !r->bad) {
+        struct icr_prop pr;
+        icr_unfold(s, &l, &u);
+        if (!u.len)
+            continue;
+        int ok = icr_parse(u.p, u.len, &pr) == 0;
+        int is_att = !strncasecmp(u.p, "ATTENDEE", 8), is_org = !strncasecmp(u.p, "ORGANIZER", 9);
+        r->nattendees += is_att;
+        if (!ok) {
+            if (is_att || is_org)
+                r->bad = 1;   /* cannot tell who this is: fail closed */
+            continue;
+        }
+        if (icr_name_is(pr.name, pr.nlen, "BEGIN")) {
+            if (depth == 1 && pr.vlen == 6 && !strncasecmp(pr.value, "VEVENT", 6)) {
+                int *e = realloc(r->ev_rep, (r->nev + 1) * sizeof *e);
+                if (!e) {
+                    r->bad = 1;
+                    break;
+                }
+                r->ev_rep = e;
+                e[r->nev] = 0;
+                ev = (long)r->nev++;
+            }
+            depth++;
+        } else if (icr_name_is(pr.name, pr.nlen, "END")) {
+            if (--depth < 0)
+                r->bad = 1;
+            if (depth < 2)
+                ev = -1;
+        } else if (ev >= 0 && depth == 2 && (icr_name_is(pr.name, pr.nlen, "ATTENDEE")
+                                             || icr_name_is(pr.name, pr.nlen, "ORGANIZER"))) {
+            scan_prop(w, r, &pr, &l, (size_t)ev, rep);
+        }
+    }
+    if (depth != 0 || u.oom)
+        r->bad = 1;
+    sb_free(&u);
+}
+
+/* The client's text with SCHEDULE-AGENT=CLIENT on the marked ATTENDEE
+ * lines; every other byte as sent. */
+static char *patch_text(const char *s, size_t n, const struct rscan *r, size_t *outlen)
+{
+    static const char *const drop[] = { "SCHEDULE-AGENT", NULL };
+    struct strbuf o = { 0 }, u = { 0 };
+    const char *deol = memmem(s, n, "\r\n", 2) ? "\r\n" : "\n";
+    size_t at = 0;
+    for (size_t i = 0; i < r->na; i++) {
+        const struct ratt *a = &r->a[i];
+        struct icr_prop pr;
+        if (!(a->mark && !a->client) && !a->unmark)
+            continue;
+        icr_unfold(s, &a->l, &u);
+        if (icr_parse(u.p, u.len, &pr) < 0)
+            continue;   /* scan_text read it: cannot happen */
+        sb_add(&o, s + at, a->l.off - at);
+        size_t before = o.len;
+        icr_rewrite(&pr, drop, a->unmark ? NULL : "SCHEDULE-AGENT=CLIENT",
+                    a->l.eol == 2 ? "\r\n" : a->l.eol ? "\n" : deol, &o);
+        if (!a->l.eol && o.len > before)   /* the last line had no ending: keep it so */
+            o.len -= strlen(deol), o.p[o.len] = '\0';
+        at = a->l.off + a->l.len;
+    }
+    sb_add(&o, s + at, n - at);
+    sb_free(&u);
+    if (o.oom) {
+        sb_free(&o);
+        return NULL;
+    }
+    return sb_take(&o, outlen);
+}
+
+/* ---- attendees untild marked: scheduled by the server again once released
+ *
+ * SCHEDULE-AGENT=CLIENT stays in the stored event after the held
+ * invitation went out, and clients send it back with every save: later
+ * edits and the final DELETE would reach the released attendee from
+ * nobody. So untild remembers each attendee it marked ("marks", one kv
+ * value per rep: UID, href, address, the value as written, held id);
+ * once that attendee's invitation was released (audit "released") and
+ * they are not quiet any more, the watcher removes the parameter from the
+ * server's copy (If-Match), and a PUT through the proxy loses it too. A
+ * mark whose invitation was discarded, cancelled or went stale is
+ * forgotten (the rep did not invite them). */
+#define MARKS_MAX 4096
+
+#define MARK_F 6
+struct mark { char *f[MARK_F]; };   /* uid, path, norm, val, held id, "r" when repaired */
+struct marks { struct mark m[MARKS_MAX]; size_t n; };
+
+static void marks_key(struct strbuf *k, const char *rep)
+{
+    sb_printf(k, "caldav:proxy-marks:%s", rep);
+}
+
+static void marks_free(struct marks *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        for (int k = 0; k < MARK_F; k++)
+            free(x->m[i].f[k]);
+    x->n = 0;
+}
+
+static void marks_del(struct marks *x, size_t i)
+{
+    for (int k = 0; k < MARK_F; k++)
+        free(x->m[i].f[k]);
+    x->m[i] = x->m[--x->n];
+}
+
+static void marks_add(struct marks *x, const char *const f[MARK_F])
+{
+    for (int k = 0; k < MARK_F; k++)
+        if (!f[k] || !*f[k] || strpbrk(f[k], "\t\n"))
+            return;
+    if (x->n == MARKS_MAX) {
+        log_warn("caldav proxy: more than %d marked attendees remembered; the oldest is forgotten", MARKS_MAX);
+        marks_del(x, 0);
+    }
+    struct mark *m = &x->m[x->n];
+    for (int k = 0; k < MARK_F; k++)
+        m->f[k] = strdup(f[k]);
+    x->n++;
+}
+
+static struct marks *marks_load(struct untild *u, const char *rep)
+{
+    struct strbuf k = { 0 };
+    struct marks *x = calloc(1, sizeof *x);
+    marks_key(&k, rep);
+    char *v = x && k.p ? store_kv_get(u->store, k.p) : NULL;
+    sb_free(&k);
+    for (char *save = NULL, *l = v ? strtok_r(v, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+        const char *f[MARK_F];
+        char *s2 = NULL;
+        int n = 0;
+        for (char *t = strtok_r(l, "\t", &s2); t && n < MARK_F; t = strtok_r(NULL, "\t", &s2))
+            f[n++] = t;
+        if (n == MARK_F)
+            marks_add(x, f);
+    }
+    free(v);
+    return x;
+}
+
+static void marks_save(struct untild *u, const char *rep, struct marks *x)
+{
+    struct strbuf k = { 0 }, v = { 0 };
+    for (size_t i = 0; i < x->n; i++)
+        sb_printf(&v, "%s\t%s\t%s\t%s\t%s\t%s\n", x->m[i].f[0], x->m[i].f[1], x->m[i].f[2], x->m[i].f[3],
+                  x->m[i].f[4], x->m[i].f[5]);
+    marks_key(&k, rep);
+    int rc = !k.p || v.oom ? -1 : v.len ? store_kv_set(u->store, k.p, v.p) : store_kv_del(u->store, k.p);
+    if (rc < 0)
+        log_error("caldav proxy: %s: cannot store the marked attendees", rep);
+    sb_free(&k);
+    sb_free(&v);
+    marks_free(x);
+    free(x);
+}
+
+struct released_find { const char *norm; int found; };
+
+static int released_fn(const struct audit_rec *a, void *arg)
+{
+    struct released_find *f = arg;
+    if (a->event && !strcmp(a->event, "released") && a->contact && !strcmp(a->contact, f->norm))
+        f->found = 1;
+    return f->found;
+}
+
+enum mark_state { MARK_HELD, MARK_RELEASED, MARK_GONE };
+
+static enum mark_state mark_state(struct untild *u, const struct mark *m)
+{
+    if (release_find(u->release, m->f[4], NULL))
+        return MARK_HELD;
+    struct released_find f = { m->f[2], 0 };
+    store_audit_foreach_msg(u->store, m->f[4], 0, released_fn, &f);
+    return f.found ? MARK_RELEASED : MARK_GONE;
+}
+
+/* Released and no longer quiet: schedule them normally again. */
+static int mark_due(struct untild *u, const struct mark *m, time_t now)
+{
+    struct window_match wm;
+    return mark_state(u, m) == MARK_RELEASED
+           && (!windows_match(u->ix, m->f[2], now, &wm) || policy_window_action(&u->pcfg, wm.w) == ACTION_ALLOW);
+}
+
+size_t caldav_proxy_unmarks_due(struct untild *u, const char *rep, struct caldav_unmark *out, size_t max)
+{
+    struct marks *x = marks_load(u, rep);
+    time_t now = untild_now(u);
+    size_t n = 0;
+    int changed = 0;
+    if (!x)
+        return 0;
+    for (size_t i = 0; i < x->n;) {
+        if (!strcmp(x->m[i].f[5], "r")) {   /* repaired: nothing to do */
+            i++;
+            continue;
+        }
+        enum mark_state st = mark_state(u, &x->m[i]);
+        if (st == MARK_GONE) {   /* discarded, cancelled, stale: forget */
+            marks_del(x, i);
+            changed = 1;
+            continue;
+        }
+        if (n < max && mark_due(u, &x->m[i], now)) {
+            out[n].path = strdup(x->m[i].f[1]);
+            out[n].value = strdup(x->m[i].f[3]);
+            if (out[n].path && out[n].value)
+                n++;
+            else
+                free(out[n].path), free(out[n].value);
+        }
+        i++;
+    }
+    if (changed)
+        marks_save(u, rep, x);
+    else
+        marks_free(x), free(x);
+    return n;
+}
+
+void caldav_proxy_unmark_done(struct untild *u, const char *rep, const char *path, const char *value)
+{
+    struct marks *x = marks_load(u, rep);
+    if (!x)
+        return;
+    /* kept (repaired), so that a client's stale copy sent back through
+     * the proxy loses the parameter too */
+    for (size_t i = 0; i < x->n; i++)
+        if (!strcmp(x->m[i].f[1], path) && !strcasecmp(x->m[i].f[3], value)) {
+            char *r = strdup("r");
+            if (r) {
+                free(x->m[i].f[5]);
+                x->m[i].f[5] = r;
+            }
+        }
+    marks_save(u, rep, x);
+}
+
+/* A PUT of uid: which attendees lose untild's parameter (released), and
+ * what to remember for the ones marked now (at commit). */
+static void marks_prepare(struct pwork *w, struct rscan *r)
+{
+    struct untild *u = w->p->u;
+    struct marks *x = w->uid ? marks_load(u, w->p->rep) : NULL;
+    time_t now = untild_now(u);
+    for (size_t i = 0; i < r->na; i++) {
+        struct ratt *a = &r->a[i];
+        if (a->mark)
+            sb_printf(&w->marked, "%s\t%s\n", a->norm, a->val);
+        if (!x || a->mark || !a->client || !a->norm[0])
+            continue;
+        for (size_t k = 0; k < x->n && !a->unmark; k++)
+            a->unmark = !strcmp(x->m[k].f[0], w->uid) && !strcmp(x->m[k].f[2], a->norm)
+                        && mark_due(u, &x->m[k], now);
+    }
+    if (x) {
+        marks_free(x);
+        free(x);
+    }
+}
+
+/* Is norm among the "norm<TAB>value" lines of list? */
+static int marked_now(const char *list, const char *norm)
+{
+    size_t l = strlen(norm);
+    for (const char *s = list; s && *s;) {
+        if (!strncmp(s, norm, l) && s[l] == '\t')
+            return 1;
+        if ((s = strchr(s, '\n')))
+            s++;
+    }
+    return 0;
+}
+
+/* Commit: this PUT's marks replace the held ones of the same UID and
+ * href; released ones stay (until the event is deleted) unless the
+ * attendee is marked again. */
+static void marks_commit(struct pwork *w)
+{
+    struct untild *u = w->p->u;
+    struct marks *x = marks_load(u, w->p->rep);
+    if (!x)
+        return;
+    for (size_t i = 0; i < x->n;) {
+        struct mark *m = &x->m[i];
+        int again = marked_now(w->marked.p, m->f[2]);
+        if (!strcmp(m->f[0], w->uid) && !strcmp(m->f[1], w->path)
+            && (again || mark_state(u, m) != MARK_RELEASED))
+            marks_del(x, i);
+        else
+            i++;
+    }
+    if (w->has_hold && w->meta.id[0])
+        for (char *save = NULL, *l = w->marked.p ? strtok_r(w->marked.p, "\n", &save) : NULL; l;
+             l = strtok_r(NULL, "\n", &save)) {
+            char *tab = strchr(l, '\t');
+            if (!tab)
+                continue;
+            *tab = '\0';
+            const char *f[MARK_F] = { w->uid, w->path, l, tab + 1, w->meta.id, "-" };
+            marks_add(x, f);
+        }
+    marks_save(u, w->p->rep, x);
+}
+
+#define MAX_SERIES_COUNT 10000   /* COUNT occurrences counted; more: no end */
+
+/* A time from libical read as if it were UTC (differences only). */
+static time_t naive_t(struct icaltimetype t)
+{
+    t.zone = NULL;
+    if (t.is_date) {
+        t.is_date = 0;
+        t.hour = t.minute = t.second = 0;
+    }
+    return icaltime_as_timet_with_zone(t, icaltimezone_get_utc_timezone());
+}
+
+/* The start of a recurring event's last occurrence, so that a series
+ * already running when the window opens is still sent while anything of
+ * it is left (release.c sends nothing for an event that has begun): UNTIL
+ * bounds it, COUNT is counted (bounded), RDATEs count too. Returns 0 when
+ * the series has no end, st when the event does not recur. DST shifts may
+ * move the result by an hour: it only decides "anything left?". */
+static time_t series_last(icalcomponent *ev, time_t st)
+{
+    time_t last = st;
+    icalproperty *rp = icalcomponent_get_first_property(ev, ICAL_RRULE_PROPERTY);
+    if (rp) {
+        struct icalrecurrencetype rr = icalproperty_get_rrule(rp);
+        struct icaltimetype ds = icalcomponent_get_dtstart(ev);
+        if (!icaltime_is_null_time(rr.until)) {
+            time_t u = naive_t(rr.until) + (rr.until.is_date ? 86399 : 0);
+            if (!icaltime_is_utc(rr.until) && !icaltime_is_null_time(ds))
+                u = st + (u - naive_t(ds));   /* local like DTSTART */
+            last = u > last ? u : last;
+        } else if (rr.count > 0 && rr.count <= MAX_SERIES_COUNT && !icaltime_is_null_time(ds)) {
+            icalrecur_iterator *it = icalrecur_iterator_new(rr, ds);
+            struct icaltimetype t, lt = ds;
+            for (int k = 0; it && k < rr.count && !icaltime_is_null_time(t = icalrecur_iterator_next(it)); k++)
+                lt = t;
+            if (it)
+                icalrecur_iterator_free(it);
+            time_t l = st + (naive_t(lt) - naive_t(ds));
+            last = l > last ? l : last;
+        } else {
+            return 0;
+        }
+    }
+    for (icalproperty *p = icalcomponent_get_first_property(ev, ICAL_RDATE_PROPERTY); p;
+         p = icalcomponent_get_next_property(ev, ICAL_RDATE_PROPERTY)) {
+        time_t t = caldav_prop_time(p, NULL);
+        last = t > last ? t : last;
+    }
+    return last;
+}
+
+/* Facts of the rep's events from libical: UID, status, summary, start
+ * (of the last occurrence, for a series). */
+static void event_facts(struct pwork *w, icalcomponent *cal, const struct rscan *r, char *summary, size_t sumsz)
+{
+    struct untild *u = w->p->u;
+    int first = 1;
+    size_t k = 0;
     for (icalcomponent *ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT); ev;
-         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT)) {
-        char org[ADDR_MAX];
-        icalproperty *op = icalcomponent_get_first_property(ev, ICAL_ORGANIZER_PROPERTY);
-        if (!op || caldav_mailto_norm(icalproperty_get_organizer(op), u->pcfg.delims, org, sizeof org) < 0
-            || strcmp(org, rep))
+         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT), k++) {
+        if (k >= r->nev || !r->ev_rep[k])
             continue;
         int is_master = !icalcomponent_get_first_property(ev, ICAL_RECURRENCEID_PROPERTY);
         if (!w->uid && icalcomponent_get_uid(ev))
             w->uid = strdup(icalcomponent_get_uid(ev));
-        if (first || is_master) {
-            if (is_master && icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED)
-                w->cancelled = 1;
-            if (icalcomponent_get_summary(ev))
-                snprintf(summary, sizeof summary, "%s", icalcomponent_get_summary(ev));
-            time_t st = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY),
-                                         u->cfg->timezone);
-            if (st && (first || is_master))
-                w->meta.ical_dtstart = st;
-            first = 0;
-        }
-        for (icalproperty *ap = icalcomponent_get_first_property(ev, ICAL_ATTENDEE_PROPERTY); ap;
-             ap = icalcomponent_get_next_property(ev, ICAL_ATTENDEE_PROPERTY)) {
-            char att[ADDR_MAX];
-            struct window_match m;
-            if (caldav_mailto_norm(icalproperty_get_attendee(ap), u->pcfg.delims, att, sizeof att) < 0
-                || !strcmp(att, rep))
-                continue;
-            if (!windows_match(u->ix, att, now, &m) || policy_window_action(&u->pcfg, m.w) == ACTION_ALLOW)
-                continue;
-            icalproperty_remove_parameter_by_kind(ap, ICAL_SCHEDULEAGENT_PARAMETER);
-            icalproperty_add_parameter(ap, icalparameter_new_scheduleagent(ICAL_SCHEDULEAGENT_CLIENT));
-            changed = 1;
-            add_rcpt(w, att, &m, policy_release_at(&u->pcfg, &m));
-        }
+        if (!first && !is_master)
+            continue;
+        if (is_master && icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED)
+            w->cancelled = 1;
+        if (icalcomponent_get_first_property(ev, ICAL_SUMMARY_PROPERTY) && icalcomponent_get_summary(ev))
+            snprintf(summary, sumsz, "%s", icalcomponent_get_summary(ev));
+        time_t st = caldav_prop_time(icalcomponent_get_first_property(ev, ICAL_DTSTART_PROPERTY),
+                                     u->cfg->timezone);
+        if (st)
+            w->meta.ical_dtstart = is_master ? series_last(ev, st) : st;
+        first = 0;
     }
-    /* Summary sanitised for a header line. */
-    for (char *s = summary; *s; s++)
+}
+
+static size_t count_vevents(icalcomponent *cal)
+{
+    size_t k = 0;
+    for (icalcomponent *ev = icalcomponent_get_first_component(cal, ICAL_VEVENT_COMPONENT); ev;
+         ev = icalcomponent_get_next_component(cal, ICAL_VEVENT_COMPONENT))
+        k++;
+    return k;
+}
+
+/* Mark the quiet attendees of the rep's events. Returns how many. */
+static size_t mark_quiet(struct pwork *w, struct rscan *r, const char *rep, time_t now)
+{
+    struct untild *u = w->p->u;
+    size_t n = 0;
+    for (size_t i = 0; i < r->na; i++) {
+        struct ratt *a = &r->a[i];
+        struct window_match m;
+        if (!r->ev_rep[a->ev] || !a->norm[0] || !strcmp(a->norm, rep))
+            continue;
+        if (!windows_match(u->ix, a->norm, now, &m) || policy_window_action(&u->pcfg, m.w) == ACTION_ALLOW)
+            continue;
+        a->mark = 1;
+        n++;
+        add_rcpt(w, a->norm, &m, policy_release_at(&u->pcfg, &m));
+    }
+    return n;
+}
+
+static void refuse(struct pwork *w, const char *why)
+{
+    log_warn("caldav proxy: %s: PUT %s refused: %s", w->p->rep, w->path, why);
+    snprintf(w->refused, sizeof w->refused, "%s", why);
+}
+
+static void prepare(struct pwork *w)
+{
+    struct untild *u = w->p->u;
+    time_t now = untild_now(u);
+    char rep[ADDR_MAX], summary[256] = "(no title)";
+    struct rscan r = { 0 };
+    if (!w->body || address_normalize(w->p->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
+        return;
+    scan_text(w, w->body, w->len, rep, &r);
+    size_t quiet = r.bad ? 0 : mark_quiet(w, &r, rep, now);
+    char *text = strndup(w->body, w->len);
+    icalcomponent *cal = text ? icalparser_parse_string(text) : NULL;
+    free(text);
+    int unreadable = r.bad || !cal || icalcomponent_isa(cal) != ICAL_VCALENDAR_COMPONENT
+                     || count_vevents(cal) != r.nev;
+    if (unreadable) {
+        /* Nobody to protect: the server's business. Else fail closed. */
+        if (r.nattendees)
+            refuse(w, "the calendar data cannot be read (malformed iCalendar); it was not stored");
+        goto out;
+    }
+    int errs = icalcomponent_count_errors(cal);
+    if (errs && quiet)
+        log_info("caldav proxy: %s: PUT %s: %d iCalendar error(s) (unknown or malformed properties); "
+                 "quiet attendees marked all the same", w->p->rep, w->path, errs);
+    event_facts(w, cal, &r, summary, sizeof summary);
+    for (char *s = summary; *s; s++)   /* for a header line */
         if (*s == '\r' || *s == '\n')
             *s = ' ';
-    if (changed)
-        w->newbody = icalcomponent_as_ical_string_r(cal);
+    const char *ics = w->body;
+    size_t icslen = w->len;
+    marks_prepare(w, &r);
+    int patch = 0;
+    for (size_t i = 0; i < r.na; i++) {
+        patch |= (r.a[i].mark && !r.a[i].client) || r.a[i].unmark;
+        if (r.a[i].unmark)
+            log_info("caldav proxy: %s: PUT %s: %s was released: scheduled by the server again", w->p->rep,
+                     w->path, r.a[i].norm);
+    }
+    if (patch) {
+        if (!(w->newbody = patch_text(w->body, w->len, &r, &w->newlen))) {
+            refuse(w, "out of memory");
+            goto out;
+        }
+        ics = w->newbody;
+        icslen = w->newlen;
+    }
     if (w->meta.nrcpts && !w->cancelled && w->uid) {
         w->meta.rep = strdup(w->p->rep);
         w->meta.mail_from = strdup(w->p->rep);
@@ -262,12 +791,15 @@ static void prepare(struct pwork *w)
         w->meta.subject = strdup(summary);
         w->meta.ical_uid = strdup(w->uid);
         w->meta.ical_method = IMIP_REQUEST;
-        if (build_imip(w, cal, summary, now) == 0)
+        if (build_imip(w, ics, icslen, summary, now) == 0)
             w->has_hold = 1;
         else
             log_error("caldav proxy: %s: cannot build the invitation for %s", w->p->rep, w->uid);
     }
-    icalcomponent_free(cal);
+out:
+    if (cal)
+        icalcomponent_free(cal);
+    rscan_free(&r);
 }
 
 static void pathkey(struct strbuf *k, const struct caldav_proxy *p, const char *path)
@@ -285,62 +817,322 @@ static void drop_uid(struct caldav_proxy *p, const char *uid, const char *event)
     }
 }
 
+/* ---- where the events with held invitations are ------------------------ */
+
+/* Held invitations follow the event (its UID), not one href: a client
+ * moves an event as PUT-to-new then DELETE-from-old, or with MOVE, and
+ * a whole calendar can be deleted. The index, one kv value per rep, has a
+ * "UID<TAB>path" line for each href of a UID that has a held invitation;
+ * lines of UIDs with nothing held are pruned at each change, so it stays
+ * as small as the held queue. */
+#define IDX_MAX_LINES 4096
+
+struct idx { char *uid[IDX_MAX_LINES], *path[IDX_MAX_LINES]; size_t n; };
+
+static void idxkey(struct strbuf *k, const struct caldav_proxy *p)
+{
+    sb_printf(k, "caldav:proxy-held:%s", p->rep);
+}
+
+static void idx_free(struct idx *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        free(x->uid[i]);
+        free(x->path[i]);
+    }
+    x->n = 0;
+}
+
+static void idx_add(struct idx *x, const char *uid, const char *path)
+{
+    if (x->n >= IDX_MAX_LINES || strpbrk(uid, "\t\n") || strpbrk(path, "\t\n"))
+        return;
+    for (size_t i = 0; i < x->n; i++)
+        if (!strcmp(x->uid[i], uid) && !strcmp(x->path[i], path))
+            return;
+    if ((x->uid[x->n] = strdup(uid)) && (x->path[x->n] = strdup(path))) {
+        x->n++;
+        return;
+    }
+    free(x->uid[x->n]);
+}
+
+static void idx_del(struct idx *x, size_t i)
+{
+    free(x->uid[i]);
+    free(x->path[i]);
+    x->uid[i] = x->uid[--x->n];
+    x->path[i] = x->path[x->n];
+}
+
+static void idx_load(struct caldav_proxy *p, struct idx *x)
+{
+    struct strbuf k = { 0 };
+    idxkey(&k, p);
+    char *v = k.p ? store_kv_get(p->u->store, k.p) : NULL;
+    sb_free(&k);
+    for (char *save = NULL, *l = v ? strtok_r(v, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(l, '\t');
+        if (tab) {
+            *tab = '\0';
+            idx_add(x, l, tab + 1);
+        }
+    }
+    free(v);
+}
+
+static int held_uid(struct caldav_proxy *p, const char *uid)
+{
+    char ids[1][SPOOL_ID_MAX];
+    return release_find_uid(p->u->release, p->rep, uid, ids, 1) > 0;
+}
+
+/* Prune the UIDs with nothing held, then store. */
+static void idx_save(struct caldav_proxy *p, struct idx *x)
+{
+    struct strbuf k = { 0 }, v = { 0 };
+    for (size_t i = 0; i < x->n;) {
+        if (!held_uid(p, x->uid[i]))
+            idx_del(x, i);
+        else
+            sb_printf(&v, "%s\t%s\n", x->uid[i], x->path[i]), i++;
+    }
+    idxkey(&k, p);
+    int rc = !k.p || v.oom ? -1 : v.len ? store_kv_set(p->u->store, k.p, v.p) : store_kv_del(p->u->store, k.p);
+    if (rc < 0)
+        log_error("caldav proxy: %s: cannot store where the held invitations' events are", p->rep);
+    sb_free(&k);
+    sb_free(&v);
+    idx_free(x);
+}
+
+/* path is the collection dir or equal to it? ("/rep/work/" holds
+ * "/rep/work/a.ics") */
+static int path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (!strcmp(path, dir))
+        return 1;
+    if (!n || strncmp(path, dir, n))
+        return 0;
+    return dir[n - 1] == '/' || path[n] == '/';
+}
+
+/* What the rep was told about a held invitation: its attendees and when. */
+static int same_hold(const struct spool_meta *a, time_t a_at, const struct spool_meta *b, time_t b_at)
+{
+    if (a->nrcpts != b->nrcpts || a_at != b_at)
+        return 0;
+    for (size_t i = 0; i < a->nrcpts; i++) {
+        size_t j = 0;
+        while (j < b->nrcpts && strcmp(a->rcpts[i].norm, b->rcpts[j].norm))
+            j++;
+        if (j == b->nrcpts)
+            return 0;
+    }
+    return 1;
+}
+
+/* Store the new version of a held invitation. An edit keeps the id of
+ * the invitation it replaces, so the release/discard addresses in the
+ * rep's notice keep working: the new version is first held under a fresh
+ * id (durable), the old one is discarded, the new one is held again under
+ * the old id and the fresh copy removed (a crash in between leaves a
+ * duplicate, never nothing). Returns 1 if the old id was kept, 0 if the
+ * id is new, -1 if nothing could be stored (the old versions stay). */
+static int hold_version(struct pwork *w, char (*old)[SPOOL_ID_MAX], size_t nold)
+{
+    struct caldav_proxy *p = w->p;
+    struct untild *u = p->u;
+    w->meta.size = w->msglen;
+    spool_new_id(u->spool, w->meta.id);
+    if (spool_hold(u->spool, &w->meta, w->msg, w->msglen) < 0)
+        return -1;
+    for (size_t i = 0; i < nold; i++)
+        release_discard(u->release, old[i], p->rep, "superseded");
+    if (!nold)
+        return 0;
+    char fresh[SPOOL_ID_MAX];
+    snprintf(fresh, sizeof fresh, "%s", w->meta.id);
+    memcpy(w->meta.id, old[0], sizeof w->meta.id);
+    w->meta.id[sizeof w->meta.id - 1] = '\0';
+    if (spool_hold(u->spool, &w->meta, w->msg, w->msglen) < 0) {
+        log_warn("caldav proxy: %s: cannot keep id %s for the edited invitation %s: %s; it is %s now",
+                 p->rep, old[0], w->uid, strerror(errno), fresh);
+        snprintf(w->meta.id, sizeof w->meta.id, "%s", fresh);
+        return 0;
+    }
+    if (spool_remove(u->spool, fresh) < 0)
+        log_error("caldav proxy: %s: cannot remove %s (a copy of %s): %s", p->rep, fresh, old[0], strerror(errno));
+    return 1;
+}
+
+static void hold_notice(struct pwork *w, int updated)
+{
+    struct untild *u = w->p->u;
+    char when[64];
+    struct strbuf nb = { 0 };
+    const char *dom = u->cfg->command_domain;
+    sb_printf(&nb, "untild is holding the invitation to \"%s\" until %s.%s\n\nAttendees held: %s\n\n"
+              "Send it now:  mailto:release-%s@%s\nDiscard it:   mailto:discard-%s@%s\n",
+              w->meta.subject ? w->meta.subject : "(no title)",
+              when_format(w->release_at, u->cfg->timezone, when, sizeof when),
+              updated ? " You changed the event: the held invitation is the new version, and the "
+                        "addresses of the earlier notice still work." : "",
+              w->heldtxt.p ? w->heldtxt.p : "", w->meta.id, dom, w->meta.id, dom);
+    notice_send(u, w->p->rep, updated ? "Updated: your held invitation changed"
+                                      : "Held: your invitation waits for the customer's window",
+                nb.p ? nb.p : "", NULL, 0);
+    sb_free(&nb);
+}
+
 static void commit(struct pwork *w)
 {
     struct caldav_proxy *p = w->p;
     struct untild *u = p->u;
     time_t now = untild_now(u);
     struct strbuf k = { 0 };
+    struct idx x = { 0 };
+    char old[16][SPOOL_ID_MAX];
     if (!w->uid)
         return;
-    drop_uid(p, w->uid, w->cancelled ? "cancelled" : "superseded");
     pathkey(&k, p, w->path);
     if (k.p && store_kv_set(u->store, k.p, w->uid) < 0)
         log_error("caldav proxy: %s: cannot remember %s", p->rep, w->path);
     sb_free(&k);
-    if (!w->has_hold)
+    idx_load(p, &x);
+    for (size_t i = 0; i < x.n;)   /* this href holds this UID now */
+        if (!strcmp(x.path[i], w->path))
+            idx_del(&x, i);
+        else
+            i++;
+    if (!w->has_hold) {
+        drop_uid(p, w->uid, w->cancelled ? "cancelled" : "superseded");
+        idx_save(p, &x);
+        marks_commit(w);
         return;
-    w->meta.size = w->msglen;
-    spool_new_id(u->spool, w->meta.id);
-    if (spool_hold(u->spool, &w->meta, w->msg, w->msglen) < 0) {
+    }
+    size_t nold = release_find_uid(u->release, p->rep, w->uid, old, 16);
+    struct spool_meta prev = { 0 };
+    time_t prev_at = 0;
+    const struct spool_meta *pm = nold ? release_find(u->release, old[0], &prev_at) : NULL;
+    if (pm && spool_meta_copy(&prev, pm) < 0)
+        pm = NULL;
+    int kept = hold_version(w, old, nold);
+    if (kept < 0) {
         log_error("caldav proxy: %s: cannot spool the invitation %s: %s (it was not sent by the server "
                   "either)", p->rep, w->uid, strerror(errno));
         notice_send(u, p->rep, "Failed: an invitation could not be held",
                     "untild could not store a held calendar invitation; the attendees were not invited.\n",
                     NULL, 0);
+        spool_meta_free(&prev);
+        idx_save(p, &x);
         return;
     }
     if (release_track(u->release, &w->meta) < 0)
         log_error("caldav proxy: cannot track held invitation %s (restart picks it up)", w->meta.id);
+    idx_add(&x, w->uid, w->path);
+    idx_save(p, &x);
+    marks_commit(w);
     for (size_t i = 0; i < w->meta.nrcpts; i++)
         store_audit(u->store, &(struct audit_rec){ now, "held", p->rep, w->meta.rcpts[i].norm,
                     w->meta.rcpts[i].window_id, w->meta.id, w->meta.rcpts[i].reason });
-    u->stats_held++;
-    char when[64];
-    struct strbuf nb = { 0 };
-    const char *dom = u->cfg->command_domain;
-    sb_printf(&nb, "untild is holding the invitation to \"%s\" until %s.\n\nAttendees held: %s\n\n"
-              "Send it now:  mailto:release-%s@%s\nDiscard it:   mailto:discard-%s@%s\n",
-              w->meta.subject ? w->meta.subject : "(no title)",
-              when_format(w->release_at, u->cfg->timezone, when, sizeof when),
-              w->heldtxt.p ? w->heldtxt.p : "", w->meta.id, dom, w->meta.id, dom);
-    notice_send(u, p->rep, "Held: your invitation waits for the customer's window", nb.p ? nb.p : "", NULL, 0);
-    sb_free(&nb);
-    log_info("caldav proxy: %s: holding invitation %s (%s) as %s", p->rep, w->uid, w->path, w->meta.id);
+    if (!kept)
+        u->stats_held++;
+    if (!kept || !pm)
+        hold_notice(w, 0);
+    else if (!same_hold(&prev, prev_at, &w->meta, w->release_at))
+        hold_notice(w, 1);   /* what the rep was told changed */
+    spool_meta_free(&prev);
+    log_info("caldav proxy: %s: holding invitation %s (%s) as %s%s", p->rep, w->uid, w->path, w->meta.id,
+             kept ? " (same id, new version)" : "");
 }
 
+/* A DELETE of an event or of a whole calendar: the held invitations of
+ * the UIDs that are nowhere else any more are cancelled. */
 static void deleted(struct pwork *w)
 {
     struct caldav_proxy *p = w->p;
     struct strbuf k = { 0 };
+    struct idx x = { 0 }, gone = { 0 };
+    pathkey(&k, p, w->path);
+    char *uid = k.p ? store_kv_get(p->u->store, k.p) : NULL;
+    if (uid)
+        store_kv_del(p->u->store, k.p);
+    sb_free(&k);
+    idx_load(p, &x);
+    if (uid)
+        idx_add(&gone, uid, w->path);
+    for (size_t i = 0; i < x.n;) {
+        if (path_under(x.path[i], w->path)) {
+            idx_add(&gone, x.uid[i], x.path[i]);
+            idx_del(&x, i);
+        } else {
+            i++;
+        }
+    }
+    for (size_t g = 0; g < gone.n; g++) {
+        const char *still = NULL;
+        for (size_t i = 0; i < x.n && !still; i++)
+            if (!strcmp(x.uid[i], gone.uid[g]))
+                still = x.path[i];
+        if (still)
+            log_info("caldav proxy: %s: %s deleted; event %s is still at %s: its held invitation stays",
+                     p->rep, gone.path[g], gone.uid[g], still);
+        else
+            drop_uid(p, gone.uid[g], "cancelled");
+    }
+    idx_free(&gone);
+    idx_save(p, &x);
+    free(uid);
+    struct marks *mk = marks_load(p->u, p->rep);
+    if (mk) {
+        for (size_t i = 0; i < mk->n;)
+            if (path_under(mk->m[i].f[1], w->path))
+                marks_del(mk, i);
+            else
+                i++;
+        marks_save(p->u, p->rep, mk);
+    }
+}
+
+/* A MOVE (of an event or a calendar): the held invitations follow. */
+static void moved(struct pwork *w)
+{
+    struct caldav_proxy *p = w->p;
+    struct strbuf k = { 0 }, nk = { 0 }, np = { 0 };
+    struct idx x = { 0 };
     pathkey(&k, p, w->path);
     char *uid = k.p ? store_kv_get(p->u->store, k.p) : NULL;
     if (uid) {
-        drop_uid(p, uid, "cancelled");
         store_kv_del(p->u->store, k.p);
+        pathkey(&nk, p, w->dest);
+        if (nk.p)
+            store_kv_set(p->u->store, nk.p, uid);
     }
+    idx_load(p, &x);
+    size_t n = x.n;
+    for (size_t i = 0; i < n; i++) {
+        if (!path_under(x.path[i], w->path))
+            continue;
+        np.len = 0;
+        sb_printf(&np, "%s%s", w->dest, x.path[i] + strlen(w->path));
+        if (np.p && !np.oom) {
+            log_info("caldav proxy: %s: event %s moved from %s to %s", p->rep, x.uid[i], x.path[i], np.p);
+            free(x.path[i]);
+            x.path[i] = strdup(np.p);
+        }
+    }
+    for (size_t i = 0; i < x.n;)
+        if (!x.path[i])
+            idx_del(&x, i);
+        else
+            i++;
+    idx_save(p, &x);
     free(uid);
     sb_free(&k);
+    sb_free(&nk);
+    sb_free(&np);
 }
 
 static void proxy_free(struct caldav_proxy *p);
@@ -355,6 +1147,7 @@ static void on_loop(void *arg)
         case P_PREPARE: prepare(w); break;
         case P_COMMIT: commit(w); break;
         case P_DELETE: deleted(w); break;
+        case P_MOVE: moved(w); break;
         }
     }
     pthread_mutex_lock(&p->mu);
@@ -423,12 +1216,73 @@ static int hop_by_hop(const char *k)
     return 0;
 }
 
+/* ---- the answer, streamed ------------------------------------------------
+ *
+ * The server's answer goes to the client as it arrives, through a ring of
+ * STREAM_RING bytes per connection: a transfer thread runs libcurl and
+ * fills the ring (waiting while it is full), the connection thread waits
+ * for the status and headers, then hands libmicrohttpd a reader that
+ * drains the ring. Memory per answer is bounded whatever its size. */
+#define STREAM_RING (256u << 10)
+
+struct stream {
+    struct caldav_proxy *p;
+    CURL *cu;
+    struct curl_slist *l;
+    char *url, *reqbody;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *ring;
+    size_t head, len;
+    long status;            /* of the final (non-1xx) answer */
+    long long clen;         /* its Content-Length, -1 if none */
+    int hdrs_done, finished, abort;
+    CURLcode cr;
+    struct hdrs h;
+};
+
+static int stream_stopping(struct stream *st)
+{
+    pthread_mutex_lock(&st->p->mu);
+    int stop = st->p->stopping;
+    pthread_mutex_unlock(&st->p->mu);
+    return stop;
+}
+
+static int on_xfer(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    struct stream *st = arg;
+    (void)a; (void)b; (void)c; (void)d;
+    pthread_mutex_lock(&st->mu);
+    int ab = st->abort;
+    pthread_mutex_unlock(&st->mu);
+    return ab || stream_stopping(st);
+}
+
+static void headers_done(struct stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->hdrs_done = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
 static size_t on_resp_header(char *b, size_t sz, size_t n, void *arg)
 {
-    struct hdrs *h = arg;
+    struct stream *st = arg;
+    struct hdrs *h = &st->h;
     size_t len = sz * n;
-    if (len >= 5 && !memcmp(b, "HTTP/", 5)) {   /* a new response (after 100 Continue) */
+    if (len >= 5 && !memcmp(b, "HTTP/", 5)) {   /* a new answer (after 100 Continue) */
+        const char *sp = memchr(b, ' ', len);
         hdrs_clear(h);
+        st->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        st->clen = -1;
+        return len;
+    }
+    if ((len == 2 && b[0] == '\r') || (len == 1 && b[0] == '\n')) {   /* end of the headers */
+        if (st->status >= 200)
+            headers_done(st);
         return len;
     }
     const char *colon = memchr(b, ':', len);
@@ -442,6 +1296,8 @@ static size_t on_resp_header(char *b, size_t sz, size_t n, void *arg)
     char *k = strndup(b, (size_t)(colon - b));
     if (!k)
         return 0;
+    if (!strcasecmp(k, "Content-Length"))
+        st->clen = strtoll(v, NULL, 10);
     if (hop_by_hop(k)) {
         free(k);
         return len;
@@ -453,25 +1309,170 @@ static size_t on_resp_header(char *b, size_t sz, size_t n, void *arg)
 
 static size_t on_resp_body(char *b, size_t sz, size_t n, void *arg)
 {
-    struct strbuf *s = arg;
-    size_t len = sz * n;
-    if (s->len + len > MAX_BODY)
-        return 0;
-    sb_add(s, b, len);
-    return s->oom ? 0 : len;
+    struct stream *st = arg;
+    size_t len = sz * n, done = 0;
+    pthread_mutex_lock(&st->mu);
+    st->hdrs_done = 1;
+    while (done < len) {
+        while (st->len == STREAM_RING && !st->abort) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_broadcast(&st->cv);
+            pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+            if (st->len == STREAM_RING && stream_stopping(st))
+                st->abort = 1;
+        }
+        if (st->abort)
+            break;
+        size_t tail = (st->head + st->len) % STREAM_RING;
+        size_t room = STREAM_RING - st->len, k = len - done;
+        if (k > room)
+            k = room;
+        if (k > STREAM_RING - tail)
+            k = STREAM_RING - tail;
+        memcpy(st->ring + tail, b + done, k);
+        st->len += k;
+        done += k;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return done == len ? len : 0;
 }
 
-static int on_xfer(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+static void *stream_run(void *arg)
 {
-    struct caldav_proxy *p = arg;
-    (void)a; (void)b; (void)c; (void)d;
-    pthread_mutex_lock(&p->mu);
-    int stop = p->stopping;
-    pthread_mutex_unlock(&p->mu);
-    return stop;
+    struct stream *st = arg;
+    CURLcode cr = curl_easy_perform(st->cu);
+    pthread_mutex_lock(&st->mu);
+    st->cr = cr;
+    st->finished = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
 }
 
-struct req_hdrs { struct curl_slist *l; int has_ct, has_ce, ical; };
+/* libmicrohttpd asks for more of the answer. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *st = cls;
+    (void)pos;
+    pthread_mutex_lock(&st->mu);
+    while (!st->len && !st->finished)
+        pthread_cond_wait(&st->cv, &st->mu);
+    size_t k = 0;
+    if (st->len) {
+        k = st->len < max ? st->len : max;
+        if (k > STREAM_RING - st->head)
+            k = STREAM_RING - st->head;
+        memcpy(buf, st->ring + st->head, k);
+        st->head = (st->head + k) % STREAM_RING;
+        st->len -= k;
+        pthread_cond_broadcast(&st->cv);
+    }
+    CURLcode cr = st->cr;
+    pthread_mutex_unlock(&st->mu);
+    if (k)
+        return (ssize_t)k;
+    if (cr != CURLE_OK)
+        log_warn("caldav proxy: %s: answer cut short: %s", st->url, curl_easy_strerror(cr));
+    return cr == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* Stop the transfer (if it still runs) and free everything. */
+static void stream_free(void *cls)
+{
+    struct stream *st = cls;
+    if (!st)
+        return;
+    if (st->cu) {
+        pthread_mutex_lock(&st->mu);
+        st->abort = 1;
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->th, NULL);
+        curl_easy_cleanup(st->cu);
+    }
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    curl_slist_free_all(st->l);
+    hdrs_clear(&st->h);
+    free(st->ring);
+    free(st->url);
+    free(st->reqbody);
+    free(st);
+}
+
+/* Start the transfer; wait for the answer's status and headers. Returns
+ * 0, or -1 if the server did not answer (the transfer is over). */
+static int stream_start(struct stream *st, const char *method, size_t reqlen, int put)
+{
+    CURL *cu = curl_easy_init();
+    if (!cu || !(st->ring = malloc(STREAM_RING))) {
+        curl_easy_cleanup(cu);
+        return -1;
+    }
+    curl_easy_setopt(cu, CURLOPT_URL, st->url);
+    curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
+    /* no total limit on a large answer; a stalled one ends */
+    curl_easy_setopt(cu, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(cu, CURLOPT_LOW_SPEED_TIME, 300L);
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, st->l);
+    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_resp_header);
+    curl_easy_setopt(cu, CURLOPT_HEADERDATA, st);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_resp_body);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, st);
+    curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(cu, CURLOPT_XFERINFOFUNCTION, on_xfer);
+    curl_easy_setopt(cu, CURLOPT_XFERINFODATA, st);
+    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (st->p->tls_ca)
+        curl_easy_setopt(cu, CURLOPT_CAINFO, st->p->tls_ca);
+    if (!strcasecmp(method, "HEAD"))
+        curl_easy_setopt(cu, CURLOPT_NOBODY, 1L);
+    else if (reqlen || put || !strcasecmp(method, "POST")) {
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)reqlen);
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDS, st->reqbody ? st->reqbody : "");
+    }
+    st->cu = cu;   /* before the thread reads it */
+    if (pthread_create(&st->th, NULL, stream_run, st) != 0) {
+        st->cu = NULL;
+        curl_easy_cleanup(cu);
+        return -1;
+    }
+    pthread_mutex_lock(&st->mu);
+    while (!st->hdrs_done && !st->finished)
+        pthread_cond_wait(&st->cv, &st->mu);
+    int ok = st->hdrs_done && st->status >= 100;
+    CURLcode cr = st->cr;
+    pthread_mutex_unlock(&st->mu);
+    if (!ok)
+        log_warn("caldav proxy: %s %s: %s", method, st->url, cr != CURLE_OK ? curl_easy_strerror(cr) : "no answer");
+    return ok ? 0 : -1;
+}
+
+struct req_hdrs {
+    struct curl_slist *l;
+    int has_ct, has_ce, ical;
+    const struct caldav_proxy *p;
+    char *dest;     /* the Destination path (MOVE, COPY) */
+};
+
+/* Destination names the proxy (the client knows no other host): name the
+ * server instead, so a MOVE or COPY works. Returns the path part. */
+static const char *dest_path(const char *v)
+{
+    if (!strncasecmp(v, "http://", 7) || !strncasecmp(v, "https://", 8)) {
+        const char *s = strchr(strstr(v, "//") + 2, '/');
+        return s ? s : "/";
+    }
+    return *v == '/' ? v : NULL;
+}
 
 static enum MHD_Result on_req_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
@@ -486,6 +1487,16 @@ static enum MHD_Result on_req_header(void *cls, enum MHD_ValueKind kind, const c
     }
     if (!strcasecmp(key, "Content-Encoding"))
         r->has_ce = 1;
+    if (!strcasecmp(key, "Destination") && value && dest_path(value)) {
+        const char *dp = dest_path(value);
+        free(r->dest);
+        r->dest = strdup(dp);
+        sb_printf(&b, "Destination: %s%s", r->p->origin, dp);
+        if (b.p)
+            r->l = curl_slist_append(r->l, b.p);
+        sb_free(&b);
+        return MHD_YES;
+    }
     if (value && *value)
         sb_printf(&b, "%s: %s", key, value);
     else
@@ -515,126 +1526,188 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
     return rc;
 }
 
+/* CalDAV precondition (RFC 4791 5.3.2.1) with the reason in words. */
+static enum MHD_Result reply_refused(struct MHD_Connection *c, const char *why)
+{
+    struct strbuf b = { 0 };
+    sb_puts(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\" "
+            "xmlns:C=\"urn:ietf:params:xml:ns:caldav\" xmlns:U=\"urn:untild\"><C:valid-calendar-data/>"
+            "<U:message>untild: ");
+    for (const char *s = why; *s; s++)
+        sb_puts(&b, *s == '<' ? "&lt;" : *s == '&' ? "&amp;" : (char[2]){ *s, 0 });
+    sb_puts(&b, "</U:message></D:error>\n");
+    if (b.oom) {
+        sb_free(&b);
+        return reply(c, MHD_HTTP_FORBIDDEN, "untild: calendar data refused\n");
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_COPY);
+    sb_free(&b);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/xml; charset=utf-8");
+    enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_FORBIDDEN, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* The user name of "Authorization: Basic ..." (malloc'd), or NULL. */
+static char *basic_user(const char *auth)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char out[256];
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    if (!auth || strncasecmp(auth, "Basic ", 6))
+        return NULL;
+    for (const char *s = auth + 6; *s && *s != '=' && n < sizeof out - 1; s++) {
+        const char *q = strchr(tab, *s);
+        if (!q || !*s)
+            return NULL;
+        acc = (acc << 6) | (unsigned)(q - tab);
+        if ((bits += 6) >= 8) {
+            bits -= 8;
+            out[n++] = (char)((acc >> bits) & 0xFF);
+        }
+    }
+    out[n] = '\0';
+    char *colon = strchr(out, ':');
+    return colon ? strndup(out, (size_t)(colon - out)) : NULL;
+}
+
+/* The loop's part after the server took a PUT, DELETE or MOVE. Returns
+ * 0, or -1 when shutting down (w then belongs to the loop). */
+static int after_success(struct caldav_proxy *p, struct pwork *w, const char *path, const char *method,
+                         const char *dest)
+{
+    int del = !strcasecmp(method, "DELETE"), move = !strcasecmp(method, "MOVE");
+    if (w && w->uid) {
+        w->kind = P_COMMIT;
+        return on_loop_wait(w) == -1 ? -1 : 0;
+    }
+    if (!del && !(move && dest))
+        return 0;
+    struct pwork *dw = calloc(1, sizeof *dw);
+    if (dw && (dw->path = strdup(path)) && (del || (dw->dest = strdup(dest)))) {
+        dw->p = p;
+        dw->kind = del ? P_DELETE : P_MOVE;
+        if (on_loop_wait(dw) != -1)
+            pwork_free(dw);
+    } else if (dw) {
+        pwork_free(dw);
+    }
+    return 0;
+}
+
+/* A calendar PUT: quiet attendees marked on the loop thread. Returns 0
+ * (go on), or 1 with *rc when the client was answered already; *w is
+ * NULL if it now belongs to the loop. */
+static int put_prepare(struct caldav_proxy *p, struct MHD_Connection *c, const char *path, struct stream *st,
+                       size_t *len, struct pwork **wp, enum MHD_Result *rc)
+{
+    struct pwork *w = calloc(1, sizeof *w);
+    *wp = w;
+    if (!w || !(w->path = strdup(path))) {
+        *rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
+        return 1;
+    }
+    w->p = p;
+    w->kind = P_PREPARE;
+    w->body = st->reqbody ? st->reqbody : "";
+    w->len = *len;
+    w->authuser = basic_user(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
+    int lr = on_loop_wait(w);
+    if (lr < 0) {
+        if (lr == -1)
+            *wp = NULL;
+        *rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
+        return 1;
+    }
+    w->body = NULL;
+    if (w->refused[0]) {
+        *rc = reply_refused(c, w->refused);
+        return 1;
+    }
+    if (w->newbody) {   /* the stream owns the body it sends */
+        free(st->reqbody);
+        st->reqbody = w->newbody;
+        *len = w->newlen;
+        w->newbody = NULL;
+        w->changed = 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result forward(struct caldav_proxy *p, struct MHD_Connection *c, const char *path,
                                const char *method, struct conn *cc)
 {
-    struct req_hdrs rh = { 0 };
-    struct strbuf url = { 0 }, q = { 0 }, body = { 0 };
-    struct hdrs h = { 0 };
+    struct req_hdrs rh = { .p = p };
+    struct strbuf url = { 0 }, q = { 0 };
     struct pwork *w = NULL;
     enum MHD_Result rc = MHD_NO;
-    const char *data = cc->body.p ? cc->body.p : "";
+    struct stream *st = calloc(1, sizeof *st);
     size_t len = cc->body.len;
-    int put = !strcasecmp(method, "PUT"), del = !strcasecmp(method, "DELETE");
+    int put = !strcasecmp(method, "PUT");
+    if (!st) {
+        reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
+        return MHD_YES;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->p = p;
+    st->reqbody = cc->body.p;   /* the stream owns the request body now */
+    memset(&cc->body, 0, sizeof cc->body);
 
     MHD_get_connection_values(c, MHD_HEADER_KIND, on_req_header, &rh);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, on_query_arg, &q);
     sb_printf(&url, "%s%s%s", p->origin, path, q.p ? q.p : "");
+    st->url = sb_take(&url, NULL);
 
-    if (put && !rh.has_ce && (rh.ical || (len > 15 && !memcmp(data, "BEGIN:VCALENDAR", 15)))) {
-        if (!(w = calloc(1, sizeof *w)) || !(w->path = strdup(path))) {
-            free(w);
-            w = NULL;
-            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
-            goto out;
-        }
-        w->p = p;
-        w->kind = P_PREPARE;
-        w->body = data;
-        w->len = len;
-        int lr = on_loop_wait(w);
-        if (lr < 0) {
-            if (lr == -1)
-                w = NULL;
-            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
-            goto out;
-        }
-        w->body = NULL;
-        if (w->newbody) {
-            data = w->newbody;
-            len = strlen(w->newbody);
-        }
-    }
-
-    CURL *cu = curl_easy_init();
-    if (!cu) {
-        rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: out of memory\n");
+    if (put && !rh.has_ce
+        && (rh.ical || (len > 15 && !memcmp(st->reqbody, "BEGIN:VCALENDAR", 15)))
+        && put_prepare(p, c, path, st, &len, &w, &rc))
         goto out;
-    }
     rh.l = curl_slist_append(rh.l, "Expect:");
     if (!rh.has_ct)
         rh.l = curl_slist_append(rh.l, "Content-Type:");   /* no curl default */
-    curl_easy_setopt(cu, CURLOPT_URL, url.p);
-    curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(cu, CURLOPT_TIMEOUT, 300L);
-    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, rh.l);
-    curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_resp_header);
-    curl_easy_setopt(cu, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_resp_body);
-    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(cu, CURLOPT_XFERINFOFUNCTION, on_xfer);
-    curl_easy_setopt(cu, CURLOPT_XFERINFODATA, p);
-    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (p->tls_ca)
-        curl_easy_setopt(cu, CURLOPT_CAINFO, p->tls_ca);
-    if (!strcasecmp(method, "HEAD"))
-        curl_easy_setopt(cu, CURLOPT_NOBODY, 1L);
-    else if (len || put || !strcasecmp(method, "POST")) {
-        curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        curl_easy_setopt(cu, CURLOPT_POSTFIELDS, data);
-    }
-    CURLcode cr = curl_easy_perform(cu);
-    long status = 0;
-    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(cu);
-    if (cr != CURLE_OK || status < 100) {
-        log_warn("caldav proxy: %s %s: %s", method, url.p, curl_easy_strerror(cr));
+    st->l = rh.l;
+    rh.l = NULL;
+    if (!st->url || stream_start(st, method, len, put) < 0) {
         rc = reply(c, MHD_HTTP_BAD_GATEWAY, "untild: the calendar server did not answer\n");
         goto out;
     }
-    if (status / 100 == 2 && w && w->uid) {
-        w->kind = P_COMMIT;
-        int lr = on_loop_wait(w);
-        if (lr < 0) {
-            if (lr == -1)
-                w = NULL;
-            rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
-            goto out;
-        }
-    } else if (status / 100 == 2 && del) {
-        struct pwork *dw = calloc(1, sizeof *dw);
-        if (dw && (dw->path = strdup(path))) {
-            dw->p = p;
-            dw->kind = P_DELETE;
-            if (on_loop_wait(dw) != -1)
-                pwork_free(dw);
-        } else {
-            free(dw);
-        }
+    long status = st->status;
+    if (status / 100 == 2 && after_success(p, w, path, method, rh.dest) < 0) {
+        w = NULL;
+        rc = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "untild: shutting down\n");
+        goto out;
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(body.len, body.p ? body.p : (void *)"",
-                                                             MHD_RESPMEM_MUST_COPY);
-    if (r) {
-        for (size_t i = 0; i < h.n; i++)
-            if (h.v[i])
-                MHD_add_response_header(r, h.k[i], h.v[i]);
-        rc = MHD_queue_response(c, (unsigned)status, r);
-        MHD_destroy_response(r);
-    }
+    /* no body: HEAD, 204, 304 (never chunked) */
+    int nobody = !strcasecmp(method, "HEAD") || status == 204 || status == 304;
+    struct MHD_Response *r = nobody
+        ? MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT)
+        : MHD_create_response_from_callback(st->clen >= 0 ? (uint64_t)st->clen : MHD_SIZE_UNKNOWN,
+                                            32 << 10, stream_read, st, stream_free);
+    if (!r)
+        goto out;
+    /* RFC 7231 4.3.4: the stored body is not the client's, so no ETag:
+     * the client must fetch it again. */
+    int changed = w && w->changed && status / 100 == 2;
+    for (size_t i = 0; i < st->h.n; i++)
+        if (st->h.v[i] && !(changed && !strcasecmp(st->h.k[i], "ETag")))
+            MHD_add_response_header(r, st->h.k[i], st->h.v[i]);
+    rc = MHD_queue_response(c, (unsigned)status, r);
+    if (!nobody)
+        st = NULL;   /* the response frees it (stream_free) */
+    MHD_destroy_response(r);
 out:
     if (w)
         pwork_free(w);
-    hdrs_clear(&h);
     curl_slist_free_all(rh.l);
+    free(rh.dest);
     sb_free(&url);
     sb_free(&q);
-    sb_free(&body);
+    stream_free(st);
     return rc;
 }
 
@@ -658,8 +1731,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    if (cc->too_big || cc->body.oom)
-        return reply(c, 413, "untild: request body too large\n");
+    if (cc->too_big || cc->body.oom) {
+        log_warn("caldav proxy: %s %s: request body over %u MiB refused", method, url, MAX_BODY >> 20);
+        return reply(c, 413, "untild: request body too large (the CalDAV proxy takes up to 32 MiB)\n");
+    }
     return forward(p, c, url, method, cc);
 }
 
@@ -777,5 +1852,17 @@ static void proxy_free(struct caldav_proxy *p)
     free(p->origin);
     free(p->tls_ca);
     free(p->listen);
+    free(p->principal);
     free(p);
+}
+
+void caldav_proxy_set_principal(struct caldav_proxy *p, const char *principal)
+{
+    if (!p || !principal || (p->principal && !strcmp(p->principal, principal)))
+        return;
+    char *c = strdup(principal);
+    if (!c)
+        return;
+    free(p->principal);
+    p->principal = c;
 }

@@ -18,8 +18,12 @@
  *   INBOX: a message from a quiet contact after the window was set ->
  *          store_seen_add (the gate then lets the rep's reply through), and
  *          with customer_reply_reopens = end-window the window ends.
- *   later: one window per filed message (sender, until the folder's date,
- *          reason = subject), source WSRC_IMAP, rebuilt at each sync.
+ *   later: one window per filed message (sender, until the date in the
+ *          subfolder name: a day, a month by number or by name in English,
+ *          German, French or Spanish, or a quarter; a name without a date
+ *          is reported to the rep once), reason = subject, source
+ *          WSRC_IMAP, rebuilt at each sync.
+ * Folder names are configured in UTF-8 and spoken in modified UTF-7.
  * The per-folder state (UIDVALIDITY, last UID) is saved with store_kv_set
  * after the loop thread has handled a batch, so a restart neither misses
  * nor repeats; a folder seen for the first time starts at its current end
@@ -110,9 +114,10 @@ struct batch {
 /* ---------- per rep ---------- */
 
 struct fstate {
-    char *name;
+    char *name;                 /* modified UTF-7 */
     uint32_t uidvalidity, last;
     int known;
+    int missing;                /* reported missing on this connection */
 };
 
 struct rep {
@@ -121,8 +126,10 @@ struct rep {
     unsigned gen;
     /* config copy (a reload frees the old config) */
     char *rep, *url, *host, *user, *pwfile, *pwcmd, *ca, *sent, *inbox,
-         *notice, *later;
+         *notice, *later;       /* inbox, notice, later: modified UTF-7 (wire) */
+    char *cfg_inbox, *cfg_notice, *cfg_later;   /* as configured (UTF-8) */
     int port, implicit_tls, plain, poll, reopen;
+    int later_set;              /* later_folder was configured (not the default) */
     /* shared with the loop thread, under mu */
     pthread_mutex_t mu;
     struct op *ops, **tail;
@@ -136,6 +143,8 @@ struct rep {
     struct fstate fs[MAX_FOLDERS];
     size_t nfs;
     char *later_sig;            /* what was last posted for the later folders */
+    int later_missing;          /* later_folder reported missing */
+    int notice_missing;         /* notice_folder reported missing */
     /* loop-thread-private: windows made from folders */
     struct window *fw;
     size_t nfw;
@@ -151,6 +160,9 @@ struct imap_watch {
     pthread_mutex_t mu;
     struct batch *inflight;
 };
+
+/* Batches posted by a stopped watcher (loop thread only). */
+static struct batch *orphans;
 
 /* ---------- small helpers ---------- */
 
@@ -184,6 +196,212 @@ static void free_batch(struct batch *b)
 static const char *rep_name(const struct rep *r)
 {
     return r->rep ? r->rep : "-";
+}
+
+/* ---------- folder names: UTF-8 <-> IMAP modified UTF-7 (RFC 3501 5.1.3) ---------- */
+
+static const char b64m[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+/* One code point from UTF-8 (strict: no overlongs, no surrogates).
+ * Returns its length, or 0 if invalid. */
+static size_t utf8_cp(const unsigned char *s, uint32_t *cp)
+{
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    size_t n = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+    if (!n)
+        return 0;
+    uint32_t c = s[0] & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+struct ob { char *p; size_t n, sz; int full; };
+
+static void ob_put(struct ob *o, char c)
+{
+    if (o->n + 1 < o->sz)
+        o->p[o->n++] = c;
+    else
+        o->full = 1;
+}
+
+static void b64_flush(struct ob *o, uint32_t *bits, int *nbits)
+{
+    if (*nbits > 0)
+        ob_put(o, b64m[(*bits << (6 - *nbits)) & 0x3F]);
+    ob_put(o, '-');
+    *bits = 0;
+    *nbits = 0;
+}
+
+int imap_watch_utf8_to_mutf7(const char *in, char *out, size_t outsz)
+{
+    struct ob o = { out, 0, outsz, 0 };
+    uint32_t bits = 0;
+    int nbits = 0, open = 0;
+    const unsigned char *s = (const unsigned char *)in;
+    if (!outsz)
+        return -1;
+    while (*s) {
+        uint32_t cp;
+        size_t l = utf8_cp(s, &cp);
+        if (!l)
+            return -1;
+        s += l;
+        if (cp >= 0x20 && cp <= 0x7E) {
+            if (open)
+                b64_flush(&o, &bits, &nbits), open = 0;
+            ob_put(&o, (char)cp);
+            if (cp == '&')
+                ob_put(&o, '-');
+            continue;
+        }
+        if (!open)
+            ob_put(&o, '&'), open = 1;
+        uint16_t units[2];
+        int nu = 1;
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            units[0] = (uint16_t)(0xD800 | (cp >> 10));
+            units[1] = (uint16_t)(0xDC00 | (cp & 0x3FF));
+            nu = 2;
+        } else {
+            units[0] = (uint16_t)cp;
+        }
+        for (int k = 0; k < nu; k++) {
+            bits = (bits << 16) | units[k];
+            nbits += 16;
+            while (nbits >= 6) {
+                nbits -= 6;
+                ob_put(&o, b64m[(bits >> nbits) & 0x3F]);
+            }
+            bits &= (1u << nbits) - 1;
+        }
+    }
+    if (open)
+        b64_flush(&o, &bits, &nbits);
+    out[o.n] = '\0';
+    return o.full ? -1 : 0;
+}
+
+static void utf8_put(struct ob *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        ob_put(o, (char)cp);
+    } else if (cp < 0x800) {
+        ob_put(o, (char)(0xC0 | (cp >> 6)));
+        ob_put(o, (char)(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+        ob_put(o, (char)(0xE0 | (cp >> 12)));
+        ob_put(o, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        ob_put(o, (char)(0x80 | (cp & 0x3F)));
+    } else {
+        ob_put(o, (char)(0xF0 | (cp >> 18)));
+        ob_put(o, (char)(0x80 | ((cp >> 12) & 0x3F)));
+        ob_put(o, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        ob_put(o, (char)(0x80 | (cp & 0x3F)));
+    }
+}
+
+/* One "&...-" run (s after the '&'); returns the bytes read, or 0. */
+static size_t mutf7_run(const char *s, struct ob *o)
+{
+    uint32_t bits = 0, hi = 0;
+    int nbits = 0;
+    size_t i = 0;
+    for (; s[i] && s[i] != '-'; i++) {
+        const char *q = strchr(b64m, s[i]);
+        if (!q)
+            return 0;
+        bits = (bits << 6) | (uint32_t)(q - b64m);
+        if ((nbits += 6) < 16)
+            continue;
+        nbits -= 16;
+        uint32_t u = (bits >> nbits) & 0xFFFF;
+        bits &= (1u << nbits) - 1;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (hi)
+                return 0;
+            hi = u;
+        } else if (u >= 0xDC00 && u <= 0xDFFF) {
+            if (!hi)
+                return 0;
+            utf8_put(o, 0x10000 + ((hi - 0xD800) << 10) + (u - 0xDC00));
+            hi = 0;
+        } else {
+            if (hi || (u >= 0x20 && u <= 0x7E))
+                return 0;   /* printable ASCII must represent itself */
+            utf8_put(o, u);
+        }
+    }
+    if (s[i] != '-' || i == 0 || hi || nbits >= 6 || bits)
+        return 0;
+    return i + 1;
+}
+
+int imap_watch_mutf7_to_utf8(const char *in, char *out, size_t outsz)
+{
+    struct ob o = { out, 0, outsz, 0 };
+    if (!outsz)
+        return -1;
+    for (const char *s = in; *s;) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c > 0x7E)
+            return -1;
+        if (c != '&') {
+            ob_put(&o, (char)c);
+            s++;
+            continue;
+        }
+        if (s[1] == '-') {
+            ob_put(&o, '&');
+            s += 2;
+            continue;
+        }
+        size_t l = mutf7_run(s + 1, &o);
+        if (!l)
+            return -1;
+        s += 1 + l;
+    }
+    out[o.n] = '\0';
+    return o.full ? -1 : 0;
+}
+
+/* A configured folder name for the wire: UTF-8 as the user wrote it is
+ * encoded; a pure-ASCII name that already is modified UTF-7 with an
+ * encoded run ("Entw&APw-rfe") is kept. Returns malloc'd or NULL. */
+static char *wire_name(const char *cfg)
+{
+    char out[1024], chk[1024];
+    int ascii = 1;
+    for (const char *s = cfg; *s; s++)
+        ascii &= (unsigned char)*s < 0x80;
+    if (ascii && strchr(cfg, '&') && imap_watch_mutf7_to_utf8(cfg, chk, sizeof chk) == 0 && strcmp(chk, cfg))
+        return strdup(cfg);
+    if (imap_watch_utf8_to_mutf7(cfg, out, sizeof out) < 0) {
+        log_error("imap: folder name \"%s\" is not UTF-8 or too long", cfg);
+        return NULL;
+    }
+    return strdup(out);
+}
+
+/* A folder name from the server, for people (UTF-8); as sent if it does
+ * not decode. */
+static const char *shown(const char *wire, char *buf, size_t sz)
+{
+    if (!wire)
+        return "";
+    return imap_watch_mutf7_to_utf8(wire, buf, sz) == 0 ? buf : wire;
 }
 
 /* Split "imap[s]://host[:port][/...]". Returns 0 or -1. */
@@ -595,14 +813,66 @@ static int post(struct rep *r, struct batch *b)
     return 0;
 }
 
+/* A configured folder the server does not have: say so clearly, once per
+ * connection, with the folders it has (names shown in UTF-8). */
+static void warn_missing(struct rep *r, mailimap *imap, const char *wire, const char *key)
+{
+    char have[600] = "", nm[256], sh[256];
+    size_t hl = 0, k = 0;
+    clist *list = NULL;
+    if (mailimap_list(imap, "", "*", &list) == MAILIMAP_NO_ERROR && list) {
+        for (clistiter *c = clist_begin(list); c && k < 20; c = clist_next(c), k++) {
+            struct mailimap_mailbox_list *mb = clist_content(c);
+            if (mb->mb_name && hl < sizeof have)
+                hl += (size_t)snprintf(have + hl, sizeof have - hl, "%s\"%s\"", hl ? ", " : "",
+                                       shown(mb->mb_name, nm, sizeof nm));
+        }
+        mailimap_list_result_free(list);
+    }
+    log_warn("imap[%s]: folder \"%s\" (%s) does not exist on the server: nothing there is watched; "
+             "the server has: %s%s", rep_name(r), shown(wire, sh, sizeof sh), key, have[0] ? have : "(none listed)",
+             k >= 20 ? ", ..." : "");
+}
+
+/* APPEND one notice to folder (wire name); logged. */
+static int append_notice(struct rep *r, mailimap *imap, const char *folder, const struct op *o)
+{
+    char sh[256];
+    struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+    int e = mailimap_append(imap, folder, fl, NULL, o->data, o->len);
+    if (fl)
+        mailimap_flag_list_free(fl);
+    if (e == MAILIMAP_NO_ERROR)
+        log_info("imap[%s]: notice appended to %s", rep_name(r), shown(folder, sh, sizeof sh));
+    else if (e == MAILIMAP_ERROR_APPEND)
+        log_error("imap[%s]: the server refused to append a notice to %s", rep_name(r),
+                  shown(folder, sh, sizeof sh));
+    return e;
+}
+
+/* Does the server list this folder (wire name)? */
+static int folder_exists(mailimap *imap, const char *wire)
+{
+    clist *list = NULL;
+    int found = mailimap_list(imap, "", wire, &list) == MAILIMAP_NO_ERROR && list && clist_count(list) > 0;
+    if (list)
+        mailimap_list_result_free(list);
+    return found;
+}
+
 /* New messages in one folder (Sent or inbox). Returns 0 or -1 (connection
  * trouble: reconnect). */
 static int sync_folder(struct rep *r, mailimap *imap, const char *name, enum batch_kind kind)
 {
+    char sh[256];
     int e = mailimap_examine(imap, name);
     if (e != MAILIMAP_NO_ERROR) {
         if (e == MAILIMAP_ERROR_EXAMINE) {  /* NO: the folder is missing */
-            log_debug("imap[%s]: cannot open folder %s", rep_name(r), name);
+            struct fstate *mf = fstate_get(r, name);
+            if (mf && !mf->missing) {
+                mf->missing = 1;
+                warn_missing(r, imap, name, kind == B_INBOX ? "inbox" : "sent_folders");
+            }
             return 0;
         }
         return -1;
@@ -613,6 +883,7 @@ static int sync_folder(struct rep *r, mailimap *imap, const char *name, enum bat
     struct fstate *fs = fstate_get(r, name);
     if (!fs)
         return 0;
+    fs->missing = 0;
     uint32_t from;
     int reset = 0;
     if (!fs->known) {
@@ -639,7 +910,7 @@ static int sync_folder(struct rep *r, mailimap *imap, const char *name, enum bat
         fs->known = 1;
         fs->uidvalidity = uidvalidity;
         fs->last = last;
-        log_info("imap[%s]: %s: starting at UID %u (UIDVALIDITY %u)", rep_name(r), name, last,
+        log_info("imap[%s]: %s: starting at UID %u (UIDVALIDITY %u)", rep_name(r), shown(name, sh, sizeof sh), last,
                  uidvalidity);
         return post(r, b) < 0 ? -1 : 0;
     }
@@ -719,11 +990,15 @@ static int sync_later(struct rep *r, mailimap *imap)
     char *names[MAX_LATER];
     size_t nn = 0;
     size_t bl = strlen(r->later);
+    int root = 0;
     for (clistiter *c = clist_begin(list); c && nn < MAX_LATER; c = clist_next(c)) {
         struct mailimap_mailbox_list *mb = clist_content(c);
         const char *name = mb->mb_name;
+        if (name && !strcmp(name, r->later))
+            root = 1;
         if (!name || strncmp(name, r->later, bl) != 0 || !mb->mb_delimiter)
             continue;
+        root = 1;
         const char *rest = name + bl;
         if (*rest == mb->mb_delimiter)   /* later_folder given without the delimiter */
             rest++;
@@ -736,6 +1011,18 @@ static int sync_later(struct rep *r, mailimap *imap)
         nn++;
     }
     mailimap_list_result_free(list);
+    if (!root && !r->later_missing) {
+        r->later_missing = 1;
+        if (r->later_set) {
+            warn_missing(r, imap, r->later, "later_folder");
+        } else {
+            char sh[256];
+            log_info("imap[%s]: no folder \"%s\" (later_folder default): create it to file contacts for later",
+                     rep_name(r), shown(r->later, sh, sizeof sh));
+        }
+    } else if (root) {
+        r->later_missing = 0;
+    }
     struct batch *b = calloc(1, sizeof *b);
     int rc = 0;
     if (!b || !(b->folder = strdup(r->later))) {
@@ -760,9 +1047,10 @@ static int sync_later(struct rep *r, mailimap *imap)
         if (n > MAX_LATER_MSGS)
             n = MAX_LATER_MSGS;
         const char *leaf = names[i] + bl;
-        if (*leaf && !isalnum((unsigned char)*leaf) && *leaf != '"')
+        if (*leaf && !isalnum((unsigned char)*leaf) && *leaf != '"' && *leaf != '&')
             leaf++;
-        if (fetch_headers(imap, uids, n, b, leaf) < 0)
+        char leaf8[512];   /* "M&AOQ-rz 2027" -> "März 2027" */
+        if (fetch_headers(imap, uids, n, b, shown(leaf, leaf8, sizeof leaf8)) < 0)
             rc = -1;
         free(uids);
     }
@@ -788,6 +1076,7 @@ static int sync_later(struct rep *r, mailimap *imap)
  * failed operation is put back). */
 static int run_ops(struct rep *r, mailimap *imap)
 {
+    char sh[256];
     for (;;) {
         pthread_mutex_lock(&r->mu);
         struct op *o = r->ops;
@@ -802,22 +1091,20 @@ static int run_ops(struct rep *r, mailimap *imap)
             return 0;
         int e;
         if (o->kind == OP_APPEND) {
-            struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
-            e = mailimap_append(imap, o->folder, fl, NULL, o->data, o->len);
-            if (fl)
-                mailimap_flag_list_free(fl);
-            if (e == MAILIMAP_NO_ERROR)
-                log_info("imap[%s]: notice appended to %s", rep_name(r), o->folder);
-            else if (e == MAILIMAP_ERROR_APPEND)
-                log_error("imap[%s]: the server refused to append a notice to %s", rep_name(r),
-                          o->folder);
+            e = append_notice(r, imap, o->folder, o);
+            /* No notice folder: the inbox takes it, nothing is lost. */
+            if (e == MAILIMAP_ERROR_APPEND && strcmp(o->folder, r->inbox) && !folder_exists(imap, o->folder)) {
+                if (!r->notice_missing++)
+                    warn_missing(r, imap, o->folder, "notice_folder: notices go to the inbox");
+                e = append_notice(r, imap, r->inbox, o);
+            }
         } else {
             e = mailimap_select(imap, o->folder);
             if (e == MAILIMAP_NO_ERROR) {
                 const struct mailimap_selection_info *si = imap->imap_selection_info;
                 if (si && si->sel_uidvalidity != o->uidvalidity) {
                     log_info("imap[%s]: %s changed UIDVALIDITY; keyword %s not set", rep_name(r),
-                             o->folder, o->data);
+                             shown(o->folder, sh, sizeof sh), o->data);
                 } else {
                     struct mailimap_set *set = mailimap_set_new_single(o->uid);
                     struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
@@ -831,7 +1118,7 @@ static int run_ops(struct rep *r, mailimap *imap)
                         mailimap_store_att_flags_free(sa);   /* frees fl */
                         fl = NULL;
                         if (e == MAILIMAP_NO_ERROR)
-                            log_info("imap[%s]: %s UID %u: keyword %s set", rep_name(r), o->folder,
+                            log_info("imap[%s]: %s UID %u: keyword %s set", rep_name(r), shown(o->folder, sh, sizeof sh),
                                      o->uid, o->data);
                     } else {
                         if (f && fl)
@@ -1130,6 +1417,7 @@ static void save_state(struct untild *u, struct rep *r, const struct batch *b)
 
 static void sent_item(struct untild *u, struct rep *r, const struct batch *b, const struct item *it)
 {
+    char sh[256];
     struct message_facts f = { 0 };
     struct hdr_facts h;
     if (it->kw_early || it->kw_held)
@@ -1202,13 +1490,13 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
     if (flagged) {
         queue_store(r, b->folder, b->uidvalidity, it->uid, KW_TOO_EARLY);
         log_info("imap[%s]: %s UID %u: sent to %d quiet recipient(s) outside untild: flagged",
-                 rep_name(r), b->folder, it->uid, flagged);
+                 rep_name(r), shown(b->folder, sh, sizeof sh), it->uid, flagged);
         char body[8192];
         snprintf(body, sizeof body,
                  "Your message \"%s\" (sent from another client, not through untild) went to "
                  "recipients who asked not to be contacted yet:\n%s\n"
                  "It has been marked with the keyword %s in %s.\n",
-                 f.subject ? f.subject : "(no subject)", list, KW_TOO_EARLY, b->folder);
+                 f.subject ? f.subject : "(no subject)", list, KW_TOO_EARLY, shown(b->folder, sh, sizeof sh));
         const char *subj = "Flagged: you contacted a quiet customer";
         const char *to = u->cfg->notify_to ? u->cfg->notify_to : r->rep;
         size_t len = 0;
@@ -1315,23 +1603,113 @@ out:
 
 /* ---------- loop thread: windows from folders ---------- */
 
+/* Month names in the languages notices may be in (English, German,
+ * French, Spanish): full names, usual abbreviations, with and without
+ * accents; lower case UTF-8. */
+static const char *const month_names[12] = {
+    "january jan januar jän jänner janvier janv enero ene",
+    "february feb februar febr février fevrier févr fevr febrero",
+    "march mar märz maerz marz mrz mars marzo",
+    "april apr avril avr abril abr",
+    "may mai mayo",
+    "june jun juni juin junio",
+    "july jul juli juillet juil julio",
+    "august aug août aout agosto ago",
+    "september sep sept septembre septiembre setiembre",
+    "october oct oktober okt octobre octubre",
+    "november nov novembre noviembre",
+    "december dec dezember dez décembre decembre déc dic diciembre",
+};
+
+static int month_of(const char *w)
+{
+    size_t wl = strlen(w);
+    for (int m = 0; m < 12; m++)
+        for (const char *p = month_names[m]; *p;) {
+            size_t l = strcspn(p, " ");
+            if (l == wl && !memcmp(p, w, l))
+                return m + 1;
+            p += l;
+            while (*p == ' ')
+                p++;
+        }
+    return 0;
+}
+
+/* Lower case (ASCII and the Latin-1 letters of UTF-8) and split at
+ * blanks, '-', '/', '.', ',' and '_'. Returns the number of tokens. */
+static size_t date_tokens(const char *leaf, char tok[4][32])
+{
+    size_t n = 0, l = 0;
+    for (const unsigned char *s = (const unsigned char *)leaf;; s++) {
+        int sep = !*s || strchr(" \t-/.,_", *s);
+        if (sep) {
+            if (l) {
+                if (n == 4)
+                    return 5;   /* too many: not one of our forms */
+                tok[n++][l] = '\0';
+                l = 0;
+            }
+            if (!*s)
+                return n;
+            continue;
+        }
+        if (n == 4 || l + 2 >= sizeof tok[0])
+            return 5;
+        unsigned char c = *s;
+        if (c >= 'A' && c <= 'Z')
+            c += 32;
+        else if (s > (const unsigned char *)leaf && s[-1] == 0xC3 && c >= 0x80 && c <= 0x9E && c != 0x97)
+            c += 0x20;   /* À..Þ -> à..þ */
+        tok[n][l++] = (char)c;
+    }
+}
+
+static int all_digits(const char *s, size_t minl, size_t maxl)
+{
+    size_t l = strlen(s);
+    if (l < minl || l > maxl)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+/* Year and month of "2027-07", "07/2027", "März 2027", "2027 juillet",
+ * "Q3 2027", "2027-Q3" (the quarter's first month). Returns 0 or -1. */
+static int folder_month(const char *leaf, int *year, int *month)
+{
+    char tok[4][32];
+    if (date_tokens(leaf, tok) != 2)
+        return -1;
+    for (int k = 0; k < 2; k++) {
+        const char *y = tok[k], *m = tok[1 - k];
+        if (!all_digits(y, 4, 4))
+            continue;
+        *year = atoi(y);
+        if (all_digits(m, 1, 2))
+            *month = atoi(m);
+        else if (m[0] == 'q' && m[1] >= '1' && m[1] <= '4' && !m[2])
+            *month = 3 * (m[1] - '1') + 1;
+        else
+            *month = month_of(m);
+        if (*year >= 1970 && *year < 10000 && *month >= 1 && *month <= 12)
+            return 0;
+    }
+    return -1;
+}
+
 int imap_watch_folder_date(const char *leaf, const char *tz, time_t now, time_t *out)
 {
-    static const char *const months[] = { "jan", "feb", "mar", "apr", "may", "jun",
-                                          "jul", "aug", "sep", "oct", "nov", "dec" };
-    char err[128], buf[64], word[32];
-    int year;
+    char err[128], buf[64];
+    int year, month;
+    if (folder_month(leaf, &year, &month) == 0) {
+        snprintf(buf, sizeof buf, "%04d-%02d-01", year, month);
+        return when_parse(buf, tz, now, out, err, sizeof err);
+    }
     if (when_parse(leaf, tz, now, out, err, sizeof err) == 0 && *out != WHEN_NEVER)
         return 0;
-    /* "July 2027" / "Jul 2027" -> the 1st of that month */
-    if (sscanf(leaf, "%31[A-Za-z] %d", word, &year) == 2 && year >= 1970 && year < 10000 &&
-        strlen(word) >= 3) {
-        for (int i = 0; i < 12; i++)
-            if (!strncasecmp(word, months[i], 3)) {
-                snprintf(buf, sizeof buf, "%04d-%02d-01", year, i + 1);
-                return when_parse(buf, tz, now, out, err, sizeof err);
-            }
-    }
     return -1;
 }
 
@@ -1359,8 +1737,48 @@ static void fw_id(const char *rep, const char *leaf, const char *msgid, char id[
     snprintf(id, WINDOW_ID_MAX, "i%014llx", (unsigned long long)(h & 0xffffffffffffffULL));
 }
 
+/* A "Contact later" subfolder whose name has no date we can read: its
+ * messages make nobody quiet, so tell the rep (once per name, in the
+ * notice folder) instead of a debug line nobody reads. */
+static void not_understood(struct untild *u, struct rep *r, const struct batch *b, const char *leaf)
+{
+    char key[700], sh[256], body[2048];
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->items[i].leaf && !strcmp(b->items[i].leaf, leaf);
+    snprintf(key, sizeof key, "imap:badleaf:%s:%s", r->rep, leaf);
+    char *v = store_kv_get(u->store, key);
+    log_warn("imap[%s]: folder \"%s/%s\": no date understood in its name; its %zu message(s) make nobody quiet",
+             rep_name(r), shown(r->later, sh, sizeof sh), leaf, n);
+    if (v) {
+        free(v);
+        return;
+    }
+    snprintf(body, sizeof body,
+             "untild did not understand the folder name \"%s/%s\": it has no date untild can read, so the "
+             "%zu message(s) filed there do not keep anyone quiet.\n\n"
+             "Rename the folder to a date, for example:\n"
+             "  2027-07-15   (a day)\n"
+             "  2027-07      (a month: quiet until the month begins)\n"
+             "  July 2027, Juli 2027, juillet 2027, julio 2027   (month names in English, German, French "
+             "or Spanish, also abbreviated: Jul 2027)\n"
+             "  Q3 2027      (a quarter: quiet until it begins)\n",
+             shown(r->later, sh, sizeof sh), leaf, n);
+    const char *subj = "Not understood: a \"Contact later\" folder name";
+    const char *to = u->cfg->notify_to ? u->cfg->notify_to : r->rep;
+    size_t len = 0;
+    char *msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to, subj, body,
+                             NULL, 0, untild_now(u), &len);
+    if (!msg || imap_watch_append(r->m, r->rep, msg, len) < 0)
+        notice_send(u, r->rep, subj, body, NULL, 0);
+    free(msg);
+    if (store_kv_set(u->store, key, "1") < 0)
+        log_error("imap[%s]: cannot remember the folder name %s", rep_name(r), leaf);
+}
+
 static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
 {
+    char sh[256];
     struct window *nw = calloc(b->n ? b->n : 1, sizeof *nw);
     size_t nn = 0;
     time_t now = untild_now(u);
@@ -1373,7 +1791,11 @@ static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
         time_t until;
         char idsrc[64];
         if (!it->leaf || imap_watch_folder_date(it->leaf, u->cfg->timezone, now, &until) < 0) {
-            log_debug("imap[%s]: folder %s: not a date", rep_name(r), it->leaf ? it->leaf : "");
+            int seen = 0;
+            for (size_t k = 0; k < i; k++)
+                seen |= b->items[k].leaf && it->leaf && !strcmp(b->items[k].leaf, it->leaf);
+            if (!seen && it->leaf)
+                not_understood(u, r, b, it->leaf);
             continue;
         }
         if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
@@ -1454,7 +1876,7 @@ static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
                         nw[k].id, NULL, "imap: filed in a later folder" });
             log_info("imap[%s]: window %s: %s until %s (from folder %s)", rep_name(r), nw[k].id,
                      nw[k].who[0], when_format(nw[k].until, nw[k].tz, until, sizeof until),
-                     b->folder);
+                     shown(b->folder, sh, sizeof sh));
         } else {
             removed++;   /* until changed: maybe shorter */
         }
@@ -1475,6 +1897,16 @@ static void on_batch(void *arg)
 {
     struct batch *b = arg;
     struct imap_watch *m = b->m;
+    if (!m) {   /* posted by a watcher that was stopped since */
+        if (b->prev)
+            b->prev->next = b->next;
+        else
+            orphans = b->next;
+        if (b->next)
+            b->next->prev = b->prev;
+        free_batch(b);
+        return;
+    }
     pthread_mutex_lock(&m->mu);
     if (b->prev)
         b->prev->next = b->next;
@@ -1522,6 +1954,7 @@ static void rep_free(struct rep *r)
     free(r->later_sig);
     free(r->rep); free(r->url); free(r->host); free(r->user); free(r->pwfile); free(r->pwcmd);
     free(r->ca); free(r->sent); free(r->inbox); free(r->notice); free(r->later);
+    free(r->cfg_inbox); free(r->cfg_notice); free(r->cfg_later);
     if (r->wake[0] >= 0)
         close(r->wake[0]);
     if (r->wake[1] >= 0)
@@ -1580,22 +2013,26 @@ static struct rep *rep_new(struct imap_watch *m, const struct imap_cfg *c, size_
     r->pwcmd = xstrdup(c->password_command);
     r->ca = xstrdup(c->tls_ca);
     r->sent = xstrdup(c->sent_folders ? c->sent_folders : "Sent");
-    r->inbox = xstrdup(c->inbox ? c->inbox : "INBOX");
-    r->notice = xstrdup(c->notice_folder ? c->notice_folder : r->inbox);
-    r->later = xstrdup(c->later_folder ? c->later_folder : "Contact later");
+    r->cfg_inbox = xstrdup(c->inbox ? c->inbox : "INBOX");
+    r->cfg_notice = xstrdup(c->notice_folder ? c->notice_folder : r->cfg_inbox);
+    r->cfg_later = xstrdup(c->later_folder ? c->later_folder : "Contact later");
+    r->later_set = c->later_folder != NULL;
     r->plain = c->tls == TLS_NONE;
     r->poll = c->poll_interval > 0 ? c->poll_interval : 60;
     r->reopen = (int)c->customer_reply_reopens;
-    if (!r->rep || !r->url || !r->sent || !r->inbox || !r->notice || !r->later)
+    if (!r->rep || !r->url || !r->sent || !r->cfg_inbox || !r->cfg_notice || !r->cfg_later)
         goto fail;
     if (parse_url(r) < 0) {
         log_error("imap[%s]: cannot parse url %s", rep_name(r), r->url);
         goto fail;
     }
     /* strip a trailing delimiter-looking '/' or '.': matched per LIST */
-    size_t ll = strlen(r->later);
-    if (ll > 1 && (r->later[ll - 1] == '/' || r->later[ll - 1] == '.'))
-        r->later[ll - 1] = '\0';
+    size_t ll = strlen(r->cfg_later);
+    if (ll > 1 && (r->cfg_later[ll - 1] == '/' || r->cfg_later[ll - 1] == '.'))
+        r->cfg_later[ll - 1] = '\0';
+    if (!(r->inbox = wire_name(r->cfg_inbox)) || !(r->notice = wire_name(r->cfg_notice))
+        || !(r->later = wire_name(r->cfg_later)))
+        goto fail;
     char *save = NULL, *list = strdup(r->sent);
     if (!list)
         goto fail;
@@ -1605,10 +2042,13 @@ static struct rep *rep_new(struct imap_watch *m, const struct imap_cfg *c, size_
         size_t n = strlen(t);
         while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
             t[--n] = '\0';
-        if (*t && add_folder(r, t) < 0) {
+        char *w = *t ? wire_name(t) : NULL;
+        if (*t && (!w || add_folder(r, w) < 0)) {
+            free(w);
             free(list);
             goto fail;
         }
+        free(w);
     }
     free(list);
     if (add_folder(r, r->inbox) < 0)
@@ -1677,9 +2117,10 @@ static int same_cfg(const struct rep *r, const struct imap_cfg *c, const struct 
            str_eq(r->ca, c->tls_ca) && str_eq(r->sent, c->sent_folders ? c->sent_folders : "Sent") &&
            r->plain == (c->tls == TLS_NONE) &&
            r->poll == (c->poll_interval > 0 ? c->poll_interval : 60) &&
-           r->reopen == (int)c->customer_reply_reopens && str_eq(r->inbox, inbox) &&
-           str_eq(r->notice, c->notice_folder ? c->notice_folder : inbox) &&
-           strlen(r->later) == ll && !strncmp(r->later, later, ll);
+           r->reopen == (int)c->customer_reply_reopens && str_eq(r->cfg_inbox, inbox) &&
+           str_eq(r->cfg_notice, c->notice_folder ? c->notice_folder : inbox) &&
+           strlen(r->cfg_later) == ll && !strncmp(r->cfg_later, later, ll) &&
+           r->later_set == (c->later_folder != NULL);
 }
 
 void imap_watch_reconfigure(struct imap_watch *m)
@@ -1774,10 +2215,17 @@ void imap_watch_stop(struct imap_watch *m)
         rep_stop(m->reps[i]);
     for (size_t i = 0; i < m->n; i++)
         rep_free(m->reps[i]);
+    /* Their calls may still run (loop_run_pending at shutdown) or be
+     * dropped (loop_free): keep them, reachable, until they run. */
     while (m->inflight) {
         struct batch *b = m->inflight;
         m->inflight = b->next;
-        free_batch(b);
+        b->m = NULL;
+        b->prev = NULL;
+        b->next = orphans;
+        if (orphans)
+            orphans->prev = b;
+        orphans = b;
     }
     pthread_mutex_destroy(&m->mu);
     free(m);

@@ -19,6 +19,29 @@ struct caldav_proxy *caldav_proxy_start(struct untild *u, const char *rep,
 /* Stop (joins the connection threads; call after the loop stopped). */
 void caldav_proxy_stop(struct caldav_proxy *p);
 
+/* The rep's principal (a path or URL) as the watcher discovered it: an
+ * ORGANIZER naming it is the rep. Loop thread. */
+void caldav_proxy_set_principal(struct caldav_proxy *p, const char *principal);
+
+/* A calendar user address -> normalised e-mail address: value
+ * "mailto:..." or else its EMAIL parameter (email, may be NULL). */
+int caldav_address_norm(const char *value, const char *email, const char *delims, char *out,
+                        size_t outsz);
+/* value is a principal URL of this user: the same path as principal, or
+ * a path whose last segment is user (either may be NULL). */
+int caldav_is_principal(const char *value, const char *principal, const char *user);
+
+/* Attendees untild marked SCHEDULE-AGENT=CLIENT whose invitation was
+ * released and who are not quiet any more: the watcher removes the
+ * parameter from the server's copy of path (If-Match). value: the
+ * ATTENDEE value as written. Fills up to max (path and value malloc'd);
+ * forgets marks whose invitation was discarded. Loop thread. */
+struct caldav_unmark { char *path, *value; };
+size_t caldav_proxy_unmarks_due(struct untild *u, const char *rep, struct caldav_unmark *out,
+                                size_t max);
+/* The server's copy no longer marks value in path (or is gone). */
+void caldav_proxy_unmark_done(struct untild *u, const char *rep, const char *path, const char *value);
+
 /* "mailto:Jane@Acme.com" -> normalised address. Returns 0 or -1. */
 int caldav_mailto_norm(const char *value, const char *delims, char *out,
                        size_t outsz);

@@ -27,9 +27,16 @@ int imap_watch_append(struct imap_watch *m, const char *rep, const char *msg,
                       size_t len);
 
 /* Exposed for tests: the end of a "Contact later" subfolder name
- * ("2027-07-01", "July 2027", "Jul 2027", anything when_parse takes) in tz.
+ * ("2027-07-01", "2027-07", "July 2027", "März 2027", "juillet 2027",
+ * "julio 2027", "Q3 2027", anything when_parse takes) in tz.
  * Returns 0 and *out, or -1. Loop thread (libical). */
 int imap_watch_folder_date(const char *leaf, const char *tz, time_t now,
                            time_t *out);
+
+/* Folder names: UTF-8 (as users write them) <-> IMAP modified UTF-7 (RFC
+ * 3501 5.1.3, as the server wants them). Return 0, or -1 on invalid input
+ * or when out is too small. */
+int imap_watch_utf8_to_mutf7(const char *in, char *out, size_t outsz);
+int imap_watch_mutf7_to_utf8(const char *in, char *out, size_t outsz);
 
 #endif

@@ -215,16 +215,27 @@ class Watcher(CalDAVBase):
         self.u.wait_for(lambda: self.notices("After outage"), timeout=30, what="flag after outage")
         self.assertIn("sync works again", self.u.logtext())
 
-    def test_malformed_event_skipped_with_log_line(self):
+    def test_event_with_errors_flagged_all_the_same(self):
+        # Fail closed (issue 17 item 8): unknown and malformed properties do
+        # not hide an invitation to a quiet attendee.
         bad = vevent("bad1", "20270301T100000Z", "20270301T110000Z", summary="Broken talk",
-                     attendees=["jane@acme.com"], extra="GEO:abc")
+                     attendees=["jane@acme.com"], extra="GEO:abc\r\nFOO:bar\r\nLOCATION:")
         st, _, _ = self.dav.put("/rep/work/bad1.ics", bad)
         self.assertEqual(st, 201)
-        self.wait_log("bad iCalendar at /rep/work/bad1.ics")
-        self.put_invite("good1", ["jane@acme.com"], "Good talk")
-        self.u.wait_for(lambda: self.notices("Good talk"), timeout=15, what="good flag")
-        self.assertEqual(self.notices("Broken talk"), [])
+        self.u.wait_for(lambda: self.notices("Broken talk"), timeout=15, what="flag despite errors")
+        self.assertIn("/rep/work/bad1.ics: 3 iCalendar error(s)", self.u.logtext())
         self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
+
+    def test_organizer_by_email_parameter_flagged(self):
+        ics = vevent("em1", "20270301T100000Z", "20270301T110000Z", summary="Principal talk", organizer=None,
+                     attendees=["jane@acme.com"],
+                     extra="ORGANIZER;CN=Rep;EMAIL=rep@example.com:/principals/rep/")
+        self.assertEqual(self.dav.put("/rep/work/em1.ics", ics)[0], 201)
+        self.u.wait_for(lambda: self.notices("Principal talk"), timeout=15, what="flag for EMAIL organizer")
+        ics = vevent("em2", "20270301T100000Z", "20270301T110000Z", summary="Own principal", organizer=None,
+                     attendees=["jane@acme.com"], extra="ORGANIZER;CN=Rep:/rep/")
+        self.assertEqual(self.dav.put("/rep/work/em2.ics", ics)[0], 201)
+        self.u.wait_for(lambda: self.notices("Own principal"), timeout=15, what="flag for principal organizer")
 
 
 class Proxy(CalDAVBase):
@@ -326,6 +337,71 @@ class Proxy(CalDAVBase):
         self.u.wait_for(lambda: self.notices("Reschedule"), what="reschedule notice")
         self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
         self.assertEqual(self.sink.for_rcpt("jane@acme.com"), [])
+
+    def test_running_series_is_sent_while_occurrences_remain(self):
+        # Issue 17 item 2: weekly series that began before the window opens.
+        series = {"s1": "RRULE:FREQ=WEEKLY;COUNT=52",             # runs to December
+                  "s2": "RRULE:FREQ=WEEKLY",                      # no end
+                  "s3": "RRULE:FREQ=WEEKLY;UNTIL=20270301T000000Z",   # over by July
+                  "s4": "RRULE:FREQ=WEEKLY;COUNT=4"}              # over by July
+        for uid, rule in series.items():
+            st, _, _ = self.put_via_proxy("/rep/work/%s.ics" % uid, self.invite(
+                uid, "20270104T100000Z", "20270104T110000Z", summary="Series " + uid,
+                attendees=["jane@acme.com"], extra=rule))
+            self.assertEqual(st, 201)
+        self.assertEqual(len(self.u.spool_files()), 4)
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 2, what="two series sent")
+        self.u.wait_for(lambda: len(self.notices("Reschedule")) == 2, what="two reschedule notices")
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
+        sent = b"".join(m.data for m in self.sink.for_rcpt("jane@acme.com"))
+        self.assertIn(b"UID:s1", sent)
+        self.assertIn(b"UID:s2", sent)
+        self.assertIn(b"RRULE:FREQ=WEEKLY;COUNT=52", sent)
+        notes = b"".join(m.data for m in self.notices("Reschedule"))
+        self.assertIn(b"Series s3", notes)
+        self.assertIn(b"Series s4", notes)
+
+    def test_released_attendee_is_scheduled_by_the_server_again(self):
+        # Issue 17 item 1: after the held invitation went out, the stored
+        # event loses SCHEDULE-AGENT=CLIENT (If-Match), so the server
+        # carries later edits and the final DELETE to the attendee.
+        def jane_line(ics):
+            return [l for l in unfold(ics).splitlines() if l.startswith("ATTENDEE") and "jane@acme.com" in l][0]
+        sent_body = self.invite()
+        self.assertEqual(self.put_via_proxy("/rep/work/inv1.ics", sent_body)[0], 201)
+        stale = self.dav.get("/rep/work/inv1.ics")[2]   # what a client keeps
+        self.assertIn("SCHEDULE-AGENT=CLIENT", jane_line(stale))
+        time.sleep(2.5)   # syncs while still held: nothing changes
+        self.assertIn("SCHEDULE-AGENT=CLIENT", jane_line(self.dav.get("/rep/work/inv1.ics")[2]))
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="iMIP at window end")
+        self.u.wait_for(lambda: "SCHEDULE-AGENT" not in jane_line(self.dav.get("/rep/work/inv1.ics")[2]),
+                        timeout=15, what="server copy unmarked")
+        self.wait_log("was released: the server schedules them again")
+        stored = self.dav.get("/rep/work/inv1.ics")[2]
+        self.assertNotIn("SCHEDULE-AGENT", unfold(stored))
+        # an edit from a client that still has the marked copy: the mark goes
+        edit = stale.decode().replace("SUMMARY:Contract signing", "SUMMARY:Contract moved")
+        st, _, _ = self.put_via_proxy("/rep/work/inv1.ics", edit)
+        self.assertIn(st, (200, 201, 204))
+        stored = self.dav.get("/rep/work/inv1.ics")[2]
+        self.assertIn("Contract moved", unfold(stored))
+        self.assertNotIn("SCHEDULE-AGENT", jane_line(stored))
+        self.assertEqual(self.u.spool_files(), [], "nothing held: jane is not quiet")
+        # and the DELETE reaches the server with jane scheduled normally
+        self.assertIn(self.dav.delete("/rep/work/inv1.ics", port=self.pport)[0], (200, 204))
+        self.assertEqual(len(self.sink.for_rcpt("jane@acme.com")), 1)
+
+    def test_discarded_invitation_keeps_the_mark(self):
+        self.assertEqual(self.put_via_proxy("/rep/work/inv1.ics", self.invite())[0], 201)
+        held = self.u.held_json()
+        held = held.get("held", held) if isinstance(held, dict) else held
+        self.u.ctl("held", "discard", held[0]["id"])
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        time.sleep(2.5)   # several syncs
+        stored = self.dav.get("/rep/work/inv1.ics")[2]
+        self.assertIn("SCHEDULE-AGENT=CLIENT", unfold(stored), "the rep chose not to invite jane")
 
     def test_other_requests_pass_through(self):
         # PROPFIND with a body and Depth, and the server's own 404 / 401.
@@ -674,3 +750,444 @@ class TruncatedSync(CalDAVBase):
         if self._testMethodName == "test_truncated_initial_sync_asks_again":
             for i, s in enumerate(["Initial one", "Initial two", "Initial three"]):
                 self.put_invite("i%d" % i, s)
+
+
+class _PutRecorder(http.server.BaseHTTPRequestHandler):
+    """Forwards every request to Radicale unchanged and records each PUT
+    body as it reached the server (Radicale re-serialises what it stores,
+    so byte fidelity is checked on the wire)."""
+    protocol_version = "HTTP/1.1"
+    HOP = _Truncator.HOP
+
+    def _any(self):
+        import http.client
+        srv = self.server
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        if self.command == "PUT":
+            srv.puts.append((self.path, body))
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in self.HOP and k.lower() != "host"}
+        c = http.client.HTTPConnection("127.0.0.1", srv.dav_port, timeout=20)
+        try:
+            c.request(self.command, self.path, body=body, headers=hdrs)
+            r = c.getresponse()
+            data = r.read()
+            status, reason, rh = r.status, r.reason, r.getheaders()
+        finally:
+            c.close()
+        self.send_response(status, reason)
+        for k, v in rh:
+            if k.lower() not in self.HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_HEAD = do_PUT = do_DELETE = do_POST = do_OPTIONS = _any
+    do_PROPFIND = do_PROPPATCH = do_REPORT = do_MKCALENDAR = do_MKCOL = do_MOVE = do_COPY = _any
+
+    def log_message(self, *a):
+        pass
+
+
+def logical_lines(body):
+    """iCalendar bytes split into logical lines, each with its folds and
+    line ending exactly as sent."""
+    import re
+    return [l for l in re.split(rb"(?<=\n)(?![ \t])", body) if l]
+
+
+def unfold_line(line):
+    import re
+    return re.sub(rb"\r?\n[ \t]", b"", line).rstrip(b"\r\n")
+
+
+# An event as a rich client writes it: quoted CN with a comma, a line the
+# client folded, VALUE=DURATION, a multi-valued FEATURE, CATEGORIES, X-
+# and unknown properties, an alarm.
+RICH = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example Corp//Rich Client 4.2//EN\r\n"
+        "CALSCALE:GREGORIAN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20270101T000000Z\r\n"
+        "DTSTART:20270901T100000Z\r\nDURATION;VALUE=DURATION:PT1H\r\n"
+        "SUMMARY:Contract signing with a title long enough that the client folded i\r\n t for us\r\n"
+        "ORGANIZER;CN=\"Rep, The\":mailto:rep@example.com\r\n"
+        "ATTENDEE;CN=\"Doe, Jane\";ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=T\r\n"
+        " RUE:mailto:jane@acme.com\r\n"
+        "ATTENDEE;CN=Bob;RSVP=TRUE:mailto:bob@other.com\r\n"
+        "CONFERENCE;VALUE=URI;FEATURE=AUDIO,VIDEO;LABEL=\"Room: 1\":https://meet.example.com/x\r\n"
+        "CATEGORIES:Sales,Legal,Lease\r\n"
+        "X-RICH-COLOR;X-P=\"a:b\":teal\r\n"
+        "LOCATION:\r\n"
+        "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER;VALUE=DURATION:-PT15M\r\nDESCRIPTION:Soon\r\n"
+        "END:VALARM\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+class ProxyFidelity(CalDAVBase):
+    """Issue 17 items 4, 5, 3 and 8: the proxy changes the ATTENDEE lines
+    that need SCHEDULE-AGENT=CLIENT and nothing else, says so by giving no
+    ETag, knows the organizer in its other forms, and fails closed."""
+    proxy = True
+
+    def caldav_url(self):
+        self.rec = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PutRecorder)
+        self.rec.dav_port = self.dav.port
+        self.rec.puts = []
+        threading.Thread(target=self.rec.serve_forever, daemon=True).start()
+        self.addCleanup(self.rec.server_close)
+        self.addCleanup(self.rec.shutdown)
+        return "http://127.0.0.1:%d/" % self.rec.server_address[1]
+
+    def put(self, path, ics, headers=None):
+        return self.dav.put(path, ics, headers=headers, port=self.pport)
+
+    def forwarded(self, path):
+        """The body of the last PUT of path (python-caldav sends a first
+        one without credentials, answered 401)."""
+        bodies = [b for p, b in self.rec.puts if p == path]
+        self.assertTrue(bodies, self.rec.puts)
+        self.assertEqual(len(set(bodies)), 1, bodies)
+        return bodies[-1]
+
+    def assert_only_attendee_changed(self, sent, got, who=b"jane@acme.com"):
+        """got is sent with ;SCHEDULE-AGENT=CLIENT on who's ATTENDEE line;
+        every other byte equal, the changed line folded at 75 octets with
+        the client's line ending."""
+        a, b = logical_lines(sent), logical_lines(got)
+        self.assertEqual(len(a), len(b), got)
+        changed = [(x, y) for x, y in zip(a, b) if x != y]
+        self.assertEqual(len(changed), 1, changed)
+        x, y = changed[0]
+        self.assertIn(who, unfold_line(x))
+        self.assertEqual(unfold_line(y), unfold_line(x).replace(b"ATTENDEE", b"ATTENDEE;SCHEDULE-AGENT=CLIENT", 1))
+        eol = b"\r\n" if x.endswith(b"\r\n") else b"\n"
+        for phys in y.split(eol)[:-1]:
+            self.assertLessEqual(len(phys), 75, y)
+            self.assertFalse(phys.endswith(b"\r"), y)
+        self.assertTrue(y.endswith(eol))
+
+    def test_python_caldav_put_changed_only_on_the_quiet_attendee(self):
+        import caldav
+        client = caldav.DAVClient(url="http://127.0.0.1:%d/rep/" % self.pport, username="rep",
+                                  password="secret")
+        sent = []   # the bytes python-caldav put on the wire (after its own LF -> CRLF)
+        real_request = client.session.request
+
+        def request(method, url, *a, **kw):
+            if method == "PUT":
+                body = kw.get("data")
+                sent.append(body if isinstance(body, bytes) else body.encode("utf-8"))
+            return real_request(method, url, *a, **kw)
+        client.session.request = request
+        cal = client.calendar(url="http://127.0.0.1:%d/rep/work/" % self.pport)
+        ev = cal.save_event(RICH.format(uid="rich1"))
+        self.assertEqual(len(set(sent)), 1)
+        got = self.forwarded(str(caldav.lib.url.URL.objectify(ev.url).path))
+        self.assert_only_attendee_changed(sent[0], got)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        # the invitation held for later is the client's event too
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="iMIP at window end")
+        data = self.sink.for_rcpt("jane@acme.com")[0].data
+        self.assertIn(b"FEATURE=AUDIO,VIDEO;LABEL=\"Room: 1\"", data)
+        self.assertIn(b"CATEGORIES:Sales,Legal,Lease\r\n", data)
+        jane = [unfold_line(l) for l in logical_lines(sent[0]) if b"jane@acme.com" in l][0]
+        self.assertIn(jane + b"\r\n", unfold(data).encode())   # the client's line, unchanged
+        self.assertIn(b"METHOD:REQUEST\r\n", data)
+        self.assertNotIn(b"SCHEDULE-AGENT", data)
+
+    def test_lf_line_endings_and_existing_parameter_kept(self):
+        ics = RICH.format(uid="lf1").replace("\r\n", "\n").replace(
+            "ATTENDEE;CN=Bob;", "ATTENDEE;CN=Bob;SCHEDULE-AGENT=SERVER;").replace(
+            "mailto:bob@other.com", "mailto:bob@other.com\nATTENDEE;SCHEDULE-AGENT=SERVER;CN=Dee:"
+            "mailto:dee@acme.com")
+        self.u.ctl("window", "add", "dee@acme.com", "--until", "2027-08-01")
+        st, _, body = self.put("/rep/work/lf1.ics", ics.encode())
+        self.assertEqual(st, 201, body)
+        got = self.forwarded("/rep/work/lf1.ics")
+        a, b = logical_lines(ics.encode()), logical_lines(got)
+        self.assertEqual(len(a), len(b))
+        diff = [(x, y) for x, y in zip(a, b) if x != y]
+        self.assertEqual(len(diff), 2, diff)   # jane's and dee's lines only
+        self.assertNotIn(b"\r", got)
+        self.assertEqual(unfold_line(diff[1][1]), b"ATTENDEE;SCHEDULE-AGENT=CLIENT;CN=Dee:mailto:dee@acme.com")
+        self.assertIn(b"ATTENDEE;CN=Bob;SCHEDULE-AGENT=SERVER;RSVP=TRUE:mailto:bob@other.com\n", got)
+
+    def test_no_etag_when_the_body_was_changed(self):
+        st, h, _ = self.put("/rep/work/e1.ics", RICH.format(uid="e1"))
+        self.assertEqual(st, 201)
+        self.assertNotIn("etag", h, "RFC 7231 4.3.4: the stored body is not the one the client sent")
+        st, h, data = self.dav.get("/rep/work/e1.ics", port=self.pport)
+        self.assertEqual(st, 200)
+        self.assertIn("etag", h)
+        self.assertIn(b"SCHEDULE-AGENT=CLIENT", data)
+        # unchanged body: the server's ETag passes through
+        st, h, _ = self.put("/rep/work/e2.ics", vevent("e2", "20270901T100000Z", "20270901T110000Z",
+                                                       attendees=["bob@other.com"]))
+        self.assertEqual(st, 201)
+        self.assertIn("etag", h)
+
+    def organizer_case(self, uid, organizer):
+        ics = vevent(uid, "20270901T100000Z", "20270901T110000Z", organizer=None,
+                     attendees=["jane@acme.com"], extra=organizer)
+        st, _, body = self.put("/rep/work/%s.ics" % uid, ics)
+        self.assertEqual(st, 201, body)
+        return b"SCHEDULE-AGENT=CLIENT" in self.forwarded("/rep/work/%s.ics" % uid)
+
+    def test_organizer_by_email_parameter_or_principal(self):
+        self.assertTrue(self.organizer_case("o1", "ORGANIZER;CN=Rep;EMAIL=rep@example.com:/principals/rep/"))
+        self.assertTrue(self.organizer_case("o2", "ORGANIZER;CN=Rep:/rep/"))   # Radicale's principal of "rep"
+        self.assertTrue(self.organizer_case(
+            "o3", "ORGANIZER;CN=Rep:http://127.0.0.1:%d/principals/users/rep/" % self.dav.port))
+        self.assertFalse(self.organizer_case("o4", "ORGANIZER;CN=Boss:mailto:boss@example.com"))
+        self.assertFalse(self.organizer_case("o5", "ORGANIZER;CN=Boss:/principals/boss/"))
+        self.assertEqual(len(self.u.spool_files()), 3)
+
+    def test_unknown_properties_still_mark_the_quiet_attendee(self):
+        ics = vevent("u1", "20270901T100000Z", "20270901T110000Z", attendees=["jane@acme.com"],
+                     extra="FOO:bar\r\nX-ODD;X-P=\"a:b\":c\r\nLOCATION:\r\nGEO:abc")
+        st, _, body = self.put("/rep/work/u1.ics", ics)
+        self.assertEqual(st, 201, body)
+        self.assertIn(b"SCHEDULE-AGENT=CLIENT", self.forwarded("/rep/work/u1.ics"))
+        self.assertEqual(len(self.u.spool_files()), 1)
+        self.assertIn("quiet attendees marked all the same", self.u.logtext())
+
+    def test_unreadable_object_refused_not_forwarded(self):
+        bad = [
+            # an ATTENDEE line that cannot be read (unterminated quote)
+            vevent("r1", "20270901T100000Z", "20270901T110000Z", attendees=["jane@acme.com"]).replace(
+                "ATTENDEE;CN=jane", "ATTENDEE;CN=\"jane"),
+            # a VEVENT that never ends
+            vevent("r2", "20270901T100000Z", "20270901T110000Z", attendees=["jane@acme.com"]).replace(
+                "END:VEVENT\r\n", ""),
+        ]
+        for i, ics in enumerate(bad):
+            st, h, body = self.put("/rep/work/r%d.ics" % i, ics)
+            self.assertEqual(st, 403, body)
+            self.assertIn(b"valid-calendar-data", body)
+            self.assertIn(b"cannot be read", body)
+            self.assertEqual(self.dav.get("/rep/work/r%d.ics" % i)[0], 404)
+        self.assertEqual([p for p, _ in self.rec.puts], [])
+        self.assertEqual(self.u.spool_files(), [])
+        self.assertIn("refused", self.u.logtext())
+
+
+class ProxyMoves(CalDAVBase):
+    """Issue 17 item 6: held invitations follow the event (its UID), not
+    one href: a move as add-then-delete, a WebDAV MOVE (Destination names
+    the proxy), and deleting a whole calendar."""
+    proxy = True
+
+    def put(self, path, ics, **kw):
+        return self.dav.put(path, ics, port=self.pport, **kw)
+
+    def invite(self, uid):
+        return vevent(uid, "20270901T100000Z", "20270901T110000Z", summary="Moving " + uid,
+                      attendees=["jane@acme.com"])
+
+    def at_window_end(self):
+        self.u.set_clock("2027-07-01T00:00:01Z")
+
+    def test_move_as_add_then_delete_keeps_the_held_invitation(self):
+        self.dav.mkcalendar("/rep/other/", "Other")
+        self.assertEqual(self.put("/rep/work/m1.ics", self.invite("m1"))[0], 201)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        # Thunderbird: add to the new calendar, then delete from the old one
+        self.assertEqual(self.put("/rep/other/m1.ics", self.invite("m1"))[0], 201)
+        st, _, _ = self.dav.delete("/rep/work/m1.ics", port=self.pport)
+        self.assertIn(st, (200, 204))
+        self.assertEqual(len(self.u.spool_files()), 1, "the event still exists: its invitation stays held")
+        self.assertIn("is still at /rep/other/m1.ics", self.u.logtext())
+        self.at_window_end()
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="iMIP at window end")
+
+    def test_webdav_move_rewrites_destination_and_is_followed(self):
+        self.dav.mkcalendar("/rep/other/", "Other")
+        self.assertEqual(self.put("/rep/work/m3.ics", self.invite("m3"))[0], 201)
+        st, _, body = self.dav.request("MOVE", "/rep/work/m3.ics", headers={
+            "Destination": "http://127.0.0.1:%d/rep/other/m3.ics" % self.pport}, port=self.pport)
+        self.assertIn(st, (201, 204), body)
+        self.assertEqual(self.dav.get("/rep/other/m3.ics")[0], 200)
+        self.assertEqual(self.dav.get("/rep/work/m3.ics")[0], 404)
+        self.assertEqual(len(self.u.spool_files()), 1)
+        st, _, _ = self.dav.delete("/rep/other/m3.ics", port=self.pport)
+        self.assertIn(st, (200, 204))
+        self.assertEqual(self.u.spool_files(), [], "the DELETE at the new place cancels it")
+
+    def test_deleting_a_calendar_drops_its_held_invitations(self):
+        self.dav.mkcalendar("/rep/other/", "Other")
+        self.assertEqual(self.put("/rep/other/c1.ics", self.invite("c1"))[0], 201)
+        self.assertEqual(self.put("/rep/other/c2.ics", self.invite("c2"))[0], 201)
+        self.assertEqual(self.put("/rep/work/c3.ics", self.invite("c3"))[0], 201)
+        self.assertEqual(len(self.u.spool_files()), 3)
+        st, _, _ = self.dav.delete("/rep/other/", port=self.pport)
+        self.assertIn(st, (200, 204))
+        self.assertEqual(len(self.u.spool_files()), 1, "c3 in another calendar stays held")
+        self.at_window_end()
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="c3 sent")
+        time.sleep(1.5)
+        sent = self.sink.for_rcpt("jane@acme.com")
+        self.assertEqual(len(sent), 1)
+        self.assertIn(b"UID:c3", sent[0].data)
+
+
+class ProxyEdits(CalDAVBase):
+    """Issue 17 item 9: an edit while quiet keeps the held invitation's id
+    (the links in the rep's notice keep working) and sends no second
+    "Held" notice; a change the rep should know (another quiet attendee)
+    gives one "Updated" notice with the same links."""
+    proxy = True
+
+    def put(self, ics):
+        st, _, body = self.dav.put("/rep/work/ed1.ics", ics, port=self.pport)
+        self.assertIn(st, (201, 204), body)
+
+    def held_ids(self):
+        h = self.u.held_json()
+        h = h.get("held", h) if isinstance(h, dict) else h
+        return [e["id"] for e in h]
+
+    def test_edits_keep_the_id_and_the_links(self):
+        self.put(vevent("ed1", "20270901T100000Z", "20270901T110000Z", summary="Contract v1",
+                        attendees=["jane@acme.com"]))
+        self.u.wait_for(lambda: self.notices("Held"), what="held notice")
+        ids = self.held_ids()
+        self.assertEqual(len(ids), 1)
+        hid = ids[0]
+        self.assertIn(("release-%s@" % hid).encode(), self.notices("Held")[0].data)
+        for seq in (1, 2):
+            self.put(vevent("ed1", "20270901T100000Z", "20270901T110000Z", summary="Contract v%d" % (seq + 1),
+                            attendees=["jane@acme.com"], sequence=seq))
+            self.assertEqual(self.held_ids(), [hid])
+        self.assertEqual(len(self.u.spool_files()), 1)
+        self.u.ctl("window", "add", "dee@acme.com", "--until", "2027-08-01")
+        self.put(vevent("ed1", "20270901T100000Z", "20270901T110000Z", summary="Contract v4",
+                        attendees=["jane@acme.com", "dee@acme.com"], sequence=3))
+        self.u.wait_for(lambda: self.notices("Updated"), what="updated notice")
+        self.assertEqual(self.held_ids(), [hid])
+        self.assertIn(("release-%s@" % hid).encode(), self.notices("Updated")[0].data)
+        self.assertEqual(len(self.notices("Held: your invitation")), 1)
+        self.assertEqual(len(self.notices("Updated")), 1)
+        # the link from the first notice sends the newest version
+        import smtplib
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.sendmail(REP, ["release-%s@untild.invalid" % hid], message(to="release-%s@untild.invalid" % hid))
+        self.u.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="released by the old link")
+        self.assertIn(b"Contract v4", self.sink.for_rcpt("jane@acme.com")[0].data)
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="spool empty")
+
+
+BIG = 40 << 20   # more than the 32 MiB the proxy used to buffer
+
+
+class _BigServer(_PutRecorder):
+    """Radicale pass-through, plus GET /big (40 MiB with Content-Length)
+    and /big-chunked (the same, chunked)."""
+
+    def _any(self):
+        if self.command != "GET" or not self.path.startswith("/big"):
+            return _PutRecorder._any(self)
+        chunked = self.path.startswith("/big-chunked")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/calendar")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(BIG))
+        self.end_headers()
+        block = bytes(range(256)) * 4096   # 1 MiB
+        for _ in range(BIG // len(block)):
+            if chunked:
+                self.wfile.write(b"%x\r\n" % len(block) + block + b"\r\n")
+            else:
+                self.wfile.write(block)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    do_GET = _any
+
+
+class ProxyLarge(CalDAVBase):
+    """Issue 17 item 7: answers larger than 32 MiB reach a client that does
+    not ask for gzip, streamed through bounded memory."""
+    proxy = True
+
+    def caldav_url(self):
+        self.big = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BigServer)
+        self.big.dav_port = self.dav.port
+        self.big.puts = []
+        threading.Thread(target=self.big.serve_forever, daemon=True).start()
+        self.addCleanup(self.big.server_close)
+        self.addCleanup(self.big.shutdown)
+        return "http://127.0.0.1:%d/" % self.big.server_address[1]
+
+    def fetch(self, path):
+        import hashlib
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.pport, timeout=60)
+        self.addCleanup(c.close)
+        c.request("GET", path)
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        h, n = hashlib.sha256(), 0
+        while True:
+            b = r.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+        return n, h.hexdigest()
+
+    def test_40_mib_answer_streamed(self):
+        import hashlib
+        want = hashlib.sha256(bytes(range(256)) * 4096 * (BIG // (1 << 20))).hexdigest()
+        from harness import proc_status_kb, proc_has_asan
+        before = proc_status_kb(self.u.proc.pid, "VmHWM")
+        self.assertEqual(self.fetch("/big"), (BIG, want))
+        self.assertEqual(self.fetch("/big-chunked"), (BIG, want))
+        if not proc_has_asan(self.u.proc.pid):
+            grew = proc_status_kb(self.u.proc.pid, "VmHWM") - before
+            self.assertLess(grew, 16 * 1024, "the answer was buffered, not streamed (%d kB)" % grew)
+
+
+class ProxyVdirsyncer(CalDAVBase):
+    """Issue 17 item 5 with a real client: vdirsyncer uploads an event
+    through the proxy; the answer has no ETag because untild changed the
+    body (RFC 7231 4.3.4), so the next sync fetches the stored version
+    instead of keeping its own copy for ever."""
+    proxy = True
+
+    def vdirsyncer(self, *args):
+        import subprocess
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        env["HOME"] = self.vd
+        r = subprocess.run(["vdirsyncer", "-c", os.path.join(self.vd, "config")] + list(args),
+                           input="y\n" * 4, capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r
+
+    def test_vdirsyncer_fetches_the_changed_event(self):
+        import shutil
+        import tempfile
+        self.vd = tempfile.mkdtemp(prefix="vdirsyncer-e2e-")
+        self.addCleanup(shutil.rmtree, self.vd, True)
+        local = os.path.join(self.vd, "local")
+        os.makedirs(local)
+        with open(os.path.join(self.vd, "config"), "w") as f:
+            f.write('[general]\nstatus_path = "%s/status/"\n\n[pair p]\na = "local"\nb = "remote"\n'
+                    'collections = null\n\n[storage local]\ntype = "filesystem"\npath = "%s/"\n'
+                    'fileext = ".ics"\n\n[storage remote]\ntype = "caldav"\n'
+                    'url = "http://127.0.0.1:%d/rep/work/"\nusername = "rep"\npassword = "secret"\n'
+                    % (self.vd, local, self.pport))
+        with open(os.path.join(local, "vd1.ics"), "w", newline="") as f:
+            f.write(vevent("vd1", "20270901T100000Z", "20270901T110000Z", summary="Synced talk",
+                           attendees=["jane@acme.com"]))
+        self.vdirsyncer("discover")
+        self.vdirsyncer("sync")
+        self.assertEqual(len(self.u.spool_files()), 1)
+        st, _, stored = self.dav.get("/rep/work/vd1.ics")
+        self.assertEqual(st, 200)
+        self.assertIn("SCHEDULE-AGENT=CLIENT", unfold(stored))
+        self.vdirsyncer("sync")
+        with open(os.path.join(local, "vd1.ics")) as f:
+            self.assertIn("SCHEDULE-AGENT=CLIENT", unfold(f.read()), "vdirsyncer kept its stale copy")

@@ -50,11 +50,15 @@ class ImapBase(unittest.TestCase):
                                          extra=self.imap_extra)
         with open(self.u.conf, "a") as f:
             f.write(section)
+        self.before_start()
         self.u.start()
         if self.wait_synced:
             self.wait_log("imap[%s]: synced" % REP)
         self.c = self.dv.client(REP)
         self.addCleanup(self._logout)
+
+    def before_start(self):
+        pass
 
     def _logout(self):
         try:
@@ -473,3 +477,114 @@ class ReloadChangesNoticeFolder(ImapBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def mutf7(name):
+    """UTF-8 -> IMAP modified UTF-7, as a client must write folder names
+    (imaplib leaves that to its caller)."""
+    import base64
+    out, run = [], ""
+
+    def flush():
+        nonlocal run
+        if run:
+            b = base64.b64encode(run.encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+            out.append("&" + b + "-")
+            run = ""
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7E:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            run += ch
+    flush()
+    return "".join(out)
+
+
+class FoldersInAnyLanguage(ImapBase):
+    """Issue 17 items 10 and 11: folder names written in UTF-8 in
+    untild.conf are found on the server (modified UTF-7), shown to the rep
+    in UTF-8; dates in "Contact later" subfolder names in the forms people
+    write; a name without a date is reported to the rep."""
+    SENT = "Éléments envoyés"
+    LATER = "Später"
+    NOTICE = "Hinweise für mich"
+    imap_extra = ("sent_folders = Éléments envoyés\nlater_folder = Später\n"
+                  "notice_folder = Hinweise für mich\n")
+
+    def before_start(self):
+        c = self.dv.client(REP)
+        try:
+            for f in (self.SENT, self.NOTICE, self.LATER):
+                typ, data = c.create(imap_quote(mutf7(f)))
+                self.assertEqual(typ, "OK", data)
+        finally:
+            c.logout()
+
+    def windows(self):
+        return self.u.ctl("window", "list", check=0).stdout
+
+    def notices(self, needle):
+        return [m for m in imap_messages(self.c, mutf7(self.NOTICE)) if needle in m]
+
+    def test_sent_folder_and_notice_folder_in_utf8(self):
+        uid = imap_append(self.c, mutf7(self.SENT), mail("jane@acme.com", "Too early from the phone"))
+        self.wait_keyword(mutf7(self.SENT), uid, "$UntildTooEarly")
+        self.u.wait_for(lambda: self.notices(b"Too early from the phone"), what="notice in the notice folder")
+        self.assertIn(self.SENT.encode(), self.notices(b"Too early from the phone")[0])
+        self.assertNotIn("does not exist", self.u.logtext())
+
+    def test_later_subfolders_dates_in_four_languages_and_quarters(self):
+        cases = [("März 2099", "dave@initech.com", "2099-03-01"),
+                 ("2099-07", "erin@initrode.com", "2099-07-01"),
+                 ("juillet 2098", "fay@globex.com", "2098-07-01"),
+                 ("Q4 2098", "gus@hooli.com", "2098-10-01")]
+        for leaf, who, _ in cases + [("Someday", "hal@vandelay.com", None)]:
+            folder = mutf7(self.LATER + "/" + leaf)
+            typ, data = self.c.create(imap_quote(folder))
+            self.assertEqual(typ, "OK", data)
+            imap_append(self.c, folder, mail(REP, "Later: " + leaf, frm=who))
+        self.u.wait_for(lambda: all(who in self.windows() for _, who, _ in cases), what="folder windows")
+        w = self.windows()
+        for leaf, who, day in cases:
+            line = [l for l in w.splitlines() if who in l]
+            self.assertTrue(line and day in line[0], (leaf, w))
+        self.assertNotIn("hal@vandelay.com", w)
+        self.u.wait_for(lambda: self.notices(b"did not understand"), what="not-understood notice")
+        n = self.notices(b"did not understand")
+        self.assertEqual(len(n), 1)
+        self.assertIn("Später/Someday".encode(), n[0])
+        self.assertIn(b"Q3 2027", n[0])
+        self.assertIn('folder "Später/Someday": no date understood', self.u.logtext())
+        # once per name: a later change to the folders does not repeat it
+        imap_append(self.c, mutf7(self.LATER + "/Someday"), mail(REP, "Another", frm="ivy@vandelay.com"))
+        self.wait_log('folder "Später/Someday": no date understood', count=2)
+        self.assertEqual(len(self.notices(b"did not understand")), 1)
+
+
+class MissingFolderWarns(ImapBase):
+    imap_extra = "sent_folders = Gesendete Objekte\nlater_folder = Später\n"
+
+    def test_configured_folder_missing_is_a_clear_warning(self):
+        self.wait_log('folder "Gesendete Objekte" (sent_folders) does not exist on the server')
+        self.wait_log('folder "Später" (later_folder) does not exist on the server')
+        log = self.u.logtext()
+        self.assertRegex(log, r'the server has: .*"INBOX"')
+        time.sleep(2.5)   # more polls: said once per connection
+        self.assertEqual(self.u.logtext().count('"Gesendete Objekte" (sent_folders) does not exist'), 1)
+
+
+class MissingNoticeFolder(ImapBase):
+    imap_extra = "notice_folder = Benachrichtigungen\n"
+
+    def test_missing_notice_folder_is_a_clear_warning(self):
+        uid = imap_append(self.c, "Sent", mail("jane@acme.com", "Too early"))
+        self.wait_keyword("Sent", uid, "$UntildTooEarly")
+        self.wait_log('folder "Benachrichtigungen" (notice_folder: notices go to the inbox) does not exist')
+        # nothing lost: the inbox takes the notice
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="notice in INBOX")
+        self.assertIn(b"Too early", self.imap_notices()[0])
+        uid2 = imap_append(self.c, "Sent", mail("jane@acme.com", "Too early again"))
+        self.wait_keyword("Sent", uid2, "$UntildTooEarly")
+        self.u.wait_for(lambda: len(self.imap_notices()) == 2, what="second notice in INBOX")
+        self.assertEqual(self.u.logtext().count("(notice_folder: notices go to the inbox)"), 1)

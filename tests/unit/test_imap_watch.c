@@ -5,6 +5,7 @@
 #include "untild/imap_watch.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -62,6 +63,70 @@ START_TEST(not_dates)
 }
 END_TEST
 
+static time_t utc_day(const char *ymd)
+{
+    int y, m, d;
+    if (sscanf(ymd, "%d-%d-%d", &y, &m, &d) != 3)
+        return -1;
+    return utc(y, m, d, 0);
+}
+
+/* Issue 17 item 11: ISO months, month names in the notice languages
+ * (English, German, French, Spanish), quarters. */
+START_TEST(months_and_quarters)
+{
+    static const struct { const char *leaf, *day; } ok[] = {
+        { "2027-07", "2027-07-01" }, { "07/2027", "2027-07-01" }, { "2027.7", "2027-07-01" },
+        { "März 2027", "2027-03-01" }, { "MÄRZ 2027", "2027-03-01" }, { "Maerz 2027", "2027-03-01" },
+        { "Mai 2027", "2027-05-01" }, { "mayo 2027", "2027-05-01" }, { "juillet 2027", "2027-07-01" },
+        { "Juli 2027", "2027-07-01" }, { "julio 2027", "2027-07-01" }, { "août 2027", "2027-08-01" },
+        { "AOÛT 2027", "2027-08-01" }, { "Okt. 2027", "2027-10-01" }, { "décembre 2027", "2027-12-01" },
+        { "diciembre 2027", "2027-12-01" }, { "févr. 2028", "2028-02-01" }, { "enero 2028", "2028-01-01" },
+        { "2027 September", "2027-09-01" }, { "Q3 2027", "2027-07-01" }, { "q1 2028", "2028-01-01" },
+        { "2027-Q4", "2027-10-01" }, { "Q2/2027", "2027-04-01" },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        time_t t = 0;
+        ck_assert_msg(imap_watch_folder_date(ok[i].leaf, "UTC", NOW, &t) == 0, "%s", ok[i].leaf);
+        ck_assert_msg(t == utc_day(ok[i].day), "%s: %lld", ok[i].leaf, (long long)t);
+    }
+    time_t t;
+    ck_assert_int_eq(imap_watch_folder_date("2027-13", "UTC", NOW, &t), -1);
+    ck_assert_int_eq(imap_watch_folder_date("Q5 2027", "UTC", NOW, &t), -1);
+    ck_assert_int_eq(imap_watch_folder_date("Someday", "UTC", NOW, &t), -1);
+    ck_assert_int_eq(imap_watch_folder_date("Marzipan 2027", "UTC", NOW, &t), -1);
+}
+END_TEST
+
+/* Issue 17 item 10: folder names in any language. */
+START_TEST(modified_utf7)
+{
+    static const struct { const char *utf8, *wire; } v[] = {
+        { "INBOX", "INBOX" },
+        { "Später", "Sp&AOQ-ter" },
+        { "Éléments envoyés", "&AMk-l&AOk-ments envoy&AOk-s" },
+        { "Tom & Jerry", "Tom &- Jerry" },
+        { "~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+          "~peter/mail/&U,BTFw-/&ZeVnLIqe-" },   /* RFC 3501 5.1.3 */
+        { "Contact later/März 2027", "Contact later/M&AOQ-rz 2027" },
+        { "\xf0\x9f\x93\x85 later", "&2D3cxQ- later" },   /* a surrogate pair */
+        { "Отправленные", "&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-" },
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        ck_assert_int_eq(imap_watch_utf8_to_mutf7(v[i].utf8, out, sizeof out), 0);
+        ck_assert_str_eq(out, v[i].wire);
+        ck_assert_int_eq(imap_watch_mutf7_to_utf8(v[i].wire, out, sizeof out), 0);
+        ck_assert_str_eq(out, v[i].utf8);
+    }
+    ck_assert_int_eq(imap_watch_utf8_to_mutf7("bad \xc3", out, sizeof out), -1);
+    ck_assert_int_eq(imap_watch_utf8_to_mutf7("Sp\xc3\xa4ter", out, 8), -1);   /* too small */
+    ck_assert_int_eq(imap_watch_mutf7_to_utf8("Sp&AOQ", out, sizeof out), -1);  /* unterminated */
+    ck_assert_int_eq(imap_watch_mutf7_to_utf8("&AGE-", out, sizeof out), -1);   /* "a" encoded */
+    ck_assert_int_eq(imap_watch_mutf7_to_utf8("Sp\xc3\xa4ter", out, sizeof out), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("imap_watch");
@@ -70,6 +135,8 @@ int main(void)
     tcase_add_test(tc, month_year);
     tcase_add_test(tc, natural_month);
     tcase_add_test(tc, not_dates);
+    tcase_add_test(tc, months_and_quarters);
+    tcase_add_test(tc, modified_utf7);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
