@@ -3,6 +3,7 @@
  * Pure: windows, policy settings, the message's persisted facts and `now`
  * in; the state and due time out. release.c (the spool) and the unit tests
  * call it; nothing here keeps state between calls. */
+#include <stdlib.h>
 #include <string.h>
 #include "untild/address.h"
 #include "untild/lifecycle.h"
@@ -34,14 +35,20 @@ static int holds(const struct policy_cfg *cfg, const struct window *w)
 }
 
 /* The latest aligned release among the hold windows naming key that ended
- * by themselves before now but whose aligned release is still ahead. */
+ * by themselves before now but whose aligned release is still ahead.
+ * *until gets that window's end. */
 static time_t ended_grace(const struct policy_cfg *cfg, const struct windows *ix,
-                          const char *key, time_t now, const struct window **wout)
+                          const char *key, time_t now, const struct window **wout, time_t *until)
 {
-    const struct window *found[64];
-    size_t n = windows_find_who(ix, key, found, sizeof found / sizeof found[0]);
+    const struct window *one[16], **found = one;
+    size_t n = windows_find_who(ix, key, one, 16);
+    if (n > 16) {                /* many windows name this key: look at all */
+        if (!(found = malloc(n * sizeof *found)))
+            return now + 60;     /* cannot tell: hold a minute, then look again */
+        n = windows_find_who(ix, key, found, n);
+    }
     time_t best = 0;
-    for (size_t i = 0; i < n && i < sizeof found / sizeof found[0]; i++) {
+    for (size_t i = 0; i < n; i++) {
         const struct window *w = found[i];
         if (w->rrule || w->until == WHEN_NEVER || w->until > now || !holds(cfg, w))
             continue;
@@ -51,18 +58,24 @@ static time_t ended_grace(const struct policy_cfg *cfg, const struct windows *ix
             best = at;
             if (wout)
                 *wout = w;
+            if (until)
+                *until = w->until;
         }
     }
+    if (found != one)
+        free(found);
     return best;
 }
 
 time_t lifecycle_rcpt_release(const struct policy_cfg *cfg,
                               const struct windows *ix, const char *rcpt,
-                              time_t now, const struct window **w)
+                              time_t now, const struct window **w, time_t *quiet_until)
 {
     struct window_match m;
     if (w)
         *w = NULL;
+    if (quiet_until)
+        *quiet_until = 0;
     if (!ix || !rcpt)
         return 0;
     if (windows_match(ix, rcpt, now, &m) && m.w) {
@@ -72,29 +85,36 @@ time_t lifecycle_rcpt_release(const struct policy_cfg *cfg,
             return 0;
         if (w)
             *w = m.w;
+        if (quiet_until)
+            *quiet_until = m.quiet_until;
         return policy_release_at(cfg, &m);
     }
     /* Nothing active: a window that ended by itself still holds until its
-     * aligned release time; the most specific level that has one wins. */
+     * aligned release time; the latest over the address and its domains. */
     const char *at = strrchr(rcpt, '@');
     if (!at)
         return 0;
-    time_t t = at != rcpt ? ended_grace(cfg, ix, rcpt, now, w) : 0;
-    if (t)
-        return t;
+    time_t best = at != rcpt ? ended_grace(cfg, ix, rcpt, now, w, quiet_until) : 0;
     char buf[ADDR_MAX + 2];
     size_t len = strlen(at);
     if (len >= sizeof buf)
-        return 0;
+        return best;
     memcpy(buf, at, len + 1);
     for (char *k = buf; k && k[1];) {
-        if ((t = ended_grace(cfg, ix, k, now, w)))
-            return t;
+        const struct window *kw = NULL;
+        time_t ku = 0, t = ended_grace(cfg, ix, k, now, &kw, &ku);
+        if (t > best) {
+            best = t;
+            if (w)
+                *w = kw;
+            if (quiet_until)
+                *quiet_until = ku;
+        }
         k = strchr(k + 1, '.');
         if (k)
             *k = '@';
     }
-    return 0;
+    return best;
 }
 
 static time_t later(time_t a, time_t b) { return a > b ? a : b; }
@@ -110,7 +130,7 @@ void lifecycle_eval(const struct policy_cfg *cfg, const struct windows *ix,
     } else {
         for (size_t i = 0; i < m->nrcpts; i++)
             if (m->rcpts[i].state == RCPT_HELD)
-                due = later(due, lifecycle_rcpt_release(cfg, ix, m->rcpts[i].norm, now, NULL));
+                due = later(due, lifecycle_rcpt_release(cfg, ix, m->rcpts[i].norm, now, NULL, NULL));
         due = later(due, m->hold_until);
     }
     out->due = due;

@@ -70,6 +70,7 @@
 #include "untild/policy_service.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/lifecycle.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/store.h"
@@ -508,80 +509,28 @@ int policy_service_answer(struct ps_table *t, const struct policy_cfg *cfg,
 
 /* ---- when a held message is due (pure) --------------------------------- */
 
-/* The latest aligned release still ahead of now among the ended hold
- * windows naming key ("a@b" or "@b"). Costs what windows_match costs for
- * that key: one look at each of its windows. */
-static time_t linger_key(const struct policy_cfg *cfg, const struct windows *ix,
-                         const char *key, time_t now)
-{
-    const struct window *one[16], **ws = one;
-    size_t n = windows_find_who(ix, key, one, 16);
-    if (n > 16) {
-        if (!(ws = malloc(n * sizeof *ws)))
-            return now + 60;         /* cannot tell: keep it a minute, then again */
-        n = windows_find_who(ix, key, ws, n);
-    }
-    time_t best = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct window *w = ws[i];
-        if (policy_window_action(cfg, w) != ACTION_HOLD || w->rrule ||
-            w->until == WHEN_NEVER || w->until > now)
-            continue;
-        struct window_match m = { .w = w, .quiet_until = w->until, .recurring = 0 };
-        time_t at = policy_release_at(cfg, &m);
-        if (at > now && at > best)
-            best = at;
-    }
-    if (ws != one)
-        free(ws);
-    return best;
-}
-
-/* The same over the address and each of its domains (as windows_match
- * looks them up). */
-static time_t linger(const struct policy_cfg *cfg, const struct windows *ix, const char *addr,
-                     time_t now)
-{
-    char key[ADDR_MAX + 2];
-    time_t best = linger_key(cfg, ix, addr, now);
-    const char *d = strrchr(addr, '@');
-    while (d && d[1]) {
-        snprintf(key, sizeof key, "@%s", d + 1);
-        time_t at = linger_key(cfg, ix, key, now);
-        if (at > best)
-            best = at;
-        d = strchr(d + 1, '.');
-    }
-    return best;
-}
-
 void policy_service_evaluate(const struct policy_cfg *cfg, const struct windows *ix,
                              const char *const *rcpts, size_t n, time_t now,
                              time_t prev_due, time_t prev_quiet_until,
                              struct ps_hold_eval *out)
 {
-    time_t due = 0, qmax = 0, lin = 0;
+    time_t due = 0, qmax = 0;
     int covered = 0;
+    /* The rule of the spool (lifecycle.h): the window deciding at RCPT
+     * time decides now; only hold windows hold; one that ended by itself
+     * holds until its aligned release. */
     for (size_t i = 0; i < n; i++) {
-        struct window_match m;
-        if (ix && windows_match(ix, rcpts[i], now, &m) && m.w) {
-            /* The window deciding at RCPT time decides now. */
-            if (policy_window_action(cfg, m.w) != ACTION_HOLD)
-                continue;
-            time_t at = policy_release_at(cfg, &m);
+        time_t q = 0, at = lifecycle_rcpt_release(cfg, ix, rcpts[i], now, NULL, &q);
+        if (!at)
+            continue;
+        if (at > due)
+            due = at;
+        if (q > now) {
             covered = 1;
-            if (at > due)
-                due = at;
-            if (m.quiet_until > qmax)
-                qmax = m.quiet_until;
-        } else if (ix) {
-            time_t at = linger(cfg, ix, rcpts[i], now);
-            if (at > lin)
-                lin = at;
+            if (q > qmax)
+                qmax = q;
         }
     }
-    if (lin > due)
-        due = lin;
     if (!covered) {
         qmax = prev_quiet_until;
         if (now >= prev_quiet_until && prev_due > due)

@@ -41,10 +41,13 @@ const char *held_state_name(enum held_state s);   /* "held", "due", ... */
 
 /* When does the quiet period that holds normalised recipient rcpt at now
  * end (the aligned release time)? 0: nothing holds it now; WHEN_NEVER: a
- * window without end. If w is not NULL it gets the holding window. */
+ * window without end. w (may be NULL) gets the holding window,
+ * quiet_until (may be NULL) its quiet period's end (> now: still quiet;
+ * <= now: ended by itself, waiting for the aligned release). The one rule
+ * for the spool (lifecycle_eval) and the Postfix policy service. */
 time_t lifecycle_rcpt_release(const struct policy_cfg *cfg,
                               const struct windows *ix, const char *rcpt,
-                              time_t now, const struct window **w);
+                              time_t now, const struct window **w, time_t *quiet_until);
 
 struct lifecycle {
     enum held_state state;  /* HELD, DUE, DEFERRED or RETURNED */
