@@ -254,8 +254,10 @@ class Defect4HandReleasePersisted(Lifecycle):
 
     def restart_and_recover(self, mid):
         self.u.restart()
-        set_clock_retry(self.u, "2027-01-10T12:00:00Z")     # past the back-off
+        # The upstream recovers first: the clock move starts the retry at
+        # once, and it must not meet the old 451 (that would be luck).
         del self.sink.reject[JANE]
+        set_clock_retry(self.u, "2027-01-10T12:00:00Z")     # past the back-off
         self.wait_delivered(JANE, mid, "the retry after a restart (still due now, not at the window's end)")
         self.wait_spool_empty()
         self.assertEqual(len(self.got(JANE, mid)), 1)
