@@ -66,6 +66,11 @@ struct config {
     char *hostname;          /* greeting name; default gethostname() */
     int timeout_command;     /* seconds; default 300 */
     int timeout_data;        /* seconds; default 600 */
+    /* [store]: shared state on PostgreSQL (store_pg.c); NULL url: SQLite only */
+    char *store_url, *store_password_file, *store_password_command;
+    char *store_node;        /* this gateway's name among gateways ([a-z0-9], <= 6) */
+    int store_batch;         /* rows per replay/fetch round trip; default 500 */
+    int store_retry_interval;/* seconds between reconnects; default 5 */
     /* [upstream] */
     char *upstream_url;      /* NULL: deliver to maildir */
     char *maildir;           /* default <state_dir>/outbox */
