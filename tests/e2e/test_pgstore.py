@@ -1,0 +1,296 @@
+"""Shared state on PostgreSQL (issue 13): two untild gateways on one
+throwaway PostgreSQL cluster. A window added at one holds mail at the other
+within a second (the latency is recorded), an end at one releases mail held
+at the other, the audit of both is in one report; with the database stopped
+both keep deciding from what they know, journal their changes and send them
+when it is back; a gateway restarted during the outage starts from its
+local copy; a dead gateway's spool is taken over by another.
+
+The cluster runs as an unprivileged user (initdb and postgres refuse root),
+its Unix socket in the test's temp dir, on a free port. Skipped when
+Debian's postgresql-15 is not installed."""
+import json
+import os
+import pwd
+import re
+import shutil
+import smtplib
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import TIMEOUT_SCALE, UNTILD, Sink, Untild, free_port, message
+
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+
+def pg_missing():
+    for b in ("initdb", "pg_ctl", "postgres", "psql"):
+        if not os.access(os.path.join(PGBIN, b), os.X_OK):
+            return "PostgreSQL 15 is not installed (%s/%s; apt-get install postgresql-15)" % (PGBIN, b)
+    if os.geteuid() == 0:
+        for u in ("postgres", "nobody"):
+            try:
+                pwd.getpwnam(u)
+                break
+            except KeyError:
+                pass
+        else:
+            return "no unprivileged user to run PostgreSQL as"
+    return None
+
+
+class Postgres:
+    """A throwaway cluster: trust auth on a Unix socket only."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="untild-pg-")
+        os.chmod(self.dir, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.user = None
+        if os.geteuid() == 0:
+            for u in ("postgres", "nobody"):
+                try:
+                    pwd.getpwnam(u)
+                    self.user = u
+                    break
+                except KeyError:
+                    pass
+            shutil.chown(self.dir, self.user)
+        self.url = "postgresql:///postgres?host=%s&port=%d&user=untild" % (self.dir, self.port)
+
+    def run(self, *argv, check=True):
+        pre = ["runuser", "-u", self.user, "--"] if self.user else []
+        r = subprocess.run(pre + [os.path.join(PGBIN, argv[0])] + list(argv[1:]),
+                           capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
+        if check and r.returncode != 0:
+            raise RuntimeError("%s: %s%s" % (argv[0], r.stdout, r.stderr))
+        return r
+
+    def init(self):
+        self.run("initdb", "-D", self.data, "-U", "untild", "--auth=trust", "-E", "UTF8",
+                 "--no-sync", "--no-instructions")
+        return self
+
+    def start(self):
+        self.run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "pg.log"), "-w", "-t", "60",
+                 "-o", "-p %d -k %s -c listen_addresses='' -c fsync=off" % (self.port, self.dir), "start")
+        return self
+
+    def stop(self):
+        self.run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop", check=False)
+
+    def sql(self, q):
+        r = self.run("psql", "-h", self.dir, "-p", str(self.port), "-U", "untild", "-d", "postgres",
+                     "-Atqc", q)
+        return r.stdout.strip()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+WINDOWS = 'jane@acme.com 2027-07-01 reason="Lease ends in July"\n'
+
+
+def store_section(pg, node):
+    return "[store]\nurl = %s\nnode = %s\nretry_interval = 1\n" % (pg.url, node)
+
+
+@unittest.skipIf(pg_missing(), pg_missing() or "")
+class PgStore(unittest.TestCase):
+    def setUp(self):
+        self.pg = Postgres().init().start()
+        self.addCleanup(self.pg.cleanup)
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.a = self.gateway("a")
+        self.b = self.gateway("b")
+
+    def gateway(self, node, start=True):
+        u = Untild(self.sink, windows=WINDOWS, extra=store_section(self.pg, node))
+        self.addCleanup(u.cleanup)
+        if start:
+            self.boot(u)
+        return u
+
+    def boot(self, u, connected=True):
+        u.start()
+        u.set_clock("2027-01-10T10:00Z")
+        if connected:
+            u.wait_for(lambda: self.status(u)["store"]["state"] == "connected", what="connected")
+        return u
+
+    @staticmethod
+    def status(u):
+        return json.loads(u.ctl("--json", "status", check=0).stdout)
+
+    @staticmethod
+    def jctl(u, *args):
+        return json.loads(u.ctl("--json", *args, check=0).stdout)
+
+    def send(self, u, to, subject):
+        s = smtplib.SMTP("127.0.0.1", u.port, timeout=20 * TIMEOUT_SCALE)
+        s.sendmail("rep@example.com", [to], message(to=to, subject=subject))
+        s.quit()
+
+    @staticmethod
+    def held(u, subject):
+        return [h for h in json.loads(u.ctl("--json", "held", "list", check=0).stdout)
+                if h["subject"] == subject]
+
+    def test_window_added_at_a_holds_at_b_within_a_second(self):
+        self.assertEqual(self.b.ctl("check", "carol@hooli.com").returncode, 0)
+        t0 = time.time()
+        w = self.jctl(self.a, "window", "add", "carol@hooli.com", "--until", "2027-12-01",
+                      "--reason", "Negotiation")
+        self.assertTrue(w["id"].endswith("-a"), w["id"])   # ids are unique across gateways
+        self.b.wait_for(lambda: self.b.ctl("check", "carol@hooli.com").returncode == 3,
+                        timeout=5, what="the window at B")
+        self.assertLess(time.time() - t0, 1.0 * TIMEOUT_SCALE + 0.5)
+        # The latency is measured and recorded: log line and status.
+        m = re.search(r"store: window %s changed at a applied \(propagation (\d+) ms\)" % re.escape(w["id"]),
+                      self.b.logtext())
+        self.assertIsNotNone(m, self.b.logtext()[-3000:])
+        self.assertLess(int(m.group(1)), 1000)
+        lat = self.status(self.b)["store"]["latency_ms"]
+        self.assertGreaterEqual(lat["samples"], 1)
+        self.assertLess(lat["p99"], 1000)
+        ws = {x["id"]: x for x in self.jctl(self.b, "window", "list")}
+        self.assertEqual(ws[w["id"]]["reason"], "Negotiation")
+        # It holds mail at B.
+        self.send(self.b, "carol@hooli.com", "Offer at B")
+        self.assertEqual(len(self.held(self.b, "Offer at B")), 1)
+        self.assertEqual(self.sink.for_rcpt("carol@hooli.com"), [])
+
+    def test_end_at_b_releases_mail_held_at_a(self):
+        w = self.jctl(self.a, "window", "add", "carol@hooli.com", "--until", "2027-12-01")
+        self.send(self.a, "carol@hooli.com", "Offer")
+        self.assertEqual(len(self.held(self.a, "Offer")), 1)
+        self.b.wait_for(lambda: w["id"] in [x["id"] for x in self.jctl(self.b, "window", "list")],
+                        what="the window at B")
+        r = self.b.ctl("window", "end", w["id"], check=0)
+        self.assertIn(w["id"], r.stdout)
+        # The clock is frozen: only the end from B can release it at A.
+        self.a.wait_for(lambda: len(self.sink.for_rcpt("carol@hooli.com")) == 1, what="release at A")
+        self.a.wait_for(lambda: self.held(self.a, "Offer") == [], what="spool empty at A")
+        self.assertRegex(self.a.logtext(), r"store: window %s ended at b applied" % re.escape(w["id"]))
+
+    def test_file_window_ended_by_hand_is_shared(self):
+        self.send(self.b, "jane@acme.com", "Lease")
+        self.assertEqual(len(self.held(self.b, "Lease")), 1)
+        self.a.ctl("window", "end", "jane@acme.com", check=0)
+        self.b.wait_for(lambda: len(self.sink.for_rcpt("jane@acme.com")) == 1, what="release at B")
+        self.assertEqual(self.b.ctl("check", "jane@acme.com").returncode, 0)
+        # Still ended after B restarts (its local copy has the end).
+        self.b.restart()
+        self.b.set_clock("2027-01-10T10:00Z")
+        self.assertEqual(self.b.ctl("check", "jane@acme.com").returncode, 0)
+
+    def test_audit_of_both_gateways_in_one_report(self):
+        self.jctl(self.a, "window", "add", "@hooli.com", "--until", "2027-12-01")
+        self.b.wait_for(lambda: self.b.ctl("check", "x@hooli.com").returncode == 3, what="window at B")
+        self.send(self.a, "carol@hooli.com", "From A")
+        self.send(self.b, "dave@hooli.com", "From B")
+
+        def contacts(u):
+            rep = self.jctl(u, "report")
+            return {c["id"]: c["held"] for c in rep["by_contact"]}
+        for u in (self.a, self.b):
+            u.wait_for(lambda: contacts(u).get("carol@hooli.com") == 1 and
+                       contacts(u).get("dave@hooli.com") == 1, what="both gateways' audit")
+        self.assertEqual(self.pg.sql("SELECT count(*) FROM untild_audit WHERE event = 'held'"), "2")
+
+    def test_outage_keeps_holding_journals_and_replays(self):
+        w = self.jctl(self.a, "window", "add", "carol@hooli.com", "--until", "2027-12-01")
+        self.b.wait_for(lambda: self.b.ctl("check", "carol@hooli.com").returncode == 3, what="window at B")
+        self.pg.stop()
+        for u in (self.a, self.b):
+            u.wait_for(lambda: self.status(u)["store"]["state"] == "degraded", what="degraded")
+            self.assertIn("store degraded since", u.logtext())
+            self.assertIn("degraded since", u.ctl("status", check=0).stdout)
+        # Known windows still hold at both.
+        self.send(self.b, "carol@hooli.com", "During outage")
+        self.assertEqual(len(self.held(self.b, "During outage")), 1)
+        # A change during the outage is journalled at A and decided there.
+        w2 = self.jctl(self.a, "window", "add", "dave@hooli.com", "--until", "2027-12-01")
+        self.assertEqual(self.a.ctl("check", "dave@hooli.com").returncode, 3)
+        self.assertGreaterEqual(self.status(self.a)["store"]["journal"], 2)   # window + audit
+        self.assertEqual(self.b.ctl("check", "dave@hooli.com").returncode, 0)
+        self.pg.start()
+        self.b.wait_for(lambda: self.b.ctl("check", "dave@hooli.com").returncode == 3, timeout=15,
+                        what="the outage's window at B")
+        self.a.wait_for(lambda: self.status(self.a)["store"]["journal"] == 0, what="journal drained")
+        for u in (self.a, self.b):
+            u.wait_for(lambda: self.status(u)["store"]["state"] == "connected", what="connected")
+            self.assertIn("PostgreSQL is back", u.logtext())
+        # Nothing lost, nothing duplicated.
+        self.assertEqual(self.pg.sql("SELECT count(*) FROM untild_windows WHERE NOT ended"), "2")
+        self.assertEqual(self.pg.sql("SELECT count(*) FROM untild_audit WHERE event = 'window-added'"), "2")
+        self.assertEqual(self.pg.sql("SELECT count(*) FROM untild_audit WHERE window_id = '%s'" % w2["id"]), "1")
+        self.assertIn(w["id"], [x["id"] for x in self.jctl(self.b, "window", "list")])
+
+    def test_conflict_during_outage_latest_change_wins(self):
+        w = self.jctl(self.a, "window", "add", "carol@hooli.com", "--until", "2027-12-01")
+        self.b.wait_for(lambda: self.b.ctl("check", "carol@hooli.com").returncode == 3, what="window at B")
+        self.pg.stop()
+        for u in (self.a, self.b):
+            u.wait_for(lambda: self.status(u)["store"]["state"] == "degraded", what="degraded")
+        # B ends the window during the outage; A knows nothing of it.
+        self.b.ctl("window", "end", w["id"], check=0)
+        self.assertEqual(self.a.ctl("check", "carol@hooli.com").returncode, 3)
+        self.pg.start()
+        # Ending wins over nothing: A learns of the end.
+        self.a.wait_for(lambda: self.a.ctl("check", "carol@hooli.com").returncode == 0, timeout=15,
+                        what="the end at A")
+        self.assertEqual(self.pg.sql("SELECT ended FROM untild_windows WHERE id = '%s'" % w["id"]), "t")
+
+    def test_restart_while_database_down_starts_from_local_copy(self):
+        w = self.jctl(self.a, "window", "add", "carol@hooli.com", "--until", "2027-12-01")
+        self.b.wait_for(lambda: self.b.ctl("check", "carol@hooli.com").returncode == 3, what="window at B")
+        self.pg.stop()
+        self.b.stop()
+        self.boot(self.b, connected=False)
+        self.b.wait_for(lambda: self.status(self.b)["store"]["state"] == "degraded", what="degraded")
+        self.assertIn(w["id"], [x["id"] for x in self.jctl(self.b, "window", "list")])
+        self.send(self.b, "carol@hooli.com", "After restart")
+        self.assertEqual(len(self.held(self.b, "After restart")), 1)
+        self.assertEqual(self.sink.for_rcpt("carol@hooli.com"), [])
+
+    def test_check_mode_reports_connection_and_schema(self):
+        r = subprocess.run([UNTILD, "-t", "-c", self.a.conf], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("schema version 1", r.stdout)
+        # A database migrated by a newer untild is refused with the reason.
+        self.pg.sql("INSERT INTO untild_schema VALUES (99)")
+        r = subprocess.run([UNTILD, "-t", "-c", self.a.conf], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("schema version 99 is newer", r.stdout)
+        self.pg.stop()
+        r = subprocess.run([UNTILD, "-t", "-c", self.a.conf], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot connect", r.stdout)
+
+
+@unittest.skipIf(pg_missing(), pg_missing() or "")
+class PgMigrate(unittest.TestCase):
+    """Several gateways starting at once on an empty database: one
+    migrates, the others wait, none fails."""
+
+    def test_concurrent_first_start(self):
+        pg = Postgres().init().start()
+        self.addCleanup(pg.cleanup)
+        us = [Untild(None, extra=store_section(pg, n)) for n in ("x", "y", "z")]
+        for u in us:
+            self.addCleanup(u.cleanup)
+            u.start(wait=False)
+        for u in us:
+            u.wait_for(lambda: "connected to PostgreSQL" in u.logtext(), timeout=20, what="connected")
+        self.assertEqual(pg.sql("SELECT string_agg(version::text, ',') FROM untild_schema"), "1")
+        self.assertEqual(sum(u.logtext().count("schema migrated to version 1") for u in us), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
