@@ -167,6 +167,7 @@ struct store {
 };
 
 static int share_begin(struct store *st);
+static int journal_add(struct store *st, const struct store_change *c);
 static int share_commit(struct store *st, int rc, const struct store_change *c);
 static int64_t now_ms(void);
 
@@ -786,8 +787,15 @@ int store_prune(struct store *st, time_t before)
     if (step_done(st, Q_PRUNE_INVITE, "prune invitations") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
+    /* Shared: the same cut goes to PostgreSQL ('p'); the shortest
+     * retention among the gateways wins there. */
+    if (st->wake && journal_add(st, &(struct store_change){ .kind = 'p', .changed_at = now_ms(),
+                                                            .i = { (int64_t)before } }) < 0)
+        goto rollback;
     if (step_done(st, Q_COMMIT, "commit") < 0)
         goto rollback;
+    if (st->wake)
+        st->wake(st->wake_arg);
     return n > INT_MAX ? INT_MAX : (int)n;
 rollback:
     {

@@ -100,12 +100,14 @@ static const char *const migrations[PG_SCHEMA_VERSION + 1] = {
     " rep text, t bigint NOT NULL, origin text NOT NULL, seq bigint NOT NULL,"
     " PRIMARY KEY (message_id, contact));"
     "CREATE INDEX untild_seen_seq ON untild_seen (seq);"
+    "CREATE INDEX untild_seen_t ON untild_seen (t);"
     "CREATE TABLE untild_invitations (rep text NOT NULL, uid text NOT NULL,"
     " organizer text NOT NULL, t bigint NOT NULL, origin text NOT NULL,"
     " seq bigint NOT NULL);"
     "CREATE UNIQUE INDEX untild_invitations_key ON untild_invitations"
     " (lower(rep), uid, lower(organizer));"
-    "CREATE INDEX untild_invitations_seq ON untild_invitations (seq);",
+    "CREATE INDEX untild_invitations_seq ON untild_invitations (seq);"
+    "CREATE INDEX untild_invitations_t ON untild_invitations (t);",
 };
 
 /* Windows: the latest change wins; an end wins a tie (the same rule as
@@ -270,6 +272,27 @@ static int pg_setup(struct store_pg *p, char *err, size_t errlen)
     return 0;
 }
 
+/* Retention: the cut a gateway made locally, made in PostgreSQL too. */
+static int replay_prune(struct store_pg *p, const char *before, char *err, size_t errlen)
+{
+    static const char *const sql[] = {
+        "DELETE FROM untild_audit WHERE t < $1",
+        "DELETE FROM untild_seen WHERE t < $1",
+        "DELETE FROM untild_invitations WHERE t < $1",
+    };
+    const char *v[1] = { before };
+    for (size_t k = 0; k < sizeof sql / sizeof sql[0]; k++) {
+        PGresult *r = PQexecParams(p->pg, sql[k], 1, NULL, v, NULL, NULL, 0);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            snprintf(err, errlen, "prune: %s", PQerrorMessage(p->pg));
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
 /* Text parameters of one journal row, by kind. */
 static int replay_one(struct store_pg *p, const struct store_change *c, char *err, size_t errlen)
 {
@@ -300,6 +323,8 @@ static int replay_one(struct store_pg *p, const struct store_change *c, char *er
             v[4 + k] = c->t[k];
         sql = sql_audit, n = 10;
         break;
+    case 'p':
+        return replay_prune(p, num[1], err, errlen);
     case 's':
     case 'i':
         v[1] = c->t[0], v[2] = c->t[1], v[3] = c->t[2], v[4] = num[1];

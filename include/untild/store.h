@@ -81,6 +81,7 @@ int store_kv_del(struct store *st, const char *key);
  *   'a' audit:   t = event, rep, contact, window_id, msg_id, detail; i[0] = t
  *   's' seen:    t = message_id, contact, rep; i[0] = t
  *   'i' invite:  t = rep, uid, organizer; i[0] = t
+ *   'p' prune:   i[0] = before (store_prune's cut; journal only)
  * changed_at orders window changes (latest wins; on a tie an end wins). */
 struct store_change {
     int64_t seq;          /* journal seq (local) or PostgreSQL seq (feed) */
