@@ -273,6 +273,32 @@ class PgStore(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot connect", r.stdout)
 
+    def test_spool_takeover_from_a_dead_gateway(self):
+        """B dies for good with mail held; its spool files move to A (A
+        stopped), A starts and owns them: listed, held by the shared
+        windows, released once each when the window ends."""
+        w = self.jctl(self.a, "window", "add", "carol@hooli.com", "--until", "2027-12-01")
+        self.b.wait_for(lambda: self.b.ctl("check", "carol@hooli.com").returncode == 3, what="window at B")
+        for n in (1, 2):
+            self.send(self.b, "carol@hooli.com", "Stranded %d" % n)
+        ids = [self.held(self.b, "Stranded %d" % n)[0]["id"] for n in (1, 2)]
+        self.b.kill()
+        self.a.stop()
+        src = os.path.join(self.b.dir, "state", "spool")
+        dst = os.path.join(self.a.dir, "state", "spool", "held")
+        for sub in ("held", "active"):
+            for name in os.listdir(os.path.join(src, sub)):
+                os.rename(os.path.join(src, sub, name), os.path.join(dst, name))
+        self.boot(self.a)
+        self.assertEqual(sorted(h["id"] for h in self.held(self.a, "Stranded 1") + self.held(self.a, "Stranded 2")),
+                         sorted(ids))
+        self.assertEqual(self.sink.for_rcpt("carol@hooli.com"), [])
+        self.a.ctl("window", "end", w["id"], check=0)
+        self.a.wait_for(lambda: len(self.sink.for_rcpt("carol@hooli.com")) == 2, what="both released")
+        self.a.wait_for(lambda: self.a.spool_files() == [], what="A's spool empty")
+        self.assertEqual(len(self.sink.for_rcpt("carol@hooli.com")), 2)
+        self.assertEqual(os.listdir(os.path.join(src, "held")), [])
+
 
 @unittest.skipIf(pg_missing(), pg_missing() or "")
 class PgMigrate(unittest.TestCase):
