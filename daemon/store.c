@@ -920,6 +920,30 @@ static int share_commit(struct store *st, int rc, const struct store_change *c)
     return -1;
 }
 
+int store_window_publish(struct store *st, const struct window *w)
+{
+    struct store_change c;
+    char *who;
+    if (!st->wake)
+        return 0;
+    if (!(who = join_who(w)))
+        return -1;
+    window_change(w, who, now_ms(), &c);
+    int rc = share_commit(st, share_begin(st), &c);
+    free(who);
+    return rc;
+}
+
+int store_window_retract(struct store *st, const char *id, enum window_source source)
+{
+    struct store_change c = { .kind = 'e', .changed_at = now_ms() };
+    if (!st->wake)
+        return 0;
+    c.t[0] = (char *)id;
+    c.i[4] = source;
+    return share_commit(st, share_begin(st), &c);
+}
+
 int store_journal_ack(struct store *st, int64_t upto)
 {
     sqlite3_bind_int64(st->q[Q_JOURNAL_ACK], 1, upto);

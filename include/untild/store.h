@@ -98,6 +98,11 @@ struct store_change {
  * commits together with a journal row, then wake(arg) runs (it must only
  * signal: it may wake another thread). New window ids end in "-<node>". */
 void store_share(struct store *st, const char *node, void (*wake)(void *), void *arg);
+/* Windows a watcher derives (IMAP folders, the windows calendar) live in
+ * its index only; with sharing on these tell the other gateways (a journal
+ * row, no local row). No-ops returning 0 without sharing. */
+int store_window_publish(struct store *st, const struct window *w);
+int store_window_retract(struct store *st, const char *id, enum window_source source);
 /* The database thread wrote journal rows up to upto: forget them. */
 int store_journal_ack(struct store *st, int64_t upto);
 /* Journal rows not yet confirmed (-1 on error). */

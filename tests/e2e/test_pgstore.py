@@ -20,7 +20,8 @@ import tempfile
 import time
 import unittest
 
-from harness import TIMEOUT_SCALE, UNTILD, Sink, Untild, free_port, message
+from harness import (TIMEOUT_SCALE, UNTILD, Dovecot, Sink, Untild, free_port, imap_append, imap_quote,
+                     message)
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 
@@ -316,6 +317,50 @@ class PgMigrate(unittest.TestCase):
             u.wait_for(lambda: "connected to PostgreSQL" in u.logtext(), timeout=20, what="connected")
         self.assertEqual(pg.sql("SELECT string_agg(version::text, ',') FROM untild_schema"), "1")
         self.assertEqual(sum(u.logtext().count("schema migrated to version 1") for u in us), 1)
+
+
+@unittest.skipIf(pg_missing() or not os.path.exists("/usr/sbin/dovecot"),
+                 pg_missing() or "Dovecot is not installed")
+class PgWatcherWindows(unittest.TestCase):
+    """Windows a watcher derives (a "Contact later" folder at gateway A's
+    IMAP watcher) reach gateway B, which has no watcher; so does their end."""
+
+    def test_folder_window_reaches_the_other_gateway(self):
+        rep, password = "rep@example.com", "s3cret-Pa55"
+        pg = Postgres().init().start()
+        self.addCleanup(pg.cleanup)
+        sink = Sink().start()
+        self.addCleanup(sink.stop)
+        dv = Dovecot()
+        self.addCleanup(dv.cleanup)
+        dv.add_user(rep, password).start()
+        a = Untild(sink, windows=WINDOWS, extra=store_section(pg, "a"))
+        b = Untild(sink, windows=WINDOWS, extra=store_section(pg, "b"))
+        for u in (a, b):
+            self.addCleanup(u.cleanup)
+        pw = os.path.join(a.dir, "imap.pass")
+        with open(pw, "w") as f:
+            f.write(password + "\n")
+        os.chmod(pw, 0o600)
+        with open(a.conf, "a") as f:
+            f.write(dv.untild_section(rep, pw))
+        for u in (a, b):
+            u.start()
+            u.set_clock("2027-01-10T10:00Z")
+        a.wait_for(lambda: "imap[%s]: synced" % rep in a.logtext(), timeout=15, what="synced")
+        c = dv.client(rep)
+        self.addCleanup(c.logout)
+        c.create(imap_quote("Contact later/2099-07-01"))
+        imap_append(c, "Contact later/2099-07-01",
+                    ("From: Dave <dave@initech.com>\r\nTo: %s\r\nSubject: Budget freeze\r\n"
+                     "Message-ID: <bf1@initech.com>\r\n\r\nLater.\r\n" % rep).encode())
+        a.wait_for(lambda: a.ctl("check", "dave@initech.com").returncode == 3, timeout=15, what="window at A")
+        b.wait_for(lambda: b.ctl("check", "dave@initech.com").returncode == 3, timeout=5, what="window at B")
+        self.assertRegex(b.logtext(), r"store: window i\S+ changed at a applied")
+        c.select(imap_quote("Contact later/2099-07-01"))
+        c.uid("STORE", "1:*", "+FLAGS", r"(\Deleted)")
+        c.expunge()
+        b.wait_for(lambda: b.ctl("check", "dave@initech.com").returncode == 0, timeout=15, what="ended at B")
 
 
 if __name__ == "__main__":
