@@ -272,6 +272,29 @@ static int pg_setup(struct store_pg *p, char *err, size_t errlen)
     return 0;
 }
 
+/* A byte PostgreSQL would refuse as UTF-8 (8-bit header text that made
+ * it into a reason or an audit detail) becomes '?', in place. */
+static void utf8_fix(char *s)
+{
+    unsigned char *u = (unsigned char *)s;
+    while (*u) {
+        int len = *u < 0x80 ? 1 : (*u & 0xe0) == 0xc0 && *u >= 0xc2 ? 2
+                : (*u & 0xf0) == 0xe0 ? 3 : (*u & 0xf8) == 0xf0 && *u <= 0xf4 ? 4 : 0;
+        int ok = len > 0;
+        for (int k = 1; ok && k < len; k++)
+            ok = (u[k] & 0xc0) == 0x80;
+        if (ok && len == 3)
+            ok = !(u[0] == 0xe0 && u[1] < 0xa0) && !(u[0] == 0xed && u[1] >= 0xa0);
+        if (ok && len == 4)
+            ok = !(u[0] == 0xf0 && u[1] < 0x90) && !(u[0] == 0xf4 && u[1] >= 0x90);
+        if (!ok) {
+            *u++ = '?';
+            continue;
+        }
+        u += len;
+    }
+}
+
 /* Retention: the cut a gateway made locally, made in PostgreSQL too. */
 static int replay_prune(struct store_pg *p, const char *before, char *err, size_t errlen)
 {
@@ -333,6 +356,9 @@ static int replay_one(struct store_pg *p, const struct store_change *c, char *er
     default:
         return 0;
     }
+    for (int k = 0; k < n; k++)
+        if (v[k])
+            utf8_fix((char *)v[k]);
     PGresult *r = PQexecParams(p->pg, sql, n, NULL, v, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
@@ -351,33 +377,71 @@ static void on_status(void *arg);
 
 /* Send the journal in batches, one transaction each. -1: PostgreSQL
  * failed (err set); the rows stay in the journal. */
+/* A row PostgreSQL refuses while the connection is fine (a value it
+ * cannot take) must not block the journal behind it for ever: careful
+ * mode gives each row a savepoint and skips (and logs) the refused. */
+static int replay_rows(struct store_pg *p, struct store_change *c, int n, int careful,
+                       char *err, size_t errlen)
+{
+    char e2[256];
+    for (int k = 0; k < n; k++) {
+        if (!careful) {
+            if (replay_one(p, &c[k], err, errlen) < 0)
+                return -1;
+            continue;
+        }
+        if (exec_ok(p->pg, "SAVEPOINT r", err, errlen) < 0)
+            return -1;
+        if (replay_one(p, &c[k], e2, sizeof e2) == 0) {
+            if (exec_ok(p->pg, "RELEASE SAVEPOINT r", err, errlen) < 0)
+                return -1;
+            continue;
+        }
+        if (PQstatus(p->pg) != CONNECTION_OK ||
+            exec_ok(p->pg, "ROLLBACK TO SAVEPOINT r", err, errlen) < 0) {
+            snprintf(err, errlen, "%s", e2);
+            return -1;
+        }
+        e2[strcspn(e2, "\r\n")] = '\0';
+        log_error("store: journal row %" PRId64 " ('%c') refused by PostgreSQL, skipped: %s",
+                  c[k].seq, c[k].kind, e2);
+    }
+    return 0;
+}
+
+/* One batch in one transaction, serialised with every other writer so
+ * feed numbers become visible in order. */
+static int replay_batch(struct store_pg *p, struct store_change *c, int n, int careful,
+                        char *err, size_t errlen)
+{
+    char lock[80], e2[8];
+    const char *v[1] = { p->node };
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", PG_LOCK_WRITE);
+    if (exec_ok(p->pg, "BEGIN", err, errlen) == 0 && exec_ok(p->pg, lock, err, errlen) == 0 &&
+        replay_rows(p, c, n, careful, err, errlen) == 0) {
+        PGresult *r = PQexecParams(p->pg, "SELECT pg_notify('untild', $1)", 1, NULL, v, NULL, NULL, 0);
+        PQclear(r);
+        if (exec_ok(p->pg, "COMMIT", err, errlen) == 0)
+            return 0;
+    }
+    exec_ok(p->pg, "ROLLBACK", e2, sizeof e2);
+    return -1;
+}
+
 static int replay(struct store_pg *p, struct store_change *c, char *err, size_t errlen)
 {
-    char lock[80];
-    snprintf(lock, sizeof lock, "SELECT pg_advisory_xact_lock(%lld)", PG_LOCK_WRITE);
     for (;;) {
-        int n = store_journal_read(p->j, p->jdone, c, (size_t)p->batch), rc = 0;
+        int n = store_journal_read(p->j, p->jdone, c, (size_t)p->batch), rc;
         if (n <= 0)
             return 0;   /* a local read error is retried next round */
-        if (exec_ok(p->pg, "BEGIN", err, errlen) < 0 || exec_ok(p->pg, lock, err, errlen) < 0)
-            rc = -1;
-        for (int k = 0; rc == 0 && k < n; k++)
-            rc = replay_one(p, &c[k], err, errlen);
-        if (rc == 0) {
-            const char *v[1] = { p->node };
-            PGresult *r = PQexecParams(p->pg, "SELECT pg_notify('untild', $1)", 1, NULL, v,
-                                       NULL, NULL, 0);
-            PQclear(r);
-            rc = exec_ok(p->pg, "COMMIT", err, errlen);
-        }
+        rc = replay_batch(p, c, n, 0, err, errlen);
+        if (rc < 0 && PQstatus(p->pg) == CONNECTION_OK)
+            rc = replay_batch(p, c, n, 1, err, errlen);
         int64_t last = c[n - 1].seq;
         for (int k = 0; k < n; k++)
             store_change_clear(&c[k]);
-        if (rc < 0) {
-            char e2[8];
-            exec_ok(p->pg, "ROLLBACK", e2, sizeof e2);
+        if (rc < 0)
             return -1;
-        }
         p->jdone = last;
         struct ack_msg *m = malloc(sizeof *m);
         if (m) {

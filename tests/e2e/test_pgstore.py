@@ -274,6 +274,21 @@ class PgStore(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot connect", r.stdout)
 
+    def test_8bit_text_does_not_block_the_journal(self):
+        """A reason that is not UTF-8 (PostgreSQL refuses such text) is
+        sent with '?' for the bad bytes; what follows it is not held up."""
+        from harness import UNTILCTL
+        r = subprocess.run([UNTILCTL, "-s", os.path.join(self.a.dir, "control.sock"), "window", "add",
+                            "carol@hooli.com", "--until", "2027-12-01", "--reason", b"Caf\xe9 talks"],
+                           capture_output=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r)
+        self.jctl(self.a, "window", "add", "dave@hooli.com", "--until", "2027-12-01")
+        self.b.wait_for(lambda: self.b.ctl("check", "dave@hooli.com").returncode == 3, what="next window at B")
+        self.assertEqual(self.b.ctl("check", "carol@hooli.com").returncode, 3)
+        reasons = [w.get("reason") for w in self.jctl(self.b, "window", "list")]
+        self.assertIn("Caf? talks", reasons)
+        self.assertEqual(self.status(self.a)["store"]["journal"], 0)
+
     def test_spool_takeover_from_a_dead_gateway(self):
         """B dies for good with mail held; its spool files move to A (A
         stopped), A starts and owns them: listed, held by the shared
