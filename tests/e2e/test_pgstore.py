@@ -20,8 +20,8 @@ import tempfile
 import time
 import unittest
 
-from harness import (TIMEOUT_SCALE, UNTILD, Dovecot, Sink, Untild, free_port, imap_append, imap_quote,
-                     message)
+from harness import (TIMEOUT_SCALE, UNTILD, Dovecot, Postfix, Sink, Untild, free_port, imap_append,
+                     imap_quote, message, postfix_available)
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 
@@ -376,6 +376,53 @@ class PgWatcherWindows(unittest.TestCase):
         c.uid("STORE", "1:*", "+FLAGS", r"(\Deleted)")
         c.expunge()
         b.wait_for(lambda: b.ctl("check", "dave@initech.com").returncode == 0, timeout=15, what="ended at B")
+
+
+@unittest.skipIf(pg_missing() or not postfix_available(),
+                 pg_missing() or "needs root and Postfix (postfix, postsuper, postqueue)")
+class PgPostfixRelay(unittest.TestCase):
+    """Two gateways and a Postfix relay whose untild runs the policy
+    service, all on one database: a window added at gateway A holds mail
+    at B and in the relay's hold queue; the audit of all three is in one
+    report at A."""
+
+    def test_window_from_a_holds_at_b_and_at_the_postfix_relay(self):
+        pg = Postgres().init().start()
+        self.addCleanup(pg.cleanup)
+        sink = Sink().start()
+        self.addCleanup(sink.stop)
+        pport = free_port()
+        pf = Postfix(sink.port, policy="inet:127.0.0.1:%d" % pport)
+        self.addCleanup(pf.cleanup)
+        a = Untild(sink, windows=WINDOWS, extra=store_section(pg, "a"))
+        b = Untild(sink, windows=WINDOWS, extra=store_section(pg, "b"))
+        c = Untild(sink, windows=WINDOWS, extra=store_section(pg, "mx1") +
+                   "[policy_service]\nlisten = inet:127.0.0.1:%d\npostfix_config_dir = %s\n" % (pport, pf.dir))
+        for u in (a, b, c):
+            self.addCleanup(u.cleanup)
+            u.start()
+            u.set_clock("2027-01-10T10:00Z")
+        pf.start()
+        self.jctl = lambda u, *args: json.loads(u.ctl("--json", *args, check=0).stdout)
+        self.jctl(a, "window", "add", "@hooli.com", "--until", "2027-12-01", "--reason", "Merger")
+        for u in (b, c):
+            u.wait_for(lambda: u.ctl("check", "x@hooli.com").returncode == 3, timeout=5, what="window")
+        r = pf.swaks("carol@hooli.com")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        c.wait_for(lambda: [q for q in pf.queue() if q.get("queue_name") == "hold"], what="Postfix hold")
+        s = smtplib.SMTP("127.0.0.1", b.port, timeout=20 * TIMEOUT_SCALE)
+        s.sendmail("rep@example.com", ["dave@hooli.com"], message(to="dave@hooli.com", subject="At B"))
+        s.quit()
+        s = smtplib.SMTP("127.0.0.1", a.port, timeout=20 * TIMEOUT_SCALE)
+        s.sendmail("rep@example.com", ["erin@hooli.com"], message(to="erin@hooli.com", subject="At A"))
+        s.quit()
+        self.assertEqual(sink.for_rcpt("carol@hooli.com") + sink.for_rcpt("dave@hooli.com") +
+                         sink.for_rcpt("erin@hooli.com"), [])
+
+        def held_contacts():
+            return {x["id"] for x in self.jctl(a, "report")["by_contact"] if x["held"]}
+        a.wait_for(lambda: held_contacts() >= {"carol@hooli.com", "dave@hooli.com", "erin@hooli.com"},
+                   what="the audit of all three at A")
 
 
 if __name__ == "__main__":
