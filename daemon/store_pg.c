@@ -634,7 +634,7 @@ static void on_ack(void *arg)
 }
 
 /* One window change from elsewhere into the index (never a reload). */
-static void index_apply(struct store_pg *p, const struct store_change *c)
+static void index_apply(struct store_pg *p, const struct store_change *c, int quiet)
 {
     struct untild *u = p->u;
     int64_t lat = realtime_ms() - c->changed_at;
@@ -654,7 +654,8 @@ static void index_apply(struct store_pg *p, const struct store_change *c)
         windows_remove(u->ix, c->t[0]);
     }
     p->lat[p->nlat++ % LAT_RING] = lat < 0 ? 0 : lat;
-    log_info("store: window %s %s at %s applied (propagation %" PRId64 " ms)", c->t[0],
+    if (!quiet)
+        log_info("store: window %s %s at %s applied (propagation %" PRId64 " ms)", c->t[0],
              c->kind == 'w' ? "changed" : "ended", c->origin ? c->origin : "?", lat);
 }
 
@@ -663,6 +664,9 @@ static void on_feed(void *arg)
     struct feed_msg *m = arg;
     struct store_pg *p = m->p;
     int kick = 0;
+    size_t nw = 0, done = 0;
+    for (size_t k = 0; k < m->n; k++)
+        nw += m->c[k].kind == 'w' || m->c[k].kind == 'e';
     if (store_apply(p->u->store, m->c, m->n, m->seq) < 0) {
         log_error("store: cannot apply %zu change(s) from PostgreSQL; fetching them again", m->n);
         atomic_store(&p->rewind, (long long)store_feed_seq(p->u->store));
@@ -675,11 +679,16 @@ static void on_feed(void *arg)
                 continue;
             p->applied++;
             if ((m->c[k].kind == 'w' || m->c[k].kind == 'e') && p->u->ix) {
-                index_apply(p, &m->c[k]);
+                /* a line per window, but not a million at a first start */
+                index_apply(p, &m->c[k], nw > 16);
                 kick = 1;
+                done++;
             }
         }
     }
+    if (done && nw > 16)
+        log_info("store: %zu window change(s) from other gateways applied (propagation of the last %" PRId64
+                 " ms)", done, p->lat[(p->nlat - 1) % LAT_RING]);
     if (kick && p->u->release)
         release_kick(p->u->release, 1);
     for (size_t k = 0; k < m->n; k++)
