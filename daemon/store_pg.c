@@ -58,6 +58,8 @@
 #define PG_LOCK_MIGRATE 0x756e74696c0001LL   /* "until" + 1 */
 #define PG_LOCK_WRITE   0x756e74696c0002LL
 #define LAT_RING 1024
+#define FEED_INFLIGHT 4        /* feed batches posted, not yet applied: bounds memory */
+#define LIVE_MS 60000          /* older changes are catch-up, not propagation */
 
 struct store_pg {
     struct untild *u;
@@ -66,6 +68,7 @@ struct store_pg {
     int efd;
     atomic_int stop;
     atomic_llong rewind;        /* >= 0: the loop asks to refetch from here */
+    atomic_int inflight;        /* feed batches posted and not yet applied */
     /* read-only copies for the thread */
     char *url, *pwfile, *pwcmd, *node, *state_dir;
     int batch, retry;
@@ -78,7 +81,7 @@ struct store_pg {
     int connected;
     time_t degraded_since;
     char error[256];
-    unsigned long applied, replayed;
+    unsigned long applied, replayed, caught_up;
     int64_t lat[LAT_RING];
     size_t nlat;
 };
@@ -144,19 +147,24 @@ static const char sql_invite[] =
     " VALUES ($1, $2, $3, $4, $5, nextval('untild_seq'))"
     " ON CONFLICT (lower(rep), uid, lower(organizer)) DO UPDATE SET t = excluded.t,"
     " origin = excluded.origin, seq = excluded.seq WHERE v.t < excluded.t";
-/* The feed: every shared row above the cursor, in commit order. */
+/* The feed: every shared row above the cursor, in commit order. Each
+ * table's first $2 rows (an index range scan) contain the first $2 of the
+ * union, so the final sort sees at most 4 * $2 rows, however far behind
+ * the cursor is (one statement: one snapshot). */
 static const char sql_feed[] =
-    "SELECT seq, kind, changed_at, origin, t0, t1, t2, t3, t4, t5, i0, i1, i2, i3, i4, i5"
-    " FROM (SELECT seq, CASE WHEN ended THEN 'e' ELSE 'w' END AS kind, changed_at,"
+    "(SELECT seq, CASE WHEN ended THEN 'e' ELSE 'w' END AS kind, changed_at,"
     " origin, id AS t0, who AS t1, rrule AS t2, tz AS t3, reason AS t4, owner AS t5,"
     " from_t AS i0, until_t AS i1, duration AS i2, action::bigint AS i3,"
     " source::bigint AS i4, created AS i5 FROM untild_windows WHERE seq > $1"
-    " UNION ALL SELECT seq, 'a', changed_at, origin, event, rep, contact, window_id,"
+    " ORDER BY seq LIMIT $2)"
+    " UNION ALL (SELECT seq, 'a', changed_at, origin, event, rep, contact, window_id,"
     " msg_id, detail, t, NULL, NULL, NULL, NULL, NULL FROM untild_audit WHERE seq > $1"
-    " UNION ALL SELECT seq, 's', 0, origin, message_id, contact, rep, NULL, NULL, NULL,"
-    " t, NULL, NULL, NULL, NULL, NULL FROM untild_seen WHERE seq > $1"
-    " UNION ALL SELECT seq, 'i', 0, origin, rep, uid, organizer, NULL, NULL, NULL,"
-    " t, NULL, NULL, NULL, NULL, NULL FROM untild_invitations WHERE seq > $1) x"
+    " ORDER BY seq LIMIT $2)"
+    " UNION ALL (SELECT seq, 's', 0, origin, message_id, contact, rep, NULL, NULL, NULL,"
+    " t, NULL, NULL, NULL, NULL, NULL FROM untild_seen WHERE seq > $1 ORDER BY seq LIMIT $2)"
+    " UNION ALL (SELECT seq, 'i', 0, origin, rep, uid, organizer, NULL, NULL, NULL,"
+    " t, NULL, NULL, NULL, NULL, NULL FROM untild_invitations WHERE seq > $1"
+    " ORDER BY seq LIMIT $2)"
     " ORDER BY seq LIMIT $2";
 
 /* ---------- the database thread ---------- */
@@ -374,6 +382,7 @@ struct status_msg { struct store_pg *p; int ok; time_t at; char err[256]; };
 static void on_ack(void *arg);
 static void on_feed(void *arg);
 static void on_status(void *arg);
+static void wake(void *arg);
 
 /* Send the journal in batches, one transaction each. -1: PostgreSQL
  * failed (err set); the rows stay in the journal. */
@@ -483,7 +492,11 @@ static int feed_page(struct store_pg *p, PGresult *r)
         }
     }
     m->seq = p->cursor;
+    if (rows > 0)
+        atomic_fetch_add(&p->inflight, 1);
     if (rows == 0 || loop_post(p->loop, on_feed, m) < 0) {
+        if (rows > 0)
+            atomic_fetch_sub(&p->inflight, 1);
         for (size_t k = 0; k < m->n; k++)
             store_change_clear(&m->c[k]);
         free(m);
@@ -509,7 +522,8 @@ static int fetch(struct store_pg *p, char *err, size_t errlen)
         }
         int rows = feed_page(p, r);
         PQclear(r);
-        if (rows < p->batch)
+        /* A long catch-up goes at the loop's pace: on_feed wakes us. */
+        if (rows < p->batch || atomic_load(&p->inflight) >= FEED_INFLIGHT)
             return 0;
     }
 }
@@ -653,7 +667,10 @@ static void index_apply(struct store_pg *p, const struct store_change *c, int qu
     } else {
         windows_remove(u->ix, c->t[0]);
     }
-    p->lat[p->nlat++ % LAT_RING] = lat < 0 ? 0 : lat;
+    if (lat < LIVE_MS)
+        p->lat[p->nlat++ % LAT_RING] = lat < 0 ? 0 : lat;
+    else
+        p->caught_up++;
     if (!quiet)
         log_info("store: window %s %s at %s applied (propagation %" PRId64 " ms)", c->t[0],
              c->kind == 'w' ? "changed" : "ended", c->origin ? c->origin : "?", lat);
@@ -687,8 +704,9 @@ static void on_feed(void *arg)
         }
     }
     if (done && nw > 16)
-        log_info("store: %zu window change(s) from other gateways applied (propagation of the last %" PRId64
-                 " ms)", done, p->lat[(p->nlat - 1) % LAT_RING]);
+        log_info("store: %zu window change(s) from other gateways applied", done);
+    atomic_fetch_sub(&p->inflight, 1);
+    wake(p);                    /* the thread may be waiting for us */
     if (kick && p->u->release)
         release_kick(p->u->release, 1);
     for (size_t k = 0; k < m->n; k++)
@@ -799,9 +817,10 @@ void store_pg_status(const struct store_pg *p, struct strbuf *b, int json)
             sb_puts(b, "null");
         sb_puts(b, ",\"error\":");
         sb_json_str(b, p->error);
-        sb_printf(b, ",\"journal\":%" PRId64 ",\"replayed\":%lu,\"applied\":%lu,"
+        sb_printf(b, ",\"journal\":%" PRId64 ",\"replayed\":%lu,\"applied\":%lu,\"caught_up\":%lu,"
                   "\"latency_ms\":{\"samples\":%zu,\"last\":%" PRId64 ",\"p50\":%" PRId64
-                  ",\"p99\":%" PRId64 "}}", pending, p->replayed, p->applied, n, last, p50, p99);
+                  ",\"p99\":%" PRId64 "}}", pending, p->replayed, p->applied, p->caught_up, n, last,
+                  p50, p99);
         return;
     }
     if (p->degraded_since)
@@ -812,7 +831,7 @@ void store_pg_status(const struct store_pg *p, struct strbuf *b, int json)
               pending, p->replayed, p->applied);
     if (n)
         sb_printf(b, "propagation: last %" PRId64 " ms, p50 %" PRId64 " ms, p99 %" PRId64
-                  " ms (%zu samples)\n", last, p50, p99, n);
+                  " ms (%zu samples; %lu older change(s) caught up)\n", last, p50, p99, n, p->caught_up);
 }
 
 int store_pg_check(const struct config *c, FILE *out)
