@@ -164,12 +164,13 @@ struct store {
     void (*wake)(void *arg);
     void *wake_arg;
     char idsuffix[8];          /* "-<node>" */
+    int64_t last_at;           /* the last change time handed out (stamp) */
 };
 
 static int share_begin(struct store *st);
 static int journal_add(struct store *st, const struct store_change *c);
 static int share_commit(struct store *st, int rc, const struct store_change *c);
-static int64_t now_ms(void);
+static int64_t stamp(struct store *st);
 
 static int db_fail(struct store *st, const char *what)
 {
@@ -410,7 +411,7 @@ int store_window_add(struct store *st, struct window *w)
     who = join_who(w);
     if (who == NULL)
         return -1;
-    int64_t at = now_ms();
+    int64_t at = stamp(st);
     struct store_change c;
     if (w->id[0] != '\0') {
         sqlite3_stmt *q = st->q[Q_WIN_UPSERT];
@@ -495,7 +496,7 @@ int store_window_delete(struct store *st, const char *id)
         rc = -1;
     }
     if (st->wake) {
-        struct store_change c = { .kind = 'e', .changed_at = now_ms() };
+        struct store_change c = { .kind = 'e', .changed_at = stamp(st) };
         c.t[0] = (char *)id;
         c.i[4] = WSRC_RUNTIME;
         if (rc == 0) {
@@ -605,7 +606,7 @@ int store_audit(struct store *st, const struct audit_rec *r)
     sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
     int rc = share_begin(st);
     if (rc == 0) {
-        struct store_change c = { .kind = 'a', .changed_at = now_ms() };
+        struct store_change c = { .kind = 'a', .changed_at = stamp(st) };
         c.t[0] = (char *)r->event; c.t[1] = (char *)r->rep;
         c.t[2] = (char *)r->contact; c.t[3] = (char *)r->window_id;
         c.t[4] = (char *)r->msg_id; c.t[5] = (char *)r->detail;
@@ -703,7 +704,7 @@ int store_seen_add(struct store *st, const char *message_id,
     bind_text(q, 2, contact);
     bind_text(q, 3, rep);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
-    struct store_change c = { .kind = 's', .changed_at = now_ms() };
+    struct store_change c = { .kind = 's', .changed_at = stamp(st) };
     c.t[0] = (char *)message_id; c.t[1] = (char *)contact; c.t[2] = (char *)rep;
     c.i[0] = t;
     return share_commit(st, step_done(st, Q_SEEN_ADD, "seen add"), &c);
@@ -742,7 +743,7 @@ int store_invite_add(struct store *st, const char *rep, const char *uid,
     bind_text(q, 2, uid);
     bind_text(q, 3, organizer);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
-    struct store_change c = { .kind = 'i', .changed_at = now_ms() };
+    struct store_change c = { .kind = 'i', .changed_at = stamp(st) };
     c.t[0] = (char *)rep; c.t[1] = (char *)uid; c.t[2] = (char *)organizer;
     c.i[0] = t;
     return share_commit(st, step_done(st, Q_INVITE_ADD, "invitation add"), &c);
@@ -789,7 +790,7 @@ int store_prune(struct store *st, time_t before)
     n += sqlite3_changes64(st->db);
     /* Shared: the same cut goes to PostgreSQL ('p'); the shortest
      * retention among the gateways wins there. */
-    if (st->wake && journal_add(st, &(struct store_change){ .kind = 'p', .changed_at = now_ms(),
+    if (st->wake && journal_add(st, &(struct store_change){ .kind = 'p', .changed_at = stamp(st),
                                                             .i = { (int64_t)before } }) < 0)
         goto rollback;
     if (step_done(st, Q_COMMIT, "commit") < 0)
@@ -822,7 +823,7 @@ int store_kv_set(struct store *st, const char *key, const char *value)
     rc = step_done(st, Q_KV_SET, "kv set");
     if (!shared)
         return rc;
-    struct store_change c = { .kind = 'e', .changed_at = now_ms() };
+    struct store_change c = { .kind = 'e', .changed_at = stamp(st) };
     c.t[0] = (char *)key + 6;
     c.i[4] = WSRC_FILE;
     if (rc == 0) {
@@ -877,6 +878,15 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Change times of this gateway strictly increase, so two changes to one
+ * window in the same millisecond still order (the later one wins). */
+static int64_t stamp(struct store *st)
+{
+    int64_t t = now_ms();
+    st->last_at = t > st->last_at ? t : st->last_at + 1;
+    return st->last_at;
+}
+
 void store_share(struct store *st, const char *node, void (*wake)(void *), void *arg)
 {
     st->wake = wake;
@@ -928,7 +938,7 @@ int store_window_publish(struct store *st, const struct window *w)
         return 0;
     if (!(who = join_who(w)))
         return -1;
-    window_change(w, who, now_ms(), &c);
+    window_change(w, who, stamp(st), &c);
     int rc = share_commit(st, share_begin(st), &c);
     free(who);
     return rc;
@@ -936,7 +946,7 @@ int store_window_publish(struct store *st, const struct window *w)
 
 int store_window_retract(struct store *st, const char *id, enum window_source source)
 {
-    struct store_change c = { .kind = 'e', .changed_at = now_ms() };
+    struct store_change c = { .kind = 'e', .changed_at = stamp(st) };
     if (!st->wake)
         return 0;
     c.t[0] = (char *)id;

@@ -504,6 +504,8 @@ START_TEST(shared_journal)
     ck_assert_int_eq(c[4].kind, 'p');
     ck_assert_int_eq(c[4].i[0], 50);
     ck_assert_int_lt(c[0].seq, c[1].seq);
+    for (int k = 1; k < 5; k++)   /* strictly increasing, even within one ms */
+        ck_assert_int_lt(c[k - 1].changed_at, c[k].changed_at);
     ck_assert_int_eq(store_journal_read(j, c[2].seq, c + 5, 3), 2);
     int64_t upto = c[2].seq;
     for (int k = 0; k < 7; k++)
