@@ -533,6 +533,18 @@ static int fetch(struct store_pg *p, char *err, size_t errlen)
 static int wait_event(struct store_pg *p, int ms, char *err, size_t errlen)
 {
     struct pollfd f[2] = { { p->efd, POLLIN, 0 }, { p->pg ? PQsocket(p->pg) : -1, POLLIN, 0 } };
+    /* A notification that came in while a query ran is already in libpq's
+     * queue, not on the socket: do not sleep on it. */
+    if (p->pg) {
+        PGnotify *n;
+        int others = 0;
+        while ((n = PQnotifies(p->pg))) {
+            others |= strcmp(n->extra, p->node) != 0;   /* ours: nothing new */
+            PQfreemem(n);
+        }
+        if (others)
+            return 0;
+    }
     if (poll(f, p->pg ? 2 : 1, ms) < 0 && errno != EINTR)
         return 0;
     if (f[0].revents & POLLIN) {
