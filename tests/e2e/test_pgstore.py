@@ -337,38 +337,42 @@ class PgMigrate(unittest.TestCase):
 @unittest.skipIf(pg_missing() or not os.path.exists("/usr/sbin/dovecot"),
                  pg_missing() or "Dovecot is not installed")
 class PgWatcherWindows(unittest.TestCase):
-    """Windows a watcher derives (a "Contact later" folder at gateway A's
-    IMAP watcher) reach gateway B, which has no watcher; so does their end."""
+    """What gateway A's IMAP watcher learns reaches gateway B, which has no
+    watcher: windows from a "Contact later" folder (and their end), and
+    messages seen from quiet contacts (customer re-opened)."""
+    rep, password = "rep@example.com", "s3cret-Pa55"
 
-    def test_folder_window_reaches_the_other_gateway(self):
-        rep, password = "rep@example.com", "s3cret-Pa55"
+    def setUp(self):
         pg = Postgres().init().start()
         self.addCleanup(pg.cleanup)
-        sink = Sink().start()
-        self.addCleanup(sink.stop)
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
         dv = Dovecot()
         self.addCleanup(dv.cleanup)
-        dv.add_user(rep, password).start()
-        a = Untild(sink, windows=WINDOWS, extra=store_section(pg, "a"))
-        b = Untild(sink, windows=WINDOWS, extra=store_section(pg, "b"))
+        dv.add_user(self.rep, self.password).start()
+        self.a = a = Untild(self.sink, windows=WINDOWS, extra=store_section(pg, "a"))
+        self.b = b = Untild(self.sink, windows=WINDOWS, extra=store_section(pg, "b"))
         for u in (a, b):
             self.addCleanup(u.cleanup)
         pw = os.path.join(a.dir, "imap.pass")
         with open(pw, "w") as f:
-            f.write(password + "\n")
+            f.write(self.password + "\n")
         os.chmod(pw, 0o600)
         with open(a.conf, "a") as f:
-            f.write(dv.untild_section(rep, pw))
+            f.write(dv.untild_section(self.rep, pw))
         for u in (a, b):
             u.start()
             u.set_clock("2027-01-10T10:00Z")
-        a.wait_for(lambda: "imap[%s]: synced" % rep in a.logtext(), timeout=15, what="synced")
-        c = dv.client(rep)
-        self.addCleanup(c.logout)
+        a.wait_for(lambda: "imap[%s]: synced" % self.rep in a.logtext(), timeout=15, what="synced")
+        self.c = dv.client(self.rep)
+        self.addCleanup(self.c.logout)
+
+    def test_folder_window_reaches_the_other_gateway(self):
+        a, b, c = self.a, self.b, self.c
         c.create(imap_quote("Contact later/2099-07-01"))
         imap_append(c, "Contact later/2099-07-01",
                     ("From: Dave <dave@initech.com>\r\nTo: %s\r\nSubject: Budget freeze\r\n"
-                     "Message-ID: <bf1@initech.com>\r\n\r\nLater.\r\n" % rep).encode())
+                     "Message-ID: <bf1@initech.com>\r\n\r\nLater.\r\n" % self.rep).encode())
         a.wait_for(lambda: a.ctl("check", "dave@initech.com").returncode == 3, timeout=15, what="window at A")
         b.wait_for(lambda: b.ctl("check", "dave@initech.com").returncode == 3, timeout=5, what="window at B")
         self.assertRegex(b.logtext(), r"store: window i\S+ changed at a applied")
@@ -376,6 +380,35 @@ class PgWatcherWindows(unittest.TestCase):
         c.uid("STORE", "1:*", "+FLAGS", r"(\Deleted)")
         c.expunge()
         b.wait_for(lambda: b.ctl("check", "dave@initech.com").returncode == 0, timeout=15, what="ended at B")
+
+    def test_customer_mail_seen_at_a_lets_the_reply_through_at_b(self):
+        import sqlite3
+        cid = "cust%d@acme.com" % os.getpid()
+        imap_append(self.c, "INBOX", ("From: Jane <jane@acme.com>\r\nTo: %s\r\nSubject: Can we talk now?\r\n"
+                                      "Message-ID: <%s>\r\n\r\nNow.\r\n" % (self.rep, cid)).encode())
+        self.a.wait_for(lambda: "message %s recorded" % cid in self.a.logtext(), timeout=15, what="seen at A")
+
+        def seen_at_b():
+            db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.b.dir, "state", "untild.db"),
+                                 uri=True, timeout=5)
+            try:
+                return db.execute("SELECT count(*) FROM seen WHERE message_id = ?", (cid,)).fetchone()[0]
+            finally:
+                db.close()
+        self.b.wait_for(lambda: seen_at_b() == 1, timeout=5, what="seen row at B")
+        s = smtplib.SMTP("127.0.0.1", self.b.port, timeout=20 * TIMEOUT_SCALE)
+        s.sendmail(self.rep, ["jane@acme.com"],
+                   ("From: %s\r\nTo: jane@acme.com\r\nSubject: Re: Can we talk now?\r\n"
+                    "Message-ID: <r%s>\r\nIn-Reply-To: <%s>\r\nReferences: <%s>\r\n\r\nYes.\r\n"
+                    % (self.rep, cid, cid, cid)).encode())
+        s.quit()
+        self.b.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), what="reply relayed at B")
+        self.assertEqual(self.b.spool_files(), [])
+        # Not a blanket pass: a fresh message to jane is still held at B.
+        s = smtplib.SMTP("127.0.0.1", self.b.port, timeout=20 * TIMEOUT_SCALE)
+        s.sendmail(self.rep, ["jane@acme.com"], message(to="jane@acme.com", subject="Unrelated offer"))
+        s.quit()
+        self.assertEqual(len(self.b.spool_files()), 1)
 
 
 @unittest.skipIf(pg_missing() or not postfix_available(),
