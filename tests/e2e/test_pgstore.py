@@ -83,8 +83,8 @@ class Postgres:
     def stop(self):
         self.run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop", check=False)
 
-    def sql(self, q):
-        r = self.run("psql", "-h", self.dir, "-p", str(self.port), "-U", "untild", "-d", "postgres",
+    def sql(self, q, db="postgres"):
+        r = self.run("psql", "-h", self.dir, "-p", str(self.port), "-U", "untild", "-d", db,
                      "-Atqc", q)
         return r.stdout.strip()
 
@@ -456,6 +456,59 @@ class PgPostfixRelay(unittest.TestCase):
             return {x["id"] for x in self.jctl(a, "report")["by_contact"] if x["held"]}
         a.wait_for(lambda: held_contacts() >= {"carol@hooli.com", "dave@hooli.com", "erin@hooli.com"},
                    what="the audit of all three at A")
+
+
+@unittest.skipIf(pg_missing(), pg_missing() or "")
+class PgPassword(unittest.TestCase):
+    """A role with a password (scram-sha-256): password_file and
+    password_command are read at connect; a wrong one is refused with the
+    server's reason, and untild -t says so."""
+
+    def setUp(self):
+        self.pg = Postgres().init()
+        self.addCleanup(self.pg.cleanup)
+        with open(os.path.join(self.pg.data, "pg_hba.conf"), "w") as f:
+            f.write("local all untild trust\nlocal all gw scram-sha-256\n")
+        self.pg.start()
+        self.pg.sql("CREATE ROLE gw LOGIN PASSWORD 'Corr3ct-horse'")
+        self.pg.sql("CREATE DATABASE shared OWNER gw")
+        self.url = "postgresql:///shared?host=%s&port=%d&user=gw" % (self.pg.dir, self.pg.port)
+
+    def untild(self, node, extra):
+        u = Untild(None, extra="[store]\nurl = %s\nnode = %s\nretry_interval = 1\n%s" % (self.url, node, extra))
+        self.addCleanup(u.cleanup)
+        return u
+
+    def check(self, u):
+        return subprocess.run([UNTILD, "-t", "-c", u.conf], capture_output=True, text=True, timeout=30)
+
+    def test_password_file_and_command(self):
+        pw = tempfile.NamedTemporaryFile("w", delete=False, dir="/tmp")
+        self.addCleanup(os.unlink, pw.name)
+        pw.write("Corr3ct-horse\n")
+        pw.close()
+        os.chmod(pw.name, 0o600)
+        a = self.untild("a", "password_file = %s\n" % pw.name)
+        r = self.check(a)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("untild migrates it to 1", r.stdout)      # empty database
+        a.start()
+        a.wait_for(lambda: "connected to PostgreSQL" in a.logtext(), what="connected")
+        self.assertEqual(self.pg.sql("SELECT tableowner FROM pg_tables WHERE tablename = 'untild_windows'",
+                                     db="shared"), "gw")
+        b = self.untild("b", "password_command = echo Corr3ct-horse\n")
+        self.assertEqual(self.check(b).returncode, 0)
+        self.assertNotIn("Corr3ct-horse", a.logtext())
+
+    def test_wrong_password_is_refused_with_the_reason(self):
+        a = self.untild("a", "password_command = echo wrong\n")
+        r = self.check(a)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("password authentication failed", r.stdout)
+        a.start()
+        a.wait_for(lambda: "store degraded since" in a.logtext(), what="degraded")
+        self.assertIn("password authentication failed", a.logtext())
+        self.assertNotIn("wrong", a.logtext().replace("wrong password", ""))
 
 
 if __name__ == "__main__":
