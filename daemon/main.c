@@ -77,6 +77,12 @@ static int reload(struct untild *u)
     }
     u->retired[u->nretired++] = u->cfg;
     u->cfg = c;
+    {   /* the database thread keeps its own copy of [store] */
+        const struct config *old = u->retired[u->nretired - 1];
+        if (!old->store_url != !c->store_url ||
+            (c->store_url && (strcmp(old->store_url, c->store_url) || strcmp(old->store_node, c->store_node))))
+            log_warn("reload: [store] changes take effect at the next restart");
+    }
     untild_policy_cfg(c, &u->pcfg);
     windows_free(u->ix);
     u->ix = ix;
