@@ -289,6 +289,41 @@ class PgStore(unittest.TestCase):
         self.assertIn("Caf? talks", reasons)
         self.assertEqual(self.status(self.a)["store"]["journal"], 0)
 
+    def test_gateways_converge_after_outages(self):
+        """Random adds and ends at both gateways across two outages (fixed
+        seed): afterwards both list the same windows as PostgreSQL holds,
+        and every change is in PostgreSQL's audit exactly once."""
+        import random
+        rnd = random.Random(13)
+        gws = (self.a, self.b)
+        adds = 0
+        ends = 0
+        for rnd_no in range(2):
+            self.pg.stop()
+            for u in gws:
+                u.wait_for(lambda: self.status(u)["store"]["state"] == "degraded", what="degraded")
+            for step in range(12):
+                u = rnd.choice(gws)
+                live = [w["id"] for w in self.jctl(u, "window", "list") if w["source"] == "runtime"]
+                if live and rnd.random() < 0.4:
+                    self.assertEqual(u.ctl("window", "end", rnd.choice(live)).returncode, 0)
+                    ends += 1
+                else:
+                    self.jctl(u, "window", "add", "c%d.%d@conv.example" % (rnd_no, step),
+                              "--until", "2027-12-01")
+                    adds += 1
+            self.pg.start()
+            for u in gws:
+                u.wait_for(lambda: self.status(u)["store"]["journal"] == 0, timeout=15, what="journal drained")
+
+        def ids(u):
+            return sorted(w["id"] for w in self.jctl(u, "window", "list") if w["source"] == "runtime")
+        want = sorted(self.pg.sql("SELECT id FROM untild_windows WHERE NOT ended").split())
+        for u in gws:
+            u.wait_for(lambda: ids(u) == want, timeout=10, what="the same windows as PostgreSQL")
+        self.assertEqual(int(self.pg.sql("SELECT count(*) FROM untild_audit WHERE event = 'window-added'")), adds)
+        self.assertEqual(int(self.pg.sql("SELECT count(*) FROM untild_audit WHERE event = 'window-ended'")), ends)
+
     def test_spool_takeover_from_a_dead_gateway(self):
         """B dies for good with mail held; its spool files move to A (A
         stopped), A starts and owns them: listed, held by the shared
