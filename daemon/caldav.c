@@ -1746,6 +1746,7 @@ static void rebuild_windows(struct cw *w, const struct objs *objs, time_t now)
             windows_remove(u->ix, w->wins[i].id);
             changed = 1;
             if (j == nn) {
+                store_window_retract(u->store, w->wins[i].id, WSRC_CALDAV);   /* other gateways */
                 store_audit(u->store, &(struct audit_rec){ now, "window-ended", w->rep, w->wins[i].who[0],
                             w->wins[i].id, NULL, "event removed from the windows calendar" });
                 log_info("caldav: %s: window %s ended (event gone)", w->rep, w->wins[i].id);
@@ -1762,6 +1763,7 @@ static void rebuild_windows(struct cw *w, const struct objs *objs, time_t now)
             log_error("caldav: %s: cannot add window %s", w->rep, nv[j].id);
             continue;
         }
+        store_window_publish(u->store, &nv[j]);   /* other gateways ([store] url) */
         changed = 1;
         if (i == w->nwins) {
             store_audit(u->store, &(struct audit_rec){ now, "window-added", w->rep, nv[j].who[0], nv[j].id,

@@ -86,11 +86,11 @@ void config_errors_free(struct config_errors *e)
 /* ---- the key table ----------------------------------------------------- */
 
 enum sect { S_DAEMON, S_SMTP, S_UPSTREAM, S_POLICY, S_WINDOWS, S_NOTIFY,
-            S_POLICY_SERVICE, S_IMAP, S_CALDAV, S_COUNT };
+            S_POLICY_SERVICE, S_STORE, S_IMAP, S_CALDAV, S_COUNT };
 
 static const char *const sect_names[S_COUNT] = {
     "daemon", "smtp", "upstream", "policy", "windows", "notify",
-    "policy_service", "imap", "caldav",
+    "policy_service", "store", "imap", "caldav",
 };
 
 enum vtype {
@@ -200,6 +200,13 @@ static const struct key keys[] = {
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
       0, 0, 0 },
+
+    { S_STORE, "url", V_STR, C(store_url), 0, 0, 0 },
+    { S_STORE, "password_file", V_SECRET, C(store_password_file), 0, 0, 0 },
+    { S_STORE, "password_command", V_STR, C(store_password_command), 0, 0, 0 },
+    { S_STORE, "node", V_STR, C(store_node), 0, 0, 0 },
+    { S_STORE, "batch", V_INT, C(store_batch), 0, 1, 100000 },
+    { S_STORE, "retry_interval", V_INT, C(store_retry_interval), 0, 1, 3600 },
 
     { S_IMAP, "url", V_STR, I(url), 0, 0, 0 },
     { S_IMAP, "username", V_STR, I(username), 0, 0, 0 },
@@ -1045,6 +1052,17 @@ static void check_all(struct parser *p)
         free(dup);
     }
 
+    /* [store] */
+    if (c->store_url && strncmp(c->store_url, "postgresql://", 13) && strncmp(c->store_url, "postgres://", 11))
+        ERR(p, line_of(g, S_STORE, C(store_url)), "url: expected postgresql://...");
+    if (c->store_url && !c->store_node)
+        ERR(p, line_of(g, S_STORE, C(store_url)), "url needs node (this gateway's name)");
+    if (c->store_node && (strlen(c->store_node) > 6 || strspn(c->store_node, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(c->store_node)))
+        ERR(p, line_of(g, S_STORE, C(store_node)), "node: 1 to 6 of a-z 0-9 (it ends window ids)");
+    if (c->store_password_file && c->store_password_command)
+        ERR(p, line_of(g, S_STORE, C(store_password_command)),
+            "password_file and password_command are exclusive");
+
     /* [upstream] */
     if (c->upstream_url != NULL)
         check_url(p, "[upstream]", c->upstream_url, c->upstream_tls,
@@ -1140,6 +1158,8 @@ static int early_defaults(struct config *c)
     c->max_calendar_part = 1024 * 1024;
     c->audit_retention = 365 * 86400;
     c->control_output_max = 16 * 1024 * 1024;
+    c->store_batch = 500;
+    c->store_retry_interval = 5;
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");
@@ -1306,6 +1326,8 @@ void config_free(struct config *c)
     free(c->upstream_url); free(c->maildir); free(c->upstream_username);
     free(c->upstream_password_file); free(c->upstream_password_command);
     free(c->upstream_tls_ca);
+    free(c->store_url); free(c->store_password_file);
+    free(c->store_password_command); free(c->store_node);
     free(c->command_domain); free(c->subaddress_delimiter);
     free(c->window_files);
     free(c->notify_from); free(c->notify_to); free(c->notify_events);

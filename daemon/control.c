@@ -29,6 +29,7 @@
 #include "untild/release.h"
 #include "untild/spool.h"
 #include "untild/store.h"
+#include "untild/store_pg.h"
 #include "untild/strbuf.h"
 #include "untild/when.h"
 #include "untild/windows.h"
@@ -1059,10 +1060,18 @@ int control_exec_page(struct untild *u, int argc, char **argv, int admin, const 
     } else if (!strcmp(args[0], "debug")) {
         rc = cmd_debug(u, n, args, admin, &b);
     } else if (!strcmp(args[0], "status")) {
-        if (json)
-            sb_printf(&b, "{\"windows\":%zu,\"held\":%zu}\n", windows_count(u->ix), release_count(u->release));
-        else
+        if (json) {
+            sb_printf(&b, "{\"windows\":%zu,\"held\":%zu", windows_count(u->ix), release_count(u->release));
+            if (u->pg) {
+                sb_puts(&b, ",\"store\":");
+                store_pg_status(u->pg, &b, 1);
+            }
+            sb_puts(&b, "}\n");
+        } else {
             sb_printf(&b, "windows: %zu\nheld:    %zu\n", windows_count(u->ix), release_count(u->release));
+            if (u->pg)
+                store_pg_status(u->pg, &b, 0);
+        }
         rc = EX_OK;
     } else if (!strcmp(args[0], "reload")) {
         if (!admin) {

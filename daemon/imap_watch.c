@@ -1850,6 +1850,7 @@ static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
                 keep = 1;
         if (!keep) {
             if (windows_remove(u->ix, r->fw[i].id) == 0) {
+                store_window_retract(u->store, r->fw[i].id, WSRC_IMAP);   /* other gateways */
                 store_audit(u->store, &(struct audit_rec){ now, "window-ended", r->rep, r->fw[i].who[0],
                             r->fw[i].id, NULL, "imap: message removed from the folder" });
                 log_info("imap[%s]: window %s for %s ended (message left the folder)", rep_name(r),
@@ -1870,6 +1871,7 @@ static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
             log_error("imap[%s]: cannot add window for %s", rep_name(r), nw[k].who[0]);
             continue;
         }
+        store_window_publish(u->store, &nw[k]);   /* other gateways ([store] url) */
         if (!existed) {
             char until[64];
             store_audit(u->store, &(struct audit_rec){ now, "window-added", r->rep, nw[k].who[0],

@@ -39,6 +39,7 @@
 #include "untild/smtp_server.h"
 #include "untild/spool.h"
 #include "untild/store.h"
+#include "untild/store_pg.h"
 #include "untild/windows.h"
 
 static void print_errors(const struct config_errors *e, int to_log)
@@ -78,6 +79,12 @@ static int reload(struct untild *u)
     }
     u->retired[u->nretired++] = u->cfg;
     u->cfg = c;
+    {   /* the database thread keeps its own copy of [store] */
+        const struct config *old = u->retired[u->nretired - 1];
+        if (!old->store_url != !c->store_url ||
+            (c->store_url && (strcmp(old->store_url, c->store_url) || strcmp(old->store_node, c->store_node))))
+            log_warn("reload: [store] changes take effect at the next restart");
+    }
     untild_policy_cfg(c, &u->pcfg);
     windows_free(u->ix);
     u->ix = ix;
@@ -339,6 +346,8 @@ int main(int argc, char **argv)
         if (!e.n)
             printf("%s: configuration OK, %zu window(s)\n", path, ix ? windows_count(ix) : 0);
         rc = e.n ? 1 : 0;
+        if (!e.n && u.cfg->store_url && store_pg_check(u.cfg, stdout) < 0)
+            rc = 1;
         windows_free(ix);
         config_errors_free(&e);
         config_free(u.cfg);
@@ -408,6 +417,10 @@ int main(int argc, char **argv)
         log_fatal("cannot open the state in %s", u.cfg->state_dir);
         goto out;
     }
+    if (u.cfg->store_url && !(u.pg = store_pg_start(&u))) {
+        log_fatal("cannot start the shared store");
+        goto out;
+    }
     if (!(u.holder = holder_new(u.spool, u.loop, 4))) {
         log_fatal("cannot start the spool writers");
         goto out;
@@ -466,6 +479,8 @@ out:
     caldav_stop(u.caldav);
     imap_watch_stop(u.imap);
     control_free(u.control);
+    store_pg_stop(u.pg);    /* before release and the index: its results use them */
+    u.pg = NULL;
     /* Relay first: queued jobs are answered (4xx) and running ones joined;
      * then the results they posted run while the sessions and the release
      * queue still exist. Callbacks that try to relay again see no relay. */

@@ -24,32 +24,38 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 enum {
     Q_WIN_INSERT, Q_WIN_SET_ID, Q_WIN_UPSERT, Q_WIN_DELETE, Q_WIN_ALL,
     Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_AUDIT_HAS_MSG, Q_AUDIT_MSG, Q_SEEN_ADD, Q_SEEN_HAS,
     Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_PRUNE_AUDIT, Q_PRUNE_SEEN,
     Q_INVITE_ADD, Q_INVITE_HAS, Q_PRUNE_INVITE,
-    Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+    /* the shared-state seam (store_pg.c), schema v5 */
+    Q_JOURNAL_ADD, Q_JOURNAL_ACK, Q_JOURNAL_COUNT, Q_TOMB_GET, Q_TOMB_SET,
+    Q_TOMB_DEL, Q_WIN_CHANGED_AT,
+    Q_COUNT
 };
 
 static const char *const queries[Q_COUNT] = {
     [Q_WIN_INSERT] =
         "INSERT INTO windows (id, who, from_t, until_t, rrule, duration, tz,"
-        " action, reason, owner, source, created)"
-        " VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    [Q_WIN_SET_ID] = "UPDATE windows SET id = 'w' || n WHERE n = ?1",
+        " action, reason, owner, source, created, changed_at)"
+        " VALUES (NULL, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    /* ?2: "" alone, "-<node>" with shared state (ids unique across gateways) */
+    [Q_WIN_SET_ID] = "UPDATE windows SET id = 'w' || n || ?2 WHERE n = ?1",
     [Q_WIN_UPSERT] =
         "INSERT INTO windows (id, who, from_t, until_t, rrule, duration, tz,"
-        " action, reason, owner, source, created)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        " action, reason, owner, source, created, changed_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         " ON CONFLICT(id) DO UPDATE SET who = excluded.who,"
         " from_t = excluded.from_t, until_t = excluded.until_t,"
         " rrule = excluded.rrule, duration = excluded.duration,"
         " tz = excluded.tz, action = excluded.action,"
         " reason = excluded.reason, owner = excluded.owner,"
-        " source = excluded.source, created = excluded.created",
+        " source = excluded.source, created = excluded.created,"
+        " changed_at = excluded.changed_at",
     [Q_WIN_DELETE] = "DELETE FROM windows WHERE id = ?1",
     [Q_WIN_ALL] =
         "SELECT id, who, from_t, until_t, rrule, duration, tz, action, reason,"
@@ -87,6 +93,18 @@ static const char *const queries[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_JOURNAL_ADD] =
+        "INSERT INTO journal (kind, changed_at, t0, t1, t2, t3, t4, t5,"
+        " i0, i1, i2, i3, i4, i5)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [Q_JOURNAL_ACK] = "DELETE FROM journal WHERE seq <= ?1",
+    [Q_JOURNAL_COUNT] = "SELECT count(*) FROM journal",
+    [Q_TOMB_GET] = "SELECT changed_at FROM tomb WHERE id = ?1",
+    [Q_TOMB_SET] =
+        "INSERT INTO tomb (id, changed_at) VALUES (?1, ?2)"
+        " ON CONFLICT(id) DO UPDATE SET changed_at = max(changed_at, excluded.changed_at)",
+    [Q_TOMB_DEL] = "DELETE FROM tomb WHERE id = ?1",
+    [Q_WIN_CHANGED_AT] = "SELECT changed_at FROM windows WHERE id = ?1",
 };
 
 static const char schema_v1[] =
@@ -127,10 +145,32 @@ static const char schema_v4[] =
     " PRIMARY KEY (rep, uid, organizer));"
     "CREATE INDEX IF NOT EXISTS invitations_t ON invitations (t);";
 
+/* v5: shared state (store_pg.c): when a window changed last (the conflict
+ * rule: the latest change wins), tombstones of ended windows (an end wins
+ * over an older change that arrives later), and the journal of local
+ * changes not yet written to PostgreSQL. Unused without [store] url. */
+static const char schema_v5[] =
+    "CREATE TABLE IF NOT EXISTS tomb (id TEXT PRIMARY KEY, changed_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS journal ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
+    " changed_at INTEGER NOT NULL, t0 TEXT, t1 TEXT, t2 TEXT, t3 TEXT,"
+    " t4 TEXT, t5 TEXT, i0 INTEGER, i1 INTEGER, i2 INTEGER, i3 INTEGER,"
+    " i4 INTEGER, i5 INTEGER);";
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
+    /* shared state: NULL wake = SQLite only (no journal) */
+    void (*wake)(void *arg);
+    void *wake_arg;
+    char idsuffix[8];          /* "-<node>" */
+    int64_t last_at;           /* the last change time handed out (stamp) */
 };
+
+static int share_begin(struct store *st);
+static int journal_add(struct store *st, const struct store_change *c);
+static int share_commit(struct store *st, int rc, const struct store_change *c);
+static int64_t stamp(struct store *st);
 
 static int db_fail(struct store *st, const char *what)
 {
@@ -179,6 +219,22 @@ static int get_user_version(struct store *st, int *v)
     return 0;
 }
 
+/* v5's column, unless a database once at v5 was set back (no ADD COLUMN
+ * IF NOT EXISTS in SQLite). */
+static int add_changed_at(struct store *st, char **err)
+{
+    sqlite3_stmt *q;
+    int has = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM pragma_table_info('windows')"
+                           " WHERE name = 'changed_at'", -1, &q, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    has = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return has ? SQLITE_OK
+               : sqlite3_exec(st->db, "ALTER TABLE windows ADD COLUMN changed_at"
+                              " INTEGER NOT NULL DEFAULT 0", NULL, NULL, err);
+}
+
 /* Bring the schema to STORE_SCHEMA_VERSION. Each step runs in one
  * transaction together with its user_version bump. */
 static int migrate(struct store *st)
@@ -195,11 +251,13 @@ static int migrate(struct store *st)
     }
     /* Each step runs in its own transaction and records its version, so
      * an interrupted upgrade resumes where it stopped. */
-    static const char *const steps[] = { NULL, schema_v1, schema_v2, schema_v3, schema_v4 };
+    static const char *const steps[] = { NULL, schema_v1, schema_v2, schema_v3, schema_v4,
+                                         schema_v5 };
     for (int to = v + 1; to <= STORE_SCHEMA_VERSION; to++) {
         char bump[48];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT", to);
         if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
+            (to == 5 && add_changed_at(st, &err) != SQLITE_OK) ||
             sqlite3_exec(st->db, steps[to], NULL, NULL, &err) != SQLITE_OK ||
             sqlite3_exec(st->db, bump, NULL, NULL, &err) != SQLITE_OK) {
             log_error("store: migrating schema to version %d: %s", to, err ? err : "?");
@@ -209,7 +267,6 @@ static int migrate(struct store *st)
             return -1;
         }
     }
-    /* future: if (v < 4) { ALTER ...; PRAGMA user_version = 4 } */
     return 0;
 }
 
@@ -331,6 +388,19 @@ static void bind_window(sqlite3_stmt *q, const struct window *w, const char *who
     sqlite3_bind_int64(q, 12, (sqlite3_int64)w->created);
 }
 
+/* The journal row of a window change ('w'): see struct store_change. */
+static void window_change(const struct window *w, char *who, int64_t at,
+                          struct store_change *c)
+{
+    memset(c, 0, sizeof *c);
+    c->kind = 'w';
+    c->changed_at = at;
+    c->t[0] = (char *)w->id; c->t[1] = who; c->t[2] = w->rrule;
+    c->t[3] = w->tz; c->t[4] = w->reason; c->t[5] = w->owner;
+    c->i[0] = w->from; c->i[1] = w->until; c->i[2] = w->duration;
+    c->i[3] = w->action; c->i[4] = w->source; c->i[5] = w->created;
+}
+
 int store_window_add(struct store *st, struct window *w)
 {
     char *who;
@@ -341,12 +411,25 @@ int store_window_add(struct store *st, struct window *w)
     who = join_who(w);
     if (who == NULL)
         return -1;
+    int64_t at = stamp(st);
+    struct store_change c;
     if (w->id[0] != '\0') {
         sqlite3_stmt *q = st->q[Q_WIN_UPSERT];
         int rc;
+        if (share_begin(st) < 0) {
+            free(who);
+            return -1;
+        }
         bind_text(q, 1, w->id);
         bind_window(q, w, who);
+        sqlite3_bind_int64(q, 13, at);
         rc = step_done(st, Q_WIN_UPSERT, "window add");
+        if (rc == 0 && st->wake) {
+            bind_text(st->q[Q_TOMB_DEL], 1, w->id);
+            rc = step_done(st, Q_TOMB_DEL, "tomb");
+        }
+        window_change(w, who, at, &c);
+        rc = share_commit(st, rc, &c);
         free(who);
         return rc;
     }
@@ -359,17 +442,35 @@ int store_window_add(struct store *st, struct window *w)
     {
         sqlite3_stmt *q = st->q[Q_WIN_INSERT];
         sqlite3_int64 n;
+        int len;
         bind_window(q, w, who);
-        free(who);
+        sqlite3_bind_int64(q, 13, at);
         if (step_done(st, Q_WIN_INSERT, "window add") < 0)
             goto rollback;
         n = sqlite3_last_insert_rowid(st->db);
+        len = snprintf(w->id, sizeof w->id, "w%lld%s", (long long)n, st->idsuffix);
+        if (len < 0 || (size_t)len >= sizeof w->id) {
+            log_error("store: window id w%lld%s is too long", (long long)n, st->idsuffix);
+            errno = EOVERFLOW;
+            goto rollback;
+        }
         sqlite3_bind_int64(st->q[Q_WIN_SET_ID], 1, n);
+        bind_text(st->q[Q_WIN_SET_ID], 2, st->idsuffix);
         if (step_done(st, Q_WIN_SET_ID, "window id") < 0)
             goto rollback;
+        if (st->wake) {
+            window_change(w, who, at, &c);
+            if (share_commit(st, 0, &c) < 0) {
+                free(who);
+                w->id[0] = '\0';
+                return -1;
+            }
+            free(who);
+            return 0;
+        }
         if (step_done(st, Q_COMMIT, "commit") < 0)
             goto rollback;
-        snprintf(w->id, sizeof w->id, "w%lld", (long long)n);
+        free(who);
         return 0;
     }
 rollback:
@@ -378,19 +479,34 @@ rollback:
         step_done(st, Q_ROLLBACK, "rollback");
         errno = e;
     }
+    free(who);
+    w->id[0] = '\0';
     return -1;
 }
 
 int store_window_delete(struct store *st, const char *id)
 {
+    int rc;
+    if (share_begin(st) < 0)
+        return -1;
     bind_text(st->q[Q_WIN_DELETE], 1, id);
-    if (step_done(st, Q_WIN_DELETE, "window delete") < 0)
-        return -1;
-    if (sqlite3_changes(st->db) == 0) {
+    rc = step_done(st, Q_WIN_DELETE, "window delete");
+    if (rc == 0 && sqlite3_changes(st->db) == 0) {
         errno = ENOENT;
-        return -1;
+        rc = -1;
     }
-    return 0;
+    if (st->wake) {
+        struct store_change c = { .kind = 'e', .changed_at = stamp(st) };
+        c.t[0] = (char *)id;
+        c.i[4] = WSRC_RUNTIME;
+        if (rc == 0) {
+            bind_text(st->q[Q_TOMB_SET], 1, id);
+            sqlite3_bind_int64(st->q[Q_TOMB_SET], 2, c.changed_at);
+            rc = step_done(st, Q_TOMB_SET, "tomb");
+        }
+        return share_commit(st, rc, &c);
+    }
+    return rc;
 }
 
 static char *col_dup(sqlite3_stmt *q, int i)
@@ -488,7 +604,15 @@ int store_audit(struct store *st, const struct audit_rec *r)
      * power cut (they do survive a crash of the process, WAL is in the page
      * cache), so it skips the fsync that held mail and windows pay for. */
     sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-    int rc = step_done(st, Q_AUDIT_ADD, "audit");
+    int rc = share_begin(st);
+    if (rc == 0) {
+        struct store_change c = { .kind = 'a', .changed_at = stamp(st) };
+        c.t[0] = (char *)r->event; c.t[1] = (char *)r->rep;
+        c.t[2] = (char *)r->contact; c.t[3] = (char *)r->window_id;
+        c.t[4] = (char *)r->msg_id; c.t[5] = (char *)r->detail;
+        c.i[0] = r->t;
+        rc = share_commit(st, step_done(st, Q_AUDIT_ADD, "audit"), &c);
+    }
     sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
     return rc;
 }
@@ -574,11 +698,16 @@ int store_seen_add(struct store *st, const char *message_id,
         errno = EINVAL;
         return -1;
     }
+    if (share_begin(st) < 0)
+        return -1;
     bind_text(q, 1, message_id);
     bind_text(q, 2, contact);
     bind_text(q, 3, rep);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
-    return step_done(st, Q_SEEN_ADD, "seen add");
+    struct store_change c = { .kind = 's', .changed_at = stamp(st) };
+    c.t[0] = (char *)message_id; c.t[1] = (char *)contact; c.t[2] = (char *)rep;
+    c.i[0] = t;
+    return share_commit(st, step_done(st, Q_SEEN_ADD, "seen add"), &c);
 }
 
 int store_seen_has(struct store *st, const char *message_id,
@@ -608,11 +737,16 @@ int store_invite_add(struct store *st, const char *rep, const char *uid,
         errno = EINVAL;
         return -1;
     }
+    if (share_begin(st) < 0)
+        return -1;
     bind_text(q, 1, rep);
     bind_text(q, 2, uid);
     bind_text(q, 3, organizer);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
-    return step_done(st, Q_INVITE_ADD, "invitation add");
+    struct store_change c = { .kind = 'i', .changed_at = stamp(st) };
+    c.t[0] = (char *)rep; c.t[1] = (char *)uid; c.t[2] = (char *)organizer;
+    c.i[0] = t;
+    return share_commit(st, step_done(st, Q_INVITE_ADD, "invitation add"), &c);
 }
 
 int store_invite_has(struct store *st, const char *rep, const char *uid,
@@ -654,8 +788,15 @@ int store_prune(struct store *st, time_t before)
     if (step_done(st, Q_PRUNE_INVITE, "prune invitations") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
+    /* Shared: the same cut goes to PostgreSQL ('p'); the shortest
+     * retention among the gateways wins there. */
+    if (st->wake && journal_add(st, &(struct store_change){ .kind = 'p', .changed_at = stamp(st),
+                                                            .i = { (int64_t)before } }) < 0)
+        goto rollback;
     if (step_done(st, Q_COMMIT, "commit") < 0)
         goto rollback;
+    if (st->wake)
+        st->wake(st->wake_arg);
     return n > INT_MAX ? INT_MAX : (int)n;
 rollback:
     {
@@ -670,9 +811,27 @@ rollback:
 
 int store_kv_set(struct store *st, const char *key, const char *value)
 {
+    /* "ended:<file window id>" (a file window ended by hand) is shared
+     * state: journalled as an end ('e', source file). Other keys are this
+     * gateway's own sync state. */
+    int shared = st->wake && !strncmp(key, "ended:", 6);
+    int rc;
+    if (shared && share_begin(st) < 0)
+        return -1;
     bind_text(st->q[Q_KV_SET], 1, key);
     bind_text(st->q[Q_KV_SET], 2, value);
-    return step_done(st, Q_KV_SET, "kv set");
+    rc = step_done(st, Q_KV_SET, "kv set");
+    if (!shared)
+        return rc;
+    struct store_change c = { .kind = 'e', .changed_at = stamp(st) };
+    c.t[0] = (char *)key + 6;
+    c.i[4] = WSRC_FILE;
+    if (rc == 0) {
+        bind_text(st->q[Q_TOMB_SET], 1, c.t[0]);
+        sqlite3_bind_int64(st->q[Q_TOMB_SET], 2, c.changed_at);
+        rc = step_done(st, Q_TOMB_SET, "tomb");
+    }
+    return share_commit(st, rc, &c);
 }
 
 char *store_kv_get(struct store *st, const char *key)
@@ -700,4 +859,328 @@ int store_kv_del(struct store *st, const char *key)
 {
     bind_text(st->q[Q_KV_DEL], 1, key);
     return step_done(st, Q_KV_DEL, "kv del");
+}
+
+/* ---------- shared state: the seam store_pg.c uses ----------
+ *
+ * With sharing on, every write above to a shared table runs in one
+ * transaction with a journal row (share_begin ... share_commit), so the
+ * change and the promise to send it to PostgreSQL are durable together;
+ * the database thread reads the journal through its own connection
+ * (store_journal_*) and the loop deletes what it confirmed
+ * (store_journal_ack). Changes from other gateways come back through
+ * store_apply, which never journals. */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Change times of this gateway strictly increase, so two changes to one
+ * window in the same millisecond still order (the later one wins). */
+static int64_t stamp(struct store *st)
+{
+    int64_t t = now_ms();
+    st->last_at = t > st->last_at ? t : st->last_at + 1;
+    return st->last_at;
+}
+
+void store_share(struct store *st, const char *node, void (*wake)(void *), void *arg)
+{
+    st->wake = wake;
+    st->wake_arg = arg;
+    snprintf(st->idsuffix, sizeof st->idsuffix, "-%.6s", node);
+}
+
+static int share_begin(struct store *st)
+{
+    return st->wake ? step_done(st, Q_BEGIN, "begin") : 0;
+}
+
+static int journal_add(struct store *st, const struct store_change *c)
+{
+    sqlite3_stmt *q = st->q[Q_JOURNAL_ADD];
+    char kind[2] = { c->kind, '\0' };
+    bind_text(q, 1, kind);
+    sqlite3_bind_int64(q, 2, c->changed_at);
+    for (int k = 0; k < 6; k++) {
+        bind_text(q, 3 + k, c->t[k]);
+        sqlite3_bind_int64(q, 9 + k, c->i[k]);
+    }
+    return step_done(st, Q_JOURNAL_ADD, "journal");
+}
+
+/* End the transaction share_begin opened: with rc == 0 add c to the
+ * journal and commit, else roll back. Wakes the database thread. */
+static int share_commit(struct store *st, int rc, const struct store_change *c)
+{
+    if (!st->wake)
+        return rc;
+    if (rc == 0)
+        rc = journal_add(st, c);
+    if (rc == 0 && step_done(st, Q_COMMIT, "commit") == 0) {
+        st->wake(st->wake_arg);
+        return 0;
+    }
+    int e = errno;
+    step_done(st, Q_ROLLBACK, "rollback");
+    errno = e;
+    return -1;
+}
+
+int store_window_publish(struct store *st, const struct window *w)
+{
+    struct store_change c;
+    char *who;
+    if (!st->wake)
+        return 0;
+    if (!(who = join_who(w)))
+        return -1;
+    window_change(w, who, stamp(st), &c);
+    int rc = share_commit(st, share_begin(st), &c);
+    free(who);
+    return rc;
+}
+
+int store_window_retract(struct store *st, const char *id, enum window_source source)
+{
+    struct store_change c = { .kind = 'e', .changed_at = stamp(st) };
+    if (!st->wake)
+        return 0;
+    c.t[0] = (char *)id;
+    c.i[4] = source;
+    return share_commit(st, share_begin(st), &c);
+}
+
+int store_journal_ack(struct store *st, int64_t upto)
+{
+    sqlite3_bind_int64(st->q[Q_JOURNAL_ACK], 1, upto);
+    return step_done(st, Q_JOURNAL_ACK, "journal ack");
+}
+
+int64_t store_journal_pending(struct store *st)
+{
+    sqlite3_stmt *q = st->q[Q_JOURNAL_COUNT];
+    int64_t n = -1;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    return n;
+}
+
+int64_t store_feed_seq(struct store *st)
+{
+    char *v = store_kv_get(st, "pg:seq");
+    int64_t n = v ? strtoll(v, NULL, 10) : 0;
+    free(v);
+    return n;
+}
+
+/* -1: no row; else the row's changed_at. */
+static int64_t lookup_at(struct store *st, int qi, const char *id)
+{
+    sqlite3_stmt *q = st->q[qi];
+    int64_t at = -1;
+    bind_text(q, 1, id);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        at = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return at;
+}
+
+/* A window change from elsewhere: the latest change wins; on a tie an end
+ * wins (and an existing row stays). Sets c->applied. */
+static int apply_window(struct store *st, struct store_change *c)
+{
+    int64_t tomb = lookup_at(st, Q_TOMB_GET, c->t[0]);
+    int64_t row = lookup_at(st, Q_WIN_CHANGED_AT, c->t[0]);
+    if (c->kind == 'w') {
+        if (tomb >= c->changed_at || row >= c->changed_at)
+            return 0;
+        struct window w;
+        char *whobuf = NULL;
+        if (store_change_window(c, &w, &whobuf) < 0)
+            return -1;
+        sqlite3_stmt *q = st->q[Q_WIN_UPSERT];
+        bind_text(q, 1, w.id);
+        bind_window(q, &w, c->t[1]);
+        sqlite3_bind_int64(q, 13, c->changed_at);
+        free(w.who);
+        free(whobuf);
+        if (step_done(st, Q_WIN_UPSERT, "window apply") < 0)
+            return -1;
+        bind_text(st->q[Q_TOMB_DEL], 1, c->t[0]);
+        c->applied = 1;
+        return step_done(st, Q_TOMB_DEL, "tomb");
+    }
+    if (row > c->changed_at || tomb >= c->changed_at)
+        return 0;
+    bind_text(st->q[Q_WIN_DELETE], 1, c->t[0]);
+    if (step_done(st, Q_WIN_DELETE, "window apply") < 0)
+        return -1;
+    bind_text(st->q[Q_TOMB_SET], 1, c->t[0]);
+    sqlite3_bind_int64(st->q[Q_TOMB_SET], 2, c->changed_at);
+    if (step_done(st, Q_TOMB_SET, "tomb") < 0)
+        return -1;
+    if (c->i[4] == WSRC_FILE) {
+        char key[WINDOW_ID_MAX + 8];
+        snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, c->t[0]);
+        bind_text(st->q[Q_KV_SET], 1, key);
+        bind_text(st->q[Q_KV_SET], 2, "1");
+        if (step_done(st, Q_KV_SET, "kv set") < 0)
+            return -1;
+    }
+    c->applied = 1;
+    return 0;
+}
+
+static int apply_one(struct store *st, struct store_change *c)
+{
+    sqlite3_stmt *q;
+    int qi;
+    c->applied = 0;
+    if (c->kind == 'w' || c->kind == 'e')
+        return c->t[0] ? apply_window(st, c) : 0;
+    if (c->kind == 'a') {
+        q = st->q[qi = Q_AUDIT_ADD];
+        sqlite3_bind_int64(q, 1, c->i[0]);
+        for (int k = 0; k < 6; k++)
+            bind_text(q, 2 + k, c->t[k]);
+        if (c->t[0] == NULL)
+            return 0;
+    } else if (c->kind == 's' || c->kind == 'i') {
+        qi = c->kind == 's' ? Q_SEEN_ADD : Q_INVITE_ADD;
+        q = st->q[qi];
+        if (!c->t[0] || !c->t[1] || (c->kind == 'i' && !c->t[2]))
+            return 0;
+        for (int k = 0; k < 3; k++)
+            bind_text(q, 1 + k, c->t[k]);
+        sqlite3_bind_int64(q, 4, c->i[0]);
+    } else {
+        return 0;   /* a kind from a newer untild: skipped */
+    }
+    c->applied = 1;
+    return step_done(st, qi, "apply");
+}
+
+int store_apply(struct store *st, struct store_change *c, size_t n, int64_t feed_seq)
+{
+    char seq[24];
+    if (step_done(st, Q_BEGIN, "begin") < 0)
+        return -1;
+    for (size_t k = 0; k < n; k++)
+        if (apply_one(st, &c[k]) < 0)
+            goto rollback;
+    snprintf(seq, sizeof seq, "%lld", (long long)feed_seq);
+    bind_text(st->q[Q_KV_SET], 1, "pg:seq");
+    bind_text(st->q[Q_KV_SET], 2, seq);
+    if (step_done(st, Q_KV_SET, "kv set") < 0 || step_done(st, Q_COMMIT, "commit") < 0)
+        goto rollback;
+    return 0;
+rollback:
+    {
+        int e = errno;
+        step_done(st, Q_ROLLBACK, "rollback");
+        errno = e;
+    }
+    for (size_t k = 0; k < n; k++)
+        c[k].applied = 0;
+    return -1;
+}
+
+int store_change_window(const struct store_change *c, struct window *w, char **whobuf)
+{
+    memset(w, 0, sizeof *w);
+    *whobuf = NULL;
+    if (c->kind != 'w' || !c->t[0] || !c->t[1] || !*c->t[1]) {
+        errno = EINVAL;
+        return -1;
+    }
+    snprintf(w->id, sizeof w->id, "%s", c->t[0]);
+    w->rrule = c->t[2]; w->tz = c->t[3]; w->reason = c->t[4]; w->owner = c->t[5];
+    w->from = (time_t)c->i[0]; w->until = (time_t)c->i[1];
+    w->duration = c->i[2]; w->action = (enum action)c->i[3];
+    w->source = (enum window_source)c->i[4]; w->created = (time_t)c->i[5];
+    if (!(*whobuf = strdup(c->t[1])) || split_who(w, *whobuf) < 0) {
+        free(*whobuf);
+        *whobuf = NULL;
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+void store_change_clear(struct store_change *c)
+{
+    free(c->origin);
+    for (int k = 0; k < 6; k++)
+        free(c->t[k]);
+    memset(c, 0, sizeof *c);
+}
+
+struct store_journal {
+    sqlite3 *db;
+    sqlite3_stmt *q;
+};
+
+struct store_journal *store_journal_open(const char *state_dir)
+{
+    struct store_journal *j = calloc(1, sizeof *j);
+    char path[4096];
+    if (!j)
+        return NULL;
+    snprintf(path, sizeof path, "%s/untild.db", state_dir);
+    if (sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(j->db, 5000) != SQLITE_OK ||
+        sqlite3_prepare_v2(j->db,
+                           "SELECT seq, kind, changed_at, t0, t1, t2, t3, t4, t5,"
+                           " i0, i1, i2, i3, i4, i5 FROM journal WHERE seq > ?1"
+                           " ORDER BY seq LIMIT ?2", -1, &j->q, NULL) != SQLITE_OK) {
+        log_error("store: journal %s: %s", path, j->db ? sqlite3_errmsg(j->db) : "out of memory");
+        store_journal_close(j);
+        errno = EIO;
+        return NULL;
+    }
+    return j;
+}
+
+int store_journal_read(struct store_journal *j, int64_t after, struct store_change *out, size_t max)
+{
+    size_t n = 0;
+    int rc;
+    sqlite3_bind_int64(j->q, 1, after);
+    sqlite3_bind_int64(j->q, 2, (sqlite3_int64)max);
+    while (n < max && (rc = sqlite3_step(j->q)) == SQLITE_ROW) {
+        struct store_change *c = &out[n++];
+        memset(c, 0, sizeof *c);
+        c->seq = sqlite3_column_int64(j->q, 0);
+        c->kind = ((const char *)sqlite3_column_text(j->q, 1))[0];
+        c->changed_at = sqlite3_column_int64(j->q, 2);
+        for (int k = 0; k < 6; k++) {
+            c->t[k] = col_dup(j->q, 3 + k);
+            c->i[k] = sqlite3_column_int64(j->q, 9 + k);
+        }
+    }
+    if (n < max && rc != SQLITE_DONE) {
+        log_error("store: journal read: %s", sqlite3_errmsg(j->db));
+        sqlite3_reset(j->q);
+        while (n > 0)
+            store_change_clear(&out[--n]);
+        errno = EIO;
+        return -1;
+    }
+    sqlite3_reset(j->q);
+    return (int)n;
+}
+
+void store_journal_close(struct store_journal *j)
+{
+    if (!j)
+        return;
+    sqlite3_finalize(j->q);
+    sqlite3_close(j->db);
+    free(j);
 }

@@ -15,4 +15,4 @@ apt-get install -y -qq --no-install-recommends \
     postfix swaks dovecot-imapd radicale python3 python3-aiosmtpd python3-hypothesis msmtp \
     python3-caldav vdirsyncer \
     libxml2-utils mandoc man-db groff-base systemd openssl iproute2 procps clang libclang-rt-14-dev valgrind \
-    debhelper lintian >/dev/null
+    debhelper lintian libpq-dev postgresql-15 >/dev/null

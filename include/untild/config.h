@@ -73,6 +73,11 @@ struct config {
     int auth_failure_delay;  /* seconds before a refused AUTH is answered; default 1 */
     int auth_max_failures;   /* failed AUTHs per address and per user within the window; 0 = no limit; default 10 */
     int auth_failure_window; /* seconds; default 600 */
+    /* [store]: shared state on PostgreSQL (store_pg.c); NULL url: SQLite only */
+    char *store_url, *store_password_file, *store_password_command;
+    char *store_node;        /* this gateway's name among gateways ([a-z0-9], <= 6) */
+    int store_batch;         /* rows per replay/fetch round trip; default 500 */
+    int store_retry_interval;/* seconds between reconnects; default 5 */
     /* [upstream] */
     char *upstream_url;      /* NULL: deliver to maildir */
     char *maildir;           /* default <state_dir>/outbox */

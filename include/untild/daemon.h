@@ -10,6 +10,7 @@
 struct loop; struct windows; struct spool; struct store; struct relay;
 struct smtp_server; struct control; struct release;
 struct imap_watch; struct caldav; struct policy_service; struct holder;
+struct store_pg;
 
 struct untild {
     struct config *cfg;
@@ -19,6 +20,7 @@ struct untild {
     struct spool *spool;
     struct holder *holder;        /* writer threads for holds (group commit) */
     struct store *store;
+    struct store_pg *pg;          /* [store] url: shared state; NULL: SQLite only */
     struct relay *relay;
     struct smtp_server *smtp;
     struct control *control;

@@ -7,6 +7,7 @@
 #define UNTILD_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 #include "untild/windows.h"
 
@@ -70,5 +71,57 @@ int store_prune(struct store *st, time_t before);
 int store_kv_set(struct store *st, const char *key, const char *value);
 char *store_kv_get(struct store *st, const char *key);
 int store_kv_del(struct store *st, const char *key);
+
+/* ---------- shared state (store_pg.c, [store] url) ----------
+ * One change to a shared table, as journalled locally and as read back
+ * from PostgreSQL. Fields by kind:
+ *   'w' window:  t = id, who (comma-joined), rrule, tz, reason, owner;
+ *                i = from, until, duration, action, source, created
+ *   'e' ended:   t[0] = id; i[4] = source (runtime, or file: ended by hand)
+ *   'a' audit:   t = event, rep, contact, window_id, msg_id, detail; i[0] = t
+ *   's' seen:    t = message_id, contact, rep; i[0] = t
+ *   'i' invite:  t = rep, uid, organizer; i[0] = t
+ *   'p' prune:   i[0] = before (store_prune's cut; journal only)
+ * changed_at orders window changes (latest wins; on a tie an end wins). */
+struct store_change {
+    int64_t seq;          /* journal seq (local) or PostgreSQL seq (feed) */
+    int64_t changed_at;   /* ms since the epoch (CLOCK_REALTIME) at the origin */
+    char kind;
+    int applied;          /* set by store_apply: it changed the local copy */
+    char *origin;         /* gateway name (feed rows) */
+    char *t[6];
+    int64_t i[6];
+};
+
+/* Turn sharing on: from now on each change to a shared table (windows,
+ * file windows ended by hand = kv "ended:<id>", audit, seen, invitations)
+ * commits together with a journal row, then wake(arg) runs (it must only
+ * signal: it may wake another thread). New window ids end in "-<node>". */
+void store_share(struct store *st, const char *node, void (*wake)(void *), void *arg);
+/* Windows a watcher derives (IMAP folders, the windows calendar) live in
+ * its index only; with sharing on these tell the other gateways (a journal
+ * row, no local row). No-ops returning 0 without sharing. */
+int store_window_publish(struct store *st, const struct window *w);
+int store_window_retract(struct store *st, const char *id, enum window_source source);
+/* The database thread wrote journal rows up to upto: forget them. */
+int store_journal_ack(struct store *st, int64_t upto);
+/* Journal rows not yet confirmed (-1 on error). */
+int64_t store_journal_pending(struct store *st);
+/* Apply changes from other gateways to the local copy (no journal), in
+ * one transaction that also records feed_seq (store_feed_seq). Windows
+ * follow the conflict rule; c[k].applied says what changed. */
+int store_apply(struct store *st, struct store_change *c, size_t n, int64_t feed_seq);
+int64_t store_feed_seq(struct store *st);
+/* A 'w' change as a window: strings point into c and *whobuf; free
+ * w->who and *whobuf. */
+int store_change_window(const struct store_change *c, struct window *w, char **whobuf);
+void store_change_clear(struct store_change *c);
+
+/* The journal read from another thread, through its own connection. */
+struct store_journal;
+struct store_journal *store_journal_open(const char *state_dir);
+/* Up to max rows with seq > after, oldest first: n, or -1. */
+int store_journal_read(struct store_journal *j, int64_t after, struct store_change *out, size_t max);
+void store_journal_close(struct store_journal *j);
 
 #endif

@@ -21,4 +21,6 @@ fi
 /usr/bin/python3 "$here/bench.py" "$build" || status=1
 # Liveness under hostile loads, and a company-sized install (issue 18).
 /usr/bin/python3 "$here/liveness.py" "$build" || status=1
+# Shared state on PostgreSQL (issue 13); skipped without postgresql-15.
+/usr/bin/python3 "$here/pgstore.py" "$build" || status=1
 exit $status

@@ -283,6 +283,9 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(c->policy_listen);
     ck_assert_uint_eq(c->nimap, 0);
     ck_assert_uint_eq(c->ncaldav, 0);
+    ck_assert_ptr_null(c->store_url);      /* SQLite only */
+    ck_assert_int_eq(c->store_batch, 500);
+    ck_assert_int_eq(c->store_retry_interval, 5);
     config_free(c);
 
     /* release_time = off, notify_from follows command_domain */
@@ -348,6 +351,12 @@ static const struct bad {
     { "[caldav]\nurl = https://c.example/\nproxy_listen = nowhere\n", 3,
       "bad address" },
     { "[upstream]\npassword_file = no-such-file\n", 2, "no-such-file" },
+    /* issue 13: [store] */
+    { "[store]\nurl = mysql://db/untild\nnode = a\n", 2, "postgresql://" },
+    { "[store]\nurl = postgresql://db/untild\n", 2, "needs node" },
+    { "[store]\nurl = postgresql://db/untild\nnode = Paris-1\n", 3, "a-z 0-9" },
+    { "[store]\nurl = postgresql://db/untild\nnode = a\nbatch = 0\n", 4, "batch" },
+    { "[store]\nurl = postgresql://db/untild\nnode = a\nretry_interval = 0\n", 4, "retry_interval" },
 };
 
 START_TEST(test_each_error)

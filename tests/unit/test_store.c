@@ -396,7 +396,7 @@ START_TEST(migrate_v3_prune_indexed)
     ck_assert_int_eq(store_seen_add(st, "<m@x>", "bob@acme.com", "rep@x", 10), 0);
     store_close(st);
     db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 5);
     /* Turn it back into what untild with schema 2 left behind. */
     ck_assert_int_eq(sqlite3_exec(db, "DROP INDEX seen_t; PRAGMA user_version = 2",
                                   NULL, NULL, NULL), SQLITE_OK);
@@ -408,7 +408,7 @@ START_TEST(migrate_v3_prune_indexed)
     ck_assert_int_eq(store_seen_has(st, "<m@x>", "bob@acme.com"), 1);
     store_close(st);
     db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 5);
     ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'seen_t'"), 1);
     raw_plan(db, "DELETE FROM seen WHERE t < 5", plan, sizeof plan);
     ck_assert_msg(strstr(plan, "INDEX seen_t") != NULL, "plan: %s", plan);
@@ -459,6 +459,135 @@ START_TEST(wal_and_schema)
 }
 END_TEST
 
+/* Issue 13: with sharing on, each change to a shared table is journalled
+ * with it; other keys are not; ack forgets what PostgreSQL confirmed. */
+static int wakes;
+static void count_wake(void *arg) { (void)arg; wakes++; }
+
+START_TEST(shared_journal)
+{
+    struct store *st = store_open(tmpdir);
+    struct window w;
+    char *who[] = { "bob@acme.com", "robert@acme.com" };
+    struct store_change c[8];
+    ck_assert_ptr_nonnull(st);
+    wakes = 0;
+    store_share(st, "par1", count_wake, NULL);
+    mk_window(&w, who, 2);
+    ck_assert_int_eq(store_window_add(st, &w), 0);
+    ck_assert_str_eq(w.id, "w1-par1");             /* unique across gateways */
+    struct audit_rec r = { 100, "held", "rep@x", "bob@acme.com", NULL, "m1", NULL };
+    ck_assert_int_eq(store_audit(st, &r), 0);
+    ck_assert_int_eq(store_kv_set(st, "ended:fabc", "1"), 0);
+    ck_assert_int_eq(store_kv_set(st, "imap:uid", "7"), 0);        /* local */
+    ck_assert_int_eq(store_window_delete(st, "w1-par1"), 0);
+    ck_assert_int_eq(store_prune(st, 50), 0);
+    ck_assert_int_eq(wakes, 5);
+    ck_assert_int_eq(store_journal_pending(st), 5);
+
+    struct store_journal *j = store_journal_open(tmpdir);
+    ck_assert_ptr_nonnull(j);
+    int n = store_journal_read(j, 0, c, 8);
+    ck_assert_int_eq(n, 5);
+    ck_assert_int_eq(c[0].kind, 'w');
+    ck_assert_str_eq(c[0].t[0], "w1-par1");
+    ck_assert_str_eq(c[0].t[1], "bob@acme.com,robert@acme.com");
+    ck_assert_int_eq(c[0].i[1], (int64_t)WHEN_NEVER);
+    ck_assert_int_eq(c[1].kind, 'a');
+    ck_assert_str_eq(c[1].t[0], "held");
+    ck_assert_str_eq(c[1].t[4], "m1");
+    ck_assert_int_eq(c[2].kind, 'e');
+    ck_assert_str_eq(c[2].t[0], "fabc");
+    ck_assert_int_eq(c[2].i[4], WSRC_FILE);
+    ck_assert_int_eq(c[3].kind, 'e');
+    ck_assert_int_eq(c[3].i[4], WSRC_RUNTIME);
+    ck_assert_int_eq(c[4].kind, 'p');
+    ck_assert_int_eq(c[4].i[0], 50);
+    ck_assert_int_lt(c[0].seq, c[1].seq);
+    for (int k = 1; k < 5; k++)   /* strictly increasing, even within one ms */
+        ck_assert_int_lt(c[k - 1].changed_at, c[k].changed_at);
+    ck_assert_int_eq(store_journal_read(j, c[2].seq, c + 5, 3), 2);
+    int64_t upto = c[2].seq;
+    for (int k = 0; k < 7; k++)
+        store_change_clear(&c[k]);
+    ck_assert_int_eq(store_journal_ack(st, upto), 0);
+    ck_assert_int_eq(store_journal_pending(st), 2);
+    store_journal_close(j);
+    store_close(st);
+}
+END_TEST
+
+static struct store_change remote(char kind, const char *id, int64_t at)
+{
+    struct store_change c = { .kind = kind, .changed_at = at };
+    c.origin = strdup("b");
+    c.t[0] = strdup(id);
+    if (kind == 'w') {
+        c.t[1] = strdup("carol@hooli.com");
+        c.t[5] = strdup("rep@x");
+        c.i[1] = 1800000000;
+        c.i[2] = 86400;
+        c.i[3] = ACTION_HOLD;
+        c.i[4] = WSRC_RUNTIME;
+    }
+    return c;
+}
+
+static size_t count_windows(struct store *st)
+{
+    struct windows *ix = windows_new();
+    size_t n;
+    ck_assert_int_eq(store_windows_load(st, ix), 0);
+    n = windows_count(ix);
+    windows_free(ix);
+    return n;
+}
+
+/* The conflict rule on the local copy: the latest change wins, an end wins
+ * a tie, an older change never resurrects an ended window; the feed
+ * position is kept with the changes. */
+START_TEST(shared_apply_conflict_rule)
+{
+    struct store *st = store_open(tmpdir);
+    struct store_change c;
+    ck_assert_ptr_nonnull(st);
+    c = remote('w', "w5-b", 100);
+    ck_assert_int_eq(store_apply(st, &c, 1, 11), 0);
+    ck_assert_int_eq(c.applied, 1);
+    ck_assert_int_eq(count_windows(st), 1);
+    store_change_clear(&c);
+    c = remote('w', "w5-b", 50);                     /* older: ignored */
+    ck_assert_int_eq(store_apply(st, &c, 1, 12), 0);
+    ck_assert_int_eq(c.applied, 0);
+    store_change_clear(&c);
+    c = remote('e', "w5-b", 100);                    /* tie: the end wins */
+    ck_assert_int_eq(store_apply(st, &c, 1, 13), 0);
+    ck_assert_int_eq(c.applied, 1);
+    ck_assert_int_eq(count_windows(st), 0);
+    store_change_clear(&c);
+    c = remote('w', "w5-b", 90);                     /* older than the end */
+    ck_assert_int_eq(store_apply(st, &c, 1, 14), 0);
+    ck_assert_int_eq(c.applied, 0);
+    ck_assert_int_eq(count_windows(st), 0);
+    store_change_clear(&c);
+    c = remote('w', "w5-b", 200);                    /* later: wins */
+    ck_assert_int_eq(store_apply(st, &c, 1, 15), 0);
+    ck_assert_int_eq(c.applied, 1);
+    ck_assert_int_eq(count_windows(st), 1);
+    store_change_clear(&c);
+    c = remote('e', "fdeadbeef", 300);
+    c.i[4] = WSRC_FILE;
+    ck_assert_int_eq(store_apply(st, &c, 1, 16), 0);
+    store_change_clear(&c);
+    char *v = store_kv_get(st, "ended:fdeadbeef");
+    ck_assert_ptr_nonnull(v);
+    free(v);
+    ck_assert_int_eq(store_feed_seq(st), 16);
+    ck_assert_int_eq(store_journal_pending(st), 0);  /* applying never journals */
+    store_close(st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("store");
@@ -477,6 +606,8 @@ int main(void)
     tcase_add_test(tc, prune);
     tcase_add_test(tc, migrate_v3_prune_indexed);
     tcase_add_test(tc, invitations);
+    tcase_add_test(tc, shared_journal);
+    tcase_add_test(tc, shared_apply_conflict_rule);
     suite_add_tcase(su, tc);
     sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
