@@ -791,6 +791,7 @@ struct recur_cache {
     time_t qu;       /* quiet until, when active */
     int active;
     int warned;      /* the cap was logged for this window */
+    int checked;     /* 1: rule accepted; -1: refused (logged) */
 };
 
 struct recur_answer {
@@ -962,6 +963,28 @@ static int recurring_eval(const struct window *w, time_t t,
     return capped;
 }
 
+/* Windows that were never checked (stored before the checks existed, or
+ * built by hand) are checked once; a refused rule cannot be evaluated at a
+ * bounded cost, so it counts as undecided: quiet, an hour at a time. */
+static int rule_usable(const struct window *w, struct recur_cache *c)
+{
+    if (c && c->checked)
+        return c->checked > 0;
+    char why[256];
+    int ok = window_rrule_check(w->rrule, w->from, w->tz,
+                                w->duration > 0 ? w->duration : 86400, &g_lim,
+                                why, sizeof why) == 0;
+    if (!ok && !(c && c->warned))
+        log_error("window %s: rrule '%s' refused (%s): the window counts as "
+                  "quiet an hour at a time until it is ended", w->id,
+                  w->rrule, why);
+    if (c) {
+        c->checked = ok ? 1 : -1;
+        c->warned |= !ok;
+    }
+    return ok;
+}
+
 static int recurring_active(const struct window *w, time_t t, time_t *qu)
 {
     struct recur_cache *c = rcache_of(w);
@@ -970,7 +993,11 @@ static int recurring_active(const struct window *w, time_t t, time_t *qu)
         return c->active;
     }
     struct recur_answer a;
-    if (recurring_eval(w, t, &g_lim, &a) && !(c && c->warned)) {
+    if (!rule_usable(w, c)) {
+        a.active = 1;
+        a.qu = t + UNDECIDED_QUIET < w->until ? t + UNDECIDED_QUIET : w->until;
+        a.hi = a.qu;
+    } else if (recurring_eval(w, t, &g_lim, &a) && !(c && c->warned)) {
         char at[64];
         log_warn("window %s: rrule '%s' not decided within [windows] "
                  "rrule_max_iterations (%d): quiet until %s", w->id, w->rrule,
