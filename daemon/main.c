@@ -38,6 +38,7 @@
 #include "untild/spool.h"
 #include "untild/store.h"
 #include "untild/windows.h"
+#include "untild/winload.h"
 
 static void print_errors(const struct config_errors *e, int to_log)
 {
@@ -49,25 +50,23 @@ static void print_errors(const struct config_errors *e, int to_log)
     }
 }
 
-static int reload(struct untild *u)
+/* A reload keeps the old configuration and index unless both new ones
+ * loaded without an error. Returns 0 (use them) or -1 (freed). */
+static int reload_check(struct config *c, struct windows *ix, struct config_errors *e)
 {
-    struct config_errors e = { 0 };
-    struct config *c = config_load(u->cfg->path, &e);
-    struct windows *ix = NULL;
-    if (c) {
-        ix = untild_load_windows(u, c, &e);
-    }
-    if (!c || !ix || e.n) {
-        print_errors(&e, 1);
-        log_error("reload: configuration has errors; keeping the old one");
-        config_errors_free(&e);
-        if (ix)
-            windows_free(ix);
-        if (c)
-            config_free(c);
-        return -1;
-    }
-    config_errors_free(&e);
+    if (c && ix && !e->n)
+        return 0;
+    print_errors(e, 1);
+    log_error("reload: configuration has errors; keeping the old one");
+    if (ix)
+        windows_free(ix);
+    if (c)
+        config_free(c);
+    return -1;
+}
+
+static void reload_apply(struct untild *u, struct config *c, struct windows *ix)
+{
     /* Other modules may still hold pointers into the old config. */
     if (u->nretired == sizeof u->retired / sizeof u->retired[0]) {
         config_free(u->retired[0]);
@@ -97,7 +96,61 @@ static int reload(struct untild *u)
     release_kick(u->release, 1);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
     untild_prune(u);    /* audit_retention may have changed */
-    return 0;
+}
+
+/* `untilctl reload`: the answer says whether it worked, so this one waits
+ * (on the loop: the batched state lookups keep it to the parse, ~2 s per
+ * million windows). SIGHUP uses reload_background. */
+static int reload(struct untild *u)
+{
+    struct config_errors e = { 0 };
+    struct config *c = config_load(u->cfg->path, &e);
+    struct windows *ix = c ? untild_load_windows(u, c, &e) : NULL;
+    int rc = reload_check(c, ix, &e);
+    config_errors_free(&e);
+    if (rc == 0)
+        reload_apply(u, c, ix);
+    return rc;
+}
+
+static int reload_again;   /* a SIGHUP came while a build was running */
+static void reload_background(struct untild *u);
+
+static void reload_done(struct untild *u, struct config *c, struct windows *ix, struct config_errors *e)
+{
+    if (reload_check(c, ix, e) == 0)
+        reload_apply(u, c, ix);
+    sd_notify(0, "READY=1");
+    if (reload_again) {
+        reload_again = 0;
+        reload_background(u);
+    }
+}
+
+/* SIGHUP: the configuration file is read here (small); the window files
+ * are read and indexed on a worker thread (winload.c) and swapped in when
+ * done, so the loop keeps serving meanwhile. */
+static void reload_background(struct untild *u)
+{
+    if (winload_busy()) {
+        reload_again = 1;
+        log_info("reload: one is running; again when it is done");
+        return;
+    }
+    struct config_errors e = { 0 };
+    struct config *c = config_load(u->cfg->path, &e);
+    if (!c) {
+        reload_check(NULL, NULL, &e);
+        config_errors_free(&e);
+        return;
+    }
+    config_errors_free(&e);
+    sd_notify(0, "RELOADING=1");
+    if (winload_start(u, c, reload_done) < 0) {
+        config_free(c);
+        reload(u);   /* no thread: the old way */
+        sd_notify(0, "READY=1");
+    }
 }
 
 static void on_signal(struct loop *l, int fd, int ev, void *arg)
@@ -107,9 +160,7 @@ static void on_signal(struct loop *l, int fd, int ev, void *arg)
     (void)ev;
     while (read(fd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-            sd_notify(0, "RELOADING=1");
-            reload(u);
-            sd_notify(0, "READY=1");
+            reload_background(u);
         } else {
             log_info("signal %u: stopping", si.ssi_signo);
             sd_notify(0, "STOPPING=1");
@@ -343,6 +394,7 @@ int main(int argc, char **argv)
     close(sfd);
     rc = 0;
 out:
+    winload_cancel();   /* a reload still building: dropped */
     config_errors_free(&e);
     policy_service_stop(u.psvc);
     caldav_stop(u.caldav);

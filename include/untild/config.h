@@ -84,6 +84,8 @@ struct config {
     int64_t max_queue_lifetime;   /* seconds; default 5d */
     /* [windows] */
     char *window_files;           /* glob, may be NULL */
+    int rrule_max_iterations;     /* see windows.h; default 2000 */
+    int64_t rrule_max_duration;   /* seconds; default 366d */
     /* [notify] */
     char *notify_from;            /* default "untild@<command_domain>"?: see config.c */
     char *notify_to;              /* default: the rep's address */
