@@ -18,5 +18,9 @@ if ! "$build/bench/bench_windows"; then
     status=1
 fi
 
+# untild with 1,000,000 windows: start-up, SIGHUP and heavy rules against
+# a greeting prober (own target check).
+/usr/bin/python3 "$here/bench_reload.py" "$build" || status=1
+
 /usr/bin/python3 "$here/bench.py" "$build" || status=1
 exit $status
