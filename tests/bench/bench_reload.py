@@ -110,7 +110,8 @@ def main():
         write_windows(os.path.join(u.dir, "windows.d", "many.windows"), N)
         # First start: note some file windows as ended by hand, as an
         # admin would have over time (one state row each).
-        u.start()
+        u.start(wait=False)
+        wait_log(u, "untild ready", 1)
         ended = 0
         for i in range(1, N):
             if ended == ENDED:
