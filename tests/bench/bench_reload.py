@@ -18,7 +18,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -147,12 +146,18 @@ def main():
         p = Prober(u.port)
         p.start()
         time.sleep(0.3)
+        accepted = 0
         for rule in ["FREQ=SECONDLY;BYMONTH=2", "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29",
                      "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6", "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30",
                      "FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30"]:
             r = u.ctl("window", "add", "bad@acme.com", "--until", "never", "--rrule", rule)
-            if r.returncode != 2:
-                raise RuntimeError("accepted: " + rule)
+            accepted += r.returncode == 0
+        figures["rules.pathological_accepted"] = accepted
+        if accepted:
+            # an untild without the checks: checking those would take minutes
+            log("bench_reload: %d pathological rule(s) accepted; not checking them" % accepted)
+            figures["rules.greet_max_ms"] = p.finish()
+            return report(figures)
         heavy = {"leap@acme.com": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29",
                  "mon@acme.com": "FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",
                  "hour@acme.com": "FREQ=HOURLY;BYMONTH=2;BYDAY=MO"}
@@ -168,15 +173,19 @@ def main():
         figures["rules.check_max_ms"] = worst * 1000
         time.sleep(0.2)
         figures["rules.greet_max_ms"] = p.finish()
+        return report(figures)
     finally:
         u.cleanup()
 
+
+def report(figures):
     for k, v in figures.items():
         print("%s %.3f" % (k, v) if isinstance(v, float) else "%s %s" % (k, v))
     ok = (figures["reload.startup_s"] < 3.0 and figures["reload.sighup_greet_max_ms"] < 50
-          and figures["rules.greet_max_ms"] < 50)
+          and figures["rules.greet_max_ms"] < 50 and not figures["rules.pathological_accepted"])
     if not ok:
-        log("bench_reload: a target was missed (start-up < 3 s, greetings < 50 ms)")
+        log("bench_reload: a target was missed (start-up < 3 s, greetings < 50 ms, "
+            "pathological rules refused)")
     return 0 if ok else 1
 
 
