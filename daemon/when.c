@@ -91,7 +91,9 @@ static int month_days(long long y, int m)
  * changes array has libical's own mutex). So only the libical thread (the
  * loop) resolves names; it loads each zone before publishing it here, and
  * threads marked with when_thread_offloop() only read this table. */
-#define ZTAB_SIZE 1024
+/* Room for every name under /usr/share/zoneinfo (about 1,800 with the
+ * posix/ and right/ copies): known names are all a user can add. */
+#define ZTAB_SIZE 4096
 struct zslot {
     char name[64];
     icaltimezone *zone;     /* NULL: UTC */
@@ -120,6 +122,21 @@ static struct zslot *zslot_find(const char *name)
         if (!ztab[j].state || strcmp(ztab[j].name, name) == 0)
             return &ztab[j];
     return NULL;
+}
+
+/* Publish name (state 1: zone z; -1: unknown). Unknown names are kept
+ * only for when_zone_prepare (names from the admin's window files), so
+ * users looking up made-up names cannot fill the table. */
+static void zslot_put(const char *name, icaltimezone *z, int state)
+{
+    pthread_mutex_lock(&ztab_mu);
+    struct zslot *s = zslot_find(name);
+    if (s && !s->state) {
+        snprintf(s->name, sizeof s->name, "%s", name);
+        s->zone = z;
+        s->state = state;
+    }
+    pthread_mutex_unlock(&ztab_mu);
 }
 
 static void note_missing(const char *name)
@@ -183,13 +200,8 @@ static int zone_lookup(const char *tz, icaltimezone **zone)
         return -2;
     }
     int rc = zone_resolve_ical(tz, &z);
-    pthread_mutex_lock(&ztab_mu);
-    if ((s = zslot_find(tz)) && !s->state) {
-        snprintf(s->name, sizeof s->name, "%s", tz);
-        s->zone = rc == 0 ? z : NULL;
-        s->state = rc == 0 ? 1 : -1;
-    }
-    pthread_mutex_unlock(&ztab_mu);
+    if (rc == 0)
+        zslot_put(tz, z, 1);
     *zone = rc == 0 ? z : NULL;
     return rc;
 }
@@ -211,7 +223,11 @@ size_t when_offloop_missing(char names[][64], size_t max)
 int when_zone_prepare(const char *tz)
 {
     icaltimezone *z;
-    return zone_lookup(tz, &z) == 0 ? 0 : -1;
+    if (zone_lookup(tz, &z) == 0)
+        return 0;
+    if (tz && strlen(tz) < sizeof ztab[0].name)
+        zslot_put(tz, NULL, -1);
+    return -1;
 }
 
 static int zone_get(struct when_cache *c, const char *tz, icaltimezone **zone)
