@@ -170,7 +170,7 @@ static int get_user_version(struct store *st, int *v)
  * transaction together with its user_version bump. */
 static int migrate(struct store *st)
 {
-    int v;
+    int v = 0;   /* set by get_user_version; -O1 cannot see it */
     char *err = NULL;
     if (get_user_version(st, &v) < 0)
         return -1;
