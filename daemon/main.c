@@ -76,7 +76,7 @@ static void reload_apply(struct untild *u, struct config *c, struct windows *ix)
     u->retired[u->nretired++] = u->cfg;
     u->cfg = c;
     untild_policy_cfg(c, &u->pcfg);
-    windows_free(u->ix);
+    winload_free_later(u->ix);
     u->ix = ix;
     if (u->smtp)
         smtp_server_reconfigure(u->smtp, c);
@@ -118,8 +118,11 @@ static void reload_background(struct untild *u);
 
 static void reload_done(struct untild *u, struct config *c, struct windows *ix, struct config_errors *e)
 {
-    if (reload_check(c, ix, e) == 0)
+    int64_t t0 = loop_now_ms();
+    if (reload_check(c, ix, e) == 0) {
         reload_apply(u, c, ix);
+        log_debug("reload: swapped in on the loop in %lld ms", (long long)(loop_now_ms() - t0));
+    }
     sd_notify(0, "READY=1");
     if (reload_again) {
         reload_again = 0;

@@ -108,8 +108,11 @@ static void finish(void *arg)
         log_error("reload: cannot start the window loader thread");
     }
     current = NULL;
+    int64_t t0 = loop_now_ms();
     if (j->ix)
         untild_finish_windows(j->u, j->ix, &j->e);
+    log_debug("reload: state database applied on the loop in %lld ms",
+              (long long)(loop_now_ms() - t0));
     struct windows *ix = j->ix;
     j->ix = NULL;
     j->done(j->u, j->c, ix, &j->e);
@@ -160,4 +163,27 @@ void winload_cancel(void)
     }
     /* its finish is queued on the loop: it sees cancelled and frees */
     loop_run_pending(j->u->loop);
+}
+
+static void *free_worker(void *arg)
+{
+    windows_free(arg);
+    return NULL;
+}
+
+void winload_free_later(struct windows *ix)
+{
+    pthread_t th;
+    pthread_attr_t a;
+    if (!ix)
+        return;
+    if (pthread_attr_init(&a) == 0) {
+        (void)pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        (void)pthread_attr_setstacksize(&a, 1u << 16);
+        int rc = pthread_create(&th, &a, free_worker, ix);
+        pthread_attr_destroy(&a);
+        if (rc == 0)
+            return;
+    }
+    windows_free(ix);   /* no thread: here, as before */
 }

@@ -23,6 +23,9 @@ typedef void (*winload_done_fn)(struct untild *u, struct config *c,
 int winload_start(struct untild *u, struct config *c, winload_done_fn done);
 /* Is a build running? */
 int winload_busy(void);
+/* Free a replaced index on a short-lived thread: giving 200 MB back to
+ * the system takes tens of milliseconds. Nothing may point into ix. */
+void winload_free_later(struct windows *ix);
 /* Shutdown: wait for a running build and drop its result. */
 void winload_cancel(void);
 

@@ -5,6 +5,8 @@ and heavy rules are added and checked.
 A prober opens a connection every 50 ms and records the time to the 220
 greeting. Figures (one "name value" line each, like bench_windows):
   reload.startup_s            exec to "untild ready" (target < 3 s)
+  reload.startup_cpu_s        CPU the daemon used for that (what a busy
+                              machine stretches)
   reload.rss_mb / hwm_mb      VmRSS after start, VmHWM after the reload
   reload.sighup_s             SIGHUP to "reload: N window(s) loaded"
   reload.sighup_greet_max_ms  worst greeting during the SIGHUP (target < 50)
@@ -84,6 +86,12 @@ def write_windows(path, n):
             f.write("%s  %04d-%02d-%02d%s%s\n" % (who, y, m, d, acts[rnd.randrange(4)], reason))
 
 
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def status(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -125,6 +133,7 @@ def main():
         wait_log(u, "untild ready", 2)
         figures["reload.startup_s"] = time.monotonic() - t0
         pid = u.proc.pid
+        figures["reload.startup_cpu_s"] = cpu_s(pid)
         figures["reload.rss_mb"] = status(pid, "VmRSS")
         ready = [l for l in u.logtext().splitlines() if "untild ready" in l][-1]
         log("bench_reload: " + ready.split("info: ")[-1])
@@ -140,7 +149,9 @@ def main():
         time.sleep(0.3)
         figures["reload.sighup_greet_max_ms"] = p.finish()
         figures["reload.hwm_mb"] = status(pid, "VmHWM")
-        log("bench_reload: " + [l for l in u.logtext().splitlines() if "window(s) loaded" in l][-1])
+        for l in u.logtext().splitlines():
+            if "window(s) loaded" in l or " on the loop in " in l:
+                log("bench_reload: " + l)
 
         # Rules: pathological ones refused, heavy ones added and checked.
         p = Prober(u.port)
