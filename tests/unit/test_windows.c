@@ -558,6 +558,26 @@ START_TEST(test_rrule_feb29_fast)
 }
 END_TEST
 
+/* A walk the iteration cap cuts before it could decide (here: a rule
+ * accepted under the default limit, evaluated under a tiny one) counts as
+ * quiet for the next hour, never silently as not quiet. */
+START_TEST(test_cap_bites_counts_as_quiet)
+{
+    ck_assert_int_eq(parse("x@y.com never rrule=\"FREQ=HOURLY;BYMINUTE=0,5,10,15,20,25,30,35,40,45,50,55\" "
+                           "duration=1h tz=UTC"), 0);
+    struct window_limits saved, tiny = {10, 86400};
+    windows_get_limits(&saved);
+    windows_set_limits(&tiny);
+    time_t qu = 0, t = 1811808000 + 1234;
+    ck_assert_int_eq(window_active(&W, t, &qu), 1);
+    ck_assert_int_eq(qu, t + 3600);
+    windows_set_limits(&saved);
+    /* decided again under the normal limit: quiet, runs for good */
+    ck_assert_int_eq(window_active(&W, t, &qu), 1);
+    ck_assert_int_gt(qu, t + 3600);
+}
+END_TEST
+
 /* libical's own walk from DTSTART, unbounded (cheap rules only): the
  * reference the fast-forwarded evaluation must agree with. */
 static int reference_active(const char *rule, time_t from, int64_t dur, time_t t)
@@ -674,6 +694,7 @@ static Suite *suite(void)
     tcase_add_test(r, test_daily_24h_run);
     tcase_add_test(r, test_rrule_refused);
     tcase_add_test(r, test_rrule_feb29_fast);
+    tcase_add_test(r, test_cap_bites_counts_as_quiet);
     tcase_add_test(r, test_monthly_yearly_far_future);
     suite_add_tcase(s, r);
 
