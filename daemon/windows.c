@@ -561,13 +561,30 @@ static int month_in(const struct icalrecurrencetype *r, int m, int m0)
     return 0;
 }
 
+/* With BYSETPOS (MONTHLY, one time of day: checked by rule_shape_ok) a
+ * month has a date when some position fits in its set of matching days. */
 static int month_has_date(const struct icalrecurrencetype *r, long long y,
                           int m, int d0)
 {
+    int n = 0;
     for (int d = 1, md = civ_mdays(y, m); d <= md; d++)
-        if (day_matches(r, y, m, d, d0))
+        n += day_matches(r, y, m, d, d0);
+    if (!by_has(r->by_set_pos))
+        return n > 0;
+    for (int i = 0; r->by_set_pos[i] != RMAX; i++) {
+        int p = r->by_set_pos[i] < 0 ? -r->by_set_pos[i] : r->by_set_pos[i];
+        if (p >= 1 && p <= n)
             return 1;
+    }
     return 0;
+}
+
+static int by_count(const short *a, int max)
+{
+    int n = 0;
+    while (n < max && a[n] != RMAX)
+        n++;
+    return n;
 }
 
 /* Is there a date in any period of a MONTHLY/YEARLY rule starting at
@@ -653,7 +670,6 @@ static int rule_shape_ok(const struct icalrecurrencetype *r,
         {offsetof(struct icalrecurrencetype, by_second), "BYSECOND"},
         {offsetof(struct icalrecurrencetype, by_year_day), "BYYEARDAY"},
         {offsetof(struct icalrecurrencetype, by_week_no), "BYWEEKNO"},
-        {offsetof(struct icalrecurrencetype, by_set_pos), "BYSETPOS"},
     };
     for (size_t i = 0; i < sizeof unsup / sizeof unsup[0]; i++)
         if (by_has((const short *)(const void *)((const char *)r +
@@ -661,6 +677,17 @@ static int rule_shape_ok(const struct icalrecurrencetype *r,
             return fail(err, errsz, "%s is not supported in windows (use "
                         "BYMONTH, BYMONTHDAY, BYDAY, BYHOUR, BYMINUTE)",
                         unsup[i].name);
+    /* BYSETPOS picks from each month's set of dates ("the last weekday"):
+     * with one time of day, libical's reading and ours are the same. */
+    if (by_has(r->by_set_pos)) {
+        if (r->freq != ICAL_MONTHLY_RECURRENCE)
+            return fail(err, errsz, "BYSETPOS is supported with "
+                        "FREQ=MONTHLY only");
+        if (by_count(r->by_hour, ICAL_BY_HOUR_SIZE) > 1 ||
+            by_count(r->by_minute, ICAL_BY_MINUTE_SIZE) > 1)
+            return fail(err, errsz, "BYSETPOS with several BYHOUR or "
+                        "BYMINUTE values is not supported");
+    }
     int monthly = r->freq == ICAL_MONTHLY_RECURRENCE ||
                   r->freq == ICAL_YEARLY_RECURRENCE;
     for (int i = 0; r->by_day[i] != RMAX; i++) {

@@ -76,7 +76,8 @@ void windows_get_limits(struct window_limits *l);
 /* Is rrule acceptable for a window starting at `from` (0: none, anchored
  * at 2000-01-03 00:00) in tz, with occurrences of `duration` seconds?
  * Refused, with the reason in err: FREQ=SECONDLY/MINUTELY, BYSECOND,
- * BYYEARDAY, BYWEEKNO, BYSETPOS, RSCALE, BYDAY positions outside
+ * BYYEARDAY, BYWEEKNO, RSCALE, BYSETPOS but with MONTHLY and one time of
+ * day, BYDAY positions outside
  * MONTHLY/YEARLY or beyond +-5 or with BYMONTHDAY, YEARLY day rules
  * without BYMONTH, COUNT above the iteration limit, a duration that is not
  * positive or above the limit, dates that never exist (BYMONTH=2;
