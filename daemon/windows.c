@@ -791,12 +791,24 @@ int window_rrule_check(const char *rrule, time_t from, const char *tz,
     int y, m, d, sod;
     if (anchor_fields(from, tz, &y, &m, &d, &sod) != 0)
         return fail(err, errsz, "unknown time zone");
+    /* Files repeat rules (and starts): a rule accepted once for the same
+     * start, duration and limits is accepted again without the walk. */
+    uint64_t key = fnv_str(FNV_OFFSET, rrule);
+    int64_t parts[] = {y, m, d, sod, duration, l->rrule_max_iterations,
+                       l->rrule_max_duration};
+    key = fnv_bytes(key, parts, sizeof parts);
+    static _Thread_local uint64_t accepted[256];
+    if (accepted[key & 255] == key)
+        return 0;
     if ((r.freq == ICAL_MONTHLY_RECURRENCE ||
          r.freq == ICAL_YEARLY_RECURRENCE) &&
         !periods_have_date(&r, y, m, d))
         return fail(err, errsz, "no date ever matches its BYMONTH, "
                     "BYMONTHDAY and BYDAY (like February 30)");
-    return rule_probe(r, y, m, d, sod, l, err, errsz);
+    if (rule_probe(r, y, m, d, sod, l, err, errsz) != 0)
+        return -1;
+    accepted[key & 255] = key;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- activity */
