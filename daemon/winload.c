@@ -20,6 +20,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -47,9 +49,18 @@ static struct job *current;
 
 static void finish(void *arg);
 
+/* The builder yields to the loop thread when they compete for a core (a
+ * busy machine): the loop answers clients, the build can wait. Lowering
+ * one's own priority needs no privilege. */
+static void yield_to_loop(void)
+{
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+}
+
 static void *worker(void *arg)
 {
     struct job *j = arg;
+    yield_to_loop();
     when_thread_offloop();
     j->ix = config_load_windows(j->c, j->now, &j->e);
     j->nmissing = when_offloop_missing(j->missing, WHEN_MISSING_MAX);
@@ -167,6 +178,7 @@ void winload_cancel(void)
 
 static void *free_worker(void *arg)
 {
+    yield_to_loop();
     windows_free(arg);
     return NULL;
 }
