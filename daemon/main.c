@@ -137,7 +137,7 @@ static void reload_background(struct untild *u)
 {
     if (winload_busy()) {
         reload_again = 1;
-        log_info("reload: one is running; again when it is done");
+        log_info("SIGHUP: a reload is running; another follows when it is done");
         return;
     }
     struct config_errors e = { 0 };

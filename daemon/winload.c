@@ -13,7 +13,8 @@
  * table (read-only for it). libical recurrence parsing is thread-safe for
  * zone-less times, which is all the rule checks use.
  *
- * Diagnostics: log lines for a failed thread start; file errors reach
+ * Diagnostics: "window loader:" log lines (never "reload:", which tests
+ * and operators read as "the new windows are in"); file errors reach
  * done() in the error list, as for a synchronous load. */
 #include "untild/winload.h"
 
@@ -107,7 +108,7 @@ static void finish(void *arg)
                                                   : WHEN_MISSING_MAX;
         for (size_t i = 0; i < n; i++)
             (void)when_zone_prepare(j->missing[i]);   /* unknown: noted too */
-        log_info("reload: %zu new time zone name(s) resolved; reading the "
+        log_info("window loader: %zu new time zone name(s) resolved; reading the "
                  "window files again", n);
         windows_free(j->ix);
         j->ix = NULL;
@@ -116,13 +117,13 @@ static void finish(void *arg)
         j->tries++;
         if (spawn(j) == 0)
             return;
-        log_error("reload: cannot start the window loader thread");
+        log_error("window loader: cannot start its thread");
     }
     current = NULL;
     int64_t t0 = loop_now_ms();
     if (j->ix)
         untild_finish_windows(j->u, j->ix, &j->e);
-    log_debug("reload: state database applied on the loop in %lld ms",
+    log_debug("window loader: state database applied on the loop in %lld ms",
               (long long)(loop_now_ms() - t0));
     struct windows *ix = j->ix;
     j->ix = NULL;
@@ -146,7 +147,7 @@ int winload_start(struct untild *u, struct config *c, winload_done_fn done)
     if (c->timezone)
         (void)when_zone_prepare(c->timezone);
     if (spawn(j) != 0) {
-        log_error("reload: cannot start the window loader thread");
+        log_error("window loader: cannot start its thread");
         free(j);
         return -1;
     }

@@ -141,7 +141,7 @@ class ReloadOffLoop(GateTest):
             self.reload_and_wait("reload: %d window(s) loaded" % (n + 3))
         self.assertGreater(len(p.times), 3)
         self.assertLess(p.worst(), GREETING_MAX, "worst greeting %.3f s" % p.worst())
-        self.assertIn("new time zone name(s) resolved", self.u.logtext())
+        self.assertIn("window loader: 2 new time zone name(s) resolved", self.u.logtext())
         # 04:00 in New York is 09:00Z: quiet at 10:00Z
         self.assertEqual(self.u.ctl("check", "ny@acme.com").returncode, 3)
         self.assertEqual(self.u.ctl("check", "user77@dom77.example").returncode, 3)
