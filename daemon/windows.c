@@ -15,9 +15,15 @@
  * (when garbage outweighs live data), which is why callers copy what they
  * keep beyond the next mutation.
  *
- * Recurring windows are evaluated with libical on the calling thread (the
- * main thread: libical's zone cache is not thread-safe). Iteration is always
- * bounded: a rule without COUNT/UNTIL would otherwise run for centuries.
+ * Recurring windows: a rule is checked when its line is parsed (refused
+ * with the reason: see window_rrule_check and "rules" below), and evaluated
+ * with libical on the loop thread (libical's zone lookup is not
+ * thread-safe) by walks of at most [windows] rrule_max_iterations periods,
+ * starting just before the occurrence that could cover the time asked
+ * about. A window in the index keeps its last answer, with how long it
+ * holds, in front of its rrule string in the arena (struct recur_cache), so
+ * asking again before the next transition is a comparison. The checks need
+ * no zone lookup by name, so the window loader thread may parse lines.
  *
  * Diagnostics: parse errors are returned as text naming the token and why. */
 #include "untild/windows.h"
