@@ -474,6 +474,9 @@ static double slow(void)
 #if defined(__SANITIZE_ADDRESS__)
     f = 5;
 #endif
+#if defined(__SANITIZE_THREAD__)
+    f = 10;
+#endif
 #if defined(RUNNING_ON_VALGRIND)
     if (RUNNING_ON_VALGRIND)
         f *= 80;
