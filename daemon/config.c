@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -1260,47 +1259,17 @@ void config_free(struct config *c)
 
 /* ---- window files ----------------------------------------------------------------- */
 
-/* Reading window files: one reader (lines -> parsed windows, or an error
- * per line) feeds one sink (the index, the error list). Sequentially for a
- * reload (already on the loader thread); at start-up the reader runs on a
- * helper thread while the main thread indexes (parsing and indexing cost
- * about the same, so two cores share a million lines). */
-
-struct wline {
-    struct window w;   /* fields malloc'd; w.who == NULL for an error */
-    char *err;         /* malloc'd message, or NULL */
-    const char *file;
-    int line;
-};
-
-typedef int (*wline_sink)(struct wline *l, void *arg);   /* 0 or -1 (ENOMEM) */
-
-static int emit_error(wline_sink sink, void *arg, const char *file, int line,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int emit_error(wline_sink sink, void *arg, const char *file, int line,
-                      const char *fmt, ...)
+/* One window file into ix. Returns 0, or -1 on ENOMEM (ix unusable). */
+static int load_window_file(const struct config *c, const char *path,
+                            time_t now, struct windows *ix,
+                            struct config_errors *e)
 {
-    struct wline l;
-    memset(&l, 0, sizeof l);
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&l.err, fmt, ap) < 0)
-        l.err = NULL;
-    va_end(ap);
-    if (!l.err)
-        return -1;
-    l.file = file;
-    l.line = line;
-    return sink(&l, arg);
-}
-
-/* One window file. Returns 0, or -1 when the sink failed (ENOMEM). */
-static int read_window_file(const struct config *c, const char *path,
-                            time_t now, wline_sink sink, void *arg)
-{
+    const char *file = path;
     FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return emit_error(sink, arg, path, 0, "cannot open: %s", strerror(errno));
+    if (f == NULL) {
+        config_errors_add(e, path, 0, "cannot open: %s", strerror(errno));
+        return 0;
+    }
     char *buf = NULL, err[512];
     size_t cap = 0;
     ssize_t len;
@@ -1314,213 +1283,53 @@ static int read_window_file(const struct config *c, const char *path,
     const struct window_limits lim = { c->rrule_max_iterations,
                                        c->rrule_max_duration };
     errno = 0;
-    while (rc == 0 && (len = getline(&buf, &cap, f)) >= 0) {
+    while ((len = getline(&buf, &cap, f)) >= 0) {
         lineno++;
         if (len > WINDOW_LINE_MAX) {
-            rc = emit_error(sink, arg, path, lineno, "line too long (max %d bytes)", WINDOW_LINE_MAX);
+            config_errors_add(e, file, lineno, "line too long (max %d bytes)",
+                              WINDOW_LINE_MAX);
             continue;
         }
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
             buf[--len] = '\0';
         if (memchr(buf, '\0', (size_t)len) != NULL) {
-            rc = emit_error(sink, arg, path, lineno, "NUL byte in line");
+            config_errors_add(e, file, lineno, "NUL byte in line");
             continue;
         }
-        struct wline l;
-        memset(&l, 0, sizeof l);
+        struct window w;
+        memset(&w, 0, sizeof w);
         err[0] = '\0';
-        int r = window_parse_line_ex(&zc, &lim, buf, tz, delims, now, &l.w, err,
+        int r = window_parse_line_ex(&zc, &lim, buf, tz, delims, now, &w, err,
                                      sizeof err);
         if (r == 1)
             continue;
         if (r != 0) {
-            rc = emit_error(sink, arg, path, lineno, "%s", err[0] ? err : "bad window line");
+            config_errors_add(e, file, lineno, "%s",
+                              err[0] ? err : "bad window line");
             continue;
         }
-        l.w.source = WSRC_FILE;
-        l.w.file = path;   /* windows_add interns its own copy */
-        l.w.line = lineno;
-        if (l.w.created == 0)
-            l.w.created = now;
-        l.file = path;
-        l.line = lineno;
-        rc = sink(&l, arg);
+        w.source = WSRC_FILE;
+        w.file = file;   /* windows_add interns its own copy */
+        w.line = lineno;
+        if (w.created == 0)
+            w.created = now;
+        const struct window *added = windows_add(ix, &w);
+        window_free_fields(&w);
+        if (added == NULL) {
+            rc = -1;
+            break;
+        }
         errno = 0;
     }
     if (rc == 0 && ferror(f))
-        rc = emit_error(sink, arg, path, 0, "read error: %s", strerror(errno));
+        config_errors_add(e, file, 0, "read error: %s", strerror(errno));
     free(buf);
     fclose(f);
     return rc;
 }
 
-struct index_sink {
-    struct windows *ix;
-    struct config_errors *e;
-};
-
-/* Into the index, or the error list. Frees what it was given. */
-static int index_line(struct wline *l, void *arg)
-{
-    struct index_sink *k = arg;
-    int rc = 0;
-    if (l->err)
-        config_errors_add(k->e, l->file, l->line, "%s", l->err);
-    else if (!windows_add(k->ix, &l->w))
-        rc = -1;
-    free(l->err);
-    window_free_fields(&l->w);
-    return rc;
-}
-
-/* ---- the start-up helper thread ---- */
-
-#define WBATCH 4096
-#define WBATCHES_IN_FLIGHT 4
-
-struct wbatch {
-    struct wbatch *next;
-    size_t n;
-    struct wline v[WBATCH];
-};
-
-struct wpipe {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct wbatch *head, *tail, *cur;
-    int inflight, done;
-    int stop;       /* main -> reader: give up (atomic) */
-    int failed;     /* reader: out of memory */
-    const struct config *c;
-    time_t now;
-    const glob_t *g;
-    char missing[WHEN_MISSING_MAX][64];
-    size_t nmissing;
-};
-
-static void wpipe_push(struct wpipe *p)
-{
-    struct wbatch *b = p->cur;
-    p->cur = NULL;
-    if (!b)
-        return;
-    pthread_mutex_lock(&p->mu);
-    while (p->inflight >= WBATCHES_IN_FLIGHT &&
-           !__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
-        pthread_cond_wait(&p->cv, &p->mu);
-    if (p->tail)
-        p->tail->next = b;
-    else
-        p->head = b;
-    p->tail = b;
-    p->inflight++;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-static int wpipe_line(struct wline *l, void *arg)
-{
-    struct wpipe *p = arg;
-    if (!p->cur && !(p->cur = calloc(1, sizeof *p->cur))) {
-        free(l->err);
-        window_free_fields(&l->w);
-        p->failed = 1;
-        return -1;
-    }
-    p->cur->v[p->cur->n++] = *l;
-    if (p->cur->n == WBATCH)
-        wpipe_push(p);
-    return __atomic_load_n(&p->stop, __ATOMIC_RELAXED) ? -1 : 0;
-}
-
-/* The reader is the only thread using libical meanwhile (the main thread
- * indexes, which needs none, and nothing else runs yet at start-up), so it
- * resolves zone names itself: no second pass for names in the files. */
-static void *wpipe_reader(void *arg)
-{
-    struct wpipe *p = arg;
-    for (size_t i = 0; i < p->g->gl_pathc; i++)
-        if (read_window_file(p->c, p->g->gl_pathv[i], p->now, wpipe_line, p) != 0)
-            break;
-    wpipe_push(p);
-    p->nmissing = when_offloop_missing(p->missing, WHEN_MISSING_MAX);
-    pthread_mutex_lock(&p->mu);
-    p->done = 1;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-static void wbatch_free(struct wbatch *b, size_t from)
-{
-    for (size_t i = from; i < b->n; i++) {
-        free(b->v[i].err);
-        window_free_fields(&b->v[i].w);
-    }
-    free(b);
-}
-
-/* Index what the reader thread parses. 0; 1: read again here (zone names
- * the main thread had not resolved, now resolved; or no thread); -1:
- * ENOMEM (the index is unusable). */
-static int load_piped(const struct config *c, const glob_t *g, time_t now,
-                      struct index_sink *k)
-{
-    struct wpipe p = { .c = c, .now = now, .g = g };
-    pthread_t th;
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    if (pthread_create(&th, NULL, wpipe_reader, &p) != 0) {
-        pthread_mutex_destroy(&p.mu);
-        pthread_cond_destroy(&p.cv);
-        return 1;
-    }
-    int rc = 0;
-    for (;;) {
-        pthread_mutex_lock(&p.mu);
-        while (!p.head && !p.done)
-            pthread_cond_wait(&p.cv, &p.mu);
-        struct wbatch *b = p.head;
-        if (b && !(p.head = b->next))
-            p.tail = NULL;
-        if (b)
-            p.inflight--;
-        pthread_cond_broadcast(&p.cv);
-        pthread_mutex_unlock(&p.mu);
-        if (!b)
-            break;
-        size_t i = 0;
-        while (rc == 0 && i < b->n)
-            if (index_line(&b->v[i++], k) != 0)
-                rc = -1;
-        wbatch_free(b, i);
-        if (rc != 0) {
-            pthread_mutex_lock(&p.mu);
-            __atomic_store_n(&p.stop, 1, __ATOMIC_RELAXED);
-            pthread_cond_broadcast(&p.cv);
-            pthread_mutex_unlock(&p.mu);
-        }
-    }
-    pthread_join(th, NULL);
-    for (struct wbatch *b = p.head, *n; b; b = n) {
-        n = b->next;
-        wbatch_free(b, 0);
-    }
-    pthread_mutex_destroy(&p.mu);
-    pthread_cond_destroy(&p.cv);
-    if (p.failed)
-        rc = -1;
-    if (rc == 0 && p.nmissing) {
-        size_t n = p.nmissing < WHEN_MISSING_MAX ? p.nmissing : WHEN_MISSING_MAX;
-        for (size_t i = 0; i < n; i++)
-            (void)when_zone_prepare(p.missing[i]);
-        return 1;
-    }
-    return rc;
-}
-
-static struct windows *load_windows(const struct config *c, time_t now,
-                                    struct config_errors *e, int piped)
+struct windows *config_load_windows(const struct config *c, time_t now,
+                                    struct config_errors *e)
 {
     struct windows *ix = windows_new();
     if (ix == NULL || c == NULL || c->window_files == NULL)
@@ -1539,38 +1348,13 @@ static struct windows *load_windows(const struct config *c, time_t now,
         globfree(&g);
         return ix;
     }
-    struct index_sink k = { ix, e };
-    size_t nerr = e->n;
-    int rc = -1;
-    if (piped) {
-        if (c->timezone)
-            (void)when_zone_prepare(c->timezone);
-        rc = load_piped(c, &g, now, &k);
-        if (rc != 0) {
-            /* 1: read again, here; -1: out of memory */
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        if (load_window_file(c, g.gl_pathv[i], now, ix, e) != 0) {
+            globfree(&g);
             windows_free(ix);
-            while (e->n > nerr)
-                free(e->lines[--e->n]);
-            k.ix = ix = rc == 1 ? windows_new() : NULL;
+            return NULL;
         }
     }
-    for (size_t i = 0; rc != 0 && ix && i < g.gl_pathc; i++)
-        if (read_window_file(c, g.gl_pathv[i], now, index_line, &k) != 0) {
-            windows_free(ix);
-            ix = NULL;
-        }
     globfree(&g);
     return ix;
-}
-
-struct windows *config_load_windows(const struct config *c, time_t now,
-                                    struct config_errors *e)
-{
-    return load_windows(c, now, e, 0);
-}
-
-struct windows *config_load_windows_threaded(const struct config *c, time_t now,
-                                            struct config_errors *e)
-{
-    return load_windows(c, now, e, 1);
 }

@@ -61,11 +61,7 @@ int untild_finish_windows(struct untild *u, struct windows *ix,
 struct windows *untild_load_windows(struct untild *u, const struct config *c,
                                     struct config_errors *e)
 {
-    /* at start-up (no watcher threads yet) the files are parsed on a
-     * helper thread while this one indexes */
-    struct windows *ix = u->imap || u->caldav || u->psvc
-                             ? config_load_windows(c, untild_now(u), e)
-                             : config_load_windows_threaded(c, untild_now(u), e);
+    struct windows *ix = config_load_windows(c, untild_now(u), e);
     if (!ix)
         return NULL;
     untild_finish_windows(u, ix, e);

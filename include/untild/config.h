@@ -121,10 +121,5 @@ void config_free(struct config *c);
  * or NULL on ENOMEM. A glob that matches nothing is not an error. */
 struct windows *config_load_windows(const struct config *c, time_t now,
                                     struct config_errors *e);
-/* The same, parsing on a helper thread while the calling (main) thread
- * indexes: for start-up only, as the helper uses libical (zone names) and
- * must be its only user meanwhile. Same result, errors in the same order. */
-struct windows *config_load_windows_threaded(const struct config *c, time_t now,
-                                            struct config_errors *e);
 
 #endif

@@ -12,9 +12,6 @@
 #include <valgrind/valgrind.h>
 #endif
 
-#include <sys/stat.h>
-
-#include "untild/config.h"
 #include "untild/when.h"
 #include "untild/windows.h"
 
@@ -698,75 +695,6 @@ START_TEST(test_next_transition_cache)
 }
 END_TEST
 
-/* The start-up loader (a helper thread parses, this one indexes) gives
- * exactly what the plain one gives: the same windows, the same errors in
- * the same order, across files and batches. */
-static int same_window_cb(const struct window *w, void *arg)
-{
-    const struct window *o = windows_get(arg, w->id);
-    ck_assert_msg(o != NULL, "window %s missing", w->id);
-    ck_assert_int_eq(o->until, w->until);
-    ck_assert_int_eq(o->line, w->line);
-    ck_assert_str_eq(o->file, w->file);
-    return 0;
-}
-
-START_TEST(test_threaded_loader_same_result)
-{
-    char dir[] = "/tmp/test_windows.XXXXXX", path[256];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/windows.d", dir);
-    ck_assert_int_eq(mkdir(path, 0700), 0);
-    for (int f = 0; f < 3; f++) {
-        snprintf(path, sizeof path, "%s/windows.d/%d.windows", dir, f);
-        FILE *fp = fopen(path, "w");
-        ck_assert_ptr_nonnull(fp);
-        for (int i = 0; i < 10000; i++) {
-            if (i % 997 == 5)
-                fprintf(fp, "broken%d line\n", i);
-            else if (i % 501 == 7)
-                fprintf(fp, "tz%d@acme.com 2027-07-01 tz=%s\n", i,
-                        i % 2 ? "Asia/Kolkata" : "Nope/Zone");
-            else if (i % 333 == 1)
-                fprintf(fp, "r%d@acme.com never rrule=\"FREQ=WEEKLY;BYDAY=SA\"\n", i);
-            else
-                fprintf(fp, "u%d.%d@d%d.example 2027-0%d-1%d\n", f, i, i % 50, 1 + i % 9, i % 10);
-        }
-        fclose(fp);
-    }
-    snprintf(path, sizeof path, "%s/untild.conf", dir);
-    FILE *cf = fopen(path, "w");
-    ck_assert_ptr_nonnull(cf);
-    fprintf(cf, "[daemon]\nstate_dir = %s/state\n[smtp]\nlisten = 127.0.0.1:2525\n"
-                "[upstream]\nmaildir = %s/out\n[windows]\nfiles = %s/windows.d/*.windows\n",
-            dir, dir, dir);
-    fclose(cf);
-    struct config_errors ce = {0}, e1 = {0}, e2 = {0};
-    struct config *c = config_load(path, &ce);
-    ck_assert_msg(c != NULL, "%s", ce.n ? ce.lines[0] : "config");
-    struct windows *a = config_load_windows(c, NOW, &e1);
-    struct windows *b = config_load_windows_threaded(c, NOW, &e2);
-    ck_assert_ptr_nonnull(a);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_gt(windows_count(a), 29000);
-    ck_assert_uint_eq(windows_count(a), windows_count(b));
-    ck_assert_uint_gt(e1.n, 30);
-    ck_assert_uint_eq(e1.n, e2.n);
-    for (size_t i = 0; i < e1.n; i++)
-        ck_assert_str_eq(e1.lines[i], e2.lines[i]);
-    windows_foreach(a, same_window_cb, b);
-    windows_free(a);
-    windows_free(b);
-    config_errors_free(&e1);
-    config_errors_free(&e2);
-    config_errors_free(&ce);
-    config_free(c);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-END_TEST
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("windows");
@@ -809,7 +737,6 @@ static Suite *suite(void)
     tcase_add_test(x, test_recurring_in_index);
     tcase_add_test(x, test_churn);
     tcase_add_test(x, test_next_transition_cache);
-    tcase_add_test(x, test_threaded_loader_same_result);
     suite_add_tcase(s, x);
     return s;
 }
