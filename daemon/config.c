@@ -190,6 +190,10 @@ static const struct key keys[] = {
       1LL << 30 },
 
     { S_WINDOWS, "files", V_PATH, C(window_files), 0, 0, 0 },
+    { S_WINDOWS, "rrule_max_iterations", V_INT, C(rrule_max_iterations), 0,
+      10, 1000000 },
+    { S_WINDOWS, "rrule_max_duration", V_DURATION, C(rrule_max_duration), 0,
+      0, 0 },
 
     { S_NOTIFY, "from", V_STR, C(notify_from), 0, 0, 0 },
     { S_NOTIFY, "notify_from", V_STR, C(notify_from), 0, 0, 0 },
@@ -1160,6 +1164,8 @@ static int early_defaults(struct config *c)
     c->control_output_max = 16 * 1024 * 1024;
     c->store_batch = 500;
     c->store_retry_interval = 5;
+    c->rrule_max_iterations = WINDOW_RRULE_MAX_ITERATIONS;
+    c->rrule_max_duration = WINDOW_RRULE_MAX_DURATION;
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");
@@ -1361,6 +1367,9 @@ static int load_window_file(const struct config *c, const char *path,
     const char *tz = c->timezone ? c->timezone : "UTC";
     const char *delims = c->subaddress_delimiter ? c->subaddress_delimiter
                                                  : "+";
+    /* this config's limits: a reload parses before they are in force */
+    const struct window_limits lim = { c->rrule_max_iterations,
+                                       c->rrule_max_duration };
     errno = 0;
     while ((len = getline(&buf, &cap, f)) >= 0) {
         lineno++;
@@ -1378,7 +1387,8 @@ static int load_window_file(const struct config *c, const char *path,
         struct window w;
         memset(&w, 0, sizeof w);
         err[0] = '\0';
-        int r = window_parse_line_cached(&zc, buf, tz, delims, now, &w, err, sizeof err);
+        int r = window_parse_line_ex(&zc, &lim, buf, tz, delims, now, &w, err,
+                                     sizeof err);
         if (r == 1)
             continue;
         if (r != 0) {

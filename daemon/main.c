@@ -41,6 +41,7 @@
 #include "untild/store.h"
 #include "untild/store_pg.h"
 #include "untild/windows.h"
+#include "untild/winload.h"
 
 static void print_errors(const struct config_errors *e, int to_log)
 {
@@ -52,25 +53,23 @@ static void print_errors(const struct config_errors *e, int to_log)
     }
 }
 
-static int reload(struct untild *u)
+/* A reload keeps the old configuration and index unless both new ones
+ * loaded without an error. Returns 0 (use them) or -1 (freed). */
+static int reload_check(struct config *c, struct windows *ix, struct config_errors *e)
 {
-    struct config_errors e = { 0 };
-    struct config *c = config_load(u->cfg->path, &e);
-    struct windows *ix = NULL;
-    if (c) {
-        ix = untild_load_windows(u, c, &e);
-    }
-    if (!c || !ix || e.n) {
-        print_errors(&e, 1);
-        log_error("reload: configuration has errors; keeping the old one");
-        config_errors_free(&e);
-        if (ix)
-            windows_free(ix);
-        if (c)
-            config_free(c);
-        return -1;
-    }
-    config_errors_free(&e);
+    if (c && ix && !e->n)
+        return 0;
+    print_errors(e, 1);
+    log_error("reload: configuration has errors; keeping the old one");
+    if (ix)
+        windows_free(ix);
+    if (c)
+        config_free(c);
+    return -1;
+}
+
+static void reload_apply(struct untild *u, struct config *c, struct windows *ix)
+{
     /* Other modules may still hold pointers into the old config. */
     if (u->nretired == sizeof u->retired / sizeof u->retired[0]) {
         config_free(u->retired[0]);
@@ -86,7 +85,7 @@ static int reload(struct untild *u)
             log_warn("reload: [store] changes take effect at the next restart");
     }
     untild_policy_cfg(c, &u->pcfg);
-    windows_free(u->ix);
+    winload_free_later(u->ix);
     u->ix = ix;
     if (u->smtp)
         smtp_server_reconfigure(u->smtp, c);
@@ -107,7 +106,64 @@ static int reload(struct untild *u)
     policy_service_kick(u->psvc, 1);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
     untild_prune(u);    /* audit_retention may have changed */
-    return 0;
+}
+
+/* `untilctl reload`: the answer says whether it worked, so this one waits
+ * (on the loop: the batched state lookups keep it to the parse, ~2 s per
+ * million windows). SIGHUP uses reload_background. */
+static int reload(struct untild *u)
+{
+    struct config_errors e = { 0 };
+    struct config *c = config_load(u->cfg->path, &e);
+    struct windows *ix = c ? untild_load_windows(u, c, &e) : NULL;
+    int rc = reload_check(c, ix, &e);
+    config_errors_free(&e);
+    if (rc == 0)
+        reload_apply(u, c, ix);
+    return rc;
+}
+
+static int reload_again;   /* a SIGHUP came while a build was running */
+static void reload_background(struct untild *u);
+
+static void reload_done(struct untild *u, struct config *c, struct windows *ix, struct config_errors *e)
+{
+    int64_t t0 = loop_now_ms();
+    if (reload_check(c, ix, e) == 0) {
+        reload_apply(u, c, ix);
+        log_debug("reload: swapped in on the loop in %lld ms", (long long)(loop_now_ms() - t0));
+    }
+    sd_notify(0, "READY=1");
+    if (reload_again) {
+        reload_again = 0;
+        reload_background(u);
+    }
+}
+
+/* SIGHUP: the configuration file is read here (small); the window files
+ * are read and indexed on a worker thread (winload.c) and swapped in when
+ * done, so the loop keeps serving meanwhile. */
+static void reload_background(struct untild *u)
+{
+    if (winload_busy()) {
+        reload_again = 1;
+        log_info("SIGHUP: a reload is running; another follows when it is done");
+        return;
+    }
+    struct config_errors e = { 0 };
+    struct config *c = config_load(u->cfg->path, &e);
+    if (!c) {
+        reload_check(NULL, NULL, &e);
+        config_errors_free(&e);
+        return;
+    }
+    config_errors_free(&e);
+    sd_notify(0, "RELOADING=1");
+    if (winload_start(u, c, reload_done) < 0) {
+        config_free(c);
+        reload(u);   /* no thread: the old way */
+        sd_notify(0, "READY=1");
+    }
 }
 
 static void on_signal(struct loop *l, int fd, int ev, void *arg)
@@ -117,9 +173,7 @@ static void on_signal(struct loop *l, int fd, int ev, void *arg)
     (void)ev;
     while (read(fd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-            sd_notify(0, "RELOADING=1");
-            reload(u);
-            sd_notify(0, "READY=1");
+            reload_background(u);
         } else {
             log_info("signal %u: stopping", si.ssi_signo);
             sd_notify(0, "STOPPING=1");
@@ -474,6 +528,7 @@ int main(int argc, char **argv)
     close(sfd);
     rc = 0;
 out:
+    winload_cancel();   /* a reload still building: dropped */
     config_errors_free(&e);
     policy_service_stop(u.psvc);
     caldav_stop(u.caldav);

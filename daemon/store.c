@@ -29,7 +29,7 @@
 enum {
     Q_WIN_INSERT, Q_WIN_SET_ID, Q_WIN_UPSERT, Q_WIN_DELETE, Q_WIN_ALL,
     Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_AUDIT_HAS_MSG, Q_AUDIT_MSG, Q_SEEN_ADD, Q_SEEN_HAS,
-    Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_PRUNE_AUDIT, Q_PRUNE_SEEN,
+    Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_KV_PREFIX, Q_PRUNE_AUDIT, Q_PRUNE_SEEN,
     Q_INVITE_ADD, Q_INVITE_HAS, Q_PRUNE_INVITE,
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
     /* the shared-state seam (store_pg.c), schema v5 */
@@ -81,6 +81,9 @@ static const char *const queries[Q_COUNT] = {
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [Q_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
     [Q_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
+    /* A range on the primary key: ?2 is ?1 with its last byte + 1. */
+    [Q_KV_PREFIX] = "SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2"
+                    " ORDER BY key",
     /* Retention: audit_t (v1) and seen_t (v3) make these range deletes. */
     [Q_PRUNE_AUDIT] = "DELETE FROM audit WHERE t < ?1",
     [Q_PRUNE_SEEN] = "DELETE FROM seen WHERE t < ?1",
@@ -239,7 +242,7 @@ static int add_changed_at(struct store *st, char **err)
  * transaction together with its user_version bump. */
 static int migrate(struct store *st)
 {
-    int v;
+    int v = 0;   /* set by get_user_version; -O1 cannot see it */
     char *err = NULL;
     if (get_user_version(st, &v) < 0)
         return -1;
@@ -1183,4 +1186,37 @@ void store_journal_close(struct store_journal *j)
     sqlite3_finalize(j->q);
     sqlite3_close(j->db);
     free(j);
+}
+
+int store_kv_foreach_prefix(struct store *st, const char *prefix,
+                            int (*fn)(const char *key, const char *value,
+                                      void *arg),
+                            void *arg)
+{
+    size_t n = strlen(prefix);
+    char hi[256];
+    if (n == 0 || n >= sizeof hi || (unsigned char)prefix[n - 1] == 0xff) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(hi, prefix, n + 1);
+    hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
+    sqlite3_stmt *q = st->q[Q_KV_PREFIX];
+    bind_text(q, 1, prefix);
+    bind_text(q, 2, hi);
+    int rc, count = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(q, 0);
+        const char *v = (const char *)sqlite3_column_text(q, 1);
+        count++;
+        if (k && fn(k, v ? v : "", arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        count = db_fail(st, "kv prefix");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return count;
 }

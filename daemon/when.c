@@ -15,11 +15,13 @@
  * icaltime_as_timet_with_zone.
  *
  * Wall-clock time is never read here: "now" is passed in.
- * libical's zone cache is not thread-safe: main thread only.
+ * libical's zone lookup is not thread-safe: names are resolved on the loop
+ * thread into a shared table; other threads only read it (see zone_lookup).
  */
 #include "untild/when.h"
 
 #include <libical/ical.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -82,8 +84,92 @@ static int month_days(long long y, int m)
 
 /* ---- zones ---- */
 
+/* Zones already resolved, shared by every thread. libical's lookup by name
+ * is not thread-safe (it walks the zone array while another thread's load
+ * may free a zone's location string, and appends zones missing from
+ * zone.tab), but a zone that is loaded can be used from any thread (its
+ * changes array has libical's own mutex). So only the libical thread (the
+ * loop) resolves names; it loads each zone before publishing it here, and
+ * threads marked with when_thread_offloop() only read this table. */
+/* Room for every name under /usr/share/zoneinfo (about 1,800 with the
+ * posix/ and right/ copies): known names are all a user can add. */
+#define ZTAB_SIZE 4096
+struct zslot {
+    char name[64];
+    icaltimezone *zone;     /* NULL: UTC */
+    int state;              /* 0 empty, 1 valid, -1 unknown name */
+};
+static struct zslot ztab[ZTAB_SIZE];
+static pthread_mutex_t ztab_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static _Thread_local int offloop;
+static _Thread_local char missing[WHEN_MISSING_MAX][64];
+static _Thread_local size_t nmissing;
+
+static size_t zhash(const char *s)
+{
+    size_t h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h & (ZTAB_SIZE - 1);
+}
+
+/* The slot holding name, or the empty slot where it would go (NULL: full). */
+static struct zslot *zslot_find(const char *name)
+{
+    for (size_t i = 0, j = zhash(name); i < ZTAB_SIZE;
+         i++, j = (j + 1) & (ZTAB_SIZE - 1))
+        if (!ztab[j].state || strcmp(ztab[j].name, name) == 0)
+            return &ztab[j];
+    return NULL;
+}
+
+/* Publish name (state 1: zone z; -1: unknown). Unknown names are kept
+ * only for when_zone_prepare (names from the admin's window files), so
+ * users looking up made-up names cannot fill the table. */
+static void zslot_put(const char *name, icaltimezone *z, int state)
+{
+    pthread_mutex_lock(&ztab_mu);
+    struct zslot *s = zslot_find(name);
+    if (s && !s->state) {
+        snprintf(s->name, sizeof s->name, "%s", name);
+        s->zone = z;
+        s->state = state;
+    }
+    pthread_mutex_unlock(&ztab_mu);
+}
+
+static void note_missing(const char *name)
+{
+    for (size_t i = 0; i < nmissing; i++)
+        if (strcmp(missing[i], name) == 0)
+            return;
+    if (nmissing < WHEN_MISSING_MAX)
+        snprintf(missing[nmissing++], sizeof missing[0], "%s", name);
+}
+
+/* libical's lookup, then a first conversion so the zone is loaded before
+ * another thread can see it (loop thread only). */
+static int zone_resolve_ical(const char *tz, icaltimezone **zone)
+{
+    icaltimezone *z = icaltimezone_get_builtin_timezone(tz);
+    if (!z)
+        return -1;
+    if (z == icaltimezone_get_utc_timezone()) {
+        *zone = NULL;
+        return 0;
+    }
+    struct icaltimetype tt = icaltime_from_timet_with_zone(1893456000, 0, NULL);
+    int dst = 0;
+    (void)icaltimezone_get_utc_offset_of_utc_time(z, &tt, &dst);
+    *zone = z;
+    return 0;
+}
+
 /* Resolve a zone name. *zone = NULL means UTC (no libical call needed).
- * Names are checked before libical sees them: they become file names. */
+ * Names are checked before libical sees them: they become file names.
+ * Returns 0, -1 (unknown), or -2 off the loop for a name not resolved yet
+ * (noted for when_offloop_missing). */
 static int zone_lookup(const char *tz, icaltimezone **zone)
 {
     *zone = NULL;
@@ -100,12 +186,48 @@ static int zone_lookup(const char *tz, icaltimezone **zone)
               c == '+'))
             return -1;
     }
-    icaltimezone *z = icaltimezone_get_builtin_timezone(tz);
-    if (!z)
-        return -1;
-    if (z != icaltimezone_get_utc_timezone())
+    pthread_mutex_lock(&ztab_mu);
+    struct zslot *s = zslot_find(tz);
+    int state = s ? s->state : 0;
+    icaltimezone *z = s ? s->zone : NULL;
+    pthread_mutex_unlock(&ztab_mu);
+    if (state) {
         *zone = z;
-    return 0;
+        return state > 0 ? 0 : -1;
+    }
+    if (offloop) {
+        note_missing(tz);
+        return -2;
+    }
+    int rc = zone_resolve_ical(tz, &z);
+    if (rc == 0)
+        zslot_put(tz, z, 1);
+    *zone = rc == 0 ? z : NULL;
+    return rc;
+}
+
+void when_thread_offloop(void)
+{
+    offloop = 1;
+    nmissing = 0;
+}
+
+size_t when_offloop_missing(char names[][64], size_t max)
+{
+    size_t n = nmissing < max ? nmissing : max;
+    for (size_t i = 0; i < n; i++)
+        memcpy(names[i], missing[i], sizeof missing[i]);
+    return nmissing;
+}
+
+int when_zone_prepare(const char *tz)
+{
+    icaltimezone *z;
+    if (zone_lookup(tz, &z) == 0)
+        return 0;
+    if (tz && strlen(tz) < sizeof ztab[0].name)
+        zslot_put(tz, NULL, -1);
+    return -1;
 }
 
 static int zone_get(struct when_cache *c, const char *tz, icaltimezone **zone)
@@ -115,8 +237,9 @@ static int zone_get(struct when_cache *c, const char *tz, icaltimezone **zone)
         *zone = c->zone;
         return 0;
     }
-    if (zone_lookup(tz, zone) < 0)
-        return -1;
+    int rc = zone_lookup(tz, zone);
+    if (rc < 0)
+        return rc;
     if (c) {
         /* zone_lookup refused anything that does not fit */
         snprintf(c->tz, sizeof c->tz, "%s", name);
@@ -194,6 +317,20 @@ static void local_day(icaltimezone *zone, time_t t, long long *days,
     long long l = (long long)t + zone_offset(zone, t);
     *days = floor_div(l, DAY);
     *sod = l - *days * DAY;
+}
+
+int when_local_fields(time_t t, const char *tz, int *y, int *mo, int *d,
+                      int *sod)
+{
+    icaltimezone *zone;
+    if (zone_lookup(tz, &zone) < 0)
+        return -1;
+    long long days, s, yy;
+    local_day(zone, t, &days, &s);
+    civil_from_days(days, &yy, mo, d);
+    *y = (int)yy;
+    *sod = (int)s;
+    return 0;
 }
 
 int when_tz_valid(const char *tz)
@@ -381,7 +518,10 @@ int when_parse_cached(struct when_cache *c, const char *s, const char *tz,
         buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
 
     icaltimezone *zone;
-    if (zone_get(c, tz, &zone) < 0)
+    int zr = zone_get(c, tz, &zone);
+    if (zr == -2)
+        return fail(err, errsz, "time zone not resolved yet", tz);
+    if (zr < 0)
         return fail(err, errsz, "unknown time zone", tz);
 
     /* YYYY-MM-DD[Thh:mm[:ss][offset]] */

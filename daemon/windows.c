@@ -15,9 +15,15 @@
  * (when garbage outweighs live data), which is why callers copy what they
  * keep beyond the next mutation.
  *
- * Recurring windows are evaluated with libical on the calling thread (the
- * main thread: libical's zone cache is not thread-safe). Iteration is always
- * bounded: a rule without COUNT/UNTIL would otherwise run for centuries.
+ * Recurring windows: a rule is checked when its line is parsed (refused
+ * with the reason: see window_rrule_check and "rules" below), and evaluated
+ * with libical on the loop thread (libical's zone lookup is not
+ * thread-safe) by walks of at most [windows] rrule_max_iterations periods,
+ * starting just before the occurrence that could cover the time asked
+ * about. A window in the index keeps its last answer, with how long it
+ * holds, in front of its rrule string in the arena (struct recur_cache), so
+ * asking again before the next transition is a comparison. The checks need
+ * no zone lookup by name, so the window loader thread may parse lines.
  *
  * Diagnostics: parse errors are returned as text naming the token and why. */
 #include "untild/windows.h"
@@ -34,6 +40,7 @@
 #include <libical/ical.h>
 
 #include "untild/address.h"
+#include "untild/log.h"
 #include "untild/when.h"
 
 /* ---------------------------------------------------------------- actions */
@@ -156,13 +163,6 @@ static int fail(char *err, size_t errsz, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
-}
-
-static int rrule_valid(const char *s)
-{
-    struct icalrecurrencetype r = icalrecurrencetype_from_string(s);
-    icalerror_clear_errno();
-    return r.freq != ICAL_NO_RECURRENCE;
 }
 
 /* Content hash of a parsed window: the stable id of a file window. */
@@ -315,7 +315,8 @@ static int dup_opt(char **dst, const char *s, char *err, size_t errsz)
     return 0;
 }
 
-static int parse_fields(struct when_cache *wc, const char *line,
+static int parse_fields(struct when_cache *wc, const struct window_limits *lim,
+                        const char *line,
                         const char *default_tz,
                         const char *delims, time_t now, struct window *w,
                         char *err, size_t errsz)
@@ -370,14 +371,9 @@ static int parse_fields(struct when_cache *wc, const char *line,
         return fail(err, errsz, "from '%s' is after until '%s'", vals[K_FROM],
                     until);
 
-    if (seen[K_RRULE]) {
-        if (!rrule_valid(vals[K_RRULE]))
-            return fail(err, errsz,
-                        "bad rrule '%s': not an iCalendar RRULE with FREQ",
-                        vals[K_RRULE]);
-        if (dup_opt(&w->rrule, vals[K_RRULE], err, errsz) != 0)
-            return -1;
-    }
+    if (seen[K_RRULE] &&
+        dup_opt(&w->rrule, vals[K_RRULE], err, errsz) != 0)
+        return -1;
     w->duration = 86400;
     if (seen[K_DURATION]) {
         if (!seen[K_RRULE])
@@ -389,6 +385,10 @@ static int parse_fields(struct when_cache *wc, const char *line,
             return fail(err, errsz, "bad duration '%s'", vals[K_DURATION]);
         w->duration = d;
     }
+    char rwhy[256];
+    if (w->rrule && window_rrule_check(w->rrule, w->from, w->tz, w->duration,
+                                       lim, rwhy, sizeof rwhy) != 0)
+        return fail(err, errsz, "bad rrule '%s': %s", w->rrule, rwhy);
     w->action = ACTION_DEFAULT;
     if (seen[K_ACTION] && action_parse(vals[K_ACTION], &w->action) != 0)
         return fail(err, errsz,
@@ -422,13 +422,22 @@ int window_parse_line_cached(struct when_cache *wc, const char *line,
                              time_t now, struct window *w, char *err,
                              size_t errsz)
 {
+    return window_parse_line_ex(wc, NULL, line, default_tz, delims, now, w,
+                                err, errsz);
+}
+
+int window_parse_line_ex(struct when_cache *wc, const struct window_limits *lim,
+                         const char *line, const char *default_tz,
+                         const char *delims, time_t now, struct window *w,
+                         char *err, size_t errsz)
+{
     memset(w, 0, sizeof *w);
     if (err && errsz)
         err[0] = '\0';
     const char *p = skip_space(line ? line : "");
     if (!*p || *p == '#')
         return 1;
-    if (parse_fields(wc, p, default_tz, delims, now, w, err, errsz) != 0) {
+    if (parse_fields(wc, lim, p, default_tz, delims, now, w, err, errsz) != 0) {
         window_free_fields(w);
         memset(w, 0, sizeof *w);
         return -1;
@@ -457,13 +466,392 @@ void window_free_fields(struct window *w)
     w->rrule = w->tz = w->reason = w->owner = NULL;
 }
 
+/* ---------------------------------------------------------------- limits */
+
+static struct window_limits g_lim = {WINDOW_RRULE_MAX_ITERATIONS,
+                                     WINDOW_RRULE_MAX_DURATION};
+
+void windows_set_limits(const struct window_limits *l)
+{
+    struct window_limits d = {WINDOW_RRULE_MAX_ITERATIONS,
+                              WINDOW_RRULE_MAX_DURATION};
+    if (l && l->rrule_max_iterations > 0)
+        d.rrule_max_iterations = l->rrule_max_iterations;
+    if (l && l->rrule_max_duration > 0)
+        d.rrule_max_duration = l->rrule_max_duration;
+    g_lim = d;
+}
+
+void windows_get_limits(struct window_limits *l)
+{
+    *l = g_lim;
+}
+
+/* ---------------------------------------------------------------- rules */
+
+/* Why the checks below: libical 3.0.16 walks a rule period by period with
+ * no bound of its own. A rule whose dates never exist (BYMONTH=2;
+ * BYMONTHDAY=30) makes one icalrecur_iterator_next() walk to the year 2582
+ * (21 s for HOURLY), and one icalrecur_iterator_new() of a MONTHLY/YEARLY
+ * rule with no date in its first period walks to the year 20000 (2 s). So:
+ * frequent FREQs and the BY parts we cannot reason about are refused; the
+ * dates of MONTHLY/YEARLY rules are checked over a whole 400-year
+ * Gregorian cycle here, in C, before libical sees them; and every walk is
+ * cut by an UNTIL we set (rrule_max_iterations periods ahead). */
+
+#define RMAX ICAL_RECURRENCE_ARRAY_MAX
+#define CYCLE_YEARS 400            /* the Gregorian calendar repeats */
+
+static int by_has(const short *a) { return a[0] != RMAX; }
+
+static int civ_leap(long long y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int civ_mdays(long long y, int m)
+{
+    static const int md[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && civ_leap(y) ? 29 : md[m - 1];
+}
+
+/* 0 = Sunday (Sakamoto). */
+static int civ_wday(long long y, int m, int d)
+{
+    static const int t[12] = {0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4};
+    if (m < 3)
+        y--;
+    return (int)((y + y / 4 - y / 100 + y / 400 + t[m - 1] + d) % 7);
+}
+
+/* Does day d of month (y, m) match the rule's day parts? (Month-scoped:
+ * MONTHLY, or YEARLY with BYMONTH; positions checked by the caller.) */
+static int day_matches(const struct icalrecurrencetype *r, long long y, int m,
+                       int d, int d0)
+{
+    int md = civ_mdays(y, m), wd = civ_wday(y, m, d);
+    if (by_has(r->by_month_day)) {
+        int ok = 0;
+        for (int i = 0; r->by_month_day[i] != RMAX; i++) {
+            int v = r->by_month_day[i];
+            ok |= v > 0 ? v == d : md + 1 + v == d;
+        }
+        if (!ok || !by_has(r->by_day))
+            return ok;
+        for (int i = 0; r->by_day[i] != RMAX; i++)
+            if ((int)icalrecurrencetype_day_day_of_week(r->by_day[i]) - 1 == wd)
+                return 1;
+        return 0;
+    }
+    if (by_has(r->by_day)) {
+        for (int i = 0; r->by_day[i] != RMAX; i++) {
+            int pos = icalrecurrencetype_day_position(r->by_day[i]);
+            if ((int)icalrecurrencetype_day_day_of_week(r->by_day[i]) - 1 != wd)
+                continue;
+            if (pos == 0 || pos == (d - 1) / 7 + 1 ||
+                pos == -((md - d) / 7 + 1))
+                return 1;
+        }
+        return 0;
+    }
+    return d == d0;
+}
+
+static int month_in(const struct icalrecurrencetype *r, int m, int m0)
+{
+    if (!by_has(r->by_month))
+        return r->freq == ICAL_MONTHLY_RECURRENCE || m == m0;
+    for (int i = 0; r->by_month[i] != RMAX; i++)
+        if (icalrecurrencetype_month_month(r->by_month[i]) == m)
+            return 1;
+    return 0;
+}
+
+/* With BYSETPOS (MONTHLY, one time of day: checked by rule_shape_ok) a
+ * month has a date when some position fits in its set of matching days. */
+static int month_has_date(const struct icalrecurrencetype *r, long long y,
+                          int m, int d0)
+{
+    int n = 0;
+    for (int d = 1, md = civ_mdays(y, m); d <= md; d++)
+        n += day_matches(r, y, m, d, d0);
+    if (!by_has(r->by_set_pos))
+        return n > 0;
+    for (int i = 0; r->by_set_pos[i] != RMAX; i++) {
+        int p = r->by_set_pos[i] < 0 ? -r->by_set_pos[i] : r->by_set_pos[i];
+        if (p >= 1 && p <= n)
+            return 1;
+    }
+    return 0;
+}
+
+static int by_count(const short *a, int max)
+{
+    int n = 0;
+    while (n < max && a[n] != RMAX)
+        n++;
+    return n;
+}
+
+/* Is there a date in any period of a MONTHLY/YEARLY rule starting at
+ * (y0, m0, d0)? Periods repeat with the 400-year cycle, so checking the
+ * periods of one cycle (4800 months or 400 years) is exact. ~150,000 cheap
+ * tests at most. */
+static int periods_have_date(const struct icalrecurrencetype *r, int y0,
+                             int m0, int d0)
+{
+    long long iv = r->interval > 0 ? r->interval : 1;
+    if (r->freq == ICAL_MONTHLY_RECURRENCE) {
+        long long base = (long long)y0 * 12 + (m0 - 1);
+        for (long long k = 0; k < CYCLE_YEARS * 12; k++) {
+            long long mi = base + k * iv;
+            long long y = mi / 12;
+            int m = (int)(mi % 12) + 1;
+            if (month_in(r, m, m0) && month_has_date(r, y, m, d0))
+                return 1;
+        }
+        return 0;
+    }
+    for (long long k = 0; k < CYCLE_YEARS; k++) {
+        long long y = y0 + k * iv;
+        for (int m = 1; m <= 12; m++)
+            if (month_in(r, m, m0) && month_has_date(r, y, m, d0))
+                return 1;
+    }
+    return 0;
+}
+
+static const char *freq_unit(icalrecurrencetype_frequency f)
+{
+    switch (f) {
+    case ICAL_HOURLY_RECURRENCE: return "hour";
+    case ICAL_DAILY_RECURRENCE: return "day";
+    case ICAL_WEEKLY_RECURRENCE: return "week";
+    case ICAL_MONTHLY_RECURRENCE: return "month";
+    default: return "year";
+    }
+}
+
+/* Seconds in one FREQ period (an upper bound for months and years). */
+static int64_t freq_seconds(icalrecurrencetype_frequency f)
+{
+    switch (f) {
+    case ICAL_SECONDLY_RECURRENCE: return 1;
+    case ICAL_MINUTELY_RECURRENCE: return 60;
+    case ICAL_HOURLY_RECURRENCE: return 3600;
+    case ICAL_DAILY_RECURRENCE: return 86400;
+    case ICAL_WEEKLY_RECURRENCE: return 7 * 86400;
+    case ICAL_MONTHLY_RECURRENCE: return 31 * 86400;
+    default: return 366 * 86400;
+    }
+}
+
+/* How far past its starting point one evaluation may walk. */
+static int64_t search_span(const struct icalrecurrencetype *r,
+                           const struct window_limits *lim)
+{
+    int64_t iv = r->interval > 0 ? r->interval : 1;
+    int64_t span = (int64_t)lim->rrule_max_iterations * iv *
+                   freq_seconds(r->freq);
+    int64_t cap = (int64_t)CYCLE_YEARS * 366 * 86400;
+    return span < cap ? span : cap;
+}
+
+/* The shape checks (no iteration). */
+static int rule_shape_ok(const struct icalrecurrencetype *r,
+                         const struct window_limits *lim, char *err,
+                         size_t errsz)
+{
+    if (r->freq == ICAL_NO_RECURRENCE || r->freq > ICAL_YEARLY_RECURRENCE)
+        return fail(err, errsz, "not an iCalendar RRULE with FREQ");
+    if (r->freq == ICAL_SECONDLY_RECURRENCE ||
+        r->freq == ICAL_MINUTELY_RECURRENCE)
+        return fail(err, errsz, "FREQ=%s is too frequent for a window (use "
+                    "HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY)",
+                    r->freq == ICAL_SECONDLY_RECURRENCE ? "SECONDLY"
+                                                        : "MINUTELY");
+    if (r->rscale)
+        return fail(err, errsz, "RSCALE is not supported in windows");
+    static const struct { size_t off; const char *name; } unsup[] = {
+        {offsetof(struct icalrecurrencetype, by_second), "BYSECOND"},
+        {offsetof(struct icalrecurrencetype, by_year_day), "BYYEARDAY"},
+        {offsetof(struct icalrecurrencetype, by_week_no), "BYWEEKNO"},
+    };
+    for (size_t i = 0; i < sizeof unsup / sizeof unsup[0]; i++)
+        if (by_has((const short *)(const void *)((const char *)r +
+                                                 unsup[i].off)))
+            return fail(err, errsz, "%s is not supported in windows (use "
+                        "BYMONTH, BYMONTHDAY, BYDAY, BYHOUR, BYMINUTE)",
+                        unsup[i].name);
+    /* BYSETPOS picks from each month's set of dates ("the last weekday"):
+     * with one time of day, libical's reading and ours are the same. */
+    if (by_has(r->by_set_pos)) {
+        if (r->freq != ICAL_MONTHLY_RECURRENCE)
+            return fail(err, errsz, "BYSETPOS is supported with "
+                        "FREQ=MONTHLY only");
+        if (by_count(r->by_hour, ICAL_BY_HOUR_SIZE) > 1 ||
+            by_count(r->by_minute, ICAL_BY_MINUTE_SIZE) > 1)
+            return fail(err, errsz, "BYSETPOS with several BYHOUR or "
+                        "BYMINUTE values is not supported");
+    }
+    int monthly = r->freq == ICAL_MONTHLY_RECURRENCE ||
+                  r->freq == ICAL_YEARLY_RECURRENCE;
+    for (int i = 0; r->by_day[i] != RMAX; i++) {
+        int pos = icalrecurrencetype_day_position(r->by_day[i]);
+        if (!pos)
+            continue;
+        if (!monthly)
+            return fail(err, errsz, "a BYDAY position (like 2MO) needs "
+                        "FREQ=MONTHLY or YEARLY");
+        if (pos > 5 || pos < -5)
+            return fail(err, errsz, "BYDAY position %d: a month has at most "
+                        "5 of each weekday", pos);
+        if (by_has(r->by_month_day))
+            return fail(err, errsz, "a BYDAY position (like 2MO) together "
+                        "with BYMONTHDAY is not supported");
+    }
+    if (r->freq == ICAL_YEARLY_RECURRENCE && !by_has(r->by_month) &&
+        (by_has(r->by_day) || by_has(r->by_month_day)))
+        return fail(err, errsz, "FREQ=YEARLY with BYDAY or BYMONTHDAY needs "
+                    "BYMONTH");
+    if (r->count < 0 || r->count > lim->rrule_max_iterations)
+        return fail(err, errsz, "COUNT=%d is above [windows] "
+                    "rrule_max_iterations (%d)", r->count,
+                    lim->rrule_max_iterations);
+    return 0;
+}
+
+/* A floating (zone-less) DTSTART for the window's start: libical then
+ * needs no zone, so the check is safe off the loop thread. */
+static int anchor_fields(time_t from, const char *tz, int *y, int *m, int *d,
+                         int *sod)
+{
+    if (!from) {
+        *y = 2000, *m = 1, *d = 3, *sod = 0;   /* see recurring_eval */
+        return 0;
+    }
+    return when_local_fields(from, tz, y, m, d, sod);
+}
+
+/* Walk the rule with libical from the anchor, cut at the search span: an
+ * occurrence must exist, and a COUNT series must end, inside it. */
+static int rule_probe(struct icalrecurrencetype r, int y, int m, int d,
+                      int sod, const struct window_limits *lim, char *err,
+                      size_t errsz)
+{
+    struct icaltimetype dt = icaltime_null_time();
+    dt.year = y, dt.month = m, dt.day = d;
+    dt.hour = sod / 3600, dt.minute = sod / 60 % 60, dt.second = sod % 60;
+    struct icaltimetype cut = dt;
+    int64_t span = search_span(&r, lim);
+    icaltime_adjust(&cut, (int)(span / 86400), 0, 0, (int)(span % 86400));
+    int has_until = !icaltime_is_null_time(r.until);
+    int cut_bites = !has_until || icaltime_compare(r.until, cut) > 0;
+    if (cut_bites)
+        r.until = cut;
+    icalrecur_iterator *it = icalrecur_iterator_new(r, dt);
+    int n = 0;
+    while (it && n <= lim->rrule_max_iterations) {
+        struct icaltimetype o = icalrecur_iterator_next(it);
+        if (icaltime_is_null_time(o))
+            break;
+        n++;
+        if (!r.count || n >= r.count)
+            break;
+    }
+    if (it)
+        icalrecur_iterator_free(it);
+    icalerror_clear_errno();
+    if (!n && !cut_bites)
+        return fail(err, errsz, "no occurrence before its UNTIL");
+    if (!n)
+        return fail(err, errsz, "no occurrence within %d %ss of its start "
+                    "([windows] rrule_max_iterations)",
+                    lim->rrule_max_iterations, freq_unit(r.freq));
+    if (r.count && n < r.count && cut_bites)
+        return fail(err, errsz, "COUNT=%d: its occurrences spread over more "
+                    "than %d %ss ([windows] rrule_max_iterations)", r.count,
+                    lim->rrule_max_iterations, freq_unit(r.freq));
+    return 0;
+}
+
+int window_rrule_check(const char *rrule, time_t from, const char *tz,
+                       int64_t duration, const struct window_limits *lim,
+                       char *err, size_t errsz)
+{
+    const struct window_limits *l = lim ? lim : &g_lim;
+    if (!rrule || !*rrule)
+        return fail(err, errsz, "empty rule");
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(rrule);
+    icalerror_clear_errno();
+    if (rule_shape_ok(&r, l, err, errsz) != 0)
+        return -1;
+    if (duration <= 0 || duration > l->rrule_max_duration)
+        return fail(err, errsz, "duration of %lld s: must be positive and at "
+                    "most %lld s ([windows] rrule_max_duration)",
+                    (long long)duration, (long long)l->rrule_max_duration);
+    if (duration > search_span(&r, l))
+        return fail(err, errsz, "duration of %lld s is longer than %d %ss "
+                    "([windows] rrule_max_iterations)", (long long)duration,
+                    l->rrule_max_iterations, freq_unit(r.freq));
+    int y, m, d, sod;
+    if (anchor_fields(from, tz, &y, &m, &d, &sod) != 0)
+        return fail(err, errsz, "unknown time zone");
+    /* Files repeat rules (and starts): a rule accepted once for the same
+     * start, duration and limits is accepted again without the walk. */
+    uint64_t key = fnv_str(FNV_OFFSET, rrule);
+    int64_t parts[] = {y, m, d, sod, duration, l->rrule_max_iterations,
+                       l->rrule_max_duration};
+    key = fnv_bytes(key, parts, sizeof parts);
+    static _Thread_local uint64_t accepted[256];
+    if (accepted[key & 255] == key)
+        return 0;
+    if ((r.freq == ICAL_MONTHLY_RECURRENCE ||
+         r.freq == ICAL_YEARLY_RECURRENCE) &&
+        !periods_have_date(&r, y, m, d))
+        return fail(err, errsz, "no date ever matches its BYMONTH, "
+                    "BYMONTHDAY and BYDAY (like February 30)");
+    if (rule_probe(r, y, m, d, sod, l, err, errsz) != 0)
+        return -1;
+    accepted[key & 255] = key;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- activity */
 
-/* Bounds on libical iteration (docs/HACKING.md: rules without COUNT/UNTIL run for
- * centuries). SEARCH bounds finding the occurrence around t; RUN bounds
- * following touching occurrences to the end of a quiet run. */
-#define RECUR_SEARCH_MAX 100000
+/* Following touching occurrences to the end of a quiet run stops after
+ * this many (the run then ends there; the next evaluation continues it). */
 #define RECUR_RUN_MAX 400
+/* A window whose state the iteration cap kept us from deciding is quiet
+ * for this long, then evaluated again. */
+#define UNDECIDED_QUIET 3600
+
+/* Kept in the index's arena just before a recurring window's rrule string
+ * (WF_RCACHE): the last answer and how long it holds. */
+#define WF_RCACHE 1u   /* struct window.flags: a recur_cache precedes rrule */
+static_assert(sizeof(struct window) <= 120, "a million windows: keep it small");
+
+struct recur_cache {
+    time_t lo, hi;   /* the answer holds for lo <= t < hi */
+    time_t qu;       /* quiet until, when active */
+    int active;
+    int warned;      /* the cap was logged for this window */
+    int checked;     /* 1: rule accepted; -1: refused (logged) */
+};
+
+struct recur_answer {
+    int active;
+    time_t qu;       /* when active */
+    time_t hi;       /* the answer holds from t until hi */
+};
+
+static struct recur_cache *rcache_of(const struct window *w)
+{
+    if (!(w->flags & WF_RCACHE) || !w->rrule)
+        return NULL;
+    return (struct recur_cache *)(void *)(w->rrule -
+                                          sizeof(struct recur_cache));
+}
 
 /* End of the occurrence starting at local time s: the duration is added on
  * the wall clock, so "20:00 for 12h" ends at 08:00 local also on the night
@@ -476,7 +864,8 @@ static time_t occurrence_end(struct icaltimetype s, int64_t duration,
 }
 
 /* Length of one FREQ period in seconds, for moving DTSTART forward by whole
- * periods; 0 for MONTHLY/YEARLY (few enough steps to iterate). */
+ * periods; 0 for MONTHLY/YEARLY (moved by icalrecur_iterator_set_start,
+ * which keeps INTERVAL's alignment with the real start). */
 static int64_t period_seconds(const struct icalrecurrencetype *r)
 {
     int64_t iv = r->interval > 0 ? r->interval : 1;
@@ -490,18 +879,36 @@ static int64_t period_seconds(const struct icalrecurrencetype *r)
     }
 }
 
-static int recurring_active(const struct window *w, time_t t, time_t *qu)
+/* Occurrences that touch or overlap make one quiet run (a weekend of SA
+ * and SU, a daily 24 h window): the end of the run that `end` is in. */
+static time_t run_end(icalrecur_iterator *it, time_t end, time_t until,
+                      int64_t dur, icaltimezone *zone)
 {
-    icaltimezone *zone = NULL;
-    if (w->tz && *w->tz)
-        zone = icaltimezone_get_builtin_timezone(w->tz);
-    if (!zone)
-        zone = icaltimezone_get_utc_timezone();
+    for (int i = 0; i < RECUR_RUN_MAX && end < until; i++) {
+        struct icaltimetype n = icalrecur_iterator_next(it);
+        if (icaltime_is_null_time(n))
+            break;
+        if (icaltime_as_timet_with_zone(n, zone) > end)
+            break;
+        time_t e = occurrence_end(n, dur, zone);
+        if (e > end)
+            end = e;
+    }
+    return end;
+}
+
+/* The iterator for evaluating at t: DTSTART moved forward to just before
+ * the occurrence that could contain t (not with COUNT, which counts from
+ * the real start), and an UNTIL of our own one search span past t, so no
+ * libical walk is unbounded. NULL: no occurrence can matter (*hi set). */
+static icalrecur_iterator *eval_iterator(const struct window *w, time_t t,
+                                         const struct window_limits *lim,
+                                         icaltimezone *zone, int64_t dur,
+                                         time_t *hi)
+{
     struct icalrecurrencetype r = icalrecurrencetype_from_string(w->rrule);
     if (r.freq == ICAL_NO_RECURRENCE)
-        return 0;
-    int64_t dur = w->duration > 0 ? w->duration : 86400;
-
+        return NULL;
     struct icaltimetype dt;
     time_t start;
     if (w->from) {
@@ -514,60 +921,144 @@ static int recurring_active(const struct window *w, time_t t, time_t *qu)
         dt = icaltime_set_timezone(&dt, zone);
         start = icaltime_as_timet_with_zone(dt, zone);
     }
-    if (t < start)
-        return 0;
-
-    /* Jump DTSTART forward by whole periods to just before the occurrence
-     * that could contain t (2 h slack for DST). Not with COUNT, which counts
-     * from the real start. */
-    int64_t per = period_seconds(&r);
-    time_t lo = t - (time_t)dur - 7200 - (time_t)per;
-    if (per > 0 && r.count == 0 && lo > start) {
-        int64_t k = (int64_t)(lo - start) / per;
-        int64_t shift = k * per;
-        icaltime_adjust(&dt, (int)(shift / 86400), 0, 0, (int)(shift % 86400));
+    if (t < start) {
+        *hi = start;
+        return NULL;
     }
-
+    time_t lo = t - (time_t)dur - 7200;   /* 2 h slack for DST */
+    int64_t per = period_seconds(&r);
+    int forward = r.count == 0 && lo > start;
+    if (forward && per > 0) {
+        int64_t k = (int64_t)(lo - start - per) / per;
+        if (k > 0) {
+            int64_t shift = k * per;
+            icaltime_adjust(&dt, (int)(shift / 86400), 0, 0,
+                            (int)(shift % 86400));
+        }
+    }
+    time_t cut = t + (time_t)search_span(&r, lim);
+    time_t ru = icaltime_is_null_time(r.until)
+                    ? WHEN_NEVER
+                    : icaltime_as_timet_with_zone(
+                          r.until, icaltime_is_utc(r.until) ? NULL : zone);
+    if (ru > cut) {
+        r.until = icaltime_from_timet_with_zone(cut, 0, zone);
+        *hi = cut;
+    } else {
+        *hi = WHEN_NEVER;   /* the series ends by itself */
+    }
     icalrecur_iterator *it = icalrecur_iterator_new(r, dt);
-    if (!it)
+    if (it && forward && per == 0)
+        (void)icalrecur_iterator_set_start(
+            it, icaltime_from_timet_with_zone(lo, 0, zone));
+    return it;
+}
+
+/* Is w quiet at t, and until when does that answer hold? Returns 0 when
+ * decided, 1 when the iteration cap bit (then: quiet for a while). */
+static int recurring_eval(const struct window *w, time_t t,
+                          const struct window_limits *lim,
+                          struct recur_answer *a)
+{
+    icaltimezone *zone = NULL;
+    if (w->tz && *w->tz)
+        zone = icaltimezone_get_builtin_timezone(w->tz);
+    if (!zone)
+        zone = icaltimezone_get_utc_timezone();
+    int64_t dur = w->duration > 0 ? w->duration : 86400;
+    a->active = 0;
+    a->qu = 0;
+    a->hi = WHEN_NEVER;
+    icalrecur_iterator *it = eval_iterator(w, t, lim, zone, dur, &a->hi);
+    if (!it) {
+        icalerror_clear_errno();
         return 0;
-    int found = 0;
+    }
+    int found = 0, capped = 1;
     time_t end = 0;
-    for (int i = 0; i < RECUR_SEARCH_MAX; i++) {
+    for (int i = 0; i <= lim->rrule_max_iterations; i++) {
         struct icaltimetype n = icalrecur_iterator_next(it);
-        if (icaltime_is_null_time(n))
+        if (icaltime_is_null_time(n)) {
+            capped = 0;
             break;
+        }
         time_t s = icaltime_as_timet_with_zone(n, zone);
-        if (s > t)
+        if (s > t) {
+            a->hi = s;
+            capped = 0;
             break;
+        }
         time_t e = occurrence_end(n, dur, zone);
         if (e > t) {
             found = 1;
-            end = e;
+            capped = 0;
+            end = run_end(it, e, w->until, dur, zone);
             break;
-        }
-    }
-    if (found) {
-        /* Occurrences that touch or overlap make one quiet run (a weekend
-         * of SA and SU, a daily 24 h window): quiet until the run ends. */
-        for (int i = 0; i < RECUR_RUN_MAX && end < w->until; i++) {
-            struct icaltimetype n = icalrecur_iterator_next(it);
-            if (icaltime_is_null_time(n))
-                break;
-            time_t s = icaltime_as_timet_with_zone(n, zone);
-            if (s > end)
-                break;
-            time_t e = occurrence_end(n, dur, zone);
-            if (e > end)
-                end = e;
         }
     }
     icalrecur_iterator_free(it);
     icalerror_clear_errno();
-    if (!found)
-        return 0;
-    *qu = end < w->until ? end : w->until;
-    return 1;
+    if (capped)
+        end = t + UNDECIDED_QUIET;
+    if (found || capped) {
+        a->active = 1;
+        a->qu = end < w->until ? end : w->until;
+        a->hi = a->qu;
+    }
+    return capped;
+}
+
+/* Windows that were never checked (stored before the checks existed, or
+ * built by hand) are checked once; a refused rule cannot be evaluated at a
+ * bounded cost, so it counts as undecided: quiet, an hour at a time. */
+static int rule_usable(const struct window *w, struct recur_cache *c)
+{
+    if (c && c->checked)
+        return c->checked > 0;
+    char why[256];
+    int ok = window_rrule_check(w->rrule, w->from, w->tz,
+                                w->duration > 0 ? w->duration : 86400, &g_lim,
+                                why, sizeof why) == 0;
+    if (!ok && !(c && c->warned))
+        log_error("window %s: rrule '%s' refused (%s): the window counts as "
+                  "quiet an hour at a time until it is ended", w->id,
+                  w->rrule, why);
+    if (c) {
+        c->checked = ok ? 1 : -1;
+        c->warned |= !ok;
+    }
+    return ok;
+}
+
+static int recurring_active(const struct window *w, time_t t, time_t *qu)
+{
+    struct recur_cache *c = rcache_of(w);
+    if (c && t >= c->lo && t < c->hi) {
+        *qu = c->qu;
+        return c->active;
+    }
+    struct recur_answer a;
+    if (!rule_usable(w, c)) {
+        a.active = 1;
+        a.qu = t + UNDECIDED_QUIET < w->until ? t + UNDECIDED_QUIET : w->until;
+        a.hi = a.qu;
+    } else if (recurring_eval(w, t, &g_lim, &a) && !(c && c->warned)) {
+        char at[64];
+        log_warn("window %s: rrule '%s' not decided within [windows] "
+                 "rrule_max_iterations (%d): quiet until %s", w->id, w->rrule,
+                 g_lim.rrule_max_iterations, when_format(a.qu, "UTC", at,
+                                                         sizeof at));
+        if (c)
+            c->warned = 1;
+    }
+    if (c) {
+        c->lo = t;
+        c->hi = a.hi;
+        c->active = a.active;
+        c->qu = a.qu;
+    }
+    *qu = a.qu;
+    return a.active;
 }
 
 int window_active(const struct window *w, time_t t, time_t *quiet_until)
@@ -834,6 +1325,31 @@ static const char *intern(struct windows *ix, const char *s)
     return d;
 }
 
+/* A recurring window's rrule lives in the arena behind its answer cache. */
+static size_t rrule_block_bytes(const char *rrule)
+{
+    size_t n = sizeof(struct recur_cache) + strlen(rrule) + 1;
+    return (n + sizeof(char *) - 1) & ~(sizeof(char *) - 1);
+}
+
+static char *arena_rrule(struct windows *ix, const struct window *src)
+{
+    size_t n = rrule_block_bytes(src->rrule);
+    char *block = (char *)arena_ptrs(&ix->arena, &ix->arena_bytes,
+                                     n / sizeof(char *));
+    if (!block)
+        return NULL;
+    struct recur_cache *c = (struct recur_cache *)(void *)block;
+    const struct recur_cache *old = rcache_of(src);
+    if (old)
+        *c = *old;
+    else
+        memset(c, 0, sizeof *c);
+    char *s = block + sizeof *c;
+    memcpy(s, src->rrule, strlen(src->rrule) + 1);
+    return s;
+}
+
 /* Bytes a window's own (not interned) strings take in the arena. */
 static size_t window_bytes(const struct window *w)
 {
@@ -841,7 +1357,7 @@ static size_t window_bytes(const struct window *w)
     for (size_t i = 0; i < w->nwho; i++)
         n += strlen(w->who[i]) + 1;
     if (w->rrule)
-        n += strlen(w->rrule) + 1;
+        n += rrule_block_bytes(w->rrule);
     if (w->reason)
         n += strlen(w->reason) + 1;
     return n;
@@ -860,7 +1376,10 @@ static int copy_strings(struct windows *ix, struct window *dst,
             if (!(dst->who[i] = arena_strdup(ix, src->who[i])))
                 return -1;
     }
-    dst->rrule = src->rrule ? arena_strdup(ix, src->rrule) : NULL;
+    dst->flags = 0;
+    dst->rrule = src->rrule ? arena_rrule(ix, src) : NULL;
+    if (dst->rrule)
+        dst->flags |= WF_RCACHE;
     dst->reason = src->reason ? arena_strdup(ix, src->reason) : NULL;
     dst->tz = (char *)intern(ix, src->tz);
     dst->owner = (char *)intern(ix, src->owner);
@@ -1262,6 +1781,7 @@ static int compact(struct windows *ix)
         }
         w->who = c.who;
         w->rrule = c.rrule;
+        w->flags = c.flags;
         w->reason = c.reason;
         w->tz = c.tz;
         w->owner = c.owner;

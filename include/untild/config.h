@@ -97,6 +97,8 @@ struct config {
     size_t max_calendar_part;     /* calendar bytes parsed per message; default 1 MiB */
     /* [windows] */
     char *window_files;           /* glob, may be NULL */
+    int rrule_max_iterations;     /* see windows.h; default 2000 */
+    int64_t rrule_max_duration;   /* seconds; default 366d */
     /* [notify] */
     char *notify_from;            /* default "untild@<command_domain>" */
     char *notify_to;              /* default: the rep's address */

@@ -57,6 +57,10 @@ void untild_policy_cfg(const struct config *c, struct policy_cfg *p);
  * run-time windows from the store. Errors go to *e. NULL on ENOMEM. */
 struct windows *untild_load_windows(struct untild *u, const struct config *c,
                                     struct config_errors *e);
+/* The part of untild_load_windows after the files (main thread: SQLite):
+ * drop the file windows ended by hand, add the run-time windows. */
+int untild_finish_windows(struct untild *u, struct windows *ix,
+                          struct config_errors *e);
 
 /* Retention: delete audit and seen rows older than [daemon]
  * audit_retention before untild_now(u) (nothing when it is 0 = forever) and

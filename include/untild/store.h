@@ -71,6 +71,14 @@ int store_prune(struct store *st, time_t before);
 int store_kv_set(struct store *st, const char *key, const char *value);
 char *store_kv_get(struct store *st, const char *key);
 int store_kv_del(struct store *st, const char *key);
+/* Visit every key starting with prefix (one indexed range query), in key
+ * order; stop when fn returns non-zero. Returns the number visited, or -1.
+ * (The window loader reads every "ended:<id>" row this way, instead of one
+ * lookup per file window.) */
+int store_kv_foreach_prefix(struct store *st, const char *prefix,
+                            int (*fn)(const char *key, const char *value,
+                                      void *arg),
+                            void *arg);
 
 /* ---------- shared state (store_pg.c, [store] url) ----------
  * One change to a shared table, as journalled locally and as read back

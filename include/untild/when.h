@@ -3,8 +3,12 @@
  * here), so everything is testable with injected time.
  *
  * Time zones are IANA names ("Europe/Berlin") resolved with libical's
- * built-in zoneinfo; NULL or "" means UTC. libical is not thread-safe in its
- * zone cache: call these from the main thread only. */
+ * built-in zoneinfo; NULL or "" means UTC. libical's lookup by name is not
+ * thread-safe: names are resolved on the main (loop) thread and kept in a
+ * shared table; a thread that called when_thread_offloop() only reads that
+ * table, and a name not in it fails there ("time zone not resolved yet")
+ * and is noted for when_offloop_missing(): resolve those names on the main
+ * thread with when_zone_prepare() and run the work again. */
 #ifndef UNTILD_WHEN_H
 #define UNTILD_WHEN_H
 
@@ -13,6 +17,21 @@
 #include <time.h>
 
 #define WHEN_NEVER ((time_t)INT64_MAX)   /* a window without an end */
+
+/* Off-loop threads (see above). */
+#define WHEN_MISSING_MAX 64
+void when_thread_offloop(void);
+/* Names this thread failed to resolve since when_thread_offloop(); copies
+ * up to max of them, returns how many there were. */
+size_t when_offloop_missing(char names[][64], size_t max);
+/* Main thread: resolve and load tz, publish it (or its being unknown) to
+ * the shared table. 0, or -1 for an unknown name. */
+int when_zone_prepare(const char *tz);
+
+/* Local calendar fields of instant t in tz (sod: second of the day).
+ * 0, or -1 if tz is unknown. */
+int when_local_fields(time_t t, const char *tz, int *y, int *mo, int *d,
+                      int *sod);
 
 /* Is tz a known zone name? */
 int when_tz_valid(const char *tz);

@@ -52,7 +52,42 @@ struct window {
     enum action action;
     enum window_source source;
     int line;
+    uint32_t flags;         /* index-internal (WF_*); 0 in parsed windows */
 };
+
+/* Limits on recurring windows ([windows] in untild.conf). A rule is walked
+ * at most rrule_max_iterations FREQ periods per evaluation (hours, days,
+ * weeks, months or years; times INTERVAL), so a rule must have an
+ * occurrence within that many periods of its start to be accepted, and an
+ * evaluation that finds none within them answers "not quiet until the end
+ * of that search" (decided, and evaluated again then). */
+struct window_limits {
+    int rrule_max_iterations;    /* default 2000 */
+    int64_t rrule_max_duration;  /* seconds per occurrence; default 366d */
+};
+#define WINDOW_RRULE_MAX_ITERATIONS 2000
+#define WINDOW_RRULE_MAX_DURATION ((int64_t)366 * 86400)
+
+/* The limits window_active and window_parse_line use (main thread; the
+ * defaults until set). */
+void windows_set_limits(const struct window_limits *l);
+void windows_get_limits(struct window_limits *l);
+
+/* Is rrule acceptable for a window starting at `from` (0: none, anchored
+ * at 2000-01-03 00:00) in tz, with occurrences of `duration` seconds?
+ * Refused, with the reason in err: FREQ=SECONDLY/MINUTELY, BYSECOND,
+ * BYYEARDAY, BYWEEKNO, RSCALE, BYSETPOS but with MONTHLY and one time of
+ * day, BYDAY positions outside
+ * MONTHLY/YEARLY or beyond +-5 or with BYMONTHDAY, YEARLY day rules
+ * without BYMONTH, COUNT above the iteration limit, a duration that is not
+ * positive or above the limit, dates that never exist (BYMONTH=2;
+ * BYMONTHDAY=30), and rules without an occurrence within the iteration
+ * limit. Cost: bounded (a few ms at most). Thread-safe (no zone lookup by
+ * libical; tz must be resolved already, see when.h). lim NULL: the
+ * current limits. Returns 0 or -1. */
+int window_rrule_check(const char *rrule, time_t from, const char *tz,
+                       int64_t duration, const struct window_limits *lim,
+                       char *err, size_t errsz);
 
 /* Parse one window-file line (docs/DESIGN.md "Window files"):
  *   WHO[,WHO...]  UNTIL  [key=value | key="quoted value"]...
@@ -71,6 +106,11 @@ int window_parse_line_cached(struct when_cache *c, const char *line,
                              const char *default_tz, const char *delims,
                              time_t now, struct window *w, char *err,
                              size_t errsz);
+/* The same with explicit limits (a reload parses with the new config's). */
+int window_parse_line_ex(struct when_cache *c, const struct window_limits *lim,
+                         const char *line, const char *default_tz,
+                         const char *delims, time_t now, struct window *w,
+                         char *err, size_t errsz);
 void window_free_fields(struct window *w);
 
 struct windows;  /* the index */
@@ -105,7 +145,13 @@ struct window_match {
 int windows_match(const struct windows *ix, const char *addr, time_t t,
                   struct window_match *m);
 
-/* Is window w quiet at t? (for one window; fills quiet_until) */
+/* Is window w quiet at t? (for one window; fills quiet_until)
+ * Recurring windows in an index keep their answer until the next
+ * transition (the end of the quiet run, or the next occurrence's start), so
+ * repeated calls cost a comparison; main thread only for those. An
+ * evaluation walks at most rrule_max_iterations periods; when that cap
+ * bites the window counts as quiet for the next hour (logged): a window
+ * whose state cannot be decided holds mail rather than letting it go. */
 int window_active(const struct window *w, time_t t, time_t *quiet_until);
 
 #endif

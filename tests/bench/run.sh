@@ -18,6 +18,10 @@ if ! "$build/bench/bench_windows"; then
     status=1
 fi
 
+# untild with 1,000,000 windows: start-up, SIGHUP and heavy rules against
+# a greeting prober (own target check).
+/usr/bin/python3 "$here/bench_reload.py" "$build" || status=1
+
 /usr/bin/python3 "$here/bench.py" "$build" || status=1
 # Liveness under hostile loads, and a company-sized install (issue 18).
 /usr/bin/python3 "$here/liveness.py" "$build" || status=1

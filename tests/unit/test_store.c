@@ -254,6 +254,37 @@ START_TEST(seen)
 }
 END_TEST
 
+static int collect_cb(const char *key, const char *value, void *arg)
+{
+    char *buf = arg;
+    strcat(buf, key);
+    strcat(buf, "=");
+    strcat(buf, value);
+    strcat(buf, ";");
+    return strlen(buf) > 200;
+}
+
+/* The window loader reads every "ended:<id>" row with one range query. */
+START_TEST(kv_prefix)
+{
+    struct store *st = store_open(tmpdir);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_kv_set(st, "ended:f0123", "1"), 0);
+    ck_assert_int_eq(store_kv_set(st, "ended:f0001", "1"), 0);
+    ck_assert_int_eq(store_kv_set(st, "ended", "not me"), 0);
+    ck_assert_int_eq(store_kv_set(st, "ended;x", "not me"), 0);
+    ck_assert_int_eq(store_kv_set(st, "endeD:x", "not me"), 0);
+    ck_assert_int_eq(store_kv_set(st, "imap.uid", "42"), 0);
+    char buf[512] = "";
+    ck_assert_int_eq(store_kv_foreach_prefix(st, "ended:", collect_cb, buf), 2);
+    ck_assert_str_eq(buf, "ended:f0001=1;ended:f0123=1;");
+    buf[0] = '\0';
+    ck_assert_int_eq(store_kv_foreach_prefix(st, "nothing:", collect_cb, buf), 0);
+    ck_assert_str_eq(buf, "");
+    store_close(st);
+}
+END_TEST
+
 START_TEST(kv)
 {
     struct store *st = store_open(tmpdir);
@@ -602,6 +633,7 @@ int main(void)
     tcase_add_test(tc, audit_since);
     tcase_add_test(tc, seen);
     tcase_add_test(tc, kv);
+    tcase_add_test(tc, kv_prefix);
     tcase_add_test(tc, wal_and_schema);
     tcase_add_test(tc, prune);
     tcase_add_test(tc, migrate_v3_prune_indexed);

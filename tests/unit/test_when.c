@@ -4,6 +4,7 @@
 #include "untild/when.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -420,6 +421,64 @@ START_TEST(cached)
 }
 END_TEST
 
+/* Off the loop thread, zone names come only from the shared table: a name
+ * the loop has not resolved fails and is noted; once the loop resolved it,
+ * the thread's answers equal the loop's. */
+struct offloop_run {
+    const char *tz;
+    int rc;
+    time_t t;
+    char err[96];
+    char missing[4][64];
+    size_t nmissing;
+};
+
+static void *offloop_thread(void *arg)
+{
+    struct offloop_run *r = arg;
+    when_thread_offloop();
+    r->rc = when_parse("2027-07-01T09:00", r->tz, 0, &r->t, r->err, sizeof r->err);
+    r->nmissing = when_offloop_missing(r->missing, 4);
+    return NULL;
+}
+
+static void run_offloop(struct offloop_run *r)
+{
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, offloop_thread, r), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+}
+
+START_TEST(offloop_zones)
+{
+    struct offloop_run r = {.tz = "Pacific/Chatham"};
+    run_offloop(&r);
+    ck_assert_int_eq(r.rc, -1);
+    ck_assert_ptr_nonnull(strstr(r.err, "not resolved yet"));
+    ck_assert_uint_eq(r.nmissing, 1);
+    ck_assert_str_eq(r.missing[0], "Pacific/Chatham");
+    /* the loop resolves it; the thread's answer is the loop's */
+    ck_assert_int_eq(when_zone_prepare("Pacific/Chatham"), 0);
+    struct offloop_run r2 = {.tz = "Pacific/Chatham"};
+    run_offloop(&r2);
+    ck_assert_int_eq(r2.rc, 0);
+    ck_assert_uint_eq(r2.nmissing, 0);
+    ck_assert_int_eq(r2.t, parse("2027-07-01T09:00", "Pacific/Chatham", 0));
+    /* an unknown name, once the loop looked it up, is plainly unknown */
+    ck_assert_int_eq(when_zone_prepare("Nope/Zone2"), -1);
+    struct offloop_run r3 = {.tz = "Nope/Zone2"};
+    run_offloop(&r3);
+    ck_assert_int_eq(r3.rc, -1);
+    ck_assert_ptr_nonnull(strstr(r3.err, "unknown time zone"));
+    ck_assert_uint_eq(r3.nmissing, 0);
+    /* UTC needs no table */
+    struct offloop_run r4 = {.tz = NULL};
+    run_offloop(&r4);
+    ck_assert_int_eq(r4.rc, 0);
+    ck_assert_int_eq(r4.t, 1814432400);
+}
+END_TEST
+
 static Suite *when_suite(void)
 {
     Suite *s = suite_create("when");
@@ -436,6 +495,7 @@ static Suite *when_suite(void)
     tcase_add_test(tc, duration);
     tcase_add_test(tc, clock_times);
     tcase_add_test(tc, cached);
+    tcase_add_test(tc, offloop_zones);
     suite_add_tcase(s, tc);
     return s;
 }

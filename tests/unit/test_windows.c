@@ -5,6 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <libical/ical.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
 
 #include "untild/when.h"
 #include "untild/windows.h"
@@ -455,6 +461,240 @@ START_TEST(test_churn)
 }
 END_TEST
 
+/* --- rule checks and bounded evaluation (issue 18, item 3) */
+
+/* CPU budgets below are for a plain -O2 build; sanitizers and valgrind
+ * (make asan-check, make valgrind-check) run the same code much slower. */
+static double slow(void)
+{
+    double f = 1;
+#if defined(__SANITIZE_ADDRESS__)
+    f = 5;
+#endif
+#if defined(__SANITIZE_THREAD__)
+    f = 10;
+#endif
+#if defined(RUNNING_ON_VALGRIND)
+    if (RUNNING_ON_VALGRIND)
+        f *= 80;
+#endif
+    return f;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Each refused rule is refused with its reason, and quickly: libical alone
+ * would walk some of these for seconds (BYMONTH=2;BYMONTHDAY=30 HOURLY:
+ * 21 s; MONTHLY;BYDAY=MO;BYSETPOS=6: 2 s). */
+START_TEST(test_rrule_refused)
+{
+    static const struct { const char *opts, *why; } cases[] = {
+        {"rrule=\"FREQ=SECONDLY;BYMONTH=2\"", "FREQ=SECONDLY is too frequent"},
+        {"rrule=\"FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29\"", "too frequent"},
+        {"rrule=FREQ=MINUTELY", "FREQ=MINUTELY is too frequent"},
+        {"rrule=\"FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30\"", "no occurrence within 2000 hours"},
+        {"rrule=\"FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30\"", "no occurrence within 2000 days"},
+        {"rrule=\"FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30\"", "no date ever matches"},
+        {"rrule=\"FREQ=YEARLY;BYMONTH=4;BYMONTHDAY=31\"", "no date ever matches"},
+        {"rrule=\"FREQ=MONTHLY;INTERVAL=12;BYMONTH=3\" from=2026-01-15", "no date ever matches"},
+        {"rrule=\"FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6\"", "no date ever matches"},
+        {"rrule=\"FREQ=YEARLY;BYMONTH=1;BYDAY=MO;BYSETPOS=1\"", "BYSETPOS is supported with FREQ=MONTHLY only"},
+        {"rrule=\"FREQ=MONTHLY;BYDAY=MO;BYHOUR=9,10;BYSETPOS=-1\"", "several BYHOUR"},
+        {"rrule=\"FREQ=YEARLY;BYWEEKNO=53;BYDAY=MO\"", "BYWEEKNO is not supported"},
+        {"rrule=\"FREQ=YEARLY;BYYEARDAY=366\"", "BYYEARDAY is not supported"},
+        {"rrule=\"FREQ=DAILY;BYSECOND=5\"", "BYSECOND is not supported"},
+        {"rrule=\"FREQ=DAILY;BYDAY=2MO\"", "needs FREQ=MONTHLY or YEARLY"},
+        {"rrule=\"FREQ=MONTHLY;BYDAY=6MO\"", "at most 5"},
+        {"rrule=\"FREQ=MONTHLY;BYDAY=2MO;BYMONTHDAY=1\"", "together with BYMONTHDAY"},
+        {"rrule=\"FREQ=YEARLY;BYDAY=MO\"", "needs BYMONTH"},
+        {"rrule=\"FREQ=DAILY;COUNT=100000\"", "COUNT=100000 is above"},
+        {"rrule=\"FREQ=DAILY;COUNT=3;BYMONTH=2;BYMONTHDAY=29\" from=2026-01-01", "COUNT=3: its occurrences spread"},
+        {"rrule=\"FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29\" from=2026-01-01", "no date ever matches"},
+        {"rrule=FREQ=DAILY duration=P400D", "rrule_max_duration"},
+        {"rrule=FREQ=HOURLY duration=P100D", "longer than 2000 hours"},
+        {"rrule=\"FREQ=DAILY;UNTIL=20000101T000000Z\" from=2026-01-01", "no occurrence before its UNTIL"},
+        {"rrule=nonsense", "not an iCalendar RRULE"},
+    };
+    char line[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(line, sizeof line, "jane@acme.com never %s tz=UTC", cases[i].opts);
+        double t0 = cpu_now();
+        int rc = parse(line);
+        double dt = cpu_now() - t0;
+        ck_assert_msg(rc == -1, "accepted: %s", line);
+        ck_assert_msg(strstr(err, "bad rrule") && strstr(err, cases[i].why),
+                      "%s: got '%s', want '%s'", line, err, cases[i].why);
+        ck_assert_msg(dt < 0.2 * slow(), "%s: checking took %.3f s", line, dt);
+    }
+    /* What windows are for is accepted. */
+    static const char *const ok[] = {
+        "FREQ=WEEKLY;BYDAY=SA,SU", "FREQ=DAILY;BYHOUR=18", "FREQ=MONTHLY;BYDAY=-1FR",
+        "FREQ=MONTHLY;BYMONTHDAY=31", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=24,25,26", "FREQ=HOURLY;INTERVAL=6",
+        "FREQ=WEEKLY;COUNT=4;BYDAY=FR", "FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1", "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=5",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(line, sizeof line, "jane@acme.com never rrule=\"%s\" duration=1h tz=UTC", ok[i]);
+        ck_assert_msg(parse(line) == 0, "%s: %s", line, err);
+        ck_assert_int_eq(window_rrule_check(ok[i], 0, "UTC", 3600, NULL, err, sizeof err), 0);
+    }
+}
+END_TEST
+
+/* The 47 s case: a rule that hits only on February 29. Answers are fast,
+ * right, and the 8-year gap around 2100 is decided, not guessed. */
+START_TEST(test_rrule_feb29_fast)
+{
+    ck_assert_int_eq(parse("jane@acme.com never rrule=\"FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29\" tz=UTC"), 0);
+    time_t qu = 0;
+    double t0 = cpu_now();
+    ck_assert_int_eq(window_active(&W, 1811808000, &qu), 0);   /* 2027-06-01 */
+    ck_assert_int_eq(window_active(&W, 1835395200 - 1, &qu), 0);
+    ck_assert_int_eq(window_active(&W, 1835438400, &qu), 1);   /* 2028-02-29 12:00 */
+    ck_assert_int_eq(qu, 1835481600);                          /* 2028-03-01 */
+    ck_assert_int_eq(window_active(&W, 1835481600, &qu), 0);
+    ck_assert_int_eq(window_active(&W, 4076006400, &qu), 0);   /* 2099-03-01 */
+    ck_assert_int_eq(window_active(&W, 4233729600, &qu), 1);   /* 2104-02-29 12:00 */
+    ck_assert_int_eq(qu, 4233772800);
+    ck_assert_msg(cpu_now() - t0 < 0.2 * slow(), "took %.3f s", cpu_now() - t0);
+
+    /* A rule stored before the checks (built by hand here) is never
+     * walked: it counts as quiet an hour at a time, at once. */
+    struct window w = {0};
+    char *who[] = {"x@y.com"};
+    w.who = who;
+    w.nwho = 1;
+    w.until = WHEN_NEVER;
+    w.rrule = "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29";
+    w.duration = 1;
+    w.tz = "UTC";
+    strcpy(w.id, "w1");
+    t0 = cpu_now();
+    ck_assert_int_eq(window_active(&w, 1811808000, &qu), 1);
+    ck_assert_int_eq(qu, 1811808000 + 3600);
+    ck_assert_msg(cpu_now() - t0 < 0.1 * slow(), "took %.3f s", cpu_now() - t0);
+}
+END_TEST
+
+/* A walk the iteration cap cuts before it could decide (here: a rule
+ * accepted under the default limit, evaluated under a tiny one) counts as
+ * quiet for the next hour, never silently as not quiet. */
+START_TEST(test_cap_bites_counts_as_quiet)
+{
+    ck_assert_int_eq(parse("x@y.com never rrule=\"FREQ=HOURLY;BYMINUTE=0,5,10,15,20,25,30,35,40,45,50,55\" "
+                           "duration=1h tz=UTC"), 0);
+    struct window_limits saved, tiny = {10, 86400};
+    windows_get_limits(&saved);
+    windows_set_limits(&tiny);
+    time_t qu = 0, t = 1811808000 + 1234;
+    ck_assert_int_eq(window_active(&W, t, &qu), 1);
+    ck_assert_int_eq(qu, t + 3600);
+    windows_set_limits(&saved);
+    /* decided again under the normal limit: quiet, runs for good */
+    ck_assert_int_eq(window_active(&W, t, &qu), 1);
+    ck_assert_int_gt(qu, t + 3600);
+}
+END_TEST
+
+/* libical's own walk from DTSTART, unbounded (cheap rules only): the
+ * reference the fast-forwarded evaluation must agree with. */
+static int reference_active(const char *rule, time_t from, int64_t dur, time_t t)
+{
+    icaltimezone *utc = icaltimezone_get_utc_timezone();
+    struct icalrecurrencetype r = icalrecurrencetype_from_string(rule);
+    icalrecur_iterator *it = icalrecur_iterator_new(r, icaltime_from_timet_with_zone(from, 0, utc));
+    int active = 0;
+    for (;;) {
+        struct icaltimetype n = icalrecur_iterator_next(it);
+        if (icaltime_is_null_time(n))
+            break;
+        time_t s = icaltime_as_timet_with_zone(n, utc);
+        if (s > t)
+            break;
+        if (s + dur > t)
+            active = 1;
+    }
+    icalrecur_iterator_free(it);
+    return active;
+}
+
+/* MONTHLY and YEARLY are fast-forwarded (they used to walk from the start
+ * and could hit the cap silently); centuries ahead they agree with the
+ * plain walk and stay cheap. */
+START_TEST(test_monthly_yearly_far_future)
+{
+    static const char *const rules[] = {
+        "FREQ=MONTHLY;BYDAY=-1FR", "FREQ=MONTHLY;INTERVAL=3;BYMONTHDAY=15",
+        "FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=24,25,26", "FREQ=YEARLY;INTERVAL=2;BYMONTH=8",
+        "FREQ=MONTHLY;BYMONTHDAY=31", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=MONTHLY;BYDAY=2TU;BYMONTH=1,4,7,10",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1", "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=5",
+    };
+    const time_t from = 1769817600;   /* 2026-01-31T00:00Z */
+    char line[256];
+    unsigned seed = 7;
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        snprintf(line, sizeof line, "x@y.com never from=@%lld rrule=\"%s\" duration=P2D tz=UTC",
+                 (long long)from, rules[i]);
+        ck_assert_msg(parse(line) == 0, "%s: %s", line, err);
+        const int far = 10400, samples = slow() > 10 ? 4 : 40;   /* valgrind */
+        for (int k = 0; k < samples; k++) {
+            seed = seed * 1103515245u + 12345u;
+            /* up to ~330 years ahead (libical stops at 2582) */
+            time_t t = from + (time_t)(seed % far) * 1000000 + (seed % 86400);
+            time_t qu;
+            int got = window_active(&W, t, &qu);
+            ck_assert_msg(got == reference_active(rules[i], from, 2 * 86400, t),
+                          "%s at @%lld: got %d", rules[i], (long long)t, got);
+        }
+    }
+    /* A rule with 176 occurrences a month, 400 years on: found at once. */
+    ck_assert_int_eq(parse("x@y.com never rrule=\"FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;"
+                           "BYHOUR=9,10,11,12,13,14,15,16\" duration=1h tz=UTC"), 0);
+    time_t qu;
+    double t0 = cpu_now();
+    ck_assert_int_eq(window_active(&W, 13574687400, &qu), 1);   /* Wed 2400-03-01 10:30 */
+    ck_assert_int_eq(qu, 13574687400 - 1800 + 7 * 3600);        /* the run ends at 17:00 */
+    ck_assert_int_eq(window_active(&W, 13574946600, &qu), 0);   /* Saturday */
+    ck_assert_int_eq(window_active(&W, 13574712600, &qu), 0);   /* 17:30 */
+    ck_assert_msg(cpu_now() - t0 < 0.1 * slow(), "took %.3f s", cpu_now() - t0);
+}
+END_TEST
+
+/* In an index the answer is kept until the next transition: a million
+ * lookups cost a comparison each, and every transition is still right,
+ * also when the clock goes back. */
+START_TEST(test_next_transition_cache)
+{
+    add("@acme.com never rrule=\"FREQ=WEEKLY;BYDAY=SA,SU\" tz=UTC");
+    struct window_match m;
+    double t0 = cpu_now();
+    int hits = 0;
+    for (int i = 0; i < 1000000; i++)
+        hits += windows_match(ix, "jane@acme.com", 1804327200 + i % 3600, &m);
+    double dt = cpu_now() - t0;
+    ck_assert_int_eq(hits, 1000000);
+    ck_assert_msg(dt < 1.0 * slow(), "1,000,000 cached lookups took %.3f s", dt);
+    ck_assert_int_eq(m.quiet_until, 1804464000);
+    /* Friday: not quiet until Saturday 00:00, then quiet, then Monday. */
+    ck_assert_int_eq(windows_match(ix, "jane@acme.com", 1804327200 - 86400, &m), 0);
+    ck_assert_int_eq(windows_match(ix, "jane@acme.com", 1804291200 - 1, &m), 0);
+    ck_assert_int_eq(windows_match(ix, "jane@acme.com", 1804291200, &m), 1);
+    ck_assert_int_eq(windows_match(ix, "jane@acme.com", 1804463999, &m), 1);
+    ck_assert_int_eq(windows_match(ix, "jane@acme.com", 1804464000, &m), 0);
+    /* back in time (the test clock can do that) */
+    ck_assert_int_eq(windows_match(ix, "jane@acme.com", 1804327200, &m), 1);
+    ck_assert_int_eq(windows_match(ix, "jane@acme.com", 1804464000 - 7 * 86400, &m), 0);
+    ck_assert_int_eq(windows_match(ix, "jane@acme.com", 1804464000 + 5 * 86400, &m), 1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("windows");
@@ -475,9 +715,14 @@ static Suite *suite(void)
 
     TCase *r = tcase_create("active");
     tcase_add_checked_fixture(r, NULL, teardown);
+    tcase_set_timeout(r, 60);   /* the reference walks cover centuries */
     tcase_add_test(r, test_weekends);
     tcase_add_test(r, test_nightly_dst);
     tcase_add_test(r, test_daily_24h_run);
+    tcase_add_test(r, test_rrule_refused);
+    tcase_add_test(r, test_rrule_feb29_fast);
+    tcase_add_test(r, test_cap_bites_counts_as_quiet);
+    tcase_add_test(r, test_monthly_yearly_far_future);
     suite_add_tcase(s, r);
 
     TCase *x = tcase_create("index");
@@ -491,6 +736,7 @@ static Suite *suite(void)
     tcase_add_test(x, test_assigned_ids_and_foreach);
     tcase_add_test(x, test_recurring_in_index);
     tcase_add_test(x, test_churn);
+    tcase_add_test(x, test_next_transition_cache);
     suite_add_tcase(s, x);
     return s;
 }
