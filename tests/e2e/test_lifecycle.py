@@ -231,6 +231,33 @@ class Defect3AlignedRelease(Lifecycle):
         self.released_at_nine(mid)
 
 
+class Defect3HandEndOfAnother(Lifecycle):
+    """Found by test_model (shrunk): ending ANOTHER window by hand between
+    a window's natural end and its aligned release does not release early,
+    neither another contact's message nor one that both held."""
+    release_time = "09:00"
+    windows = JANE_WINDOW + 'joe@acme.com 2028-01-01 reason="until next year"\n'
+
+    def test_unrelated_window_end_does_not_release_early(self):
+        mid, hid = self.hold([JANE], "jane alone")
+        self.u.set_clock("2027-07-01T03:00:00Z")
+        self.u.ctl("window", "end", "joe@acme.com", check=0)
+        self.barrier()
+        self.assert_still_held(JANE, mid, "ending joe's window released jane's mail before 09:00")
+        self.u.set_clock("2027-07-01T09:00:00Z")
+        self.wait_delivered(JANE, mid, "release at the aligned time 09:00")
+
+    def test_hand_end_of_one_recipient_keeps_the_others_aligned_release(self):
+        mid, hid = self.hold([JANE, "joe@acme.com"], "jane and joe")
+        self.u.set_clock("2027-07-01T03:00:00Z")
+        self.u.ctl("window", "end", "joe@acme.com", check=0)
+        self.barrier()
+        self.assert_still_held(JANE, mid, "joe's hand release sent jane's copy before her aligned release")
+        self.u.set_clock("2027-07-01T09:00:00Z")
+        self.wait_delivered(JANE, mid, "release at jane's aligned time 09:00")
+        self.wait_delivered("joe@acme.com", mid)
+
+
 class Defect3Weekend(Lifecycle):
     release_time = "09:00"
     weekends = "no"
