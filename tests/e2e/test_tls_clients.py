@@ -5,8 +5,10 @@ start, reuses it afterwards, logs where it is and its SHA-256 fingerprint,
 and offers STARTTLS with it. Real clients that verify it against the
 certificate as their trust anchor send through the default configuration:
 Python's ssl (strict X.509 checks, host name 127.0.0.1), swaks --tls
---tls-verify, msmtp (tls on, tls_trust_file) and neomutt in batch mode
-(ssl_force_tls, ssl_ca_certificates_file; skipped when not installed).
+--tls-verify, msmtp (tls on, tls_trust_file), git send-email
+(smtpEncryption tls, smtpSSLCertPath) and neomutt in batch mode
+(ssl_force_tls, ssl_ca_certificates_file); the last two are skipped when
+not installed.
 `untilctl onboard` hands the certificate over (copy, Apple profile payload,
 fingerprint). tls_self_signed = no keeps the plain listener of before (the
 502 neomutt met); a configured tls_cert wins."""
@@ -133,6 +135,30 @@ class Clients(SelfSigned):
                            capture_output=True, env=env, timeout=30 * TIMEOUT_SCALE)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.u.logtext()[-2000:].encode())
         self.delivered("neomutt tls")
+
+    def test_git_send_email(self):
+        exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout.strip()
+        if not os.path.exists(os.path.join(exec_path, "git-send-email")):
+            self.skipTest("git send-email not installed (apt-get install git-email)")
+        home = tempfile.mkdtemp(prefix="untild-git-")
+        self.addCleanup(shutil.rmtree, home, True)
+        patch = os.path.join(home, "0001-tls.patch")
+        with open(patch, "w") as f:
+            f.write("From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n"
+                    "From: Rep <rep@example.com>\nDate: Wed, 2 Dec 2026 07:00:00 +0000\n"
+                    "Subject: [PATCH] git tls\n\nHello.\n---\n")
+        env = dict(os.environ, HOME=home, GIT_CONFIG_NOSYSTEM="1", GIT_COMMITTER_NAME="Rep",
+                   GIT_COMMITTER_EMAIL="rep@example.com", GIT_AUTHOR_NAME="Rep",
+                   GIT_AUTHOR_EMAIL="rep@example.com")
+        r = subprocess.run(["git", "-c", "sendemail.smtpServer=127.0.0.1",
+                            "-c", "sendemail.smtpServerPort=%d" % self.u.port,
+                            "-c", "sendemail.smtpEncryption=tls",
+                            "-c", "sendemail.smtpSSLCertPath=%s" % self.cert,
+                            "send-email", "--from=rep@example.com", "--to=%s" % TO, "--confirm=never",
+                            "--suppress-cc=all", "--no-validate", patch],
+                           capture_output=True, text=True, env=env, cwd=home, timeout=30 * TIMEOUT_SCALE)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.delivered("[PATCH] git tls")
 
     def test_onboard_hands_it_over(self):
         out = tempfile.mkdtemp(prefix="untild-onboard-")
