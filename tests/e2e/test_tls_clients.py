@@ -84,6 +84,10 @@ class Clients(SelfSigned):
         self.assertRegex(self.u.logtext(), r"self-signed certificate %s \(reused, .*SHA-256 %s"
                          % (re.escape(self.cert), fpr))
         self.assertEqual(der_fingerprint(self.cert)[1], fpr)
+        # A reload (SIGHUP) reuses it too.
+        self.assertEqual(self.u.ctl("reload").returncode, 0)
+        self.u.wait_for(lambda: self.u.logtext().count("(reused, ") >= 2, what="the reload's certificate line")
+        self.assertEqual(der_fingerprint(self.cert)[1], fpr)
 
     def test_python_starttls_verified(self):
         self.python_send(self.cert, "python strict")
