@@ -145,6 +145,7 @@ static const struct key keys[] = {
     { S_SMTP, "auth", V_AUTH, C(auth), 0, 0, 0 },
     { S_SMTP, "tls_cert", V_FILE, C(tls_cert), 0, 0, 0 },
     { S_SMTP, "tls_key", V_FILE, C(tls_key), 0, 0, 0 },
+    { S_SMTP, "tls_self_signed", V_BOOL, C(tls_self_signed), 0, 0, 0 },
     { S_SMTP, "max_message_size", V_SIZE, C(max_message_size), 0, 1024,
       1LL << 40 },
     { S_SMTP, "max_sessions", V_INT, C(max_sessions), 0, 1, 1000000 },
@@ -1151,6 +1152,7 @@ static int early_defaults(struct config *c)
     c->auth_failure_delay = 1;
     c->auth_max_failures = 10;
     c->auth_failure_window = 600;
+    c->tls_self_signed = 1;
     c->upstream_tls = TLS_REQUIRED;
     c->upstream_connections = 10;
     c->upstream_timeout = 120;

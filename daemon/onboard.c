@@ -17,14 +17,27 @@
  * otherwise the profile carries placeholders the rep edits before
  * installing, and says so in an XML comment.
  *
+ * When the listener offers STARTTLS with untild's self-signed loopback
+ * certificate (no tls_cert, tls_self_signed = yes: tls_self.h), the
+ * certificate is handed over too: copied to outdir/untild-smtp.pem (for
+ * neomutt, msmtp, git send-email, swaks), carried in the Apple profile as
+ * a com.apple.security.pkcs1 payload, and its SHA-256 fingerprint printed
+ * for clients that ask to accept an exception (Thunderbird). A certificate
+ * not made yet (untild never started) or unreadable is said in the
+ * summary; the other files are written all the same.
+ *
  * Diagnostics: -1 with errno (EINVAL for a bad rep or host, else the
  * failing system call's). Every value is XML-escaped; control characters
  * (not representable in XML 1.0) are refused. */
 #include "untild/onboard.h"
 #include "untild/config.h"
 #include "untild/strbuf.h"
+#include "untild/tls_self.h"
+
+#include <gnutls/gnutls.h>
 
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -38,6 +51,18 @@
 #define PLACEHOLDER_IMAP "imap.example.invalid"
 
 enum sock { SOCK_PLAIN, SOCK_STARTTLS, SOCK_SSL };
+
+/* The self-signed certificate the listener offers, when it does. */
+struct selfcert {
+    int on;                  /* STARTTLS with the self-signed certificate */
+    int err;                 /* 0: read; else the errno of reading it */
+    char src[4096];          /* state_dir/TLS_SELF_CERT */
+    char *pem;
+    size_t pemlen;
+    unsigned char *der;
+    size_t derlen;
+    char fpr[TLS_SELF_FPR_LEN + 1];
+};
 
 struct endpoint {
     char host[HOST_MAX];
@@ -108,7 +133,7 @@ static int smtp_endpoint(const struct config *c, const char *host, struct endpoi
     const char *addr;
     if (c->nlisten > 0) {
         addr = c->listen[0];
-        e->sock = c->tls_cert ? SOCK_STARTTLS : SOCK_PLAIN;
+        e->sock = c->tls_cert || c->tls_self_signed ? SOCK_STARTTLS : SOCK_PLAIN;
     } else if (c->nlisten_tls > 0) {
         addr = c->listen_tls[0];
         e->sock = SOCK_SSL;
@@ -251,6 +276,67 @@ fail:;
     return -1;
 }
 
+static void plist_str(struct strbuf *b, const char *key, const char *v)
+{
+    sb_printf(b, "      <key>%s</key>\n      <string>", key);
+    xml_esc(b, v);
+    sb_puts(b, "</string>\n");
+}
+
+static void selfcert_read(const struct config *c, const struct endpoint *out,
+                          struct selfcert *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->on = out->sock == SOCK_STARTTLS && !c->tls_cert && c->tls_self_signed;
+    if (!sc->on)
+        return;
+    if (!c->state_dir ||
+        (size_t)snprintf(sc->src, sizeof sc->src, "%s/" TLS_SELF_CERT, c->state_dir) >= sizeof sc->src) {
+        sc->err = ENAMETOOLONG;
+        return;
+    }
+    if (tls_self_read_cert(sc->src, &sc->pem, &sc->pemlen, &sc->der, &sc->derlen, sc->fpr) < 0)
+        sc->err = errno;
+}
+
+static void selfcert_free(struct selfcert *sc)
+{
+    free(sc->pem);
+    free(sc->der);
+    sc->pem = NULL;
+    sc->der = NULL;
+}
+
+/* The certificate as a profile payload: DER, base64 in <data>. */
+static void profile_cert(struct strbuf *b, const struct selfcert *sc, const char *uuid_outer,
+                         const char *uuid)
+{
+    gnutls_datum_t in = { sc->der, (unsigned)sc->derlen }, enc = { NULL, 0 };
+    if (gnutls_base64_encode2(&in, &enc) < 0) {
+        b->oom = 1;
+        return;
+    }
+    sb_puts(b, "    <dict>\n");
+    plist_str(b, "PayloadCertificateFileName", "untild-smtp.cer");
+    sb_puts(b, "      <key>PayloadContent</key>\n      <data>\n");
+    for (size_t i = 0; i < enc.size; i += 64) {
+        size_t n = enc.size - i < 64 ? enc.size - i : 64;
+        sb_puts(b, "      ");
+        sb_add(b, (const char *)enc.data + i, n);
+        sb_puts(b, "\n");
+    }
+    gnutls_free(enc.data);
+    sb_puts(b, "      </data>\n");
+    plist_str(b, "PayloadDescription", "The self-signed certificate of untild on this computer "
+              "(localhost, 127.0.0.1, ::1), so Mail can send over TLS.");
+    plist_str(b, "PayloadDisplayName", "untild loopback certificate");
+    sb_printf(b, "      <key>PayloadIdentifier</key>\n      <string>untild.onboard.%s.cert</string>\n",
+              uuid_outer);
+    plist_str(b, "PayloadType", "com.apple.security.pkcs1");
+    plist_str(b, "PayloadUUID", uuid);
+    sb_puts(b, "      <key>PayloadVersion</key>\n      <integer>1</integer>\n    </dict>\n");
+}
+
 static void autoconfig(struct strbuf *b, const char *domain,
                        const struct endpoint *out, const struct endpoint *in,
                        int auth)
@@ -285,16 +371,9 @@ static void autoconfig(struct strbuf *b, const char *domain,
               out->port, tb_socket(out->sock), auth ? "password-cleartext" : "none");
 }
 
-static void plist_str(struct strbuf *b, const char *key, const char *v)
-{
-    sb_printf(b, "      <key>%s</key>\n      <string>", key);
-    xml_esc(b, v);
-    sb_puts(b, "</string>\n");
-}
-
 static void profile(struct strbuf *b, const char *rep, const struct endpoint *out,
                     const struct endpoint *in, int auth, const char *uuid_outer,
-                    const char *uuid_mail)
+                    const char *uuid_mail, const struct selfcert *sc, const char *uuid_cert)
 {
     sb_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
@@ -333,8 +412,10 @@ static void profile(struct strbuf *b, const char *rep, const struct endpoint *ou
               uuid_outer);
     plist_str(b, "PayloadType", "com.apple.mail.managed");
     plist_str(b, "PayloadUUID", uuid_mail);
-    sb_puts(b, "      <key>PayloadVersion</key>\n      <integer>1</integer>\n"
-               "    </dict>\n  </array>\n");
+    sb_puts(b, "      <key>PayloadVersion</key>\n      <integer>1</integer>\n    </dict>\n");
+    if (sc->der)
+        profile_cert(b, sc, uuid_outer, uuid_cert);
+    sb_puts(b, "  </array>\n");
     sb_puts(b, "  <key>PayloadDescription</key>\n  <string>Mail settings for ");
     xml_esc(b, rep);
     sb_puts(b, ": outgoing mail goes through untild.</string>\n"
@@ -348,9 +429,41 @@ static void profile(struct strbuf *b, const char *rep, const struct endpoint *ou
               uuid_outer, uuid_outer);
 }
 
-static void summary_text(struct strbuf *b, const char *rep, const struct endpoint *out,
-                         const struct config *c, const char *outdir)
+static int is_loopback_name(const char *h)
 {
+    return !strcasecmp(h, "localhost") || !strcmp(h, "127.0.0.1") || !strcmp(h, "::1");
+}
+
+/* What to set in each client for the self-signed certificate. */
+static void summary_cert(struct strbuf *b, const struct endpoint *out, const struct selfcert *sc,
+                         const char *pem)
+{
+    if (!sc->der) {
+        sb_printf(b, "Certificate: untild's own self-signed one, not handed over: cannot read %s (%s).\n"
+                     "  untild makes it at its first start: start untild, then run onboard again\n"
+                     "  as a user who can read state_dir.\n", sc->src, strerror(sc->err));
+        return;
+    }
+    sb_printf(b, "Certificate: untild's own, self-signed, for localhost, 127.0.0.1 and ::1\n"
+                 "  File:            %s\n  SHA-256:         %s\n", pem, sc->fpr);
+    sb_puts(b, "  Thunderbird:     accept the certificate exception when it asks, after comparing\n"
+               "                   its SHA-256 fingerprint with the one above\n"
+               "  Apple Mail:      install " ONBOARD_PROFILE " (it carries the certificate); on iOS\n"
+               "                   then trust it in Settings > General > About > Certificate Trust Settings\n");
+    sb_printf(b, "  neomutt:         set ssl_ca_certificates_file = \"%s\"\n", pem);
+    sb_printf(b, "  msmtp:           tls on, tls_starttls on, tls_trust_file %s\n", pem);
+    sb_printf(b, "  git send-email:  sendemail.smtpEncryption tls, sendemail.smtpSSLCertPath %s\n", pem);
+    sb_printf(b, "  swaks:           --tls --tls-verify --tls-ca-path %s\n", pem);
+    if (!is_loopback_name(out->host))
+        sb_printf(b, "  Note: the certificate does not name %s: clients connecting by that name\n"
+                     "  must accept it as an exception, or give untild a certificate for it\n"
+                     "  ([smtp] tls_cert, tls_key).\n", out->host);
+}
+
+static void summary_text(struct strbuf *b, const char *rep, const struct endpoint *out,
+                         const struct config *c, const char *outdir, const struct selfcert *sc)
+{
+    char absdir[PATH_MAX], pem[PATH_MAX + 32];
     static const char *const conn[] = { "none (plain text)", "STARTTLS", "SSL/TLS (implicit TLS)" };
     sb_printf(b, "Outgoing (SMTP) server for %s:\n", rep);
     sb_printf(b, "  Server:          %s\n", out->host);
@@ -363,18 +476,55 @@ static void summary_text(struct strbuf *b, const char *rep, const struct endpoin
                      "  User name:       %s\n",
                   c->auth == AUTH_UPSTREAM ? rep : "your untild login (passwd file)");
     sb_puts(b, "Keep the incoming (IMAP) server as it is.\n");
+    if (!realpath(outdir, absdir))
+        snprintf(absdir, sizeof absdir, "%s", outdir);
+    snprintf(pem, sizeof pem, "%s/" ONBOARD_CERT, absdir);
+    if (sc->on)
+        summary_cert(b, out, sc, pem);
     sb_printf(b, "Files written: %s/" ONBOARD_AUTOCONFIG " (Thunderbird), %s/" ONBOARD_PROFILE
-                 " (Apple Mail)\n", outdir, outdir);
+                 " (Apple Mail)%s%s\n", outdir, outdir, sc->pem ? ", " : "", sc->pem ? pem : "");
+}
+
+/* Write b (ENOMEM when building it failed) as outdir/name and empty it. */
+static int put(const char *outdir, const char *name, struct strbuf *b)
+{
+    int rc = b->oom ? (errno = ENOMEM, -1) : write_file(outdir, name, b);
+    int saved = errno;
+    sb_free(b);
+    errno = saved;
+    return rc;
+}
+
+static int write_files(const char *outdir, const char *domain, const char *rep,
+                       const struct endpoint *out, const struct endpoint *in, int auth,
+                       const struct selfcert *sc)
+{
+    char u1[37], u2[37], u3[37];
+    struct strbuf b = { 0 };
+    if (make_uuid(u1) < 0 || make_uuid(u2) < 0 || make_uuid(u3) < 0)
+        return -1;
+    autoconfig(&b, domain, out, in, auth);
+    if (put(outdir, ONBOARD_AUTOCONFIG, &b) < 0)
+        return -1;
+    profile(&b, rep, out, in, auth, u1, u2, sc, u3);
+    if (put(outdir, ONBOARD_PROFILE, &b) < 0)
+        return -1;
+    if (sc->pem) {
+        sb_add(&b, sc->pem, sc->pemlen);
+        if (put(outdir, ONBOARD_CERT, &b) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int onboard_write(const struct config *c, const char *rep, const char *host,
                   const char *outdir, char **summary)
 {
     struct endpoint out = { 0 }, in = { 0 };
+    struct selfcert sc;
     struct strbuf b = { 0 };
-    char domain[REP_MAX + 1], uuid1[37], uuid2[37];
+    char domain[REP_MAX + 1];
     const char *at;
-    int auth;
 
     if (summary)
         *summary = NULL;
@@ -388,40 +538,18 @@ int onboard_write(const struct config *c, const char *rep, const char *host,
     for (char *p = domain; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     imap_endpoint(c, rep, &in);
-    auth = c->auth != AUTH_NONE;
-    if (make_uuid(uuid1) < 0 || make_uuid(uuid2) < 0)
-        return -1;
-
-    autoconfig(&b, domain, &out, &in, auth);
-    if (b.oom) {
-        sb_free(&b);
-        errno = ENOMEM;
-        return -1;
+    selfcert_read(c, &out, &sc);
+    int rc = write_files(outdir, domain, rep, &out, &in, c->auth != AUTH_NONE, &sc);
+    if (rc == 0) {
+        summary_text(&b, rep, &out, c, outdir, &sc);
+        if (b.oom || !(*summary = sb_take(&b, NULL))) {
+            sb_free(&b);
+            errno = ENOMEM;
+            rc = -1;
+        }
     }
-    if (write_file(outdir, ONBOARD_AUTOCONFIG, &b) < 0)
-        goto fail;
-    sb_free(&b);
-    profile(&b, rep, &out, &in, auth, uuid1, uuid2);
-    if (b.oom) {
-        errno = ENOMEM;
-        goto fail;
-    }
-    if (write_file(outdir, ONBOARD_PROFILE, &b) < 0)
-        goto fail;
-    sb_free(&b);
-    summary_text(&b, rep, &out, c, outdir);
-    if (b.oom) {
-        errno = ENOMEM;
-        goto fail;
-    }
-    if (!(*summary = sb_take(&b, NULL))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    return 0;
-fail:;
     int saved = errno;
-    sb_free(&b);
+    selfcert_free(&sc);
     errno = saved;
-    return -1;
+    return rc;
 }

@@ -44,6 +44,7 @@
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/smtp_server.h"
+#include "untild/tls_self.h"
 
 #define CMD_LINE_MAX   512      /* RFC 5321 4.5.3.1.4, CRLF included */
 #define AUTH_LINE_MAX  4096     /* SASL responses may exceed a command line */
@@ -325,6 +326,32 @@ static void cred_unref(struct tls_cred *c)
         gnutls_certificate_free_credentials(c->x);
         free(c);
     }
+}
+
+/* No tls_cert/tls_key: the self-signed loopback certificate in state_dir
+ * (tls_self.h), so clients that insist on STARTTLS work on a personal
+ * install. NULL (STARTTLS not offered) when it is off or cannot be made:
+ * the plain listener still serves. */
+static struct tls_cred *cred_self_signed(const struct config *c)
+{
+    static const char *const made[] = { "reused", "made now", "made again" };
+    struct tls_self ts;
+    if (!c->tls_self_signed || !c->state_dir)
+        return NULL;
+    if (tls_self_ensure(c->state_dir, time(NULL), &ts) < 0) {
+        log_error("smtp: cannot make the self-signed certificate in %s: %s; "
+                  "STARTTLS is not offered (set tls_cert and tls_key)", c->state_dir,
+                  strerror(errno));
+        return NULL;
+    }
+    if (ts.made == TLS_SELF_RENEWED)
+        log_warn("smtp: the old self-signed certificate was replaced (%s): clients "
+                 "that trusted it must be given the new one (untilctl onboard)", ts.why);
+    struct tls_cred *cred = cred_load(ts.cert, ts.key);
+    if (cred)
+        log_info("smtp: STARTTLS with the self-signed certificate %s (%s, for localhost, "
+                 "127.0.0.1, ::1) SHA-256 %s", ts.cert, made[ts.made], ts.sha256);
+    return cred;
 }
 
 /* ---- transaction and session lifetime ---- */
@@ -1770,8 +1797,9 @@ static int server_config(struct smtp_server *srv, const struct config *c)
         log_error("smtp: tls_cert and tls_key must be set together");
         return -1;
     } else {
+        struct tls_cred *n = cred_self_signed(c);
         cred_unref(srv->cred);
-        srv->cred = NULL;
+        srv->cred = n;
     }
     return 0;
 }

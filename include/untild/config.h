@@ -62,6 +62,8 @@ struct config {
     enum auth_mode auth;
     char *passwd_file;       /* auth = passwd:FILE */
     char *tls_cert, *tls_key;
+    int tls_self_signed;     /* no tls_cert/tls_key: make and offer a self-signed
+                                loopback certificate (tls_self.h); default 1 */
     size_t max_message_size; /* default 52428800 */
     int max_sessions;        /* default 1000 */
     char *hostname;          /* greeting name; default gethostname() */

@@ -1,6 +1,7 @@
 /* test_onboard.c - the mail client files of `untilctl onboard`: both are
  * well-formed XML (xmllint), carry the SMTP settings the configuration
- * implies, and escape what the rep's address holds. */
+ * implies, and escape what the rep's address holds; the self-signed
+ * loopback certificate is handed over (copy, profile payload, fingerprint). */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -8,10 +9,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "untild/config.h"
 #include "untild/onboard.h"
+#include "untild/tls_self.h"
+
+#include <gnutls/gnutls.h>
 
 #define PLIST_VAL(key) "string(/plist/dict/array/dict/key[.='" key "']/following-sibling::*[1])"
 #define PLIST_TAG(key) "name(/plist/dict/array/dict/key[.='" key "']/following-sibling::*[1])"
@@ -30,6 +35,8 @@ static void teardown(void)
     snprintf(p, sizeof p, "%s/%s", dir, ONBOARD_AUTOCONFIG);
     unlink(p);
     snprintf(p, sizeof p, "%s/%s", dir, ONBOARD_PROFILE);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/%s", dir, ONBOARD_CERT);
     unlink(p);
     rmdir(dir);
 }
@@ -287,6 +294,104 @@ START_TEST(bad_input)
 }
 END_TEST
 
+#define CERT_VAL(key) "string(/plist/dict/array/dict[2]/key[.='" key "']/following-sibling::*[1])"
+
+START_TEST(self_signed_certificate)
+{
+    struct config *c = cfg_new();
+    char state[64], path[128], *sum = NULL;
+    snprintf(state, sizeof state, "/tmp/test_onboard_state.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(state));
+    c->state_dir = state;
+    c->tls_self_signed = 1;
+
+    /* untild never started: STARTTLS all the same, no certificate yet. */
+    ck_assert_int_eq(onboard_write(c, "rep@example.com", NULL, dir, &sum), 0);
+    assert_xpath(ONBOARD_AUTOCONFIG, "string(//outgoingServer/socketType)", "STARTTLS");
+    assert_xpath(ONBOARD_PROFILE, PLIST_TAG("OutgoingMailServerUseSSL"), "true");
+    assert_xpath(ONBOARD_PROFILE, "count(/plist/dict/array/dict)", "1");
+    ck_assert_ptr_nonnull(strstr(sum, "cannot read"));
+    ck_assert_ptr_nonnull(strstr(sum, "start untild"));
+    snprintf(path, sizeof path, "%s/%s", dir, ONBOARD_CERT);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    free(sum);
+
+    struct tls_self ts;
+    ck_assert_int_eq(tls_self_ensure(state, time(NULL), &ts), 0);
+    ck_assert_int_eq(onboard_write(c, "rep@example.com", NULL, dir, &sum), 0);
+    assert_wellformed(ONBOARD_PROFILE);
+    assert_xpath(ONBOARD_PROFILE, "count(/plist/dict/array/dict)", "2");
+    assert_xpath(ONBOARD_PROFILE, CERT_VAL("PayloadType"), "com.apple.security.pkcs1");
+    assert_xpath(ONBOARD_PROFILE, CERT_VAL("PayloadVersion"), "1");
+    /* The payload is the certificate's DER. */
+    int rc;
+    char *b64 = xmllint("--xpath", CERT_VAL("PayloadContent"), ONBOARD_PROFILE, &rc);
+    ck_assert_int_eq(rc, 0);
+    char *w = b64;
+    for (char *r = b64; *r; r++)
+        if (*r != ' ' && *r != '\n')
+            *w++ = *r;
+    *w = '\0';
+    gnutls_datum_t in = { (unsigned char *)b64, (unsigned)strlen(b64) }, der;
+    ck_assert_int_eq(gnutls_base64_decode2(&in, &der), 0);
+    unsigned char *want = NULL;
+    size_t wantlen = 0;
+    char *pem = NULL, fpr[TLS_SELF_FPR_LEN + 1];
+    size_t pemlen = 0;
+    ck_assert_int_eq(tls_self_read_cert(ts.cert, &pem, &pemlen, &want, &wantlen, fpr), 0);
+    ck_assert_uint_eq(der.size, wantlen);
+    ck_assert_int_eq(memcmp(der.data, want, wantlen), 0);
+    gnutls_free(der.data);
+    free(want);
+    free(b64);
+    /* The copy for other clients: the same PEM, readable. */
+    char *copy = slurp(ONBOARD_CERT);
+    ck_assert_str_eq(copy, pem);
+    free(copy);
+    free(pem);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0644);
+    /* The summary: where the copy is, the fingerprint, each client. */
+    ck_assert_ptr_nonnull(strstr(sum, ts.sha256));
+    ck_assert_ptr_nonnull(strstr(sum, ONBOARD_CERT));
+    ck_assert_ptr_nonnull(strstr(sum, "ssl_ca_certificates_file"));
+    ck_assert_ptr_nonnull(strstr(sum, "tls_trust_file"));
+    ck_assert_ptr_nonnull(strstr(sum, "smtpSSLCertPath"));
+    ck_assert_ptr_nonnull(strstr(sum, "Thunderbird"));
+    ck_assert_ptr_null(strstr(sum, "does not name"));
+    free(sum);
+
+    /* A name the certificate does not carry: said. */
+    ck_assert_int_eq(onboard_write(c, "rep@example.com", "mail.example.com", dir, &sum), 0);
+    ck_assert_ptr_nonnull(strstr(sum, "does not name mail.example.com"));
+    free(sum);
+
+    /* A configured certificate: nothing of the self-signed one. */
+    unlink(path);
+    c->tls_cert = (char *)"/etc/untild/cert.pem";
+    c->tls_key = (char *)"/etc/untild/key.pem";
+    ck_assert_int_eq(onboard_write(c, "rep@example.com", NULL, dir, &sum), 0);
+    assert_xpath(ONBOARD_PROFILE, "count(/plist/dict/array/dict)", "1");
+    ck_assert_ptr_null(strstr(sum, "SHA-256"));
+    ck_assert_int_ne(access(path, F_OK), 0);
+    free(sum);
+
+    /* Switched off: plain, as before. */
+    c->tls_cert = c->tls_key = NULL;
+    c->tls_self_signed = 0;
+    ck_assert_int_eq(onboard_write(c, "rep@example.com", NULL, dir, &sum), 0);
+    assert_xpath(ONBOARD_AUTOCONFIG, "string(//outgoingServer/socketType)", "plain");
+    assert_xpath(ONBOARD_PROFILE, "count(/plist/dict/array/dict)", "1");
+    free(sum);
+
+    unlink(ts.cert);
+    unlink(ts.key);
+    rmdir(state);
+    free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("onboard");
@@ -298,6 +403,7 @@ int main(void)
     tcase_add_test(tc, implicit_tls_and_imap);
     tcase_add_test(tc, escapes_rep);
     tcase_add_test(tc, bad_input);
+    tcase_add_test(tc, self_signed_certificate);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
