@@ -1547,8 +1547,10 @@ static void rebuild_windows(struct cw *w, const struct objs *objs, time_t now)
     wins_free(w->wins, w->nwins);
     w->wins = nv;
     w->nwins = nn;
-    if (changed)
+    if (changed) {
         release_kick(u->release, 1);
+        untild_windows_changed(u);
+    }
 }
 
 /* ---- scheduling (loop thread) ------------------------------------------- */

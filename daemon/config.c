@@ -86,11 +86,11 @@ void config_errors_free(struct config_errors *e)
 /* ---- the key table ----------------------------------------------------- */
 
 enum sect { S_DAEMON, S_SMTP, S_UPSTREAM, S_POLICY, S_WINDOWS, S_NOTIFY,
-            S_POLICY_SERVICE, S_IMAP, S_CALDAV, S_COUNT };
+            S_POLICY_SERVICE, S_IMAP, S_CALDAV, S_FOLLOWUP, S_COUNT };
 
 static const char *const sect_names[S_COUNT] = {
     "daemon", "smtp", "upstream", "policy", "windows", "notify",
-    "policy_service", "imap", "caldav",
+    "policy_service", "imap", "caldav", "followup",
 };
 
 enum vtype {
@@ -189,6 +189,10 @@ static const struct key keys[] = {
     { S_NOTIFY, "to", V_STR, C(notify_to), 0, 0, 0 },
     { S_NOTIFY, "notify_to", V_STR, C(notify_to), 0, 0, 0 },
     { S_NOTIFY, "events", V_STR, C(notify_events), 0, 0, 0 },
+
+    { S_FOLLOWUP, "enabled", V_BOOL, C(followup_enabled), 0, 0, 0 },
+    { S_FOLLOWUP, "team", V_STR, C(followup_team), 0, 0, 0 },
+    { S_FOLLOWUP, "catch_up", V_DURATION, C(followup_catch_up), 0, 60, 30 * 86400 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
@@ -583,6 +587,9 @@ static void set_value(struct parser *p, int line, const struct key *k,
         if (when_duration_parse(v, &secs) != 0 || secs <= 0)
             ERR(p, line, "%s: expected a duration like 5d, 12h or P5D, got "
                 "'%s'", k->name, v);
+        else if (k->max && (secs < k->min || secs > k->max))
+            ERR(p, line, "%s: must be between %llds and %llds, got '%s'", k->name,
+                k->min, k->max, v);
         else
             *(int64_t *)slot = secs;
         break;
@@ -1085,6 +1092,8 @@ static int early_defaults(struct config *c)
     c->max_queue_lifetime = 5 * 86400;
     c->max_calendar_part = 1024 * 1024;
     c->audit_retention = 365 * 86400;
+    c->followup_enabled = 1;
+    c->followup_catch_up = 3 * 86400;
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");
@@ -1247,6 +1256,7 @@ void config_free(struct config *c)
     free(c->window_files);
     free(c->notify_from); free(c->notify_to); free(c->notify_events);
     free(c->policy_listen); free(c->postfix_config_dir);
+    free(c->followup_team);
     for (size_t i = 0; i < c->nimap; i++)
         imap_free(&c->imap[i]);
     for (size_t i = 0; i < c->ncaldav; i++)

@@ -22,6 +22,7 @@
 #include "untild/control.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/followup.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/policy.h"
@@ -235,6 +236,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
             window_row(b, u, stored);
         }
         release_kick(u->release, 1);
+        followup_kick(u->followup);
         return EX_OK;
     }
     if (!strcmp(argv[1], "end")) {
@@ -288,6 +290,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
             sb_printf(b, "ended %s\n", ids[i]);
         }
         release_kick(u->release, 1);
+        followup_kick(u->followup);
         return EX_OK;
     }
     sb_printf(b, "window: unknown verb %s (add, list, end)\n", argv[1]);
@@ -626,6 +629,7 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
         return EX_USAGE;
     }
     release_kick(u->release, 0);
+    followup_kick(u->followup);
     untild_prune(u);    /* the daily prune would see the moved clock a day late */
     sb_printf(b, "%s\n", when_format(untild_now(u), "UTC", t, sizeof t));
     return EX_OK;
@@ -655,6 +659,8 @@ int control_exec(struct untild *u, int argc, char **argv, int admin, const char 
         rc = cmd_held(u, n, args, admin, rep, json, &b);
     } else if (!strcmp(args[0], "report")) {
         rc = cmd_report(u, n, args, admin, rep, json, &b);
+    } else if (!strcmp(args[0], "followups")) {
+        rc = followup_list(u, n, args, admin ? NULL : rep, json, &b) ? EX_USAGE : EX_OK;
     } else if (!strcmp(args[0], "debug")) {
         rc = cmd_debug(u, n, args, admin, &b);
     } else if (!strcmp(args[0], "status")) {

@@ -15,6 +15,7 @@
 #include "untild/gate.h"
 #include "untild/holder.h"
 #include "untild/daemon.h"
+#include "untild/followup.h"
 #include "untild/address.h"
 #include "untild/auth.h"
 #include "untild/log.h"
@@ -383,6 +384,7 @@ static void run_commands(struct txn *t, struct strbuf *reply)
                 }
                 store_audit(u->store, &(struct audit_rec){ t->now, "window-added", t->rep, who[0],
                             w.id, t->f.message_id, w.reason });
+                followup_note_name_msg(u, w.id, who[0], t->msg, t->len);
                 sb_printf(reply, "; window %s for %s until %s", w.id, who[0],
                           when_format(c->until, u->cfg->timezone, when, sizeof when));
             }
@@ -412,6 +414,10 @@ static void run_commands(struct txn *t, struct strbuf *reply)
         case CMD_STATUS:
             send_status(u, t->rep);
             sb_puts(reply, "; status sent");
+            break;
+        case CMD_FOLLOWUPS:
+            followup_mail_list(u, t->rep);
+            sb_puts(reply, "; follow-ups sent");
             break;
         default:
             break;

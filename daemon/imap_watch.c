@@ -1247,8 +1247,10 @@ static void end_windows(struct untild *u, struct rep *r, const char *contact)
         log_info("imap[%s]: %s wrote: window %s ended", rep_name(r), contact, ids[i]);
         windows_remove(u->ix, ids[i]);
     }
-    if (k)
+    if (k) {
         release_kick(u->release, 1);
+        untild_windows_changed(u);
+    }
 }
 
 /* An invitation from someone else in the rep's inbox: the evidence a
@@ -1451,8 +1453,10 @@ static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
     free(r->fw);
     r->fw = nw;
     r->nfw = nn;
-    if (removed || added)
+    if (removed || added) {
         release_kick(u->release, removed > 0);
+        untild_windows_changed(u);
+    }
 }
 
 static void on_batch(void *arg)
@@ -1744,8 +1748,10 @@ void imap_watch_reconfigure(struct imap_watch *m)
         free(keep_fw[k]);
         free(keep_rep[k]);
     }
-    if (gone)
+    if (gone) {
         release_kick(u->release, 1);
+        untild_windows_changed(u);
+    }
 }
 
 void imap_watch_stop(struct imap_watch *m)

@@ -25,6 +25,7 @@
 #include "untild/config.h"
 #include "untild/control.h"
 #include "untild/daemon.h"
+#include "untild/followup.h"
 #include "untild/gate.h"
 #include "untild/holder.h"
 #include "untild/imap_watch.h"
@@ -47,6 +48,11 @@ static void print_errors(const struct config_errors *e, int to_log)
         else
             fprintf(stderr, "%s\n", e->lines[i]);
     }
+}
+
+static void windows_changed(struct untild *u)
+{
+    followup_kick(u->followup);
 }
 
 static int reload(struct untild *u)
@@ -95,6 +101,7 @@ static int reload(struct untild *u)
         log_error("reload: cannot start the CalDAV watcher");
     policy_service_reconfigure(u->psvc);
     release_kick(u->release, 1);
+    followup_kick(u->followup);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
     untild_prune(u);    /* audit_retention may have changed */
     return 0;
@@ -231,6 +238,7 @@ int main(int argc, char **argv)
         }
     }
     u.reload = reload;
+    u.windows_changed = windows_changed;
 
     if (!(u.cfg = config_load(path, &e))) {
         print_errors(&e, 0);
@@ -318,6 +326,8 @@ int main(int argc, char **argv)
     }
     if (!(u.release = release_new(&u)))
         goto out;
+    if (!(u.followup = followup_new(&u)))
+        goto out;
     int err = 0;
     u.imap = imap_watch_start(&u, &err);
     if (err < 0)
@@ -367,6 +377,7 @@ out:
             loop_run_pending(u.loop);
     }
     smtp_server_free(u.smtp);
+    followup_free(u.followup);
     release_free(u.release);
     if (u.ix)
         windows_free(u.ix);

@@ -91,6 +91,11 @@ struct config {
     char *notify_events;          /* comma list of notice kinds to send:
                                      held,flagged,released,failed,stale,status
                                      or all / none; default all */
+    /* [followup] (issue 12) */
+    int followup_enabled;         /* default yes */
+    char *followup_team;          /* an address reminded of every follow-up; NULL */
+    int64_t followup_catch_up;    /* seconds: a follow-up missed by this much
+                                     (daemon down) is still sent; default 3d */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;

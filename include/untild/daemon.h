@@ -9,6 +9,7 @@
 struct loop; struct windows; struct spool; struct store; struct relay;
 struct smtp_server; struct control; struct release;
 struct imap_watch; struct caldav; struct policy_service; struct holder;
+struct followup;
 
 struct untild {
     struct config *cfg;
@@ -25,6 +26,11 @@ struct untild {
     struct imap_watch *imap;
     struct caldav *caldav;
     struct policy_service *psvc;
+    struct followup *followup;    /* reminders on the promised day (issue 12) */
+    /* Windows changed: what derives from them besides the release
+     * (follow-up) looks again. Set by main; a pointer, so the watchers
+     * need not include those modules. May be NULL. */
+    void (*windows_changed)(struct untild *u);
     int test_clock;               /* --test-clock: time may be set by control */
     time_t clock_offset;          /* added to time(NULL) */
     time_t clock_fixed;           /* if non-zero, "now" is this */
@@ -34,6 +40,12 @@ struct untild {
     size_t nretired;
     unsigned long stats_held, stats_relayed, stats_flagged, stats_rejected;
 };
+
+static inline void untild_windows_changed(struct untild *u)
+{
+    if (u->windows_changed)
+        u->windows_changed(u);
+}
 
 /* The one injectable wall clock. */
 time_t untild_now(const struct untild *u);

@@ -61,10 +61,38 @@ int store_invite_add(struct store *st, const char *rep, const char *uid,
 int store_invite_has(struct store *st, const char *rep, const char *uid,
                      const char *organizer);
 
-/* Retention: delete audit, seen and invitation rows with t < before
- * (windows and kv stay), in one transaction (indexed on t). Returns the number of rows
+/* Retention: delete audit, seen, invitation and contact rows with t <
+ * before, and sent follow-ups 31 days older (windows and kv stay), in one transaction (indexed on t). Returns the number of rows
  * deleted, or -1 (nothing deleted). */
 int store_prune(struct store *st, time_t before);
+
+/* Follow-up (issue 12). Audit rows of one window with since <= t <=
+ * until (the audit_t index narrows the scan to that range). */
+int store_audit_foreach_window(struct store *st, const char *window_id, time_t since,
+                               time_t until, int (*fn)(const struct audit_rec *r, void *arg),
+                               void *arg);
+/* The reps (at most 32, distinct, sorted) with a "held", "flagged" or
+ * "rejected" row for key (an address, or "@domain": its addresses and
+ * subdomains) with since <= t <= until. */
+int store_audit_reps(struct store *st, const char *key, time_t since, time_t until,
+                     int (*fn)(const char *rep, void *arg), void *arg);
+/* Was the follow-up for (window_id, until) sent? 1, 0, or -1 on error. */
+int store_followup_sent(struct store *st, const char *window_id, time_t until);
+int store_followup_mark(struct store *st, const char *window_id, time_t until, time_t t);
+
+/* Contact history (issue 12, cadence): every contact untild sees.
+ * channel: "gate", "release", "imap-sent", "caldav"... Pruned with the
+ * audit (store_prune). */
+struct store_contact {
+    time_t t;
+    const char *contact;    /* normalised address */
+    const char *rep, *channel, *msg_id;  /* rep and msg_id may be NULL */
+};
+int store_contact_add(struct store *st, const struct store_contact *c);
+/* The newest `limit` contacts to key (an address, or "@domain": every
+ * address at exactly that domain) with t >= since, newest first. */
+int store_contacts(struct store *st, const char *key, time_t since, int limit,
+                   int (*fn)(const struct store_contact *c, void *arg), void *arg);
 
 /* Key/value state. store_kv_get returns malloc'd value or NULL. */
 int store_kv_set(struct store *st, const char *key, const char *value);

@@ -245,6 +245,25 @@ START_TEST(test_full_round_trip)
 }
 END_TEST
 
+START_TEST(test_followup_keys)
+{
+    struct config_errors e = { 0 };
+    struct config *c = load("# nothing set\n", &e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->followup_enabled, 1);
+    ck_assert_ptr_null(c->followup_team);
+    ck_assert_int_eq(c->followup_catch_up, 3 * 86400);
+    config_free(c);
+    c = load("[followup]\nenabled = no\nteam = sales@example.com\ncatch_up = 12h\n", &e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(e.n, 0);
+    ck_assert_int_eq(c->followup_enabled, 0);
+    ck_assert_str_eq(c->followup_team, "sales@example.com");
+    ck_assert_int_eq(c->followup_catch_up, 12 * 3600);
+    config_free(c);
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
     struct config_errors e = { 0 };
@@ -348,6 +367,9 @@ static const struct bad {
     { "[caldav]\nurl = https://c.example/\nproxy_listen = nowhere\n", 3,
       "bad address" },
     { "[upstream]\npassword_file = no-such-file\n", 2, "no-such-file" },
+    { "[followup]\nenabled = sometimes\n", 2, "yes or no" },
+    { "[followup]\ncatch_up = 45d\n", 2, "catch_up" },
+    { "[followup]\ncatch_up = 10s\n", 2, "catch_up" },
 };
 
 START_TEST(test_each_error)
@@ -719,6 +741,7 @@ static Suite *config_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, test_full_round_trip);
     tcase_add_test(t, test_defaults);
+    tcase_add_test(t, test_followup_keys);
     tcase_add_loop_test(t, test_each_error, 0,
                         (int)(sizeof bad / sizeof bad[0]));
     tcase_add_test(t, test_line_too_long);
