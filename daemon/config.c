@@ -86,11 +86,11 @@ void config_errors_free(struct config_errors *e)
 /* ---- the key table ----------------------------------------------------- */
 
 enum sect { S_DAEMON, S_SMTP, S_UPSTREAM, S_POLICY, S_WINDOWS, S_NOTIFY,
-            S_POLICY_SERVICE, S_IMAP, S_CALDAV, S_FOLLOWUP, S_COUNT };
+            S_POLICY_SERVICE, S_IMAP, S_CALDAV, S_FOLLOWUP, S_CADENCE, S_COUNT };
 
 static const char *const sect_names[S_COUNT] = {
     "daemon", "smtp", "upstream", "policy", "windows", "notify",
-    "policy_service", "imap", "caldav", "followup",
+    "policy_service", "imap", "caldav", "followup", "cadence",
 };
 
 enum vtype {
@@ -193,6 +193,13 @@ static const struct key keys[] = {
     { S_FOLLOWUP, "enabled", V_BOOL, C(followup_enabled), 0, 0, 0 },
     { S_FOLLOWUP, "team", V_STR, C(followup_team), 0, 0, 0 },
     { S_FOLLOWUP, "catch_up", V_DURATION, C(followup_catch_up), 0, 60, 30 * 86400 },
+
+    { S_CADENCE, "min_gap", V_STR, C(cadence_min_gap), 0, 0, 0 },
+    { S_CADENCE, "max", V_STR, C(cadence_max), 0, 0, 0 },
+    { S_CADENCE, "scope", V_STR, C(cadence_scope), 0, 0, 0 },
+    { S_CADENCE, "action", V_ACTION, C(cadence_action), 0, 0,
+      AMASK(ACTION_HOLD) | AMASK(ACTION_FLAG) | AMASK(ACTION_REJECT) },
+    { S_CADENCE, "exempt", V_STR, C(cadence_exempt), 0, 0, 0 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
@@ -1004,6 +1011,21 @@ static void check_all(struct parser *p)
         free(dup);
     }
 
+    /* [cadence]: the rule, parsed */
+    {
+        static const struct { size_t off; const char *name; } ck[] = {
+            { C(cadence_min_gap), "min_gap" }, { C(cadence_max), "max" },
+            { C(cadence_scope), "scope" },
+        };
+        char err[300];
+        c->cadence.action = c->cadence_action;
+        for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) {
+            const char *v = *(char **)((char *)c + ck[i].off);
+            if (v && cadence_option(ck[i].name, v, &c->cadence, err, sizeof err) < 0)
+                ERR(p, line_of(g, S_CADENCE, ck[i].off), "%s", err);
+        }
+    }
+
     /* [upstream] */
     if (c->upstream_url != NULL)
         check_url(p, "[upstream]", c->upstream_url, c->upstream_tls,
@@ -1094,6 +1116,7 @@ static int early_defaults(struct config *c)
     c->audit_retention = 365 * 86400;
     c->followup_enabled = 1;
     c->followup_catch_up = 3 * 86400;
+    c->cadence_action = ACTION_HOLD;
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");
@@ -1257,6 +1280,8 @@ void config_free(struct config *c)
     free(c->notify_from); free(c->notify_to); free(c->notify_events);
     free(c->policy_listen); free(c->postfix_config_dir);
     free(c->followup_team);
+    free(c->cadence_min_gap); free(c->cadence_max); free(c->cadence_scope);
+    free(c->cadence_exempt);
     for (size_t i = 0; i < c->nimap; i++)
         imap_free(&c->imap[i]);
     for (size_t i = 0; i < c->ncaldav; i++)

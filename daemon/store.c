@@ -32,7 +32,7 @@ enum {
     Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_PRUNE_AUDIT, Q_PRUNE_SEEN,
     Q_INVITE_ADD, Q_INVITE_HAS, Q_PRUNE_INVITE,
     Q_AUDIT_WINDOW, Q_AUDIT_REPS, Q_FU_SENT, Q_FU_MARK, Q_PRUNE_FU,
-    Q_CONTACT_ADD, Q_CONTACT_ADDR, Q_CONTACT_DOM, Q_PRUNE_CONTACT,
+    Q_CONTACT_ADD, Q_CONTACT_ADDR, Q_CONTACT_DOM, Q_PRUNE_CONTACT, Q_CONTACT_DEL,
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
 };
 
@@ -108,6 +108,8 @@ static const char *const queries[Q_COUNT] = {
         "SELECT t, contact, rep, channel, msg_id FROM contacts"
         " WHERE domain = ?1 AND t >= ?2 ORDER BY t DESC LIMIT ?3",
     [Q_PRUNE_CONTACT] = "DELETE FROM contacts WHERE t < ?1",
+    [Q_CONTACT_DEL] =
+        "DELETE FROM contacts WHERE contact = ?1 AND msg_id = ?2 AND channel = ?3",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -883,4 +885,13 @@ int store_contacts(struct store *st, const char *key, time_t since, int limit,
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return ret;
+}
+
+int store_contact_forget(struct store *st, const char *contact, const char *msg_id,
+                         const char *channel)
+{
+    bind_text(st->q[Q_CONTACT_DEL], 1, contact);
+    bind_text(st->q[Q_CONTACT_DEL], 2, msg_id);
+    bind_text(st->q[Q_CONTACT_DEL], 3, channel);
+    return step_done(st, Q_CONTACT_DEL, "contact forget");
 }

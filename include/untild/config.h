@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "untild/windows.h"
+#include "untild/cadence.h"
 
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_REPS 64
@@ -96,6 +97,10 @@ struct config {
     char *followup_team;          /* an address reminded of every follow-up; NULL */
     int64_t followup_catch_up;    /* seconds: a follow-up missed by this much
                                      (daemon down) is still sent; default 3d */
+    /* [cadence] (issue 12): off unless min_gap or max is set */
+    char *cadence_min_gap, *cadence_max, *cadence_scope, *cadence_exempt;
+    enum action cadence_action;   /* default hold */
+    struct cadence_rule cadence;  /* the keys above, parsed */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;

@@ -89,6 +89,10 @@ struct store_contact {
     const char *rep, *channel, *msg_id;  /* rep and msg_id may be NULL */
 };
 int store_contact_add(struct store *st, const struct store_contact *c);
+/* Delete the contact rows of (contact, msg_id, channel): a delivery that
+ * was counted when it started, and did not reach that recipient. */
+int store_contact_forget(struct store *st, const char *contact, const char *msg_id,
+                         const char *channel);
 /* The newest `limit` contacts to key (an address, or "@domain": every
  * address at exactly that domain) with t >= since, newest first. */
 int store_contacts(struct store *st, const char *key, time_t since, int limit,
