@@ -19,7 +19,7 @@
 #include "untild/when.h"
 
 #define SPAN_MAX_DAYS 3660
-#define CAP_MAX 1000
+#define CAP_MAX 50     /* contacts.c reads the newest 64 contacts per decision */
 
 int cadence_span_zero(const struct cadence_span *s)
 {

@@ -23,6 +23,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/followup.h"
+#include "untild/contacts.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/policy.h"
@@ -331,6 +332,7 @@ static int cmd_check(struct untild *u, int argc, char **argv, int json, struct s
             sb_puts(b, ",\"release_at\":");
             sb_json_str(b, when_format(v.release_at, tz_of(u, v.w), t, sizeof t));
         }
+        contacts_check(u, key, at, 1, b);
         sb_puts(b, "}\n");
     } else if (v.w) {
         sb_printf(b, "%s: quiet (%s) until %s by window %s", key, action_name(a),
@@ -341,6 +343,8 @@ static int cmd_check(struct untild *u, int argc, char **argv, int json, struct s
     } else {
         sb_printf(b, "%s: allow\n", key);
     }
+    if (!json)
+        contacts_check(u, key, at, 0, b);
     return v.w ? EX_QUIET : EX_OK;
 }
 

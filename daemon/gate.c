@@ -15,6 +15,7 @@
 #include "untild/gate.h"
 #include "untild/holder.h"
 #include "untild/daemon.h"
+#include "untild/contacts.h"
 #include "untild/followup.h"
 #include "untild/address.h"
 #include "untild/auth.h"
@@ -287,6 +288,8 @@ static int gate_rcpt(void *arg, struct smtp_session *s, const char *rcpt,
                     v.w ? v.w->id : NULL, NULL, v.w ? v.w->reason : NULL });
         return 550;
     }
+    if (v.action == ACTION_ALLOW && contacts_gate_rcpt(u, gate_rep(u, s), norm, now, reply, replysz))
+        return 550;
     return 0;
 }
 
@@ -595,6 +598,8 @@ static void txn_relayed(struct txn *t)
         for (size_t k = 0; k < g->n; k++) {
             int code = g->codes[k];
             const char *norm = t->relay_norm[g->first + k];
+            if (code >= 200 && code < 300)
+                contacts_record(u, norm, t->rep, "gate", t->f.message_id, t->now);
             if (code >= 400 && code < 500)
                 deferred = 1;
             else if (code >= 500)
@@ -811,6 +816,7 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     /* Verdicts for the real recipients (normp is compact). */
     struct verdict *vr = v;
     imip_verdicts(t, normp, nreal, vr);
+    contacts_gate_verdicts(u, t->rep, &t->f, normp, nreal, vr, t->now);
 
     /* A CANCEL (or a newer REQUEST) for an invitation still held replaces
      * the held one: the held copy goes, and a CANCEL is not sent to the

@@ -45,6 +45,7 @@
 #include "untild/imap_watch.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/contacts.h"
 #include "untild/log.h"
 #include "untild/secret.h"
 #include "untild/loop.h"
@@ -1168,6 +1169,8 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
     }
     if (!n)
         goto out;
+    for (size_t i = 0; i < n; i++)      /* sent around the gate: counts (cadence) */
+        contacts_record(u, np[i], r->rep, "imap-sent", f.message_id, at);
     struct verdict v[MAX_RCPTS];
     memset(v, 0, sizeof v);
     /* A calendar REPLY is not contact only with evidence of the invitation
@@ -1275,6 +1278,7 @@ static void inbox_item(struct untild *u, struct rep *r, const struct item *it)
     if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
         return;
     note_invitation(u, r, &f);
+    contacts_inbound(u, f.from, r->rep, f.message_id, it->internal ? it->internal : untild_now(u));
     if (r->reopen == REOPEN_NO)
         goto out;
     hdr_facts(it->hdr, f.header_len, &h);   /* the header section only */

@@ -33,6 +33,7 @@ enum {
     Q_INVITE_ADD, Q_INVITE_HAS, Q_PRUNE_INVITE,
     Q_AUDIT_WINDOW, Q_AUDIT_REPS, Q_FU_SENT, Q_FU_MARK, Q_PRUNE_FU,
     Q_CONTACT_ADD, Q_CONTACT_ADDR, Q_CONTACT_DOM, Q_PRUNE_CONTACT, Q_CONTACT_DEL,
+    Q_INBOUND_ADD, Q_INBOUND_HAS, Q_PRUNE_INBOUND,
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
 };
 
@@ -108,6 +109,10 @@ static const char *const queries[Q_COUNT] = {
         "SELECT t, contact, rep, channel, msg_id FROM contacts"
         " WHERE domain = ?1 AND t >= ?2 ORDER BY t DESC LIMIT ?3",
     [Q_PRUNE_CONTACT] = "DELETE FROM contacts WHERE t < ?1",
+    [Q_INBOUND_ADD] =
+        "INSERT OR IGNORE INTO inbound (message_id, contact, rep, t) VALUES (?1, ?2, ?3, ?4)",
+    [Q_INBOUND_HAS] = "SELECT 1 FROM inbound WHERE message_id = ?1 AND contact = ?2",
+    [Q_PRUNE_INBOUND] = "DELETE FROM inbound WHERE t < ?1",
     [Q_CONTACT_DEL] =
         "DELETE FROM contacts WHERE contact = ?1 AND msg_id = ?2 AND channel = ?3",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -165,7 +170,13 @@ static const char schema_v5[] =
     " rep TEXT, channel TEXT NOT NULL, msg_id TEXT);"
     "CREATE INDEX IF NOT EXISTS contacts_addr ON contacts (contact, t);"
     "CREATE INDEX IF NOT EXISTS contacts_dom ON contacts (domain, t);"
-    "CREATE INDEX IF NOT EXISTS contacts_t ON contacts (t);";
+    "CREATE INDEX IF NOT EXISTS contacts_t ON contacts (t);"
+    /* messages any contact sent a rep (IMAP inbox): the rep's reply to
+     * one is exempt from cadence (the customer started it) */
+    "CREATE TABLE IF NOT EXISTS inbound ("
+    " message_id TEXT NOT NULL, contact TEXT NOT NULL, rep TEXT,"
+    " t INTEGER NOT NULL, PRIMARY KEY (message_id, contact));"
+    "CREATE INDEX IF NOT EXISTS inbound_t ON inbound (t);";
 
 struct store {
     sqlite3 *db;
@@ -698,6 +709,10 @@ int store_prune(struct store *st, time_t before)
     if (step_done(st, Q_PRUNE_CONTACT, "prune contacts") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
+    sqlite3_bind_int64(st->q[Q_PRUNE_INBOUND], 1, (sqlite3_int64)before);
+    if (step_done(st, Q_PRUNE_INBOUND, "prune inbound") < 0)
+        goto rollback;
+    n += sqlite3_changes64(st->db);
     /* A sent follow-up is only looked up within [followup] catch_up (at
      * most 30 days) of its due time: keep its row that much longer, so a
      * short retention cannot make a restart send it again. */
@@ -894,4 +909,28 @@ int store_contact_forget(struct store *st, const char *contact, const char *msg_
     bind_text(st->q[Q_CONTACT_DEL], 2, msg_id);
     bind_text(st->q[Q_CONTACT_DEL], 3, channel);
     return step_done(st, Q_CONTACT_DEL, "contact forget");
+}
+
+int store_inbound_add(struct store *st, const char *message_id, const char *contact,
+                      const char *rep, time_t t)
+{
+    sqlite3_stmt *q = st->q[Q_INBOUND_ADD];
+    bind_text(q, 1, message_id);
+    bind_text(q, 2, contact);
+    bind_text(q, 3, rep);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
+    return step_done(st, Q_INBOUND_ADD, "inbound add");
+}
+
+int store_inbound_has(struct store *st, const char *message_id, const char *contact)
+{
+    sqlite3_stmt *q = st->q[Q_INBOUND_HAS];
+    bind_text(q, 1, message_id);
+    bind_text(q, 2, contact);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_fail(st, "inbound lookup");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }

@@ -89,6 +89,12 @@ struct store_contact {
     const char *rep, *channel, *msg_id;  /* rep and msg_id may be NULL */
 };
 int store_contact_add(struct store *st, const struct store_contact *c);
+/* Messages a contact sent a rep (IMAP inbox), any contact: the rep's
+ * reply to one is exempt from cadence. Pruned with the audit. */
+int store_inbound_add(struct store *st, const char *message_id, const char *contact,
+                      const char *rep, time_t t);
+int store_inbound_has(struct store *st, const char *message_id, const char *contact);
+
 /* Delete the contact rows of (contact, msg_id, channel): a delivery that
  * was counted when it started, and did not reach that recipient. */
 int store_contact_forget(struct store *st, const char *contact, const char *msg_id,

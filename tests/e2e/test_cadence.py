@@ -1,0 +1,184 @@
+"""Cadence (issue 12), end to end: how often the team may contact one
+customer. The real daemon with two reps (auth passwd), an aiosmtpd sink
+upstream and the test clock. Holds wait in the same spool and lifecycle as
+window holds, until the earliest time the rule allows; a released message
+counts as a contact; flag and reject rules; exempt lists, colleagues and
+domain scope; everything survives a restart."""
+import crypt
+import json
+import os
+import smtplib
+import unittest
+
+from harness import Sink, Untild, message
+
+T0 = "2026-12-02T10:00:00Z"            # a Wednesday
+ALICE, BOB = "alice@example.com", "bob@example.com"
+
+
+class CadenceBase(unittest.TestCase):
+    cadence = "min_gap = 7d\n"
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.u = Untild(self.sink, extra="[cadence]\n" + self.cadence)
+        self.addCleanup(self.u.cleanup)
+        pw = os.path.join(self.u.dir, "passwd")
+        with open(pw, "w") as f:
+            for user in (ALICE, BOB):
+                f.write("%s:%s\n" % (user, crypt.crypt("pw-" + user, crypt.mksalt(crypt.METHOD_SHA512))))
+        with open(self.u.conf) as f:
+            conf = f.read()
+        with open(self.u.conf, "w") as f:
+            f.write(conf.replace("auth = none", "auth = passwd:" + pw))
+        self.u.start()
+        self.u.set_clock(T0)
+
+    def send(self, rep, rcpts, subject="Hello", extra_headers=""):
+        """One transaction as rep; returns the final reply (code, text) and
+        the refused recipients."""
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.login(rep, "pw-" + rep)
+        s.mail(rep)
+        refused = {}
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            if code >= 400:
+                refused[r] = (code, text.decode())
+        if len(refused) == len(rcpts):
+            return None, refused
+        code, text = s.data(message(frm=rep, to=", ".join(rcpts), subject=subject,
+                                    extra_headers=extra_headers))
+        return (code, text.decode()), refused
+
+    def to(self, addr):
+        return [m for m in self.sink.for_rcpt(addr) if b"X-Untild: notice" not in m.data]
+
+    def roundtrip(self):
+        self.u.ctl("status", check=0)
+
+
+class CadenceHold(CadenceBase):
+    def test_hold_across_reps_release_counts_restart(self):
+        # Bob writes first: nothing in the history, relayed.
+        reply, _ = self.send(BOB, ["jane@acme.com"], "Bob's offer")
+        self.assertEqual(reply[0], 250, reply)
+        self.assertEqual(len(self.to("jane@acme.com")), 1)
+        # Alice, an hour later: held until a week after Bob's contact.
+        self.u.set_clock("2026-12-02T11:00:00Z")
+        reply, _ = self.send(ALICE, ["jane@acme.com"], "Alice's offer")
+        self.assertEqual(reply[0], 250, reply)
+        self.assertIn("Held until 2026-12-09T10:00:00Z", reply[1])
+        self.assertIn("contacted by bob@example.com on 2026-12-02", reply[1])
+        self.assertIn("at most one contact per 1 week", reply[1])
+        held = self.u.held_json()
+        self.assertEqual(len(held), 1, held)
+        self.assertEqual(len(self.to("jane@acme.com")), 1)
+        # The notice says why too.
+        self.u.wait_for(lambda: [m for m in self.sink.for_rcpt(ALICE) if b"contacted by bob" in m.data],
+                        what="the held notice with the reason")
+        # untilctl check shows the cadence state.
+        r = self.u.ctl("--json", "check", "jane@acme.com", check=0)
+        st = json.loads(r.stdout)["cadence"]
+        self.assertEqual(st["next_allowed"], "2026-12-09T10:00:00Z")
+        self.assertEqual([(c["rep"], c["channel"]) for c in st["contacts"]], [(BOB, "gate")])
+        # A colleague is not a customer: exempt.
+        reply, _ = self.send(ALICE, ["carol@example.com"], "lunch?")
+        self.assertEqual(len(self.to("carol@example.com")), 1)
+        # Not a second early: still held after a restart.
+        self.u.restart()
+        self.u.set_clock("2026-12-09T09:59:59Z")
+        self.roundtrip()
+        self.assertEqual(len(self.u.held_json()), 1)
+        self.assertEqual(len(self.to("jane@acme.com")), 1)
+        self.u.set_clock("2026-12-09T10:00:00Z")
+        self.u.wait_for(lambda: len(self.to("jane@acme.com")) == 2, what="Alice's message released")
+        self.u.wait_for(lambda: not self.u.held_json(), what="spool empty")
+        # The release counted: Bob is held a week after it.
+        self.u.set_clock("2026-12-09T10:05:00Z")
+        reply, _ = self.send(BOB, ["jane@acme.com"], "Bob again")
+        self.assertIn("Held until 2026-12-16T10:00:00Z", reply[1])
+        self.assertIn("contacted by alice@example.com on 2026-12-09", reply[1])
+
+    def test_two_held_go_one_at_a_time(self):
+        self.send(BOB, ["jane@acme.com"], "first")
+        self.u.set_clock("2026-12-03T10:00:00Z")
+        self.send(ALICE, ["jane@acme.com"], "alice waits")
+        self.send(BOB, ["jane@acme.com"], "bob waits")
+        self.assertEqual(len(self.u.held_json()), 2)
+        self.u.set_clock("2026-12-09T10:00:00Z")
+        self.u.wait_for(lambda: len(self.to("jane@acme.com")) == 2, what="one released")
+        self.u.wait_for(lambda: "release: " in self.u.logtext() and
+                        len(self.u.held_json()) == 1, what="the other still held")
+        self.roundtrip()
+        self.assertEqual(len(self.to("jane@acme.com")), 2)
+        left = self.u.held_json()
+        self.assertEqual(len(left), 1)
+        self.assertTrue(left[0]["release_at"].startswith("2026-12-16T10:00"), left)
+        self.u.set_clock("2026-12-16T10:00:00Z")
+        self.u.wait_for(lambda: len(self.to("jane@acme.com")) == 3, what="the second released")
+
+    def test_hand_release_wins(self):
+        self.send(BOB, ["jane@acme.com"], "first")
+        self.send(ALICE, ["jane@acme.com"], "urgent")
+        hid = self.u.held_json()[0]["id"]
+        self.u.ctl("held", "release", hid, check=0)
+        self.u.wait_for(lambda: len(self.to("jane@acme.com")) == 2, what="released by hand")
+
+
+class CadenceCap(CadenceBase):
+    cadence = "max = 2 per 30d\nscope = domain\nexempt = billing@acme.com, @status.acme.com\n"
+
+    def test_cap_domain_scope_and_exempt(self):
+        self.send(BOB, ["jane@acme.com"])
+        self.u.set_clock("2026-12-05T10:00:00Z")
+        self.send(ALICE, ["joe@acme.com"])
+        self.assertEqual(len(self.to("joe@acme.com")), 1)
+        # third contact with the domain within 30 days: held until the first leaves the period
+        self.u.set_clock("2026-12-06T10:00:00Z")
+        reply, _ = self.send(ALICE, ["ann@acme.com"])
+        self.assertIn("Held until 2027-01-01T10:00:00Z", reply[1])
+        self.assertIn("at most 2 per 30 days", reply[1])
+        # exempt: an address and a domain
+        self.send(BOB, ["billing@acme.com"])
+        self.send(BOB, ["noreply@eu.status.acme.com"])
+        self.assertEqual(len(self.to("billing@acme.com")), 1)
+        self.assertEqual(len(self.to("noreply@eu.status.acme.com")), 1)
+        # another domain is counted on its own
+        self.send(BOB, ["x@globex.com"])
+        self.assertEqual(len(self.to("x@globex.com")), 1)
+
+
+class CadenceFlag(CadenceBase):
+    cadence = "min_gap = 7d\naction = flag\n"
+
+    def test_flag(self):
+        self.send(BOB, ["jane@acme.com"])
+        reply, _ = self.send(ALICE, ["jane@acme.com"], "flag me")
+        self.assertEqual(reply[0], 250)
+        got = self.to("jane@acme.com")
+        self.assertEqual(len(got), 2)
+        self.assertIn(b"X-Untild: flagged; recipient=<jane@acme.com>", got[1].data)
+        self.assertIn(b"window=cadence", got[1].data)
+        self.assertEqual(self.u.held_json(), [])
+
+
+class CadenceReject(CadenceBase):
+    cadence = "min_gap = 7d\naction = reject\n"
+
+    def test_reject_at_rcpt(self):
+        self.send(BOB, ["jane@acme.com"])
+        reply, refused = self.send(ALICE, ["jane@acme.com", "other@globex.com"], "no")
+        self.assertEqual(refused["jane@acme.com"][0], 550)
+        self.assertIn("may not be contacted again before 2026-12-09T10:00:00Z", refused["jane@acme.com"][1])
+        self.assertIn("contacted by bob@example.com", refused["jane@acme.com"][1])
+        self.assertEqual(len(self.to("jane@acme.com")), 1)
+        self.assertEqual(len(self.to("other@globex.com")), 1)
+        r = self.u.ctl("report", check=0)
+        self.assertIn("jane@acme.com", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
