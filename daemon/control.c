@@ -653,7 +653,7 @@ int control_exec(struct untild *u, int argc, char **argv, int admin, const char 
             args[n++] = argv[i];
     }
     if (n == 0) {
-        sb_puts(&b, "usage: untilctl window|check|held|report|status|reload ...\n");
+        sb_puts(&b, "usage: untilctl window|check|held|report|followups|status|reload ...\n");
         rc = EX_USAGE;
     } else if (!strcmp(args[0], "window")) {
         rc = cmd_window(u, n, args, admin, rep, json, &b);

@@ -25,6 +25,7 @@ static void usage(FILE *f)
         "  check WHO [--at WHEN] [--from REP]     exit 0 allow, 3 quiet\n"
         "  held list | held show ID | held release ID [--reason TEXT] | held discard ID\n"
         "  report [--since DAYS]\n"
+        "  followups [--days N]                  follow-ups due (default 7 days)\n"
         "  status | reload\n"
         "  onboard REP [--host HOST] [--out DIR]   (reads -c CONFIG; writes client settings)\n");
 }
