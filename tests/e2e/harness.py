@@ -282,13 +282,19 @@ class Untild:
         spool entries too ("kind: 1"); they are left out unless asked."""
         d = os.path.join(self.dir, "state", "spool", state)
         names = sorted(os.listdir(d)) if os.path.isdir(d) else []
-        return [n for n in names if notices or not self.is_notice(os.path.join(d, n))]
+        # A file gone between the listing and the look (a notice delivered
+        # meanwhile) is not counted: it is not in the spool any more.
+        return [n for n in names if notices and os.path.exists(os.path.join(d, n))
+                or not notices and self.is_notice(os.path.join(d, n)) is False]
 
     @staticmethod
     def is_notice(path):
+        """True, False, or None when the file is gone."""
         try:
             with open(path, "rb") as f:
                 head = f.read(4096)
+        except FileNotFoundError:
+            return None
         except OSError:
             return False
         return b"\nkind: 1\n" in head.split(b"\n\n", 1)[0] + b"\n"
