@@ -8,9 +8,10 @@ import crypt
 import json
 import os
 import smtplib
+import sqlite3
 import unittest
 
-from harness import Sink, Untild, message
+from harness import Dovecot, Sink, Untild, imap_append, message
 
 T0 = "2026-12-02T10:00:00Z"            # a Wednesday
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -178,6 +179,88 @@ class CadenceReject(CadenceBase):
         self.assertEqual(len(self.to("other@globex.com")), 1)
         r = self.u.ctl("report", check=0)
         self.assertIn("jane@acme.com", r.stdout)
+
+
+class CadenceImap(unittest.TestCase):
+    """Mail sent around the gate (the rep's Sent folder in a real Dovecot)
+    counts; the rep's reply to a message the customer sent is exempt."""
+    REP, PASSWORD = "rep@example.com", "s3cret-Pa55"
+
+    def setUp(self):
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.dv = Dovecot()
+        self.addCleanup(self.dv.cleanup)
+        self.dv.add_user(self.REP, self.PASSWORD).start()
+        self.u = Untild(self.sink, extra="[cadence]\nmin_gap = 7d\n")
+        self.addCleanup(self.u.cleanup)
+        pw = os.path.join(self.u.dir, "imap.pass")
+        with open(pw, "w") as f:
+            f.write(self.PASSWORD + "\n")
+        os.chmod(pw, 0o600)
+        with open(self.u.conf, "a") as f:
+            f.write(self.dv.untild_section(self.REP, pw))
+        self.u.start()
+        self.u.set_clock(T0)
+        self.u.wait_for(lambda: "imap[%s]: synced" % self.REP in self.u.logtext(), timeout=15,
+                        what="IMAP synced")
+        self.c = self.dv.client(self.REP)
+        self.addCleanup(lambda: self.c.logout())
+
+    def raw(self, frm, to, subject, msgid, date="Wed, 02 Dec 2026 09:00:00 +0000", extra=""):
+        return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s>\r\n%s\r\nBody.\r\n"
+                % (frm, to, subject, date, msgid, extra)).encode()
+
+    def cadence(self, who):
+        r = self.u.ctl("--json", "check", who, check=0)
+        return json.loads(r.stdout).get("cadence", {})
+
+    def db_count(self, sql):
+        db = sqlite3.connect("file:%s/state/untild.db?mode=ro" % self.u.dir, uri=True)
+        try:
+            return db.execute(sql).fetchone()[0]
+        finally:
+            db.close()
+
+    def send(self, to, subject, extra=""):
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.ehlo()
+        s.mail(self.REP)
+        s.rcpt(to)
+        code, text = s.data(self.raw(self.REP, to, subject, "g%d@example.com" % len(subject),
+                                     extra=extra))
+        return code, text.decode()
+
+    def test_sent_around_the_gate_counts(self):
+        imap_append(self.c, "Sent", self.raw(self.REP, "Jane <jane@acme.com>", "From my phone",
+                                             "phone.1@example.com"))
+        self.u.wait_for(lambda: self.cadence("jane@acme.com").get("contacts"), timeout=15,
+                        what="the Sent message counted")
+        st = self.cadence("jane@acme.com")
+        self.assertEqual([(c["rep"], c["channel"]) for c in st["contacts"]], [(self.REP, "imap-sent")])
+        self.assertEqual(st["next_allowed"], "2026-12-09T09:00:00Z")
+        code, text = self.send("jane@acme.com", "Through the gate")
+        self.assertEqual(code, 250)
+        self.assertIn("Held until 2026-12-09T09:00:00Z", text)
+        self.assertIn("(imap-sent)", text)
+
+    def test_reply_to_the_customer_is_exempt(self):
+        code, text = self.send("jane@acme.com", "First contact")
+        self.assertNotIn("Held", text)
+        # Jane writes back; the watcher sees it in the inbox.
+        imap_append(self.c, "INBOX", self.raw("Jane <jane@acme.com>", self.REP, "Re: First contact",
+                                              "jane.1@acme.com"))
+        self.u.wait_for(lambda: self.db_count("SELECT count(*) FROM inbound WHERE message_id = "
+                                              "'jane.1@acme.com'") == 1, timeout=15,
+                        what="the customer's message seen")
+        # The rep's answer to it is not held; a fresh message still is.
+        code, text = self.send("jane@acme.com", "Re: Re: First contact",
+                               extra="In-Reply-To: <jane.1@acme.com>\r\nReferences: <jane.1@acme.com>\r\n")
+        self.assertNotIn("Held", text)
+        code, text = self.send("jane@acme.com", "Something else entirely")
+        self.assertIn("Held until", text)
+        self.assertEqual(len([m for m in self.sink.for_rcpt("jane@acme.com")]), 2)
 
 
 if __name__ == "__main__":
