@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include "untild/cadence.h"
+#include "untild/address.h"
 #include "untild/when.h"
 
 #define SPAN_MAX_DAYS 3660
@@ -275,4 +276,195 @@ bad:
     snprintf(err, errsz, "%s: bad value '%s' (min_gap=7d, max=\"3 per 30d\", "
              "scope=address|domain, action=hold|flag|reject|allow)", key, value);
     return -1;
+}
+
+/* ---------- overrides (window-file lines) ---------- */
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* The next whitespace-separated token into out; NULL if too long. */
+static const char *token(const char *p, char *out, size_t sz)
+{
+    size_t n = 0;
+    while (*p && *p != ' ' && *p != '\t') {
+        if (n + 1 >= sz)
+            return NULL;
+        out[n++] = *p++;
+    }
+    out[n] = '\0';
+    return p;
+}
+
+int cadence_is_line(const char *line)
+{
+    char what[16];
+    const char *p = skip_ws(line);
+    if (!*p || *p == '#')
+        return 0;
+    while (*p && *p != ' ' && *p != '\t')
+        p++;
+    p = skip_ws(p);
+    return token(p, what, sizeof what) && !strcasecmp(what, "cadence");
+}
+
+/* key=value or key="quoted value". Returns the rest or NULL. */
+static const char *option(const char *p, char *key, size_t ksz, char *val, size_t vsz,
+                          char *err, size_t errsz)
+{
+    size_t n = 0;
+    while (*p && *p != '=' && *p != ' ' && *p != '\t') {
+        if (n + 1 >= ksz) {
+            snprintf(err, errsz, "option name too long");
+            return NULL;
+        }
+        key[n++] = *p++;
+    }
+    key[n] = '\0';
+    if (*p != '=' || !n) {
+        snprintf(err, errsz, "expected key=value, got '%s'", key);
+        return NULL;
+    }
+    p++;
+    n = 0;
+    int quoted = *p == '"';
+    if (quoted)
+        p++;
+    while (*p && (quoted ? *p != '"' : (*p != ' ' && *p != '\t'))) {
+        if (n + 1 >= vsz) {
+            snprintf(err, errsz, "%s: value too long", key);
+            return NULL;
+        }
+        val[n++] = *p++;
+    }
+    val[n] = '\0';
+    if (quoted) {
+        if (*p != '"') {
+            snprintf(err, errsz, "%s: unterminated quote", key);
+            return NULL;
+        }
+        p++;
+    }
+    return p;
+}
+
+static int parse_opts(const char *p, struct cadence_override *tmpl, char *err, size_t errsz)
+{
+    struct cadence_rule probe = { .action = ACTION_HOLD };
+    for (;;) {
+        p = skip_ws(p);
+        if (!*p || *p == '#')
+            return 0;
+        if (tmpl->nopt == CADENCE_OPTS_MAX) {
+            snprintf(err, errsz, "too many cadence options (min_gap, max, scope, action)");
+            return -1;
+        }
+        int k = tmpl->nopt;
+        p = option(p, tmpl->key[k], sizeof tmpl->key[k], tmpl->val[k], sizeof tmpl->val[k], err, errsz);
+        if (!p || cadence_option(tmpl->key[k], tmpl->val[k], &probe, err, errsz) < 0)
+            return -1;
+        tmpl->nopt++;
+    }
+}
+
+static int add_override(struct cadence_overrides *o, const char *who, const struct cadence_override *t)
+{
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 16;
+        struct cadence_override *v = realloc(o->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        o->v = v;
+        o->cap = cap;
+    }
+    struct cadence_override *e = &o->v[o->n];
+    *e = *t;
+    if (!(e->who = strdup(who)))
+        return -1;
+    o->n++;
+    return 0;
+}
+
+int cadence_override_parse(const char *line, const char *delims, struct cadence_overrides *o,
+                           char *err, size_t errsz)
+{
+    char who[2048], what[16];
+    struct cadence_override t;
+    memset(&t, 0, sizeof t);
+    const char *p = token(skip_ws(line), who, sizeof who);
+    if (!p) {
+        snprintf(err, errsz, "address list too long");
+        return -1;
+    }
+    p = token(skip_ws(p), what, sizeof what);
+    if (!p || strcasecmp(what, "cadence")) {
+        snprintf(err, errsz, "not a cadence line");
+        return -1;
+    }
+    if (parse_opts(p, &t, err, errsz) < 0)
+        return -1;
+    if (!t.nopt) {
+        snprintf(err, errsz, "a cadence line needs at least one of min_gap, max, scope, action");
+        return -1;
+    }
+    size_t first = o->n;
+    for (char *save = NULL, *w = strtok_r(who, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        char norm[ADDR_MAX + 1];
+        const char *why = NULL;
+        if (address_who_normalize(w, delims, norm, sizeof norm, &why) < 0)
+            goto bad;
+        if (add_override(o, norm, &t) < 0) {
+            snprintf(err, errsz, "out of memory");
+            goto undo;
+        }
+        continue;
+bad:
+        snprintf(err, errsz, "bad address '%s'%s%s", w, why ? ": " : "", why ? why : "");
+        goto undo;
+    }
+    return 0;
+undo:
+    while (o->n > first)
+        free(o->v[--o->n].who);
+    return -1;
+}
+
+void cadence_overrides_clear(struct cadence_overrides *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        free(o->v[i].who);
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+int cadence_override_apply(const struct cadence_overrides *o, const char *rcpt,
+                           struct cadence_rule *r)
+{
+    const struct cadence_override *best = NULL;
+    size_t best_len = 0;
+    if (!o || !rcpt)
+        return 0;
+    for (size_t i = 0; i < o->n; i++) {
+        const char *k = o->v[i].who;
+        size_t kl = strlen(k);
+        if (k[0] != '@') {
+            if (!strcasecmp(k, rcpt)) {
+                best = &o->v[i];
+                break;          /* an address is the most specific */
+            }
+        } else if (entry_names(k, kl, rcpt) && kl > best_len) {
+            best = &o->v[i];
+            best_len = kl;
+        }
+    }
+    if (!best)
+        return 0;
+    char err[16];
+    for (int k = 0; k < best->nopt; k++)
+        (void)cadence_option(best->key[k], best->val[k], r, err, sizeof err);
+    return 1;
 }

@@ -1117,6 +1117,7 @@ static int early_defaults(struct config *c)
     c->followup_enabled = 1;
     c->followup_catch_up = 3 * 86400;
     c->cadence_action = ACTION_HOLD;
+    c->cadence_ovr = calloc(1, sizeof *c->cadence_ovr);
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");
@@ -1135,8 +1136,8 @@ static int early_defaults(struct config *c)
     c->command_domain = strdup("untild.invalid");
     c->subaddress_delimiter = strdup("+");
     return c->state_dir && c->control_socket && c->timezone &&
-           c->admin_group && c->command_domain && c->subaddress_delimiter
-           ? 0 : -1;
+           c->admin_group && c->command_domain && c->subaddress_delimiter &&
+           c->cadence_ovr ? 0 : -1;
 }
 
 /* The LINE of a "FILE:LINE: message" made for file (0 if none). */
@@ -1282,6 +1283,9 @@ void config_free(struct config *c)
     free(c->followup_team);
     free(c->cadence_min_gap); free(c->cadence_max); free(c->cadence_scope);
     free(c->cadence_exempt);
+    if (c->cadence_ovr)
+        cadence_overrides_clear(c->cadence_ovr);
+    free(c->cadence_ovr);
     for (size_t i = 0; i < c->nimap; i++)
         imap_free(&c->imap[i]);
     for (size_t i = 0; i < c->ncaldav; i++)
@@ -1325,6 +1329,13 @@ static int load_window_file(const struct config *c, const char *path,
             config_errors_add(e, file, lineno, "NUL byte in line");
             continue;
         }
+        if (cadence_is_line(buf)) {     /* a cadence override (issue 12) */
+            err[0] = '\0';
+            if (c->cadence_ovr &&
+                cadence_override_parse(buf, delims, c->cadence_ovr, err, sizeof err) < 0)
+                config_errors_add(e, file, lineno, "%s", err[0] ? err : "bad cadence line");
+            continue;
+        }
         struct window w;
         memset(&w, 0, sizeof w);
         err[0] = '\0';
@@ -1360,6 +1371,8 @@ struct windows *config_load_windows(const struct config *c, time_t now,
                                     struct config_errors *e)
 {
     struct windows *ix = windows_new();
+    if (c && c->cadence_ovr)
+        cadence_overrides_clear(c->cadence_ovr);
     if (ix == NULL || c == NULL || c->window_files == NULL)
         return ix;
     glob_t g;

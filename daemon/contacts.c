@@ -72,6 +72,13 @@ static int history(struct untild *u, const struct cadence_rule *r, const char *r
     return store_contacts(u->store, key, since, HISTORY_MAX + 8, take, h);
 }
 
+/* A rule is configured: [cadence] defaults, or a window-file override. */
+static int cadence_on(const struct untild *u)
+{
+    return cadence_rule_active(&u->cfg->cadence) ||
+           (u->cfg->cadence_ovr && u->cfg->cadence_ovr->n);
+}
+
 void contacts_record(struct untild *u, const char *rcpt, const char *rep, const char *channel,
                      const char *msg_id, time_t t)
 {
@@ -84,7 +91,7 @@ void contacts_record(struct untild *u, const char *rcpt, const char *rep, const 
 void contacts_inbound(struct untild *u, const char *from, const char *rep, const char *message_id,
                       time_t t)
 {
-    if (!from || !message_id || !cadence_rule_active(&u->cfg->cadence))
+    if (!from || !message_id || !cadence_on(u))
         return;
     if (store_inbound_add(u->store, message_id, from, rep, t) < 0)
         log_error("cadence: cannot record the message %s from %s", message_id, from);
@@ -118,7 +125,7 @@ static const char *domain_of(const char *a)
 int contacts_rule(const struct untild *u, const char *rep, const char *rcpt, struct cadence_rule *r)
 {
     const struct config *c = u->cfg;
-    if (!cadence_rule_active(&c->cadence) || !rcpt)
+    if (!cadence_on(u) || !rcpt)
         return 0;
     if (cadence_listed(c->cadence_exempt, rcpt))
         return 0;
@@ -127,6 +134,7 @@ int contacts_rule(const struct untild *u, const char *rep, const char *rcpt, str
     if (d && ((rd && !strcasecmp(rd, d)) || (!rd && od && !strcasecmp(od, d))))
         return 0;
     *r = c->cadence;
+    cadence_override_apply(c->cadence_ovr, rcpt, r);
     return cadence_rule_active(r);
 }
 
@@ -215,7 +223,7 @@ void contacts_gate_verdicts(struct untild *u, const char *rep, const struct mess
                             const char *const *rcpts, size_t n, struct verdict *v, time_t now)
 {
     struct cadence_rule r;
-    if (!cadence_rule_active(&u->cfg->cadence) || pseudo_room(n) < 0)
+    if (!cadence_on(u) || pseudo_room(n) < 0)
         return;
     for (size_t i = 0; i < n; i++) {
         if (v[i].action != ACTION_ALLOW || v[i].why || !contacts_rule(u, rep, rcpts[i], &r) ||
@@ -271,7 +279,7 @@ static time_t hold_fn(void *arg, const struct spool_meta *m, const struct spool_
 const struct lifecycle_ext *contacts_lifecycle(struct untild *u)
 {
     static struct lifecycle_ext ext = { hold_fn, NULL };
-    if (!cadence_rule_active(&u->cfg->cadence))
+    if (!cadence_on(u))
         return NULL;
     ext.arg = u;
     return &ext;

@@ -90,4 +90,35 @@ void cadence_why(const struct cadence_rule *r, const char *tz, const struct cade
 int cadence_option(const char *key, const char *value, struct cadence_rule *r,
                    char *err, size_t errsz);
 
+/* Overrides per address or domain: window-file lines with "cadence" in
+ * place of the date (untild.windows(5)):
+ *   jane@acme.com,jane@gmail.com  cadence  min_gap=14d action=flag
+ *   @acme.com                     cadence  max="2 per 30d" scope=domain
+ *   billing@acme.com              cadence  action=allow
+ * The most specific override (address, then domain, then parent domain)
+ * is applied onto the [cadence] defaults, option by option. */
+#define CADENCE_OPTS_MAX 4
+struct cadence_override {
+    char *who;                          /* normalised address or "@domain" */
+    char key[CADENCE_OPTS_MAX][16];
+    char val[CADENCE_OPTS_MAX][64];
+    int nopt;
+};
+struct cadence_overrides {
+    struct cadence_override *v;
+    size_t n, cap;
+};
+/* Is this window-file line a cadence line (its second field is
+ * "cadence")? */
+int cadence_is_line(const char *line);
+/* Parse one cadence line into o (one entry per WHO). delims: sub-address
+ * delimiters. Returns 0, or -1 with a message in err (nothing added). */
+int cadence_override_parse(const char *line, const char *delims, struct cadence_overrides *o,
+                           char *err, size_t errsz);
+void cadence_overrides_clear(struct cadence_overrides *o);
+/* Apply the most specific override for rcpt onto *r. Returns 1 if one
+ * applied, else 0. */
+int cadence_override_apply(const struct cadence_overrides *o, const char *rcpt,
+                           struct cadence_rule *r);
+
 #endif

@@ -101,6 +101,9 @@ struct config {
     char *cadence_min_gap, *cadence_max, *cadence_scope, *cadence_exempt;
     enum action cadence_action;   /* default hold */
     struct cadence_rule cadence;  /* the keys above, parsed */
+    struct cadence_overrides *cadence_ovr; /* "WHO cadence ..." lines of the
+                                     window files: filled (afresh) by
+                                     config_load_windows */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;
@@ -125,7 +128,8 @@ struct config *config_load(const char *path, struct config_errors *e);
 void config_free(struct config *c);
 
 /* Parse every window file matched by c->window_files into a fresh index
- * (source WSRC_FILE, file/line set). now anchors natural dates. Errors go to
+ * (source WSRC_FILE, file/line set); "WHO cadence ..." lines go to
+ * c->cadence_ovr instead (cleared first). now anchors natural dates. Errors go to
  * *e as FILE:LINE. Returns the index (also on errors, with the good lines),
  * or NULL on ENOMEM. A glob that matches nothing is not an error. */
 struct windows *config_load_windows(const struct config *c, time_t now,

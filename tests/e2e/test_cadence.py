@@ -9,6 +9,7 @@ import json
 import os
 import smtplib
 import sqlite3
+import subprocess
 import unittest
 
 from harness import Dovecot, Sink, Untild, imap_append, message
@@ -179,6 +180,47 @@ class CadenceReject(CadenceBase):
         self.assertEqual(len(self.to("other@globex.com")), 1)
         r = self.u.ctl("report", check=0)
         self.assertIn("jane@acme.com", r.stdout)
+
+
+class CadenceOverride(CadenceBase):
+    """Overrides per address or domain: window-file lines with "cadence"."""
+
+    def setUp(self):
+        super().setUp()
+        self.u.write_windows("@globex.com     cadence action=flag\n"
+                             "vip@acme.com    cadence action=allow\n"
+                             "slow@acme.com   cadence min_gap=30d\n"
+                             "ann@initech.com 2027-01-01 reason=\"a window still decides first\"\n",
+                             name="cadence.windows")
+        self.assertEqual(self.u.ctl("reload", check=0).returncode, 0)
+
+    def test_overrides(self):
+        for who in ("x@globex.com", "vip@acme.com", "slow@acme.com", "plain@acme.com"):
+            self.send(BOB, [who], "first")
+        self.u.set_clock("2026-12-03T10:00:00Z")
+        for who in ("x@globex.com", "vip@acme.com", "slow@acme.com", "plain@acme.com"):
+            self.send(ALICE, [who], "second")
+        self.assertIn(b"window=cadence", self.to("x@globex.com")[1].data)      # flagged
+        self.assertEqual(len(self.to("vip@acme.com")), 2)                      # exempt
+        held = self.u.held_json()
+        text = json.dumps(held)
+        self.assertIn("slow@acme.com", text)
+        self.assertIn("plain@acme.com", text)
+        self.assertEqual(len(self.u.held_json()), 2, held)
+        r = self.u.ctl("--json", "check", "slow@acme.com", check=0)
+        self.assertEqual(json.loads(r.stdout)["cadence"]["next_allowed"], "2027-01-01T10:00:00Z")
+        r = self.u.ctl("--json", "check", "plain@acme.com", check=0)
+        self.assertEqual(json.loads(r.stdout)["cadence"]["next_allowed"], "2026-12-09T10:00:00Z")
+        # a window holds first, with its own reason
+        reply, _ = self.send(ALICE, ["ann@initech.com"], "x")
+        self.assertIn("a window still decides first", reply[1])
+
+    def test_bad_line_is_file_line_error(self):
+        self.u.write_windows("bob@acme.com cadence min_gap=whenever\n", name="bad.windows")
+        r = subprocess.run([os.path.join(os.environ.get("UNTILD_BUILD", "build"), "untild"), "-t", "-c",
+                            self.u.conf], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"bad\.windows:1: min_gap: bad value 'whenever'")
 
 
 class CadenceImap(unittest.TestCase):

@@ -203,6 +203,62 @@ START_TEST(options)
 }
 END_TEST
 
+START_TEST(overrides)
+{
+    struct cadence_overrides o = { 0 };
+    char err[200];
+    ck_assert_int_eq(cadence_is_line("jane@acme.com cadence min_gap=14d"), 1);
+    ck_assert_int_eq(cadence_is_line("  @acme.com\tCADENCE action=flag"), 1);
+    ck_assert_int_eq(cadence_is_line("jane@acme.com 2027-07-01 reason=\"cadence\""), 0);
+    ck_assert_int_eq(cadence_is_line("# jane@acme.com cadence"), 0);
+    ck_assert_int_eq(cadence_is_line(""), 0);
+    ck_assert_int_eq(cadence_override_parse("Jane+x@ACME.com,jane@gmail.com cadence min_gap=14d action=flag",
+                                            "+", &o, err, sizeof err), 0);
+    ck_assert_int_eq(cadence_override_parse("@acme.com cadence max=\"2 per 30d\" scope=domain",
+                                            "+", &o, err, sizeof err), 0);
+    ck_assert_int_eq(cadence_override_parse("billing@acme.com cadence action=allow", "+", &o, err, sizeof err), 0);
+    ck_assert_uint_eq(o.n, 4);
+    ck_assert_str_eq(o.v[0].who, "jane@acme.com");
+    /* errors: nothing added */
+    ck_assert_int_eq(cadence_override_parse("x@y.com cadence", "+", &o, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "at least one"));
+    ck_assert_int_eq(cadence_override_parse("x@y.com cadence min_gap=soon", "+", &o, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "min_gap"));
+    ck_assert_int_eq(cadence_override_parse("x@y.com,not an address cadence action=flag", "+", &o, err, sizeof err), -1);
+    ck_assert_int_eq(cadence_override_parse("x@y.com cadence max=\"2 per 30d", "+", &o, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "unterminated"));
+    ck_assert_int_eq(cadence_override_parse("x@y.com cadence colour=red", "+", &o, err, sizeof err), -1);
+    ck_assert_uint_eq(o.n, 4);
+
+    /* the most specific wins, applied onto the defaults */
+    struct cadence_rule def = rule("7d", NULL), r;
+    r = def;
+    ck_assert_int_eq(cadence_override_apply(&o, "jane@acme.com", &r), 1);
+    ck_assert_int_eq(r.min_gap.days, 14);
+    ck_assert_int_eq(r.action, ACTION_FLAG);
+    ck_assert_int_eq(r.max, 0);
+    r = def;
+    ck_assert_int_eq(cadence_override_apply(&o, "joe@sales.acme.com", &r), 1);
+    ck_assert_int_eq(r.min_gap.days, 7);              /* kept from the defaults */
+    ck_assert_int_eq(r.max, 2);
+    ck_assert_int_eq(r.scope, CADENCE_DOMAIN);
+    r = def;
+    ck_assert_int_eq(cadence_override_apply(&o, "billing@acme.com", &r), 1);
+    ck_assert_int_eq(cadence_rule_active(&r), 0);     /* action=allow: exempt */
+    r = def;
+    ck_assert_int_eq(cadence_override_apply(&o, "x@globex.com", &r), 0);
+    ck_assert_int_eq(r.min_gap.days, 7);
+    /* an override can switch cadence on where the defaults are off */
+    struct cadence_rule off;
+    memset(&off, 0, sizeof off);
+    off.action = ACTION_HOLD;
+    ck_assert_int_eq(cadence_override_apply(&o, "ann@acme.com", &off), 1);
+    ck_assert_int_eq(cadence_rule_active(&off), 1);
+    cadence_overrides_clear(&o);
+    ck_assert_uint_eq(o.n, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cadence");
@@ -213,6 +269,7 @@ int main(void)
     tcase_add_test(tc, scope_keys_and_lists);
     tcase_add_test(tc, zone_boundaries);
     tcase_add_test(tc, options);
+    tcase_add_test(tc, overrides);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
