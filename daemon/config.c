@@ -86,11 +86,11 @@ void config_errors_free(struct config_errors *e)
 /* ---- the key table ----------------------------------------------------- */
 
 enum sect { S_DAEMON, S_SMTP, S_UPSTREAM, S_POLICY, S_WINDOWS, S_NOTIFY,
-            S_POLICY_SERVICE, S_IMAP, S_CALDAV, S_FOLLOWUP, S_CADENCE, S_COUNT };
+            S_POLICY_SERVICE, S_IMAP, S_CALDAV, S_FOLLOWUP, S_CADENCE, S_DIGEST, S_COUNT };
 
 static const char *const sect_names[S_COUNT] = {
     "daemon", "smtp", "upstream", "policy", "windows", "notify",
-    "policy_service", "imap", "caldav", "followup", "cadence",
+    "policy_service", "imap", "caldav", "followup", "cadence", "digest",
 };
 
 enum vtype {
@@ -200,6 +200,12 @@ static const struct key keys[] = {
     { S_CADENCE, "action", V_ACTION, C(cadence_action), 0, 0,
       AMASK(ACTION_HOLD) | AMASK(ACTION_FLAG) | AMASK(ACTION_REJECT) },
     { S_CADENCE, "exempt", V_STR, C(cadence_exempt), 0, 0, 0 },
+
+    { S_DIGEST, "enabled", V_BOOL, C(digest_enabled), 0, 0, 0 },
+    { S_DIGEST, "day", V_STR, C(digest_day_name), 0, 0, 0 },
+    { S_DIGEST, "time", V_CLOCK, C(digest_time), 0, 0, 0 },
+    { S_DIGEST, "managers", V_STR, C(digest_managers), 0, 0, 0 },
+    { S_DIGEST, "max_rows", V_INT, C(digest_max_rows), 0, 1000, 100000000 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
@@ -1026,6 +1032,24 @@ static void check_all(struct parser *p)
         }
     }
 
+    /* [digest] day */
+    if (c->digest_day_name) {
+        static const char *const days[] = { "sunday", "monday", "tuesday", "wednesday",
+                                            "thursday", "friday", "saturday" };
+        int d = -1;
+        for (int i = 0; i < 7; i++)
+            if (!strcasecmp(c->digest_day_name, days[i]) ||
+                (strlen(c->digest_day_name) == 3 && !strncasecmp(c->digest_day_name, days[i], 3)))
+                d = i;
+        if (d < 0)
+            ERR(p, line_of(g, S_DIGEST, C(digest_day_name)), "day: expected monday..sunday, got '%s'",
+                c->digest_day_name);
+        else
+            c->digest_day = d;
+    }
+    if (c->digest_time < 0)
+        ERR(p, line_of(g, S_DIGEST, C(digest_time)), "time: expected HH:MM");
+
     /* [upstream] */
     if (c->upstream_url != NULL)
         check_url(p, "[upstream]", c->upstream_url, c->upstream_tls,
@@ -1117,6 +1141,9 @@ static int early_defaults(struct config *c)
     c->followup_enabled = 1;
     c->followup_catch_up = 3 * 86400;
     c->cadence_action = ACTION_HOLD;
+    c->digest_day = 1;
+    c->digest_time = 8 * 60;
+    c->digest_max_rows = 200000;
     c->cadence_ovr = calloc(1, sizeof *c->cadence_ovr);
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
@@ -1286,6 +1313,7 @@ void config_free(struct config *c)
     if (c->cadence_ovr)
         cadence_overrides_clear(c->cadence_ovr);
     free(c->cadence_ovr);
+    free(c->digest_day_name); free(c->digest_managers);
     for (size_t i = 0; i < c->nimap; i++)
         imap_free(&c->imap[i]);
     for (size_t i = 0; i < c->ncaldav; i++)

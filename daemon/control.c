@@ -23,6 +23,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/followup.h"
+#include "untild/digest.h"
 #include "untild/contacts.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -634,6 +635,7 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
     }
     release_kick(u->release, 0);
     followup_kick(u->followup);
+    digest_kick(u->digest);
     untild_prune(u);    /* the daily prune would see the moved clock a day late */
     sb_printf(b, "%s\n", when_format(untild_now(u), "UTC", t, sizeof t));
     return EX_OK;

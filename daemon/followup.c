@@ -508,7 +508,7 @@ static int by_time(const void *a, const void *b)
     return strcmp(x->w->id, y->w->id);
 }
 
-static void list_into(struct untild *u, const char *rep, int days, int json, struct strbuf *b)
+void followup_list_into(struct untild *u, const char *rep, int days, int json, struct strbuf *b)
 {
     time_t now = untild_now(u);
     struct listing l = { &u->pcfg, rep, now - (time_t)u->cfg->followup_catch_up,
@@ -573,7 +573,7 @@ int followup_list(struct untild *u, int argc, char **argv, const char *rep, int 
             return 2;
         }
     }
-    list_into(u, rep, days, json, b);
+    followup_list_into(u, rep, days, json, b);
     return 0;
 }
 
@@ -581,7 +581,7 @@ void followup_mail_list(struct untild *u, const char *rep)
 {
     struct strbuf b = { 0 };
     sb_puts(&b, "Your follow-ups due in the next 7 days:\n\n");
-    list_into(u, rep, 7, 0, &b);
+    followup_list_into(u, rep, 7, 0, &b);
     notice_send_kind(u, NOTICE_STATUS, rep, "Your follow-ups", b.p ? b.p : "", NULL, 0);
     sb_free(&b);
 }

@@ -26,6 +26,7 @@
 #include "untild/control.h"
 #include "untild/daemon.h"
 #include "untild/followup.h"
+#include "untild/digest.h"
 #include "untild/gate.h"
 #include "untild/holder.h"
 #include "untild/imap_watch.h"
@@ -102,6 +103,7 @@ static int reload(struct untild *u)
     policy_service_reconfigure(u->psvc);
     release_kick(u->release, 1);
     followup_kick(u->followup);
+    digest_kick(u->digest);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
     untild_prune(u);    /* audit_retention may have changed */
     return 0;
@@ -326,7 +328,7 @@ int main(int argc, char **argv)
     }
     if (!(u.release = release_new(&u)))
         goto out;
-    if (!(u.followup = followup_new(&u)))
+    if (!(u.followup = followup_new(&u)) || !(u.digest = digest_new(&u)))
         goto out;
     int err = 0;
     u.imap = imap_watch_start(&u, &err);
@@ -377,6 +379,7 @@ out:
             loop_run_pending(u.loop);
     }
     smtp_server_free(u.smtp);
+    digest_free(u.digest);
     followup_free(u.followup);
     release_free(u.release);
     if (u.ix)

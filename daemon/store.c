@@ -33,7 +33,7 @@ enum {
     Q_INVITE_ADD, Q_INVITE_HAS, Q_PRUNE_INVITE,
     Q_AUDIT_WINDOW, Q_AUDIT_REPS, Q_FU_SENT, Q_FU_MARK, Q_PRUNE_FU,
     Q_CONTACT_ADD, Q_CONTACT_ADDR, Q_CONTACT_DOM, Q_PRUNE_CONTACT, Q_CONTACT_DEL,
-    Q_INBOUND_ADD, Q_INBOUND_HAS, Q_PRUNE_INBOUND,
+    Q_INBOUND_ADD, Q_INBOUND_HAS, Q_PRUNE_INBOUND, Q_CONTACT_RANGE,
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
 };
 
@@ -109,6 +109,9 @@ static const char *const queries[Q_COUNT] = {
         "SELECT t, contact, rep, channel, msg_id FROM contacts"
         " WHERE domain = ?1 AND t >= ?2 ORDER BY t DESC LIMIT ?3",
     [Q_PRUNE_CONTACT] = "DELETE FROM contacts WHERE t < ?1",
+    [Q_CONTACT_RANGE] =
+        "SELECT t, contact, rep, channel, msg_id FROM contacts"
+        " WHERE t >= ?1 AND t < ?2 ORDER BY t LIMIT ?3",
     [Q_INBOUND_ADD] =
         "INSERT OR IGNORE INTO inbound (message_id, contact, rep, t) VALUES (?1, ?2, ?3, ?4)",
     [Q_INBOUND_HAS] = "SELECT 1 FROM inbound WHERE message_id = ?1 AND contact = ?2",
@@ -933,4 +936,30 @@ int store_inbound_has(struct store *st, const char *message_id, const char *cont
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_contacts_range(struct store *st, time_t since, time_t until, int limit,
+                         int (*fn)(const struct store_contact *c, void *arg), void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_CONTACT_RANGE];
+    int rc, ret = 0;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)since);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)until);
+    sqlite3_bind_int(q, 3, limit);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_contact c = {
+            .t = (time_t)sqlite3_column_int64(q, 0),
+            .contact = (const char *)sqlite3_column_text(q, 1),
+            .rep = (const char *)sqlite3_column_text(q, 2),
+            .channel = (const char *)sqlite3_column_text(q, 3),
+            .msg_id = (const char *)sqlite3_column_text(q, 4),
+        };
+        if (fn(&c, arg) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "contacts read");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return ret;
 }

@@ -104,6 +104,13 @@ struct config {
     struct cadence_overrides *cadence_ovr; /* "WHO cadence ..." lines of the
                                      window files: filled (afresh) by
                                      config_load_windows */
+    /* [digest] (issue 12) */
+    int digest_enabled;           /* default no */
+    char *digest_day_name;        /* monday..sunday; default monday */
+    int digest_day;               /* 0 Sunday .. 6 Saturday, from digest_day_name */
+    int digest_time;              /* minutes after midnight ([daemon] timezone); default 08:00 */
+    char *digest_managers;        /* addresses that get the team's figures; NULL */
+    int digest_max_rows;          /* audit rows read per digest; default 200000 */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;

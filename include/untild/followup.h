@@ -56,6 +56,9 @@ void followup_note_name_msg(struct untild *u, const char *window_id, const char 
 int followup_list(struct untild *u, int argc, char **argv, const char *rep, int json,
                   struct strbuf *b);
 
+/* The listing itself, into b (the digest uses it). */
+void followup_list_into(struct untild *u, const char *rep, int days, int json, struct strbuf *b);
+
 /* followups@<command_domain>: mail rep the same list (7 days). */
 void followup_mail_list(struct untild *u, const char *rep);
 

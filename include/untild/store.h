@@ -89,6 +89,11 @@ struct store_contact {
     const char *rep, *channel, *msg_id;  /* rep and msg_id may be NULL */
 };
 int store_contact_add(struct store *st, const struct store_contact *c);
+/* Contacts with since <= t < until, oldest first, at most limit (the
+ * contacts_t index). */
+int store_contacts_range(struct store *st, time_t since, time_t until, int limit,
+                         int (*fn)(const struct store_contact *c, void *arg), void *arg);
+
 /* Messages a contact sent a rep (IMAP inbox), any contact: the rep's
  * reply to one is exempt from cadence. Pruned with the audit. */
 int store_inbound_add(struct store *st, const char *message_id, const char *contact,

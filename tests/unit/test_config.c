@@ -303,6 +303,19 @@ START_TEST(test_followup_keys)
     ck_assert_str_eq(c->followup_team, "sales@example.com");
     ck_assert_int_eq(c->followup_catch_up, 12 * 3600);
     config_free(c);
+    c = load("# nothing\n", &e);
+    ck_assert_int_eq(c->digest_enabled, 0);
+    ck_assert_int_eq(c->digest_day, 1);
+    ck_assert_int_eq(c->digest_time, 8 * 60);
+    ck_assert_ptr_null(c->digest_managers);
+    config_free(c);
+    c = load("[digest]\nenabled = yes\nday = fri\ntime = 17:30\nmanagers = a@x.com, b@x.com\n", &e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->digest_enabled, 1);
+    ck_assert_int_eq(c->digest_day, 5);
+    ck_assert_int_eq(c->digest_time, 17 * 60 + 30);
+    ck_assert_str_eq(c->digest_managers, "a@x.com, b@x.com");
+    config_free(c);
 }
 END_TEST
 
@@ -416,6 +429,9 @@ static const struct bad {
     { "[cadence]\nmax = 3 each 30d\n", 2, "max" },
     { "[cadence]\nscope = planet\n", 2, "scope" },
     { "[cadence]\naction = allow\n", 2, "action" },
+    { "[digest]\nday = someday\n", 2, "day" },
+    { "[digest]\ntime = off\n", 2, "time" },
+    { "[digest]\nmax_rows = 5\n", 2, "max_rows" },
 };
 
 START_TEST(test_each_error)
