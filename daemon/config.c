@@ -193,6 +193,8 @@ static const struct key keys[] = {
     { S_FOLLOWUP, "enabled", V_BOOL, C(followup_enabled), 0, 0, 0 },
     { S_FOLLOWUP, "team", V_STR, C(followup_team), 0, 0, 0 },
     { S_FOLLOWUP, "catch_up", V_DURATION, C(followup_catch_up), 0, 60, 30 * 86400 },
+    { S_FOLLOWUP, "calendar", V_STR, C(followup_calendar), 0, 0, 0 },
+    { S_FOLLOWUP, "item", V_STR, C(followup_item), 0, 0, 0 },
 
     { S_CADENCE, "min_gap", V_STR, C(cadence_min_gap), 0, 0, 0 },
     { S_CADENCE, "max", V_STR, C(cadence_max), 0, 0, 0 },
@@ -978,6 +980,55 @@ static void check_listen(struct parser *p, char *const *arr, size_t n,
                 arr[i]);
 }
 
+/* [cadence], [followup] item, [digest] day (issue 12): values parsed
+ * after the file is read. */
+static void check_issue12(struct parser *p)
+{
+    struct config *c = p->c;
+    const int *g = p->glines;
+    /* [cadence]: the rule, parsed */
+    {
+        static const struct { size_t off; const char *name; } ck[] = {
+            { C(cadence_min_gap), "min_gap" }, { C(cadence_max), "max" },
+            { C(cadence_scope), "scope" },
+        };
+        char err[300];
+        c->cadence.action = c->cadence_action;
+        for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) {
+            const char *v = *(char **)((char *)c + ck[i].off);
+            if (v && cadence_option(ck[i].name, v, &c->cadence, err, sizeof err) < 0)
+                ERR(p, line_of(g, S_CADENCE, ck[i].off), "%s", err);
+        }
+    }
+
+    /* [followup] item */
+    if (c->followup_item) {
+        if (!strcasecmp(c->followup_item, "todo"))
+            c->followup_item_todo = 1;
+        else if (strcasecmp(c->followup_item, "event"))
+            ERR(p, line_of(g, S_FOLLOWUP, C(followup_item)), "item: expected event or todo, got '%s'",
+                c->followup_item);
+    }
+
+    /* [digest] day */
+    if (c->digest_day_name) {
+        static const char *const days[] = { "sunday", "monday", "tuesday", "wednesday",
+                                            "thursday", "friday", "saturday" };
+        int d = -1;
+        for (int i = 0; i < 7; i++)
+            if (!strcasecmp(c->digest_day_name, days[i]) ||
+                (strlen(c->digest_day_name) == 3 && !strncasecmp(c->digest_day_name, days[i], 3)))
+                d = i;
+        if (d < 0)
+            ERR(p, line_of(g, S_DIGEST, C(digest_day_name)), "day: expected monday..sunday, got '%s'",
+                c->digest_day_name);
+        else
+            c->digest_day = d;
+    }
+    if (c->digest_time < 0)
+        ERR(p, line_of(g, S_DIGEST, C(digest_time)), "time: expected HH:MM");
+}
+
 static void check_all(struct parser *p)
 {
     struct config *c = p->c;
@@ -1017,38 +1068,7 @@ static void check_all(struct parser *p)
         free(dup);
     }
 
-    /* [cadence]: the rule, parsed */
-    {
-        static const struct { size_t off; const char *name; } ck[] = {
-            { C(cadence_min_gap), "min_gap" }, { C(cadence_max), "max" },
-            { C(cadence_scope), "scope" },
-        };
-        char err[300];
-        c->cadence.action = c->cadence_action;
-        for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) {
-            const char *v = *(char **)((char *)c + ck[i].off);
-            if (v && cadence_option(ck[i].name, v, &c->cadence, err, sizeof err) < 0)
-                ERR(p, line_of(g, S_CADENCE, ck[i].off), "%s", err);
-        }
-    }
-
-    /* [digest] day */
-    if (c->digest_day_name) {
-        static const char *const days[] = { "sunday", "monday", "tuesday", "wednesday",
-                                            "thursday", "friday", "saturday" };
-        int d = -1;
-        for (int i = 0; i < 7; i++)
-            if (!strcasecmp(c->digest_day_name, days[i]) ||
-                (strlen(c->digest_day_name) == 3 && !strncasecmp(c->digest_day_name, days[i], 3)))
-                d = i;
-        if (d < 0)
-            ERR(p, line_of(g, S_DIGEST, C(digest_day_name)), "day: expected monday..sunday, got '%s'",
-                c->digest_day_name);
-        else
-            c->digest_day = d;
-    }
-    if (c->digest_time < 0)
-        ERR(p, line_of(g, S_DIGEST, C(digest_time)), "time: expected HH:MM");
+    check_issue12(p);
 
     /* [upstream] */
     if (c->upstream_url != NULL)
@@ -1140,6 +1160,7 @@ static int early_defaults(struct config *c)
     c->audit_retention = 365 * 86400;
     c->followup_enabled = 1;
     c->followup_catch_up = 3 * 86400;
+    c->followup_calendar = strdup("Follow-ups");
     c->cadence_action = ACTION_HOLD;
     c->digest_day = 1;
     c->digest_time = 8 * 60;
@@ -1164,7 +1185,7 @@ static int early_defaults(struct config *c)
     c->subaddress_delimiter = strdup("+");
     return c->state_dir && c->control_socket && c->timezone &&
            c->admin_group && c->command_domain && c->subaddress_delimiter &&
-           c->cadence_ovr ? 0 : -1;
+           c->cadence_ovr && c->followup_calendar ? 0 : -1;
 }
 
 /* The LINE of a "FILE:LINE: message" made for file (0 if none). */
@@ -1307,7 +1328,7 @@ void config_free(struct config *c)
     free(c->window_files);
     free(c->notify_from); free(c->notify_to); free(c->notify_events);
     free(c->policy_listen); free(c->postfix_config_dir);
-    free(c->followup_team);
+    free(c->followup_team); free(c->followup_calendar); free(c->followup_item);
     free(c->cadence_min_gap); free(c->cadence_max); free(c->cadence_scope);
     free(c->cadence_exempt);
     if (c->cadence_ovr)

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include "untild/followup.h"
+#include "untild/followup_cal.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -396,6 +397,7 @@ static void scan(struct followup *f)
             log_error("followup: cannot record the reminder for %s (a restart may send it again)", w->id);
         done++;
     }
+    followup_cal_sync(u->fucal);
     if (s.more) {
         log_info("followup: %zu more follow-up(s) due; next loop turn", s.more);
         followup_kick(f);

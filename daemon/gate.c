@@ -388,6 +388,7 @@ static void run_commands(struct txn *t, struct strbuf *reply)
                 store_audit(u->store, &(struct audit_rec){ t->now, "window-added", t->rep, who[0],
                             w.id, t->f.message_id, w.reason });
                 followup_note_name_msg(u, w.id, who[0], t->msg, t->len);
+                followup_kick(u->followup);     /* its calendar item, if any */
                 sb_printf(reply, "; window %s for %s until %s", w.id, who[0],
                           when_format(c->until, u->cfg->timezone, when, sizeof when));
             }

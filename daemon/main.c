@@ -27,6 +27,7 @@
 #include "untild/daemon.h"
 #include "untild/followup.h"
 #include "untild/digest.h"
+#include "untild/followup_cal.h"
 #include "untild/gate.h"
 #include "untild/holder.h"
 #include "untild/imap_watch.h"
@@ -330,6 +331,7 @@ int main(int argc, char **argv)
         goto out;
     if (!(u.followup = followup_new(&u)) || !(u.digest = digest_new(&u)))
         goto out;
+    u.fucal = followup_cal_start(&u);
     int err = 0;
     u.imap = imap_watch_start(&u, &err);
     if (err < 0)
@@ -379,6 +381,7 @@ out:
             loop_run_pending(u.loop);
     }
     smtp_server_free(u.smtp);
+    followup_cal_stop(u.fucal);
     digest_free(u.digest);
     followup_free(u.followup);
     release_free(u.release);

@@ -97,6 +97,10 @@ struct config {
     char *followup_team;          /* an address reminded of every follow-up; NULL */
     int64_t followup_catch_up;    /* seconds: a follow-up missed by this much
                                      (daemon down) is still sent; default 3d */
+    char *followup_calendar;      /* calendar name for follow-up items (reps with
+                                     [caldav]); default "Follow-ups"; "off": none */
+    int followup_item_todo;       /* item = todo (VTODO) | event (all-day VEVENT, default) */
+    char *followup_item;          /* the key as written */
     /* [cadence] (issue 12): off unless min_gap or max is set */
     char *cadence_min_gap, *cadence_max, *cadence_scope, *cadence_exempt;
     enum action cadence_action;   /* default hold */

@@ -9,7 +9,7 @@
 struct loop; struct windows; struct spool; struct store; struct relay;
 struct smtp_server; struct control; struct release;
 struct imap_watch; struct caldav; struct policy_service; struct holder;
-struct followup; struct digest;
+struct followup; struct digest; struct followup_cal;
 
 struct untild {
     struct config *cfg;
@@ -28,6 +28,7 @@ struct untild {
     struct policy_service *psvc;
     struct followup *followup;    /* reminders on the promised day (issue 12) */
     struct digest *digest;        /* the weekly digest (issue 12) */
+    struct followup_cal *fucal;   /* follow-up items in reps' calendars; NULL: none */
     /* Windows changed: what derives from them besides the release
      * (follow-up) looks again. Set by main; a pointer, so the watchers
      * need not include those modules. May be NULL. */

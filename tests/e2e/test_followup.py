@@ -6,6 +6,7 @@ window ended by hand reminds nobody."""
 import email
 import email.policy
 import json
+import smtplib
 import unittest
 
 from harness import GateTest, message
@@ -197,3 +198,93 @@ class FollowupTeamTest(GateTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FollowupCalendar(unittest.TestCase):
+    """With [caldav], a follow-up item sits in the rep's calendar (created
+    if missing) on the follow-up date; a changed window moves it; a window
+    ended by hand removes it (event) or marks it done (todo). Radicale."""
+    item = "event"
+
+    def setUp(self):
+        from harness import Radicale, Sink, Untild
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.dav = Radicale().start()
+        self.addCleanup(self.dav.cleanup)
+        self.dav.mkcalendar("/rep/work/", "Work")
+        self.u = Untild(self.sink, release_time="09:00",
+                        extra="[followup]\nitem = %s\n[caldav]\nurl = http://127.0.0.1:%d/\nusername = rep\n"
+                              "password_file = {dir}/caldav.pass\ntls = none\npoll_interval = 1\n"
+                              % (self.item, self.dav.port))
+        with open(self.u.conf) as f:
+            conf = f.read()
+        with open(self.u.conf, "w") as f:
+            f.write(conf.replace("{dir}", self.u.dir))
+        pw = self.u.dir + "/caldav.pass"
+        with open(pw, "w") as f:
+            f.write("secret\n")
+        import os
+        os.chmod(pw, 0o600)
+        self.addCleanup(self.u.cleanup)
+        self.u.start()
+        self.u.set_clock(T0)
+
+    def item_at(self, wid):
+        st, _, body = self.dav.get("/rep/follow-ups/untild-followup-%s.ics" % wid)
+        return body.decode() if st == 200 else None
+
+    def wid_for(self, who):
+        return [w for w in self.u.windows_json() if who in json.dumps(w)][0]["id"]
+
+    def test_item_put_moved_removed(self):
+        self.u.write_windows('jane@acme.com 2026-12-10 owner=%s reason="Lease ends"\n' % REP)
+        self.u.ctl("reload", check=0)
+        wid = self.wid_for("jane@acme.com")
+        self.u.wait_for(lambda: self.item_at(wid), timeout=20, what="the calendar item")
+        ics = self.item_at(wid)
+        self.assertIn("DTSTART;VALUE=DATE:20261210", ics)
+        self.assertIn("SUMMARY:Follow up with jane@acme.com: Lease ends", ics)
+        st, _, body = self.dav.request("PROPFIND", "/rep/follow-ups/", None, {"Depth": "0"})
+        self.assertIn(b"Follow-ups", body)
+        # The window moves: so does the item (a file line's id follows its content).
+        self.u.write_windows('jane@acme.com 2026-12-17 owner=%s reason="Lease ends"\n' % REP)
+        self.u.ctl("reload", check=0)
+        wid2 = self.wid_for("jane@acme.com")
+        self.assertNotEqual(wid, wid2)
+        self.u.wait_for(lambda: self.item_at(wid2) and not self.item_at(wid), timeout=20,
+                        what="the item moved")
+        self.assertIn("DTSTART;VALUE=DATE:20261217", self.item_at(wid2))
+        # Ended by hand: gone.
+        self.u.ctl("window", "end", wid2, check=0)
+        self.u.wait_for(lambda: not self.item_at(wid2), timeout=20, what="the item removed")
+        # The Bcc command's window gets one too, and a restart puts nothing twice.
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.sendmail(REP, ["bob@initech.com", "until-2026-12-21@untild.invalid"],
+                   message(to="bob@initech.com", subject="After the holidays"))
+        wid3 = self.wid_for("bob@initech.com")
+        self.u.wait_for(lambda: self.item_at(wid3), timeout=20, what="the Bcc window's item")
+        self.assertIn("DTSTART;VALUE=DATE:20261221", self.item_at(wid3))
+        puts = self.u.logtext().count("calendar item for %s put" % wid3)
+        self.u.restart()
+        self.u.ctl("status", check=0)
+        self.u.ctl("status", check=0)
+        self.assertEqual(self.u.logtext().count("calendar item for %s put" % wid3), puts)
+
+
+class FollowupCalendarTodo(FollowupCalendar):
+    item = "todo"
+
+    def test_item_put_moved_removed(self):
+        self.u.write_windows('jane@acme.com 2026-12-10 owner=%s reason="Lease ends"\n' % REP)
+        self.u.ctl("reload", check=0)
+        wid = self.wid_for("jane@acme.com")
+        self.u.wait_for(lambda: self.item_at(wid), timeout=20, what="the calendar item")
+        ics = self.item_at(wid)
+        self.assertIn("BEGIN:VTODO", ics)
+        self.assertIn("DUE;VALUE=DATE:20261210", ics)
+        self.assertIn("STATUS:NEEDS-ACTION", ics)
+        self.u.ctl("window", "end", wid, check=0)
+        self.u.wait_for(lambda: "STATUS:COMPLETED" in (self.item_at(wid) or ""), timeout=20,
+                        what="the item marked done")

@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include "untild/followup.h"
+#include "untild/followup_cal.h"
+#include <stdlib.h>
 #include "untild/when.h"
 
 static time_t utc(int y, int mo, int d, int h, int mi)
@@ -114,6 +116,24 @@ START_TEST(display_names)
 }
 END_TEST
 
+START_TEST(calendar_items)
+{
+    char *e = followup_cal_ics("u1@untild", "20261231", "Follow up with a@b.c: call, then; write\\",
+                               "line", 0, 0, utc(2026, 12, 2, 10, 0));
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_nonnull(strstr(e, "BEGIN:VEVENT\r\nUID:u1@untild\r\nDTSTAMP:20261202T100000Z\r\n"));
+    ck_assert_ptr_nonnull(strstr(e, "DTSTART;VALUE=DATE:20261231\r\nDTEND;VALUE=DATE:20270101\r\n"));
+    ck_assert_ptr_nonnull(strstr(e, "SUMMARY:Follow up with a@b.c: call\\, then\\; write\\\\\r\n"));
+    free(e);
+    char *t = followup_cal_ics("u2", "20261210", "s", "d", 1, 1, utc(2026, 12, 2, 10, 0));
+    ck_assert_ptr_nonnull(strstr(t, "BEGIN:VTODO"));
+    ck_assert_ptr_nonnull(strstr(t, "DUE;VALUE=DATE:20261210\r\nSTATUS:COMPLETED\r\n"));
+    ck_assert_ptr_null(strstr(t, "DTSTART"));
+    free(t);
+    ck_assert_ptr_null(followup_cal_ics("u3", "2026-12-10", "s", "d", 0, 0, 0));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("followup");
@@ -122,6 +142,7 @@ int main(void)
     tcase_add_test(tc, due_in_window_zone);
     tcase_add_test(tc, no_followup);
     tcase_add_test(tc, display_names);
+    tcase_add_test(tc, calendar_items);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
