@@ -112,25 +112,58 @@ struct row {
     unsigned pressed;     /* contacts: contacts + held/flagged/rejected */
 };
 
+/* Rows by key: an array filled in order, and an open-addressing index
+ * (twice the capacity) so a week of rows costs O(rows), not O(rows x keys). */
+struct rows {
+    struct row *v;
+    int *ix;                  /* slot -> 1 + index into v, 0 empty */
+    size_t n, max;
+};
+
 struct tally {
-    struct row *reps, *contacts;
-    size_t nreps, ncontacts, rows, max_rows, dropped;
+    struct rows reps, contacts;
+    size_t rows, max_rows, dropped;
     time_t until;
 };
 
-static struct row *find(struct row *v, size_t *n, size_t max, const char *key, size_t *dropped)
+static size_t key_hash(const char *s)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (!strcasecmp(v[i].key, key))
-            return &v[i];
-    if (*n == max) {
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s)) * 1099511628211ULL;
+    return h;
+}
+
+static struct row *find(struct rows *t, const char *key, size_t *dropped)
+{
+    size_t cap = t->max * 2, i = key_hash(key) & (cap - 1);
+    for (; t->ix[i]; i = (i + 1) & (cap - 1))
+        if (!strcasecmp(t->v[t->ix[i] - 1].key, key))
+            return &t->v[t->ix[i] - 1];
+    if (t->n == t->max) {
         (*dropped)++;
         return NULL;
     }
-    struct row *r = &v[(*n)++];
+    struct row *r = &t->v[t->n++];
+    t->ix[i] = (int)t->n;
     memset(r, 0, sizeof *r);
     snprintf(r->key, sizeof r->key, "%s", key);
     return r;
+}
+
+static int rows_init(struct rows *t, size_t max)
+{
+    t->max = max;
+    t->n = 0;
+    t->v = calloc(max, sizeof *t->v);
+    t->ix = calloc(max * 2, sizeof *t->ix);
+    return t->v && t->ix ? 0 : -1;
+}
+
+static void rows_free(struct rows *t)
+{
+    free(t->v);
+    free(t->ix);
 }
 
 static int audit_row(const struct audit_rec *a, void *arg)
@@ -144,11 +177,10 @@ static int audit_row(const struct audit_rec *a, void *arg)
     for (int k = 0; k < 4; k++) {
         if (!a->event || strcmp(a->event, ev[k]))
             continue;
-        struct row *r = a->rep ? find(t->reps, &t->nreps, MAX_REPS, a->rep, &t->dropped) : NULL;
+        struct row *r = a->rep ? find(&t->reps, a->rep, &t->dropped) : NULL;
         if (r)
             r->n[k]++;
-        struct row *c = a->contact && k < 3 ? find(t->contacts, &t->ncontacts, MAX_CONTACTS, a->contact,
-                                                   &t->dropped) : NULL;
+        struct row *c = a->contact && k < 3 ? find(&t->contacts, a->contact, &t->dropped) : NULL;
         if (c)
             c->pressed++;
     }
@@ -158,10 +190,10 @@ static int audit_row(const struct audit_rec *a, void *arg)
 static int contact_row(const struct store_contact *sc, void *arg)
 {
     struct tally *t = arg;
-    struct row *r = sc->rep ? find(t->reps, &t->nreps, MAX_REPS, sc->rep, &t->dropped) : NULL;
+    struct row *r = sc->rep ? find(&t->reps, sc->rep, &t->dropped) : NULL;
     if (r)
         r->n[sc->channel && !strcmp(sc->channel, "imap-sent") ? C_AROUND : C_GATE]++;
-    struct row *c = find(t->contacts, &t->ncontacts, MAX_CONTACTS, sc->contact, &t->dropped);
+    struct row *c = sc->contact ? find(&t->contacts, sc->contact, &t->dropped) : NULL;
     if (c)
         c->pressed++;
     return 0;
@@ -254,15 +286,16 @@ static void manager_digest(struct untild *u, const char *to, struct tally *t, co
     struct strbuf tx = { 0 }, ht = { 0 };
     sb_printf(&tx, "The team's week to %s.\n\n", week);
     sb_printf(&ht, "<html><body><p>The team's week to %s.</p>\n", week);
-    table(&tx, &ht, "rep", t->reps, t->nreps);
+    table(&tx, &ht, "rep", t->reps.v, t->reps.n);
     sb_puts(&tx, "\nContacts pressed most (contacts, held, flagged, rejected):\n");
     sb_puts(&ht, "<p>Contacts pressed most:</p><table border=\"1\" cellpadding=\"4\">"
                  "<tr><th>contact</th><th>times</th></tr>\n");
-    for (size_t i = 0; i < t->ncontacts && i < TOP; i++) {
-        sb_printf(&tx, "  %-40s %u\n", t->contacts[i].key, t->contacts[i].pressed);
+    for (size_t i = 0; i < t->contacts.n && i < TOP; i++) {
+        const struct row *c = &t->contacts.v[i];
+        sb_printf(&tx, "  %-40s %u\n", c->key, c->pressed);
         sb_puts(&ht, "<tr><td>");
-        html_esc(&ht, t->contacts[i].key);
-        sb_printf(&ht, "</td><td>%u</td></tr>\n", t->contacts[i].pressed);
+        html_esc(&ht, c->key);
+        sb_printf(&ht, "</td><td>%u</td></tr>\n", c->pressed);
     }
     sb_puts(&ht, "</table></body></html>\n");
     send_one(u, NULL, to, "untild: the team's week", &tx, &ht, now);
@@ -273,10 +306,9 @@ static void manager_digest(struct untild *u, const char *to, struct tally *t, co
 /* The digest of the week ending at `at`. */
 static void run(struct untild *u, time_t at, time_t now)
 {
-    struct tally t = { calloc(MAX_REPS, sizeof(struct row)), calloc(MAX_CONTACTS, sizeof(struct row)),
-                       0, 0, 0, (size_t)u->cfg->digest_max_rows, 0, at };
+    struct tally t = { .max_rows = (size_t)u->cfg->digest_max_rows, .until = at };
     char week[64];
-    if (!t.reps || !t.contacts) {
+    if (rows_init(&t.reps, MAX_REPS) < 0 || rows_init(&t.contacts, MAX_CONTACTS) < 0) {
         log_error("digest: out of memory");
         goto out;
     }
@@ -289,9 +321,9 @@ static void run(struct untild *u, time_t at, time_t now)
                  t.dropped);
     when_format(at, u->cfg->timezone, week, sizeof week);
     week[10] = '\0';
-    for (size_t i = 0; i < t.nreps; i++)
-        rep_digest(u, &t.reps[i], week, now);
-    qsort(t.contacts, t.ncontacts, sizeof *t.contacts, by_pressed);
+    for (size_t i = 0; i < t.reps.n; i++)
+        rep_digest(u, &t.reps.v[i], week, now);
+    qsort(t.contacts.v, t.contacts.n, sizeof *t.contacts.v, by_pressed);   /* the index is done with */
     size_t nm = 0;
     if (u->cfg->digest_managers) {
         char *list = strdup(u->cfg->digest_managers), *save = NULL;
@@ -299,10 +331,10 @@ static void run(struct untild *u, time_t at, time_t now)
             manager_digest(u, m, &t, week, now);
         free(list);
     }
-    log_info("digest: week to %s sent to %zu rep(s), %zu manager(s)", week, t.nreps, nm);
+    log_info("digest: week to %s sent to %zu rep(s), %zu manager(s)", week, t.reps.n, nm);
 out:
-    free(t.reps);
-    free(t.contacts);
+    rows_free(&t.reps);
+    rows_free(&t.contacts);
 }
 
 /* ---------- scheduling ---------- */
