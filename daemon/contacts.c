@@ -17,6 +17,7 @@
  * Diagnostics: "cadence: <rcpt> held/flagged/rejected for <rep>: <why>"
  * (info); store errors (error, the contact then counts as allowed: a
  * broken history must not hold mail forever). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,11 +73,35 @@ static int history(struct untild *u, const struct cadence_rule *r, const char *r
     return store_contacts(u->store, key, since, HISTORY_MAX + 8, take, h);
 }
 
-/* A rule is configured: [cadence] defaults, or a window-file override. */
+/* Overrides set with untilctl (store table cadence_overrides), cached. */
+static struct cadence_overrides rt;
+static int rt_loaded;
+
+static int rt_row(const char *who, const char *opts, const char *by, time_t t, void *arg)
+{
+    char line[1024], err[200];
+    (void)by; (void)t; (void)arg;
+    snprintf(line, sizeof line, "%s cadence %s", who, opts);
+    if (cadence_override_parse(line, "+", &rt, err, sizeof err) < 0)
+        log_warn("cadence: stored override for %s ignored: %s", who, err);
+    return 0;
+}
+
+static const struct cadence_overrides *runtime(const struct untild *u)
+{
+    if (!rt_loaded) {
+        cadence_overrides_clear(&rt);
+        if (store_cadence_foreach(u->store, rt_row, NULL) == 0)
+            rt_loaded = 1;
+    }
+    return &rt;
+}
+
+/* A rule is configured: [cadence] defaults, or an override. */
 static int cadence_on(const struct untild *u)
 {
     return cadence_rule_active(&u->cfg->cadence) ||
-           (u->cfg->cadence_ovr && u->cfg->cadence_ovr->n);
+           (u->cfg->cadence_ovr && u->cfg->cadence_ovr->n) || runtime(u)->n;
 }
 
 void contacts_record(struct untild *u, const char *rcpt, const char *rep, const char *channel,
@@ -135,6 +160,7 @@ int contacts_rule(const struct untild *u, const char *rep, const char *rcpt, str
         return 0;
     *r = c->cadence;
     cadence_override_apply(c->cadence_ovr, rcpt, r);
+    cadence_override_apply(runtime(u), rcpt, r);   /* untilctl's word is the last */
     return cadence_rule_active(r);
 }
 
@@ -326,4 +352,114 @@ void contacts_check(struct untild *u, const char *rcpt, time_t now, int json, st
         }
     }
     free(h);
+}
+
+/* ---------- untilctl cadence ---------- */
+
+struct listing { struct strbuf *b; int json, n; };
+
+static void list_one(struct listing *l, const char *who, const char *opts, const char *source)
+{
+    if (l->json) {
+        sb_puts(l->b, l->n++ ? ",{\"who\":" : "{\"who\":");
+        sb_json_str(l->b, who);
+        sb_puts(l->b, ",\"options\":");
+        sb_json_str(l->b, opts);
+        sb_puts(l->b, ",\"source\":");
+        sb_json_str(l->b, source);
+        sb_puts(l->b, "}");
+    } else {
+        sb_printf(l->b, "%-30s %-40s %s\n", who, opts, source);
+        l->n++;
+    }
+}
+
+static int list_rt(const char *who, const char *opts, const char *by, time_t t, void *arg)
+{
+    char src[300];
+    (void)t;
+    snprintf(src, sizeof src, "untilctl (%s)", by ? by : "?");
+    list_one(arg, who, opts, src);
+    return 0;
+}
+
+static void opts_text(const struct cadence_override *o, char *buf, size_t sz)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < o->nopt && k < sz; i++)
+        k += (size_t)snprintf(buf + k, sz - k, "%s%s=%s%s%s", i ? " " : "", o->key[i],
+                              strchr(o->val[i], ' ') ? "\"" : "", o->val[i],
+                              strchr(o->val[i], ' ') ? "\"" : "");
+}
+
+static int cmd_list(struct untild *u, int json, struct strbuf *b)
+{
+    struct listing l = { b, json, 0 };
+    const struct cadence_overrides *f = u->cfg->cadence_ovr;
+    char opts[400];
+    if (json)
+        sb_puts(b, "[");
+    for (size_t i = 0; f && i < f->n; i++) {
+        opts_text(&f->v[i], opts, sizeof opts);
+        list_one(&l, f->v[i].who, opts, "window file");
+    }
+    store_cadence_foreach(u->store, list_rt, &l);
+    if (json)
+        sb_puts(b, "]\n");
+    else if (!l.n)
+        sb_puts(b, "no cadence overrides\n");
+    return 0;
+}
+
+int contacts_cmd(struct untild *u, int argc, char **argv, int admin, const char *rep, struct strbuf *b,
+                 int json)
+{
+    char err[256], opts[400], line[1200];
+    if (argc >= 2 && !strcmp(argv[1], "list"))
+        return cmd_list(u, json, b);
+    int set = argc >= 4 && !strcmp(argv[1], "set"), clear = argc == 3 && !strcmp(argv[1], "clear");
+    if (!set && !clear) {
+        sb_puts(b, "usage: cadence list | cadence set WHO KEY=VALUE... | cadence clear WHO\n");
+        return 2;
+    }
+    if (!admin) {
+        sb_puts(b, "cadence: admins only (the rule is the team's)\n");
+        return 4;
+    }
+    /* the options as one string, quoted where a value has a space */
+    size_t k = 0;
+    opts[0] = '\0';
+    for (int i = 3; set && i < argc && k < sizeof opts; i++) {
+        const char *eq = strchr(argv[i], '=');
+        int q = eq && strchr(eq, ' ');
+        k += (size_t)snprintf(opts + k, sizeof opts - k, "%s%.*s%s%s%s", k ? " " : "",
+                              eq ? (int)(eq - argv[i] + 1) : (int)strlen(argv[i]), argv[i],
+                              q ? "\"" : "", eq ? eq + 1 : "", q ? "\"" : "");
+    }
+    struct cadence_overrides tmp = { 0 };
+    snprintf(line, sizeof line, "%s cadence %s", argv[2], set ? opts : "action=hold");
+    if (cadence_override_parse(line, u->pcfg.delims, &tmp, err, sizeof err) < 0 || tmp.n != 1) {
+        sb_printf(b, "cadence: %s\n", tmp.n > 1 ? "one address or domain at a time" : err);
+        cadence_overrides_clear(&tmp);
+        return 2;
+    }
+    int rc = set ? store_cadence_set(u->store, tmp.v[0].who, opts, rep ? rep : "admin", untild_now(u))
+                 : store_cadence_del(u->store, tmp.v[0].who);
+    if (rc < 0 && clear && errno == ENOENT) {
+        sb_printf(b, "cadence: no override for %s\n", tmp.v[0].who);
+        cadence_overrides_clear(&tmp);
+        return 5;
+    }
+    if (rc < 0) {
+        sb_puts(b, "cadence: cannot record it (see the daemon's log)\n");
+        cadence_overrides_clear(&tmp);
+        return 1;
+    }
+    store_audit(u->store, &(struct audit_rec){ untild_now(u), set ? "cadence-set" : "cadence-cleared",
+                rep, tmp.v[0].who, NULL, NULL, set ? opts : NULL });
+    sb_printf(b, "%s %s%s%s\n", set ? "set" : "cleared", tmp.v[0].who, set ? ": " : "", set ? opts : "");
+    cadence_overrides_clear(&tmp);
+    rt_loaded = 0;      /* read again */
+    return 0;
 }

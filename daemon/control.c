@@ -655,7 +655,7 @@ int control_exec(struct untild *u, int argc, char **argv, int admin, const char 
             args[n++] = argv[i];
     }
     if (n == 0) {
-        sb_puts(&b, "usage: untilctl window|check|held|report|followups|status|reload ...\n");
+        sb_puts(&b, "usage: untilctl window|check|held|report|followups|cadence|status|reload ...\n");
         rc = EX_USAGE;
     } else if (!strcmp(args[0], "window")) {
         rc = cmd_window(u, n, args, admin, rep, json, &b);
@@ -665,6 +665,10 @@ int control_exec(struct untild *u, int argc, char **argv, int admin, const char 
         rc = cmd_held(u, n, args, admin, rep, json, &b);
     } else if (!strcmp(args[0], "report")) {
         rc = cmd_report(u, n, args, admin, rep, json, &b);
+    } else if (!strcmp(args[0], "cadence")) {
+        rc = contacts_cmd(u, n, args, admin, rep, &b, json);
+        if (rc == EX_OK && n > 1 && strcmp(args[1], "list"))
+            release_kick(u->release, 1);    /* cadence holds are derived again */
     } else if (!strcmp(args[0], "followups")) {
         rc = followup_list(u, n, args, admin ? NULL : rep, json, &b) ? EX_USAGE : EX_OK;
     } else if (!strcmp(args[0], "debug")) {

@@ -34,6 +34,7 @@ enum {
     Q_AUDIT_WINDOW, Q_AUDIT_REPS, Q_FU_SENT, Q_FU_MARK, Q_PRUNE_FU,
     Q_CONTACT_ADD, Q_CONTACT_ADDR, Q_CONTACT_DOM, Q_PRUNE_CONTACT, Q_CONTACT_DEL,
     Q_INBOUND_ADD, Q_INBOUND_HAS, Q_PRUNE_INBOUND, Q_CONTACT_RANGE,
+    Q_CAD_SET, Q_CAD_DEL, Q_CAD_ALL,
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
 };
 
@@ -109,6 +110,11 @@ static const char *const queries[Q_COUNT] = {
         "SELECT t, contact, rep, channel, msg_id FROM contacts"
         " WHERE domain = ?1 AND t >= ?2 ORDER BY t DESC LIMIT ?3",
     [Q_PRUNE_CONTACT] = "DELETE FROM contacts WHERE t < ?1",
+    [Q_CAD_SET] =
+        "INSERT INTO cadence_overrides (who, opts, by, t) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT(who) DO UPDATE SET opts = excluded.opts, by = excluded.by, t = excluded.t",
+    [Q_CAD_DEL] = "DELETE FROM cadence_overrides WHERE who = ?1",
+    [Q_CAD_ALL] = "SELECT who, opts, by, t FROM cadence_overrides ORDER BY who",
     [Q_CONTACT_RANGE] =
         "SELECT t, contact, rep, channel, msg_id FROM contacts"
         " WHERE t >= ?1 AND t < ?2 ORDER BY t LIMIT ?3",
@@ -179,7 +185,10 @@ static const char schema_v5[] =
     "CREATE TABLE IF NOT EXISTS inbound ("
     " message_id TEXT NOT NULL, contact TEXT NOT NULL, rep TEXT,"
     " t INTEGER NOT NULL, PRIMARY KEY (message_id, contact));"
-    "CREATE INDEX IF NOT EXISTS inbound_t ON inbound (t);";
+    "CREATE INDEX IF NOT EXISTS inbound_t ON inbound (t);"
+    /* cadence overrides set with untilctl (window-file ones live in the files) */
+    "CREATE TABLE IF NOT EXISTS cadence_overrides ("
+    " who TEXT PRIMARY KEY, opts TEXT NOT NULL, by TEXT, t INTEGER NOT NULL);";
 
 struct store {
     sqlite3 *db;
@@ -961,5 +970,44 @@ int store_contacts_range(struct store *st, time_t since, time_t until, int limit
         ret = db_fail(st, "contacts read");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
+    return ret;
+}
+
+/* ---------- cadence overrides (untilctl) ---------- */
+
+int store_cadence_set(struct store *st, const char *who, const char *opts, const char *by, time_t t)
+{
+    bind_text(st->q[Q_CAD_SET], 1, who);
+    bind_text(st->q[Q_CAD_SET], 2, opts);
+    bind_text(st->q[Q_CAD_SET], 3, by);
+    sqlite3_bind_int64(st->q[Q_CAD_SET], 4, (sqlite3_int64)t);
+    return step_done(st, Q_CAD_SET, "cadence override set");
+}
+
+int store_cadence_del(struct store *st, const char *who)
+{
+    bind_text(st->q[Q_CAD_DEL], 1, who);
+    if (step_done(st, Q_CAD_DEL, "cadence override delete") < 0)
+        return -1;
+    if (sqlite3_changes(st->db) == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    return 0;
+}
+
+int store_cadence_foreach(struct store *st,
+                          int (*fn)(const char *who, const char *opts, const char *by, time_t t, void *arg),
+                          void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_CAD_ALL];
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (fn((const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
+               (const char *)sqlite3_column_text(q, 2), (time_t)sqlite3_column_int64(q, 3), arg))
+            break;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "cadence overrides read");
+    sqlite3_reset(q);
     return ret;
 }

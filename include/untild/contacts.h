@@ -69,6 +69,12 @@ int contacts_gate_rcpt(struct untild *u, const char *rep, const char *rcpt, time
  * while no rule is configured. */
 const struct lifecycle_ext *contacts_lifecycle(struct untild *u);
 
+/* untilctl cadence list | set WHO KEY=VALUE... | clear WHO (set and
+ * clear: admins). Returns an untilctl exit status: 0, 1 error, 2 usage,
+ * 4 denied, 5 not found. */
+int contacts_cmd(struct untild *u, int argc, char **argv, int admin, const char *rep, struct strbuf *b,
+                 int json);
+
 /* untilctl check WHO: the last contacts and the next time one is allowed
  * (nothing while no rule applies): lines of text, or with json a member
  * ",\"cadence\":{...}" for the caller's object. */

@@ -94,6 +94,15 @@ int store_contact_add(struct store *st, const struct store_contact *c);
 int store_contacts_range(struct store *st, time_t since, time_t until, int limit,
                          int (*fn)(const struct store_contact *c, void *arg), void *arg);
 
+/* Cadence overrides set with untilctl: who (normalised address or
+ * "@domain") -> options ("min_gap=14d action=flag"). del: -1 with ENOENT
+ * when there was none. */
+int store_cadence_set(struct store *st, const char *who, const char *opts, const char *by, time_t t);
+int store_cadence_del(struct store *st, const char *who);
+int store_cadence_foreach(struct store *st,
+                          int (*fn)(const char *who, const char *opts, const char *by, time_t t, void *arg),
+                          void *arg);
+
 /* Messages a contact sent a rep (IMAP inbox), any contact: the rep's
  * reply to one is exempt from cadence. Pruned with the audit. */
 int store_inbound_add(struct store *st, const char *message_id, const char *contact,

@@ -215,6 +215,34 @@ class CadenceOverride(CadenceBase):
         reply, _ = self.send(ALICE, ["ann@initech.com"], "x")
         self.assertIn("a window still decides first", reply[1])
 
+    def test_untilctl_overrides(self):
+        self.send(BOB, ["plain@acme.com"], "first")
+        self.send(ALICE, ["plain@acme.com"], "second")
+        self.assertEqual(len(self.u.held_json()), 1)
+        # an override set with untilctl: exempt now, and the held message goes
+        r = self.u.ctl("cadence", "set", "Plain@ACME.com", "action=allow", check=0)
+        self.assertIn("set plain@acme.com: action=allow", r.stdout)
+        self.u.wait_for(lambda: len(self.to("plain@acme.com")) == 2, what="released by the override")
+        r = self.u.ctl("--json", "cadence", "list", check=0)
+        rows = json.loads(r.stdout)
+        mine = [x for x in rows if x["who"] == "plain@acme.com"]
+        self.assertEqual(len(mine), 1, rows)
+        self.assertEqual(mine[0]["options"], "action=allow")
+        self.assertTrue(mine[0]["source"].startswith("untilctl"), mine)
+        self.assertIn("@globex.com", [x["who"] for x in rows])        # the window file's too
+        # survives a restart; clear it and the rule is back
+        self.u.restart()
+        self.send(ALICE, ["plain@acme.com"], "third")
+        self.assertEqual(len(self.to("plain@acme.com")), 3)
+        self.assertEqual(self.u.ctl("cadence", "clear", "plain@acme.com", check=0).returncode, 0)
+        self.assertEqual(self.u.ctl("cadence", "clear", "plain@acme.com").returncode, 5)
+        reply, _ = self.send(ALICE, ["plain@acme.com"], "fourth")
+        self.assertIn("Held until", reply[1])
+        # a two-word value is kept as one option
+        r = self.u.ctl("cadence", "set", "@initech.com", "max=2 per 30d", "scope=domain", check=0)
+        self.assertIn('max="2 per 30d" scope=domain', r.stdout)
+        self.assertEqual(self.u.ctl("cadence", "set", "x@y.com", "min_gap=soon").returncode, 2)
+
     def test_bad_line_is_file_line_error(self):
         self.u.write_windows("bob@acme.com cadence min_gap=whenever\n", name="bad.windows")
         r = subprocess.run([os.path.join(os.environ.get("UNTILD_BUILD", "build"), "untild"), "-t", "-c",
