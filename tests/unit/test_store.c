@@ -557,6 +557,54 @@ START_TEST(contacts_history)
 }
 END_TEST
 
+static int collect_cad(const char *who, const char *opts, const char *by, time_t t, void *arg)
+{
+    char *buf = arg;
+    char one[300];
+    snprintf(one, sizeof one, "%s=%s(%s,%ld);", who, opts, by ? by : "-", (long)t);
+    strcat(buf, one);
+    return 0;
+}
+
+START_TEST(inbound_range_overrides)
+{
+    struct store *st = store_open(tmpdir);
+    char buf[1024] = "";
+    ck_assert_ptr_nonnull(st);
+    /* inbound: what a contact sent the rep (reply exemption) */
+    ck_assert_int_eq(store_inbound_add(st, "c1@acme.com", "jane@acme.com", "rep", 100), 0);
+    ck_assert_int_eq(store_inbound_add(st, "c1@acme.com", "jane@acme.com", "rep", 100), 0);
+    ck_assert_int_eq(store_inbound_has(st, "c1@acme.com", "jane@acme.com"), 1);
+    ck_assert_int_eq(store_inbound_has(st, "c1@acme.com", "joe@acme.com"), 0);
+    /* contacts in a time range, oldest first, until excluded */
+    store_contact_add(st, &(struct store_contact){ 10, "a@x.com", "bob", "gate", NULL });
+    store_contact_add(st, &(struct store_contact){ 20, "b@x.com", "bob", "imap-sent", NULL });
+    store_contact_add(st, &(struct store_contact){ 30, "c@x.com", "bob", "gate", NULL });
+    ck_assert_int_eq(store_contacts_range(st, 10, 30, 10, collect_contact, buf), 0);
+    ck_assert_str_eq(buf, "10 a@x.com bob gate;20 b@x.com bob imap-sent;");
+    /* forgetting a contact counted at delivery start */
+    store_contact_add(st, &(struct store_contact){ 40, "d@x.com", "bob", "release", "spool1" });
+    ck_assert_int_eq(store_contact_forget(st, "d@x.com", "spool1", "release"), 0);
+    buf[0] = '\0';
+    store_contacts(st, "d@x.com", 0, 10, collect_contact, buf);
+    ck_assert_str_eq(buf, "");
+    /* cadence overrides */
+    ck_assert_int_eq(store_cadence_set(st, "@acme.com", "action=flag", "admin", 5), 0);
+    ck_assert_int_eq(store_cadence_set(st, "@acme.com", "min_gap=14d", "root", 6), 0);
+    ck_assert_int_eq(store_cadence_set(st, "b@x.com", "action=allow", NULL, 7), 0);
+    buf[0] = '\0';
+    ck_assert_int_eq(store_cadence_foreach(st, collect_cad, buf), 0);
+    ck_assert_str_eq(buf, "@acme.com=min_gap=14d(root,6);b@x.com=action=allow(-,7);");
+    ck_assert_int_eq(store_cadence_del(st, "b@x.com"), 0);
+    ck_assert_int_eq(store_cadence_del(st, "b@x.com"), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    /* retention prunes inbound too */
+    ck_assert_int_gt(store_prune(st, 200), 0);
+    ck_assert_int_eq(store_inbound_has(st, "c1@acme.com", "jane@acme.com"), 0);
+    store_close(st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("store");
@@ -577,6 +625,7 @@ int main(void)
     tcase_add_test(tc, invitations);
     tcase_add_test(tc, followup_rows);
     tcase_add_test(tc, contacts_history);
+    tcase_add_test(tc, inbound_range_overrides);
     suite_add_tcase(su, tc);
     sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
