@@ -113,6 +113,29 @@ void contacts_record(struct untild *u, const char *rcpt, const char *rep, const 
         log_error("cadence: cannot record the contact of %s (%s)", rcpt, channel);
 }
 
+struct seen_key { const char *key; int found; };
+
+static int has_key(const struct store_contact *c, void *arg)
+{
+    struct seen_key *k = arg;
+    if (c->msg_id && !strcmp(c->msg_id, k->key)) {
+        k->found = 1;
+        return 1;
+    }
+    return 0;
+}
+
+void contacts_calendar(struct untild *u, const char *rep, const char *att, const char *key, time_t t)
+{
+    struct seen_key k = { key, 0 };
+    if (!key || !att)
+        return;
+    /* once per object and sequence: among the attendee's newest contacts */
+    if (store_contacts(u->store, att, 0, HISTORY_MAX, has_key, &k) < 0 || k.found)
+        return;
+    contacts_record(u, att, rep, "caldav", key, t);
+}
+
 void contacts_inbound(struct untild *u, const char *from, const char *rep, const char *message_id,
                       time_t t)
 {

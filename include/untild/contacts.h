@@ -4,7 +4,9 @@
  * Every contact untild sees is recorded (time, recipient, rep, channel):
  * mail relayed by the gate ("gate"), held mail as its delivery starts
  * ("release"; forgotten again for a recipient it did not reach), mail
- * found in an IMAP Sent folder that went around the gate ("imap-sent").
+ * found in an IMAP Sent folder that went around the gate ("imap-sent"),
+ * invitations in the rep's calendar ("caldav", once per object and
+ * SEQUENCE).
  *
  * The rule ([cadence]) is applied at the gate to recipients no window
  * holds: hold (the spool recipient is marked window_id "cadence", and the
@@ -33,6 +35,10 @@ struct strbuf;
  * id, may be NULL. */
 void contacts_record(struct untild *u, const char *rcpt, const char *rep, const char *channel,
                      const char *msg_id, time_t t);
+
+/* An invitation from rep to att in the rep's calendar (CalDAV watcher):
+ * counts once per calendar object and SEQUENCE (key, e.g. "href|seq"). */
+void contacts_calendar(struct untild *u, const char *rep, const char *att, const char *key, time_t t);
 
 /* A message from `from` reached rep's inbox (IMAP watcher): a reply to
  * it is exempt (recorded only while a cadence rule is configured). */

@@ -333,5 +333,69 @@ class CadenceImap(unittest.TestCase):
         self.assertEqual(len([m for m in self.sink.for_rcpt("jane@acme.com")]), 2)
 
 
+class CadenceCalDAV(unittest.TestCase):
+    """An invitation the calendar server sent (seen by the CalDAV watcher in
+    the rep's calendar, Radicale) counts as a contact, once."""
+
+    def setUp(self):
+        from harness import Radicale
+        self.sink = Sink().start()
+        self.addCleanup(self.sink.stop)
+        self.dav = Radicale().start()
+        self.addCleanup(self.dav.cleanup)
+        self.dav.mkcalendar("/rep/work/", "Work")
+        self.u = Untild(self.sink, extra="[cadence]\nmin_gap = 7d\n[caldav]\nurl = http://127.0.0.1:%d/\n"
+                                          "username = rep\npassword_file = {dir}/caldav.pass\ntls = none\n"
+                                          "poll_interval = 1\n" % self.dav.port)
+        self.addCleanup(self.u.cleanup)
+        with open(self.u.conf) as f:
+            conf = f.read()
+        with open(self.u.conf, "w") as f:
+            f.write(conf.replace("{dir}", self.u.dir))
+        pw = os.path.join(self.u.dir, "caldav.pass")
+        with open(pw, "w") as f:
+            f.write("secret\n")
+        os.chmod(pw, 0o600)
+        self.u.start()
+        self.u.set_clock(T0)
+
+    def contacts(self, who):
+        r = self.u.ctl("--json", "check", who, check=0)
+        return json.loads(r.stdout).get("cadence", {}).get("contacts", [])
+
+    def test_invitation_counts_once(self):
+        from harness import vevent
+        ics = vevent("ev-1@example.com", "20261220T100000Z", "20261220T110000Z", summary="Demo",
+                     organizer="rep@example.com", attendees=["jane@acme.com"])
+        st, _, _ = self.dav.put("/rep/work/ev-1.ics", ics)
+        self.assertIn(st, (200, 201, 204))
+        self.u.wait_for(lambda: self.contacts("jane@acme.com"), timeout=20, what="the invitation counted")
+        self.assertEqual([(c["rep"], c["channel"]) for c in self.contacts("jane@acme.com")],
+                         [("rep@example.com", "caldav")])
+        # The object changed without a new SEQUENCE: not a new invitation.
+        # (A marker event put after it proves a sync has seen the change.)
+        self.dav.put("/rep/work/ev-1.ics", ics.replace("SUMMARY:Demo", "SUMMARY:Demo (room 2)"))
+        self.dav.put("/rep/work/m1.ics", vevent("m1@example.com", "20261221T100000Z", "20261221T110000Z",
+                                                organizer="rep@example.com", attendees=["joe@other.com"]))
+        self.u.wait_for(lambda: self.contacts("joe@other.com"), timeout=20, what="the marker synced")
+        self.assertEqual(len(self.contacts("jane@acme.com")), 1)
+        # A new SEQUENCE is sent again: a second contact.
+        self.dav.put("/rep/work/ev-1.ics", vevent("ev-1@example.com", "20261220T100000Z", "20261220T110000Z",
+                                                  summary="Demo moved", organizer="rep@example.com",
+                                                  attendees=["jane@acme.com"], sequence=1))
+        self.dav.put("/rep/work/m2.ics", vevent("m2@example.com", "20261221T100000Z", "20261221T110000Z",
+                                                organizer="rep@example.com", attendees=["ann@other.com"]))
+        self.u.wait_for(lambda: self.contacts("ann@other.com"), timeout=20, what="the second marker synced")
+        self.assertEqual(len(self.contacts("jane@acme.com")), 2)
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20)
+        self.addCleanup(s.close)
+        s.ehlo()
+        s.mail("rep@example.com")
+        s.rcpt("jane@acme.com")
+        code, text = s.data(message(to="jane@acme.com", subject="Agenda for the demo"))
+        self.assertIn(b"Held until", text)
+        self.assertIn(b"(caldav)", text)
+
+
 if __name__ == "__main__":
     unittest.main()
