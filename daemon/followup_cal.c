@@ -4,8 +4,8 @@
  * Synopsis: followup_cal_start() once the windows are loaded; the
  * follow-up scan calls followup_cal_sync() after every window change.
  * sync walks the window index once, compares each of the reps' follow-ups
- * with what the store says was put ("fucal:<window>" = rep, date and
- * title), and queues at most MAX_JOBS puts or removals; the worker does
+ * with what the store says was put (followup_items: rep, date and
+ * title, mirrored in memory), and queues at most MAX_JOBS puts or removals; the worker does
  * them and posts each result back, which is recorded only on success (a
  * failure is retried at the next sync).
  *
@@ -35,14 +35,20 @@
 
 #define MAX_JOBS 64            /* puts/removals queued per sync */
 #define MAX_RESP (1u << 20)
-#define INDEX_KEY "fucal:index"
+
+/* What was put, per window: the store's followup_items, mirrored in an
+ * open-addressing map so a sync compares without a query per window. */
+struct item {
+    char wid[WINDOW_ID_MAX];
+    char *state;               /* NULL: free slot; "": deleted (a tombstone) */
+};
 
 struct job {
     struct job *next;
     struct followup_cal *f;
     int rep;                   /* index into cfg->caldav */
     char wid[WINDOW_ID_MAX];
-    char *state;               /* the kv value to record on success; NULL: removed */
+    char *state;               /* what to record on success; NULL: a removal */
     char *ics;                 /* NULL: DELETE */
     int ok;
     char err[256];
@@ -63,7 +69,8 @@ struct followup_cal {
     struct rep_cal reps[CONFIG_MAX_REPS];
     size_t nreps;
     char *calname;
-    char *index;               /* space-separated window ids with an item */
+    struct item *map;
+    size_t cap, used;          /* slots, slots ever filled (tombstones count) */
 };
 
 /* ---------- pure: the item ---------- */
@@ -356,40 +363,107 @@ static int rep_index(const struct untild *u, const char *owner)
     return -1;
 }
 
-static void index_set(struct followup_cal *f, const char *wid, int present)
+static size_t wid_hash(const char *s)
 {
-    struct strbuf b = { 0 };
-    char *save = NULL, *dup = f->index ? strdup(f->index) : NULL;
-    for (char *t = dup ? strtok_r(dup, " ", &save) : NULL; t; t = strtok_r(NULL, " ", &save))
-        if (strcmp(t, wid))
-            sb_printf(&b, "%s%s", b.len ? " " : "", t);
-    if (present)
-        sb_printf(&b, "%s%s", b.len ? " " : "", wid);
-    free(dup);
-    free(f->index);
-    f->index = sb_take(&b, NULL);
-    if (store_kv_set(f->u->store, INDEX_KEY, f->index ? f->index : "") < 0)
-        log_error("followup: cannot record the calendar items");
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct item *map_find(const struct followup_cal *f, const char *wid)
+{
+    if (!f->cap)
+        return NULL;
+    for (size_t i = wid_hash(wid) & (f->cap - 1);; i = (i + 1) & (f->cap - 1)) {
+        if (!f->map[i].state)
+            return NULL;
+        if (f->map[i].state[0] && !strcmp(f->map[i].wid, wid))
+            return &f->map[i];
+    }
+}
+
+static int map_put(struct followup_cal *f, const char *wid, const char *state);
+
+static int map_grow(struct followup_cal *f)
+{
+    struct item *old = f->map;
+    size_t oldcap = f->cap;
+    f->cap = f->cap ? f->cap * 2 : 256;
+    f->used = 0;
+    if (!(f->map = calloc(f->cap, sizeof *f->map))) {
+        f->map = old;
+        f->cap = oldcap;
+        return -1;
+    }
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i].state && old[i].state[0])
+            map_put(f, old[i].wid, old[i].state);
+        free(old[i].state);
+    }
+    free(old);
+    return 0;
+}
+
+static int map_put(struct followup_cal *f, const char *wid, const char *state)
+{
+    struct item *it = map_find(f, wid);
+    char *v = strdup(state);
+    if (!v)
+        return -1;
+    if (it) {
+        free(it->state);
+        it->state = v;
+        return 0;
+    }
+    if ((f->used + 1) * 2 > f->cap && map_grow(f) < 0) {
+        free(v);
+        return -1;
+    }
+    size_t i = wid_hash(wid) & (f->cap - 1);
+    while (f->map[i].state)
+        i = (i + 1) & (f->cap - 1);
+    snprintf(f->map[i].wid, sizeof f->map[i].wid, "%s", wid);
+    f->map[i].state = v;
+    f->used++;
+    return 0;
+}
+
+static void map_del(struct followup_cal *f, const char *wid)
+{
+    struct item *it = map_find(f, wid);
+    if (it) {
+        char *t = strdup("");       /* a tombstone keeps the probe chains intact */
+        if (t) {
+            free(it->state);
+            it->state = t;
+        }
+    }
+}
+
+static int load_item(const char *wid, const char *state, void *arg)
+{
+    if (wid && state && state[0])
+        map_put(arg, wid, state);
+    return 0;
 }
 
 static void job_done(void *arg)
 {
     struct job *j = arg;
     struct followup_cal *f = j->f;
-    char key[WINDOW_ID_MAX + 8];
     f->inflight--;
-    snprintf(key, sizeof key, "fucal:%s", j->wid);
     if (!j->ok) {
         log_warn("followup: calendar item for %s not %s: %s (retried)", j->wid, j->ics ? "put" : "removed",
                  j->err);
     } else if (j->state) {
-        if (store_kv_set(f->u->store, key, j->state) == 0)
-            index_set(f, j->wid, 1);
+        if (store_fuitem_set(f->u->store, j->wid, j->state) < 0 || map_put(f, j->wid, j->state) < 0)
+            log_error("followup: cannot record the calendar item for %s (it may be put again)", j->wid);
         log_info("followup: calendar item for %s put (%s)", j->wid, f->u->cfg->caldav[j->rep].rep
                  ? f->u->cfg->caldav[j->rep].rep : "owner");
     } else {
-        store_kv_del(f->u->store, key);
-        index_set(f, j->wid, 0);
+        store_fuitem_del(f->u->store, j->wid);
+        map_del(f, j->wid);
         log_info("followup: calendar item for %s removed", j->wid);
     }
     free(j->state);
@@ -439,17 +513,14 @@ static int walk_one(const struct window *w, void *arg)
     time_t at = rep >= 0 ? due_at(&u->pcfg, w) : 0;
     if (!at || k->queued >= MAX_JOBS)
         return 0;
-    char date[64], state[600], key[WINDOW_ID_MAX + 8], summary[512];
+    char date[64], state[600], summary[512];
     when_format(at, w->tz ? w->tz : u->cfg->timezone, date, sizeof date);
     char ymd[9] = { date[0], date[1], date[2], date[3], date[5], date[6], date[8], date[9], 0 };
     snprintf(summary, sizeof summary, "Follow up with %s%s%s", w->who[0], w->reason ? ": " : "",
              w->reason ? w->reason : "");
     snprintf(state, sizeof state, "%d %s %s", rep, ymd, summary);
-    snprintf(key, sizeof key, "fucal:%s", w->id);
-    char *old = store_kv_get(u->store, key);
-    int same = old && !strcmp(old, state);
-    free(old);
-    if (same)
+    const struct item *old = map_find(k->f, w->id);
+    if (old && !strcmp(old->state, state))
         return 0;
     char uid[64], desc[300];
     snprintf(uid, sizeof uid, "untild-followup-%s@untild", w->id);
@@ -471,24 +542,20 @@ static int walk_one(const struct window *w, void *arg)
 static void gone(struct followup_cal *f, struct walk *k)
 {
     struct untild *u = f->u;
-    char *dup = f->index ? strdup(f->index) : NULL, *save = NULL, today[64];
+    char today[64];
     when_format(k->now, u->cfg->timezone, today, sizeof today);
     char ymd[9] = { today[0], today[1], today[2], today[3], today[5], today[6], today[8], today[9], 0 };
-    for (char *wid = dup ? strtok_r(dup, " ", &save) : NULL; wid && k->queued < MAX_JOBS;
-         wid = strtok_r(NULL, " ", &save)) {
-        if (windows_get(u->ix, wid))
+    for (size_t i = 0; i < f->cap && k->queued < MAX_JOBS; i++) {
+        struct item *it = &f->map[i];
+        if (!it->state || !it->state[0] || windows_get(u->ix, it->wid))
             continue;
-        char key[WINDOW_ID_MAX + 8], *old;
-        snprintf(key, sizeof key, "fucal:%s", wid);
-        if (!(old = store_kv_get(u->store, key)))
-            continue;
-        int rep = atoi(old);
-        char date[9] = "", summary[512] = "";
-        sscanf(old, "%*d %8s %511[^\n]", date, summary);
-        free(old);
+        int rep = atoi(it->state);
+        char date[9] = "", summary[512] = "", wid[WINDOW_ID_MAX];
+        snprintf(wid, sizeof wid, "%s", it->wid);
+        sscanf(it->state, "%*d %8s %511[^\n]", date, summary);
         if (strcmp(date, ymd) < 0 || rep < 0 || (size_t)rep >= u->cfg->ncaldav) {
-            store_kv_del(u->store, key);        /* its day is past: leave the calendar alone */
-            index_set(f, wid, 0);
+            store_fuitem_del(u->store, wid);    /* its day is past: leave the calendar alone */
+            map_del(f, wid);
             continue;
         }
         char *ics = NULL, uid[64];
@@ -501,7 +568,6 @@ static void gone(struct followup_cal *f, struct walk *k)
         submit(f, rep, wid, NULL, ics);
         k->queued++;
     }
-    free(dup);
 }
 
 void followup_cal_sync(struct followup_cal *f)
@@ -527,7 +593,8 @@ struct followup_cal *followup_cal_start(struct untild *u)
         return NULL;
     f->u = u;
     f->calname = strdup(c->followup_calendar);
-    f->index = store_kv_get(u->store, INDEX_KEY);
+    if (store_fuitem_foreach(u->store, load_item, f) < 0)
+        log_error("followup: cannot read the calendar items put before (they may be put again)");
     for (size_t i = 0; i < c->ncaldav; i++) {
         const struct caldav_cfg *d = &c->caldav[i];
         char who[300];
@@ -575,7 +642,9 @@ void followup_cal_stop(struct followup_cal *f)
     }
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
+    for (size_t i = 0; i < f->cap; i++)
+        free(f->map[i].state);
+    free(f->map);
     free(f->calname);
-    free(f->index);
     free(f);
 }

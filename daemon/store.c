@@ -34,7 +34,7 @@ enum {
     Q_AUDIT_WINDOW, Q_AUDIT_REPS, Q_FU_SENT, Q_FU_MARK, Q_PRUNE_FU,
     Q_CONTACT_ADD, Q_CONTACT_ADDR, Q_CONTACT_DOM, Q_PRUNE_CONTACT, Q_CONTACT_DEL,
     Q_INBOUND_ADD, Q_INBOUND_HAS, Q_PRUNE_INBOUND, Q_CONTACT_RANGE,
-    Q_CAD_SET, Q_CAD_DEL, Q_CAD_ALL,
+    Q_CAD_SET, Q_CAD_DEL, Q_CAD_ALL, Q_FUI_SET, Q_FUI_DEL, Q_FUI_ALL,
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_COUNT
 };
 
@@ -114,6 +114,11 @@ static const char *const queries[Q_COUNT] = {
         "INSERT INTO cadence_overrides (who, opts, by, t) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT(who) DO UPDATE SET opts = excluded.opts, by = excluded.by, t = excluded.t",
     [Q_CAD_DEL] = "DELETE FROM cadence_overrides WHERE who = ?1",
+    [Q_FUI_SET] =
+        "INSERT INTO followup_items (window_id, state) VALUES (?1, ?2)"
+        " ON CONFLICT(window_id) DO UPDATE SET state = excluded.state",
+    [Q_FUI_DEL] = "DELETE FROM followup_items WHERE window_id = ?1",
+    [Q_FUI_ALL] = "SELECT window_id, state FROM followup_items",
     [Q_CAD_ALL] = "SELECT who, opts, by, t FROM cadence_overrides ORDER BY who",
     [Q_CONTACT_RANGE] =
         "SELECT t, contact, rep, channel, msg_id FROM contacts"
@@ -188,7 +193,10 @@ static const char schema_v5[] =
     "CREATE INDEX IF NOT EXISTS inbound_t ON inbound (t);"
     /* cadence overrides set with untilctl (window-file ones live in the files) */
     "CREATE TABLE IF NOT EXISTS cadence_overrides ("
-    " who TEXT PRIMARY KEY, opts TEXT NOT NULL, by TEXT, t INTEGER NOT NULL);";
+    " who TEXT PRIMARY KEY, opts TEXT NOT NULL, by TEXT, t INTEGER NOT NULL);"
+    /* follow-up items put in reps' calendars: what was put, per window */
+    "CREATE TABLE IF NOT EXISTS followup_items ("
+    " window_id TEXT PRIMARY KEY, state TEXT NOT NULL);";
 
 struct store {
     sqlite3 *db;
@@ -1008,6 +1016,35 @@ int store_cadence_foreach(struct store *st,
             break;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         ret = db_fail(st, "cadence overrides read");
+    sqlite3_reset(q);
+    return ret;
+}
+
+/* ---------- follow-up calendar items ---------- */
+
+int store_fuitem_set(struct store *st, const char *window_id, const char *state)
+{
+    bind_text(st->q[Q_FUI_SET], 1, window_id);
+    bind_text(st->q[Q_FUI_SET], 2, state);
+    return step_done(st, Q_FUI_SET, "follow-up item set");
+}
+
+int store_fuitem_del(struct store *st, const char *window_id)
+{
+    bind_text(st->q[Q_FUI_DEL], 1, window_id);
+    return step_done(st, Q_FUI_DEL, "follow-up item delete");
+}
+
+int store_fuitem_foreach(struct store *st, int (*fn)(const char *window_id, const char *state, void *arg),
+                         void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_FUI_ALL];
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (fn((const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1), arg))
+            break;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "follow-up items read");
     sqlite3_reset(q);
     return ret;
 }

@@ -6,7 +6,7 @@
  * titled "Follow up with CONTACT: REASON". A changed window moves it; a
  * window ended by hand (gone from the index before its date) removes the
  * event or marks the VTODO done. What was put is remembered in the store
- * (kv "fucal:<window>"), so a restart puts nothing twice.
+ * (table followup_items), so a restart puts nothing twice.
  *
  * Threads: one worker thread does the HTTP (libcurl, blocking; discovery:
  * current-user-principal, calendar-home-set, the calendar by display

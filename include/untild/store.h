@@ -103,6 +103,13 @@ int store_cadence_foreach(struct store *st,
                           int (*fn)(const char *who, const char *opts, const char *by, time_t t, void *arg),
                           void *arg);
 
+/* Follow-up items put in reps' calendars (followup_cal.c): window id ->
+ * what was put ("REP DATE TITLE"). */
+int store_fuitem_set(struct store *st, const char *window_id, const char *state);
+int store_fuitem_del(struct store *st, const char *window_id);
+int store_fuitem_foreach(struct store *st, int (*fn)(const char *window_id, const char *state, void *arg),
+                         void *arg);
+
 /* Messages a contact sent a rep (IMAP inbox), any contact: the rep's
  * reply to one is exempt from cadence. Pruned with the audit. */
 int store_inbound_add(struct store *st, const char *message_id, const char *contact,

@@ -266,6 +266,8 @@ class FollowupCalendar(unittest.TestCase):
         wid3 = self.wid_for("bob@initech.com")
         self.u.wait_for(lambda: self.item_at(wid3), timeout=20, what="the Bcc window's item")
         self.assertIn("DTSTART;VALUE=DATE:20261221", self.item_at(wid3))
+        # the worker's result reaches the loop after Radicale has the item
+        self.u.wait_for(lambda: "calendar item for %s put" % wid3 in self.u.logtext(), what="recorded")
         puts = self.u.logtext().count("calendar item for %s put" % wid3)
         self.u.restart()
         self.u.ctl("status", check=0)
