@@ -61,8 +61,9 @@ int store_invite_add(struct store *st, const char *rep, const char *uid,
 int store_invite_has(struct store *st, const char *rep, const char *uid,
                      const char *organizer);
 
-/* Retention: delete audit, seen, invitation and contact rows with t <
- * before, and sent follow-ups 31 days older (windows and kv stay), in one transaction (indexed on t). Returns the number of rows
+/* Retention: delete audit, seen, invitation, contact and inbound rows
+ * with t < before, and sent follow-ups 31 days older (windows, kv,
+ * cadence overrides and follow-up calendar items stay), in one transaction (indexed on t). Returns the number of rows
  * deleted, or -1 (nothing deleted). */
 int store_prune(struct store *st, time_t before);
 
