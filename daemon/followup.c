@@ -268,6 +268,11 @@ static int remind_one(struct untild *u, const struct window *w, time_t due, cons
         sb_puts(&b, "Nothing is held for this contact.\n");
     sb_free(&held);
     (void)due;
+    if (!to) {      /* no mail address: the rep's mailbox (IMAP APPEND), unthreaded */
+        int rc = notice_send_kind(u, NOTICE_OTHER, rep, subject, b.p ? b.p : "", NULL, 0);
+        sb_free(&b);
+        return rc;
+    }
     size_t len = 0;
     char *msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to,
                              subject, b.p ? b.p : "", NULL, 0, now, &len);
@@ -317,7 +322,7 @@ static int remind(struct untild *u, const struct window *w, time_t due, time_t n
             store_audit_reps(u->store, w->who[i], w->from, w->until, add_rep, &reps);
     for (size_t i = 0; i < reps.n; i++) {
         const char *to = notice_address(u, reps.v[i]);
-        if (!to)
+        if (!to && !u->imap)
             log_warn("followup: no address for rep %s (window %s)", reps.v[i], w->id);
         else if (remind_one(u, w, due, reps.v[i], to, now) == 0) {
             log_info("followup: reminded %s about %s (window %s)", reps.v[i], w->who[0], w->id);
