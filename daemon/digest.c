@@ -262,8 +262,8 @@ static void rep_digest(struct untild *u, const struct row *r, const char *week, 
     const char *to = notice_address(u, r->key);
     struct strbuf tx = { 0 }, ht = { 0 }, fu = { 0 };
     char subject[300];
-    if (!to)
-        return;
+    if (!to && !u->imap)
+        return;         /* no address and no mailbox for this rep */
     snprintf(subject, sizeof subject, "Your week with untild: %u held, %u flagged, %u rejected, %u released",
              r->n[C_HELD], r->n[C_FLAGGED], r->n[C_REJECTED], r->n[C_RELEASED]);
     sb_printf(&tx, "Your week to %s.\n\n", week);
@@ -274,7 +274,10 @@ static void rep_digest(struct untild *u, const struct row *r, const char *week, 
     sb_puts(&ht, "<p>Follow-ups due in the coming week:</p><pre>");
     html_esc(&ht, fu.p ? fu.p : "");
     sb_puts(&ht, "</pre></body></html>\n");
-    send_one(u, r->key, to, subject, &tx, &ht, now);
+    if (to)
+        send_one(u, r->key, to, subject, &tx, &ht, now);
+    else    /* the rep's mailbox (IMAP APPEND): the text part only */
+        notice_send_kind(u, NOTICE_OTHER, r->key, subject, tx.p ? tx.p : "", NULL, 0);
     sb_free(&tx);
     sb_free(&ht);
     sb_free(&fu);

@@ -29,6 +29,13 @@ class Result(unittest.TextTestResult):
         super().addError(test, err)
         self._fail(test, err, "error")
 
+    def addSubTest(self, test, subtest, err):
+        # A failed subtest fails its test without addFailure: say which.
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            print("FAIL", subtest.id(), "(subtest)", flush=True)
+            print(self._exc_info_to_string(err, test), flush=True)
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         print("SKIP", test.id(), reason, flush=True)
