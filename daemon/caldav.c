@@ -44,6 +44,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/ical_raw.h"
+#include "untild/contacts.h"
 #include "untild/log.h"
 #include "untild/policy_service.h"
 #include "untild/secret.h"
@@ -1480,6 +1481,9 @@ static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, tim
         icalparameter *sa = icalproperty_get_first_parameter(ap, ICAL_SCHEDULEAGENT_PARAMETER);
         if (sa && icalparameter_get_scheduleagent(sa) == ICAL_SCHEDULEAGENT_CLIENT)
             continue;
+        char ckey[600];     /* the server invited them: a contact (cadence) */
+        snprintf(ckey, sizeof ckey, "%.500s|%d|%.60s", o->href, seq, rid ? rid : "");
+        contacts_calendar(u, w->rep, att, ckey, now);
         if (!windows_match(u->ix, att, now, &m) || policy_window_action(&u->pcfg, m.w) == ACTION_ALLOW)
             continue;
         struct strbuf key = { 0 };
@@ -1777,6 +1781,7 @@ static void rebuild_windows(struct cw *w, const struct objs *objs, time_t now)
     if (changed) {
         release_kick(u->release, 1);
         policy_service_kick(u->psvc, 1);
+        untild_windows_changed(u);
     }
 }
 

@@ -86,11 +86,11 @@ void config_errors_free(struct config_errors *e)
 /* ---- the key table ----------------------------------------------------- */
 
 enum sect { S_DAEMON, S_SMTP, S_UPSTREAM, S_POLICY, S_WINDOWS, S_NOTIFY,
-            S_POLICY_SERVICE, S_STORE, S_IMAP, S_CALDAV, S_COUNT };
+            S_POLICY_SERVICE, S_STORE, S_IMAP, S_CALDAV, S_FOLLOWUP, S_CADENCE, S_DIGEST, S_COUNT };
 
 static const char *const sect_names[S_COUNT] = {
     "daemon", "smtp", "upstream", "policy", "windows", "notify",
-    "policy_service", "store", "imap", "caldav",
+    "policy_service", "store", "imap", "caldav", "followup", "cadence", "digest",
 };
 
 enum vtype {
@@ -201,6 +201,25 @@ static const struct key keys[] = {
     { S_NOTIFY, "to", V_STR, C(notify_to), 0, 0, 0 },
     { S_NOTIFY, "notify_to", V_STR, C(notify_to), 0, 0, 0 },
     { S_NOTIFY, "events", V_STR, C(notify_events), 0, 0, 0 },
+
+    { S_FOLLOWUP, "enabled", V_BOOL, C(followup_enabled), 0, 0, 0 },
+    { S_FOLLOWUP, "team", V_STR, C(followup_team), 0, 0, 0 },
+    { S_FOLLOWUP, "catch_up", V_DURATION, C(followup_catch_up), 0, 60, 30 * 86400 },
+    { S_FOLLOWUP, "calendar", V_STR, C(followup_calendar), 0, 0, 0 },
+    { S_FOLLOWUP, "item", V_STR, C(followup_item), 0, 0, 0 },
+
+    { S_CADENCE, "min_gap", V_STR, C(cadence_min_gap), 0, 0, 0 },
+    { S_CADENCE, "max", V_STR, C(cadence_max), 0, 0, 0 },
+    { S_CADENCE, "scope", V_STR, C(cadence_scope), 0, 0, 0 },
+    { S_CADENCE, "action", V_ACTION, C(cadence_action), 0, 0,
+      AMASK(ACTION_HOLD) | AMASK(ACTION_FLAG) | AMASK(ACTION_REJECT) },
+    { S_CADENCE, "exempt", V_STR, C(cadence_exempt), 0, 0, 0 },
+
+    { S_DIGEST, "enabled", V_BOOL, C(digest_enabled), 0, 0, 0 },
+    { S_DIGEST, "day", V_STR, C(digest_day_name), 0, 0, 0 },
+    { S_DIGEST, "time", V_CLOCK, C(digest_time), 0, 0, 0 },
+    { S_DIGEST, "managers", V_STR, C(digest_managers), 0, 0, 0 },
+    { S_DIGEST, "max_rows", V_INT, C(digest_max_rows), 0, 1000, 100000000 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
@@ -610,6 +629,9 @@ static void set_value(struct parser *p, int line, const struct key *k,
         if (when_duration_parse(v, &secs) != 0 || secs <= 0)
             ERR(p, line, "%s: expected a duration like 5d, 12h or P5D, got "
                 "'%s'", k->name, v);
+        else if (k->max && (secs < k->min || secs > k->max))
+            ERR(p, line, "%s: must be between %llds and %llds, got '%s'", k->name,
+                k->min, k->max, v);
         else
             *(int64_t *)slot = secs;
         break;
@@ -1018,6 +1040,55 @@ static void check_listen(struct parser *p, char *const *arr, size_t n,
                 arr[i]);
 }
 
+/* [cadence], [followup] item, [digest] day (issue 12): values parsed
+ * after the file is read. */
+static void check_issue12(struct parser *p)
+{
+    struct config *c = p->c;
+    const int *g = p->glines;
+    /* [cadence]: the rule, parsed */
+    {
+        static const struct { size_t off; const char *name; } ck[] = {
+            { C(cadence_min_gap), "min_gap" }, { C(cadence_max), "max" },
+            { C(cadence_scope), "scope" },
+        };
+        char err[300];
+        c->cadence.action = c->cadence_action;
+        for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) {
+            const char *v = *(char **)((char *)c + ck[i].off);
+            if (v && cadence_option(ck[i].name, v, &c->cadence, err, sizeof err) < 0)
+                ERR(p, line_of(g, S_CADENCE, ck[i].off), "%s", err);
+        }
+    }
+
+    /* [followup] item */
+    if (c->followup_item) {
+        if (!strcasecmp(c->followup_item, "todo"))
+            c->followup_item_todo = 1;
+        else if (strcasecmp(c->followup_item, "event"))
+            ERR(p, line_of(g, S_FOLLOWUP, C(followup_item)), "item: expected event or todo, got '%s'",
+                c->followup_item);
+    }
+
+    /* [digest] day */
+    if (c->digest_day_name) {
+        static const char *const days[] = { "sunday", "monday", "tuesday", "wednesday",
+                                            "thursday", "friday", "saturday" };
+        int d = -1;
+        for (int i = 0; i < 7; i++)
+            if (!strcasecmp(c->digest_day_name, days[i]) ||
+                (strlen(c->digest_day_name) == 3 && !strncasecmp(c->digest_day_name, days[i], 3)))
+                d = i;
+        if (d < 0)
+            ERR(p, line_of(g, S_DIGEST, C(digest_day_name)), "day: expected monday..sunday, got '%s'",
+                c->digest_day_name);
+        else
+            c->digest_day = d;
+    }
+    if (c->digest_time < 0)
+        ERR(p, line_of(g, S_DIGEST, C(digest_time)), "time: expected HH:MM");
+}
+
 static void check_all(struct parser *p)
 {
     struct config *c = p->c;
@@ -1067,6 +1138,7 @@ static void check_all(struct parser *p)
     if (c->store_password_file && c->store_password_command)
         ERR(p, line_of(g, S_STORE, C(store_password_command)),
             "password_file and password_command are exclusive");
+    check_issue12(p);
 
     /* [upstream] */
     if (c->upstream_url != NULL)
@@ -1168,6 +1240,14 @@ static int early_defaults(struct config *c)
     c->store_retry_interval = 5;
     c->rrule_max_iterations = WINDOW_RRULE_MAX_ITERATIONS;
     c->rrule_max_duration = WINDOW_RRULE_MAX_DURATION;
+    c->followup_enabled = 1;
+    c->followup_catch_up = 3 * 86400;
+    c->followup_calendar = strdup("Follow-ups");
+    c->cadence_action = ACTION_HOLD;
+    c->digest_day = 1;
+    c->digest_time = 8 * 60;
+    c->digest_max_rows = 200000;
+    c->cadence_ovr = calloc(1, sizeof *c->cadence_ovr);
     /* Under systemd (StateDirectory= / RuntimeDirectory=) the defaults
      * follow the unit, so the user unit needs no paths in its config. */
     const char *sd = getenv("STATE_DIRECTORY"), *rd = getenv("RUNTIME_DIRECTORY");
@@ -1186,8 +1266,8 @@ static int early_defaults(struct config *c)
     c->command_domain = strdup("untild.invalid");
     c->subaddress_delimiter = strdup("+");
     return c->state_dir && c->control_socket && c->timezone &&
-           c->admin_group && c->command_domain && c->subaddress_delimiter
-           ? 0 : -1;
+           c->admin_group && c->command_domain && c->subaddress_delimiter &&
+           c->cadence_ovr && c->followup_calendar ? 0 : -1;
 }
 
 /* The LINE of a "FILE:LINE: message" made for file (0 if none). */
@@ -1340,6 +1420,13 @@ void config_free(struct config *c)
     free(c->window_files);
     free(c->notify_from); free(c->notify_to); free(c->notify_events);
     free(c->policy_listen); free(c->postfix_config_dir);
+    free(c->followup_team); free(c->followup_calendar); free(c->followup_item);
+    free(c->cadence_min_gap); free(c->cadence_max); free(c->cadence_scope);
+    free(c->cadence_exempt);
+    if (c->cadence_ovr)
+        cadence_overrides_clear(c->cadence_ovr);
+    free(c->cadence_ovr);
+    free(c->digest_day_name); free(c->digest_managers);
     for (size_t i = 0; i < c->nimap; i++)
         imap_free(&c->imap[i]);
     for (size_t i = 0; i < c->ncaldav; i++)
@@ -1386,6 +1473,13 @@ static int load_window_file(const struct config *c, const char *path,
             config_errors_add(e, file, lineno, "NUL byte in line");
             continue;
         }
+        if (cadence_is_line(buf)) {     /* a cadence override (issue 12) */
+            err[0] = '\0';
+            if (c->cadence_ovr &&
+                cadence_override_parse(buf, delims, c->cadence_ovr, err, sizeof err) < 0)
+                config_errors_add(e, file, lineno, "%s", err[0] ? err : "bad cadence line");
+            continue;
+        }
         struct window w;
         memset(&w, 0, sizeof w);
         err[0] = '\0';
@@ -1422,6 +1516,8 @@ struct windows *config_load_windows(const struct config *c, time_t now,
                                     struct config_errors *e)
 {
     struct windows *ix = windows_new();
+    if (c && c->cadence_ovr)
+        cadence_overrides_clear(c->cadence_ovr);
     if (ix == NULL || c == NULL || c->window_files == NULL)
         return ix;
     glob_t g;

@@ -22,6 +22,9 @@
 #include "untild/control.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/followup.h"
+#include "untild/digest.h"
+#include "untild/contacts.h"
 #include "untild/log.h"
 #include "untild/policy_service.h"
 #include "untild/loop.h"
@@ -502,6 +505,7 @@ static int window_end(struct untild *u, int argc, char **argv, int admin, const 
     free(ids);
     release_kick(u->release, 1);
     policy_service_kick(u->psvc, 1);
+    followup_kick(u->followup);
     return EX_OK;
 }
 
@@ -583,6 +587,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
         }
         release_kick(u->release, 1);
         policy_service_kick(u->psvc, 1);
+        followup_kick(u->followup);
         return EX_OK;
     }
     if (!strcmp(argv[1], "end"))
@@ -625,6 +630,7 @@ static int cmd_check(struct untild *u, int argc, char **argv, int json, struct s
             sb_puts(b, ",\"release_at\":");
             json_str(b, when_format(v.release_at, tz_of(u, v.w), t, sizeof t));
         }
+        contacts_check(u, key, at, 1, b);
         sb_puts(b, "}\n");
     } else if (v.w) {
         sb_text(b, key);
@@ -638,6 +644,8 @@ static int cmd_check(struct untild *u, int argc, char **argv, int json, struct s
     } else {
         sb_printf(b, "%s: allow\n", key);
     }
+    if (!json)
+        contacts_check(u, key, at, 0, b);
     return v.w ? EX_QUIET : EX_OK;
 }
 
@@ -1047,7 +1055,7 @@ int control_exec_page(struct untild *u, int argc, char **argv, int admin, const 
             args[n++] = argv[i];
     }
     if (n == 0) {
-        sb_puts(&b, "usage: untilctl window|check|held|report|status|reload ...\n");
+        sb_puts(&b, "usage: untilctl window|check|held|report|followups|cadence|status|reload ...\n");
         rc = EX_USAGE;
     } else if (!strcmp(args[0], "window")) {
         rc = cmd_window(u, n, args, admin, rep, json, &b, next);
@@ -1057,6 +1065,12 @@ int control_exec_page(struct untild *u, int argc, char **argv, int admin, const 
         rc = cmd_held(u, n, args, admin, rep, json, &b, next);
     } else if (!strcmp(args[0], "report")) {
         rc = cmd_report(u, n, args, admin, rep, json, &b);
+    } else if (!strcmp(args[0], "cadence")) {
+        rc = contacts_cmd(u, n, args, admin, rep, &b, json);
+        if (rc == EX_OK && n > 1 && strcmp(args[1], "list"))
+            release_kick(u->release, 1);    /* cadence holds are derived again */
+    } else if (!strcmp(args[0], "followups")) {
+        rc = followup_list(u, n, args, admin ? NULL : rep, json, &b) ? EX_USAGE : EX_OK;
     } else if (!strcmp(args[0], "debug")) {
         rc = cmd_debug(u, n, args, admin, &b);
     } else if (!strcmp(args[0], "status")) {

@@ -16,6 +16,8 @@
 #include "untild/gate.h"
 #include "untild/holder.h"
 #include "untild/daemon.h"
+#include "untild/contacts.h"
+#include "untild/followup.h"
 #include "untild/address.h"
 #include "untild/auth.h"
 #include "untild/log.h"
@@ -304,6 +306,8 @@ static int gate_rcpt(void *arg, struct smtp_session *s, const char *rcpt,
                     v.w ? v.w->id : NULL, NULL, v.w ? v.w->reason : NULL });
         return 550;
     }
+    if (v.action == ACTION_ALLOW && contacts_gate_rcpt(u, gate_rep(u, s), norm, now, reply, replysz))
+        return 550;
     return 0;
 }
 
@@ -397,6 +401,8 @@ static void run_commands(struct txn *t, struct strbuf *reply)
                 }
                 store_audit(u->store, &(struct audit_rec){ t->now, "window-added", t->rep, who[0],
                             w.id, t->f.message_id, w.reason });
+                followup_note_name_msg(u, w.id, who[0], t->msg, t->len);
+                followup_kick(u->followup);     /* its calendar item, if any */
                 sb_printf(reply, "; window %s for %s until %s", w.id, who[0],
                           when_format(c->until, u->cfg->timezone, when, sizeof when));
             }
@@ -426,6 +432,10 @@ static void run_commands(struct txn *t, struct strbuf *reply)
         case CMD_STATUS:
             send_status(u, t->rep);
             sb_puts(reply, "; status sent");
+            break;
+        case CMD_FOLLOWUPS:
+            followup_mail_list(u, t->rep);
+            sb_puts(reply, "; follow-ups sent");
             break;
         default:
             break;
@@ -614,6 +624,8 @@ static void txn_relayed(struct txn *t)
         for (size_t k = 0; k < g->n; k++) {
             int code = g->rc[k]->code;
             const char *norm = g->rc[k]->norm;
+            if (code >= 200 && code < 300)
+                contacts_record(u, norm, t->rep, "gate", t->f.message_id, t->now);
             if (code >= 400 && code < 500)
                 deferred = 1;
             else if (code >= 500)
@@ -803,6 +815,7 @@ static int txn_verdicts(struct txn *t)
     if (!vr)
         return -1;
     imip_verdicts(t, t->real, t->nreal, vr);
+    contacts_gate_verdicts(t->u, t->rep, &t->f, t->real, t->nreal, vr, t->now);
     for (size_t i = 0, k = 0; i < t->nrc; i++)
         if (!t->rc[i].is_cmd)
             t->rc[i].v = vr[k++];

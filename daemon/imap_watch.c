@@ -49,6 +49,7 @@
 #include "untild/imap_watch.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/contacts.h"
 #include "untild/log.h"
 #include "untild/policy_service.h"
 #include "untild/secret.h"
@@ -1457,6 +1458,8 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
     }
     if (!n)
         goto out;
+    for (size_t i = 0; i < n; i++)      /* sent around the gate: counts (cadence) */
+        contacts_record(u, np[i], r->rep, "imap-sent", f.message_id, at);
     struct verdict v[MAX_RCPTS];
     memset(v, 0, sizeof v);
     /* A calendar REPLY is not contact only with evidence of the invitation
@@ -1550,6 +1553,7 @@ static void end_windows(struct untild *u, struct rep *r, const char *contact)
     if (k) {
         release_kick(u->release, 1);
         policy_service_kick(u->psvc, 1);
+        untild_windows_changed(u);
     }
 }
 
@@ -1575,6 +1579,7 @@ static void inbox_item(struct untild *u, struct rep *r, const struct item *it)
     if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
         return;
     note_invitation(u, r, &f);
+    contacts_inbound(u, f.from, r->rep, f.message_id, it->internal ? it->internal : untild_now(u));
     if (r->reopen == REOPEN_NO)
         goto out;
     hdr_facts(it->hdr, f.header_len, &h);   /* the header section only */
@@ -1892,6 +1897,7 @@ static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
     if (removed || added) {
         release_kick(u->release, removed > 0);
         policy_service_kick(u->psvc, 1);
+        untild_windows_changed(u);
     }
 }
 
@@ -2206,6 +2212,7 @@ void imap_watch_reconfigure(struct imap_watch *m)
     if (gone) {
         release_kick(u->release, 1);
         policy_service_kick(u->psvc, 1);
+        untild_windows_changed(u);
     }
 }
 

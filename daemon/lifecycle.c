@@ -122,15 +122,26 @@ static time_t later(time_t a, time_t b) { return a > b ? a : b; }
 void lifecycle_eval(const struct policy_cfg *cfg, const struct windows *ix,
                     const struct spool_meta *m, time_t now, struct lifecycle *out)
 {
+    lifecycle_eval_ext(cfg, ix, NULL, m, now, out);
+}
+
+void lifecycle_eval_ext(const struct policy_cfg *cfg, const struct windows *ix,
+                        const struct lifecycle_ext *ext, const struct spool_meta *m,
+                        time_t now, struct lifecycle *out)
+{
     time_t due = 0;
     if (m->returned || m->kind == SPOOL_KIND_NOTICE) {
         due = m->created;          /* notices go at once; only retries wait */
     } else if (m->released_at) {
         due = m->released_at;      /* by hand: windows and FUTURERELEASE yield */
     } else {
-        for (size_t i = 0; i < m->nrcpts; i++)
-            if (m->rcpts[i].state == RCPT_HELD)
-                due = later(due, lifecycle_rcpt_release(cfg, ix, m->rcpts[i].norm, now, NULL, NULL));
+        for (size_t i = 0; i < m->nrcpts; i++) {
+            if (m->rcpts[i].state != RCPT_HELD)
+                continue;
+            due = later(due, lifecycle_rcpt_release(cfg, ix, m->rcpts[i].norm, now, NULL, NULL));
+            if (ext && ext->fn)
+                due = later(due, ext->fn(ext->arg, m, &m->rcpts[i], now));
+        }
         due = later(due, m->hold_until);
     }
     out->due = due;

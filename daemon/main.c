@@ -27,6 +27,9 @@
 #include "untild/config.h"
 #include "untild/control.h"
 #include "untild/daemon.h"
+#include "untild/followup.h"
+#include "untild/digest.h"
+#include "untild/followup_cal.h"
 #include "untild/gate.h"
 #include "untild/holder.h"
 #include "untild/imap_watch.h"
@@ -51,6 +54,11 @@ static void print_errors(const struct config_errors *e, int to_log)
         else
             fprintf(stderr, "%s\n", e->lines[i]);
     }
+}
+
+static void windows_changed(struct untild *u)
+{
+    followup_kick(u->followup);
 }
 
 /* A reload keeps the old configuration and index unless both new ones
@@ -104,6 +112,8 @@ static void reload_apply(struct untild *u, struct config *c, struct windows *ix)
     policy_service_reconfigure(u->psvc);
     release_kick(u->release, 1);
     policy_service_kick(u->psvc, 1);
+    followup_kick(u->followup);
+    digest_kick(u->digest);
     log_info("reload: %zu window(s) loaded", windows_count(ix));
     untild_prune(u);    /* audit_retention may have changed */
 }
@@ -385,6 +395,7 @@ int main(int argc, char **argv)
         }
     }
     u.reload = reload;
+    u.windows_changed = windows_changed;
 
     if (!(u.cfg = config_load(path, &e))) {
         print_errors(&e, 0);
@@ -497,6 +508,9 @@ int main(int argc, char **argv)
     u.notice_queue_arg = u.release;
     u.notice_append = append_notice;
     u.notice_append_arg = &u;
+    if (!(u.followup = followup_new(&u)) || !(u.digest = digest_new(&u)))
+        goto out;
+    u.fucal = followup_cal_start(&u);
     int err = 0;
     u.imap = imap_watch_start(&u, &err);
     if (err < 0)
@@ -559,6 +573,9 @@ out:
     }
     smtp_server_free(u.smtp);
     u.notice_queue = NULL;
+    followup_cal_stop(u.fucal);
+    digest_free(u.digest);
+    followup_free(u.followup);
     release_free(u.release);
     if (u.ix)
         windows_free(u.ix);

@@ -277,6 +277,8 @@ enum cmd_kind policy_command(const struct policy_cfg *cfg, const char *rcpt,
 
     if (strcmp(local, "status") == 0) {
         c->kind = CMD_STATUS;
+    } else if (strcmp(local, "followups") == 0) {
+        c->kind = CMD_FOLLOWUPS;
     } else if (strncmp(local, "release-", 8) == 0 ||
                strncmp(local, "discard-", 8) == 0) {
         if (valid_id(local + 8)) {

@@ -25,6 +25,7 @@
 #include <strings.h>
 #include "untild/release.h"
 #include "untild/daemon.h"
+#include "untild/contacts.h"
 #include "untild/holder.h"
 #include "untild/lifecycle.h"
 #include "untild/log.h"
@@ -236,7 +237,7 @@ static void evaluate(struct release *r, struct entry *e, time_t now)
     e->gen = r->gen;
     if (e->busy)
         return;
-    lifecycle_eval(&r->u->pcfg, r->u->ix, &e->m, now, &e->lc);
+    lifecycle_eval_ext(&r->u->pcfg, r->u->ix, contacts_lifecycle(r->u), &e->m, now, &e->lc);
     heap_remove(r, e);
     if (e->lc.next != WHEN_NEVER && heap_push(r, e) < 0)
         log_error("release: out of memory queueing %s (a window change or restart retries)", e->m.id);
@@ -369,7 +370,7 @@ static void view(const struct release *r, const struct entry *e, struct release_
         v->release_at = e->lc.due;
         return;
     }
-    lifecycle_eval(&r->u->pcfg, r->u->ix, &e->m, untild_now(r->u), &lc);
+    lifecycle_eval_ext(&r->u->pcfg, r->u->ix, contacts_lifecycle(r->u), &e->m, untild_now(r->u), &lc);
     v->state = lc.state;
     v->release_at = lc.due;
     v->next_attempt = lc.state == HS_DEFERRED || lc.state == HS_RETURNED ? e->m.next_attempt : 0;
@@ -774,6 +775,7 @@ static void delivered(void *arg, struct relay_result *res)
     e->busy = 0;
     pass_soon(r);
     record_results(d, res);
+    contacts_delivery_ended(u, &e->m);     /* cadence: only who was reached counts */
     for (size_t i = 0; i < e->m.nrcpts; i++) {
         failed += e->m.rcpts[i].state == RCPT_FAILED;
         left += e->m.rcpts[i].state == RCPT_HELD;
@@ -883,12 +885,14 @@ static int start_delivery(struct release *r, struct entry *e)
     struct relay_job job = { .mail_from = e->m.mail_from ? e->m.mail_from : "", .rcpts = d->rcpts,
                              .nrcpts = d->nrcpts, .data = d->body, .len = d->len,
                              .mail_params = e->m.mail_params, .rcpt_params = d->params };
+    contacts_delivery_started(u, &e->m, d->started);   /* cadence: a second due message waits */
     e->busy = 1;
     heap_remove(r, e);
     r->inflight++;
     if (relay_submit(u->relay, &job, delivered, d) < 0) {
         e->busy = 0;
         r->inflight--;
+        contacts_delivery_ended(u, &e->m);
         if (spool_deactivate(u->spool, e->m.id) < 0)
             log_error("release: cannot move %s back to held/: %s", e->m.id, strerror(errno));
         goto fail;

@@ -24,13 +24,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 enum {
     Q_WIN_INSERT, Q_WIN_SET_ID, Q_WIN_UPSERT, Q_WIN_DELETE, Q_WIN_ALL,
     Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_AUDIT_HAS_MSG, Q_AUDIT_MSG, Q_SEEN_ADD, Q_SEEN_HAS,
     Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_KV_PREFIX, Q_PRUNE_AUDIT, Q_PRUNE_SEEN,
     Q_INVITE_ADD, Q_INVITE_HAS, Q_PRUNE_INVITE,
+    Q_AUDIT_WINDOW, Q_AUDIT_REPS, Q_FU_SENT, Q_FU_MARK, Q_PRUNE_FU,
+    Q_CONTACT_ADD, Q_CONTACT_ADDR, Q_CONTACT_DOM, Q_PRUNE_CONTACT, Q_CONTACT_DEL,
+    Q_INBOUND_ADD, Q_INBOUND_HAS, Q_PRUNE_INBOUND, Q_CONTACT_RANGE,
+    Q_CAD_SET, Q_CAD_DEL, Q_CAD_ALL, Q_FUI_SET, Q_FUI_DEL, Q_FUI_ALL,
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
     /* the shared-state seam (store_pg.c), schema v5 */
     Q_JOURNAL_ADD, Q_JOURNAL_ACK, Q_JOURNAL_COUNT, Q_TOMB_GET, Q_TOMB_SET,
@@ -93,6 +97,47 @@ static const char *const queries[Q_COUNT] = {
     [Q_INVITE_HAS] =
         "SELECT 1 FROM invitations WHERE rep = ?1 AND uid = ?2 AND organizer = ?3",
     [Q_PRUNE_INVITE] = "DELETE FROM invitations WHERE t < ?1",
+    /* Follow-up (issue 12): a time range on audit_t, then the window. */
+    [Q_AUDIT_WINDOW] =
+        "SELECT t, event, rep, contact, window_id, msg_id, detail FROM audit"
+        " WHERE t >= ?2 AND t <= ?3 AND window_id = ?1 ORDER BY t, rowid",
+    [Q_AUDIT_REPS] =
+        "SELECT DISTINCT rep FROM audit WHERE t >= ?3 AND t <= ?4"
+        " AND event IN ('held', 'flagged', 'rejected') AND rep IS NOT NULL"
+        " AND (contact = ?1 OR contact LIKE ?2 OR contact LIKE ?5) ORDER BY rep LIMIT 32",
+    [Q_FU_SENT] = "SELECT 1 FROM followups_sent WHERE window_id = ?1 AND until_t = ?2",
+    [Q_FU_MARK] =
+        "INSERT OR IGNORE INTO followups_sent (window_id, until_t, t) VALUES (?1, ?2, ?3)",
+    [Q_PRUNE_FU] = "DELETE FROM followups_sent WHERE t < ?1",
+    [Q_CONTACT_ADD] =
+        "INSERT INTO contacts (t, contact, domain, rep, channel, msg_id)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_CONTACT_ADDR] =
+        "SELECT t, contact, rep, channel, msg_id FROM contacts"
+        " WHERE contact = ?1 AND t >= ?2 ORDER BY t DESC LIMIT ?3",
+    [Q_CONTACT_DOM] =
+        "SELECT t, contact, rep, channel, msg_id FROM contacts"
+        " WHERE domain = ?1 AND t >= ?2 ORDER BY t DESC LIMIT ?3",
+    [Q_PRUNE_CONTACT] = "DELETE FROM contacts WHERE t < ?1",
+    [Q_CAD_SET] =
+        "INSERT INTO cadence_overrides (who, opts, by, t) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT(who) DO UPDATE SET opts = excluded.opts, by = excluded.by, t = excluded.t",
+    [Q_CAD_DEL] = "DELETE FROM cadence_overrides WHERE who = ?1",
+    [Q_FUI_SET] =
+        "INSERT INTO followup_items (window_id, state) VALUES (?1, ?2)"
+        " ON CONFLICT(window_id) DO UPDATE SET state = excluded.state",
+    [Q_FUI_DEL] = "DELETE FROM followup_items WHERE window_id = ?1",
+    [Q_FUI_ALL] = "SELECT window_id, state FROM followup_items",
+    [Q_CAD_ALL] = "SELECT who, opts, by, t FROM cadence_overrides ORDER BY who",
+    [Q_CONTACT_RANGE] =
+        "SELECT t, contact, rep, channel, msg_id FROM contacts"
+        " WHERE t >= ?1 AND t < ?2 ORDER BY t LIMIT ?3",
+    [Q_INBOUND_ADD] =
+        "INSERT OR IGNORE INTO inbound (message_id, contact, rep, t) VALUES (?1, ?2, ?3, ?4)",
+    [Q_INBOUND_HAS] = "SELECT 1 FROM inbound WHERE message_id = ?1 AND contact = ?2",
+    [Q_PRUNE_INBOUND] = "DELETE FROM inbound WHERE t < ?1",
+    [Q_CONTACT_DEL] =
+        "DELETE FROM contacts WHERE contact = ?1 AND msg_id = ?2 AND channel = ?3",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -159,6 +204,32 @@ static const char schema_v5[] =
     " changed_at INTEGER NOT NULL, t0 TEXT, t1 TEXT, t2 TEXT, t3 TEXT,"
     " t4 TEXT, t5 TEXT, i0 INTEGER, i1 INTEGER, i2 INTEGER, i3 INTEGER,"
     " i4 INTEGER, i5 INTEGER);";
+
+/* v6 (issue 12): follow-up reminders sent (one per window and end, so a
+ * restart never sends a second), and the contact history cadence rules
+ * count: every contact untild sees, by address and by domain. */
+static const char schema_v6[] =
+    "CREATE TABLE IF NOT EXISTS followups_sent ("
+    " window_id TEXT NOT NULL, until_t INTEGER NOT NULL, t INTEGER NOT NULL,"
+    " PRIMARY KEY (window_id, until_t));"
+    "CREATE TABLE IF NOT EXISTS contacts ("
+    " t INTEGER NOT NULL, contact TEXT NOT NULL, domain TEXT NOT NULL,"
+    " rep TEXT, channel TEXT NOT NULL, msg_id TEXT);"
+    "CREATE INDEX IF NOT EXISTS contacts_addr ON contacts (contact, t);"
+    "CREATE INDEX IF NOT EXISTS contacts_dom ON contacts (domain, t);"
+    "CREATE INDEX IF NOT EXISTS contacts_t ON contacts (t);"
+    /* messages any contact sent a rep (IMAP inbox): the rep's reply to
+     * one is exempt from cadence (the customer started it) */
+    "CREATE TABLE IF NOT EXISTS inbound ("
+    " message_id TEXT NOT NULL, contact TEXT NOT NULL, rep TEXT,"
+    " t INTEGER NOT NULL, PRIMARY KEY (message_id, contact));"
+    "CREATE INDEX IF NOT EXISTS inbound_t ON inbound (t);"
+    /* cadence overrides set with untilctl (window-file ones live in the files) */
+    "CREATE TABLE IF NOT EXISTS cadence_overrides ("
+    " who TEXT PRIMARY KEY, opts TEXT NOT NULL, by TEXT, t INTEGER NOT NULL);"
+    /* follow-up items put in reps' calendars: what was put, per window */
+    "CREATE TABLE IF NOT EXISTS followup_items ("
+    " window_id TEXT PRIMARY KEY, state TEXT NOT NULL);";
 
 struct store {
     sqlite3 *db;
@@ -255,7 +326,7 @@ static int migrate(struct store *st)
     /* Each step runs in its own transaction and records its version, so
      * an interrupted upgrade resumes where it stopped. */
     static const char *const steps[] = { NULL, schema_v1, schema_v2, schema_v3, schema_v4,
-                                         schema_v5 };
+                                         schema_v5, schema_v6 };
     for (int to = v + 1; to <= STORE_SCHEMA_VERSION; to++) {
         char bump[48];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT", to);
@@ -796,6 +867,21 @@ int store_prune(struct store *st, time_t before)
     if (st->wake && journal_add(st, &(struct store_change){ .kind = 'p', .changed_at = stamp(st),
                                                             .i = { (int64_t)before } }) < 0)
         goto rollback;
+    sqlite3_bind_int64(st->q[Q_PRUNE_CONTACT], 1, (sqlite3_int64)before);
+    if (step_done(st, Q_PRUNE_CONTACT, "prune contacts") < 0)
+        goto rollback;
+    n += sqlite3_changes64(st->db);
+    sqlite3_bind_int64(st->q[Q_PRUNE_INBOUND], 1, (sqlite3_int64)before);
+    if (step_done(st, Q_PRUNE_INBOUND, "prune inbound") < 0)
+        goto rollback;
+    n += sqlite3_changes64(st->db);
+    /* A sent follow-up is only looked up within [followup] catch_up (at
+     * most 30 days) of its due time: keep its row that much longer, so a
+     * short retention cannot make a restart send it again. */
+    sqlite3_bind_int64(st->q[Q_PRUNE_FU], 1, (sqlite3_int64)(before - 31 * 86400));
+    if (step_done(st, Q_PRUNE_FU, "prune follow-ups") < 0)
+        goto rollback;
+    n += sqlite3_changes64(st->db);
     if (step_done(st, Q_COMMIT, "commit") < 0)
         goto rollback;
     if (st->wake)
@@ -1219,4 +1305,265 @@ int store_kv_foreach_prefix(struct store *st, const char *prefix,
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return count;
+}
+
+/* ---------- follow-up (issue 12) ---------- */
+
+static int read_audit_row(sqlite3_stmt *q, int (*fn)(const struct audit_rec *r, void *arg),
+                          void *arg)
+{
+    struct audit_rec r;
+    r.t = (time_t)sqlite3_column_int64(q, 0);
+    r.event = (const char *)sqlite3_column_text(q, 1);
+    r.rep = (const char *)sqlite3_column_text(q, 2);
+    r.contact = (const char *)sqlite3_column_text(q, 3);
+    r.window_id = (const char *)sqlite3_column_text(q, 4);
+    r.msg_id = (const char *)sqlite3_column_text(q, 5);
+    r.detail = (const char *)sqlite3_column_text(q, 6);
+    return fn(&r, arg);
+}
+
+int store_audit_foreach_window(struct store *st, const char *window_id, time_t since,
+                               time_t until, int (*fn)(const struct audit_rec *r, void *arg),
+                               void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_AUDIT_WINDOW];
+    int rc, ret = 0;
+    bind_text(q, 1, window_id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)since);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)until);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (read_audit_row(q, fn, arg) != 0)
+            break;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "audit read");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return ret;
+}
+
+int store_audit_reps(struct store *st, const char *key, time_t since, time_t until,
+                     int (*fn)(const char *rep, void *arg), void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_AUDIT_REPS];
+    char like[300], sub[300];
+    int rc, ret = 0;
+    /* "@acme.com" covers its addresses and subdomains; an address only
+     * itself (LIKEs that cannot match). */
+    if (key[0] == '@') {
+        snprintf(like, sizeof like, "%%%s", key);
+        snprintf(sub, sizeof sub, "%%.%s", key + 1);
+    } else {
+        snprintf(like, sizeof like, "\x01");
+        snprintf(sub, sizeof sub, "\x01");
+    }
+    bind_text(q, 1, key);
+    bind_text(q, 2, like);
+    bind_text(q, 5, sub);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)since);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)until);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *rep = (const char *)sqlite3_column_text(q, 0);
+        if (rep && fn(rep, arg) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "audit reps");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return ret;
+}
+
+int store_followup_sent(struct store *st, const char *window_id, time_t until)
+{
+    sqlite3_stmt *q = st->q[Q_FU_SENT];
+    bind_text(q, 1, window_id);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)until);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_fail(st, "follow-up lookup");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_followup_mark(struct store *st, const char *window_id, time_t until, time_t t)
+{
+    bind_text(st->q[Q_FU_MARK], 1, window_id);
+    sqlite3_bind_int64(st->q[Q_FU_MARK], 2, (sqlite3_int64)until);
+    sqlite3_bind_int64(st->q[Q_FU_MARK], 3, (sqlite3_int64)t);
+    return step_done(st, Q_FU_MARK, "follow-up mark");
+}
+
+/* ---------- contact history (issue 12, cadence) ---------- */
+
+int store_contact_add(struct store *st, const struct store_contact *c)
+{
+    sqlite3_stmt *q = st->q[Q_CONTACT_ADD];
+    const char *at = c->contact ? strrchr(c->contact, '@') : NULL;
+    if (!at || !c->channel) {
+        errno = EINVAL;
+        return -1;
+    }
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)c->t);
+    bind_text(q, 2, c->contact);
+    bind_text(q, 3, at + 1);
+    bind_text(q, 4, c->rep);
+    bind_text(q, 5, c->channel);
+    bind_text(q, 6, c->msg_id);
+    return step_done(st, Q_CONTACT_ADD, "contact add");
+}
+
+int store_contacts(struct store *st, const char *key, time_t since, int limit,
+                   int (*fn)(const struct store_contact *c, void *arg), void *arg)
+{
+    int dom = key[0] == '@';
+    sqlite3_stmt *q = st->q[dom ? Q_CONTACT_DOM : Q_CONTACT_ADDR];
+    int rc, ret = 0;
+    bind_text(q, 1, dom ? key + 1 : key);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)since);
+    sqlite3_bind_int(q, 3, limit);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_contact c = {
+            .t = (time_t)sqlite3_column_int64(q, 0),
+            .contact = (const char *)sqlite3_column_text(q, 1),
+            .rep = (const char *)sqlite3_column_text(q, 2),
+            .channel = (const char *)sqlite3_column_text(q, 3),
+            .msg_id = (const char *)sqlite3_column_text(q, 4),
+        };
+        if (fn(&c, arg) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "contacts read");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return ret;
+}
+
+int store_contact_forget(struct store *st, const char *contact, const char *msg_id,
+                         const char *channel)
+{
+    bind_text(st->q[Q_CONTACT_DEL], 1, contact);
+    bind_text(st->q[Q_CONTACT_DEL], 2, msg_id);
+    bind_text(st->q[Q_CONTACT_DEL], 3, channel);
+    return step_done(st, Q_CONTACT_DEL, "contact forget");
+}
+
+int store_inbound_add(struct store *st, const char *message_id, const char *contact,
+                      const char *rep, time_t t)
+{
+    sqlite3_stmt *q = st->q[Q_INBOUND_ADD];
+    bind_text(q, 1, message_id);
+    bind_text(q, 2, contact);
+    bind_text(q, 3, rep);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
+    return step_done(st, Q_INBOUND_ADD, "inbound add");
+}
+
+int store_inbound_has(struct store *st, const char *message_id, const char *contact)
+{
+    sqlite3_stmt *q = st->q[Q_INBOUND_HAS];
+    bind_text(q, 1, message_id);
+    bind_text(q, 2, contact);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_fail(st, "inbound lookup");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_contacts_range(struct store *st, time_t since, time_t until, int limit,
+                         int (*fn)(const struct store_contact *c, void *arg), void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_CONTACT_RANGE];
+    int rc, ret = 0;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)since);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)until);
+    sqlite3_bind_int(q, 3, limit);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        struct store_contact c = {
+            .t = (time_t)sqlite3_column_int64(q, 0),
+            .contact = (const char *)sqlite3_column_text(q, 1),
+            .rep = (const char *)sqlite3_column_text(q, 2),
+            .channel = (const char *)sqlite3_column_text(q, 3),
+            .msg_id = (const char *)sqlite3_column_text(q, 4),
+        };
+        if (fn(&c, arg) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "contacts read");
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return ret;
+}
+
+/* ---------- cadence overrides (untilctl) ---------- */
+
+int store_cadence_set(struct store *st, const char *who, const char *opts, const char *by, time_t t)
+{
+    bind_text(st->q[Q_CAD_SET], 1, who);
+    bind_text(st->q[Q_CAD_SET], 2, opts);
+    bind_text(st->q[Q_CAD_SET], 3, by);
+    sqlite3_bind_int64(st->q[Q_CAD_SET], 4, (sqlite3_int64)t);
+    return step_done(st, Q_CAD_SET, "cadence override set");
+}
+
+int store_cadence_del(struct store *st, const char *who)
+{
+    bind_text(st->q[Q_CAD_DEL], 1, who);
+    if (step_done(st, Q_CAD_DEL, "cadence override delete") < 0)
+        return -1;
+    if (sqlite3_changes(st->db) == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    return 0;
+}
+
+int store_cadence_foreach(struct store *st,
+                          int (*fn)(const char *who, const char *opts, const char *by, time_t t, void *arg),
+                          void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_CAD_ALL];
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (fn((const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
+               (const char *)sqlite3_column_text(q, 2), (time_t)sqlite3_column_int64(q, 3), arg))
+            break;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "cadence overrides read");
+    sqlite3_reset(q);
+    return ret;
+}
+
+/* ---------- follow-up calendar items ---------- */
+
+int store_fuitem_set(struct store *st, const char *window_id, const char *state)
+{
+    bind_text(st->q[Q_FUI_SET], 1, window_id);
+    bind_text(st->q[Q_FUI_SET], 2, state);
+    return step_done(st, Q_FUI_SET, "follow-up item set");
+}
+
+int store_fuitem_del(struct store *st, const char *window_id)
+{
+    bind_text(st->q[Q_FUI_DEL], 1, window_id);
+    return step_done(st, Q_FUI_DEL, "follow-up item delete");
+}
+
+int store_fuitem_foreach(struct store *st, int (*fn)(const char *window_id, const char *state, void *arg),
+                         void *arg)
+{
+    sqlite3_stmt *q = st->q[Q_FUI_ALL];
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (fn((const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1), arg))
+            break;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(st, "follow-up items read");
+    sqlite3_reset(q);
+    return ret;
 }

@@ -37,6 +37,8 @@ static void usage(FILE *f)
         "  held list [--limit N] [--after ID] | held show ID\n"
         "  held release ID [--reason TEXT] | held discard ID\n"
         "  report [--since DAYS]\n"
+        "  followups [--days N]                  follow-ups due (default 7 days)\n"
+        "  cadence list | cadence set WHO KEY=VALUE... | cadence clear WHO\n"
         "  status | reload\n"
         "  onboard REP [--host HOST] [--out DIR]   (reads -c CONFIG; writes client settings)\n");
 }

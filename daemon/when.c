@@ -762,6 +762,21 @@ time_t when_align_release(time_t t, const char *tz, int release_min,
     return when_align_release_cached(NULL, t, tz, release_min, weekends);
 }
 
+time_t when_add_days(time_t t, long days, const char *tz)
+{
+    if (t == WHEN_NEVER)
+        return t;
+    icaltimezone *zone;
+    if (zone_lookup(tz, &zone) < 0)
+        zone = NULL;
+    long long day, sod;
+    local_day(zone, t, &day, &sod);
+    if (day + days > days_from_civil(YEAR_MAX, 12, 31))
+        return WHEN_NEVER;
+    /* the same wall-clock time; in a spring gap, the later valid instant */
+    return local_instant(zone, day + days, sod);
+}
+
 char *when_format(time_t t, const char *tz, char *buf, size_t bufsz)
 {
     if (!buf || bufsz == 0)

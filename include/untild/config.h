@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "untild/windows.h"
+#include "untild/cadence.h"
 
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_REPS 64
@@ -107,6 +108,29 @@ struct config {
     char *notify_events;          /* comma list of notice kinds to send:
                                      held,flagged,released,failed,stale,status
                                      or all / none; default all */
+    /* [followup] (issue 12) */
+    int followup_enabled;         /* default yes */
+    char *followup_team;          /* an address reminded of every follow-up; NULL */
+    int64_t followup_catch_up;    /* seconds: a follow-up missed by this much
+                                     (daemon down) is still sent; default 3d */
+    char *followup_calendar;      /* calendar name for follow-up items (reps with
+                                     [caldav]); default "Follow-ups"; "off": none */
+    int followup_item_todo;       /* item = todo (VTODO) | event (all-day VEVENT, default) */
+    char *followup_item;          /* the key as written */
+    /* [cadence] (issue 12): off unless min_gap or max is set */
+    char *cadence_min_gap, *cadence_max, *cadence_scope, *cadence_exempt;
+    enum action cadence_action;   /* default hold */
+    struct cadence_rule cadence;  /* the keys above, parsed */
+    struct cadence_overrides *cadence_ovr; /* "WHO cadence ..." lines of the
+                                     window files: filled (afresh) by
+                                     config_load_windows */
+    /* [digest] (issue 12) */
+    int digest_enabled;           /* default no */
+    char *digest_day_name;        /* monday..sunday; default monday */
+    int digest_day;               /* 0 Sunday .. 6 Saturday, from digest_day_name */
+    int digest_time;              /* minutes after midnight ([daemon] timezone); default 08:00 */
+    char *digest_managers;        /* addresses that get the team's figures; NULL */
+    int digest_max_rows;          /* audit rows read per digest; default 200000 */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;
@@ -131,7 +155,8 @@ struct config *config_load(const char *path, struct config_errors *e);
 void config_free(struct config *c);
 
 /* Parse every window file matched by c->window_files into a fresh index
- * (source WSRC_FILE, file/line set). now anchors natural dates. Errors go to
+ * (source WSRC_FILE, file/line set); "WHO cadence ..." lines go to
+ * c->cadence_ovr instead (cleared first). now anchors natural dates. Errors go to
  * *e as FILE:LINE. Returns the index (also on errors, with the good lines),
  * or NULL on ENOMEM. A glob that matches nothing is not an error. */
 struct windows *config_load_windows(const struct config *c, time_t now,

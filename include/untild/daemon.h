@@ -11,6 +11,7 @@ struct loop; struct windows; struct spool; struct store; struct relay;
 struct smtp_server; struct control; struct release;
 struct imap_watch; struct caldav; struct policy_service; struct holder;
 struct store_pg;
+struct followup; struct digest; struct followup_cal;
 
 struct untild {
     struct config *cfg;
@@ -28,6 +29,13 @@ struct untild {
     struct imap_watch *imap;
     struct caldav *caldav;
     struct policy_service *psvc;
+    struct followup *followup;    /* reminders on the promised day (issue 12) */
+    struct digest *digest;        /* the weekly digest (issue 12) */
+    struct followup_cal *fucal;   /* follow-up items in reps' calendars; NULL: none */
+    /* Windows changed: what derives from them besides the release
+     * (follow-up) looks again. Set by main; a pointer, so the watchers
+     * need not include those modules. May be NULL. */
+    void (*windows_changed)(struct untild *u);
     int test_clock;               /* --test-clock: time may be set by control */
     time_t clock_offset;          /* added to time(NULL) */
     time_t clock_fixed;           /* if non-zero, "now" is this */
@@ -46,6 +54,12 @@ struct untild {
     size_t nretired;
     unsigned long stats_held, stats_relayed, stats_flagged, stats_rejected;
 };
+
+static inline void untild_windows_changed(struct untild *u)
+{
+    if (u->windows_changed)
+        u->windows_changed(u);
+}
 
 /* The one injectable wall clock. */
 time_t untild_now(const struct untild *u);

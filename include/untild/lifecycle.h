@@ -62,6 +62,20 @@ void lifecycle_eval(const struct policy_cfg *cfg, const struct windows *ix,
                     const struct spool_meta *m, time_t now,
                     struct lifecycle *out);
 
+/* One more input of the derivation (issue 12, cadence): a rule that may
+ * hold a recipient of m beyond its windows. fn returns the earliest time
+ * that recipient may be contacted (0 or <= now: nothing holds it); it
+ * must itself be a function of persisted facts (the contact history, the
+ * rules) and now, so the derivation stays one. Like the windows, it
+ * yields to a hand release. ext NULL: lifecycle_eval. */
+struct lifecycle_ext {
+    time_t (*fn)(void *arg, const struct spool_meta *m, const struct spool_rcpt *r, time_t now);
+    void *arg;
+};
+void lifecycle_eval_ext(const struct policy_cfg *cfg, const struct windows *ix,
+                        const struct lifecycle_ext *ext, const struct spool_meta *m,
+                        time_t now, struct lifecycle *out);
+
 /* Retry backoff after `attempts` failed attempts: 60 s doubling to 1 h. */
 time_t lifecycle_backoff(int attempts);
 

@@ -80,7 +80,7 @@ void policy_plan(const struct policy_cfg *cfg, const struct verdict *v,
 /* Command-domain recipients (docs/DESIGN.md "Rep controls").
  * Returns CMD_NONE if rcpt is not at cfg->command_domain. */
 enum cmd_kind { CMD_NONE = 0, CMD_UNTIL, CMD_RELEASE, CMD_DISCARD, CMD_STATUS,
-                CMD_BAD };
+                CMD_BAD, CMD_FOLLOWUPS };
 struct command {
     enum cmd_kind kind;
     time_t until;                 /* CMD_UNTIL */

@@ -62,10 +62,70 @@ int store_invite_add(struct store *st, const char *rep, const char *uid,
 int store_invite_has(struct store *st, const char *rep, const char *uid,
                      const char *organizer);
 
-/* Retention: delete audit, seen and invitation rows with t < before
- * (windows and kv stay), in one transaction (indexed on t). Returns the number of rows
+/* Retention: delete audit, seen, invitation, contact and inbound rows
+ * with t < before, and sent follow-ups 31 days older (windows, kv,
+ * cadence overrides and follow-up calendar items stay), in one transaction (indexed on t). Returns the number of rows
  * deleted, or -1 (nothing deleted). */
 int store_prune(struct store *st, time_t before);
+
+/* Follow-up (issue 12). Audit rows of one window with since <= t <=
+ * until (the audit_t index narrows the scan to that range). */
+int store_audit_foreach_window(struct store *st, const char *window_id, time_t since,
+                               time_t until, int (*fn)(const struct audit_rec *r, void *arg),
+                               void *arg);
+/* The reps (at most 32, distinct, sorted) with a "held", "flagged" or
+ * "rejected" row for key (an address, or "@domain": its addresses and
+ * subdomains) with since <= t <= until. */
+int store_audit_reps(struct store *st, const char *key, time_t since, time_t until,
+                     int (*fn)(const char *rep, void *arg), void *arg);
+/* Was the follow-up for (window_id, until) sent? 1, 0, or -1 on error. */
+int store_followup_sent(struct store *st, const char *window_id, time_t until);
+int store_followup_mark(struct store *st, const char *window_id, time_t until, time_t t);
+
+/* Contact history (issue 12, cadence): every contact untild sees.
+ * channel: "gate", "release", "imap-sent", "caldav"... Pruned with the
+ * audit (store_prune). */
+struct store_contact {
+    time_t t;
+    const char *contact;    /* normalised address */
+    const char *rep, *channel, *msg_id;  /* rep and msg_id may be NULL */
+};
+int store_contact_add(struct store *st, const struct store_contact *c);
+/* Contacts with since <= t < until, oldest first, at most limit (the
+ * contacts_t index). */
+int store_contacts_range(struct store *st, time_t since, time_t until, int limit,
+                         int (*fn)(const struct store_contact *c, void *arg), void *arg);
+
+/* Cadence overrides set with untilctl: who (normalised address or
+ * "@domain") -> options ("min_gap=14d action=flag"). del: -1 with ENOENT
+ * when there was none. */
+int store_cadence_set(struct store *st, const char *who, const char *opts, const char *by, time_t t);
+int store_cadence_del(struct store *st, const char *who);
+int store_cadence_foreach(struct store *st,
+                          int (*fn)(const char *who, const char *opts, const char *by, time_t t, void *arg),
+                          void *arg);
+
+/* Follow-up items put in reps' calendars (followup_cal.c): window id ->
+ * what was put ("REP DATE TITLE"). */
+int store_fuitem_set(struct store *st, const char *window_id, const char *state);
+int store_fuitem_del(struct store *st, const char *window_id);
+int store_fuitem_foreach(struct store *st, int (*fn)(const char *window_id, const char *state, void *arg),
+                         void *arg);
+
+/* Messages a contact sent a rep (IMAP inbox), any contact: the rep's
+ * reply to one is exempt from cadence. Pruned with the audit. */
+int store_inbound_add(struct store *st, const char *message_id, const char *contact,
+                      const char *rep, time_t t);
+int store_inbound_has(struct store *st, const char *message_id, const char *contact);
+
+/* Delete the contact rows of (contact, msg_id, channel): a delivery that
+ * was counted when it started, and did not reach that recipient. */
+int store_contact_forget(struct store *st, const char *contact, const char *msg_id,
+                         const char *channel);
+/* The newest `limit` contacts to key (an address, or "@domain": every
+ * address at exactly that domain) with t >= since, newest first. */
+int store_contacts(struct store *st, const char *key, time_t since, int limit,
+                   int (*fn)(const struct store_contact *c, void *arg), void *arg);
 
 /* Key/value state. store_kv_get returns malloc'd value or NULL. */
 int store_kv_set(struct store *st, const char *key, const char *value);

@@ -87,6 +87,11 @@ time_t when_align_release_cached(struct when_cache *c, time_t t,
                                  const char *tz, int release_min,
                                  int weekends);
 
+/* The same wall-clock time `days` calendar days after t, in tz (across a
+ * DST change that is 23 or 25 hours per day crossed); a time in a spring
+ * gap maps to the later valid instant. WHEN_NEVER stays WHEN_NEVER. */
+time_t when_add_days(time_t t, long days, const char *tz);
+
 /* RFC 3339 in tz ("2027-07-01T09:00:00+02:00"); "never" for WHEN_NEVER.
  * Returns buf. */
 char *when_format(time_t t, const char *tz, char *buf, size_t bufsz);

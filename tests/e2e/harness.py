@@ -341,10 +341,10 @@ class Untild:
         spool entries too ("kind: 1"); they are left out unless asked."""
         d = os.path.join(self.dir, "state", "spool", state)
         names = sorted(os.listdir(d)) if os.path.isdir(d) else []
-        # A name listed may move on (delivered, activated) before it is
-        # read: it is then no longer in this state and is left out.
-        return [n for n in names if (notices and os.path.exists(os.path.join(d, n)))
-                or self.is_notice(os.path.join(d, n)) is False]
+        # A file gone between the listing and the look (a notice delivered
+        # meanwhile) is not counted: it is not in the spool any more.
+        return [n for n in names if notices and os.path.exists(os.path.join(d, n))
+                or not notices and self.is_notice(os.path.join(d, n)) is False]
 
     @staticmethod
     def is_notice(path):
@@ -352,6 +352,8 @@ class Untild:
         try:
             with open(path, "rb") as f:
                 head = f.read(4096)
+        except FileNotFoundError:
+            return None
         except OSError:
             return None
         return b"\nkind: 1\n" in head.split(b"\n\n", 1)[0] + b"\n"

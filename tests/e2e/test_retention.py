@@ -85,6 +85,7 @@ class RetentionBase(unittest.TestCase):
         self.assertNotIn("bob@initech.com", by_contact)
         self.assertEqual(by_contact["jane@acme.com"]["held"], 1)
         self.assertEqual(self.db_count("SELECT count(*) FROM audit WHERE t < %d" % CUT), 0)
+        self.assertEqual(self.db_count("SELECT count(*) FROM contacts WHERE t < %d" % CUT), 0)
         # Held mail and the windows are not the audit log: both stay.
         self.assertEqual(len(self.u.spool_files()), 2)
         self.assertEqual(len(self.u.held_json()), 2)
@@ -99,6 +100,8 @@ class Retention(RetentionBase):
         self.assertEqual(self.pruned_counts(), [0, 0, 0])   # start-up, T0, T1
         old = self.db_count("SELECT count(*) FROM audit WHERE t < %d" % CUT)
         self.assertGreaterEqual(old, 2)     # at least held + flagged at T0
+        # the contact history (issue 12, cadence) goes with the audit
+        old += self.db_count("SELECT count(*) FROM contacts WHERE t < %d" % CUT)
         self.u.set_clock(T2)
         self.assertEqual(self.pruned_counts()[-1], old)
         self.assert_pruned_to_t1()
@@ -128,6 +131,7 @@ class RetentionForever(RetentionBase):
         # A reload that sets a retention prunes at once (SIGHUP).
         set_retention(self.u, "30d")
         old = self.db_count("SELECT count(*) FROM audit WHERE t < %d" % CUT)
+        old += self.db_count("SELECT count(*) FROM contacts WHERE t < %d" % CUT)
         self.u.proc.send_signal(signal.SIGHUP)
         self.u.wait_for(lambda: self.pruned_counts(), what="prune after reload")
         self.assertEqual(self.pruned_counts(), [old])

@@ -245,6 +245,80 @@ START_TEST(test_full_round_trip)
 }
 END_TEST
 
+
+START_TEST(test_cadence_keys_and_lines)
+{
+    const char *a = write_file("windows.d/c.windows",
+        "jane@acme.com  2027-07-01  reason=\"a window\"\n"
+        "jane@acme.com  cadence     min_gap=14d action=flag\n"
+        "@acme.com      cadence     max=\"2 per 30d\" scope=domain\n"
+        "bob@acme.com   cadence     min_gap=later\n", 0644);
+    struct config_errors e = { 0 };
+    struct config *c = load("[cadence]\nmin_gap = 7d\nmax = 3 per 30d\nscope = domain\n"
+                            "action = flag\nexempt = billing@acme.com\n"
+                            "[windows]\nfiles = windows.d/*.windows\n", &e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(e.n, 0);
+    ck_assert_int_eq(c->cadence.min_gap.days, 7);
+    ck_assert_int_eq(c->cadence.max, 3);
+    ck_assert_int_eq(c->cadence.per.days, 30);
+    ck_assert_int_eq(c->cadence.scope, CADENCE_DOMAIN);
+    ck_assert_int_eq(c->cadence.action, ACTION_FLAG);
+    ck_assert_str_eq(c->cadence_exempt, "billing@acme.com");
+    struct windows *ix = config_load_windows(c, 1767225600, &e);
+    ck_assert_ptr_nonnull(ix);
+    ck_assert_uint_eq(windows_count(ix), 1);          /* cadence lines are not windows */
+    ck_assert_uint_eq(c->cadence_ovr->n, 2);
+    ck_assert_uint_eq(e.n, 1);
+    ck_assert(has_error(&e, a, 4, "min_gap"));
+    windows_free(ix);
+    /* loading again (reload, -t) starts afresh */
+    config_errors_free(&e);
+    ix = config_load_windows(c, 1767225600, &e);
+    ck_assert_uint_eq(c->cadence_ovr->n, 2);
+    windows_free(ix);
+    config_free(c);
+    config_errors_free(&e);
+    /* off by default */
+    c = load("# nothing\n", &e);
+    ck_assert_int_eq(cadence_rule_active(&c->cadence), 0);
+    config_free(c);
+    config_errors_free(&e);
+}
+END_TEST
+
+START_TEST(test_followup_keys)
+{
+    struct config_errors e = { 0 };
+    struct config *c = load("# nothing set\n", &e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->followup_enabled, 1);
+    ck_assert_ptr_null(c->followup_team);
+    ck_assert_int_eq(c->followup_catch_up, 3 * 86400);
+    config_free(c);
+    c = load("[followup]\nenabled = no\nteam = sales@example.com\ncatch_up = 12h\n", &e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(e.n, 0);
+    ck_assert_int_eq(c->followup_enabled, 0);
+    ck_assert_str_eq(c->followup_team, "sales@example.com");
+    ck_assert_int_eq(c->followup_catch_up, 12 * 3600);
+    config_free(c);
+    c = load("# nothing\n", &e);
+    ck_assert_int_eq(c->digest_enabled, 0);
+    ck_assert_int_eq(c->digest_day, 1);
+    ck_assert_int_eq(c->digest_time, 8 * 60);
+    ck_assert_ptr_null(c->digest_managers);
+    config_free(c);
+    c = load("[digest]\nenabled = yes\nday = fri\ntime = 17:30\nmanagers = a@x.com, b@x.com\n", &e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->digest_enabled, 1);
+    ck_assert_int_eq(c->digest_day, 5);
+    ck_assert_int_eq(c->digest_time, 17 * 60 + 30);
+    ck_assert_str_eq(c->digest_managers, "a@x.com, b@x.com");
+    config_free(c);
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
     struct config_errors e = { 0 };
@@ -357,6 +431,16 @@ static const struct bad {
     { "[store]\nurl = postgresql://db/untild\nnode = Paris-1\n", 3, "a-z 0-9" },
     { "[store]\nurl = postgresql://db/untild\nnode = a\nbatch = 0\n", 4, "batch" },
     { "[store]\nurl = postgresql://db/untild\nnode = a\nretry_interval = 0\n", 4, "retry_interval" },
+    { "[followup]\nenabled = sometimes\n", 2, "yes or no" },
+    { "[followup]\ncatch_up = 45d\n", 2, "catch_up" },
+    { "[followup]\ncatch_up = 10s\n", 2, "catch_up" },
+    { "[cadence]\nmin_gap = soon\n", 2, "min_gap" },
+    { "[cadence]\nmax = 3 each 30d\n", 2, "max" },
+    { "[cadence]\nscope = planet\n", 2, "scope" },
+    { "[cadence]\naction = allow\n", 2, "action" },
+    { "[digest]\nday = someday\n", 2, "day" },
+    { "[digest]\ntime = off\n", 2, "time" },
+    { "[digest]\nmax_rows = 5\n", 2, "max_rows" },
 };
 
 START_TEST(test_each_error)
@@ -793,6 +877,8 @@ static Suite *config_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, test_full_round_trip);
     tcase_add_test(t, test_defaults);
+    tcase_add_test(t, test_followup_keys);
+    tcase_add_test(t, test_cadence_keys_and_lines);
     tcase_add_loop_test(t, test_each_error, 0,
                         (int)(sizeof bad / sizeof bad[0]));
     tcase_add_test(t, test_line_too_long);

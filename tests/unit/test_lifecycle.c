@@ -291,6 +291,56 @@ START_TEST(backoff_doubles_to_an_hour)
 }
 END_TEST
 
+/* Issue 12: a cadence rule is one more input, through lifecycle_ext: the
+ * later of it and the windows; it yields to a hand release; done
+ * recipients are not asked. The fake rule: "cadence"-marked recipients may
+ * be contacted from APR1 on, and it is a function of (m, r, now) only. */
+#define APR1 utc(2027, 4, 1, 10, 0)
+static int asked;
+static time_t fake_cadence(void *arg, const struct spool_meta *m, const struct spool_rcpt *r, time_t now)
+{
+    (void)arg; (void)m; (void)now;
+    asked++;
+    return r->window_id && !strcmp(r->window_id, "cadence") ? APR1 : 0;
+}
+
+START_TEST(cadence_is_one_more_input)
+{
+    struct msg x;
+    struct lifecycle lc;
+    struct lifecycle_ext ext = { fake_cadence, NULL };
+    char cad[] = "cadence";
+    msg_init(&x, "jane@acme.com", "bob@initech.com");
+    x.r[0].window_id = cad;
+    lifecycle_eval_ext(&pc, ix, &ext, &x.m, NOW, &lc);
+    ck_assert_int_eq(lc.state, HS_HELD);
+    ck_assert_int_eq(lc.due, APR1);
+    lifecycle_eval_ext(&pc, ix, &ext, &x.m, APR1, &lc);
+    ck_assert_int_eq(lc.state, HS_DUE);
+    /* a window on the other recipient ends later: the window decides */
+    win(ix, "w1", "bob@initech.com", 0, JUL1, ACTION_HOLD, NULL, 0);
+    lifecycle_eval_ext(&pc, ix, &ext, &x.m, NOW, &lc);
+    ck_assert_int_eq(lc.due, JUL1_9);
+    /* without the extension, as before */
+    lifecycle_eval(&pc, ix, &x.m, APR1 - 1, &lc);
+    ck_assert_int_eq(lc.due, JUL1_9);
+    windows_remove(ix, "w1");
+    lifecycle_eval(&pc, ix, &x.m, NOW, &lc);
+    ck_assert_int_eq(lc.state, HS_DUE);
+    /* a hand release wins over the rule */
+    x.m.released_at = NOW;
+    lifecycle_eval_ext(&pc, ix, &ext, &x.m, NOW, &lc);
+    ck_assert_int_eq(lc.state, HS_DUE);
+    x.m.released_at = 0;
+    /* a delivered recipient is not asked */
+    x.r[0].state = RCPT_DONE;
+    x.r[1].state = RCPT_DONE;
+    asked = 0;
+    lifecycle_eval_ext(&pc, ix, &ext, &x.m, NOW, &lc);
+    ck_assert_int_eq(asked, 0);
+}
+END_TEST
+
 int main(void)
 {
     setenv("TZ", "UTC", 1);
@@ -310,6 +360,7 @@ int main(void)
     tcase_add_test(tc, recurring_occurrence);
     tcase_add_test(tc, done_recipients_and_notices);
     tcase_add_test(tc, backoff_doubles_to_an_hour);
+    tcase_add_test(tc, cadence_is_one_more_input);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -618,6 +618,7 @@ START_TEST(test_command_until)
     ck_assert_int_eq(cmd(&cfg, "july@UNTILD.Invalid", &c), CMD_UNTIL);
     cfg.command_domain = "Untild.INVALID";
     ck_assert_int_eq(cmd(&cfg, "status@untild.invalid", &c), CMD_STATUS);
+    ck_assert_int_eq(cmd(&cfg, "followups@untild.invalid", &c), CMD_FOLLOWUPS);   /* issue 12 */
 }
 END_TEST
 

@@ -427,7 +427,7 @@ START_TEST(migrate_v3_prune_indexed)
     ck_assert_int_eq(store_seen_add(st, "<m@x>", "bob@acme.com", "rep@x", 10), 0);
     store_close(st);
     db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 5);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 6);
     /* Turn it back into what untild with schema 2 left behind. */
     ck_assert_int_eq(sqlite3_exec(db, "DROP INDEX seen_t; PRAGMA user_version = 2",
                                   NULL, NULL, NULL), SQLITE_OK);
@@ -439,7 +439,7 @@ START_TEST(migrate_v3_prune_indexed)
     ck_assert_int_eq(store_seen_has(st, "<m@x>", "bob@acme.com"), 1);
     store_close(st);
     db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 5);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 6);
     ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'seen_t'"), 1);
     raw_plan(db, "DELETE FROM seen WHERE t < 5", plan, sizeof plan);
     ck_assert_msg(strstr(plan, "INDEX seen_t") != NULL, "plan: %s", plan);
@@ -619,6 +619,146 @@ START_TEST(shared_apply_conflict_rule)
 }
 END_TEST
 
+/* ---- issue 12: follow-ups sent, reps of a contact, contact history ---- */
+
+static int collect_rep(const char *rep, void *arg)
+{
+    char *buf = arg;
+    strcat(buf, rep);
+    strcat(buf, ";");
+    return 0;
+}
+
+static int collect_row(const struct audit_rec *r, void *arg)
+{
+    char *buf = arg;
+    strcat(buf, r->event);
+    strcat(buf, r->msg_id ? r->msg_id : "-");
+    strcat(buf, ";");
+    return 0;
+}
+
+static int collect_contact(const struct store_contact *c, void *arg)
+{
+    char *buf = arg;
+    char one[200];
+    snprintf(one, sizeof one, "%ld %s %s %s;", (long)c->t, c->contact, c->rep ? c->rep : "-", c->channel);
+    strcat(buf, one);
+    return 0;
+}
+
+START_TEST(followup_rows)
+{
+    struct store *st = store_open(tmpdir);
+    char buf[1024] = "";
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_followup_sent(st, "w1", 1000), 0);
+    ck_assert_int_eq(store_followup_mark(st, "w1", 1000, 5000), 0);
+    ck_assert_int_eq(store_followup_mark(st, "w1", 1000, 5001), 0);   /* idempotent */
+    ck_assert_int_eq(store_followup_sent(st, "w1", 1000), 1);
+    ck_assert_int_eq(store_followup_sent(st, "w1", 2000), 0);         /* lengthened: new end */
+    /* the window's audit rows within a time range */
+    ck_assert_int_eq(store_audit(st, &(struct audit_rec){ 100, "window-added", "alice", "jane@acme.com",
+                                 "w1", "m1@x", "r" }), 0);
+    ck_assert_int_eq(store_audit(st, &(struct audit_rec){ 300, "window-ended", "alice", "jane@acme.com",
+                                 "w1", NULL, NULL }), 0);
+    ck_assert_int_eq(store_audit_foreach_window(st, "w1", 99, 101, collect_row, buf), 0);
+    ck_assert_str_eq(buf, "window-addedm1@x;");
+    /* reps held/flagged/rejected for a contact: address and domain keys */
+    store_audit(st, &(struct audit_rec){ 150, "held", "bob", "jane@acme.com", NULL, NULL, NULL });
+    store_audit(st, &(struct audit_rec){ 160, "flagged", "carol", "joe@sales.acme.com", NULL, NULL, NULL });
+    store_audit(st, &(struct audit_rec){ 170, "released", "dave", "jane@acme.com", NULL, NULL, NULL });
+    store_audit(st, &(struct audit_rec){ 180, "rejected", "erin", "x@notacme.com", NULL, NULL, NULL });
+    store_audit(st, &(struct audit_rec){ 900, "held", "late", "jane@acme.com", NULL, NULL, NULL });
+    buf[0] = '\0';
+    ck_assert_int_eq(store_audit_reps(st, "jane@acme.com", 0, 500, collect_rep, buf), 0);
+    ck_assert_str_eq(buf, "bob;");
+    buf[0] = '\0';
+    ck_assert_int_eq(store_audit_reps(st, "@acme.com", 0, 500, collect_rep, buf), 0);
+    ck_assert_str_eq(buf, "bob;carol;");
+    store_close(st);
+}
+END_TEST
+
+START_TEST(contacts_history)
+{
+    struct store *st = store_open(tmpdir);
+    char buf[2048] = "";
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(store_contact_add(st, &(struct store_contact){ 100, "jane@acme.com", "bob", "gate", "m1" }), 0);
+    ck_assert_int_eq(store_contact_add(st, &(struct store_contact){ 200, "joe@acme.com", "carol", "imap-sent", NULL }), 0);
+    ck_assert_int_eq(store_contact_add(st, &(struct store_contact){ 300, "jane@acme.com", NULL, "caldav", NULL }), 0);
+    ck_assert_int_eq(store_contact_add(st, &(struct store_contact){ 400, "x@sub.acme.com", "bob", "gate", NULL }), 0);
+    ck_assert_int_eq(store_contact_add(st, &(struct store_contact){ 1, "no-domain", "bob", "gate", NULL }), -1);
+    ck_assert_int_eq(store_contacts(st, "jane@acme.com", 0, 10, collect_contact, buf), 0);
+    ck_assert_str_eq(buf, "300 jane@acme.com - caldav;100 jane@acme.com bob gate;");
+    buf[0] = '\0';
+    ck_assert_int_eq(store_contacts(st, "@acme.com", 150, 10, collect_contact, buf), 0);
+    ck_assert_str_eq(buf, "300 jane@acme.com - caldav;200 joe@acme.com carol imap-sent;");
+    buf[0] = '\0';
+    ck_assert_int_eq(store_contacts(st, "@acme.com", 0, 1, collect_contact, buf), 0);
+    ck_assert_str_eq(buf, "300 jane@acme.com - caldav;");
+    /* retention prunes the history; sent follow-ups 31 days later */
+    ck_assert_int_eq(store_followup_mark(st, "w9", 1, 250), 0);
+    ck_assert_int_gt(store_prune(st, 250), 0);
+    buf[0] = '\0';
+    store_contacts(st, "@acme.com", 0, 10, collect_contact, buf);
+    ck_assert_str_eq(buf, "300 jane@acme.com - caldav;");
+    ck_assert_int_eq(store_followup_sent(st, "w9", 1), 1);
+    store_prune(st, 250 + 31 * 86400 + 1);
+    ck_assert_int_eq(store_followup_sent(st, "w9", 1), 0);
+    store_close(st);
+}
+END_TEST
+
+static int collect_cad(const char *who, const char *opts, const char *by, time_t t, void *arg)
+{
+    char *buf = arg;
+    char one[300];
+    snprintf(one, sizeof one, "%s=%s(%s,%ld);", who, opts, by ? by : "-", (long)t);
+    strcat(buf, one);
+    return 0;
+}
+
+START_TEST(inbound_range_overrides)
+{
+    struct store *st = store_open(tmpdir);
+    char buf[1024] = "";
+    ck_assert_ptr_nonnull(st);
+    /* inbound: what a contact sent the rep (reply exemption) */
+    ck_assert_int_eq(store_inbound_add(st, "c1@acme.com", "jane@acme.com", "rep", 100), 0);
+    ck_assert_int_eq(store_inbound_add(st, "c1@acme.com", "jane@acme.com", "rep", 100), 0);
+    ck_assert_int_eq(store_inbound_has(st, "c1@acme.com", "jane@acme.com"), 1);
+    ck_assert_int_eq(store_inbound_has(st, "c1@acme.com", "joe@acme.com"), 0);
+    /* contacts in a time range, oldest first, until excluded */
+    store_contact_add(st, &(struct store_contact){ 10, "a@x.com", "bob", "gate", NULL });
+    store_contact_add(st, &(struct store_contact){ 20, "b@x.com", "bob", "imap-sent", NULL });
+    store_contact_add(st, &(struct store_contact){ 30, "c@x.com", "bob", "gate", NULL });
+    ck_assert_int_eq(store_contacts_range(st, 10, 30, 10, collect_contact, buf), 0);
+    ck_assert_str_eq(buf, "10 a@x.com bob gate;20 b@x.com bob imap-sent;");
+    /* forgetting a contact counted at delivery start */
+    store_contact_add(st, &(struct store_contact){ 40, "d@x.com", "bob", "release", "spool1" });
+    ck_assert_int_eq(store_contact_forget(st, "d@x.com", "spool1", "release"), 0);
+    buf[0] = '\0';
+    store_contacts(st, "d@x.com", 0, 10, collect_contact, buf);
+    ck_assert_str_eq(buf, "");
+    /* cadence overrides */
+    ck_assert_int_eq(store_cadence_set(st, "@acme.com", "action=flag", "admin", 5), 0);
+    ck_assert_int_eq(store_cadence_set(st, "@acme.com", "min_gap=14d", "root", 6), 0);
+    ck_assert_int_eq(store_cadence_set(st, "b@x.com", "action=allow", NULL, 7), 0);
+    buf[0] = '\0';
+    ck_assert_int_eq(store_cadence_foreach(st, collect_cad, buf), 0);
+    ck_assert_str_eq(buf, "@acme.com=min_gap=14d(root,6);b@x.com=action=allow(-,7);");
+    ck_assert_int_eq(store_cadence_del(st, "b@x.com"), 0);
+    ck_assert_int_eq(store_cadence_del(st, "b@x.com"), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    /* retention prunes inbound too */
+    ck_assert_int_gt(store_prune(st, 200), 0);
+    ck_assert_int_eq(store_inbound_has(st, "c1@acme.com", "jane@acme.com"), 0);
+    store_close(st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("store");
@@ -640,6 +780,9 @@ int main(void)
     tcase_add_test(tc, invitations);
     tcase_add_test(tc, shared_journal);
     tcase_add_test(tc, shared_apply_conflict_rule);
+    tcase_add_test(tc, followup_rows);
+    tcase_add_test(tc, contacts_history);
+    tcase_add_test(tc, inbound_range_overrides);
     suite_add_tcase(su, tc);
     sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
