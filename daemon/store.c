@@ -13,6 +13,7 @@
  * Diagnostics: log_error with SQLite's message; calls return -1 with errno
  * (EIO for database errors, ENOENT for absent rows). Main thread only. */
 #include "untild/store.h"
+#include "untild/store_int.h"
 #include "untild/log.h"
 #include "untild/when.h"
 
@@ -26,21 +27,6 @@
 
 #define STORE_SCHEMA_VERSION 6
 
-enum {
-    Q_WIN_INSERT, Q_WIN_SET_ID, Q_WIN_UPSERT, Q_WIN_DELETE, Q_WIN_ALL,
-    Q_AUDIT_ADD, Q_AUDIT_SINCE, Q_AUDIT_HAS_MSG, Q_AUDIT_MSG, Q_SEEN_ADD, Q_SEEN_HAS,
-    Q_KV_SET, Q_KV_GET, Q_KV_DEL, Q_KV_PREFIX, Q_PRUNE_AUDIT, Q_PRUNE_SEEN,
-    Q_INVITE_ADD, Q_INVITE_HAS, Q_PRUNE_INVITE,
-    Q_AUDIT_WINDOW, Q_AUDIT_REPS, Q_FU_SENT, Q_FU_MARK, Q_PRUNE_FU,
-    Q_CONTACT_ADD, Q_CONTACT_ADDR, Q_CONTACT_DOM, Q_PRUNE_CONTACT, Q_CONTACT_DEL,
-    Q_INBOUND_ADD, Q_INBOUND_HAS, Q_PRUNE_INBOUND, Q_CONTACT_RANGE,
-    Q_CAD_SET, Q_CAD_DEL, Q_CAD_ALL, Q_FUI_SET, Q_FUI_DEL, Q_FUI_ALL,
-    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-    /* the shared-state seam (store_pg.c), schema v5 */
-    Q_JOURNAL_ADD, Q_JOURNAL_ACK, Q_JOURNAL_COUNT, Q_TOMB_GET, Q_TOMB_SET,
-    Q_TOMB_DEL, Q_WIN_CHANGED_AT,
-    Q_COUNT
-};
 
 static const char *const queries[Q_COUNT] = {
     [Q_WIN_INSERT] =
@@ -231,22 +217,13 @@ static const char schema_v6[] =
     "CREATE TABLE IF NOT EXISTS followup_items ("
     " window_id TEXT PRIMARY KEY, state TEXT NOT NULL);";
 
-struct store {
-    sqlite3 *db;
-    sqlite3_stmt *q[Q_COUNT];
-    /* shared state: NULL wake = SQLite only (no journal) */
-    void (*wake)(void *arg);
-    void *wake_arg;
-    char idsuffix[8];          /* "-<node>" */
-    int64_t last_at;           /* the last change time handed out (stamp) */
-};
 
 static int share_begin(struct store *st);
 static int journal_add(struct store *st, const struct store_change *c);
 static int share_commit(struct store *st, int rc, const struct store_change *c);
 static int64_t stamp(struct store *st);
 
-static int db_fail(struct store *st, const char *what)
+int store_db_fail(struct store *st, const char *what)
 {
     log_error("store: %s: %s", what, sqlite3_errmsg(st->db));
     errno = sqlite3_errcode(st->db) == SQLITE_NOMEM ? ENOMEM : EIO;
@@ -254,12 +231,12 @@ static int db_fail(struct store *st, const char *what)
 }
 
 /* Run a statement to completion (no rows expected), then reset it. */
-static int step_done(struct store *st, int qi, const char *what)
+int store_step_done(struct store *st, int qi, const char *what)
 {
     sqlite3_stmt *q = st->q[qi];
     int rc = sqlite3_step(q);
     if (rc != SQLITE_DONE) {
-        db_fail(st, what);
+        store_db_fail(st, what);
         sqlite3_reset(q);
         sqlite3_clear_bindings(q);
         errno = rc == SQLITE_NOMEM ? ENOMEM : EIO;
@@ -270,7 +247,7 @@ static int step_done(struct store *st, int qi, const char *what)
     return 0;
 }
 
-static int bind_text(sqlite3_stmt *q, int i, const char *s)
+int store_bind_text(sqlite3_stmt *q, int i, const char *s)
 {
     if (s == NULL)
         return sqlite3_bind_null(q, i);
@@ -282,11 +259,11 @@ static int get_user_version(struct store *st, int *v)
     sqlite3_stmt *q;
     int rc;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
-        return db_fail(st, "user_version");
+        return store_db_fail(st, "user_version");
     rc = sqlite3_step(q);
     if (rc != SQLITE_ROW) {
         sqlite3_finalize(q);
-        return db_fail(st, "user_version");
+        return store_db_fail(st, "user_version");
     }
     *v = sqlite3_column_int(q, 0);
     sqlite3_finalize(q);
@@ -446,18 +423,18 @@ static char *join_who(const struct window *w)
 
 static void bind_window(sqlite3_stmt *q, const struct window *w, const char *who)
 {
-    bind_text(q, 2, who);
+    store_bind_text(q, 2, who);
     sqlite3_bind_int64(q, 3, (sqlite3_int64)w->from);
     if (w->until == WHEN_NEVER)
         sqlite3_bind_null(q, 4);
     else
         sqlite3_bind_int64(q, 4, (sqlite3_int64)w->until);
-    bind_text(q, 5, w->rrule);
+    store_bind_text(q, 5, w->rrule);
     sqlite3_bind_int64(q, 6, (sqlite3_int64)w->duration);
-    bind_text(q, 7, w->tz);
+    store_bind_text(q, 7, w->tz);
     sqlite3_bind_int(q, 8, (int)w->action);
-    bind_text(q, 9, w->reason);
-    bind_text(q, 10, w->owner);
+    store_bind_text(q, 9, w->reason);
+    store_bind_text(q, 10, w->owner);
     sqlite3_bind_int(q, 11, (int)w->source);
     sqlite3_bind_int64(q, 12, (sqlite3_int64)w->created);
 }
@@ -494,13 +471,13 @@ int store_window_add(struct store *st, struct window *w)
             free(who);
             return -1;
         }
-        bind_text(q, 1, w->id);
+        store_bind_text(q, 1, w->id);
         bind_window(q, w, who);
         sqlite3_bind_int64(q, 13, at);
-        rc = step_done(st, Q_WIN_UPSERT, "window add");
+        rc = store_step_done(st, Q_WIN_UPSERT, "window add");
         if (rc == 0 && st->wake) {
-            bind_text(st->q[Q_TOMB_DEL], 1, w->id);
-            rc = step_done(st, Q_TOMB_DEL, "tomb");
+            store_bind_text(st->q[Q_TOMB_DEL], 1, w->id);
+            rc = store_step_done(st, Q_TOMB_DEL, "tomb");
         }
         window_change(w, who, at, &c);
         rc = share_commit(st, rc, &c);
@@ -509,7 +486,7 @@ int store_window_add(struct store *st, struct window *w)
     }
     /* The id derives from the row number, known only after the insert: do
      * both in one transaction so no row ever lacks its id on disk. */
-    if (step_done(st, Q_BEGIN, "begin") < 0) {
+    if (store_step_done(st, Q_BEGIN, "begin") < 0) {
         free(who);
         return -1;
     }
@@ -519,7 +496,7 @@ int store_window_add(struct store *st, struct window *w)
         int len;
         bind_window(q, w, who);
         sqlite3_bind_int64(q, 13, at);
-        if (step_done(st, Q_WIN_INSERT, "window add") < 0)
+        if (store_step_done(st, Q_WIN_INSERT, "window add") < 0)
             goto rollback;
         n = sqlite3_last_insert_rowid(st->db);
         len = snprintf(w->id, sizeof w->id, "w%lld%s", (long long)n, st->idsuffix);
@@ -529,8 +506,8 @@ int store_window_add(struct store *st, struct window *w)
             goto rollback;
         }
         sqlite3_bind_int64(st->q[Q_WIN_SET_ID], 1, n);
-        bind_text(st->q[Q_WIN_SET_ID], 2, st->idsuffix);
-        if (step_done(st, Q_WIN_SET_ID, "window id") < 0)
+        store_bind_text(st->q[Q_WIN_SET_ID], 2, st->idsuffix);
+        if (store_step_done(st, Q_WIN_SET_ID, "window id") < 0)
             goto rollback;
         if (st->wake) {
             window_change(w, who, at, &c);
@@ -542,7 +519,7 @@ int store_window_add(struct store *st, struct window *w)
             free(who);
             return 0;
         }
-        if (step_done(st, Q_COMMIT, "commit") < 0)
+        if (store_step_done(st, Q_COMMIT, "commit") < 0)
             goto rollback;
         free(who);
         return 0;
@@ -550,7 +527,7 @@ int store_window_add(struct store *st, struct window *w)
 rollback:
     {
         int e = errno;
-        step_done(st, Q_ROLLBACK, "rollback");
+        store_step_done(st, Q_ROLLBACK, "rollback");
         errno = e;
     }
     free(who);
@@ -563,8 +540,8 @@ int store_window_delete(struct store *st, const char *id)
     int rc;
     if (share_begin(st) < 0)
         return -1;
-    bind_text(st->q[Q_WIN_DELETE], 1, id);
-    rc = step_done(st, Q_WIN_DELETE, "window delete");
+    store_bind_text(st->q[Q_WIN_DELETE], 1, id);
+    rc = store_step_done(st, Q_WIN_DELETE, "window delete");
     if (rc == 0 && sqlite3_changes(st->db) == 0) {
         errno = ENOENT;
         rc = -1;
@@ -574,9 +551,9 @@ int store_window_delete(struct store *st, const char *id)
         c.t[0] = (char *)id;
         c.i[4] = WSRC_RUNTIME;
         if (rc == 0) {
-            bind_text(st->q[Q_TOMB_SET], 1, id);
+            store_bind_text(st->q[Q_TOMB_SET], 1, id);
             sqlite3_bind_int64(st->q[Q_TOMB_SET], 2, c.changed_at);
-            rc = step_done(st, Q_TOMB_SET, "tomb");
+            rc = store_step_done(st, Q_TOMB_SET, "tomb");
         }
         return share_commit(st, rc, &c);
     }
@@ -653,7 +630,7 @@ int store_windows_load(struct store *st, struct windows *ix)
         }
     }
     if (ret == 0 && rc != SQLITE_DONE)
-        ret = db_fail(st, "windows load");
+        ret = store_db_fail(st, "windows load");
     sqlite3_reset(q);
     return ret;
 }
@@ -668,12 +645,12 @@ int store_audit(struct store *st, const struct audit_rec *r)
         return -1;
     }
     sqlite3_bind_int64(q, 1, (sqlite3_int64)r->t);
-    bind_text(q, 2, r->event);
-    bind_text(q, 3, r->rep);
-    bind_text(q, 4, r->contact);
-    bind_text(q, 5, r->window_id);
-    bind_text(q, 6, r->msg_id);
-    bind_text(q, 7, r->detail);
+    store_bind_text(q, 2, r->event);
+    store_bind_text(q, 3, r->rep);
+    store_bind_text(q, 4, r->contact);
+    store_bind_text(q, 5, r->window_id);
+    store_bind_text(q, 6, r->msg_id);
+    store_bind_text(q, 7, r->detail);
     /* The audit is a record, not a promise: its rows need not survive a
      * power cut (they do survive a crash of the process, WAL is in the page
      * cache), so it skips the fsync that held mail and windows pay for. */
@@ -685,7 +662,7 @@ int store_audit(struct store *st, const struct audit_rec *r)
         c.t[2] = (char *)r->contact; c.t[3] = (char *)r->window_id;
         c.t[4] = (char *)r->msg_id; c.t[5] = (char *)r->detail;
         c.i[0] = r->t;
-        rc = share_commit(st, step_done(st, Q_AUDIT_ADD, "audit"), &c);
+        rc = share_commit(st, store_step_done(st, Q_AUDIT_ADD, "audit"), &c);
     }
     sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
     return rc;
@@ -711,7 +688,7 @@ int store_audit_foreach(struct store *st, time_t since,
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(st, "audit read");
+        ret = store_db_fail(st, "audit read");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return ret;
@@ -723,11 +700,11 @@ int store_audit_has_msg(struct store *st, const char *msg_id, time_t since)
     int rc;
     if (msg_id == NULL)
         return 0;
-    bind_text(q, 1, msg_id);
+    store_bind_text(q, 1, msg_id);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)since);
     rc = sqlite3_step(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        db_fail(st, "audit lookup");
+        store_db_fail(st, "audit lookup");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -741,7 +718,7 @@ int store_audit_foreach_msg(struct store *st, const char *msg_id, time_t since,
     int rc, ret = 0;
     if (msg_id == NULL)
         return 0;
-    bind_text(q, 1, msg_id);
+    store_bind_text(q, 1, msg_id);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)since);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         struct audit_rec r;
@@ -756,7 +733,7 @@ int store_audit_foreach_msg(struct store *st, const char *msg_id, time_t since,
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(st, "audit read");
+        ret = store_db_fail(st, "audit read");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return ret;
@@ -774,14 +751,14 @@ int store_seen_add(struct store *st, const char *message_id,
     }
     if (share_begin(st) < 0)
         return -1;
-    bind_text(q, 1, message_id);
-    bind_text(q, 2, contact);
-    bind_text(q, 3, rep);
+    store_bind_text(q, 1, message_id);
+    store_bind_text(q, 2, contact);
+    store_bind_text(q, 3, rep);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
     struct store_change c = { .kind = 's', .changed_at = stamp(st) };
     c.t[0] = (char *)message_id; c.t[1] = (char *)contact; c.t[2] = (char *)rep;
     c.i[0] = t;
-    return share_commit(st, step_done(st, Q_SEEN_ADD, "seen add"), &c);
+    return share_commit(st, store_step_done(st, Q_SEEN_ADD, "seen add"), &c);
 }
 
 int store_seen_has(struct store *st, const char *message_id,
@@ -791,11 +768,11 @@ int store_seen_has(struct store *st, const char *message_id,
     int rc;
     if (message_id == NULL || contact == NULL)
         return 0;
-    bind_text(q, 1, message_id);
-    bind_text(q, 2, contact);
+    store_bind_text(q, 1, message_id);
+    store_bind_text(q, 2, contact);
     rc = sqlite3_step(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        db_fail(st, "seen lookup");
+        store_db_fail(st, "seen lookup");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -813,14 +790,14 @@ int store_invite_add(struct store *st, const char *rep, const char *uid,
     }
     if (share_begin(st) < 0)
         return -1;
-    bind_text(q, 1, rep);
-    bind_text(q, 2, uid);
-    bind_text(q, 3, organizer);
+    store_bind_text(q, 1, rep);
+    store_bind_text(q, 2, uid);
+    store_bind_text(q, 3, organizer);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
     struct store_change c = { .kind = 'i', .changed_at = stamp(st) };
     c.t[0] = (char *)rep; c.t[1] = (char *)uid; c.t[2] = (char *)organizer;
     c.i[0] = t;
-    return share_commit(st, step_done(st, Q_INVITE_ADD, "invitation add"), &c);
+    return share_commit(st, store_step_done(st, Q_INVITE_ADD, "invitation add"), &c);
 }
 
 int store_invite_has(struct store *st, const char *rep, const char *uid,
@@ -830,12 +807,12 @@ int store_invite_has(struct store *st, const char *rep, const char *uid,
     int rc;
     if (!rep || !uid || !organizer)
         return 0;
-    bind_text(q, 1, rep);
-    bind_text(q, 2, uid);
-    bind_text(q, 3, organizer);
+    store_bind_text(q, 1, rep);
+    store_bind_text(q, 2, uid);
+    store_bind_text(q, 3, organizer);
     rc = sqlite3_step(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        db_fail(st, "invitation lookup");
+        store_db_fail(st, "invitation lookup");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -848,18 +825,18 @@ int store_prune(struct store *st, time_t before)
     sqlite3_int64 n;
     /* One transaction: a crash leaves either both tables pruned or neither,
      * and the two deletes cost one fsync. */
-    if (step_done(st, Q_BEGIN, "begin") < 0)
+    if (store_step_done(st, Q_BEGIN, "begin") < 0)
         return -1;
     sqlite3_bind_int64(st->q[Q_PRUNE_AUDIT], 1, (sqlite3_int64)before);
-    if (step_done(st, Q_PRUNE_AUDIT, "prune audit") < 0)
+    if (store_step_done(st, Q_PRUNE_AUDIT, "prune audit") < 0)
         goto rollback;
     n = sqlite3_changes64(st->db);
     sqlite3_bind_int64(st->q[Q_PRUNE_SEEN], 1, (sqlite3_int64)before);
-    if (step_done(st, Q_PRUNE_SEEN, "prune seen") < 0)
+    if (store_step_done(st, Q_PRUNE_SEEN, "prune seen") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
     sqlite3_bind_int64(st->q[Q_PRUNE_INVITE], 1, (sqlite3_int64)before);
-    if (step_done(st, Q_PRUNE_INVITE, "prune invitations") < 0)
+    if (store_step_done(st, Q_PRUNE_INVITE, "prune invitations") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
     /* Shared: the same cut goes to PostgreSQL ('p'); the shortest
@@ -868,21 +845,21 @@ int store_prune(struct store *st, time_t before)
                                                             .i = { (int64_t)before } }) < 0)
         goto rollback;
     sqlite3_bind_int64(st->q[Q_PRUNE_CONTACT], 1, (sqlite3_int64)before);
-    if (step_done(st, Q_PRUNE_CONTACT, "prune contacts") < 0)
+    if (store_step_done(st, Q_PRUNE_CONTACT, "prune contacts") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
     sqlite3_bind_int64(st->q[Q_PRUNE_INBOUND], 1, (sqlite3_int64)before);
-    if (step_done(st, Q_PRUNE_INBOUND, "prune inbound") < 0)
+    if (store_step_done(st, Q_PRUNE_INBOUND, "prune inbound") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
     /* A sent follow-up is only looked up within [followup] catch_up (at
      * most 30 days) of its due time: keep its row that much longer, so a
      * short retention cannot make a restart send it again. */
     sqlite3_bind_int64(st->q[Q_PRUNE_FU], 1, (sqlite3_int64)(before - 31 * 86400));
-    if (step_done(st, Q_PRUNE_FU, "prune follow-ups") < 0)
+    if (store_step_done(st, Q_PRUNE_FU, "prune follow-ups") < 0)
         goto rollback;
     n += sqlite3_changes64(st->db);
-    if (step_done(st, Q_COMMIT, "commit") < 0)
+    if (store_step_done(st, Q_COMMIT, "commit") < 0)
         goto rollback;
     if (st->wake)
         st->wake(st->wake_arg);
@@ -890,7 +867,7 @@ int store_prune(struct store *st, time_t before)
 rollback:
     {
         int e = errno;
-        step_done(st, Q_ROLLBACK, "rollback");
+        store_step_done(st, Q_ROLLBACK, "rollback");
         errno = e;
     }
     return -1;
@@ -907,18 +884,18 @@ int store_kv_set(struct store *st, const char *key, const char *value)
     int rc;
     if (shared && share_begin(st) < 0)
         return -1;
-    bind_text(st->q[Q_KV_SET], 1, key);
-    bind_text(st->q[Q_KV_SET], 2, value);
-    rc = step_done(st, Q_KV_SET, "kv set");
+    store_bind_text(st->q[Q_KV_SET], 1, key);
+    store_bind_text(st->q[Q_KV_SET], 2, value);
+    rc = store_step_done(st, Q_KV_SET, "kv set");
     if (!shared)
         return rc;
     struct store_change c = { .kind = 'e', .changed_at = stamp(st) };
     c.t[0] = (char *)key + 6;
     c.i[4] = WSRC_FILE;
     if (rc == 0) {
-        bind_text(st->q[Q_TOMB_SET], 1, c.t[0]);
+        store_bind_text(st->q[Q_TOMB_SET], 1, c.t[0]);
         sqlite3_bind_int64(st->q[Q_TOMB_SET], 2, c.changed_at);
-        rc = step_done(st, Q_TOMB_SET, "tomb");
+        rc = store_step_done(st, Q_TOMB_SET, "tomb");
     }
     return share_commit(st, rc, &c);
 }
@@ -928,7 +905,7 @@ char *store_kv_get(struct store *st, const char *key)
     sqlite3_stmt *q = st->q[Q_KV_GET];
     char *v = NULL;
     int rc;
-    bind_text(q, 1, key);
+    store_bind_text(q, 1, key);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         v = col_dup(q, 0);
@@ -937,7 +914,7 @@ char *store_kv_get(struct store *st, const char *key)
     } else if (rc == SQLITE_DONE) {
         errno = ENOENT;
     } else {
-        db_fail(st, "kv get");
+        store_db_fail(st, "kv get");
     }
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
@@ -946,8 +923,8 @@ char *store_kv_get(struct store *st, const char *key)
 
 int store_kv_del(struct store *st, const char *key)
 {
-    bind_text(st->q[Q_KV_DEL], 1, key);
-    return step_done(st, Q_KV_DEL, "kv del");
+    store_bind_text(st->q[Q_KV_DEL], 1, key);
+    return store_step_done(st, Q_KV_DEL, "kv del");
 }
 
 /* ---------- shared state: the seam store_pg.c uses ----------
@@ -985,20 +962,20 @@ void store_share(struct store *st, const char *node, void (*wake)(void *), void 
 
 static int share_begin(struct store *st)
 {
-    return st->wake ? step_done(st, Q_BEGIN, "begin") : 0;
+    return st->wake ? store_step_done(st, Q_BEGIN, "begin") : 0;
 }
 
 static int journal_add(struct store *st, const struct store_change *c)
 {
     sqlite3_stmt *q = st->q[Q_JOURNAL_ADD];
     char kind[2] = { c->kind, '\0' };
-    bind_text(q, 1, kind);
+    store_bind_text(q, 1, kind);
     sqlite3_bind_int64(q, 2, c->changed_at);
     for (int k = 0; k < 6; k++) {
-        bind_text(q, 3 + k, c->t[k]);
+        store_bind_text(q, 3 + k, c->t[k]);
         sqlite3_bind_int64(q, 9 + k, c->i[k]);
     }
-    return step_done(st, Q_JOURNAL_ADD, "journal");
+    return store_step_done(st, Q_JOURNAL_ADD, "journal");
 }
 
 /* End the transaction share_begin opened: with rc == 0 add c to the
@@ -1009,12 +986,12 @@ static int share_commit(struct store *st, int rc, const struct store_change *c)
         return rc;
     if (rc == 0)
         rc = journal_add(st, c);
-    if (rc == 0 && step_done(st, Q_COMMIT, "commit") == 0) {
+    if (rc == 0 && store_step_done(st, Q_COMMIT, "commit") == 0) {
         st->wake(st->wake_arg);
         return 0;
     }
     int e = errno;
-    step_done(st, Q_ROLLBACK, "rollback");
+    store_step_done(st, Q_ROLLBACK, "rollback");
     errno = e;
     return -1;
 }
@@ -1046,7 +1023,7 @@ int store_window_retract(struct store *st, const char *id, enum window_source so
 int store_journal_ack(struct store *st, int64_t upto)
 {
     sqlite3_bind_int64(st->q[Q_JOURNAL_ACK], 1, upto);
-    return step_done(st, Q_JOURNAL_ACK, "journal ack");
+    return store_step_done(st, Q_JOURNAL_ACK, "journal ack");
 }
 
 int64_t store_journal_pending(struct store *st)
@@ -1072,7 +1049,7 @@ static int64_t lookup_at(struct store *st, int qi, const char *id)
 {
     sqlite3_stmt *q = st->q[qi];
     int64_t at = -1;
-    bind_text(q, 1, id);
+    store_bind_text(q, 1, id);
     if (sqlite3_step(q) == SQLITE_ROW)
         at = sqlite3_column_int64(q, 0);
     sqlite3_reset(q);
@@ -1094,32 +1071,32 @@ static int apply_window(struct store *st, struct store_change *c)
         if (store_change_window(c, &w, &whobuf) < 0)
             return -1;
         sqlite3_stmt *q = st->q[Q_WIN_UPSERT];
-        bind_text(q, 1, w.id);
+        store_bind_text(q, 1, w.id);
         bind_window(q, &w, c->t[1]);
         sqlite3_bind_int64(q, 13, c->changed_at);
         free(w.who);
         free(whobuf);
-        if (step_done(st, Q_WIN_UPSERT, "window apply") < 0)
+        if (store_step_done(st, Q_WIN_UPSERT, "window apply") < 0)
             return -1;
-        bind_text(st->q[Q_TOMB_DEL], 1, c->t[0]);
+        store_bind_text(st->q[Q_TOMB_DEL], 1, c->t[0]);
         c->applied = 1;
-        return step_done(st, Q_TOMB_DEL, "tomb");
+        return store_step_done(st, Q_TOMB_DEL, "tomb");
     }
     if (row > c->changed_at || tomb >= c->changed_at)
         return 0;
-    bind_text(st->q[Q_WIN_DELETE], 1, c->t[0]);
-    if (step_done(st, Q_WIN_DELETE, "window apply") < 0)
+    store_bind_text(st->q[Q_WIN_DELETE], 1, c->t[0]);
+    if (store_step_done(st, Q_WIN_DELETE, "window apply") < 0)
         return -1;
-    bind_text(st->q[Q_TOMB_SET], 1, c->t[0]);
+    store_bind_text(st->q[Q_TOMB_SET], 1, c->t[0]);
     sqlite3_bind_int64(st->q[Q_TOMB_SET], 2, c->changed_at);
-    if (step_done(st, Q_TOMB_SET, "tomb") < 0)
+    if (store_step_done(st, Q_TOMB_SET, "tomb") < 0)
         return -1;
     if (c->i[4] == WSRC_FILE) {
         char key[WINDOW_ID_MAX + 8];
         snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, c->t[0]);
-        bind_text(st->q[Q_KV_SET], 1, key);
-        bind_text(st->q[Q_KV_SET], 2, "1");
-        if (step_done(st, Q_KV_SET, "kv set") < 0)
+        store_bind_text(st->q[Q_KV_SET], 1, key);
+        store_bind_text(st->q[Q_KV_SET], 2, "1");
+        if (store_step_done(st, Q_KV_SET, "kv set") < 0)
             return -1;
     }
     c->applied = 1;
@@ -1137,7 +1114,7 @@ static int apply_one(struct store *st, struct store_change *c)
         q = st->q[qi = Q_AUDIT_ADD];
         sqlite3_bind_int64(q, 1, c->i[0]);
         for (int k = 0; k < 6; k++)
-            bind_text(q, 2 + k, c->t[k]);
+            store_bind_text(q, 2 + k, c->t[k]);
         if (c->t[0] == NULL)
             return 0;
     } else if (c->kind == 's' || c->kind == 'i') {
@@ -1146,33 +1123,33 @@ static int apply_one(struct store *st, struct store_change *c)
         if (!c->t[0] || !c->t[1] || (c->kind == 'i' && !c->t[2]))
             return 0;
         for (int k = 0; k < 3; k++)
-            bind_text(q, 1 + k, c->t[k]);
+            store_bind_text(q, 1 + k, c->t[k]);
         sqlite3_bind_int64(q, 4, c->i[0]);
     } else {
         return 0;   /* a kind from a newer untild: skipped */
     }
     c->applied = 1;
-    return step_done(st, qi, "apply");
+    return store_step_done(st, qi, "apply");
 }
 
 int store_apply(struct store *st, struct store_change *c, size_t n, int64_t feed_seq)
 {
     char seq[24];
-    if (step_done(st, Q_BEGIN, "begin") < 0)
+    if (store_step_done(st, Q_BEGIN, "begin") < 0)
         return -1;
     for (size_t k = 0; k < n; k++)
         if (apply_one(st, &c[k]) < 0)
             goto rollback;
     snprintf(seq, sizeof seq, "%lld", (long long)feed_seq);
-    bind_text(st->q[Q_KV_SET], 1, "pg:seq");
-    bind_text(st->q[Q_KV_SET], 2, seq);
-    if (step_done(st, Q_KV_SET, "kv set") < 0 || step_done(st, Q_COMMIT, "commit") < 0)
+    store_bind_text(st->q[Q_KV_SET], 1, "pg:seq");
+    store_bind_text(st->q[Q_KV_SET], 2, seq);
+    if (store_step_done(st, Q_KV_SET, "kv set") < 0 || store_step_done(st, Q_COMMIT, "commit") < 0)
         goto rollback;
     return 0;
 rollback:
     {
         int e = errno;
-        step_done(st, Q_ROLLBACK, "rollback");
+        store_step_done(st, Q_ROLLBACK, "rollback");
         errno = e;
     }
     for (size_t k = 0; k < n; k++)
@@ -1288,8 +1265,8 @@ int store_kv_foreach_prefix(struct store *st, const char *prefix,
     memcpy(hi, prefix, n + 1);
     hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
     sqlite3_stmt *q = st->q[Q_KV_PREFIX];
-    bind_text(q, 1, prefix);
-    bind_text(q, 2, hi);
+    store_bind_text(q, 1, prefix);
+    store_bind_text(q, 2, hi);
     int rc, count = 0;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(q, 0);
@@ -1301,269 +1278,9 @@ int store_kv_foreach_prefix(struct store *st, const char *prefix,
         }
     }
     if (rc != SQLITE_DONE)
-        count = db_fail(st, "kv prefix");
+        count = store_db_fail(st, "kv prefix");
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     return count;
 }
 
-/* ---------- follow-up (issue 12) ---------- */
-
-static int read_audit_row(sqlite3_stmt *q, int (*fn)(const struct audit_rec *r, void *arg),
-                          void *arg)
-{
-    struct audit_rec r;
-    r.t = (time_t)sqlite3_column_int64(q, 0);
-    r.event = (const char *)sqlite3_column_text(q, 1);
-    r.rep = (const char *)sqlite3_column_text(q, 2);
-    r.contact = (const char *)sqlite3_column_text(q, 3);
-    r.window_id = (const char *)sqlite3_column_text(q, 4);
-    r.msg_id = (const char *)sqlite3_column_text(q, 5);
-    r.detail = (const char *)sqlite3_column_text(q, 6);
-    return fn(&r, arg);
-}
-
-int store_audit_foreach_window(struct store *st, const char *window_id, time_t since,
-                               time_t until, int (*fn)(const struct audit_rec *r, void *arg),
-                               void *arg)
-{
-    sqlite3_stmt *q = st->q[Q_AUDIT_WINDOW];
-    int rc, ret = 0;
-    bind_text(q, 1, window_id);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)since);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)until);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        if (read_audit_row(q, fn, arg) != 0)
-            break;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(st, "audit read");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-    return ret;
-}
-
-int store_audit_reps(struct store *st, const char *key, time_t since, time_t until,
-                     int (*fn)(const char *rep, void *arg), void *arg)
-{
-    sqlite3_stmt *q = st->q[Q_AUDIT_REPS];
-    char like[300], sub[300];
-    int rc, ret = 0;
-    /* "@acme.com" covers its addresses and subdomains; an address only
-     * itself (LIKEs that cannot match). */
-    if (key[0] == '@') {
-        snprintf(like, sizeof like, "%%%s", key);
-        snprintf(sub, sizeof sub, "%%.%s", key + 1);
-    } else {
-        snprintf(like, sizeof like, "\x01");
-        snprintf(sub, sizeof sub, "\x01");
-    }
-    bind_text(q, 1, key);
-    bind_text(q, 2, like);
-    bind_text(q, 5, sub);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)since);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)until);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *rep = (const char *)sqlite3_column_text(q, 0);
-        if (rep && fn(rep, arg) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(st, "audit reps");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-    return ret;
-}
-
-int store_followup_sent(struct store *st, const char *window_id, time_t until)
-{
-    sqlite3_stmt *q = st->q[Q_FU_SENT];
-    bind_text(q, 1, window_id);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)until);
-    int rc = sqlite3_step(q);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        db_fail(st, "follow-up lookup");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-int store_followup_mark(struct store *st, const char *window_id, time_t until, time_t t)
-{
-    bind_text(st->q[Q_FU_MARK], 1, window_id);
-    sqlite3_bind_int64(st->q[Q_FU_MARK], 2, (sqlite3_int64)until);
-    sqlite3_bind_int64(st->q[Q_FU_MARK], 3, (sqlite3_int64)t);
-    return step_done(st, Q_FU_MARK, "follow-up mark");
-}
-
-/* ---------- contact history (issue 12, cadence) ---------- */
-
-int store_contact_add(struct store *st, const struct store_contact *c)
-{
-    sqlite3_stmt *q = st->q[Q_CONTACT_ADD];
-    const char *at = c->contact ? strrchr(c->contact, '@') : NULL;
-    if (!at || !c->channel) {
-        errno = EINVAL;
-        return -1;
-    }
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)c->t);
-    bind_text(q, 2, c->contact);
-    bind_text(q, 3, at + 1);
-    bind_text(q, 4, c->rep);
-    bind_text(q, 5, c->channel);
-    bind_text(q, 6, c->msg_id);
-    return step_done(st, Q_CONTACT_ADD, "contact add");
-}
-
-int store_contacts(struct store *st, const char *key, time_t since, int limit,
-                   int (*fn)(const struct store_contact *c, void *arg), void *arg)
-{
-    int dom = key[0] == '@';
-    sqlite3_stmt *q = st->q[dom ? Q_CONTACT_DOM : Q_CONTACT_ADDR];
-    int rc, ret = 0;
-    bind_text(q, 1, dom ? key + 1 : key);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)since);
-    sqlite3_bind_int(q, 3, limit);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        struct store_contact c = {
-            .t = (time_t)sqlite3_column_int64(q, 0),
-            .contact = (const char *)sqlite3_column_text(q, 1),
-            .rep = (const char *)sqlite3_column_text(q, 2),
-            .channel = (const char *)sqlite3_column_text(q, 3),
-            .msg_id = (const char *)sqlite3_column_text(q, 4),
-        };
-        if (fn(&c, arg) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(st, "contacts read");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-    return ret;
-}
-
-int store_contact_forget(struct store *st, const char *contact, const char *msg_id,
-                         const char *channel)
-{
-    bind_text(st->q[Q_CONTACT_DEL], 1, contact);
-    bind_text(st->q[Q_CONTACT_DEL], 2, msg_id);
-    bind_text(st->q[Q_CONTACT_DEL], 3, channel);
-    return step_done(st, Q_CONTACT_DEL, "contact forget");
-}
-
-int store_inbound_add(struct store *st, const char *message_id, const char *contact,
-                      const char *rep, time_t t)
-{
-    sqlite3_stmt *q = st->q[Q_INBOUND_ADD];
-    bind_text(q, 1, message_id);
-    bind_text(q, 2, contact);
-    bind_text(q, 3, rep);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
-    return step_done(st, Q_INBOUND_ADD, "inbound add");
-}
-
-int store_inbound_has(struct store *st, const char *message_id, const char *contact)
-{
-    sqlite3_stmt *q = st->q[Q_INBOUND_HAS];
-    bind_text(q, 1, message_id);
-    bind_text(q, 2, contact);
-    int rc = sqlite3_step(q);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        db_fail(st, "inbound lookup");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-int store_contacts_range(struct store *st, time_t since, time_t until, int limit,
-                         int (*fn)(const struct store_contact *c, void *arg), void *arg)
-{
-    sqlite3_stmt *q = st->q[Q_CONTACT_RANGE];
-    int rc, ret = 0;
-    sqlite3_bind_int64(q, 1, (sqlite3_int64)since);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)until);
-    sqlite3_bind_int(q, 3, limit);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        struct store_contact c = {
-            .t = (time_t)sqlite3_column_int64(q, 0),
-            .contact = (const char *)sqlite3_column_text(q, 1),
-            .rep = (const char *)sqlite3_column_text(q, 2),
-            .channel = (const char *)sqlite3_column_text(q, 3),
-            .msg_id = (const char *)sqlite3_column_text(q, 4),
-        };
-        if (fn(&c, arg) != 0)
-            break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(st, "contacts read");
-    sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
-    return ret;
-}
-
-/* ---------- cadence overrides (untilctl) ---------- */
-
-int store_cadence_set(struct store *st, const char *who, const char *opts, const char *by, time_t t)
-{
-    bind_text(st->q[Q_CAD_SET], 1, who);
-    bind_text(st->q[Q_CAD_SET], 2, opts);
-    bind_text(st->q[Q_CAD_SET], 3, by);
-    sqlite3_bind_int64(st->q[Q_CAD_SET], 4, (sqlite3_int64)t);
-    return step_done(st, Q_CAD_SET, "cadence override set");
-}
-
-int store_cadence_del(struct store *st, const char *who)
-{
-    bind_text(st->q[Q_CAD_DEL], 1, who);
-    if (step_done(st, Q_CAD_DEL, "cadence override delete") < 0)
-        return -1;
-    if (sqlite3_changes(st->db) == 0) {
-        errno = ENOENT;
-        return -1;
-    }
-    return 0;
-}
-
-int store_cadence_foreach(struct store *st,
-                          int (*fn)(const char *who, const char *opts, const char *by, time_t t, void *arg),
-                          void *arg)
-{
-    sqlite3_stmt *q = st->q[Q_CAD_ALL];
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        if (fn((const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1),
-               (const char *)sqlite3_column_text(q, 2), (time_t)sqlite3_column_int64(q, 3), arg))
-            break;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(st, "cadence overrides read");
-    sqlite3_reset(q);
-    return ret;
-}
-
-/* ---------- follow-up calendar items ---------- */
-
-int store_fuitem_set(struct store *st, const char *window_id, const char *state)
-{
-    bind_text(st->q[Q_FUI_SET], 1, window_id);
-    bind_text(st->q[Q_FUI_SET], 2, state);
-    return step_done(st, Q_FUI_SET, "follow-up item set");
-}
-
-int store_fuitem_del(struct store *st, const char *window_id)
-{
-    bind_text(st->q[Q_FUI_DEL], 1, window_id);
-    return step_done(st, Q_FUI_DEL, "follow-up item delete");
-}
-
-int store_fuitem_foreach(struct store *st, int (*fn)(const char *window_id, const char *state, void *arg),
-                         void *arg)
-{
-    sqlite3_stmt *q = st->q[Q_FUI_ALL];
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        if (fn((const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1), arg))
-            break;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        ret = db_fail(st, "follow-up items read");
-    sqlite3_reset(q);
-    return ret;
-}
