@@ -77,7 +77,7 @@ class StartUp(unittest.TestCase):
         # Enough windows that loading them takes a visible while: before the
         # fix the control socket (and the SMTP port) were there from the
         # first moment, long before READY=1.
-        n = 150000
+        n = 600000   # about a second of loading on this machine; 150,000 was too quick once the loader got faster
         windows = "".join("c%d@load.example 2099-01-01\n" % i for i in range(n))
         u = Untild(None, windows=windows)
         self.addCleanup(u.cleanup)

@@ -166,7 +166,7 @@ else
 fi
 
 # The pages describe what exists: every config key (daemon/config.c's key
-# table), every window-file key (daemon/windows.c), every control verb
+# table), every window-file key (daemon/window_parse.c), every control verb
 # (daemon/control.c), every daemon option (daemon/main.c).
 missing=""
 for k in $(grep -o '{ S_[A-Z_]*, "[a-z_]*"' daemon/config.c | sed 's/.*"\(.*\)"/\1/' | sort -u); do
@@ -178,8 +178,8 @@ done
 if [ -z "$missing" ]; then pass man-conf-keys; else fail man-conf-keys "not in untild.conf.5:$missing"; fi
 
 missing=""
-keys=$(sed -n '/KEY_NAMES\[K_COUNT\] = {/,/};/p' daemon/windows.c | grep -o '"[a-z]*"' | tr -d '"')
-[ -n "$keys" ] || missing=" (no KEY_NAMES table found in daemon/windows.c)"
+keys=$(sed -n '/KEY_NAMES\[K_COUNT\] = {/,/};/p' daemon/window_parse.c | grep -o '"[a-z]*"' | tr -d '"')
+[ -n "$keys" ] || missing=" (no KEY_NAMES table found in daemon/window_parse.c)"
 for k in $keys; do
     grep -q "^\.BR\? $k=\|^\.BI $k=" man/untild.windows.5 || missing="$missing $k="
 done
