@@ -1009,6 +1009,8 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
     }
     release_kick(u->release, 0);
     policy_service_kick(u->psvc, 0);
+    followup_kick(u->followup);
+    digest_kick(u->digest);
     untild_prune(u);    /* the daily prune would see the moved clock a day late */
     sb_printf(b, "%s\n", when_format(untild_now(u), "UTC", t, sizeof t));
     return EX_OK;

@@ -474,8 +474,9 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
         /* One a line: a list of hundreds must stay within RFC 5322. */
         for (size_t i = 0; i < t->held.nrcpts; i++) {
             const struct spool_rcpt *hr = &t->held.rcpts[i];
-            const struct window *hw = hr->window_id ? windows_get(u->ix, hr->window_id) : NULL;
-            if (!hw || policy_window_action(&u->pcfg, hw) != ACTION_HOLD)
+            /* held_add_rcpt records the window (or "cadence") only for a
+             * recipient held for itself */
+            if (!hr->window_id)
                 sb_printf(&nb, "  %s (with the rest of the message)\n", hr->norm);
             else
                 sb_printf(&nb, "  %s%s%s%s\n", hr->norm, hr->reason ? " (" : "",
