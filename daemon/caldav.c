@@ -207,7 +207,6 @@ static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, tim
                   recurring ? " (recurring)" : "", rid ? "\nOccurrence: " : "", rid ? rid : "", o->href);
         notice_send(u, w->rep, "Flagged: a calendar invitation went to a quiet customer", nb.p ? nb.p : "",
                     NULL, 0);
-        u->stats_flagged++;
         log_info("caldav: %s: flagged invitation %s to %s (window %s)", w->rep, o->href, att, m.w->id);
         if (store_kv_set(u->store, key.p, "1") < 0)
             log_error("caldav: %s: cannot remember flag %s", w->rep, key.p);
@@ -774,7 +773,7 @@ struct caldav *caldav_start(struct untild *u, int *err)
     for (size_t i = 0; i < u->cfg->ncaldav; i++) {
         struct cw *w = cw_new(m, &u->cfg->caldav[i]);
         if (!w) {
-            log_fatal("caldav: cannot start [caldav%s%s]", u->cfg->caldav[i].rep ? " " : "",
+            log_error("caldav: cannot start [caldav%s%s]", u->cfg->caldav[i].rep ? " " : "",
                       u->cfg->caldav[i].rep ? u->cfg->caldav[i].rep : "");
             caldav_stop(m);
             *err = -1;

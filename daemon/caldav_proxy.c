@@ -985,8 +985,6 @@ static void commit(struct pwork *w)
     for (size_t i = 0; i < w->meta.nrcpts; i++)
         store_audit(u->store, &(struct audit_rec){ now, "held", p->rep, w->meta.rcpts[i].norm,
                     w->meta.rcpts[i].window_id, w->meta.id, w->meta.rcpts[i].reason });
-    if (!kept)
-        u->stats_held++;
     if (!kept || !pm)
         hold_notice(w, 0);
     else if (!same_hold(&prev, prev_at, &w->meta, w->release_at))

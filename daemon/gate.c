@@ -625,8 +625,8 @@ static void txn_relayed(struct txn *t)
         if (deferred && spool_deferred(t, g, g->text[0] ? g->text : "deferred by the upstream") < 0) {
             /* Some copies went out, but the rest can be neither sent nor
              * kept: a 4xx makes the client send again (at-least-once). */
-            if (t->spooled)
-                spool_remove(u->spool, t->held.id);
+            if (t->spooled && spool_remove(u->spool, t->held.id) < 0)
+                log_error("gate: cannot roll back held message %s: %s", t->held.id, strerror(errno));
             smtp_data_done(t->s, "451 4.3.0 Partly delivered, cannot keep the rest: please retry");
             txn_free(t);
             return;
@@ -747,8 +747,8 @@ static void txn_after_hold(struct txn *t)
     struct untild *u = t->u;
     if (t->nrelay) {
         if (txn_submit(t, t->s) < 0 && t->pending == 0) {
-            if (t->spooled)
-                spool_remove(u->spool, t->held.id);
+            if (t->spooled && spool_remove(u->spool, t->held.id) < 0)
+                log_error("gate: cannot roll back held message %s: %s", t->held.id, strerror(errno));
             smtp_data_done(t->s, "451 4.3.0 Cannot queue for relay, try again later");
             txn_free(t);
         }

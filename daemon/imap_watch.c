@@ -351,7 +351,6 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
                     sizeof until);
         store_audit(u->store, &(struct audit_rec){ untild_now(u), "flagged", r->rep, np[i],
                     v[i].w ? v[i].w->id : NULL, f.message_id, "imap: sent outside untild" });
-        u->stats_flagged++;
         if (ll < sizeof list)
             ll += (size_t)snprintf(list + ll, sizeof list - ll, "  %s (quiet until %s%s%s)\n", np[i],
                                    until, v[i].w && v[i].w->reason ? ": " : "",
