@@ -518,6 +518,91 @@ static void set_listen(struct parser *p, int line, const struct key *k,
     }
 }
 
+/* V_ACTION: one of the actions the key's mask (k->max) allows. */
+static void set_action(struct parser *p, int line, const struct key *k, void *slot,
+                       const char *v)
+{
+    enum action a;
+    if (action_parse(v, &a) != 0 || a == ACTION_DEFAULT ||
+        (AMASK(a) & k->max) == 0) {
+        char allowed[64] = "";
+        for (int i = ACTION_ALLOW; i <= ACTION_REJECT; i++)
+            if (AMASK(i) & k->max) {
+                if (allowed[0])
+                    strcat(allowed, " | ");
+                strcat(allowed, i == ACTION_ALLOW ? "allow" :
+                       i == ACTION_HOLD ? "hold" :
+                       i == ACTION_FLAG ? "flag" : "reject");
+            }
+        ERR(p, line, "%s: expected %s, got '%s'", k->name, allowed, v);
+    } else {
+        *(enum action *)slot = a;
+    }
+}
+
+/* V_AUTH: none, upstream or passwd:FILE (sets auth and passwd_file). */
+static void set_auth(struct parser *p, int line, const char *v)
+{
+    struct config *c = p->base;   /* the real one, or a scratch copy */
+    if (strcmp(v, "none") == 0) {
+        c->auth = AUTH_NONE;
+    } else if (strcmp(v, "upstream") == 0) {
+        c->auth = AUTH_UPSTREAM;
+    } else if (strncmp(v, "passwd:", 7) == 0 && v[7] != '\0') {
+        char *r = resolve(p, v + 7);
+        if (r == NULL) {
+            ERR(p, line, "out of memory");
+            return;
+        }
+        check_readable(p, line, "auth passwd file", r);
+        c->auth = AUTH_PASSWD;
+        set_str(&c->passwd_file, r);
+    } else {
+        ERR(p, line, "auth: expected none, passwd:FILE or upstream, got "
+            "'%s'", v);
+    }
+}
+
+/* V_PLISTEN: unix:PATH (resolved like any path) or inet:host:port. */
+static void set_plisten(struct parser *p, int line, const struct key *k, void *slot,
+                        const char *v)
+{
+    char host[HOST_MAX];
+    int port;
+    if (strncmp(v, "unix:", 5) == 0 && v[5] != '\0') {
+        char *r = resolve(p, v + 5), *full = NULL;
+        if (r == NULL || asprintf(&full, "unix:%s", r) < 0) {
+            free(r);
+            ERR(p, line, "out of memory");
+            return;
+        }
+        free(r);
+        set_str(slot, full);
+    } else if (strncmp(v, "inet:", 5) == 0 &&
+               split_hostport(v + 5, host, sizeof host, &port) == 0) {
+        if (set_str(slot, strdup(v)) != 0)
+            ERR(p, line, "out of memory");
+    } else {
+        ERR(p, line, "%s: expected unix:PATH or inet:host:port, got '%s'",
+            k->name, v);
+    }
+}
+
+/* V_DURATION: a positive duration; V_RETENTION: the same, or 0/forever. */
+static void set_duration(struct parser *p, int line, const struct key *k, void *slot,
+                         const char *v)
+{
+    int64_t secs;
+    if (k->type == V_RETENTION && (strcmp(v, "0") == 0 || strcmp(v, "forever") == 0))
+        *(int64_t *)slot = 0;
+    else if (when_duration_parse(v, &secs) != 0 || secs <= 0)
+        ERR(p, line, k->type == V_RETENTION
+            ? "%s: expected a duration like 365d or 52w, or forever, got '%s'"
+            : "%s: expected a duration like 5d, 12h or P5D, got '%s'", k->name, v);
+    else
+        *(int64_t *)slot = secs;
+}
+
 /* Store one value; errors are reported on line. */
 static void set_value(struct parser *p, int line, const struct key *k,
                       const char *v)
@@ -568,78 +653,28 @@ static void set_value(struct parser *p, int line, const struct key *k,
         else
             *(int *)slot = iv;
         break;
-    case V_ACTION: {
-        enum action a;
-        if (action_parse(v, &a) != 0 || a == ACTION_DEFAULT ||
-            (AMASK(a) & k->max) == 0) {
-            char allowed[64] = "";
-            for (int i = ACTION_ALLOW; i <= ACTION_REJECT; i++)
-                if (AMASK(i) & k->max) {
-                    if (allowed[0])
-                        strcat(allowed, " | ");
-                    strcat(allowed, i == ACTION_ALLOW ? "allow" :
-                           i == ACTION_HOLD ? "hold" :
-                           i == ACTION_FLAG ? "flag" : "reject");
-                }
-            ERR(p, line, "%s: expected %s, got '%s'", k->name, allowed, v);
-        } else {
-            *(enum action *)slot = a;
-        }
+    case V_ACTION:
+        set_action(p, line, k, slot, v);
         break;
-    }
     case V_CLOCK:
         if (when_clock_parse(v, &iv) != 0)
             ERR(p, line, "%s: expected HH:MM or off, got '%s'", k->name, v);
         else
             *(int *)slot = iv;
         break;
-    case V_DURATION: {
-        int64_t secs;
-        if (when_duration_parse(v, &secs) != 0 || secs <= 0)
-            ERR(p, line, "%s: expected a duration like 5d, 12h or P5D, got "
-                "'%s'", k->name, v);
-        else
-            *(int64_t *)slot = secs;
+    case V_DURATION:
+    case V_RETENTION:
+        set_duration(p, line, k, slot, v);
         break;
-    }
-    case V_RETENTION: {
-        int64_t secs;
-        if (strcmp(v, "0") == 0 || strcmp(v, "forever") == 0)
-            *(int64_t *)slot = 0;
-        else if (when_duration_parse(v, &secs) != 0 || secs <= 0)
-            ERR(p, line, "%s: expected a duration like 365d or 52w, or "
-                "forever, got '%s'", k->name, v);
-        else
-            *(int64_t *)slot = secs;
-        break;
-    }
     case V_TZ:
         if (!when_tz_valid(v))
             ERR(p, line, "%s: unknown time zone '%s'", k->name, v);
         else if (set_str(slot, strdup(v)) != 0)
             ERR(p, line, "out of memory");
         break;
-    case V_AUTH: {
-        struct config *c = p->base;   /* the real one, or a scratch copy */
-        if (strcmp(v, "none") == 0) {
-            c->auth = AUTH_NONE;
-        } else if (strcmp(v, "upstream") == 0) {
-            c->auth = AUTH_UPSTREAM;
-        } else if (strncmp(v, "passwd:", 7) == 0 && v[7] != '\0') {
-            char *r = resolve(p, v + 7);
-            if (r == NULL) {
-                ERR(p, line, "out of memory");
-                break;
-            }
-            check_readable(p, line, "auth passwd file", r);
-            c->auth = AUTH_PASSWD;
-            set_str(&c->passwd_file, r);
-        } else {
-            ERR(p, line, "auth: expected none, passwd:FILE or upstream, got "
-                "'%s'", v);
-        }
+    case V_AUTH:
+        set_auth(p, line, v);
         break;
-    }
     case V_TLS:
         if (strcmp(v, "required") == 0)
             *(enum tls_mode *)slot = TLS_REQUIRED;
@@ -660,23 +695,7 @@ static void set_value(struct parser *p, int line, const struct key *k,
             ERR(p, line, "out of memory");
         break;
     case V_PLISTEN:
-        if (strncmp(v, "unix:", 5) == 0 && v[5] != '\0') {
-            char *r = resolve(p, v + 5), *full = NULL;
-            if (r == NULL || asprintf(&full, "unix:%s", r) < 0) {
-                free(r);
-                ERR(p, line, "out of memory");
-                break;
-            }
-            free(r);
-            set_str(slot, full);
-        } else if (strncmp(v, "inet:", 5) == 0 &&
-                   split_hostport(v + 5, host, sizeof host, &port) == 0) {
-            if (set_str(slot, strdup(v)) != 0)
-                ERR(p, line, "out of memory");
-        } else {
-            ERR(p, line, "%s: expected unix:PATH or inet:host:port, got '%s'",
-                k->name, v);
-        }
+        set_plisten(p, line, k, slot, v);
         break;
     case V_REOPEN:
         if (strcmp(v, "reply-only") == 0 || strcmp(v, "yes") == 0)

@@ -86,6 +86,66 @@ static void print_next(int argc, char **argv, const char *next)
     fprintf(stderr, " --after %s\n", next);
 }
 
+/* untilctl onboard REP ...: local work on the config, no daemon needed. */
+static int onboard(int argc, char **argv, int i, const char *conf)
+{
+    const char *host = NULL, *outdir = ".";
+    if (i + 1 >= argc || argv[i + 1][0] == '-') {
+        usage(stderr);
+        return 2;
+    }
+    for (int k = i + 2; k + 1 < argc; k++) {
+        if (!strcmp(argv[k], "--host"))
+            host = argv[++k];
+        else if (!strcmp(argv[k], "--out"))
+            outdir = argv[++k];
+    }
+    struct config_errors e = { 0 };
+    struct config *cfg = config_load(conf ? conf : "/etc/untild/untild.conf", &e);
+    for (size_t k = 0; k < e.n; k++)
+        fprintf(stderr, "%s\n", e.lines[k]);
+    config_errors_free(&e);
+    if (!cfg)
+        return 1;
+    char *summary = NULL;
+    int rc = onboard_write(cfg, argv[i + 1], host, outdir, &summary);
+    if (rc < 0)
+        fprintf(stderr, "untilctl onboard: %s\n", strerror(errno));
+    else
+        fputs(summary ? summary : "", stdout);
+    free(summary);
+    config_free(cfg);
+    return rc < 0 ? 1 : 0;
+}
+
+/* Everything the daemon sends until it closes, in *out (*len 0 if nothing
+ * came). Returns 0, or -1 with errno ENOMEM. */
+static int read_answer(int fd, char **out, size_t *len)
+{
+    char *buf = NULL;
+    size_t have = 0, cap = 0;
+    for (;;) {
+        if (have + 65536 > cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 131072);
+            if (!nb) {
+                free(buf);
+                errno = ENOMEM;
+                return -1;
+            }
+            buf = nb;
+        }
+        ssize_t r = read(fd, buf + have, cap - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    *out = buf;
+    *len = have;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *sock = getenv("UNTILD_CONTROL_SOCKET"), *conf = NULL;
@@ -110,35 +170,8 @@ int main(int argc, char **argv)
         return 2;
     }
     /* onboard is local work on the config: no daemon needed. */
-    if (!strcmp(argv[i], "onboard")) {
-        const char *host = NULL, *outdir = ".";
-        if (i + 1 >= argc || argv[i + 1][0] == '-') {
-            usage(stderr);
-            return 2;
-        }
-        for (int k = i + 2; k + 1 < argc; k++) {
-            if (!strcmp(argv[k], "--host"))
-                host = argv[++k];
-            else if (!strcmp(argv[k], "--out"))
-                outdir = argv[++k];
-        }
-        struct config_errors e = { 0 };
-        cfg = config_load(conf ? conf : "/etc/untild/untild.conf", &e);
-        for (size_t k = 0; k < e.n; k++)
-            fprintf(stderr, "%s\n", e.lines[k]);
-        config_errors_free(&e);
-        if (!cfg)
-            return 1;
-        char *summary = NULL;
-        int rc = onboard_write(cfg, argv[i + 1], host, outdir, &summary);
-        if (rc < 0)
-            fprintf(stderr, "untilctl onboard: %s\n", strerror(errno));
-        else
-            fputs(summary ? summary : "", stdout);
-        free(summary);
-        config_free(cfg);
-        return rc < 0 ? 1 : 0;
-    }
+    if (!strcmp(argv[i], "onboard"))
+        return onboard(argc, argv, i, conf);
     if (!sock && conf) {
         struct config_errors e = { 0 };
         cfg = config_load(conf, &e);
@@ -185,24 +218,9 @@ int main(int argc, char **argv)
     /* The whole answer, then print: the daemon bounds its size
      * (control_output_max), and cleaning needs whole characters. */
     char *buf = NULL;
-    size_t have = 0, cap = 0;
-    for (;;) {
-        if (have + 65536 > cap) {
-            char *nb = realloc(buf, cap = cap ? cap * 2 : 131072);
-            if (!nb) {
-                free(buf);
-                errno = ENOMEM;
-                goto broken;
-            }
-            buf = nb;
-        }
-        ssize_t r = read(fd, buf + have, cap - have);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        have += (size_t)r;
-    }
+    size_t have = 0;
+    if (read_answer(fd, &buf, &have) < 0)
+        goto broken;
     int status = -1;
     char *nl = buf ? memchr(buf, '\n', have) : NULL;
     if (nl) {
