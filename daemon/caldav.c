@@ -588,13 +588,6 @@ static void on_result(void *arg)
 
 /* ---- start / stop ------------------------------------------------------- */
 
-static char *read_secret(const struct caldav_cfg *d)
-{
-    if (!d->password_file && !d->password_command)
-        return NULL;    /* no credentials configured: none sent */
-    return secret_load(d->password_file, d->password_command, "caldav");
-}
-
 /* libcurl's CAINFO replaces the system trust store, but tls_ca should add
  * to it (as for IMAP): write <state_dir>/caldav-ca.<rep>.pem (0600) = the
  * system bundle + the tls_ca file, atomically, and use that as CAINFO.
@@ -723,7 +716,8 @@ static struct cw *cw_new(struct caldav *m, const struct caldav_cfg *d)
     w->rep = strdup(rep);
     w->url = strdup(d->url);
     w->user = d->username ? strdup(d->username) : NULL;
-    w->pass = read_secret(d);
+    int failed;   /* logged by secret_load; the worker then asks without credentials */
+    w->pass = secret_load_optional(d->password_file, d->password_command, "caldav", &failed);
     w->ca_src = d->tls_ca ? strdup(d->tls_ca) : NULL;
     if (d->tls_ca && (!(w->tls_ca = ca_bundle_path(u->cfg->state_dir, rep))
                       || ca_bundle_write(w->tls_ca, d->tls_ca) < 0)) {

@@ -17,6 +17,7 @@
  * Diagnostics: unknown section or key, duplicate section or key, bad value,
  * missing '=', over-long line, and the cross-key checks above. */
 #include "untild/config.h"
+#include "untild/sysutil.h"
 #include "untild/when.h"
 #include "untild/windows.h"
 
@@ -297,18 +298,6 @@ static int set_str(char **slot, char *v)
     free(*slot);
     *slot = v;
     return 0;
-}
-
-static int is_loopback(const char *host)
-{
-    if (strncmp(host, "127.", 4) == 0) {
-        for (const char *s = host + 4; *s; s++)
-            if (!isdigit((unsigned char)*s) && *s != '.')
-                return 0;
-        return 1;
-    }
-    return strcmp(host, "::1") == 0 || strcasecmp(host, "localhost") == 0 ||
-           strcasecmp(host, "localhost.") == 0;
 }
 
 /* "host:port" or "[v6]:port" -> host (without brackets) and port. */
@@ -1005,7 +994,7 @@ static void check_url(struct parser *p, const char *what, const char *url,
             ok = 1;
     if (!ok)
         ERR(p, url_line, "%s url: unsupported scheme '%s'", what, scheme);
-    if (tls == TLS_NONE && !is_loopback(host))
+    if (tls == TLS_NONE && !sysutil_loopback_host(host))
         ERR(p, tls_line ? tls_line : url_line, "%s: tls = none is allowed "
             "only for a server on loopback, not %s", what, host);
 }
@@ -1019,7 +1008,7 @@ static void check_listen(struct parser *p, char *const *arr, size_t n,
         return;
     for (size_t i = 0; i < n; i++)
         if (split_hostport(arr[i], host, sizeof host, &port) == 0 &&
-            !is_loopback(host))
+            !sysutil_loopback_host(host))
             ERR(p, line, "%s %s is not loopback and auth = none: that would "
                 "be an open relay (set auth or listen on 127.0.0.1)", name,
                 arr[i]);

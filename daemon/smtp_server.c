@@ -46,6 +46,7 @@
 #include "untild/loop.h"
 #include "untild/smtp_server.h"
 #include "untild/smtp_server_int.h"
+#include "untild/sysutil.h"
 
 
 static void session_event(struct loop *l, int fd, int events, void *arg);
@@ -115,22 +116,6 @@ static void reply_hook(struct smtp_session *s, const char *r)
             break;
         p = e + 1;
     }
-}
-
-static int is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
-            return 1;
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
-            return a->sin6_addr.s6_addr[12] == 127;
-    }
-    return 0;
 }
 
 /* The address alone ("192.0.2.1", "2001:db8::1"), for per-address limits. */
@@ -1051,7 +1036,7 @@ static void session_new(struct smtp_server *srv, int fd, const struct sockaddr_s
     s->srv = srv;
     s->fd = fd;
     s->id = ++srv->next_id;
-    s->loopback = is_loopback(ss);
+    s->loopback = sysutil_loopback_addr(ss);
     s->implicit_tls = tls;
     s->spill_fd = -1;
     format_peer(ss, s->peer, sizeof s->peer);

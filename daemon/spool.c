@@ -223,7 +223,7 @@ static ssize_t seam_writev_locked(struct spool *s, int fd, const struct iovec *i
 
 /* Write every byte of iov (at most 4 entries), retrying short writes and
  * EINTR. */
-static int write_all(struct spool *s, int fd, const struct iovec *iov_in,
+static int writev_all(struct spool *s, int fd, const struct iovec *iov_in,
                      int iovcnt)
 {
     struct iovec iov[4];
@@ -462,7 +462,7 @@ static int write_file(struct spool *s, const struct spool_meta *m,
     iov[1].iov_len = len;
     iov[2].iov_base = trailer;
     iov[2].iov_len = tlen;
-    if (write_all(s, fd, iov, 3) < 0 || fsync(fd) < 0) {
+    if (writev_all(s, fd, iov, 3) < 0 || fsync(fd) < 0) {
         e = errno;
         close(fd);
         goto fail;
@@ -659,7 +659,7 @@ int spool_update(struct spool *s, const struct spool_meta *meta)
     }
     iov[0].iov_base = b.p;
     iov[0].iov_len = b.len;
-    if (write_all(s, fd, iov, 1) < 0)
+    if (writev_all(s, fd, iov, 1) < 0)
         goto fail;
     for (left = out.size, off = (off_t)hlen; left > 0;) {
         size_t n = left < SPOOL_COPY_BUF ? left : SPOOL_COPY_BUF;
@@ -667,14 +667,14 @@ int spool_update(struct spool *s, const struct spool_meta *meta)
             goto fail;
         iov[0].iov_base = chunk;
         iov[0].iov_len = n;
-        if (write_all(s, fd, iov, 1) < 0)
+        if (writev_all(s, fd, iov, 1) < 0)
             goto fail;
         left -= n;
         off += (off_t)n;
     }
     iov[0].iov_base = trailer;
     iov[0].iov_len = tlen;
-    if (write_all(s, fd, iov, 1) < 0 || fsync(fd) < 0)
+    if (writev_all(s, fd, iov, 1) < 0 || fsync(fd) < 0)
         goto fail;
     e = close(fd);
     fd = -1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "untild/config.h"
 #include "untild/onboard.h"
+#include "untild/sysutil.h"
 
 #ifndef UNTILD_VERSION
 #define UNTILD_VERSION "unknown"   /* the Makefile passes VERSION */
@@ -39,20 +40,6 @@ static void usage(FILE *f)
         "  report [--since DAYS]\n"
         "  status | reload\n"
         "  onboard REP [--host HOST] [--out DIR]   (reads -c CONFIG; writes client settings)\n");
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* Print the daemon's text. It cleans what it sends, but this is the last
@@ -210,9 +197,9 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int k = i; k < argc; k++)
-        if (write_all(fd, argv[k], strlen(argv[k]) + 1) < 0)
+        if (sysutil_write_all(fd, argv[k], strlen(argv[k]) + 1) < 0)
             goto broken;
-    if (write_all(fd, "", 1) < 0)
+    if (sysutil_write_all(fd, "", 1) < 0)
         goto broken;
 
     /* The whole answer, then print: the daemon bounds its size
