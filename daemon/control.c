@@ -32,6 +32,7 @@
 #include "untild/strbuf.h"
 #include "untild/when.h"
 #include "untild/windows.h"
+#include "untild/window_end.h"
 
 #define REQ_MAX 65536
 #define MAX_ARGS 64
@@ -483,24 +484,11 @@ static int window_end(struct untild *u, int argc, char **argv, int admin, const 
     int rc = window_end_ids(u, argv[2], admin, rep, now, &ids, &k, b);
     if (rc != EX_OK)
         return rc;
-    for (size_t i = 0; i < k; i++) {
-        const struct window *w = windows_get(u->ix, ids[i]);
-        if (!w)
-            continue;
-        if (w->source == WSRC_RUNTIME)
-            store_window_delete(u->store, ids[i]);
-        else {
-            char key[WINDOW_ID_MAX + 8];
-            snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, ids[i]);
-            store_kv_set(u->store, key, "1");
-        }
-        store_audit(u->store, &(struct audit_rec){ now, "window-ended", rep, w->who[0], ids[i], NULL, NULL });
-        windows_remove(u->ix, ids[i]);
-        sb_printf(b, "ended %s\n", ids[i]);
-    }
+    for (size_t i = 0; i < k; i++)
+        if (window_end_one(u, ids[i], rep, NULL, NULL, now) == 0)
+            sb_printf(b, "ended %s\n", ids[i]);
     free(ids);
-    release_kick(u->release, 1);
-    policy_service_kick(u->psvc, 1);
+    window_end_kick(u);
     return EX_OK;
 }
 

@@ -54,6 +54,7 @@
 #include "untild/store.h"
 #include "untild/when.h"
 #include "untild/windows.h"
+#include "untild/window_end.h"
 /* Batches posted by a stopped watcher (loop thread only). */
 static struct batch *orphans;
 
@@ -404,23 +405,12 @@ static void end_windows(struct untild *u, struct rep *r, const char *contact)
         const struct window *w = windows_get(u->ix, ids[i]);
         if (!w || !window_active(w, now, NULL))
             continue;
-        if (w->source == WSRC_RUNTIME) {
-            store_window_delete(u->store, ids[i]);
-        } else if (w->source != WSRC_IMAP) {
-            char key[WINDOW_ID_MAX + 8];
-            snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, ids[i]);
-            store_kv_set(u->store, key, "1");
-        }
-        store_audit(u->store, &(struct audit_rec){ now, "window-ended", r->rep, contact, ids[i], NULL,
-                    "imap: the customer wrote" });
+        window_end_one(u, ids[i], r->rep, contact, "imap: the customer wrote", now);
         log_info("imap[%s]: %s wrote: window %s ended", rep_name(r), contact, ids[i]);
-        windows_remove(u->ix, ids[i]);
     }
     free(ids);
-    if (k) {
-        release_kick(u->release, 1);
-        policy_service_kick(u->psvc, 1);
-    }
+    if (k)
+        window_end_kick(u);
 }
 
 /* An invitation from someone else in the rep's inbox: the evidence a
