@@ -205,8 +205,7 @@ static void flag_event(struct cw *w, const struct obj *o, icalcomponent *ev, tim
                   "To hold such invitations instead, use untild's CalDAV proxy.\n",
                   att, until, m.w->id, m.w->reason ? m.w->reason : "(none given)", summary, at,
                   recurring ? " (recurring)" : "", rid ? "\nOccurrence: " : "", rid ? rid : "", o->href);
-        notice_send(u, w->rep, "Flagged: a calendar invitation went to a quiet customer", nb.p ? nb.p : "",
-                    NULL, 0);
+        notice_send(u, NOTICE_FLAGGED_INVITATION, w->rep, nb.p ? nb.p : "", NULL, 0);
         log_info("caldav: %s: flagged invitation %s to %s (window %s)", w->rep, o->href, att, m.w->id);
         if (store_kv_set(u->store, key.p, "1") < 0)
             log_error("caldav: %s: cannot remember flag %s", w->rep, key.p);

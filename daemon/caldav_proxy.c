@@ -928,8 +928,7 @@ static void hold_notice(struct pwork *w, int updated)
               updated ? " You changed the event: the held invitation is the new version, and the "
                         "addresses of the earlier notice still work." : "",
               w->heldtxt.p ? w->heldtxt.p : "", w->meta.id, dom, w->meta.id, dom);
-    notice_send(u, w->p->rep, updated ? "Updated: your held invitation changed"
-                                      : "Held: your invitation waits for the customer's window",
+    notice_send(u, updated ? NOTICE_HELD_UPDATED : NOTICE_HELD_INVITATION, w->p->rep,
                 nb.p ? nb.p : "", NULL, 0);
     sb_free(&nb);
 }
@@ -970,7 +969,7 @@ static void commit(struct pwork *w)
     if (kept < 0) {
         log_error("caldav proxy: %s: cannot spool the invitation %s: %s (it was not sent by the server "
                   "either)", p->rep, w->uid, strerror(errno));
-        notice_send(u, p->rep, "Failed: an invitation could not be held",
+        notice_send(u, NOTICE_HOLD_FAILED, p->rep,
                     "untild could not store a held calendar invitation; the attendees were not invited.\n",
                     NULL, 0);
         spool_meta_free(&prev);

@@ -17,6 +17,7 @@
  * Diagnostics: unknown section or key, duplicate section or key, bad value,
  * missing '=', over-long line, and the cross-key checks above. */
 #include "untild/config.h"
+#include "untild/notice_kind.h"
 #include "untild/sysutil.h"
 #include "untild/when.h"
 #include "untild/windows.h"
@@ -1039,17 +1040,13 @@ static void check_all(struct parser *p)
 
     /* [notify] events: every token must be a notice kind */
     if (c->notify_events) {
-        static const char *const kinds[] = { "held", "flagged", "released", "failed",
-                                             "stale", "status", "all", "none", NULL };
+        char names[256];
+        notice_kind_names(names, sizeof names);
         char *dup = strdup(c->notify_events), *save = NULL;
-        for (char *t = dup ? strtok_r(dup, ", ", &save) : NULL; t; t = strtok_r(NULL, ", ", &save)) {
-            size_t k = 0;
-            while (kinds[k] && strcmp(kinds[k], t))
-                k++;
-            if (!kinds[k])
+        for (char *t = dup ? strtok_r(dup, ", ", &save) : NULL; t; t = strtok_r(NULL, ", ", &save))
+            if (!notice_kind_known(t))
                 ERR(p, line_of(g, S_NOTIFY, C(notify_events)),
-                    "events: unknown notice kind \"%s\" (held, flagged, released, failed, stale, status, all, none)", t);
-        }
+                    "events: unknown notice kind \"%s\" (%s)", t, names);
         free(dup);
     }
 

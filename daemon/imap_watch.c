@@ -368,15 +368,8 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
                  "recipients who asked not to be contacted yet:\n%s\n"
                  "It has been marked with the keyword %s in %s.\n",
                  f.subject ? f.subject : "(no subject)", list, KW_TOO_EARLY, shown(b->folder, sh, sizeof sh));
-        const char *subj = "Flagged: you contacted a quiet customer";
-        const char *to = u->cfg->notify_to ? u->cfg->notify_to : r->rep;
-        size_t len = 0;
-        char *msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to,
-                                 subj, body, NULL, 0, untild_now(u), &len);
-        /* Straight into the rep's mailbox: this rep has IMAP. */
-        if (!msg || imap_watch_append(r->m, r->rep, msg, len) < 0)
-            notice_send(u, r->rep, subj, body, NULL, 0);
-        free(msg);
+        /* Into this rep's mailbox: notice_send appends through the watcher. */
+        notice_send(u, NOTICE_FLAGGED, r->rep, body, NULL, 0);
     }
 out:
     message_facts_free(&f);
@@ -624,14 +617,7 @@ static void not_understood(struct untild *u, struct rep *r, const struct batch *
              "or Spanish, also abbreviated: Jul 2027)\n"
              "  Q3 2027      (a quarter: quiet until it begins)\n",
              shown(r->later, sh, sizeof sh), leaf, n);
-    const char *subj = "Not understood: a \"Contact later\" folder name";
-    const char *to = u->cfg->notify_to ? u->cfg->notify_to : r->rep;
-    size_t len = 0;
-    char *msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to, subj, body,
-                             NULL, 0, untild_now(u), &len);
-    if (!msg || imap_watch_append(r->m, r->rep, msg, len) < 0)
-        notice_send(u, r->rep, subj, body, NULL, 0);
-    free(msg);
+    notice_send(u, NOTICE_NOT_UNDERSTOOD, r->rep, body, NULL, 0);
     if (store_kv_set(u->store, key, "1") < 0)
         log_error("imap[%s]: cannot remember the folder name %s", rep_name(r), leaf);
 }
