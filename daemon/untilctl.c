@@ -14,6 +14,7 @@
 #include "untild/config.h"
 #include "untild/onboard.h"
 #include "untild/sysutil.h"
+#include "untild/verbs.h"
 
 #ifndef UNTILD_VERSION
 #define UNTILD_VERSION "unknown"   /* the Makefile passes VERSION */
@@ -21,6 +22,8 @@
 
 static void usage(FILE *f)
 {
+    char verbs[4096];
+    verbs_usage(verbs, sizeof verbs);
     fprintf(f,
         "usage: untilctl [-s SOCKET | -c CONFIG] [--json] COMMAND ...\n"
         "  -s SOCKET    talk to untild's control socket SOCKET\n"
@@ -29,17 +32,7 @@ static void usage(FILE *f)
         "  --json       print JSON instead of tables (anywhere after the command too)\n"
         "  -h, --help   print this help and exit\n"
         "  --version    print the version and exit\n"
-        "commands (untilctl(1) describes each one and its options):\n"
-        "  window add WHO --until WHEN [--from WHEN] [--reason TEXT] [--action hold|flag|reject]\n"
-        "                 [--rrule RULE] [--tz ZONE] [--duration DUR]\n"
-        "  window list [--limit N] [--after ID]\n"
-        "  window end WHO|ID\n"
-        "  check WHO [--at WHEN] [--from REP]     exit 0 allow, 3 quiet\n"
-        "  held list [--limit N] [--after ID] | held show ID\n"
-        "  held release ID [--reason TEXT] | held discard ID\n"
-        "  report [--since DAYS]\n"
-        "  status | reload\n"
-        "  onboard REP [--host HOST] [--out DIR]   (reads -c CONFIG; writes client settings)\n");
+        "commands (untilctl(1) describes each one and its options):\n%s", verbs);
 }
 
 /* Print the daemon's text. It cleans what it sends, but this is the last
