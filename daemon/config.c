@@ -17,6 +17,8 @@
  * Diagnostics: unknown section or key, duplicate section or key, bad value,
  * missing '=', over-long line, and the cross-key checks above. */
 #include "untild/config.h"
+#include "untild/notice_kind.h"
+#include "untild/sysutil.h"
 #include "untild/when.h"
 #include "untild/windows.h"
 
@@ -330,18 +332,6 @@ static int set_str(char **slot, char *v)
     return 0;
 }
 
-static int is_loopback(const char *host)
-{
-    if (strncmp(host, "127.", 4) == 0) {
-        for (const char *s = host + 4; *s; s++)
-            if (!isdigit((unsigned char)*s) && *s != '.')
-                return 0;
-        return 1;
-    }
-    return strcmp(host, "::1") == 0 || strcasecmp(host, "localhost") == 0 ||
-           strcasecmp(host, "localhost.") == 0;
-}
-
 /* "host:port" or "[v6]:port" -> host (without brackets) and port. */
 static int split_hostport(const char *s, char *host, size_t hsz, int *port)
 {
@@ -549,6 +539,93 @@ static void set_listen(struct parser *p, int line, const struct key *k,
     }
 }
 
+/* V_ACTION: one of the actions the key's mask (k->max) allows. */
+static void set_action(struct parser *p, int line, const struct key *k, void *slot,
+                       const char *v)
+{
+    enum action a;
+    if (action_parse(v, &a) != 0 || a == ACTION_DEFAULT ||
+        (AMASK(a) & k->max) == 0) {
+        char allowed[64] = "";
+        for (int i = ACTION_ALLOW; i <= ACTION_REJECT; i++)
+            if (AMASK(i) & k->max) {
+                if (allowed[0])
+                    strcat(allowed, " | ");
+                strcat(allowed, i == ACTION_ALLOW ? "allow" :
+                       i == ACTION_HOLD ? "hold" :
+                       i == ACTION_FLAG ? "flag" : "reject");
+            }
+        ERR(p, line, "%s: expected %s, got '%s'", k->name, allowed, v);
+    } else {
+        *(enum action *)slot = a;
+    }
+}
+
+/* V_AUTH: none, upstream or passwd:FILE (sets auth and passwd_file). */
+static void set_auth(struct parser *p, int line, const char *v)
+{
+    struct config *c = p->base;   /* the real one, or a scratch copy */
+    if (strcmp(v, "none") == 0) {
+        c->auth = AUTH_NONE;
+    } else if (strcmp(v, "upstream") == 0) {
+        c->auth = AUTH_UPSTREAM;
+    } else if (strncmp(v, "passwd:", 7) == 0 && v[7] != '\0') {
+        char *r = resolve(p, v + 7);
+        if (r == NULL) {
+            ERR(p, line, "out of memory");
+            return;
+        }
+        check_readable(p, line, "auth passwd file", r);
+        c->auth = AUTH_PASSWD;
+        set_str(&c->passwd_file, r);
+    } else {
+        ERR(p, line, "auth: expected none, passwd:FILE or upstream, got "
+            "'%s'", v);
+    }
+}
+
+/* V_PLISTEN: unix:PATH (resolved like any path) or inet:host:port. */
+static void set_plisten(struct parser *p, int line, const struct key *k, void *slot,
+                        const char *v)
+{
+    char host[HOST_MAX];
+    int port;
+    if (strncmp(v, "unix:", 5) == 0 && v[5] != '\0') {
+        char *r = resolve(p, v + 5), *full = NULL;
+        if (r == NULL || asprintf(&full, "unix:%s", r) < 0) {
+            free(r);
+            ERR(p, line, "out of memory");
+            return;
+        }
+        free(r);
+        set_str(slot, full);
+    } else if (strncmp(v, "inet:", 5) == 0 &&
+               split_hostport(v + 5, host, sizeof host, &port) == 0) {
+        if (set_str(slot, strdup(v)) != 0)
+            ERR(p, line, "out of memory");
+    } else {
+        ERR(p, line, "%s: expected unix:PATH or inet:host:port, got '%s'",
+            k->name, v);
+    }
+}
+
+/* V_DURATION: a positive duration; V_RETENTION: the same, or 0/forever. */
+static void set_duration(struct parser *p, int line, const struct key *k, void *slot,
+                         const char *v)
+{
+    int64_t secs;
+    if (k->type == V_RETENTION && (strcmp(v, "0") == 0 || strcmp(v, "forever") == 0))
+        *(int64_t *)slot = 0;
+    else if (when_duration_parse(v, &secs) != 0 || secs <= 0)
+        ERR(p, line, k->type == V_RETENTION
+            ? "%s: expected a duration like 365d or 52w, or forever, got '%s'"
+            : "%s: expected a duration like 5d, 12h or P5D, got '%s'", k->name, v);
+    else if (k->max && (secs < k->min || secs > k->max))
+        ERR(p, line, "%s: must be between %llds and %llds, got '%s'", k->name, k->min, k->max, v);
+    else
+        *(int64_t *)slot = secs;
+}
+
 /* Store one value; errors are reported on line. */
 static void set_value(struct parser *p, int line, const struct key *k,
                       const char *v)
@@ -599,81 +676,28 @@ static void set_value(struct parser *p, int line, const struct key *k,
         else
             *(int *)slot = iv;
         break;
-    case V_ACTION: {
-        enum action a;
-        if (action_parse(v, &a) != 0 || a == ACTION_DEFAULT ||
-            (AMASK(a) & k->max) == 0) {
-            char allowed[64] = "";
-            for (int i = ACTION_ALLOW; i <= ACTION_REJECT; i++)
-                if (AMASK(i) & k->max) {
-                    if (allowed[0])
-                        strcat(allowed, " | ");
-                    strcat(allowed, i == ACTION_ALLOW ? "allow" :
-                           i == ACTION_HOLD ? "hold" :
-                           i == ACTION_FLAG ? "flag" : "reject");
-                }
-            ERR(p, line, "%s: expected %s, got '%s'", k->name, allowed, v);
-        } else {
-            *(enum action *)slot = a;
-        }
+    case V_ACTION:
+        set_action(p, line, k, slot, v);
         break;
-    }
     case V_CLOCK:
         if (when_clock_parse(v, &iv) != 0)
             ERR(p, line, "%s: expected HH:MM or off, got '%s'", k->name, v);
         else
             *(int *)slot = iv;
         break;
-    case V_DURATION: {
-        int64_t secs;
-        if (when_duration_parse(v, &secs) != 0 || secs <= 0)
-            ERR(p, line, "%s: expected a duration like 5d, 12h or P5D, got "
-                "'%s'", k->name, v);
-        else if (k->max && (secs < k->min || secs > k->max))
-            ERR(p, line, "%s: must be between %llds and %llds, got '%s'", k->name,
-                k->min, k->max, v);
-        else
-            *(int64_t *)slot = secs;
+    case V_DURATION:
+    case V_RETENTION:
+        set_duration(p, line, k, slot, v);
         break;
-    }
-    case V_RETENTION: {
-        int64_t secs;
-        if (strcmp(v, "0") == 0 || strcmp(v, "forever") == 0)
-            *(int64_t *)slot = 0;
-        else if (when_duration_parse(v, &secs) != 0 || secs <= 0)
-            ERR(p, line, "%s: expected a duration like 365d or 52w, or "
-                "forever, got '%s'", k->name, v);
-        else
-            *(int64_t *)slot = secs;
-        break;
-    }
     case V_TZ:
         if (!when_tz_valid(v))
             ERR(p, line, "%s: unknown time zone '%s'", k->name, v);
         else if (set_str(slot, strdup(v)) != 0)
             ERR(p, line, "out of memory");
         break;
-    case V_AUTH: {
-        struct config *c = p->base;   /* the real one, or a scratch copy */
-        if (strcmp(v, "none") == 0) {
-            c->auth = AUTH_NONE;
-        } else if (strcmp(v, "upstream") == 0) {
-            c->auth = AUTH_UPSTREAM;
-        } else if (strncmp(v, "passwd:", 7) == 0 && v[7] != '\0') {
-            char *r = resolve(p, v + 7);
-            if (r == NULL) {
-                ERR(p, line, "out of memory");
-                break;
-            }
-            check_readable(p, line, "auth passwd file", r);
-            c->auth = AUTH_PASSWD;
-            set_str(&c->passwd_file, r);
-        } else {
-            ERR(p, line, "auth: expected none, passwd:FILE or upstream, got "
-                "'%s'", v);
-        }
+    case V_AUTH:
+        set_auth(p, line, v);
         break;
-    }
     case V_TLS:
         if (strcmp(v, "required") == 0)
             *(enum tls_mode *)slot = TLS_REQUIRED;
@@ -694,23 +718,7 @@ static void set_value(struct parser *p, int line, const struct key *k,
             ERR(p, line, "out of memory");
         break;
     case V_PLISTEN:
-        if (strncmp(v, "unix:", 5) == 0 && v[5] != '\0') {
-            char *r = resolve(p, v + 5), *full = NULL;
-            if (r == NULL || asprintf(&full, "unix:%s", r) < 0) {
-                free(r);
-                ERR(p, line, "out of memory");
-                break;
-            }
-            free(r);
-            set_str(slot, full);
-        } else if (strncmp(v, "inet:", 5) == 0 &&
-                   split_hostport(v + 5, host, sizeof host, &port) == 0) {
-            if (set_str(slot, strdup(v)) != 0)
-                ERR(p, line, "out of memory");
-        } else {
-            ERR(p, line, "%s: expected unix:PATH or inet:host:port, got '%s'",
-                k->name, v);
-        }
+        set_plisten(p, line, k, slot, v);
         break;
     case V_REOPEN:
         if (strcmp(v, "reply-only") == 0 || strcmp(v, "yes") == 0)
@@ -1020,7 +1028,7 @@ static void check_url(struct parser *p, const char *what, const char *url,
             ok = 1;
     if (!ok)
         ERR(p, url_line, "%s url: unsupported scheme '%s'", what, scheme);
-    if (tls == TLS_NONE && !is_loopback(host))
+    if (tls == TLS_NONE && !sysutil_loopback_host(host))
         ERR(p, tls_line ? tls_line : url_line, "%s: tls = none is allowed "
             "only for a server on loopback, not %s", what, host);
 }
@@ -1034,7 +1042,7 @@ static void check_listen(struct parser *p, char *const *arr, size_t n,
         return;
     for (size_t i = 0; i < n; i++)
         if (split_hostport(arr[i], host, sizeof host, &port) == 0 &&
-            !is_loopback(host))
+            !sysutil_loopback_host(host))
             ERR(p, line, "%s %s is not loopback and auth = none: that would "
                 "be an open relay (set auth or listen on 127.0.0.1)", name,
                 arr[i]);
@@ -1114,17 +1122,13 @@ static void check_all(struct parser *p)
 
     /* [notify] events: every token must be a notice kind */
     if (c->notify_events) {
-        static const char *const kinds[] = { "held", "flagged", "released", "failed",
-                                             "stale", "status", "all", "none", NULL };
+        char names[256];
+        notice_kind_names(names, sizeof names);
         char *dup = strdup(c->notify_events), *save = NULL;
-        for (char *t = dup ? strtok_r(dup, ", ", &save) : NULL; t; t = strtok_r(NULL, ", ", &save)) {
-            size_t k = 0;
-            while (kinds[k] && strcmp(kinds[k], t))
-                k++;
-            if (!kinds[k])
+        for (char *t = dup ? strtok_r(dup, ", ", &save) : NULL; t; t = strtok_r(NULL, ", ", &save))
+            if (!notice_kind_known(t))
                 ERR(p, line_of(g, S_NOTIFY, C(notify_events)),
-                    "events: unknown notice kind \"%s\" (held, flagged, released, failed, stale, status, all, none)", t);
-        }
+                    "events: unknown notice kind \"%s\" (%s)", t, names);
         free(dup);
     }
 

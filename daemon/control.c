@@ -36,6 +36,8 @@
 #include "untild/strbuf.h"
 #include "untild/when.h"
 #include "untild/windows.h"
+#include "untild/verbs.h"
+#include "untild/window_end.h"
 
 #define REQ_MAX 65536
 #define MAX_ARGS 64
@@ -473,11 +475,21 @@ static int window_list(struct untild *u, int argc, char **argv, int admin, const
 }
 
 /* window end WHO|ID: every window it names, if the caller may end them all. */
+/* "usage: NAME ARGS" from verbs.h's table. */
+static void verb_usage(struct strbuf *b, const char *name)
+{
+    size_t n;
+    const struct verb *v = verbs_all(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i].name, name))
+            sb_printf(b, "usage: %s%s%s\n", name, v[i].args[0] ? " " : "", v[i].args);
+}
+
 static int window_end(struct untild *u, int argc, char **argv, int admin, const char *rep,
                       time_t now, struct strbuf *b)
 {
     if (argc < 3) {
-        sb_puts(b, "usage: window end WHO|ID\n");
+        verb_usage(b, "window end");
         return EX_USAGE;
     }
     /* However many windows name WHO: the lists are sized from the
@@ -487,25 +499,11 @@ static int window_end(struct untild *u, int argc, char **argv, int admin, const 
     int rc = window_end_ids(u, argv[2], admin, rep, now, &ids, &k, b);
     if (rc != EX_OK)
         return rc;
-    for (size_t i = 0; i < k; i++) {
-        const struct window *w = windows_get(u->ix, ids[i]);
-        if (!w)
-            continue;
-        if (w->source == WSRC_RUNTIME)
-            store_window_delete(u->store, ids[i]);
-        else {
-            char key[WINDOW_ID_MAX + 8];
-            snprintf(key, sizeof key, "ended:%.*s", WINDOW_ID_MAX - 1, ids[i]);
-            store_kv_set(u->store, key, "1");
-        }
-        store_audit(u->store, &(struct audit_rec){ now, "window-ended", rep, w->who[0], ids[i], NULL, NULL });
-        windows_remove(u->ix, ids[i]);
-        sb_printf(b, "ended %s\n", ids[i]);
-    }
+    for (size_t i = 0; i < k; i++)
+        if (window_end_one(u, ids[i], rep, NULL, NULL, now) == 0)
+            sb_printf(b, "ended %s\n", ids[i]);
     free(ids);
-    release_kick(u->release, 1);
-    policy_service_kick(u->psvc, 1);
-    followup_kick(u->followup);
+    window_end_kick(u);
     return EX_OK;
 }
 
@@ -522,8 +520,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
         return window_list(u, argc, argv, admin, rep, json, b, next);
     if (!strcmp(argv[1], "add")) {
         if (argc < 3 || argv[2][0] == '-') {
-            sb_puts(b, "usage: window add WHO --until WHEN [--from WHEN] [--reason TEXT] "
-                       "[--action hold|flag|reject] [--rrule RULE] [--tz ZONE] [--duration DUR]\n");
+            verb_usage(b, "window add");
             return EX_USAGE;
         }
         const char *until = opt(argc, argv, "--until"), *from = opt(argc, argv, "--from");
@@ -596,13 +593,17 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
     return EX_USAGE;
 }
 
-static int cmd_check(struct untild *u, int argc, char **argv, int json, struct strbuf *b)
+static int cmd_check(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                     int json, struct strbuf *b, char *next)
 {
+    (void)admin;
+    (void)rep;
+    (void)next;
     time_t at = untild_now(u);
     char key[ADDR_MAX], err[256], t[64];
     const char *why = NULL;
     if (argc < 2) {
-        sb_puts(b, "usage: check WHO [--at WHEN] [--from REP]\n");
+        verb_usage(b, "check");
         return EX_USAGE;
     }
     if (opt(argc, argv, "--at") && when_parse(opt(argc, argv, "--at"), u->cfg->timezone, at, &at, err, sizeof err) < 0) {
@@ -932,8 +933,9 @@ static void report_table(struct strbuf *b, const char *title, const struct tally
 }
 
 static int cmd_report(struct untild *u, int argc, char **argv, int admin, const char *rep,
-                      int json, struct strbuf *b)
+                      int json, struct strbuf *b, char *next)
 {
+    (void)next;
     long days = 30;
     const char *s = opt(argc, argv, "--since");
     if (s) {
@@ -980,8 +982,12 @@ static int cmd_report(struct untild *u, int argc, char **argv, int admin, const 
     return EX_OK;
 }
 
-static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct strbuf *b)
+static int cmd_debug(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                     int json, struct strbuf *b, char *next)
 {
+    (void)rep;
+    (void)json;
+    (void)next;
     char err[256], t[64];
     if (!admin || !u->test_clock) {
         sb_puts(b, "debug: only with untild --test-clock, as admin\n");
@@ -1004,7 +1010,7 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, struct 
             u->clock_offset = u->clock_fixed - time(NULL);
         u->clock_fixed = 0;
     } else if (!(argc >= 2 && !strcmp(argv[1], "clock"))) {
-        sb_puts(b, "usage: debug clock [set WHEN | advance SECONDS | run]\n");
+        verb_usage(b, "debug clock");
         return EX_USAGE;
     }
     release_kick(u->release, 0);
@@ -1035,6 +1041,103 @@ static void scrub_table(char *p, size_t len)
     }
 }
 
+static int cmd_status(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                      int json, struct strbuf *b, char *next)
+{
+    (void)argc;
+    (void)argv;
+    (void)admin;
+    (void)rep;
+    (void)next;
+    if (json) {
+        sb_printf(b, "{\"windows\":%zu,\"held\":%zu", windows_count(u->ix), release_count(u->release));
+        if (u->pg) {
+            sb_puts(b, ",\"store\":");
+            store_pg_status(u->pg, b, 1);
+        }
+        sb_puts(b, "}\n");
+    } else {
+        sb_printf(b, "windows: %zu\nheld:    %zu\n", windows_count(u->ix), release_count(u->release));
+        if (u->pg)
+            store_pg_status(u->pg, b, 0);
+    }
+    return EX_OK;
+}
+
+static int cmd_followups(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                         int json, struct strbuf *b, char *next)
+{
+    (void)next;
+    return followup_list(u, argc, argv, admin ? NULL : rep, json, b) ? EX_USAGE : EX_OK;
+}
+
+static int cmd_cadence(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                       int json, struct strbuf *b, char *next)
+{
+    (void)next;
+    int rc = contacts_cmd(u, argc, argv, admin, rep, b, json);
+    if (rc == EX_OK && argc > 1 && strcmp(argv[1], "list"))
+        release_kick(u->release, 1);    /* cadence holds are derived again */
+    return rc;
+}
+
+static int cmd_reload(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                      int json, struct strbuf *b, char *next)
+{
+    (void)argc;
+    (void)argv;
+    (void)admin;    /* VERB_ADMIN: the dispatch checked it */
+    (void)rep;
+    (void)json;
+    (void)next;
+    if (!u->reload || u->reload(u) < 0) {
+        sb_puts(b, "reload failed; the old configuration stays (see the daemon's log)\n");
+        return EX_ERR;
+    }
+    sb_puts(b, "reloaded\n");
+    return EX_OK;
+}
+
+/* A verb the daemon does not run (unknown, or untilctl's own). */
+static int cmd_unknown(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                       int json, struct strbuf *b, char *next)
+{
+    (void)u;
+    (void)argc;
+    (void)admin;
+    (void)rep;
+    (void)json;
+    (void)next;
+    sb_printf(b, "unknown command %s\n", argv[0]);
+    return EX_USAGE;
+}
+
+typedef int verb_fn(struct untild *u, int argc, char **argv, int admin, const char *rep, int json,
+                    struct strbuf *b, char *next);
+
+/* The dispatch: verbs.h's table, by its first word; VERB_ADMIN verbs are
+ * refused to others here (the handlers check the finer rules). */
+static int verb_run(struct untild *u, int argc, char **argv, int admin, const char *rep, int json,
+                    struct strbuf *b, char *next)
+{
+#define ROW(name, args, who, handler, help) { name, who, handler },
+    static const struct { const char *name; enum verb_who who; verb_fn *fn; } rows[] = {
+        UNTILD_VERBS(ROW)
+    };
+#undef ROW
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t w = strcspn(rows[i].name, " ");
+        if (strlen(argv[0]) != w || strncmp(rows[i].name, argv[0], w))
+            continue;
+        if (rows[i].who == VERB_ADMIN && !admin) {
+            sb_printf(b, "%s: admins only\n", argv[0]);
+            return EX_DENIED;
+        }
+        return rows[i].fn(u, argc, argv, admin, rep, json, b, next);
+    }
+    return cmd_unknown(u, argc, argv, admin, rep, json, b, next);
+}
+
 int control_exec(struct untild *u, int argc, char **argv, int admin, const char *rep,
                  char **out, size_t *outlen)
 {
@@ -1057,52 +1160,12 @@ int control_exec_page(struct untild *u, int argc, char **argv, int admin, const 
             args[n++] = argv[i];
     }
     if (n == 0) {
-        sb_puts(&b, "usage: untilctl window|check|held|report|followups|cadence|status|reload ...\n");
+        char groups[128];
+        verbs_groups(groups, sizeof groups);
+        sb_printf(&b, "usage: untilctl %s ...\n", groups);
         rc = EX_USAGE;
-    } else if (!strcmp(args[0], "window")) {
-        rc = cmd_window(u, n, args, admin, rep, json, &b, next);
-    } else if (!strcmp(args[0], "check")) {
-        rc = cmd_check(u, n, args, json, &b);
-    } else if (!strcmp(args[0], "held")) {
-        rc = cmd_held(u, n, args, admin, rep, json, &b, next);
-    } else if (!strcmp(args[0], "report")) {
-        rc = cmd_report(u, n, args, admin, rep, json, &b);
-    } else if (!strcmp(args[0], "cadence")) {
-        rc = contacts_cmd(u, n, args, admin, rep, &b, json);
-        if (rc == EX_OK && n > 1 && strcmp(args[1], "list"))
-            release_kick(u->release, 1);    /* cadence holds are derived again */
-    } else if (!strcmp(args[0], "followups")) {
-        rc = followup_list(u, n, args, admin ? NULL : rep, json, &b) ? EX_USAGE : EX_OK;
-    } else if (!strcmp(args[0], "debug")) {
-        rc = cmd_debug(u, n, args, admin, &b);
-    } else if (!strcmp(args[0], "status")) {
-        if (json) {
-            sb_printf(&b, "{\"windows\":%zu,\"held\":%zu", windows_count(u->ix), release_count(u->release));
-            if (u->pg) {
-                sb_puts(&b, ",\"store\":");
-                store_pg_status(u->pg, &b, 1);
-            }
-            sb_puts(&b, "}\n");
-        } else {
-            sb_printf(&b, "windows: %zu\nheld:    %zu\n", windows_count(u->ix), release_count(u->release));
-            if (u->pg)
-                store_pg_status(u->pg, &b, 0);
-        }
-        rc = EX_OK;
-    } else if (!strcmp(args[0], "reload")) {
-        if (!admin) {
-            sb_puts(&b, "reload: admins only\n");
-            rc = EX_DENIED;
-        } else if (!u->reload || u->reload(u) < 0) {
-            sb_puts(&b, "reload failed; the old configuration stays (see the daemon's log)\n");
-            rc = EX_ERR;
-        } else {
-            sb_puts(&b, "reloaded\n");
-            rc = EX_OK;
-        }
     } else {
-        sb_printf(&b, "unknown command %s\n", args[0]);
-        rc = EX_USAGE;
+        rc = verb_run(u, n, args, admin, rep, json, &b, next);
     }
     if (b.oom) {
         sb_free(&b);

@@ -277,7 +277,7 @@ static void rep_digest(struct untild *u, const struct row *r, const char *week, 
     if (to)
         send_one(u, r->key, to, subject, &tx, &ht, now);
     else    /* the rep's mailbox (IMAP APPEND): the text part only */
-        notice_send_kind(u, NOTICE_OTHER, r->key, subject, tx.p ? tx.p : "", NULL, 0);
+        notice_send_subject(u, NOTICE_DIGEST, r->key, subject, tx.p ? tx.p : "", NULL, 0);
     sb_free(&tx);
     sb_free(&ht);
     sb_free(&fu);

@@ -269,7 +269,7 @@ static int remind_one(struct untild *u, const struct window *w, time_t due, cons
     sb_free(&held);
     (void)due;
     if (!to) {      /* no mail address: the rep's mailbox (IMAP APPEND), unthreaded */
-        int rc = notice_send_kind(u, NOTICE_OTHER, rep, subject, b.p ? b.p : "", NULL, 0);
+        int rc = notice_send_subject(u, NOTICE_FOLLOWUP, rep, subject, b.p ? b.p : "", NULL, 0);
         sb_free(&b);
         return rc;
     }
@@ -589,6 +589,6 @@ void followup_mail_list(struct untild *u, const char *rep)
     struct strbuf b = { 0 };
     sb_puts(&b, "Your follow-ups due in the next 7 days:\n\n");
     followup_list_into(u, rep, 7, 0, &b);
-    notice_send_kind(u, NOTICE_STATUS, rep, "Your follow-ups", b.p ? b.p : "", NULL, 0);
+    notice_send_subject(u, NOTICE_FOLLOWUPS, rep, NULL, b.p ? b.p : "", NULL, 0);
     sb_free(&b);
 }

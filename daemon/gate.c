@@ -367,7 +367,7 @@ static void send_status(struct untild *u, const char *rep)
                   m->id, when_format(at, u->cfg->timezone, t, sizeof t),
                   m->subject ? m->subject : "(no subject)", m->id, dom, m->id, dom);
     }
-    notice_send_kind(u, NOTICE_STATUS, rep, "untild status", b.p ? b.p : "", NULL, 0);
+    notice_send(u, NOTICE_STATUS, rep, b.p ? b.p : "", NULL, 0);
     sb_free(&b);
 }
 
@@ -482,7 +482,7 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
                 sb_printf(&nb, "  %s%s%s%s\n", hr->norm, hr->reason ? " (" : "",
                           hr->reason ? hr->reason : "", hr->reason ? ")" : "");
         }
-        notice_send_kind(u, NOTICE_HELD, t->rep, "Held: your message waits for the customer's window", nb.p ? nb.p : "",
+        notice_send(u, NOTICE_HELD, t->rep, nb.p ? nb.p : "",
                     NULL, 0);
         sb_free(&nb);
     }
@@ -500,11 +500,11 @@ static void txn_finish_ok(struct txn *t, const char *upstream_text)
         struct strbuf nb = { 0 };
         sb_printf(&nb, "Your message \"%s\" was sent, but these recipients asked not to be contacted yet:\n%s\n",
                   t->f.subject ? t->f.subject : "(no subject)", t->flagged.p);
-        notice_send_kind(u, NOTICE_FLAGGED, t->rep, "Flagged: you contacted a quiet customer", nb.p, NULL, 0);
+        notice_send(u, NOTICE_FLAGGED, t->rep, nb.p, NULL, 0);
         sb_free(&nb);
     }
     if (t->refused.len)
-        notice_send_kind(u, NOTICE_FAILED, t->rep, "Failed: some recipients were refused", t->refused.p, NULL, 0);
+        notice_send(u, NOTICE_FAILED, t->rep, t->refused.p, NULL, 0);
 
     if (t->spooled && t->nrelay)
         sb_printf(&reply, "250 2.0.0 %s; held until %s: %s", upstream_text ? upstream_text : "Ok",
@@ -638,8 +638,8 @@ static void txn_relayed(struct txn *t)
         if (deferred && spool_deferred(t, g, g->text[0] ? g->text : "deferred by the upstream") < 0) {
             /* Some copies went out, but the rest can be neither sent nor
              * kept: a 4xx makes the client send again (at-least-once). */
-            if (t->spooled)
-                spool_remove(u->spool, t->held.id);
+            if (t->spooled && spool_remove(u->spool, t->held.id) < 0)
+                log_error("gate: cannot roll back held message %s: %s", t->held.id, strerror(errno));
             smtp_data_done(t->s, "451 4.3.0 Partly delivered, cannot keep the rest: please retry");
             txn_free(t);
             return;
@@ -760,8 +760,8 @@ static void txn_after_hold(struct txn *t)
     struct untild *u = t->u;
     if (t->nrelay) {
         if (txn_submit(t, t->s) < 0 && t->pending == 0) {
-            if (t->spooled)
-                spool_remove(u->spool, t->held.id);
+            if (t->spooled && spool_remove(u->spool, t->held.id) < 0)
+                log_error("gate: cannot roll back held message %s: %s", t->held.id, strerror(errno));
             smtp_data_done(t->s, "451 4.3.0 Cannot queue for relay, try again later");
             txn_free(t);
         }

@@ -366,23 +366,18 @@ static int append_notice(void *arg, const char *rep, const char *msg, size_t len
     return u->imap ? imap_watch_append(u->imap, rep, msg, len) : -1;
 }
 
-int main(int argc, char **argv)
+/* The command line. Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, const char **path, int *check, struct untild *u)
 {
-    const char *path = "/etc/untild/untild.conf";
-    int check = 0, rc = 1, lockfd = -1;
-    struct untild u = { 0 };
-    struct config_errors e = { 0 };
-    struct smtp_hooks hooks;
-
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-c") && i + 1 < argc)
-            path = argv[++i];
+            *path = argv[++i];
         else if (!strcmp(argv[i], "-t"))
-            check = 1;
+            *check = 1;
         else if (!strcmp(argv[i], "-v"))
             log_set_level(ULOG_DEBUG);
         else if (!strcmp(argv[i], "--test-clock"))
-            u.test_clock = 1;
+            u->test_clock = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
@@ -394,6 +389,146 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    return -1;
+}
+
+/* untild -t: the configuration and the window files, then exit. */
+static int check_only(struct untild *u, const char *path, struct config_errors *e)
+{
+    struct windows *ix = config_load_windows(u->cfg, untild_now(u), e);
+    print_errors(e, 0);
+    if (!e->n)
+        printf("%s: configuration OK, %zu window(s)\n", path, ix ? windows_count(ix) : 0);
+    int rc = e->n ? 1 : 0;
+    if (!e->n && u->cfg->store_url && store_pg_check(u->cfg, stdout) < 0)
+        rc = 1;
+    windows_free(ix);
+    config_errors_free(e);
+    config_free(u->cfg);
+    return rc;
+}
+
+/* The control socket's directory may not exist yet (quick start: ./var/).
+ * 0755: reps must reach the socket; the socket itself is checked per verb. */
+static void control_dir(const char *sock)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", sock);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdirs(dir, 0755) < 0)
+            log_warn("cannot create %s: %s", dir, strerror(errno));
+    }
+}
+
+/* Notices, the watchers and the policy service, once release runs.
+ * Returns 0 or -1 (logged: start-up cannot go on). */
+static int start_watchers(struct untild *u)
+{
+    u->notice_queue = queue_notice;
+    u->notice_queue_arg = u->release;
+    u->notice_append = append_notice;
+    u->notice_append_arg = u;
+    if (!(u->followup = followup_new(u)) || !(u->digest = digest_new(u))) {
+        log_fatal("cannot start follow-ups and the digest");
+        return -1;
+    }
+    u->fucal = followup_cal_start(u);
+    int err = 0;
+    u->imap = imap_watch_start(u, &err);
+    if (err < 0) {
+        log_fatal("cannot start the IMAP watcher");
+        return -1;
+    }
+    u->caldav = caldav_start(u, &err);
+    if (err < 0) {
+        log_fatal("cannot start the CalDAV watcher");
+        return -1;
+    }
+    u->psvc = policy_service_start(u, &err);
+    if (err < 0) {
+        log_fatal("cannot start the policy service");
+        return -1;
+    }
+    return 0;
+}
+
+/* Shutdown in dependency order; also undoes a start-up that failed
+ * half-way (every part may be NULL). */
+static void stop_all(struct untild *u, int lockfd)
+{
+    policy_service_stop(u->psvc);
+    caldav_stop(u->caldav);
+    imap_watch_stop(u->imap);
+    control_free(u->control);
+    store_pg_stop(u->pg);    /* before release and the index: its results use them */
+    u->pg = NULL;
+    /* Relay first: queued jobs are answered (4xx) and running ones joined;
+     * then the results they posted run while the sessions and the release
+     * queue still exist. Callbacks that try to relay again see no relay. */
+    /* Holds being written finish (their clients get the true answer),
+     * and may still hand the allowed part to the relay. */
+    gate_stop();                /* AUTH checks in progress answer their sessions */
+    if (u->loop)
+        loop_run_pending(u->loop);
+    if (u->holder) {
+        holder_free(u->holder);
+        u->holder = NULL;
+        if (u->loop)
+            loop_run_pending(u->loop);
+    }
+    if (u->relay) {
+        struct relay *r = u->relay;
+        u->relay = NULL;
+        relay_free(r);
+        if (u->loop)
+            loop_run_pending(u->loop);
+    }
+    smtp_server_free(u->smtp);
+    u->notice_queue = NULL;
+    followup_cal_stop(u->fucal);
+    digest_free(u->digest);
+    followup_free(u->followup);
+    release_free(u->release);
+    if (u->ix)
+        windows_free(u->ix);
+    if (u->spool)
+        spool_close(u->spool);
+    if (u->store)
+        store_close(u->store);
+    loop_free(u->loop);
+    for (size_t i = 0; i < u->nretired; i++)
+        config_free(u->retired[i]);
+    config_free(u->cfg);
+    curl_global_cleanup();
+    if (lockfd >= 0)
+        close(lockfd);   /* last: the sockets are gone by now */
+}
+
+/* Block before threads start, so every thread inherits the mask and the
+ * signals arrive only through the signalfd. */
+static void block_signals(sigset_t *mask)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(mask);
+    sigaddset(mask, SIGHUP);
+    sigaddset(mask, SIGTERM);
+    sigaddset(mask, SIGINT);
+    sigprocmask(SIG_BLOCK, mask, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "/etc/untild/untild.conf";
+    int check = 0, rc = 1, lockfd = -1;
+    struct untild u = { 0 };
+    struct config_errors e = { 0 };
+    struct smtp_hooks hooks;
+
+    if ((rc = parse_args(argc, argv, &path, &check, &u)) >= 0)
+        return rc;
+    rc = 1;
     u.reload = reload;
     u.windows_changed = windows_changed;
 
@@ -405,29 +540,11 @@ int main(int argc, char **argv)
         return 1;
     }
     untild_policy_cfg(u.cfg, &u.pcfg);
-    if (check) {
-        struct windows *ix = config_load_windows(u.cfg, untild_now(&u), &e);
-        print_errors(&e, 0);
-        if (!e.n)
-            printf("%s: configuration OK, %zu window(s)\n", path, ix ? windows_count(ix) : 0);
-        rc = e.n ? 1 : 0;
-        if (!e.n && u.cfg->store_url && store_pg_check(u.cfg, stdout) < 0)
-            rc = 1;
-        windows_free(ix);
-        config_errors_free(&e);
-        config_free(u.cfg);
-        return rc;
-    }
+    if (check)
+        return check_only(&u, path, &e);
 
-    signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    /* Block before threads start, so every thread inherits the mask and
-     * the signals arrive only through the signalfd. */
-    sigprocmask(SIG_BLOCK, &mask, NULL);
+    block_signals(&mask);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     /* The state directory and its lock come first: nothing (no socket
@@ -454,18 +571,7 @@ int main(int argc, char **argv)
     /* The control socket is bound here too, while its directory may still
      * be root's (a root start with [daemon] user), under a temporary name:
      * it is renamed into place just before READY. */
-    {
-        /* Its directory may not exist yet (quick start: ./var/). 0755:
-         * reps must reach the socket; the socket itself is checked per verb. */
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", u.cfg->control_socket);
-        char *slash = strrchr(dir, '/');
-        if (slash && slash != dir) {
-            *slash = '\0';
-            if (mkdirs(dir, 0755) < 0)
-                log_warn("cannot create %s: %s", dir, strerror(errno));
-        }
-    }
+    control_dir(u.cfg->control_socket);
     if (!(u.control = control_new(&u, u.cfg->control_socket)))
         goto out;
     int late = publish_after_drop(u.cfg);
@@ -504,22 +610,7 @@ int main(int argc, char **argv)
     }
     if (!(u.release = release_new(&u)))
         goto out;
-    u.notice_queue = queue_notice;
-    u.notice_queue_arg = u.release;
-    u.notice_append = append_notice;
-    u.notice_append_arg = &u;
-    if (!(u.followup = followup_new(&u)) || !(u.digest = digest_new(&u)))
-        goto out;
-    u.fucal = followup_cal_start(&u);
-    int err = 0;
-    u.imap = imap_watch_start(&u, &err);
-    if (err < 0)
-        goto out;
-    u.caldav = caldav_start(&u, &err);
-    if (err < 0)
-        goto out;
-    u.psvc = policy_service_start(&u, &err);
-    if (err < 0)
+    if (start_watchers(&u) < 0)
         goto out;
 
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -544,51 +635,6 @@ int main(int argc, char **argv)
 out:
     winload_cancel();   /* a reload still building: dropped */
     config_errors_free(&e);
-    policy_service_stop(u.psvc);
-    caldav_stop(u.caldav);
-    imap_watch_stop(u.imap);
-    control_free(u.control);
-    store_pg_stop(u.pg);    /* before release and the index: its results use them */
-    u.pg = NULL;
-    /* Relay first: queued jobs are answered (4xx) and running ones joined;
-     * then the results they posted run while the sessions and the release
-     * queue still exist. Callbacks that try to relay again see no relay. */
-    /* Holds being written finish (their clients get the true answer),
-     * and may still hand the allowed part to the relay. */
-    gate_stop();                /* AUTH checks in progress answer their sessions */
-    if (u.loop)
-        loop_run_pending(u.loop);
-    if (u.holder) {
-        holder_free(u.holder);
-        u.holder = NULL;
-        if (u.loop)
-            loop_run_pending(u.loop);
-    }
-    if (u.relay) {
-        struct relay *r = u.relay;
-        u.relay = NULL;
-        relay_free(r);
-        if (u.loop)
-            loop_run_pending(u.loop);
-    }
-    smtp_server_free(u.smtp);
-    u.notice_queue = NULL;
-    followup_cal_stop(u.fucal);
-    digest_free(u.digest);
-    followup_free(u.followup);
-    release_free(u.release);
-    if (u.ix)
-        windows_free(u.ix);
-    if (u.spool)
-        spool_close(u.spool);
-    if (u.store)
-        store_close(u.store);
-    loop_free(u.loop);
-    for (size_t i = 0; i < u.nretired; i++)
-        config_free(u.retired[i]);
-    config_free(u.cfg);
-    curl_global_cleanup();
-    if (lockfd >= 0)
-        close(lockfd);   /* last: the sockets are gone by now */
+    stop_all(&u, lockfd);
     return rc;
 }

@@ -329,40 +329,14 @@ static void notice_done(void *arg, struct relay_result *r)
     free(p);
 }
 
-/* Is this kind of notice wanted by [notify] events? */
-static int wanted(const struct untild *u, enum notice_kind kind)
-{
-    static const char *const names[] = { "held", "flagged", "released", "failed", "stale", "status" };
-    const char *ev = u->cfg->notify_events;
-    if (kind == NOTICE_OTHER || !ev)
-        return 1;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", ev);
-    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
-        if (!strcmp(t, "all") || !strcmp(t, names[kind]))
-            return 1;
-    return 0;
-}
-
-int notice_send_kind(struct untild *u, enum notice_kind kind, const char *rep,
-                     const char *subject, const char *body, const char *attach,
-                     size_t attach_len)
-{
-    if (!wanted(u, kind)) {
-        log_debug("notice: \"%s\" not sent ([notify] events)", subject);
-        return 0;
-    }
-    return notice_send(u, rep, subject, body, attach, attach_len);
-}
-
 const char *notice_address(const struct untild *u, const char *rep)
 {
     const char *to = u->cfg->notify_to ? u->cfg->notify_to : rep;
     return to && strchr(to, '@') ? to : NULL;
 }
 
-int notice_send(struct untild *u, const char *rep, const char *subject,
-                const char *body, const char *attach, size_t attach_len)
+static int send_notice(struct untild *u, const char *rep, const char *subject,
+                       const char *body, const char *attach, size_t attach_len)
 {
     const char *to = u->cfg->notify_to ? u->cfg->notify_to : rep;
     int mailable = notice_address(u, rep) != NULL;
@@ -422,4 +396,22 @@ int notice_send(struct untild *u, const char *rep, const char *subject,
     }
     log_info("notice: \"%s\" to %s", subject, to);
     return 0;
+}
+
+int notice_send(struct untild *u, enum notice_kind kind, const char *rep, const char *body,
+                const char *attach, size_t attach_len)
+{
+    return notice_send_subject(u, kind, rep, NULL, body, attach, attach_len);
+}
+
+int notice_send_subject(struct untild *u, enum notice_kind kind, const char *rep, const char *subject,
+                        const char *body, const char *attach, size_t attach_len)
+{
+    if (!subject)
+        subject = notice_kind_subject(kind);
+    if (!notice_kind_wanted(u->cfg->notify_events, kind)) {
+        log_debug("notice: \"%s\" not sent ([notify] events)", subject);
+        return 0;
+    }
+    return send_notice(u, rep, subject, body, attach, attach_len);
 }

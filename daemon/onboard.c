@@ -35,6 +35,7 @@
 #include "untild/tls_self.h"
 
 #include <gnutls/gnutls.h>
+#include "untild/sysutil.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -241,15 +242,8 @@ static int write_file(const char *outdir, const char *name, const struct strbuf 
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
-    size_t off = 0;
-    while (off < b->len) {
-        ssize_t w = write(fd, b->p + off, b->len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            goto fail;
-        off += (size_t)w;
-    }
+    if (sysutil_write_all(fd, b->p, b->len) < 0)
+        goto fail;
     if (fsync(fd) < 0)
         goto fail;
     if (close(fd) < 0) {

@@ -986,7 +986,6 @@ static int record(struct policy_service *m, const struct ps_request *r, struct p
     if (ev->kind == PS_EV_REJECTED) {
         store_audit(u->store, &(struct audit_rec){ now, "rejected", rep, ev->rcpt,
                     ev->window_id[0] ? ev->window_id : NULL, NULL, ev->reason });
-        u->stats_rejected++;
         log_info("policy_service: rejected %s (instance %s)", ev->rcpt, r->instance);
         return 0;
     }
@@ -1019,7 +1018,6 @@ static int record(struct policy_service *m, const struct ps_request *r, struct p
         char when[64];
         log_info("policy_service: holding %s in Postfix's hold queue until %s", ev->queue_id,
                  when_format(ev->release_at, u->cfg->timezone, when, sizeof when));
-        u->stats_held++;
     }
     for (size_t i = 0; i < ev->nrcpts; i++) {
         const struct ps_rcpt *pr = &ev->rcpts[i];
@@ -1029,8 +1027,6 @@ static int record(struct policy_service *m, const struct ps_request *r, struct p
                     pr->action == ACTION_HOLD ? "held" : "flagged", rep, pr->norm,
                     pr->window_id[0] ? pr->window_id : NULL,
                     ev->queue_id[0] ? ev->queue_id : NULL, pr->reason });
-        if (pr->action == ACTION_FLAG)
-            u->stats_flagged++;
     }
     return 0;
 }
@@ -1207,7 +1203,7 @@ static int listen_on(struct policy_service *m, const char *spec)
         const char *path = spec + 5;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof sa.sun_path) {
-            log_fatal("policy_service: socket path too long: %s", path);
+            log_error("policy_service: socket path too long: %s", path);
             return -1;
         }
         strcpy(sa.sun_path, path);
@@ -1227,7 +1223,7 @@ static int listen_on(struct policy_service *m, const char *spec)
         char host[256];
         const char *hp = spec + 5, *colon = strrchr(hp, ':');
         if (!colon || (size_t)(colon - hp) >= sizeof host) {
-            log_fatal("policy_service: bad listen address %s", spec);
+            log_error("policy_service: bad listen address %s", spec);
             return -1;
         }
         memcpy(host, hp, (size_t)(colon - hp));
@@ -1241,7 +1237,7 @@ static int listen_on(struct policy_service *m, const char *spec)
                                   AI_NUMERICSERV }, *ai = NULL;
         int g = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &ai);
         if (g) {
-            log_fatal("policy_service: %s: %s", spec, gai_strerror(g));
+            log_error("policy_service: %s: %s", spec, gai_strerror(g));
             return -1;
         }
         fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1253,7 +1249,7 @@ static int listen_on(struct policy_service *m, const char *spec)
         }
         freeaddrinfo(ai);
     } else {
-        log_fatal("policy_service: bad listen address %s", spec);
+        log_error("policy_service: bad listen address %s", spec);
         return -1;
     }
     if (listen(fd, 64) < 0 || loop_fd(m->u->loop, fd, LOOP_READ, on_accept, m) < 0)
@@ -1262,7 +1258,7 @@ static int listen_on(struct policy_service *m, const char *spec)
     log_info("policy_service: listening on %s", spec);
     return 0;
 fail:
-    log_fatal("policy_service: cannot listen on %s: %s", spec, strerror(errno));
+    log_error("policy_service: cannot listen on %s: %s", spec, strerror(errno));
     if (fd >= 0)
         close(fd);
     return -1;
@@ -1290,7 +1286,7 @@ struct policy_service *policy_service_start(struct untild *u, int *err)
     struct policy_service *m = calloc(1, sizeof *m);
     if (!m || !(m->tab = policy_service_table_new(PS_TABLE_MAX, PS_TABLE_TTL_MS)) ||
         !(m->listen = strdup(u->cfg->policy_listen))) {
-        log_fatal("policy_service: out of memory");
+        log_error("policy_service: out of memory");
         goto fail;
     }
     m->u = u;

@@ -39,6 +39,7 @@
 #include "untild/loop.h"
 #include "untild/secret.h"
 #include "untild/smtp_dsn.h"
+#include "untild/sysutil.h"
 
 #define RELAY_MAX_WORKERS 256
 #define RELAY_MAX_LINE 1000     /* longest reply line we keep (RFC 5321 bound) */
@@ -417,21 +418,6 @@ static int maildir_dirs(const char *md)
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* One envelope header line; CR/LF in the address would forge headers. */
 static int write_env(int fd, const char *name, const char *addr)
 {
@@ -444,7 +430,7 @@ static int write_env(int fd, const char *name, const char *addr)
     for (int i = 0; i < n - 2; i++)
         if (line[i] == '\r' || line[i] == '\n')
             line[i] = ' ';
-    return write_all(fd, line, (size_t)n);
+    return sysutil_write_all(fd, line, (size_t)n);
 }
 
 static int fsync_dir(const char *path)
@@ -492,9 +478,9 @@ static void maildir_deliver(struct relay *r, struct rjob *j)
     for (size_t i = 0; i < job->nrcpts; i++)
         if (write_env(fd, "X-Untild-Envelope-To", job->rcpts[i]) < 0)
             goto fail;
-    if (job->prefix && write_all(fd, job->prefix, strlen(job->prefix)) < 0)
+    if (job->prefix && sysutil_write_all(fd, job->prefix, strlen(job->prefix)) < 0)
         goto fail;
-    if (write_all(fd, job->data, job->len) < 0)
+    if (sysutil_write_all(fd, job->data, job->len) < 0)
         goto fail;
     step = "fsync";
     if (fsync(fd) < 0)
@@ -768,9 +754,10 @@ struct relay *relay_new(const struct config *c, struct loop *l, int nworkers)
     if (bad)
         goto fail;
     if (r->url && r->username) {
-        if ((c->upstream_password_file || c->upstream_password_command)
-            && !(r->password = secret_load(c->upstream_password_file, c->upstream_password_command,
-                                           "relay")))
+        int failed;
+        r->password = secret_load_optional(c->upstream_password_file, c->upstream_password_command,
+                                           "relay", &failed);
+        if (failed)
             goto fail;
     }
     if (!r->url && maildir_dirs(r->maildir) < 0) {

@@ -493,7 +493,7 @@ static void held_notice_text(struct strbuf *b, const struct entry *e, const char
 
 /* attach: the message itself goes along (message/rfc822). */
 static void notify(struct release *r, const struct entry *e, enum notice_kind kind,
-                   const char *subject, const char *text, int attach)
+                   const char *text, int attach)
 {
     struct strbuf b = { 0 };
     char *body = NULL;
@@ -501,7 +501,7 @@ static void notify(struct release *r, const struct entry *e, enum notice_kind ki
     held_notice_text(&b, e, text);
     if (attach && spool_read(r->u->spool, e->m.id, NULL, &body, &len) < 0)
         body = NULL;
-    notice_send_kind(r->u, kind, e->m.rep, subject, b.p ? b.p : text, body, body ? len : 0);
+    notice_send(r->u, kind, e->m.rep, b.p ? b.p : text, body, body ? len : 0);
     free(body);
     sb_free(&b);
 }
@@ -573,7 +573,7 @@ static char *returned_notice(struct release *r, const struct entry *e, const cha
     sb_printf(&b, "\n%s\n", e->m.last_error ? e->m.last_error : "undeliverable");
     if (spool_read(u->spool, e->m.id, NULL, &body, &blen) == 0)
         msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to,
-                           "Failed: your held message could not be delivered (returned)",
+                           notice_kind_subject(NOTICE_RETURNED),
                            b.p ? b.p : "", body, blen, untild_now(u), len);
     else
         log_error("release: cannot read returned %s: %s", e->m.id, strerror(errno));
@@ -750,8 +750,7 @@ static void delivered_all(struct release *r, struct entry *e, size_t failed, con
         return;
     } else {
         audit(r, "released", e, e->m.released_by, e->m.released_reason);
-        notify(r, e, NOTICE_RELEASED, "Released: your held message was sent",
-               e->m.released_reason ? e->m.released_reason
+        notify(r, e, NOTICE_RELEASED, e->m.released_reason ? e->m.released_reason
                                     : "The customer's window opened; your message was sent.", 0);
         log_info("release: %s delivered", e->m.id);
     }
@@ -923,8 +922,7 @@ static int stale(struct release *r, struct entry *e, time_t now)
     int series = e->m.ical_last > 0 && e->m.ical_last != e->m.ical_dtstart;
     audit(r, "stale-invitation", e, NULL, series ? "every occurrence started before the window opened"
                                                  : "event started before the window opened");
-    notify(r, e, NOTICE_STALE, "Reschedule: a held invitation was not sent",
-           series ? "Every occurrence of the meeting starts before the customer's window opens, so the "
+    notify(r, e, NOTICE_STALE, series ? "Every occurrence of the meeting starts before the customer's window opens, so the "
                     "invitation was not sent. Please reschedule it."
                   : "The meeting starts before the customer's window opens, so the invitation was not sent. "
                     "Please reschedule it.", 1);

@@ -75,6 +75,16 @@ char *secret_load(const char *file, const char *command, const char *who)
     return NULL;
 }
 
+char *secret_load_optional(const char *file, const char *command, const char *who, int *failed)
+{
+    *failed = 0;
+    if (!file && !command)
+        return NULL;
+    char *s = secret_load(file, command, who);
+    *failed = s == NULL;
+    return s;
+}
+
 void secret_free(char *s)
 {
     if (s) {

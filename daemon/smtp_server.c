@@ -15,7 +15,8 @@
  * during a hook is kept ("dead") until the hook reports back, so the hook's
  * pointer stays valid.
  *
- * STARTTLS (and implicit TLS listeners) use GnuTLS; whatever plaintext was
+ * STARTTLS (and implicit TLS listeners) use GnuTLS (smtp_server_auth.c,
+ * with AUTH); whatever plaintext was
  * pipelined after STARTTLS is thrown away (command injection defence) and
  * the session starts over, EHLO required. AUTH is only offered and accepted
  * over TLS or from loopback. Mail is accepted only from authenticated
@@ -45,130 +46,17 @@
 #include "untild/loop.h"
 #include "untild/smtp_server.h"
 #include "untild/tls_self.h"
+#include "untild/smtp_server_int.h"
+#include "untild/sysutil.h"
 
-#define CMD_LINE_MAX   512      /* RFC 5321 4.5.3.1.4, CRLF included */
-#define AUTH_LINE_MAX  4096     /* SASL responses may exceed a command line */
-#define DATA_LINE_MAX  1000     /* RFC 5321 4.5.3.1.6, CRLF included */
-#define READ_CHUNK     16384
-#define IN_CAP         65536
-#define OUT_HIGH       (256 * 1024) /* stop reading commands above this */
-#define MAX_RCPTS      1000
-#define MAX_LISTENERS  (2 * CONFIG_MAX_LISTEN)
-#define FUTURE_INTERVAL 2592000
-#define SPILL_CHUNK    65536    /* staging buffer of a message being spilled */
-
-enum sstate {
-    S_READY,        /* greeting sent, no EHLO yet */
-    S_EHLO,         /* after EHLO/HELO, no transaction */
-    S_MAIL,         /* MAIL accepted */
-    S_RCPT,         /* at least one RCPT accepted */
-    S_DATA,         /* reading message text */
-    S_STARTTLS,     /* "220 Ready to start TLS" queued, waiting for flush */
-    S_TLS,          /* TLS handshake in progress */
-    S_AUTH,         /* waiting for a SASL continuation line */
-    S_CLOSING       /* flush the output, then close */
-};
-
-enum waitfor { W_NONE, W_AUTH, W_AUTH_DELAY, W_DATA };
-enum authmech { M_PLAIN, M_LOGIN_USER, M_LOGIN_PASS };
-
-struct tls_cred {
-    gnutls_certificate_credentials_t x;
-    int refs;               /* the server's one + one per TLS session */
-};
-
-struct listener {
-    int fd;
-    int tls;                /* implicit TLS */
-    int port;
-    int listening;
-    struct smtp_server *srv;
-};
-
-struct smtp_server {
-    const struct config *cfg;
-    struct loop *loop;
-    struct smtp_hooks hooks;
-    struct listener ls[MAX_LISTENERS];
-    size_t nls;
-    struct tls_cred *cred;  /* NULL: no certificate configured */
-    char hostname[256];
-    size_t max_message_size;
-    int max_sessions;
-    int max_per_addr;       /* 0: no limit */
-    int timeout_command, timeout_data;
-    int session_deadline;   /* seconds, 0: none */
-    int auth_delay_ms;
-    size_t spill_threshold; /* 0: never spill */
-    const char *spill_dir;  /* state_dir, NULL: never spill */
-    enum auth_mode auth;
-    struct smtp_session *sessions;
-    size_t nsessions;
-    unsigned long next_id;
-};
-
-struct smtp_session {
-    struct smtp_server *srv;
-    struct smtp_session *prev, *next;
-    unsigned long id;
-    int fd;
-    char peer[64];
-    char addr[64];           /* peer without the port */
-    int loopback;
-    enum sstate state;
-    enum sstate after_auth;  /* state to return to after S_AUTH */
-    enum waitfor waiting;
-    int implicit_tls;
-    gnutls_session_t tls;
-    struct tls_cred *cred;
-    int tls_on;
-    int eof, dead, io_error, in_pump;
-    int discarding;          /* dropping an over-long line up to its LF */
-    int helo_seen;
-    uint64_t timer;
-    int64_t timer_due;       /* when s->timer fires (loop_now_ms) */
-    uint64_t life_timer;     /* [smtp] session_deadline */
-    uint64_t auth_timer;     /* a refused AUTH's delayed answer */
-    int auth_result;         /* SMTP_AUTH_* waiting for auth_timer */
-    int64_t deadline;        /* when the session really times out */
-    char in[IN_CAP];
-    size_t inlen;
-    char *out;
-    size_t outlen, outcap;
-    /* transaction */
-    struct smtp_envelope env;
-    size_t rcptcap;
-    char *msg;               /* in memory; once spilled, a staging buffer */
-    size_t msglen, msgcap;   /* msglen counts the whole message */
-    int spill_fd;            /* -1: in memory */
-    size_t staged;           /* bytes in msg not yet written to spill_fd */
-    char *map;               /* the spilled message, mapped at end of DATA */
-    size_t maplen;
-    int data_toobig, data_toolong, data_prev_crlf, data_barecr, data_ioerr;
-    /* auth */
-    enum authmech mech;
-    char *auth_user, *auth_pass;     /* pending, while the hook decides */
-    char *user, *pass;               /* authenticated */
-    void *data;
-    /* counters for the close log line */
-    unsigned ncmds, nmsgs, nrcpts;
-};
 
 static void session_event(struct loop *l, int fd, int events, void *arg);
-static int session_pump(struct smtp_session *s);
+int smtp_session_pump(struct smtp_session *s);
 static void session_expired(struct loop *l, uint64_t id, void *arg);
 
 /* ---- small helpers ---- */
 
-static void wipe_free(char *p)
-{
-    if (p) {
-        explicit_bzero(p, strlen(p));
-        free(p);
-    }
-}
-
-static int out_add(struct smtp_session *s, const char *p, size_t n)
+int smtp_out_add(struct smtp_session *s, const char *p, size_t n)
 {
     if (s->outlen + n > s->outcap) {
         size_t cap = s->outcap ? s->outcap : 1024;
@@ -185,24 +73,6 @@ static int out_add(struct smtp_session *s, const char *p, size_t n)
     memcpy(s->out + s->outlen, p, n);
     s->outlen += n;
     return 0;
-}
-
-static void reply(struct smtp_session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void reply(struct smtp_session *s, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf - 2, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof buf - 3)
-        n = (int)(sizeof buf - 3);
-    buf[n++] = '\r';
-    buf[n++] = '\n';
-    out_add(s, buf, (size_t)n);
 }
 
 /* A reply from a hook: "CODE TEXT", lines separated by '\n'. Each line is
@@ -242,27 +112,11 @@ static void reply_hook(struct smtp_session *s, const char *r)
         }
         line[4 + tn] = '\r';
         line[5 + tn] = '\n';
-        out_add(s, line, 6 + tn);
+        smtp_out_add(s, line, 6 + tn);
         if (!e)
             break;
         p = e + 1;
     }
-}
-
-static int is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
-            return 1;
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
-            return a->sin6_addr.s6_addr[12] == 127;
-    }
-    return 0;
 }
 
 /* The address alone ("192.0.2.1", "2001:db8::1"), for per-address limits. */
@@ -295,39 +149,6 @@ static void format_peer(const struct sockaddr_storage *ss, char *buf, size_t n)
     }
 }
 
-/* ---- TLS credentials ---- */
-
-static struct tls_cred *cred_load(const char *cert, const char *key)
-{
-    struct tls_cred *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    int r = gnutls_certificate_allocate_credentials(&c->x);
-    if (r < 0) {
-        free(c);
-        log_error("smtp: gnutls: %s", gnutls_strerror(r));
-        return NULL;
-    }
-    r = gnutls_certificate_set_x509_key_file(c->x, cert, key, GNUTLS_X509_FMT_PEM);
-    if (r < 0) {
-        log_error("smtp: cannot load tls_cert %s / tls_key %s: %s", cert, key,
-                  gnutls_strerror(r));
-        gnutls_certificate_free_credentials(c->x);
-        free(c);
-        return NULL;
-    }
-    c->refs = 1;
-    return c;
-}
-
-static void cred_unref(struct tls_cred *c)
-{
-    if (c && --c->refs == 0) {
-        gnutls_certificate_free_credentials(c->x);
-        free(c);
-    }
-}
-
 /* No tls_cert/tls_key: the self-signed loopback certificate in state_dir
  * (tls_self.h), so clients that insist on STARTTLS work on a personal
  * install. NULL (STARTTLS not offered) when it is off or cannot be made:
@@ -347,7 +168,7 @@ static struct tls_cred *cred_self_signed(const struct config *c)
     if (ts.made == TLS_SELF_RENEWED)
         log_warn("smtp: the old self-signed certificate was replaced (%s): clients "
                  "that trusted it must be given the new one (untilctl onboard)", ts.why);
-    struct tls_cred *cred = cred_load(ts.cert, ts.key);
+    struct tls_cred *cred = smtp_tls_cred_load(ts.cert, ts.key);
     if (cred)
         log_info("smtp: STARTTLS with the self-signed certificate %s (%s, for localhost, "
                  "127.0.0.1, ::1) SHA-256 %s", ts.cert, made[ts.made], ts.sha256);
@@ -356,7 +177,7 @@ static struct tls_cred *cred_self_signed(const struct config *c)
 
 /* ---- transaction and session lifetime ---- */
 
-static void txn_reset(struct smtp_session *s)
+void smtp_txn_reset(struct smtp_session *s)
 {
     free(s->env.mail_from);
     free(s->env.mail_params);
@@ -404,7 +225,7 @@ static void session_close_fd(struct smtp_session *s)
     }
 }
 
-static void session_free(struct smtp_session *s)
+void smtp_session_free(struct smtp_session *s)
 {
     struct smtp_server *srv = s->srv;
     log_info("smtp[%lu]: disconnect from %s commands=%u messages=%u rcpts=%u%s",
@@ -413,9 +234,9 @@ static void session_free(struct smtp_session *s)
     session_close_fd(s);
     if (s->tls)
         gnutls_deinit(s->tls);
-    cred_unref(s->cred);
+    smtp_tls_cred_unref(s->cred);
     s->state = S_CLOSING;
-    txn_reset(s);
+    smtp_txn_reset(s);
     free(s->env.rcpts);
     free(s->env.helo);
     free(s->out);
@@ -443,7 +264,7 @@ static int session_fail(struct smtp_session *s)
         session_close_fd(s);
         return 0;
     }
-    session_free(s);
+    smtp_session_free(s);
     return -1;
 }
 
@@ -497,7 +318,7 @@ static void session_timeout(struct loop *l, uint64_t id, void *arg)
         reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->hostname);
     s->state = S_CLOSING;
     s->inlen = 0;
-    session_pump(s);
+    smtp_session_pump(s);
 }
 
 /* ---- low-level I/O ---- */
@@ -569,209 +390,12 @@ static int sock_flush(struct smtp_session *s)
     return 0;
 }
 
-static int tls_start(struct smtp_session *s)
-{
-    struct smtp_server *srv = s->srv;
-    int r = gnutls_init(&s->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
-    if (r < 0) {
-        s->tls = NULL;
-        goto fail;
-    }
-    s->cred = srv->cred;
-    s->cred->refs++;
-    if ((r = gnutls_set_default_priority(s->tls)) < 0 ||
-        (r = gnutls_credentials_set(s->tls, GNUTLS_CRD_CERTIFICATE, s->cred->x)) < 0)
-        goto fail;
-    gnutls_certificate_server_set_request(s->tls, GNUTLS_CERT_IGNORE);
-    gnutls_transport_set_int(s->tls, s->fd);
-    s->state = S_TLS;
-    return 0;
-fail:
-    log_error("smtp[%lu]: TLS setup: %s", s->id, gnutls_strerror(r));
-    s->io_error = 1;
-    return -1;
-}
-
-/* One handshake step: 1 done, 0 in progress, -1 failed. */
-static int tls_handshake(struct smtp_session *s)
-{
-    int r = gnutls_handshake(s->tls);
-    if (r == GNUTLS_E_SUCCESS) {
-        s->tls_on = 1;
-        /* RFC 3207 4.2: forget everything learnt before TLS. */
-        s->helo_seen = 0;
-        s->state = S_READY;
-        txn_reset(s);
-        free(s->env.helo);
-        s->env.helo = NULL;
-        wipe_free(s->user);
-        wipe_free(s->pass);
-        s->user = s->pass = NULL;
-        if (log_get_level() <= ULOG_DEBUG) {
-            char *desc = gnutls_session_get_desc(s->tls);
-            log_debug("smtp[%lu]: TLS established: %s", s->id, desc ? desc : "?");
-            gnutls_free(desc);
-        }
-        if (s->implicit_tls)
-            reply(s, "220 %s ESMTP untild", s->srv->hostname);
-        return 1;
-    }
-    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
-        return 0;
-    log_warn("smtp[%lu]: TLS handshake with %s failed: %s", s->id, s->peer,
-             gnutls_strerror(r));
-    s->io_error = 1;
-    return -1;
-}
-
-/* ---- SASL ---- */
-
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Strict base64 decode into a fresh NUL-terminated buffer; -1 on error. */
-static int b64decode(const char *in, char **out, size_t *outlen)
-{
-    size_t n = strlen(in);
-    if (n % 4)
-        return -1;
-    char *o = malloc(n / 4 * 3 + 1);
-    if (!o)
-        return -1;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int j = 0; j < 4; j++) {
-            if (in[i + j] == '=' && i + 4 == n && j >= 2) {
-                v[j] = 0;
-                pad++;
-            } else if (pad || (v[j] = b64val((unsigned char)in[i + j])) < 0) {
-                free(o);
-                return -1;
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        o[k++] = (char)(w >> 16);
-        if (pad < 2)
-            o[k++] = (char)(w >> 8);
-        if (pad < 1)
-            o[k++] = (char)w;
-    }
-    o[k] = '\0';
-    *out = o;
-    *outlen = k;
-    return 0;
-}
-
-/* SASLprep (RFC 4013 2.3) prohibits control characters in a name; a CR
- * or LF in the user would reach notice headers (To: <rep>) and the spool. */
-static int has_ctl(const char *p)
-{
-    for (; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return 1;
-    return 0;
-}
-
-static int auth_allowed(const struct smtp_session *s)
-{
-    return s->srv->auth != AUTH_NONE && s->srv->hooks.auth &&
-           (s->tls_on || s->loopback);
-}
-
-static void auth_call(struct smtp_session *s)
-{
-    s->state = s->after_auth;
-    s->waiting = W_AUTH;
-    s->srv->hooks.auth(s->srv->hooks.arg, s, s->auth_user, s->auth_pass);
-}
-
-/* PLAIN: [authzid] NUL authcid NUL passwd (RFC 4616). */
-static void auth_plain(struct smtp_session *s, const char *b64)
-{
-    char *raw = NULL;
-    size_t n = 0;
-    /* "=" is an empty initial response (RFC 4954 4). */
-    if (b64decode(strcmp(b64, "=") == 0 ? "" : b64, &raw, &n) < 0) {
-        s->state = s->after_auth;
-        reply(s, "501 5.5.2 Cannot decode response");
-        return;
-    }
-    char *u = memchr(raw, '\0', n);
-    char *p = u ? memchr(u + 1, '\0', n - (size_t)(u + 1 - raw)) : NULL;
-    if (!u || !p || p == u + 1 || memchr(p + 1, '\0', n - (size_t)(p + 1 - raw)) ||
-        has_ctl(u + 1)) {
-        explicit_bzero(raw, n);
-        free(raw);
-        s->state = s->after_auth;
-        reply(s, "501 5.5.2 Malformed PLAIN response");
-        return;
-    }
-    wipe_free(s->auth_user);
-    wipe_free(s->auth_pass);
-    s->auth_user = strdup(u + 1);
-    s->auth_pass = strdup(p + 1);
-    explicit_bzero(raw, n);
-    free(raw);
-    if (!s->auth_user || !s->auth_pass) {
-        s->state = s->after_auth;
-        reply(s, "454 4.3.0 Temporary failure");
-        return;
-    }
-    auth_call(s);
-}
-
-/* A continuation line in S_AUTH (never logged). */
-static void auth_continue(struct smtp_session *s, const char *line)
-{
-    if (strcmp(line, "*") == 0) {
-        s->state = s->after_auth;
-        reply(s, "501 5.7.0 Authentication aborted");
-        return;
-    }
-    if (s->mech == M_PLAIN) {
-        auth_plain(s, line);
-        return;
-    }
-    char *raw = NULL;
-    size_t n = 0;
-    if (b64decode(line, &raw, &n) < 0 || memchr(raw, '\0', n) ||
-        (s->mech == M_LOGIN_USER && has_ctl(raw))) {
-        wipe_free(raw);
-        s->state = s->after_auth;
-        reply(s, "501 5.5.2 Cannot decode response");
-        return;
-    }
-    if (s->mech == M_LOGIN_USER) {
-        wipe_free(s->auth_user);
-        s->auth_user = raw;
-        s->mech = M_LOGIN_PASS;
-        reply(s, "334 UGFzc3dvcmQ6");
-        return;
-    }
-    wipe_free(s->auth_pass);
-    s->auth_pass = raw;
-    auth_call(s);
-}
-
 /* ---- commands ---- */
 
 struct cmd {
     const char *name;
     void (*fn)(struct smtp_session *s, char *args);
 };
-
-static int in_txn(const struct smtp_session *s)
-{
-    return s->state == S_MAIL || s->state == S_RCPT;
-}
 
 static void cmd_ehlo_helo(struct smtp_session *s, char *args, int esmtp)
 {
@@ -780,7 +404,7 @@ static void cmd_ehlo_helo(struct smtp_session *s, char *args, int esmtp)
         reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
         return;
     }
-    txn_reset(s);
+    smtp_txn_reset(s);
     free(s->env.helo);
     s->env.helo = strdup(args);
     s->helo_seen = 1;
@@ -801,7 +425,7 @@ static void cmd_ehlo_helo(struct smtp_session *s, char *args, int esmtp)
     reply(s, "250-DSN");
     if (srv->cred && !s->tls_on)
         reply(s, "250-STARTTLS");
-    if (auth_allowed(s))
+    if (smtp_auth_allowed(s))
         reply(s, "250-AUTH PLAIN LOGIN");
     /* RFC 4865: the latest release time we accept, which is now plus the
      * interval (the gate refuses anything later). */
@@ -927,7 +551,7 @@ static void cmd_mail(struct smtp_session *s, char *args)
     s->env.mail_from = strdup(path);
     s->env.mail_params = params ? strdup(params) : NULL;
     if (!s->env.mail_from || (params && !s->env.mail_params)) {
-        txn_reset(s);
+        smtp_txn_reset(s);
         reply(s, "451 4.3.0 Out of memory");
         return;
     }
@@ -1006,7 +630,7 @@ static void cmd_data(struct smtp_session *s, char *args)
 static void cmd_rset(struct smtp_session *s, char *args)
 {
     (void)args;
-    txn_reset(s);
+    smtp_txn_reset(s);
     reply(s, "250 2.0.0 Ok");
 }
 
@@ -1037,98 +661,18 @@ static void cmd_help(struct smtp_session *s, char *args)
     reply(s, "214 2.0.0 See RFC 5321 (commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH)");
 }
 
-static void cmd_starttls(struct smtp_session *s, char *args)
-{
-    if (*args) {
-        reply(s, "501 5.5.4 Syntax: STARTTLS");
-        return;
-    }
-    if (!s->srv->cred) {
-        reply(s, "502 5.5.1 Error: command not implemented");
-        return;
-    }
-    if (s->tls_on) {
-        reply(s, "503 5.5.1 Error: TLS already active");
-        return;
-    }
-    if (in_txn(s)) {
-        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
-        return;
-    }
-    reply(s, "220 2.0.0 Ready to start TLS");
-    /* Anything pipelined after STARTTLS was sent in the clear: drop it
-     * (CVE-2011-0411 style command injection). */
-    s->inlen = 0;
-    s->discarding = 0;
-    s->state = S_STARTTLS;
-}
-
-static void cmd_auth(struct smtp_session *s, char *args)
-{
-    struct smtp_server *srv = s->srv;
-    if (srv->auth == AUTH_NONE || !srv->hooks.auth) {
-        reply(s, "503 5.5.1 Error: authentication not enabled");
-        return;
-    }
-    if (s->state == S_READY) {
-        reply(s, "503 5.5.1 Error: send EHLO first");
-        return;
-    }
-    if (s->user) {
-        reply(s, "503 5.5.1 Error: already authenticated");
-        return;
-    }
-    if (in_txn(s)) {
-        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
-        return;
-    }
-    if (!auth_allowed(s)) {
-        reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
-        return;
-    }
-    char *sp = strchr(args, ' ');
-    char *initial = NULL;
-    if (sp) {
-        *sp = '\0';
-        initial = sp + 1;
-        while (*initial == ' ')
-            initial++;
-        if (!*initial)
-            initial = NULL;
-    }
-    s->after_auth = s->state;
-    if (strcasecmp(args, "PLAIN") == 0) {
-        s->mech = M_PLAIN;
-        if (initial) {
-            auth_plain(s, initial);
-        } else {
-            s->state = S_AUTH;
-            reply(s, "334 ");
-        }
-    } else if (strcasecmp(args, "LOGIN") == 0) {
-        s->mech = M_LOGIN_USER;
-        s->state = S_AUTH;
-        if (initial)
-            auth_continue(s, initial);
-        else
-            reply(s, "334 VXNlcm5hbWU6");
-    } else {
-        reply(s, "504 5.5.4 Unrecognized authentication type");
-    }
-}
-
 static const struct cmd commands[] = {
     { "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "MAIL", cmd_mail },
     { "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "RSET", cmd_rset },
     { "NOOP", cmd_noop }, { "QUIT", cmd_quit }, { "VRFY", cmd_vrfy },
-    { "HELP", cmd_help }, { "STARTTLS", cmd_starttls }, { "AUTH", cmd_auth },
+    { "HELP", cmd_help }, { "STARTTLS", smtp_cmd_starttls }, { "AUTH", smtp_cmd_auth },
 };
 
 static void command(struct smtp_session *s, char *line)
 {
     s->ncmds++;
     if (s->state == S_AUTH) {
-        auth_continue(s, line);
+        smtp_auth_continue(s, line);
         return;
     }
     char *args = line + strcspn(line, " ");
@@ -1268,12 +812,12 @@ static void data_end(struct smtp_session *s)
     struct smtp_server *srv = s->srv;
     if (s->data_toolong) {
         reply(s, "500 5.5.2 Line too long");
-        txn_reset(s);
+        smtp_txn_reset(s);
         return;
     }
     if (s->data_toobig) {
         reply(s, "552 5.3.4 Message too big");
-        txn_reset(s);
+        smtp_txn_reset(s);
         return;
     }
     if (s->data_barecr) {
@@ -1282,26 +826,26 @@ static void data_end(struct smtp_session *s)
          * rewritten, the message is no longer what was signed. */
         log_info("smtp[%lu]: message with a bare CR from %s refused", s->id, s->peer);
         reply(s, "550 5.6.0 Message contains a bare CR (RFC 5321 2.3.8): not accepted");
-        txn_reset(s);
+        smtp_txn_reset(s);
         return;
     }
     if (!srv->hooks.data) {
         reply(s, "554 5.3.0 No delivery configured");
-        txn_reset(s);
+        smtp_txn_reset(s);
         return;
     }
     if (s->spill_fd >= 0)
         spill_map(s);
     if (s->data_ioerr) {
         reply(s, "452 4.3.1 Insufficient system storage, try again later");
-        txn_reset(s);
+        smtp_txn_reset(s);
         return;
     }
     if (!s->msg && !s->map)
         data_add(s, "", 0);
     if (!s->msg && !s->map) {
         reply(s, "451 4.3.0 Out of memory");
-        txn_reset(s);
+        smtp_txn_reset(s);
         return;
     }
     s->waiting = W_DATA;
@@ -1428,7 +972,7 @@ static void set_interest(struct smtp_session *s)
 
 /* Read, process and write until nothing moves. Returns -1 if the session
  * was freed (the caller must not touch it), else 0. */
-static int session_pump(struct smtp_session *s)
+int smtp_session_pump(struct smtp_session *s)
 {
     if (s->in_pump)
         return 0;    /* a hook finished synchronously: the outer pump goes on */
@@ -1443,11 +987,11 @@ static int session_pump(struct smtp_session *s)
             if (s->outlen)
                 break;          /* the 220 must go out in the clear first */
             s->inlen = 0;
-            if (tls_start(s) < 0)
+            if (smtp_tls_start(s) < 0)
                 break;
         }
         if (s->state == S_TLS) {
-            int r = tls_handshake(s);
+            int r = smtp_tls_handshake(s);
             if (r < 0)
                 break;
             if (r == 0)
@@ -1488,75 +1032,7 @@ static void session_event(struct loop *l, int fd, int events, void *arg)
         session_fail(s);
         return;
     }
-    session_pump(s);
-}
-
-/* ---- hooks reporting back ---- */
-
-static void auth_answer(struct smtp_session *s, int ok);
-
-static void auth_delayed(struct loop *l, uint64_t id, void *arg)
-{
-    struct smtp_session *s = arg;
-    (void)l;
-    if (id != s->auth_timer)
-        return;
-    s->auth_timer = 0;
-    s->waiting = W_NONE;
-    auth_answer(s, s->auth_result);
-}
-
-void smtp_auth_done(struct smtp_session *s, int ok)
-{
-    if (s->waiting != W_AUTH)
-        return;
-    s->waiting = W_NONE;
-    /* A refusal waits (the session reads nothing meanwhile): guessing
-     * costs the guesser time, and us only a timer. */
-    if (ok != SMTP_AUTH_OK && ok != SMTP_AUTH_TEMPFAIL && s->srv->auth_delay_ms > 0 && !s->dead) {
-        s->waiting = W_AUTH_DELAY;
-        s->auth_result = ok;
-        s->auth_timer = loop_timer(s->srv->loop, s->srv->auth_delay_ms, auth_delayed, s);
-        return;
-    }
-    auth_answer(s, ok);
-}
-
-static void auth_answer(struct smtp_session *s, int ok)
-{
-    if (ok == SMTP_AUTH_LIMITED) {
-        log_info("smtp[%lu]: too many authentication failures from %s: closing", s->id, s->peer);
-        wipe_free(s->auth_user);
-        wipe_free(s->auth_pass);
-        s->auth_user = s->auth_pass = NULL;
-        reply(s, "421 4.7.0 %s Too many authentication failures, try again later", s->srv->hostname);
-        s->state = S_CLOSING;
-        s->inlen = 0;
-    } else if (ok > 0) {
-        wipe_free(s->user);
-        wipe_free(s->pass);
-        s->user = s->auth_user;
-        s->pass = s->auth_pass;
-        s->auth_user = s->auth_pass = NULL;
-        log_info("smtp[%lu]: authenticated as %s", s->id, s->user);
-        reply(s, "235 2.7.0 Authentication successful");
-    } else {
-        log_info("smtp[%lu]: authentication %s from %s", s->id,
-                 ok < 0 ? "could not be checked" : "failed", s->peer);
-        wipe_free(s->auth_user);
-        wipe_free(s->auth_pass);
-        s->auth_user = s->auth_pass = NULL;
-        /* ok < 0: the check itself failed (upstream unreachable): a
-         * temporary answer, so clients retry instead of asking the user
-         * for a new password (RFC 4954 454). */
-        reply(s, ok < 0 ? "454 4.7.0 Temporary authentication failure"
-                        : "535 5.7.8 Authentication credentials invalid");
-    }
-    if (s->dead) {
-        session_free(s);
-        return;
-    }
-    session_pump(s);
+    smtp_session_pump(s);
 }
 
 void smtp_data_done(struct smtp_session *s, const char *r)
@@ -1565,12 +1041,12 @@ void smtp_data_done(struct smtp_session *s, const char *r)
         return;
     s->waiting = W_NONE;
     reply_hook(s, r);
-    txn_reset(s);
+    smtp_txn_reset(s);
     if (s->dead) {
-        session_free(s);
+        smtp_session_free(s);
         return;
     }
-    session_pump(s);
+    smtp_session_pump(s);
 }
 
 /* ---- listeners ---- */
@@ -1587,7 +1063,7 @@ static void session_new(struct smtp_server *srv, int fd, const struct sockaddr_s
     s->srv = srv;
     s->fd = fd;
     s->id = ++srv->next_id;
-    s->loopback = is_loopback(ss);
+    s->loopback = sysutil_loopback_addr(ss);
     s->implicit_tls = tls;
     s->spill_fd = -1;
     format_peer(ss, s->peer, sizeof s->peer);
@@ -1601,14 +1077,14 @@ static void session_new(struct smtp_server *srv, int fd, const struct sockaddr_s
     srv->nsessions++;
     log_info("smtp[%lu]: connect from %s%s", s->id, s->peer, tls ? " (implicit TLS)" : "");
     if (tls) {
-        if (tls_start(s) < 0) {
-            session_free(s);
+        if (smtp_tls_start(s) < 0) {
+            smtp_session_free(s);
             return;
         }
     } else {
         reply(s, "220 %s ESMTP untild", srv->hostname);
     }
-    session_pump(s);
+    smtp_session_pump(s);
 }
 
 /* [smtp] session_deadline: however active, a session ends then. A hook
@@ -1635,7 +1111,7 @@ static void session_expired(struct loop *l, uint64_t id, void *arg)
         reply(s, "421 4.4.2 %s Error: session deadline exceeded", s->srv->hostname);
     s->state = S_CLOSING;
     s->inlen = 0;
-    session_pump(s);
+    smtp_session_pump(s);
 }
 
 /* Sessions open from this address now. */
@@ -1788,17 +1264,17 @@ static int server_config(struct smtp_server *srv, const struct config *c)
     /* Reload the certificate only when it is configured; sessions keep a
      * reference to the credentials they started with. */
     if (c->tls_cert && c->tls_key) {
-        struct tls_cred *n = cred_load(c->tls_cert, c->tls_key);
+        struct tls_cred *n = smtp_tls_cred_load(c->tls_cert, c->tls_key);
         if (!n)
             return -1;
-        cred_unref(srv->cred);
+        smtp_tls_cred_unref(srv->cred);
         srv->cred = n;
     } else if (c->tls_cert || c->tls_key) {
         log_error("smtp: tls_cert and tls_key must be set together");
         return -1;
     } else {
         struct tls_cred *n = cred_self_signed(c);
-        cred_unref(srv->cred);
+        smtp_tls_cred_unref(srv->cred);
         srv->cred = n;
     }
     return 0;
@@ -1872,14 +1348,14 @@ void smtp_server_free(struct smtp_server *srv)
      * hooks (and the loop) first. */
     while (srv->sessions) {
         srv->sessions->waiting = W_NONE;
-        session_free(srv->sessions);
+        smtp_session_free(srv->sessions);
     }
     for (size_t i = 0; i < srv->nls; i++) {
         loop_fd_del(srv->loop, srv->ls[i].fd);
         if (close(srv->ls[i].fd) < 0)
             log_warn("smtp: close listener: %s", strerror(errno));
     }
-    cred_unref(srv->cred);
+    smtp_tls_cred_unref(srv->cred);
     free(srv);
 }
 

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include "untild/config.h"
 #include "untild/onboard.h"
+#include "untild/sysutil.h"
+#include "untild/verbs.h"
 
 #ifndef UNTILD_VERSION
 #define UNTILD_VERSION "unknown"   /* the Makefile passes VERSION */
@@ -20,6 +22,8 @@
 
 static void usage(FILE *f)
 {
+    char verbs[4096];
+    verbs_usage(verbs, sizeof verbs);
     fprintf(f,
         "usage: untilctl [-s SOCKET | -c CONFIG] [--json] COMMAND ...\n"
         "  -s SOCKET    talk to untild's control socket SOCKET\n"
@@ -28,33 +32,7 @@ static void usage(FILE *f)
         "  --json       print JSON instead of tables (anywhere after the command too)\n"
         "  -h, --help   print this help and exit\n"
         "  --version    print the version and exit\n"
-        "commands (untilctl(1) describes each one and its options):\n"
-        "  window add WHO --until WHEN [--from WHEN] [--reason TEXT] [--action hold|flag|reject]\n"
-        "                 [--rrule RULE] [--tz ZONE] [--duration DUR]\n"
-        "  window list [--limit N] [--after ID]\n"
-        "  window end WHO|ID\n"
-        "  check WHO [--at WHEN] [--from REP]     exit 0 allow, 3 quiet\n"
-        "  held list [--limit N] [--after ID] | held show ID\n"
-        "  held release ID [--reason TEXT] | held discard ID\n"
-        "  report [--since DAYS]\n"
-        "  followups [--days N]                  follow-ups due (default 7 days)\n"
-        "  cadence list | cadence set WHO KEY=VALUE... | cadence clear WHO\n"
-        "  status | reload\n"
-        "  onboard REP [--host HOST] [--out DIR]   (reads -c CONFIG; writes client settings)\n");
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+        "commands (untilctl(1) describes each one and its options):\n%s", verbs);
 }
 
 /* Print the daemon's text. It cleans what it sends, but this is the last
@@ -88,6 +66,66 @@ static void print_next(int argc, char **argv, const char *next)
     fprintf(stderr, " --after %s\n", next);
 }
 
+/* untilctl onboard REP ...: local work on the config, no daemon needed. */
+static int onboard(int argc, char **argv, int i, const char *conf)
+{
+    const char *host = NULL, *outdir = ".";
+    if (i + 1 >= argc || argv[i + 1][0] == '-') {
+        usage(stderr);
+        return 2;
+    }
+    for (int k = i + 2; k + 1 < argc; k++) {
+        if (!strcmp(argv[k], "--host"))
+            host = argv[++k];
+        else if (!strcmp(argv[k], "--out"))
+            outdir = argv[++k];
+    }
+    struct config_errors e = { 0 };
+    struct config *cfg = config_load(conf ? conf : "/etc/untild/untild.conf", &e);
+    for (size_t k = 0; k < e.n; k++)
+        fprintf(stderr, "%s\n", e.lines[k]);
+    config_errors_free(&e);
+    if (!cfg)
+        return 1;
+    char *summary = NULL;
+    int rc = onboard_write(cfg, argv[i + 1], host, outdir, &summary);
+    if (rc < 0)
+        fprintf(stderr, "untilctl onboard: %s\n", strerror(errno));
+    else
+        fputs(summary ? summary : "", stdout);
+    free(summary);
+    config_free(cfg);
+    return rc < 0 ? 1 : 0;
+}
+
+/* Everything the daemon sends until it closes, in *out (*len 0 if nothing
+ * came). Returns 0, or -1 with errno ENOMEM. */
+static int read_answer(int fd, char **out, size_t *len)
+{
+    char *buf = NULL;
+    size_t have = 0, cap = 0;
+    for (;;) {
+        if (have + 65536 > cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 131072);
+            if (!nb) {
+                free(buf);
+                errno = ENOMEM;
+                return -1;
+            }
+            buf = nb;
+        }
+        ssize_t r = read(fd, buf + have, cap - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    *out = buf;
+    *len = have;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *sock = getenv("UNTILD_CONTROL_SOCKET"), *conf = NULL;
@@ -112,35 +150,8 @@ int main(int argc, char **argv)
         return 2;
     }
     /* onboard is local work on the config: no daemon needed. */
-    if (!strcmp(argv[i], "onboard")) {
-        const char *host = NULL, *outdir = ".";
-        if (i + 1 >= argc || argv[i + 1][0] == '-') {
-            usage(stderr);
-            return 2;
-        }
-        for (int k = i + 2; k + 1 < argc; k++) {
-            if (!strcmp(argv[k], "--host"))
-                host = argv[++k];
-            else if (!strcmp(argv[k], "--out"))
-                outdir = argv[++k];
-        }
-        struct config_errors e = { 0 };
-        cfg = config_load(conf ? conf : "/etc/untild/untild.conf", &e);
-        for (size_t k = 0; k < e.n; k++)
-            fprintf(stderr, "%s\n", e.lines[k]);
-        config_errors_free(&e);
-        if (!cfg)
-            return 1;
-        char *summary = NULL;
-        int rc = onboard_write(cfg, argv[i + 1], host, outdir, &summary);
-        if (rc < 0)
-            fprintf(stderr, "untilctl onboard: %s\n", strerror(errno));
-        else
-            fputs(summary ? summary : "", stdout);
-        free(summary);
-        config_free(cfg);
-        return rc < 0 ? 1 : 0;
-    }
+    if (!strcmp(argv[i], "onboard"))
+        return onboard(argc, argv, i, conf);
     if (!sock && conf) {
         struct config_errors e = { 0 };
         cfg = config_load(conf, &e);
@@ -179,32 +190,17 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int k = i; k < argc; k++)
-        if (write_all(fd, argv[k], strlen(argv[k]) + 1) < 0)
+        if (sysutil_write_all(fd, argv[k], strlen(argv[k]) + 1) < 0)
             goto broken;
-    if (write_all(fd, "", 1) < 0)
+    if (sysutil_write_all(fd, "", 1) < 0)
         goto broken;
 
     /* The whole answer, then print: the daemon bounds its size
      * (control_output_max), and cleaning needs whole characters. */
     char *buf = NULL;
-    size_t have = 0, cap = 0;
-    for (;;) {
-        if (have + 65536 > cap) {
-            char *nb = realloc(buf, cap = cap ? cap * 2 : 131072);
-            if (!nb) {
-                free(buf);
-                errno = ENOMEM;
-                goto broken;
-            }
-            buf = nb;
-        }
-        ssize_t r = read(fd, buf + have, cap - have);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        have += (size_t)r;
-    }
+    size_t have = 0;
+    if (read_answer(fd, &buf, &have) < 0)
+        goto broken;
     int status = -1;
     char *nl = buf ? memchr(buf, '\n', have) : NULL;
     if (nl) {

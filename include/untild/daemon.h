@@ -52,7 +52,6 @@ struct untild {
     struct config *retired[32];   /* configs replaced by reloads: other
                                      modules may still point into them */
     size_t nretired;
-    unsigned long stats_held, stats_relayed, stats_flagged, stats_rejected;
 };
 
 static inline void untild_windows_changed(struct untild *u)

@@ -1,4 +1,5 @@
-/* imap_watch.h - see daemon/imap_watch.c. */
+/* imap_watch.h - see daemon/imap_watch.c (loop side) and daemon/imap_watch_worker.c
+ * (rep threads; the modified UTF-7 helpers). */
 #ifndef UNTILD_IMAP_WATCH_H
 #define UNTILD_IMAP_WATCH_H
 

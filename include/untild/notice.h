@@ -7,24 +7,23 @@
 
 #include <stddef.h>
 #include <time.h>
+#include "untild/notice_kind.h"
 
 struct untild;
 
-enum notice_kind { NOTICE_HELD, NOTICE_FLAGGED, NOTICE_RELEASED, NOTICE_FAILED,
-                   NOTICE_STALE, NOTICE_STATUS, NOTICE_OTHER };
-
-/* Like notice_send, but dropped (returns 0) when [notify] events leaves
- * this kind out; NOTICE_OTHER is always sent. */
-int notice_send_kind(struct untild *u, enum notice_kind kind, const char *rep,
-                     const char *subject, const char *body, const char *attach,
-                     size_t attach_len);
-
-/* Send a notice to rep. body: plain text (LF or CRLF). attach/attach_len:
- * an optional message attached as message/rfc822 (e.g. a failed one).
- * Kept in the spool and retried until delivered (release_notice), or
- * appended to the rep's mailbox by the IMAP watcher. Returns 0 if queued. */
-int notice_send(struct untild *u, const char *rep, const char *subject,
-                const char *body, const char *attach, size_t attach_len);
+/* The one way to send a notice: kind (notice_kind.h: its subject and the
+ * [notify] events name that selects it) to rep, dropped (returns 0, debug
+ * log) when [notify] events leaves the kind out. body: plain text (LF or
+ * CRLF). attach/attach_len: an optional message attached as
+ * message/rfc822 (e.g. a failed one). Appended to the rep's mailbox by the
+ * IMAP watcher when it knows the rep, else kept in the spool and retried
+ * until delivered (release_notice). Returns 0 if sent, queued or dropped. */
+int notice_send(struct untild *u, enum notice_kind kind, const char *rep, const char *body,
+                const char *attach, size_t attach_len);
+/* The same with a subject of its own (NULL: the kind's), for notices that
+ * name their subject matter (follow-ups, the digest). */
+int notice_send_subject(struct untild *u, enum notice_kind kind, const char *rep, const char *subject,
+                        const char *body, const char *attach, size_t attach_len);
 
 /* Where notices for rep are mailed ([notify] to, else the rep), or NULL
  * when that is not a mail address. */

@@ -12,6 +12,11 @@
  * with secret_free), or NULL (logged). */
 char *secret_load(const char *file, const char *command, const char *who);
 
+/* The same for an optional password: none configured (file and command
+ * both NULL) returns NULL with *failed 0; a configured one that cannot be
+ * read returns NULL with *failed 1 (logged). */
+char *secret_load_optional(const char *file, const char *command, const char *who, int *failed);
+
 /* Wipe and free. */
 void secret_free(char *s);
 

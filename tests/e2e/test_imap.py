@@ -30,6 +30,7 @@ class ImapBase(unittest.TestCase):
     password = PASSWORD
     with_ca = False
     imap_extra = ""
+    untild_extra = ""
     wait_synced = True
     cert_cn = "127.0.0.1"
 
@@ -39,7 +40,7 @@ class ImapBase(unittest.TestCase):
         self.dv = Dovecot(tls=self.dovecot_tls, cert_cn=self.cert_cn)
         self.addCleanup(self.dv.cleanup)
         self.dv.add_user(REP, PASSWORD).start()
-        self.u = Untild(self.sink, windows=WINDOWS, extra="")
+        self.u = Untild(self.sink, windows=WINDOWS, extra=self.untild_extra)
         self.addCleanup(self.u.cleanup)
         pw = os.path.join(self.u.dir, "imap.pass")
         with open(pw, "w") as f:
@@ -167,6 +168,21 @@ class SentAudit(ImapBase):
         notices = self.imap_notices()
         self.assertEqual(len(notices), 2, "duplicate notice after UIDVALIDITY change")
         self.assertEqual(sum(b"Recreated folder" in n for n in notices), 1)
+
+
+class SentAuditEventsFilter(ImapBase):
+    """The watcher's notices go through [notify] events like the gate's
+    (issue 16: one send path that always filters)."""
+    untild_extra = "[notify]\nevents = held\n"
+
+    def test_flagged_notice_left_out_by_events(self):
+        bad = imap_append(self.c, "Sent", mail("Jane <jane@acme.com>", "Too early"))
+        self.wait_keyword("Sent", bad, "$UntildTooEarly")
+        self.wait_log('notice: "Flagged: you contacted a quiet customer" not sent ([notify] events)')
+        self.assertEqual(self.imap_notices(), [])
+        self.assertEqual(self.sink.for_rcpt(REP), [])
+        r = self.u.ctl("report", check=0)
+        self.assertIn("jane@acme.com", r.stdout)   # audited all the same
 
 
 class Reengaged(ImapBase):

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "untild/notice.h"
+#include "untild/notice_kind.h"
 #include "untild/strbuf.h"
 
 static const time_t T0 = 1800000000;
@@ -106,6 +107,39 @@ static char *decode_words(const char *v)
     }
     return sb_take(&b, NULL);
 }
+
+/* The one table of notice kinds (issue 16): every kind has a subject, the
+ * [notify] events names are the documented ones, and the filter selects by
+ * them; the kinds without a name are always sent. */
+START_TEST(test_kind_table_names_subjects_and_filter)
+{
+    char names[256];
+    notice_kind_names(names, sizeof names);
+    ck_assert_str_eq(names, "held, flagged, released, failed, stale, status, followup, digest, all, none");
+    for (int k = 0; k < NOTICE_KINDS; k++) {
+        ck_assert_ptr_nonnull(notice_kind_subject((enum notice_kind)k));
+        ck_assert_int_gt((int)strlen(notice_kind_subject((enum notice_kind)k)), 0);
+        const char *n = notice_kind_name((enum notice_kind)k);
+        if (n)
+            ck_assert(notice_kind_known(n));
+    }
+    ck_assert(notice_kind_known("all"));
+    ck_assert(notice_kind_known("none"));
+    ck_assert(!notice_kind_known("bogus"));
+    ck_assert_str_eq(notice_kind_name(NOTICE_FLAGGED_INVITATION), "flagged");
+    ck_assert_str_eq(notice_kind_name(NOTICE_HELD_UPDATED), "held");
+    ck_assert_ptr_null(notice_kind_name(NOTICE_RETURNED));
+    /* the filter: NULL events = all; watchers' kinds filter like the gate's */
+    ck_assert(notice_kind_wanted(NULL, NOTICE_FLAGGED));
+    ck_assert(notice_kind_wanted("all", NOTICE_STALE));
+    ck_assert(!notice_kind_wanted("held, failed", NOTICE_FLAGGED_INVITATION));
+    ck_assert(notice_kind_wanted("held,failed", NOTICE_HOLD_FAILED));
+    ck_assert(notice_kind_wanted("flagged", NOTICE_FLAGGED_INVITATION));
+    ck_assert(!notice_kind_wanted("none", NOTICE_HELD));
+    ck_assert(notice_kind_wanted("none", NOTICE_NOT_UNDERSTOOD));
+    ck_assert(notice_kind_wanted("none", NOTICE_RETURNED));
+}
+END_TEST
 
 START_TEST(test_short_notice_unchanged_shape)
 {
@@ -287,6 +321,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_one_huge_word_subject_and_invalid_utf8);
     tcase_add_test(tc, test_attachment_with_long_lines_goes_as_base64);
     tcase_add_test(tc, test_header_helper_for_other_generated_mail);
+    tcase_add_test(tc, test_kind_table_names_subjects_and_filter);
     suite_add_tcase(s, tc);
     return s;
 }
