@@ -162,7 +162,7 @@ static size_t held_for(struct untild *u, const struct window *w, const char *rep
     size_t n = 0, total = release_count(u->release);
     const char *dom = u->cfg->command_domain;
     for (size_t i = 0; i < total; i++) {
-        const struct spool_meta *m = release_get(u->release, i, NULL);
+        const struct spool_meta *m = release_meta(u->release, i);
         if (!m || !rep_is(rep, m->rep))
             continue;
         int hit = 0;

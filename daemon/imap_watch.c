@@ -272,7 +272,7 @@ static int held_by_untild(struct untild *u, const char *msg_id)
 {
     size_t n = release_count(u->release);
     for (size_t i = 0; i < n; i++) {
-        const struct spool_meta *sm = release_get(u->release, i, NULL);
+        const struct spool_meta *sm = release_meta(u->release, i);
         if (sm && sm->message_id && !strcmp(sm->message_id, msg_id))
             return 1;
     }

@@ -413,39 +413,6 @@ int release_view(const struct release *r, const char *id, struct release_view *v
     return 0;
 }
 
-static int rep_match(const char *rep, const struct spool_meta *m)
-{
-    return !rep || (m->rep && !strcasecmp(rep, m->rep));
-}
-
-size_t release_page(const struct release *r, const char *rep, const char *after, size_t limit,
-                    struct release_view *out)
-{
-    /* The `limit` smallest ids above `after`, kept sorted by insertion:
-     * O(n) for a page, whatever the queue's size. */
-    const struct entry **best = calloc(limit ? limit : 1, sizeof *best);
-    size_t k = 0;
-    if (!best)
-        return 0;
-    for (size_t i = 0; i < r->n; i++) {
-        const struct entry *e = r->e[i];
-        if (!rep_match(rep, &e->m) || (after && *after && strcmp(e->m.id, after) <= 0))
-            continue;
-        if (k == limit && (!limit || strcmp(e->m.id, best[k - 1]->m.id) >= 0))
-            continue;
-        size_t j = k < limit ? k++ : k - 1;
-        while (j > 0 && strcmp(best[j - 1]->m.id, e->m.id) > 0) {
-            best[j] = best[j - 1];
-            j--;
-        }
-        best[j] = e;
-    }
-    for (size_t i = 0; i < k; i++)
-        view(r, best[i], &out[i]);
-    free(best);
-    return k;
-}
-
 size_t release_find_uid(const struct release *r, const char *rep, const char *uid,
                         char (*ids)[SPOOL_ID_MAX], size_t max)
 {

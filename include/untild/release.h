@@ -44,11 +44,6 @@ const struct spool_meta *release_find(const struct release *r, const char *id, t
 const struct spool_meta *release_meta(const struct release *r, size_t i);
 /* The same with the derived state. Returns 0 or -1. */
 int release_view(const struct release *r, const char *id, struct release_view *v);
-/* Up to limit held messages of rep (NULL: everyone's) with ids after
- * `after` (NULL or "": from the start), in id order, into out[]. O(n) per
- * page, whatever the queue's size. Returns the count. */
-size_t release_page(const struct release *r, const char *rep, const char *after, size_t limit,
-                    struct release_view *out);
 
 /* Send now, by hand (recorded in the spool file: by, reason, when; a
  * failed attempt is retried, also after a restart, without waiting for
