@@ -65,12 +65,24 @@ def valgrind_errors(workdir):
     return bad
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free now that this process has not handed out before: the
+    kernel may give the same ephemeral port to two bind(0) calls once the
+    first socket is closed, and a test that asks for two ports (the SMTP
+    listener and the CalDAV proxy) would then make the daemon collide with
+    itself (seen once in CI)."""
+    for _ in range(1000):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port left that was not handed out before")
 
 
 class Envelope:
