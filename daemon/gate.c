@@ -33,6 +33,7 @@
 #include "untild/strbuf.h"
 #include "untild/when.h"
 #include "untild/windows.h"
+#include "untild/workq.h"
 
 #define FUTURERELEASE_MAX (30 * 86400)   /* advertised in EHLO */
 
@@ -88,6 +89,10 @@ struct txn {
     const char *msg;            /* the session's message (valid until smtp_data_done) */
     size_t len;
     const char *mail_from, *mail_params;
+    const struct smtp_envelope *env;   /* the session's (valid until smtp_data_done) */
+    char *delims;               /* the parse's copy: a reload may replace the config */
+    size_t max_cal;             /* [smtp] max_calendar_part, copied likewise */
+    int parse_failed;           /* out of memory while parsing */
     struct strbuf refused;      /* recipients the upstream refused for good */
     size_t ndeferred;           /* recipients spooled for retry */
     struct strbuf flagged;      /* "addr (reason)" list for the notice */
@@ -314,6 +319,7 @@ static int gate_rcpt(void *arg, struct smtp_session *s, const char *rcpt,
 static void txn_free(struct txn *t)
 {
     message_facts_free(&t->f);
+    free(t->delims);
     spool_meta_free(&t->held);
     for (size_t i = 0; i < t->nrc; i++)
         free(t->rc[i].header);
@@ -955,31 +961,20 @@ static void txn_hold(struct txn *t, time_t hold_until, time_t release_at)
     held_done(t, spool_hold(u->spool, m, t->msg, t->len) < 0 ? (errno ? errno : EIO) : 0);
 }
 
-/* After DATA: decide every recipient's fate, hold what waits (on disk
- * first), relay the rest, then answer once. */
-static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envelope *env,
-                      const char *msg, size_t len)
+/* After the parse: decide every recipient's fate, hold what waits (on
+ * disk first), relay the rest, then answer once. */
+static void gate_decide(struct txn *t)
 {
-    struct untild *u = arg;
-    struct txn *t = calloc(1, sizeof *t);
+    struct untild *u = t->u;
+    struct smtp_session *s = t->s;
     time_t hold_until = 0;
     struct plan p;
 
-    if (!t)
-        goto oom;
-    t->u = u;
-    t->s = s;
-    t->now = untild_now(u);
-    snprintf(t->rep, sizeof t->rep, "%s", gate_rep(u, s) ? gate_rep(u, s) : "");
-    t->msg = msg;
-    t->len = len;
-    t->mail_from = env->mail_from ? env->mail_from : "";
-    t->mail_params = env->mail_params;
-    if (message_parse_max(msg, len, u->pcfg.delims, u->cfg->max_calendar_part, &t->f) < 0)
+    if (t->parse_failed)
         goto oom;
     imip_log(t, smtp_session_id(s));
-    parse_holduntil(env->mail_params, t->now, &hold_until);
-    if (txn_recipients(t, env) < 0 || txn_verdicts(t) < 0)
+    parse_holduntil(t->env->mail_params, t->now, &hold_until);
+    if (txn_recipients(t, t->env) < 0 || txn_verdicts(t) < 0)
         goto oom;
     txn_supersede(t);
     if (txn_plan(t, &p) < 0)
@@ -996,6 +991,63 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
         txn_after_hold(t);
     return;
 oom:
+    (void)u;
+    smtp_data_done(s, "451 4.3.0 Out of memory, try again later");
+    txn_free(t);
+}
+
+/* The parse reads the whole message (headers, MIME walk, decoding of the
+ * parts it looks at): its cost grows with the size. Messages above this
+ * size are parsed on a worker thread so a 20 MB calendar part does not
+ * hold the loop; smaller ones are parsed in place (a thread hop costs
+ * more than they do). */
+#define PARSE_ON_LOOP_MAX (64 * 1024)
+#define PARSE_THREADS 2
+
+static void parse_work(void *arg)
+{
+    struct txn *t = arg;
+    t->parse_failed = message_parse_max(t->msg, t->len, t->delims, t->max_cal, &t->f) < 0;
+}
+
+static void parse_done(void *arg)
+{
+    gate_decide(arg);
+}
+
+/* After DATA: parse the message (off the loop when it is large), then
+ * gate_decide. */
+static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envelope *env,
+                      const char *msg, size_t len)
+{
+    struct untild *u = arg;
+    struct txn *t = calloc(1, sizeof *t);
+
+    if (!t)
+        goto oom;
+    t->u = u;
+    t->s = s;
+    t->now = untild_now(u);
+    snprintf(t->rep, sizeof t->rep, "%s", gate_rep(u, s) ? gate_rep(u, s) : "");
+    t->msg = msg;
+    t->len = len;
+    t->env = env;
+    t->mail_from = env->mail_from ? env->mail_from : "";
+    t->mail_params = env->mail_params;
+    t->max_cal = u->cfg->max_calendar_part;
+    if (!(t->delims = strdup(u->pcfg.delims ? u->pcfg.delims : "")))
+        goto oom;
+    if (len > PARSE_ON_LOOP_MAX) {
+        if (!u->parsers && !(u->parsers = workq_new(u->loop, PARSE_THREADS, "parse")))
+            goto oom;
+        if (workq_submit(u->parsers, parse_work, parse_done, t) < 0)
+            goto oom;
+        return;
+    }
+    parse_work(t);
+    gate_decide(t);
+    return;
+oom:
     smtp_data_done(s, "451 4.3.0 Out of memory, try again later");
     if (t)
         txn_free(t);
@@ -1010,8 +1062,6 @@ oom:
 #define AUTH_THREADS 2
 #define AUTH_LIMIT_KEYS 4096
 
-static struct auth_pool *auth_pool;
-static struct auth_limit *auth_limits;
 
 struct auth_ctx {
     struct untild *u;
@@ -1028,8 +1078,8 @@ static void auth_done(void *arg, int verdict)
                  c->auth == AUTH_UPSTREAM ? "upstream unreachable" : "passwd file unreadable");
     if (verdict == 0) {
         int64_t now = loop_now_ms(), win = (int64_t)c->auth_failure_window * 1000;
-        auth_limit_fail(auth_limits, a->akey, now, win);
-        auth_limit_fail(auth_limits, a->ukey, now, win);
+        auth_limit_fail(a->u->auth_limits, a->akey, now, win);
+        auth_limit_fail(a->u->auth_limits, a->ukey, now, win);
     }
     smtp_auth_done(a->s, verdict == 1 ? SMTP_AUTH_OK : verdict < 0 ? SMTP_AUTH_TEMPFAIL : SMTP_AUTH_REFUSED);
     free(a);
@@ -1044,7 +1094,7 @@ static void gate_auth(void *arg, struct smtp_session *s, const char *user, const
         return;
     }
     struct auth_ctx *a = calloc(1, sizeof *a);
-    if (!a || (!auth_limits && !(auth_limits = auth_limit_new(AUTH_LIMIT_KEYS)))) {
+    if (!a || (!u->auth_limits && !(u->auth_limits = auth_limit_new(AUTH_LIMIT_KEYS)))) {
         free(a);
         smtp_auth_done(s, SMTP_AUTH_TEMPFAIL);
         return;
@@ -1056,8 +1106,8 @@ static void gate_auth(void *arg, struct smtp_session *s, const char *user, const
     for (char *p = a->ukey; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     int64_t now = loop_now_ms(), win = (int64_t)c->auth_failure_window * 1000;
-    int by_addr = auth_limit_over(auth_limits, a->akey, now, c->auth_max_failures, win);
-    if (by_addr || auth_limit_over(auth_limits, a->ukey, now, c->auth_max_failures, win)) {
+    int by_addr = auth_limit_over(u->auth_limits, a->akey, now, c->auth_max_failures, win);
+    if (by_addr || auth_limit_over(u->auth_limits, a->ukey, now, c->auth_max_failures, win)) {
         log_warn("gate: session %lu: AUTH from %s refused unchecked: %d failures %s within "
                  "auth_failure_window (%d s) reached auth_max_failures", smtp_session_id(s),
                  smtp_session_addr(s), c->auth_max_failures, by_addr ? "from this address" : "for this user",
@@ -1068,10 +1118,10 @@ static void gate_auth(void *arg, struct smtp_session *s, const char *user, const
     }
     int rc;
     if (c->auth == AUTH_PASSWD) {
-        if (!auth_pool && !(auth_pool = auth_pool_new(u->loop, AUTH_THREADS)))
+        if (!u->auth_pool && !(u->auth_pool = auth_pool_new(u->loop, AUTH_THREADS)))
             rc = -1;
         else
-            rc = auth_pool_submit(auth_pool, c->passwd_file, user, pass, auth_done, a);
+            rc = auth_pool_submit(u->auth_pool, c->passwd_file, user, pass, auth_done, a);
     } else {
         rc = relay_verify_async(u->relay, user, pass, auth_done, a);
     }
@@ -1081,14 +1131,16 @@ static void gate_auth(void *arg, struct smtp_session *s, const char *user, const
     }
 }
 
-void gate_stop(void)
+void gate_stop(struct untild *u)
 {
-    /* Checks in progress finish and post their verdicts (the caller runs
-     * loop_run_pending while the sessions still exist). */
-    auth_pool_free(auth_pool);
-    auth_pool = NULL;
-    auth_limit_free(auth_limits);
-    auth_limits = NULL;
+    /* Checks and parses in progress finish and post their results (the
+     * caller runs loop_run_pending while the sessions still exist). */
+    auth_pool_free(u->auth_pool);
+    u->auth_pool = NULL;
+    auth_limit_free(u->auth_limits);
+    u->auth_limits = NULL;
+    workq_free(u->parsers);
+    u->parsers = NULL;
 }
 
 void gate_hooks(struct untild *u, struct smtp_hooks *h)

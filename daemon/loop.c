@@ -4,7 +4,9 @@
  * Timers live in a binary min-heap keyed by due time; a deleted timer is
  * marked dead and dropped when it reaches the top, so loop_timer_del is
  * O(1) after a lookup. File events are indexed by fd in a growable array. */
+#include <dlfcn.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,29 +210,84 @@ int loop_post(struct loop *l, loop_call_fn fn, void *arg)
     return 0;
 }
 
+/* A callback that holds the loop this long is named in the debug log: the
+ * offset in the binary (addr2line -f -e untild OFFSET) tells which one, so a
+ * stall seen by a user or a benchmark points at its code without a profiler. */
+#define SLOW_CALLBACK_MS 20
+
+static void note_slow(const char *what, const void *fn, int64_t t0)
+{
+    int64_t took = loop_now_ms() - t0;
+    if (took < SLOW_CALLBACK_MS)
+        return;
+    Dl_info di;
+    uintptr_t off = (uintptr_t)fn;
+    const char *obj = "?";
+    if (dladdr(fn, &di) && di.dli_fbase) {
+        off -= (uintptr_t)di.dli_fbase;
+        obj = di.dli_fname ? di.dli_fname : "?";
+    }
+    log_debug("loop: slow %s callback %s+0x%" PRIxPTR " held the loop %" PRId64 " ms",
+              what, obj, off, took);
+}
+
+/* Posted calls run for at most this long per loop turn; the rest wait for
+ * the next turn, so a burst of thread results (a mass release's thousands
+ * of delivery reports) shares the loop with greetings and commands instead
+ * of holding it until the burst is done. */
+#define DRAIN_BUDGET_MS 5
+
+static void run_calls(struct loop *l, int bounded)
+{
+    pthread_mutex_lock(&l->mu);
+    struct call *c = l->calls;
+    l->calls = l->calls_tail = NULL;
+    pthread_mutex_unlock(&l->mu);
+    int64_t start = loop_now_ms();
+    while (c) {
+        if (bounded && loop_now_ms() - start >= DRAIN_BUDGET_MS) {
+            /* Put the rest back in front of anything posted meanwhile, and
+             * make the eventfd readable again so epoll wakes us next turn. */
+            struct call *tail = c;
+            while (tail->next)
+                tail = tail->next;
+            pthread_mutex_lock(&l->mu);
+            tail->next = l->calls;
+            if (!l->calls)
+                l->calls_tail = tail;
+            l->calls = c;
+            pthread_mutex_unlock(&l->mu);
+            uint64_t one = 1;
+            if (write(l->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
+                log_warn("loop: eventfd write: %s", strerror(errno));
+            return;
+        }
+        struct call *next = c->next;
+        int64_t t0 = loop_now_ms();
+        c->fn(c->arg);
+        note_slow("posted", (const void *)c->fn, t0);
+        free(c);
+        c = next;
+    }
+}
+
 static void drain_calls(struct loop *l, int fd, int ev, void *arg)
 {
     uint64_t v;
     (void)ev; (void)arg;
     if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN)
         log_warn("loop: eventfd read: %s", strerror(errno));
-    pthread_mutex_lock(&l->mu);
-    struct call *c = l->calls;
-    l->calls = l->calls_tail = NULL;
-    pthread_mutex_unlock(&l->mu);
-    while (c) {
-        struct call *next = c->next;
-        c->fn(c->arg);
-        free(c);
-        c = next;
-    }
+    run_calls(l, 1);
 }
 
 void loop_stop(struct loop *l) { l->stop = 1; }
 
 void loop_run_pending(struct loop *l)
 {
-    drain_calls(l, l->evfd, LOOP_READ, NULL);
+    uint64_t v;
+    if (read(l->evfd, &v, sizeof v) < 0 && errno != EAGAIN)
+        log_warn("loop: eventfd read: %s", strerror(errno));
+    run_calls(l, 0);     /* shutdown and joins: everything, now */
 }
 
 void loop_run(struct loop *l, loop_call_fn before_sleep, void *arg)
@@ -238,8 +295,11 @@ void loop_run(struct loop *l, loop_call_fn before_sleep, void *arg)
     struct epoll_event evs[256];
     l->stop = 0;
     while (!l->stop) {
-        if (before_sleep)
+        if (before_sleep) {
+            int64_t t0 = loop_now_ms();
             before_sleep(arg);
+            note_slow("before-sleep", (const void *)before_sleep, t0);
+        }
         if (l->stop)
             break;
         int timeout = -1;
@@ -264,8 +324,12 @@ void loop_run(struct loop *l, loop_call_fn before_sleep, void *arg)
             if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                 mask |= LOOP_WRITE;
             mask &= l->fds[fd].mask | ((evs[i].events & (EPOLLHUP | EPOLLERR)) ? LOOP_READ : 0);
-            if (mask)
-                l->fds[fd].fn(l, fd, mask, l->fds[fd].arg);
+            if (mask) {
+                loop_fd_fn fn = l->fds[fd].fn;
+                int64_t t0 = loop_now_ms();
+                fn(l, fd, mask, l->fds[fd].arg);
+                note_slow("fd", (const void *)fn, t0);
+            }
         }
         int64_t now = loop_now_ms();
         /* Run only timers due now; ones added by callbacks wait a turn. */
@@ -273,8 +337,11 @@ void loop_run(struct loop *l, loop_call_fn before_sleep, void *arg)
         while (budget-- && l->nheap && l->heap[0].due <= now) {
             struct timer t = l->heap[0];
             heap_pop(l);
-            if (t.fn)
+            if (t.fn) {
+                int64_t t0 = loop_now_ms();
                 t.fn(l, t.id, t.arg);
+                note_slow("timer", (const void *)t.fn, t0);
+            }
         }
     }
 }

@@ -469,7 +469,7 @@ static void stop_all(struct untild *u, int lockfd)
      * queue still exist. Callbacks that try to relay again see no relay. */
     /* Holds being written finish (their clients get the true answer),
      * and may still hand the allowed part to the relay. */
-    gate_stop();                /* AUTH checks in progress answer their sessions */
+    gate_stop(u);                /* AUTH checks in progress answer their sessions */
     if (u->loop)
         loop_run_pending(u->loop);
     if (u->holder) {

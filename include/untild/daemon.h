@@ -12,6 +12,7 @@ struct smtp_server; struct control; struct release;
 struct imap_watch; struct caldav; struct policy_service; struct holder;
 struct store_pg;
 struct followup; struct digest; struct followup_cal;
+struct auth_pool; struct auth_limit; struct workq;
 
 struct untild {
     struct config *cfg;
@@ -32,6 +33,9 @@ struct untild {
     struct followup *followup;    /* reminders on the promised day (issue 12) */
     struct digest *digest;        /* the weekly digest (issue 12) */
     struct followup_cal *fucal;   /* follow-up items in reps' calendars; NULL: none */
+    struct auth_pool *auth_pool;  /* password checks off the loop (gate.c; made on first use) */
+    struct auth_limit *auth_limits; /* AUTH failures per address and user */
+    struct workq *parsers;        /* large messages parsed off the loop (gate.c) */
     /* Windows changed: what derives from them besides the release
      * (follow-up) looks again. Set by main; a pointer, so the watchers
      * need not include those modules. May be NULL. */

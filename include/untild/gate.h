@@ -10,9 +10,9 @@ struct untild;
 struct smtp_hooks;
 
 void gate_hooks(struct untild *u, struct smtp_hooks *h);
-/* Stop the AUTH worker threads (at shutdown, before the SMTP server is
+/* Stop the AUTH and parse worker threads (at shutdown, before the SMTP server is
  * freed; then run loop_run_pending so their verdicts reach the sessions). */
-void gate_stop(void);
+void gate_stop(struct untild *u);
 
 /* The rep for a session: its AUTH user, else [daemon] owner, else NULL. */
 struct smtp_session;

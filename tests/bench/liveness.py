@@ -77,13 +77,25 @@ class Prober(threading.Thread):
                 len(self.times), self.failures)
 
 
+VERBOSE = os.environ.get("LIVENESS_VERBOSE") == "1"
+
+
 class LiveUntild(harness.Untild):
-    """harness.Untild without -v (debug lines would be part of the cost)."""
+    """harness.Untild without -v (debug lines would be part of the cost).
+    LIVENESS_VERBOSE=1 runs with -v and prints the loop's slow-callback lines
+    (addr2line -f -e build/untild OFFSET names each one)."""
+
+    def cleanup(self):
+        if VERBOSE:
+            for line in self.logtext().splitlines():
+                if "loop: slow" in line:
+                    log(line)
+        super().cleanup()
 
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([harness.UNTILD, "-c", self.conf], stdout=self.logf, stderr=self.logf)
+        self.proc = subprocess.Popen([harness.UNTILD] + (["-v"] if VERBOSE else []) + ["-c", self.conf], stdout=self.logf, stderr=self.logf)
         end = time.monotonic() + 600
         while "untild ready" not in self.logtext():
             if self.proc.poll() is not None or time.monotonic() > end:

@@ -185,6 +185,17 @@ class Imip(GateTest):
         time.sleep(1.5)
         self.assertEqual(self.customer_mail(), [])
 
+    def test_large_invitation_parsed_off_the_loop_same_verdict(self):
+        # Messages above 64 KiB are parsed on a worker thread (gate.c):
+        # the verdict must be the same as on the loop, and the CANCEL (also
+        # large) must still find and drop the held invitation.
+        pad = b"X-Pad: " + b"p" * 900 + b"\r\n"
+
+        def big(method, uid, **kw):
+            return pad * 120 + rfc6047(method, uid, **kw)
+        self.assertGreater(len(big("REQUEST", "u")), 100 * 1024)
+        self.cancel_case(big)
+
     def test_cancel_removes_held_invitation(self):
         self.cancel_case(rfc6047)
 

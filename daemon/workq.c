@@ -1,0 +1,117 @@
+/* workq.c - worker threads with a FIFO of jobs; results go back to the loop
+ * thread with loop_post. See workq.h. */
+#include <pthread.h>
+#include <stdlib.h>
+#include "untild/loop.h"
+#include "untild/log.h"
+#include "untild/workq.h"
+
+struct wjob {
+    workq_fn work, done;
+    void *arg;
+    struct wjob *next;
+};
+
+struct workq {
+    struct loop *loop;
+    const char *name;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct wjob *head, *tail;
+    int stopping;
+    pthread_t *threads;
+    int nthreads;
+};
+
+static void job_done(void *arg)
+{
+    struct wjob *j = arg;
+    j->done(j->arg);
+    free(j);
+}
+
+static void *worker(void *arg)
+{
+    struct workq *q = arg;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (!q->head && !q->stopping)
+            pthread_cond_wait(&q->cv, &q->mu);
+        struct wjob *j = q->head;
+        if (j) {
+            q->head = j->next;
+            if (!q->head)
+                q->tail = NULL;
+        }
+        pthread_mutex_unlock(&q->mu);
+        if (!j)
+            return NULL;          /* stopping and the queue is empty */
+        j->work(j->arg);
+        if (loop_post(q->loop, job_done, j) < 0) {
+            /* The loop cannot take it: report on this thread rather than
+             * lose a session's reply (done must be loop-safe anyway). */
+            log_error("%s: loop_post failed; reporting from the worker", q->name);
+            job_done(j);
+        }
+    }
+}
+
+struct workq *workq_new(struct loop *l, int nthreads, const char *name)
+{
+    struct workq *q = calloc(1, sizeof *q);
+    if (!q || !(q->threads = calloc((size_t)nthreads, sizeof *q->threads))) {
+        free(q);
+        return NULL;
+    }
+    q->loop = l;
+    q->name = name;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&q->threads[i], NULL, worker, q) != 0) {
+            log_error("%s: cannot start a worker thread", name);
+            break;
+        }
+        q->nthreads++;
+    }
+    if (!q->nthreads) {
+        workq_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+int workq_submit(struct workq *q, workq_fn work, workq_fn done, void *arg)
+{
+    struct wjob *j = calloc(1, sizeof *j);
+    if (!j)
+        return -1;
+    j->work = work;
+    j->done = done;
+    j->arg = arg;
+    pthread_mutex_lock(&q->mu);
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+void workq_free(struct workq *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->stopping = 1;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    for (int i = 0; i < q->nthreads; i++)
+        pthread_join(q->threads[i], NULL);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q->threads);
+    free(q);
+}
