@@ -518,6 +518,64 @@ static void block_signals(sigset_t *mask)
     sigprocmask(SIG_BLOCK, mask, NULL);
 }
 
+/* Start-up's state: the database, the spool, the window index, the relay
+ * and the held queue. The window files are read on a thread while the
+ * spool is opened (winload.c); each held file is read once (spool_open_ex
+ * hands its metadata to release_new_from). 0, or -1 (logged). */
+static int open_state(struct untild *u, struct config_errors *e)
+{
+    struct spool_meta *held = NULL;
+    size_t nheld = 0;
+    int64_t t0 = loop_now_ms();
+    struct winload_startup *ws = winload_startup_begin(u, u->cfg);
+    if (!(u->store = store_open(u->cfg->state_dir)) ||
+        !(u->spool = spool_open_ex(u->cfg->state_dir, &held, &nheld))) {
+        log_fatal("cannot open the state in %s", u->cfg->state_dir);
+        goto fail;
+    }
+    if (u->cfg->store_url && !(u->pg = store_pg_start(u))) {
+        log_fatal("cannot start the shared store");
+        goto fail;
+    }
+    if (!(u->holder = holder_new(u->spool, u->loop, 4))) {
+        log_fatal("cannot start the spool writers");
+        goto fail;
+    }
+    /* Test seam: simulate a full disk after N spool writes (--test-clock only). */
+    if (u->test_clock && getenv("UNTILD_TEST_SPOOL_FAIL_AFTER"))
+        spool_fail_after(u->spool, strtol(getenv("UNTILD_TEST_SPOOL_FAIL_AFTER"), NULL, 10), ENOSPC);
+    log_debug("start-up: state database and spool opened in %lld ms (%zu held)",
+              (long long)(loop_now_ms() - t0), nheld);
+    t0 = loop_now_ms();
+    u->ix = ws ? winload_startup_end(ws, e) : untild_load_windows(u, u->cfg, e);
+    ws = NULL;
+    if (!u->ix || e->n) {
+        print_errors(e, 1);
+        log_fatal("window files have errors; not starting");
+        goto fail;
+    }
+    log_debug("start-up: window index ready %lld ms later", (long long)(loop_now_ms() - t0));
+    if (!(u->relay = relay_new(u->cfg, u->loop, u->cfg->upstream_connections > 0 ? u->cfg->upstream_connections : 4))) {
+        log_fatal("cannot start the relay");
+        goto fail;
+    }
+    t0 = loop_now_ms();
+    u->release = release_new_from(u, held, nheld);   /* takes the list */
+    held = NULL;
+    nheld = 0;
+    if (!u->release)
+        goto fail;
+    log_debug("start-up: held queue built in %lld ms", (long long)(loop_now_ms() - t0));
+    return 0;
+fail:
+    if (ws)             /* failed while the start-up build ran */
+        windows_free(winload_startup_end(ws, e));
+    for (size_t i = 0; i < nheld; i++)
+        spool_meta_free(&held[i]);
+    free(held);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = "/etc/untild/untild.conf";
@@ -584,31 +642,7 @@ int main(int argc, char **argv)
         log_fatal("cannot create state_dir %s: %s", u.cfg->state_dir, strerror(errno));
         goto out;
     }
-    if (!(u.store = store_open(u.cfg->state_dir)) || !(u.spool = spool_open(u.cfg->state_dir))) {
-        log_fatal("cannot open the state in %s", u.cfg->state_dir);
-        goto out;
-    }
-    if (u.cfg->store_url && !(u.pg = store_pg_start(&u))) {
-        log_fatal("cannot start the shared store");
-        goto out;
-    }
-    if (!(u.holder = holder_new(u.spool, u.loop, 4))) {
-        log_fatal("cannot start the spool writers");
-        goto out;
-    }
-    /* Test seam: simulate a full disk after N spool writes (--test-clock only). */
-    if (u.test_clock && getenv("UNTILD_TEST_SPOOL_FAIL_AFTER"))
-        spool_fail_after(u.spool, strtol(getenv("UNTILD_TEST_SPOOL_FAIL_AFTER"), NULL, 10), ENOSPC);
-    if (!(u.ix = untild_load_windows(&u, u.cfg, &e)) || e.n) {
-        print_errors(&e, 1);
-        log_fatal("window files have errors; not starting");
-        goto out;
-    }
-    if (!(u.relay = relay_new(u.cfg, u.loop, u.cfg->upstream_connections > 0 ? u.cfg->upstream_connections : 4))) {
-        log_fatal("cannot start the relay");
-        goto out;
-    }
-    if (!(u.release = release_new(&u)))
+    if (open_state(&u, &e) < 0)
         goto out;
     if (start_watchers(&u) < 0)
         goto out;

@@ -41,7 +41,7 @@
 
 #define MAX_INFLIGHT 32
 #define STARTS_PER_TURN 8     /* deliveries started per loop turn (each reads a spool file) */
-#define EVAL_CHUNK 4096       /* entries re-evaluated per loop turn after a window change */
+#define EVAL_BUDGET_MS 5      /* re-evaluation after a window change: per loop turn */
 #define MAX_SLEEP_S 60        /* look again at least this often (wall clock steps) */
 #define NOHEAP SIZE_MAX
 
@@ -245,7 +245,8 @@ static void evaluate(struct release *r, struct entry *e, time_t now)
 
 /* ---------- entries ---------- */
 
-static struct entry *entry_add(struct release *r, const struct spool_meta *m)
+/* take: move *m into the entry (m is left empty) instead of copying it. */
+static struct entry *entry_add(struct release *r, struct spool_meta *m, int take)
 {
     if (tab_get(r, m->id)) {
         errno = EEXIST;
@@ -265,9 +266,13 @@ static struct entry *entry_add(struct release *r, const struct spool_meta *m)
         *capp = cap;
     }
     struct entry *e = calloc(1, sizeof *e);
-    if (!e || spool_meta_copy(&e->m, m) < 0) {
+    if (!e || (!take && spool_meta_copy(&e->m, m) < 0)) {
         free(e);
         return NULL;
+    }
+    if (take) {
+        e->m = *m;
+        memset(m, 0, sizeof *m);
     }
     e->hpos = NOHEAP;
     e->hidden = hidden;
@@ -296,20 +301,28 @@ static void entry_drop(struct release *r, struct entry *e)
 
 struct release *release_new(struct untild *u)
 {
-    struct release *r = calloc(1, sizeof *r);
     struct spool_meta *list = NULL;
     size_t n = 0;
-    if (!r)
-        return NULL;
-    r->u = u;
     if (spool_list(u->spool, &list, &n) < 0) {
         log_error("release: cannot list the spool: %s", strerror(errno));
-        free(r);
         return NULL;
     }
+    return release_new_from(u, list, n);
+}
+
+struct release *release_new_from(struct untild *u, struct spool_meta *list, size_t n)
+{
+    struct release *r = calloc(1, sizeof *r);
+    if (!r) {
+        for (size_t i = 0; i < n; i++)
+            spool_meta_free(&list[i]);
+        free(list);
+        return NULL;
+    }
+    r->u = u;
     time_t now = untild_now(u);
     for (size_t i = 0; i < n; i++) {
-        struct entry *e = entry_add(r, &list[i]);
+        struct entry *e = entry_add(r, &list[i], 1);
         if (!e)
             log_error("release: cannot track %s", list[i].id);
         else
@@ -347,7 +360,7 @@ void release_free(struct release *r)
 
 int release_track(struct release *r, const struct spool_meta *m)
 {
-    struct entry *e = entry_add(r, m);
+    struct entry *e = entry_add(r, (struct spool_meta *)m, 0);
     if (!e)
         return -1;
     evaluate(r, e, untild_now(r->u));
@@ -1089,10 +1102,15 @@ static void scan_chunk(struct loop *l, uint64_t id, void *arg)
     (void)l; (void)id;
     r->scan_timer = 0;
     time_t now = untild_now(r->u);
-    size_t end = r->scan + EVAL_CHUNK;
-    for (; r->scan < r->n && r->scan < end; r->scan++)
+    int64_t start = loop_now_ms();
+    /* As many as fit in the turn's budget (the clock is read every 64: an
+     * evaluation costs microseconds, the clock read about as much). */
+    for (size_t k = 0; r->scan < r->n; r->scan++, k++) {
+        if ((k & 63) == 63 && loop_now_ms() - start >= EVAL_BUDGET_MS)
+            break;
         if (r->e[r->scan]->gen != r->gen)
             evaluate(r, r->e[r->scan], now);
+    }
     if (r->scan < r->n)
         r->scan_timer = loop_timer(r->u->loop, 0, scan_chunk, r);
     run_due(r);
@@ -1105,8 +1123,8 @@ void release_kick(struct release *r, int windows_changed)
          * chunk per loop turn so a big queue does not stall the loop. */
         r->gen++;
         r->scan = 0;
-        if (!r->scan_timer)
-            scan_chunk(r->u->loop, 0, r);
+        if (!r->scan_timer)   /* on the next turn: the caller answers first */
+            r->scan_timer = loop_timer(r->u->loop, 0, scan_chunk, r);
         return;
     }
     /* The clock moved (test clock): the timer may now be too late. */

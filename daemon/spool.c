@@ -57,7 +57,19 @@ struct spool {
     long fail_left;        /* write seam: -1 off, else writes left */
     int fail_err;
     int fail_pending;      /* a short write was simulated: fail the next */
-    int dirty_held, dirty_active; /* lazy removals not yet synced */
+    int dirty_held, dirty_active; /* lazy removals not yet synced (loop thread) */
+    /* The removals' directory syncs run on a thread of their own: an fsync
+     * of a directory with thousands of entries churning takes 100+ ms on a
+     * busy disk, and the loop must not wait for it. */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    pthread_t sync_th;
+    int sync_started, sync_stop, want_held, want_active;
+    /* spool_open_ex: the held messages' metadata as read while opening, so
+     * start-up reads each file once, not twice. NULL: not wanted. */
+    struct spool_meta *opened;
+    size_t nopened, capopened;
+    int keep_opened;
 };
 
 /* ---------- small helpers ---------- */
@@ -799,15 +811,50 @@ int spool_remove_lazy(struct spool *s, const char *id)
     return remove_entry(s, id, 0);
 }
 
+static void *syncer(void *arg)
+{
+    struct spool *s = arg;
+    pthread_mutex_lock(&s->sync_mu);
+    for (;;) {
+        while (!s->want_held && !s->want_active && !s->sync_stop)
+            pthread_cond_wait(&s->sync_cv, &s->sync_mu);
+        int held = s->want_held, active = s->want_active;
+        if (!held && !active)
+            break;                      /* stopping, nothing left to sync */
+        s->want_held = s->want_active = 0;
+        pthread_mutex_unlock(&s->sync_mu);
+        if ((active && dir_sync(s->dfd_active) < 0) || (held && dir_sync(s->dfd_held) < 0))
+            log_error("spool: cannot sync the spool after removals: %s (delivered mail may be "
+                      "sent again after a crash)", strerror(errno));
+        pthread_mutex_lock(&s->sync_mu);
+    }
+    pthread_mutex_unlock(&s->sync_mu);
+    return NULL;
+}
+
 int spool_sync_removals(struct spool *s)
 {
-    int rc = 0;
-    if (s->dirty_active && dir_sync(s->dfd_active) < 0)
-        rc = -1;
-    if (s->dirty_held && dir_sync(s->dfd_held) < 0)
-        rc = -1;
+    if (!s->dirty_active && !s->dirty_held)
+        return 0;
+    if (!s->sync_started) {
+        if (pthread_create(&s->sync_th, NULL, syncer, s) != 0) {
+            int rc = 0;        /* no thread: sync here, as before */
+            if (s->dirty_active && dir_sync(s->dfd_active) < 0)
+                rc = -1;
+            if (s->dirty_held && dir_sync(s->dfd_held) < 0)
+                rc = -1;
+            s->dirty_active = s->dirty_held = 0;
+            return rc;
+        }
+        s->sync_started = 1;
+    }
+    pthread_mutex_lock(&s->sync_mu);
+    s->want_active |= s->dirty_active;
+    s->want_held |= s->dirty_held;
+    pthread_cond_signal(&s->sync_cv);
+    pthread_mutex_unlock(&s->sync_mu);
     s->dirty_active = s->dirty_held = 0;
-    return rc;
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -992,15 +1039,41 @@ static int recover_held(struct spool *s, const char *name)
             return -1;
         return to_corrupt(s, s->dfd_held, "held", name, strerror(errno));
     }
-    spool_meta_free(&m);
+    if (s->keep_opened && s->nopened == s->capopened) {
+        size_t cap = s->capopened ? s->capopened * 2 : 1024;
+        struct spool_meta *n = realloc(s->opened, cap * sizeof *n);
+        if (!n) {
+            spool_meta_free(&m);
+            return -1;
+        }
+        s->opened = n;
+        s->capopened = cap;
+    }
+    if (s->keep_opened)
+        s->opened[s->nopened++] = m;      /* the list owns it now */
+    else
+        spool_meta_free(&m);
     return map_put(s, name, ENT_HELD);
+}
+
+static int cmp_meta_id(const void *a, const void *b)
+{
+    return strcmp(((const struct spool_meta *)a)->id, ((const struct spool_meta *)b)->id);
 }
 
 struct spool *spool_open(const char *state_dir)
 {
+    return spool_open_ex(state_dir, NULL, NULL);
+}
+
+struct spool *spool_open_ex(const char *state_dir, struct spool_meta **held, size_t *nheld)
+{
     struct spool *s = calloc(1, sizeof *s);
-    if (s)
+    if (s) {
         pthread_mutex_init(&s->seam_mu, NULL);
+        pthread_mutex_init(&s->sync_mu, NULL);
+        pthread_cond_init(&s->sync_cv, NULL);
+    }
     int sdfd = -1;
     if (s == NULL)
         return NULL;
@@ -1043,6 +1116,7 @@ struct spool *spool_open(const char *state_dir)
     if (s->dfd_incoming < 0 || s->dfd_held < 0 || s->dfd_active < 0 ||
         s->dfd_corrupt < 0)
         goto fail_log;
+    s->keep_opened = held != NULL;
     if (each_entry(s->dfd_incoming, recover_incoming, s) < 0 ||
         each_entry(s->dfd_active, recover_active, s) < 0 ||
         each_entry(s->dfd_held, recover_held, s) < 0)
@@ -1051,6 +1125,15 @@ struct spool *spool_open(const char *state_dir)
         dir_sync(s->dfd_active) < 0 || dir_sync(s->dfd_incoming) < 0 ||
         dir_sync(s->dfd_spool) < 0)
         goto fail_log;
+    if (held) {
+        if (s->nopened > 1)   /* IDs sort by creation time, as spool_list's */
+            qsort(s->opened, s->nopened, sizeof *s->opened, cmp_meta_id);
+        *held = s->opened;
+        *nheld = s->nopened;
+        s->opened = NULL;
+        s->nopened = s->capopened = 0;
+        s->keep_opened = 0;
+    }
     return s;
 fail_log:
     log_error("spool: cannot open %s/spool: %s", state_dir, strerror(errno));
@@ -1070,6 +1153,17 @@ void spool_close(struct spool *s)
     size_t i;
     if (s == NULL)
         return;
+    for (i = 0; i < s->nopened; i++)    /* spool_open_ex failed half-way */
+        spool_meta_free(&s->opened[i]);
+    free(s->opened);
+    (void)spool_sync_removals(s);      /* the last removals, then stop */
+    if (s->sync_started) {
+        pthread_mutex_lock(&s->sync_mu);
+        s->sync_stop = 1;
+        pthread_cond_signal(&s->sync_cv);
+        pthread_mutex_unlock(&s->sync_mu);
+        pthread_join(s->sync_th, NULL);
+    }
     if (s->dfd_incoming >= 0)
         close(s->dfd_incoming);
     if (s->dfd_held >= 0)
@@ -1081,6 +1175,8 @@ void spool_close(struct spool *s)
     if (s->dfd_spool >= 0)
         close(s->dfd_spool);
     pthread_mutex_destroy(&s->seam_mu);
+    pthread_mutex_destroy(&s->sync_mu);
+    pthread_cond_destroy(&s->sync_cv);
     if (s->tab) {
         for (i = 0; i < s->tabsz; i++) {
             struct ent *e = s->tab[i], *next;

@@ -366,6 +366,8 @@ struct store *store_open(const char *state_dir)
     }
     if (migrate(st) < 0)
         goto fail;
+    if (store_ckpt_start(st, path) < 0)
+        goto fail_eio;
     for (i = 0; i < Q_COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, queries[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &st->q[i], NULL) != SQLITE_OK) {
@@ -391,6 +393,7 @@ void store_close(struct store *st)
     int i;
     if (st == NULL)
         return;
+    store_ckpt_stop(st);
     for (i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(st->q[i]);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)

@@ -16,6 +16,10 @@ struct untild;
 struct release;
 
 struct release *release_new(struct untild *u);  /* loads spool_list */
+/* The same from a list already read (spool_open_ex's); takes list and its
+ * entries. */
+struct spool_meta;
+struct release *release_new_from(struct untild *u, struct spool_meta *list, size_t n);
 void release_free(struct release *r);
 
 /* A message just written to the spool (meta copied): from now on the

@@ -83,6 +83,11 @@ struct spool;
 /* Open (creating directories 0700) <state_dir>/spool and recover as
  * described above. Returns NULL with errno and a log line on failure. */
 struct spool *spool_open(const char *state_dir);
+/* The same, and hand over the held messages' metadata read while opening
+ * (sorted by ID, as spool_list gives it), so start-up reads each file
+ * once. The caller frees each with spool_meta_free and the array. */
+struct spool_meta;
+struct spool *spool_open_ex(const char *state_dir, struct spool_meta **held, size_t *nheld);
 void spool_close(struct spool *s);
 
 /* Fresh unique ID (time + counter + random; [0-9a-z] only, so it survives the
@@ -125,9 +130,11 @@ int spool_deactivate(struct spool *s, const char *id);
 /* Remove for good (delivered / discarded / cancelled), from held or active,
  * and sync the directory. */
 int spool_remove(struct spool *s, const char *id);
-/* The same without the directory sync: spool_sync_removals() syncs once for
- * every lazy removal since the last call (a delivered message whose removal
- * a crash undoes is sent again: at-least-once, as SMTP allows). */
+/* The same without the directory sync: spool_sync_removals() has the
+ * spool's sync thread sync once for every lazy removal since the last call,
+ * without waiting for it (the loop never waits for an fsync; a delivered
+ * message whose removal a crash undoes is sent again: at-least-once, as
+ * SMTP allows). spool_close runs the last sync and joins the thread. */
 int spool_remove_lazy(struct spool *s, const char *id);
 int spool_sync_removals(struct spool *s);
 

@@ -31,7 +31,15 @@ struct store {
     void *wake_arg;
     char idsuffix[8];          /* "-<node>" */
     int64_t last_at;           /* the last change time handed out (stamp) */
+    struct store_ckpt *ckpt;   /* WAL checkpoints off the loop (store_ckpt.c) */
 };
+
+/* store_ckpt.c: checkpoint the WAL on a thread with its own connection to
+ * path instead of in the committing (loop) thread. 0 (also when no thread
+ * could start: SQLite then checkpoints as before) or -1. */
+struct store;
+int store_ckpt_start(struct store *st, const char *path);
+void store_ckpt_stop(struct store *st);
 
 /* log the SQLite error; errno EIO (ENOMEM); returns -1 */
 int store_db_fail(struct store *st, const char *what);

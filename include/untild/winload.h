@@ -29,4 +29,14 @@ void winload_free_later(struct windows *ix);
 /* Shutdown: wait for a running build and drop its result. */
 void winload_cancel(void);
 
+/* Start-up: read the window files for c on a thread while the caller
+ * opens the spool; winload_startup_end joins it, resolves zone names the
+ * thread could not (and reads the files again), applies the state
+ * database (the store must be open by then) and returns the index (NULL
+ * on ENOMEM), errors in *e (an empty list on entry). NULL from begin: no
+ * thread; load synchronously (untild_load_windows). */
+struct winload_startup;
+struct winload_startup *winload_startup_begin(struct untild *u, const struct config *c);
+struct windows *winload_startup_end(struct winload_startup *w, struct config_errors *e);
+
 #endif
