@@ -93,6 +93,9 @@ struct txn {
     char *delims;               /* the parse's copy: a reload may replace the config */
     size_t max_cal;             /* [smtp] max_calendar_part, copied likewise */
     int parse_failed;           /* out of memory while parsing */
+    char missing[WHEN_MISSING_MAX][64]; /* zone names the worker could not resolve */
+    size_t nmissing;
+    int reparsed;
     struct strbuf refused;      /* recipients the upstream refused for good */
     size_t ndeferred;           /* recipients spooled for retry */
     struct strbuf flagged;      /* "addr (reason)" list for the notice */
@@ -1010,9 +1013,34 @@ static void parse_work(void *arg)
     t->parse_failed = message_parse_max(t->msg, t->len, t->delims, t->max_cal, &t->f) < 0;
 }
 
+/* On a worker: zone names are read from when.c's table only (libical's
+ * lookup is not thread-safe); names it lacks are noted. */
+static void parse_work_offloop(void *arg)
+{
+    struct txn *t = arg;
+    when_thread_offloop();
+    parse_work(t);
+    t->nmissing = when_offloop_missing(t->missing, WHEN_MISSING_MAX);
+}
+
 static void parse_done(void *arg)
 {
-    gate_decide(arg);
+    struct txn *t = arg;
+    if (t->nmissing && !t->reparsed) {
+        /* Resolve the new zone names here (loop thread) and parse again,
+         * on the worker: the verdict must not depend on where it ran. */
+        size_t n = t->nmissing < WHEN_MISSING_MAX ? t->nmissing : WHEN_MISSING_MAX;
+        for (size_t i = 0; i < n; i++)
+            (void)when_zone_prepare(t->missing[i]);
+        message_facts_free(&t->f);
+        memset(&t->f, 0, sizeof t->f);
+        t->nmissing = 0;
+        t->reparsed = 1;
+        if (workq_submit(t->u->parsers, parse_work_offloop, parse_done, t) == 0)
+            return;
+        t->parse_failed = 1;
+    }
+    gate_decide(t);
 }
 
 /* After DATA: parse the message (off the loop when it is large), then
@@ -1040,7 +1068,7 @@ static void gate_data(void *arg, struct smtp_session *s, const struct smtp_envel
     if (len > PARSE_ON_LOOP_MAX) {
         if (!u->parsers && !(u->parsers = workq_new(u->loop, PARSE_THREADS, "parse")))
             goto oom;
-        if (workq_submit(u->parsers, parse_work, parse_done, t) < 0)
+        if (workq_submit(u->parsers, parse_work_offloop, parse_done, t) < 0)
             goto oom;
         return;
     }

@@ -16,6 +16,7 @@
  * and copies out, so NUL bytes and a missing final newline are harmless.
  * libical runs on the caller's thread (the main thread, see docs/HACKING.md). */
 #include "untild/message.h"
+#include "untild/when.h"
 #include "untild/address.h"
 
 #include <errno.h>
@@ -759,11 +760,21 @@ static time_t wall_to_time(icalcomponent *vcal, struct icaltimetype tt, const ch
     tt.zone = NULL;
     if (icaltime_is_utc(tt) || !tzid)
         return icaltime_as_timet_with_zone(tt, icaltimezone_get_utc_timezone());
-    icaltimezone *zone = icaltimezone_get_builtin_timezone(tzid);
-    if (!zone)
-        zone = icaltimezone_get_builtin_timezone_from_tzid(tzid);
-    if (zone)
-        return icaltime_as_timet_with_zone(tt, zone);
+    /* Zone names go through when.c's table, never libical's lookup: the
+     * parse may run on a worker thread (gate.c), and libical's zone cache
+     * is not thread-safe. A name not resolved yet off the loop is noted
+     * there and the caller parses again once the loop has resolved it. */
+    const char *name = tzid;
+    static const char fa[] = "/freeassociation.sourceforge.net/";
+    if (!strncmp(name, fa, sizeof fa - 1)) {
+        name += sizeof fa - 1;
+        if (!strncmp(name, "Tzfile/", 7))
+            name += 7;
+    }
+    time_t at;
+    if (when_local_to_utc(tt.year, tt.month, tt.day, tt.hour * 3600 + tt.minute * 60 + tt.second,
+                          name, &at) == 0)
+        return at;
     int found = 0, off = 0;
     icalcomponent *vtz = message_vtimezone(vcal, tzid);
     if (vtz)

@@ -972,11 +972,14 @@ static void set_interest(struct smtp_session *s)
 
 /* Read, process and write until nothing moves. Returns -1 if the session
  * was freed (the caller must not touch it), else 0. */
+#define PUMP_SLICE (256 * 1024)   /* bytes read per session per loop turn */
+
 int smtp_session_pump(struct smtp_session *s)
 {
     if (s->in_pump)
         return 0;    /* a hook finished synchronously: the outer pump goes on */
     s->in_pump = 1;
+    size_t got = 0;
     for (;;) {
         int progress = 0;
         if (s->fd < 0 || s->io_error)
@@ -998,13 +1001,22 @@ int smtp_session_pump(struct smtp_session *s)
                 break;
             progress = 1;
         }
-        if (s->state != S_CLOSING && sock_read(s) > 0)
+        ssize_t n = s->state != S_CLOSING ? sock_read(s) : 0;
+        if (n > 0) {
             progress = 1;
+            got += (size_t)n;
+        }
         while (can_process(s) && next_line(s))
             progress = 1;
         if (sock_flush(s) < 0)
             break;
         if (!progress)
+            break;
+        /* A fast client sending a big message: take a slice per loop turn
+         * and let the others have theirs; the rest waits in the socket,
+         * which wakes the loop again (level-triggered). Data GnuTLS has
+         * already decrypted would not wake it: read that now. */
+        if (got >= PUMP_SLICE && (!s->tls_on || gnutls_record_check_pending(s->tls) == 0))
             break;
     }
     s->in_pump = 0;

@@ -319,6 +319,16 @@ static void local_day(icaltimezone *zone, time_t t, long long *days,
     *sod = l - *days * DAY;
 }
 
+int when_local_to_utc(int y, int mo, int d, int sod, const char *tz, time_t *out)
+{
+    icaltimezone *zone;
+    int rc = zone_lookup(tz, &zone);
+    if (rc < 0)
+        return rc;
+    *out = local_instant(zone, days_from_civil(y, mo, d), sod);
+    return 0;
+}
+
 int when_local_fields(time_t t, const char *tz, int *y, int *mo, int *d,
                       int *sod)
 {

@@ -33,6 +33,12 @@ int when_zone_prepare(const char *tz);
 int when_local_fields(time_t t, const char *tz, int *y, int *mo, int *d,
                       int *sod);
 
+/* The instant of local wall time y-mo-d + sod seconds in tz (a DST gap
+ * maps to the later valid instant, an ambiguous time to the first). Safe
+ * on any thread: 0, -1 for an unknown zone, -2 off the loop for a name not
+ * resolved yet (noted for when_offloop_missing). */
+int when_local_to_utc(int y, int mo, int d, int sod, const char *tz, time_t *out);
+
 /* Is tz a known zone name? */
 int when_tz_valid(const char *tz);
 

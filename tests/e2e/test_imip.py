@@ -273,6 +273,24 @@ class Imip(GateTest):
         time.sleep(1.5)
         self.assertEqual(self.customer_mail(), [])
 
+    def test_large_invitation_zone_resolved_off_the_loop(self):
+        # Parsed on a worker (over 64 KiB) with a TZID the daemon has not
+        # resolved yet: the worker may not call libical's zone lookup, so
+        # the loop resolves the name and the worker parses again. 05:00 in
+        # Auckland on 1 July is 17:00 UTC on 30 June: the meeting has begun
+        # when the window ends (stale, not sent); read as UTC it would not
+        # have, and the customer would get it.
+        pad = b"X-Pad: " + b"p" * 900 + b"\r\n"
+        msg = pad * 120 + rfc6047("REQUEST", "akl-1@example.com",
+                                  dtstart=";TZID=Pacific/Auckland:20270701T050000")
+        code, text = self.send([JANE], msg)
+        self.assertIn("Held until", text)
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        self.u.wait_for(lambda: self.u.spool_files() == [], what="stale invitation dropped")
+        self.u.wait_for(lambda: [m for m in self.sink.for_rcpt(REP) if b"Reschedule" in m.data],
+                        what="reschedule notice")
+        self.assertEqual(self.customer_mail(), [])
+
     def test_future_invitation_sent_at_release(self):
         msg = rfc6047("REQUEST", "future-1@example.com", dtstart="20270801T090000Z")
         self.send([JANE], msg)
