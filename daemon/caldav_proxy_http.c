@@ -486,6 +486,7 @@ static int put_prepare(struct caldav_proxy *p, struct MHD_Connection *c, const c
     w->body = st->reqbody ? st->reqbody : "";
     w->len = *len;
     w->authuser = basic_user(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
+    caldav_proxy_parse(w, p->max_calendar);
     int lr = on_loop_wait(w);
     if (lr < 0) {
         if (lr == -1)
@@ -644,6 +645,7 @@ struct caldav_proxy *caldav_proxy_start(struct untild *u, const char *rep, const
     pthread_cond_init(&p->cv, NULL);
     p->u = u;
     p->loop = u->loop;
+    p->max_calendar = u->cfg->max_calendar_part;
     if (!colon || (size_t)(colon - listen) >= sizeof host) {
         log_error("caldav proxy: bad proxy_listen %s", listen);
         goto fail;

@@ -30,6 +30,7 @@ struct caldav_proxy {
     int stopping;
     int pending;    /* work posted to the loop and not yet run */
     int dead;       /* stopped with work pending: the last one frees us */
+    size_t max_calendar;   /* [smtp] max_calendar_part at start: bodies parsed up to it */
 };
 
 struct conn {
@@ -49,6 +50,8 @@ struct pwork {
     size_t len;
     char *authuser;     /* Basic auth user name of the request, or NULL */
     char *dest;         /* P_MOVE: the Destination path */
+    void *cal;          /* P_PREPARE: the body parsed off the loop (icalcomponent *) */
+    int too_big;        /* P_PREPARE: over max_calendar_part, not parsed */
     /* P_PREPARE results */
     char *newbody;      /* the body to store when it had to change */
     size_t newlen;
@@ -68,6 +71,9 @@ struct pwork {
 /* caldav_proxy.c, loop thread: run w (prepare, commit, delete, move), mark
  * it done and wake its connection thread; frees w with its last ref. */
 void caldav_proxy_on_loop(void *arg);
+/* Connection thread, before P_PREPARE goes to the loop: parse the body
+ * (or mark it too big to parse: over max bytes). */
+void caldav_proxy_parse(struct pwork *w, size_t max);
 /* Any thread, once w is no longer shared. */
 void caldav_proxy_pwork_free(struct pwork *w);
 /* caldav_proxy_http.c: free p once no connection thread and no posted work

@@ -970,6 +970,26 @@ class ProxyFidelity(CalDAVBase):
         self.assertEqual(self.u.spool_files(), [])
         self.assertIn("refused", self.u.logtext())
 
+    def test_oversized_calendar_with_attendees_refused_not_forwarded(self):
+        # Over [smtp] max_calendar_part (1 MiB by default): not parsed (its
+        # cost is about 30 times the size, in time and memory), and with
+        # attendees it is refused, never passed on unchecked; without
+        # attendees there is nobody to protect and it is stored.
+        desc = "DESCRIPTION:" + "x" * 70 + "\r\n"
+        big = vevent("big1", "20270901T100000Z", "20270901T110000Z", attendees=["jane@acme.com"])
+        big = big.replace("END:VEVENT", desc.rstrip("\r\n") + "\r\n" + (" " + "y" * 70 + "\r\n") * 15500
+                          + "END:VEVENT")
+        self.assertGreater(len(big), 1024 * 1024)
+        st, h, body = self.put("/rep/work/big1.ics", big)
+        self.assertEqual(st, 403, body)
+        self.assertIn(b"max_calendar_part", body)
+        self.assertEqual(self.dav.get("/rep/work/big1.ics")[0], 404)
+        self.assertEqual([p for p, _ in self.rec.puts], [])
+        self.assertIn("over [smtp] max_calendar_part", self.u.logtext())
+        alone = big.replace("ATTENDEE", "X-NOT-AN-ATTENDEE").replace("ORGANIZER", "X-NOT-ORGANIZER")
+        st, h, body = self.put("/rep/work/big2.ics", alone)
+        self.assertIn(st, (201, 204), body)
+
 
 class ProxyMoves(CalDAVBase):
     """Issue 17 item 6: held invitations follow the event (its UID), not
