@@ -15,17 +15,18 @@ static int parse(const char *s, struct dav_multistatus *ms, char *err, size_t er
     return dav_xml_parse(s, strlen(s), ms, err, errsz);
 }
 
-/* Radicale 3, PROPFIND Depth 0 on the server root (discovery). */
+/* Radicale 3.1 (DAV: as the default namespace), PROPFIND Depth 0 on the
+ * server root: the discovery answer, as captured. */
 START_TEST(radicale_discovery)
 {
     static const char body[] =
         "<?xml version='1.0' encoding='utf-8'?>\n"
-        "<D:multistatus xmlns:C=\"urn:ietf:params:xml:ns:caldav\" xmlns:CS=\"http://calendarserver.org/ns/\" "
-        "xmlns:D=\"DAV:\"><D:response><D:href>/</D:href><D:propstat><D:prop><D:current-user-principal>"
-        "<D:href>/bob/</D:href></D:current-user-principal><D:resourcetype><D:collection /></D:resourcetype>"
-        "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat><D:propstat><D:prop>"
-        "<C:calendar-home-set /></D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"
-        "</D:response></D:multistatus>";
+        "<multistatus xmlns=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\" "
+        "xmlns:CS=\"http://calendarserver.org/ns/\"><response><href>/</href><propstat><prop><resourcetype>"
+        "<collection /></resourcetype><current-user-principal><href>/rep/</href></current-user-principal>"
+        "</prop><status>HTTP/1.1 200 OK</status></propstat><propstat><prop><displayname /><sync-token />"
+        "<CS:getctag /><C:calendar-home-set /></prop><status>HTTP/1.1 404 Not Found</status></propstat>"
+        "</response></multistatus>";
     struct dav_multistatus ms;
     char err[256];
     ck_assert_int_eq(parse(body, &ms, err, sizeof err), 0);
@@ -33,15 +34,52 @@ START_TEST(radicale_discovery)
     ck_assert_str_eq(ms.r[0].href, "/");
     ck_assert_int_eq(ms.r[0].ok, 1);
     ck_assert_int_eq(ms.r[0].status, 0);
-    ck_assert_str_eq(ms.r[0].principal, "/bob/");
+    ck_assert_str_eq(ms.r[0].principal, "/rep/");
     ck_assert_ptr_null(ms.r[0].home);
+    ck_assert_ptr_null(ms.r[0].displayname);
     ck_assert_uint_eq(ms.r[0].restype, DAV_RT_COLLECTION);
     dav_xml_free(&ms);
 }
 END_TEST
 
-/* Radicale 3, PROPFIND Depth 1 on a calendar home (pretty-printed). */
+/* Radicale 3.1, PROPFIND Depth 1 on the principal: the home and a
+ * calendar, as captured. */
 START_TEST(radicale_home_listing)
+{
+    static const char body[] =
+        "<?xml version='1.0' encoding='utf-8'?>\n"
+        "<multistatus xmlns=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\" "
+        "xmlns:CS=\"http://calendarserver.org/ns/\"><response><href>/rep/</href><propstat><prop><resourcetype>"
+        "<principal /><collection /></resourcetype><current-user-principal><href>/rep/</href>"
+        "</current-user-principal><C:calendar-home-set><href>/rep/</href></C:calendar-home-set></prop>"
+        "<status>HTTP/1.1 200 OK</status></propstat><propstat><prop><displayname /><sync-token />"
+        "<CS:getctag /></prop><status>HTTP/1.1 404 Not Found</status></propstat></response><response>"
+        "<href>/rep/work/</href><propstat><prop><resourcetype><C:calendar /><collection /></resourcetype>"
+        "<displayname>Work</displayname><sync-token>http://radicale.org/ns/sync/e3b0c44298fc1c149afbf4c8996f"
+        "</sync-token><CS:getctag>\"4f35ed36af72\"</CS:getctag><current-user-principal><href>/rep/</href>"
+        "</current-user-principal></prop><status>HTTP/1.1 200 OK</status></propstat><propstat><prop>"
+        "<C:calendar-home-set /></prop><status>HTTP/1.1 404 Not Found</status></propstat></response>"
+        "</multistatus>";
+    struct dav_multistatus ms;
+    char err[256];
+    ck_assert_int_eq(parse(body, &ms, err, sizeof err), 0);
+    ck_assert_uint_eq(ms.n, 2);
+    ck_assert_str_eq(ms.r[0].home, "/rep/");
+    ck_assert_str_eq(ms.r[0].principal, "/rep/");
+    ck_assert_uint_eq(ms.r[0].restype, DAV_RT_COLLECTION);
+    ck_assert_str_eq(ms.r[1].href, "/rep/work/");
+    ck_assert_uint_eq(ms.r[1].restype, DAV_RT_COLLECTION | DAV_RT_CALENDAR);
+    ck_assert_str_eq(ms.r[1].displayname, "Work");
+    ck_assert_str_eq(ms.r[1].sync_token, "http://radicale.org/ns/sync/e3b0c44298fc1c149afbf4c8996f");
+    ck_assert_str_eq(ms.r[1].ctag, "\"4f35ed36af72\"");
+    ck_assert_ptr_null(ms.r[1].home);   /* its calendar-home-set is in the 404 propstat */
+    dav_xml_free(&ms);
+}
+END_TEST
+
+/* Upper-case D: (Google, Cyrus), pretty-printed: the whitespace around
+ * values is not part of them. */
+START_TEST(uppercase_prefix_pretty_printed)
 {
     static const char body[] =
         "<?xml version='1.0' encoding='utf-8'?>\n"
@@ -315,6 +353,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, radicale_discovery);
     tcase_add_test(tc, radicale_home_listing);
+    tcase_add_test(tc, uppercase_prefix_pretty_printed);
     tcase_add_test(tc, lowercase_prefix_sync_collection);
     tcase_add_test(tc, default_namespace_and_cdata);
     tcase_add_test(tc, entities_in_text);
