@@ -8,7 +8,8 @@
  * sync-collection with the persisted token (507: ask again with the
  * returned token; rejected token: full resync), a getetag listing when the
  * server has no sync, calendar-multiget of what changed, and a
- * calendar-query of the windows calendar. It hands plain strings to the
+ * calendar-query of the windows calendar; the multistatus answers are
+ * read by dav_xml.c (libxml2). It hands plain strings to the
  * loop thread (loop_post of the cw's on_result); it never touches struct
  * untild, the store, the windows or libical.
  *
