@@ -8,7 +8,8 @@
  * sync-collection with the persisted token (507: ask again with the
  * returned token; rejected token: full resync), a getetag listing when the
  * server has no sync, calendar-multiget of what changed, and a
- * calendar-query of the windows calendar. It hands plain strings to the
+ * calendar-query of the windows calendar; the multistatus answers are
+ * read by dav_xml.c (libxml2). It hands plain strings to the
  * loop thread (loop_post of the cw's on_result); it never touches struct
  * untild, the store, the windows or libical.
  *
@@ -28,218 +29,15 @@
 #include <strings.h>
 #include <curl/curl.h>
 #include "untild/caldav_int.h"
+#include "untild/dav_xml.h"
 #include "untild/ical_raw.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/strbuf.h"
 
-#define MAX_RESP        (64u << 20)   /* bytes of one HTTP response */
+#define MAX_RESP        DAV_XML_MAX_BODY   /* bytes of one HTTP response */
 #define MAX_SYNC_ROUNDS 256           /* 507 continuations per sync */
 #define MULTIGET_BATCH  100
-#define XML_DEPTH       64
-
-/* ---- a small XML reader: enough DOM for WebDAV multistatus ------------- */
-
-struct xn {
-    char name[48];          /* local name (namespace prefix dropped) */
-    struct strbuf text;     /* character data directly inside */
-    struct xn *kid, *last, *next;
-};
-
-static void xfree(struct xn *n)
-{
-    while (n) {
-        struct xn *nx = n->next;
-        xfree(n->kid);
-        sb_free(&n->text);
-        free(n);
-        n = nx;
-    }
-}
-
-static void xtext_add(struct strbuf *b, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '&') {
-            sb_add(b, s + i, 1);
-            continue;
-        }
-        const char *semi = memchr(s + i, ';', n - i);
-        if (!semi || semi - (s + i) > 12) {
-            sb_add(b, s + i, 1);
-            continue;
-        }
-        size_t el = (size_t)(semi - (s + i)) + 1;
-        unsigned long cp = 0;
-        if (!strncmp(s + i, "&lt;", 4)) cp = '<';
-        else if (!strncmp(s + i, "&gt;", 4)) cp = '>';
-        else if (!strncmp(s + i, "&amp;", 5)) cp = '&';
-        else if (!strncmp(s + i, "&quot;", 6)) cp = '"';
-        else if (!strncmp(s + i, "&apos;", 6)) cp = '\'';
-        else if (s[i + 1] == '#')
-            cp = s[i + 2] == 'x' ? strtoul(s + i + 3, NULL, 16) : strtoul(s + i + 2, NULL, 10);
-        if (!cp || cp > 0x10FFFF) {
-            sb_add(b, s + i, 1);
-            continue;
-        }
-        char u[4];
-        size_t ul;
-        if (cp < 0x80) { u[0] = (char)cp; ul = 1; }
-        else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); ul = 2; }
-        else if (cp < 0x10000) { u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                                 u[2] = (char)(0x80 | (cp & 0x3F)); ul = 3; }
-        else { u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-               u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); ul = 4; }
-        sb_add(b, u, ul);
-        i += el - 1;
-    }
-}
-
-static const char *xfind_str(const char *s, size_t len, size_t from, const char *pat)
-{
-    size_t pl = strlen(pat);
-    for (size_t i = from; i + pl <= len; i++)
-        if (!memcmp(s + i, pat, pl))
-            return s + i;
-    return NULL;
-}
-
-/* Parse into a tree under a nameless root. NULL on malformed nesting or
- * ENOMEM. */
-static struct xn *xparse(const char *s, size_t len)
-{
-    struct xn *root = calloc(1, sizeof *root), *stack[XML_DEPTH];
-    size_t depth = 0, i = 0;
-    if (!root)
-        return NULL;
-    stack[0] = root;
-    while (i < len) {
-        if (s[i] != '<') {
-            size_t j = i;
-            while (j < len && s[j] != '<')
-                j++;
-            xtext_add(&stack[depth]->text, s + i, j - i);
-            i = j;
-            continue;
-        }
-        const char *e;
-        if (len - i >= 9 && !memcmp(s + i, "<![CDATA[", 9)) {
-            if (!(e = xfind_str(s, len, i + 9, "]]>")))
-                goto bad;
-            sb_add(&stack[depth]->text, s + i + 9, (size_t)(e - (s + i + 9)));
-            i = (size_t)(e - s) + 3;
-            continue;
-        }
-        if (len - i >= 4 && !memcmp(s + i, "<!--", 4)) {
-            if (!(e = xfind_str(s, len, i + 4, "-->")))
-                goto bad;
-            i = (size_t)(e - s) + 3;
-            continue;
-        }
-        if (i + 1 < len && (s[i + 1] == '?' || s[i + 1] == '!')) {
-            if (!(e = memchr(s + i, '>', len - i)))
-                goto bad;
-            i = (size_t)(e - s) + 1;
-            continue;
-        }
-        if (i + 1 < len && s[i + 1] == '/') {
-            if (!(e = memchr(s + i, '>', len - i)) || depth == 0)
-                goto bad;
-            depth--;
-            i = (size_t)(e - s) + 1;
-            continue;
-        }
-        size_t j = i + 1, k;
-        while (j < len && !isspace((unsigned char)s[j]) && s[j] != '/' && s[j] != '>')
-            j++;
-        char q = 0;
-        for (k = j; k < len; k++) {
-            if (q) {
-                if (s[k] == q)
-                    q = 0;
-            } else if (s[k] == '"' || s[k] == '\'') {
-                q = s[k];
-            } else if (s[k] == '>') {
-                break;
-            }
-        }
-        if (k >= len)
-            goto bad;
-        struct xn *n = calloc(1, sizeof *n);
-        if (!n)
-            goto bad;
-        const char *nm = s + i + 1, *colon = memchr(nm, ':', j - (i + 1));
-        if (colon)
-            nm = colon + 1;
-        size_t nl = (size_t)(s + j - nm);
-        if (nl >= sizeof n->name)
-            nl = sizeof n->name - 1;
-        memcpy(n->name, nm, nl);
-        struct xn *parent = stack[depth];
-        if (parent->last)
-            parent->last->next = n;
-        else
-            parent->kid = n;
-        parent->last = n;
-        if (s[k - 1] != '/') {
-            if (depth + 1 >= XML_DEPTH)
-                goto bad;
-            stack[++depth] = n;
-        }
-        i = k + 1;
-    }
-    return root;
-bad:
-    xfree(root);
-    return NULL;
-}
-
-static struct xn *xkid(const struct xn *n, const char *name)
-{
-    for (struct xn *k = n ? n->kid : NULL; k; k = k->next)
-        if (!strcmp(k->name, name))
-            return k;
-    return NULL;
-}
-
-static struct xn *xfind(const struct xn *n, const char *name)
-{
-    for (struct xn *k = n ? n->kid : NULL; k; k = k->next) {
-        if (!strcmp(k->name, name))
-            return k;
-        struct xn *f = xfind(k, name);
-        if (f)
-            return f;
-    }
-    return NULL;
-}
-
-/* Trimmed copy of a node's text; NULL if absent or empty. */
-static char *xdup(const struct xn *n)
-{
-    if (!n || !n->text.p)
-        return NULL;
-    const char *s = n->text.p, *e = s + n->text.len;
-    while (s < e && isspace((unsigned char)*s))
-        s++;
-    while (e > s && isspace((unsigned char)e[-1]))
-        e--;
-    return e > s ? strndup(s, (size_t)(e - s)) : NULL;
-}
-
-/* HTTP status code in a "HTTP/1.1 404 Not Found" line (0 if none). */
-static int xstatus(const struct xn *n)
-{
-    char *t = xdup(n);
-    int code = 0;
-    if (t) {
-        const char *sp = strchr(t, ' ');
-        if (sp)
-            code = atoi(sp + 1);
-    }
-    free(t);
-    return code;
-}
 
 static void xml_escape(struct strbuf *b, const char *s)
 {
@@ -412,26 +210,17 @@ static char *url_path(const char *url)
     return out;
 }
 
-/* Multistatus: parse a 207 body. NULL (with err) if not one. */
-static struct xn *multistatus(const struct strbuf *b, char *err, size_t errsz, const char *what)
+/* Multistatus: parse a 207 body into *ms. -1 (logged, with err) if it is
+ * not one. */
+static int multistatus(const struct strbuf *b, struct dav_multistatus *ms, char *err, size_t errsz,
+                       const char *url)
 {
-    struct xn *x = b->p ? xparse(b->p, b->len) : NULL;
-    struct xn *ms = xkid(x, "multistatus");
-    if (!ms) {
-        snprintf(err, errsz, "%s: malformed multistatus", what);
-        xfree(x);
-        return NULL;
-    }
-    return x;
-}
-
-/* The prop element of a response's 200 propstat (NULL if none). */
-static struct xn *ok_prop(const struct xn *resp)
-{
-    for (struct xn *ps = resp->kid; ps; ps = ps->next)
-        if (!strcmp(ps->name, "propstat") && xstatus(xkid(ps, "status")) / 100 == 2)
-            return xkid(ps, "prop");
-    return NULL;
+    char why[256];
+    if (dav_xml_parse(b->p, b->len, ms, why, sizeof why) == 0)
+        return 0;
+    log_warn("caldav: malformed XML from %s: %s", url, why);
+    snprintf(err, errsz, "malformed XML from %s: %.120s", url, why);   /* the log line has it whole */
+    return -1;
 }
 
 #define NS "xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\" xmlns:CS=\"http://calendarserver.org/ns/\""
@@ -562,35 +351,42 @@ static int bare_url(const char *url)
     return bare;
 }
 
+/* The first response of a discovery answer (NULL if none). */
+static const struct dav_response *first(const struct dav_multistatus *ms)
+{
+    return ms->n ? &ms->r[0] : NULL;
+}
+
 /* Does a discovery answer lead anywhere (a calendar, a home or a
  * principal)? */
-static int useful(const struct xn *x)
+static int useful(const struct dav_multistatus *ms)
 {
-    struct xn *p = ok_prop(xfind(x, "response"));
-    return p && (xkid(xkid(p, "resourcetype"), "calendar") || xfind(xkid(p, "calendar-home-set"), "href")
-                 || xfind(xkid(p, "current-user-principal"), "href"));
+    const struct dav_response *r = first(ms);
+    return r && r->ok && ((r->restype & DAV_RT_CALENDAR) || r->home || r->principal);
 }
 
 /* The context URL (RFC 6764): a bare server URL tries /.well-known/caldav
  * first, any other URL tries itself first; the other one is the fallback
  * when the first has no principal. Returns 0 with the parsed answer *xo and
  * the URL that gave it *ctx; -1 with err. */
-static int context(struct cw *w, const char *body, struct xn **xo, char **ctx, char *err, size_t errsz)
+static int context(struct cw *w, const char *body, struct dav_multistatus *xo, char **ctx, char *err,
+                   size_t errsz)
 {
     char *wk = resolve(w->url, "/.well-known/caldav");
     const char *order[2];
     int bare = bare_url(w->url);
     order[0] = bare ? wk : w->url;
     order[1] = bare ? w->url : wk;
-    struct xn *keep = NULL;      /* the configured URL's answer, as a last resort */
+    struct dav_multistatus keep = { 0 };   /* the configured URL's answer, as a last resort */
     char *keep_url = NULL;
     struct strbuf b = { 0 };
     int rc = -1;
-    *xo = NULL;
+    memset(xo, 0, sizeof *xo);
     *ctx = NULL;
     for (size_t i = 0; i < 2; i++) {
         long st;
         char *fin = NULL;
+        struct dav_multistatus x;
         if (!order[i] || (i == 1 && order[0] && !strcmp(order[0], order[1])))
             continue;
         if (propfind_follow(w, order[i], body, &b, &st, &fin, err, errsz) < 0)
@@ -600,29 +396,32 @@ static int context(struct cw *w, const char *body, struct xn **xo, char **ctx, c
             free(fin);
             continue;
         }
-        struct xn *x = multistatus(&b, err, errsz, fin);
-        if (x && useful(x)) {
+        if (multistatus(&b, &x, err, errsz, fin) < 0) {
+            free(fin);
+            continue;
+        }
+        if (useful(&x)) {
             *xo = x;
             *ctx = fin;
             rc = 0;
             break;
         }
-        if (x && order[i] == w->url && !keep) {
+        if (order[i] == w->url && !keep_url) {
             keep = x;
             keep_url = fin;
             continue;
         }
-        xfree(x);
+        dav_xml_free(&x);
         free(fin);
     }
-    if (rc < 0 && keep) {
+    if (rc < 0 && keep_url) {
         *xo = keep;
         *ctx = keep_url;
-        keep = NULL;
+        memset(&keep, 0, sizeof keep);
         keep_url = NULL;
         rc = 0;
     }
-    xfree(keep);
+    dav_xml_free(&keep);
     free(keep_url);
     free(wk);
     sb_free(&b);
@@ -635,7 +434,7 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char **princip
 {
     struct strbuf b = { 0 };
     long st;
-    struct xn *x = NULL;
+    struct dav_multistatus x = { 0 };
     char *home = NULL, *list_url = NULL, *ctx = NULL;
     const char *depth = "1";
     struct cal *cals = NULL;
@@ -648,20 +447,19 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char **princip
 
     if (context(w, disc, &x, &ctx, err, errsz) < 0)
         goto out;
-    struct xn *p = ok_prop(xfind(x, "response"));
-    if (xkid(xkid(p, "resourcetype"), "calendar")) {
+    const struct dav_response *p = first(&x);
+    if (p && p->ok && (p->restype & DAV_RT_CALENDAR)) {
         list_url = strdup(ctx);
         depth = "0";
     } else {
-        char *h = xdup(xfind(xkid(p, "calendar-home-set"), "href"));
-        char *pr = xdup(xfind(xkid(p, "current-user-principal"), "href"));
+        char *h = p && p->home ? strdup(p->home) : NULL;
+        char *pr = p && p->principal ? strdup(p->principal) : NULL;
         if (!h && pr) {
             char *pu = resolve(ctx, pr);
-            xfree(x);
-            x = NULL;
+            dav_xml_free(&x);
             if (pu && same_origin(ctx, pu) && dav(w, "PROPFIND", pu, "0", disc, &b, &st, err, errsz) == 0
-                && st == 207 && (x = multistatus(&b, err, errsz, pu)))
-                h = xdup(xfind(xkid(ok_prop(xfind(x, "response")), "calendar-home-set"), "href"));
+                && st == 207 && multistatus(&b, &x, err, errsz, pu) == 0 && first(&x) && first(&x)->home)
+                h = strdup(first(&x)->home);
             free(pu);
         }
         if (pr && !*principal)
@@ -671,8 +469,7 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char **princip
         home = h;
         list_url = home ? resolve(ctx, home) : strdup(ctx);
     }
-    xfree(x);
-    x = NULL;
+    dav_xml_free(&x);
     if (!list_url)
         goto out;
     if (!same_origin(ctx, list_url)) {
@@ -685,37 +482,29 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char **princip
         snprintf(err, errsz, "PROPFIND %s: HTTP %ld", list_url, st);
         goto out;
     }
-    if (!(x = multistatus(&b, err, errsz, list_url)))
+    if (multistatus(&b, &x, err, errsz, list_url) < 0)
         goto out;
-    for (struct xn *r = xkid(xkid(x, "multistatus"), "response") ? xkid(x, "multistatus")->kid : NULL; r; r = r->next) {
-        if (strcmp(r->name, "response"))
+    for (size_t i = 0; i < x.n; i++) {
+        struct dav_response *r = &x.r[i];
+        if (!r->ok || !(r->restype & DAV_RT_CALENDAR) || !clean(r->href))
             continue;
-        struct xn *pp = ok_prop(r);
-        char *href = xdup(xkid(r, "href"));
-        if (!pp || !xkid(xkid(pp, "resourcetype"), "calendar") || !clean(href)) {
-            free(href);
-            continue;
-        }
         struct cal *nc = realloc(cals, (n + 1) * sizeof *nc);
-        if (!nc) {
-            free(href);
+        if (!nc)
             goto out;
-        }
         cals = nc;
         struct cal *c = &cals[n++];
         memset(c, 0, sizeof *c);
-        c->href = href;
-        c->url = resolve(list_url, href);
+        c->href = r->href;   /* taken from the parse */
+        r->href = NULL;
+        c->url = resolve(list_url, c->href);
         if (c->url && !same_origin(list_url, c->url)) {   /* never send the password elsewhere */
             free(c->url);
             c->url = NULL;
         }
-        c->name = xdup(xkid(pp, "displayname"));
-        c->tag = xdup(xkid(pp, "getctag"));
-        if (!c->tag)
-            c->tag = xdup(xkid(pp, "sync-token"));
+        c->name = r->displayname ? strdup(r->displayname) : NULL;
+        c->tag = r->ctag ? strdup(r->ctag) : r->sync_token ? strdup(r->sync_token) : NULL;
         if (!c->url) {
-            snprintf(err, errsz, "bad calendar href %s", href);
+            snprintf(err, errsz, "bad calendar href %s", c->href);
             goto out;
         }
     }
@@ -743,7 +532,7 @@ static int discover(struct cw *w, struct cal **out, size_t *nout, char **princip
     rc = 0;
 out:
     cals_free(cals, n);
-    xfree(x);
+    dav_xml_free(&x);
     sb_free(&b);
     free(home);
     free(list_url);
@@ -778,23 +567,15 @@ static int fetch(struct cw *w, const char *calurl, char **hrefs, size_t n, struc
         snprintf(err, errsz, "REPORT %s: HTTP %ld", calurl, st);
         goto out;
     }
-    struct xn *x = multistatus(&b, err, errsz, calurl);
-    if (!x)
+    struct dav_multistatus x;
+    if (multistatus(&b, &x, err, errsz, calurl) < 0)
         goto out;
-    for (struct xn *r = xkid(x, "multistatus")->kid; r; r = r->next) {
-        if (strcmp(r->name, "response"))
-            continue;
-        struct xn *p = ok_prop(r);
-        char *href = xdup(xkid(r, "href"));
-        char *data = xdup(xkid(p, "calendar-data"));
-        char *etag = xdup(xkid(p, "getetag"));
-        if (href && data && objs_add(out, href, etag, data) == 0)
-            data = NULL;
-        free(href);
-        free(data);
-        free(etag);
+    for (size_t i = 0; i < x.n; i++) {
+        struct dav_response *r = &x.r[i];
+        if (r->href && r->calendar_data && objs_add(out, r->href, r->etag, r->calendar_data) == 0)
+            r->calendar_data = NULL;   /* taken by out */
     }
-    xfree(x);
+    dav_xml_free(&x);
     rc = 0;
 out:
     sb_free(&q);
@@ -910,29 +691,25 @@ static int sync_cal(struct cw *w, const struct cal *c, const char *state, struct
             rc = (st == 501 || st == 403 || st == 405 || st == 400 || st == 415) ? 1 : -1;
             goto out;
         }
-        struct xn *x = multistatus(&b, err, errsz, c->url);
-        if (!x)
+        struct dav_multistatus x;
+        if (multistatus(&b, &x, err, errsz, c->url) < 0)
             goto out;
-        struct xn *ms = xkid(x, "multistatus");
         int truncated = 0;
-        for (struct xn *r = ms->kid; r; r = r->next) {
-            if (strcmp(r->name, "response"))
-                continue;
-            char *href = xdup(xkid(r, "href"));
-            int rst = xstatus(xkid(r, "status"));
+        for (size_t i = 0; i < x.n; i++) {
+            const char *href = x.r[i].href;
+            int rst = x.r[i].status;
             if (rst == 507 || (href && (!strcmp(href, c->href) || (mypath && !strcmp(href, mypath))))) {
                 truncated |= rst == 507;
-            } else if (href && clean(href) && rst != 404 && ok_prop(r)) {
+            } else if (href && clean(href) && rst != 404 && x.r[i].ok) {
                 if (hrefs_add(&changed, href) < 0) {
-                    free(href);
-                    xfree(x);
+                    dav_xml_free(&x);
                     goto out;
                 }
             }
-            free(href);
         }
-        char *nt = xdup(xkid(ms, "sync-token"));
-        xfree(x);
+        char *nt = x.sync_token;   /* taken from the parse */
+        x.sync_token = NULL;
+        dav_xml_free(&x);
         if (!nt && truncated)
             continue;   /* an empty token in a truncated answer: ask again from where we were */
         if (!nt) {
@@ -982,21 +759,18 @@ static int etag_cal(struct cw *w, const struct cal *c, const char *state, struct
         snprintf(err, errsz, "PROPFIND %s: HTTP %ld", c->url, st);
         goto out;
     }
-    struct xn *x = multistatus(&b, err, errsz, c->url);
-    if (!x)
+    struct dav_multistatus x;
+    if (multistatus(&b, &x, err, errsz, c->url) < 0)
         goto out;
-    for (struct xn *r = xkid(x, "multistatus")->kid; r; r = r->next) {
-        struct xn *p = strcmp(r->name, "response") ? NULL : ok_prop(r);
-        char *href = xdup(xkid(r, "href")), *etag = xdup(xkid(p, "getetag"));
-        if (p && clean(href) && clean(etag) && !xkid(xkid(p, "resourcetype"), "collection")) {
-            sb_printf(nb, "E\t%s\t%s\t%s\n", c->href, href, etag);
-            if (!state_has_etag(state, c->href, href, etag))
-                hrefs_add(&changed, href);
+    for (size_t i = 0; i < x.n; i++) {
+        const struct dav_response *r = &x.r[i];
+        if (r->ok && clean(r->href) && clean(r->etag) && !(r->restype & DAV_RT_COLLECTION)) {
+            sb_printf(nb, "E\t%s\t%s\t%s\n", c->href, r->href, r->etag);
+            if (!state_has_etag(state, c->href, r->href, r->etag))
+                hrefs_add(&changed, r->href);
         }
-        free(href);
-        free(etag);
     }
-    xfree(x);
+    dav_xml_free(&x);
     if (fetch_batched(w, c->url, changed.v, changed.n, out, err, errsz) < 0)
         goto out;
     if (ctagline.p)
@@ -1019,11 +793,11 @@ static char *cal_tag(struct cw *w, const char *url)
     long st;
     char *tag = NULL;
     if (dav(w, "PROPFIND", url, "0", q, &b, &st, err, sizeof err) == 0 && st == 207) {
-        struct xn *x = multistatus(&b, err, sizeof err, url);
-        struct xn *p = x ? ok_prop(xfind(x, "response")) : NULL;
-        if (!(tag = xdup(xkid(p, "getctag"))))
-            tag = xdup(xkid(p, "sync-token"));
-        xfree(x);
+        struct dav_multistatus x;
+        const struct dav_response *p = multistatus(&b, &x, err, sizeof err, url) == 0 ? first(&x) : NULL;
+        if (p && (p->ctag || p->sync_token))
+            tag = strdup(p->ctag ? p->ctag : p->sync_token);
+        dav_xml_free(&x);
     }
     sb_free(&b);
     return tag;

@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 #include "untild/followup_cal.h"
 #include "untild/daemon.h"
+#include "untild/dav_xml.h"
 #include "untild/policy.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -177,31 +178,33 @@ static long http(CURL *c, const struct rep_cal *r, const char *method, const cha
     return status;
 }
 
-/* The text of the first <...name> element after `after` in s (namespace
- * prefixes ignored), into out. Returns a pointer past it, or NULL. */
-static const char *elem(const char *s, const char *after, const char *name, char *out, size_t sz)
+/* PROPFIND url and parse its multistatus into *ms. 0, or -1 with err
+ * (a malformed body is also logged). */
+static int propfind(CURL *c, const struct rep_cal *r, const char *url, const char *depth, const char *body,
+                    const char *what, struct dav_multistatus *ms, char *err, size_t errsz)
 {
-    const char *p = after ? strstr(s, after) : s;
-    char pat[64];
-    snprintf(pat, sizeof pat, "%s>", name);
-    while (p && (p = strstr(p, pat))) {
-        if (p > s && (p[-1] == '<' || p[-1] == ':')) {
-            const char *lt = p - 1;
-            while (lt > s && *lt != '<')
-                lt--;
-            if (lt[1] != '/') {
-                const char *v = p + strlen(pat), *e = strchr(v, '<');
-                if (!e)
-                    return NULL;
-                size_t n = (size_t)(e - v) < sz - 1 ? (size_t)(e - v) : sz - 1;
-                memcpy(out, v, n);
-                out[n] = '\0';
-                return e;
-            }
-        }
-        p += strlen(pat);
+    struct strbuf b = { 0 };
+    char why[256];
+    int rc = -1;
+    long st = http(c, r, "PROPFIND", url, depth, NULL, body, &b);
+    if (st != 207 || !b.p) {
+        snprintf(err, errsz, "PROPFIND %s (%s): %ld", url, what, st);
+    } else if (dav_xml_parse(b.p, b.len, ms, why, sizeof why) < 0) {
+        log_warn("followup: malformed XML from %s: %s", url, why);
+        snprintf(err, errsz, "PROPFIND %s (%s): malformed XML: %.120s", url, what, why);
+    } else {
+        rc = 0;
     }
-    return NULL;
+    sb_free(&b);
+    return rc;
+}
+
+/* An href property of the first response (NULL if none). */
+static const char *first_href(const struct dav_multistatus *ms, int home)
+{
+    if (!ms->n || !ms->r[0].ok)
+        return NULL;
+    return home ? ms->r[0].home : ms->r[0].principal;
 }
 
 static char *absolute(const char *base, const char *href)
@@ -231,32 +234,33 @@ static const char PROP_NAMES[] =
 static int find_calendar(CURL *c, struct rep_cal *r, const char *name, char *err, size_t errsz)
 {
     struct strbuf b = { 0 };
-    char href[1024], dn[512];
+    struct dav_multistatus ms = { 0 };
     char *principal = NULL, *home = NULL;
     int rc = -1;
-    long st = http(c, r, "PROPFIND", r->url, "0", NULL, PROP_PRINCIPAL, &b);
-    if (st != 207 || !b.p || !elem(b.p, "current-user-principal", "href", href, sizeof href)) {
-        snprintf(err, errsz, "PROPFIND %s (current-user-principal): %ld", r->url, st);
+    long st;
+    if (propfind(c, r, r->url, "0", PROP_PRINCIPAL, "current-user-principal", &ms, err, errsz) < 0)
+        goto out;
+    if (!first_href(&ms, 0)) {
+        snprintf(err, errsz, "PROPFIND %s: no current-user-principal", r->url);
         goto out;
     }
-    principal = absolute(r->url, href);
-    st = http(c, r, "PROPFIND", principal, "0", NULL, PROP_HOME, &b);
-    if (st != 207 || !b.p || !elem(b.p, "calendar-home-set", "href", href, sizeof href)) {
-        snprintf(err, errsz, "PROPFIND %s (calendar-home-set): %ld", principal, st);
+    principal = absolute(r->url, first_href(&ms, 0));
+    dav_xml_free(&ms);
+    if (!principal || propfind(c, r, principal, "0", PROP_HOME, "calendar-home-set", &ms, err, errsz) < 0)
+        goto out;
+    if (!first_href(&ms, 1)) {
+        snprintf(err, errsz, "PROPFIND %s: no calendar-home-set", principal);
         goto out;
     }
-    home = absolute(r->url, href);
-    st = http(c, r, "PROPFIND", home, "1", NULL, PROP_NAMES, &b);
-    if (st != 207 || !b.p) {
-        snprintf(err, errsz, "PROPFIND %s: %ld", home, st);
+    home = absolute(r->url, first_href(&ms, 1));
+    dav_xml_free(&ms);
+    if (!home || propfind(c, r, home, "1", PROP_NAMES, "calendars", &ms, err, errsz) < 0)
         goto out;
-    }
-    /* each <response>: its href, then its displayname */
-    for (const char *p = b.p; (p = elem(p, NULL, "href", href, sizeof href));) {
-        const char *next = strstr(p, "response>");
-        const char *d = elem(p, NULL, "displayname", dn, sizeof dn);
-        if (d && (!next || d < next) && !strcmp(dn, name)) {
-            r->calurl = absolute(r->url, href);
+    for (size_t i = 0; i < ms.n; i++) {   /* a calendar of that name */
+        const struct dav_response *cal = &ms.r[i];
+        if (cal->ok && (cal->restype & DAV_RT_CALENDAR) && cal->href && cal->displayname
+            && !strcmp(cal->displayname, name)) {
+            r->calurl = absolute(r->url, cal->href);
             rc = r->calurl ? 0 : -1;
             goto out;
         }
@@ -287,6 +291,7 @@ static int find_calendar(CURL *c, struct rep_cal *r, const char *name, char *err
     r->calurl = url;
     rc = 0;
 out:
+    dav_xml_free(&ms);
     free(principal);
     free(home);
     sb_free(&b);

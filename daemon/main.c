@@ -27,6 +27,7 @@
 #include "untild/config.h"
 #include "untild/control.h"
 #include "untild/daemon.h"
+#include "untild/dav_xml.h"
 #include "untild/followup.h"
 #include "untild/digest.h"
 #include "untild/followup_cal.h"
@@ -604,7 +605,7 @@ int main(int argc, char **argv)
     sigset_t mask;
     block_signals(&mask);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-
+    dav_xml_init();   /* libxml2's global state, before any CalDAV worker thread */
     /* The state directory and its lock come first: nothing (no socket
      * bound, replaced or removed) before we know we are the only daemon on
      * it. As root for [daemon] user it is made and handed to that user. */

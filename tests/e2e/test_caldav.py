@@ -11,6 +11,7 @@ sent once at the window's end; a DELETE or CANCELLED event drops it."""
 import http.server
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -579,6 +580,117 @@ class RedirectElsewhere(CalDAVBase):
         self.assertEqual(cm.exception.code, 404)
         cm.exception.close()
         self.assertEqual(len(self.far.hits), 1)
+
+
+class _Rewriter(http.server.BaseHTTPRequestHandler):
+    """Forwards every request to Radicale and passes each 207 answer
+    through server.rewrite(command, request body, answer) -> answer;
+    records (command, path, request body)."""
+    protocol_version = "HTTP/1.1"
+    HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te", "upgrade"}
+
+    def _any(self):
+        import http.client
+        srv = self.server
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        srv.log.append((self.command, self.path, body or b""))
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in self.HOP and k.lower() != "host"}
+        c = http.client.HTTPConnection("127.0.0.1", srv.dav_port, timeout=20)
+        try:
+            c.request(self.command, self.path, body=body, headers=hdrs)
+            r = c.getresponse()
+            data = r.read()
+            status, reason, rh = r.status, r.reason, r.getheaders()
+        finally:
+            c.close()
+        if status == 207:
+            data = srv.rewrite(self.command, body or b"", data)
+        self.send_response(status, reason)
+        for k, v in rh:
+            if k.lower() not in self.HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_HEAD = do_PUT = do_DELETE = do_POST = do_OPTIONS = _any
+    do_PROPFIND = do_PROPPATCH = do_REPORT = do_MKCALENDAR = do_MKCOL = _any
+
+    def log_message(self, *a):
+        pass
+
+
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa">'
+          + b"".join(b'<!ENTITY %s "%s">' % (b"a" * (i + 2), b"&%s;" % (b"a" * (i + 1)) * 10) for i in range(9))
+          + b']><multistatus xmlns="DAV:"><response><href>&aaaaaaaaaa;</href></response></multistatus>')
+
+
+class DavXml(CalDAVBase):
+    """WebDAV XML is read by namespace, not by prefix (issue 15): the same
+    answers with DAV: under a "d:" prefix and a foreign-namespace href
+    before every DAV:href are read right; a truncated answer and a
+    billion-laughs answer are logged as malformed XML, the sync is retried
+    and the daemon keeps working."""
+
+    def caldav_url(self):
+        self.rw = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Rewriter)
+        self.rw.dav_port = self.dav.port
+        self.rw.log = []
+        self.rw.rewrite = lambda cmd, body, data: data
+        threading.Thread(target=self.rw.serve_forever, daemon=True).start()
+        self.addCleanup(self.rw.server_close)
+        self.addCleanup(self.rw.shutdown)
+        return "http://127.0.0.1:%d/" % self.rw.server_address[1]
+
+    def put_invite(self, uid, summary):
+        st, _, body = self.dav.put("/rep/work/%s.ics" % uid,
+                                   vevent(uid, "20270301T100000Z", "20270301T110000Z", summary=summary,
+                                          attendees=["jane@acme.com"]))
+        self.assertIn(st, (201, 204), body)
+
+    def test_prefix_and_foreign_href(self):
+        import re
+
+        def reprefix(cmd, body, data):
+            # Radicale writes DAV: as the default namespace: move it to d:
+            data = data.replace(b'xmlns="DAV:"', b'xmlns:d="DAV:" xmlns:X="urn:x-evil"', 1)
+            data = re.sub(rb"<(/?)(?=[A-Za-z])(?![\w.-]+:)", rb"<\1d:", data)
+            return data.replace(b"<d:href>", b"<X:href>/evil/x.ics</X:href><d:href>")
+        self.rw.rewrite = reprefix
+        self.put_invite("p1", "Prefixed talk")
+        self.u.wait_for(lambda: self.notices("Prefixed talk"), timeout=15, what="flag through d: answers")
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
+        self.assertIn(b'<d:multistatus xmlns:d="DAV:" xmlns:X="urn:x-evil"><X:href>/evil/x.ics</X:href>'
+                      b"<d:href>/</d:href></d:multistatus>",
+                      reprefix("", b"", b'<multistatus xmlns="DAV:"><href>/</href></multistatus>'))
+        self.assertFalse([r for r in self.rw.log if b"/evil/" in r[2] or "/evil/" in r[1]], self.rw.log)
+        self.assertTrue([r for r in self.rw.log if b"calendar-multiget" in r[2] and b"/rep/work/p1.ics" in r[2]],
+                        self.rw.log)
+        self.assertNotIn("malformed XML", self.u.logtext())
+        self.assertNotIn("sync failed", self.u.logtext())
+
+    def test_malformed_and_hostile_answers_logged_and_retried(self):
+        bad = [lambda data: data[:len(data) // 2], lambda data: LAUGHS]
+
+        def hostile(cmd, body, data):
+            if cmd == "REPORT" and b"sync-collection" in body and bad:
+                return bad.pop(0)(data)
+            return data
+        self.rw.rewrite = hostile
+        self.put_invite("h1", "Hostile talk")
+        url = "http://127.0.0.1:%d/rep/" % self.rw.server_address[1]
+        self.wait_log("caldav: malformed XML from " + url)
+        self.wait_log("DOCTYPE refused")
+        self.u.wait_for(lambda: self.notices("Hostile talk"), timeout=30, what="flag after the bad answers")
+        self.assertEqual(bad, [])
+        log = self.u.logtext()
+        self.assertRegex(log, r"caldav: malformed XML from %s\S+: line \d+: " % re.escape(url))
+        self.assertGreaterEqual(log.count("sync failed"), 2)
+        self.assertNotIn("aaaaaaaaaaaaaaaaaaaa", log)
+        self.assertEqual(self.u.ctl("window", "list").returncode, 0)   # the loop still answers
+        self.assertEqual(flagged_for(self.u, "jane@acme.com"), 1)
 
 
 def first_pem(text):
