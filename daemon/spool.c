@@ -65,6 +65,11 @@ struct spool {
     pthread_cond_t sync_cv;
     pthread_t sync_th;
     int sync_started, sync_stop, want_held, want_active;
+    /* Lazy removals' unlinks go to that thread too: on a file system whose
+     * directory fsync holds the directory's lock (ext4 without a journal),
+     * an unlink on the loop would wait for the sync. lazy: collected on the
+     * loop since the last spool_sync_removals; unl: handed to the thread. */
+    struct idlist { char (*id)[SPOOL_ID_MAX]; size_t n, cap; } lazy, unl;
     /* spool_open_ex: the held messages' metadata as read while opening, so
      * start-up reads each file once, not twice. NULL: not wanted. */
     struct spool_meta *opened;
@@ -73,6 +78,8 @@ struct spool {
 };
 
 /* ---------- small helpers ---------- */
+
+static int idlist_add(struct idlist *l, const char *id);
 
 static int dir_sync(int dfd)
 {
@@ -167,9 +174,14 @@ static void map_del(struct spool *s, const char *id)
     }
 }
 
+/* Every file lives in held/, also while it is being delivered (ENT_ACTIVE
+ * is a state in memory): a rename to active/ would take both directories'
+ * locks on the loop, and start-up treats the two alike anyway. active/ is
+ * still read at start-up (files left there by an older untild). */
 static int state_dir_fd(const struct spool *s, enum ent_state st)
 {
-    return st == ENT_ACTIVE ? s->dfd_active : s->dfd_held;
+    (void)st;
+    return s->dfd_held;
 }
 
 /* ---------- write path (with the test seam) ---------- */
@@ -762,12 +774,8 @@ static int move_state(struct spool *s, const char *id, enum ent_state from,
         errno = ENOENT;
         return -1;
     }
-    if (renameat(fdir, id, tdir, id) < 0)
-        return -1;
+    (void)fdir; (void)tdir;      /* one directory: nothing moves on disk */
     en->state = to;
-    /* held/ <-> active/ needs no directory sync: after a crash the file is
-     * in one of the two, and start-up moves active/ back to held/ either
-     * way. (Two syncs per release on the loop cost ~5 ms each here.) */
     return 0;
 }
 
@@ -790,10 +798,14 @@ static int remove_entry(struct spool *s, const char *id, int sync)
         return -1;
     }
     dfd = state_dir_fd(s, en->state);
+    if (!sync && idlist_add(&s->lazy, id) == 0) {
+        map_del(s, id);         /* gone for everyone; the file goes soon */
+        return 0;
+    }
     if (unlinkat(dfd, id, 0) < 0 && errno != ENOENT)
         return -1;
     if (!sync) {
-        *(en->state == ENT_ACTIVE ? &s->dirty_active : &s->dirty_held) = 1;
+        s->dirty_held = 1;
         map_del(s, id);
         return 0;
     }
@@ -811,34 +823,71 @@ int spool_remove_lazy(struct spool *s, const char *id)
     return remove_entry(s, id, 0);
 }
 
+static int idlist_add(struct idlist *l, const char *id)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        void *p = realloc(l->id, cap * sizeof *l->id);
+        if (!p)
+            return -1;
+        l->id = p;
+        l->cap = cap;
+    }
+    snprintf(l->id[l->n++], sizeof l->id[0], "%s", id);
+    return 0;
+}
+
+/* Unlink what l names in held/; 1 if anything was unlinked. */
+static int unlink_all(struct spool *s, struct idlist *l)
+{
+    int any = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (unlinkat(s->dfd_held, l->id[i], 0) == 0)
+            any = 1;
+        else if (errno != ENOENT)
+            log_error("spool: cannot remove held/%s: %s (it may be sent again after a restart)",
+                      l->id[i], strerror(errno));
+    }
+    l->n = 0;
+    return any;
+}
+
 static void *syncer(void *arg)
 {
     struct spool *s = arg;
+    struct idlist mine = { 0 };
     pthread_mutex_lock(&s->sync_mu);
     for (;;) {
-        while (!s->want_held && !s->want_active && !s->sync_stop)
+        while (!s->want_held && !s->want_active && !s->unl.n && !s->sync_stop)
             pthread_cond_wait(&s->sync_cv, &s->sync_mu);
         int held = s->want_held, active = s->want_active;
-        if (!held && !active)
-            break;                      /* stopping, nothing left to sync */
+        struct idlist t = mine;         /* take the queue, leave an empty one */
+        mine = s->unl;
+        s->unl = t;
+        if (!held && !active && !mine.n)
+            break;                      /* stopping, nothing left to do */
         s->want_held = s->want_active = 0;
         pthread_mutex_unlock(&s->sync_mu);
+        held |= unlink_all(s, &mine);
         if ((active && dir_sync(s->dfd_active) < 0) || (held && dir_sync(s->dfd_held) < 0))
             log_error("spool: cannot sync the spool after removals: %s (delivered mail may be "
                       "sent again after a crash)", strerror(errno));
         pthread_mutex_lock(&s->sync_mu);
     }
     pthread_mutex_unlock(&s->sync_mu);
+    free(mine.id);
     return NULL;
 }
 
 int spool_sync_removals(struct spool *s)
 {
-    if (!s->dirty_active && !s->dirty_held)
+    if (!s->dirty_active && !s->dirty_held && !s->lazy.n)
         return 0;
     if (!s->sync_started) {
         if (pthread_create(&s->sync_th, NULL, syncer, s) != 0) {
-            int rc = 0;        /* no thread: sync here, as before */
+            int rc = 0;        /* no thread: do it here, as before */
+            if (unlink_all(s, &s->lazy))
+                s->dirty_held = 1;
             if (s->dirty_active && dir_sync(s->dfd_active) < 0)
                 rc = -1;
             if (s->dirty_held && dir_sync(s->dfd_held) < 0)
@@ -851,6 +900,21 @@ int spool_sync_removals(struct spool *s)
     pthread_mutex_lock(&s->sync_mu);
     s->want_active |= s->dirty_active;
     s->want_held |= s->dirty_held;
+    if (s->lazy.n) {
+        if (!s->unl.n) {              /* hand the whole list over */
+            struct idlist t = s->unl;
+            s->unl = s->lazy;
+            s->lazy = t;
+        } else {
+            for (size_t i = 0; i < s->lazy.n; i++)
+                if (idlist_add(&s->unl, s->lazy.id[i]) < 0) {
+                    /* No memory: this one is unlinked here. */
+                    if (unlinkat(s->dfd_held, s->lazy.id[i], 0) == 0)
+                        s->want_held = 1;
+                }
+            s->lazy.n = 0;
+        }
+    }
     pthread_cond_signal(&s->sync_cv);
     pthread_mutex_unlock(&s->sync_mu);
     s->dirty_active = s->dirty_held = 0;
@@ -1164,6 +1228,9 @@ void spool_close(struct spool *s)
         pthread_mutex_unlock(&s->sync_mu);
         pthread_join(s->sync_th, NULL);
     }
+    (void)unlink_all(s, &s->lazy);     /* no thread ever started */
+    free(s->lazy.id);
+    free(s->unl.id);
     if (s->dfd_incoming >= 0)
         close(s->dfd_incoming);
     if (s->dfd_held >= 0)

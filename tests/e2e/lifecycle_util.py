@@ -95,6 +95,13 @@ def spool_all(u):
     return {st: u.spool_files(st) for st in SPOOL_STATES}
 
 
+def delivering(u):
+    """Held entries a delivery has now. The file stays in held/ while it is
+    delivered (the state is in memory), so "stuck" is asked of the daemon;
+    active/ stays empty (only older versions wrote there)."""
+    return [h["id"] for h in u.held_json() if h.get("state") == "delivering"]
+
+
 def held_by_mid(u, mid):
     """The held-list entries (JSON) of one Message-ID."""
     return [h for h in u.held_json() if (h.get("message_id") or "").strip("<>") == mid]
@@ -109,7 +116,7 @@ class Barrier:
     """Returns once the release scheduler has made a pass at the current
     clock: a probe message held only by FUTURERELEASE (HOLDFOR=1) is sent,
     the clock moves one second, and the probe must arrive. Whatever that
-    pass released has then left held/ (it is in active/ or delivered). The
+    pass released is then delivering or delivered. The
     probe goes to its own address, so it never mixes with a test's mail."""
 
     def __init__(self, u, sink, addr="probe@probe.test"):

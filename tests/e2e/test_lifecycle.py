@@ -17,7 +17,7 @@ import unittest
 
 from harness import Sink, Untild
 from lifecycle_util import (REP, Barrier, audit_rows, held_by_mid, make_msg, notices_with,
-                            set_clock_retry, smtp_send, spool_all)
+                            set_clock_retry, smtp_send, spool_all, delivering)
 
 JANE = "jane@acme.com"
 CEO = "ceo@acme.com"
@@ -416,8 +416,8 @@ class Defect9DiskFullRecordingRetry(Lifecycle):
         u.set_clock("2027-07-01T00:00:01Z")
         u.wait_for(lambda: sink.rcpt_attempts.get(JANE, 0) >= 1, what="the failed attempt")
         u.wait_for(lambda: spool_all(u)["active"] == [] and spool_all(u)["incoming"] == []
-                   and spool_all(u)["held"], timeout=10,
-                   what="the message back in held/ (not stuck in active/ or incoming/)")
+                   and spool_all(u)["held"] and not delivering(u), timeout=10,
+                   what="the message held again (not stuck delivering, nor in incoming/)")
         del sink.reject[JANE]
         u.set_clock("2027-07-01T03:00:00Z")
         u.wait_for(lambda: [m for m in sink.for_rcpt(JANE) if ("<%s>" % mid).encode() in m.data],

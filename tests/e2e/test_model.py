@@ -51,7 +51,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from harness import Sink, Untild
-from lifecycle_util import REP, audit_rows, held_by_mid, make_msg, smtp_send, spool_all
+from lifecycle_util import REP, audit_rows, held_by_mid, make_msg, smtp_send, spool_all, delivering
 
 EXAMPLES = int(os.environ.get("UNTILD_MODEL_EXAMPLES", "40") or 40)
 STEPS = int(os.environ.get("UNTILD_MODEL_STEPS", "30") or 30)
@@ -308,8 +308,8 @@ class LifecycleMachine(RuleBasedStateMachine):
                 m.pending.discard(p)
 
     def check_not_stuck(self):
-        self.u.wait_for(lambda: spool_all(self.u)["active"] == [], timeout=8,
-                        what="nothing left in active/ (%s)" % spool_all(self.u))
+        self.u.wait_for(lambda: spool_all(self.u)["active"] == [] and not delivering(self.u), timeout=8,
+                        what="nothing stuck delivering (%s)" % spool_all(self.u))
 
     # ------------------------------------------------------------ rules
     @rule(rcpts=st.lists(st.sampled_from(CONTACTS), min_size=1, max_size=3, unique=True),

@@ -291,12 +291,13 @@ START_TEST(update_keeps_body)
     free(b);
     ck_assert_uint_eq(count_dir("incoming"), 0);
 
-    /* update while active stays in active/ */
+    /* update while active: the file stays in held/ (active is a state in
+     * memory: no rename on the loop) */
     ck_assert_int_eq(spool_activate(s, m.id), 0);
     m.attempts = 5;
     ck_assert_int_eq(spool_update(s, &m), 0);
-    ck_assert(exists("active", m.id));
-    ck_assert(!exists("held", m.id));
+    ck_assert(!exists("active", m.id));
+    ck_assert(exists("held", m.id));
     ck_assert_int_eq(spool_read(s, m.id, &g, NULL, NULL), 0);
     ck_assert_int_eq(g.attempts, 5);
     spool_meta_free(&g);
@@ -322,6 +323,35 @@ START_TEST(update_keeps_body)
 }
 END_TEST
 
+START_TEST(lazy_removal)
+{
+    /* Lazy removals leave the index at once; the files go on the spool's
+     * sync thread (never an unlink or fsync on the loop), by spool_close
+     * at the latest. */
+    struct spool *s = spool_open(tmpdir);
+    struct spool_meta m1, m2, *list;
+    struct spool_rcpt r1[2], r2[2];
+    size_t n;
+    ck_assert_ptr_nonnull(s);
+    fill_meta(&m1, r1);
+    fill_meta(&m2, r2);
+    ck_assert_int_eq(spool_hold(s, &m1, "x", 1), 0);
+    ck_assert_int_eq(spool_hold(s, &m2, "y", 1), 0);
+    ck_assert_int_eq(spool_activate(s, m1.id), 0);
+    ck_assert_int_eq(spool_remove_lazy(s, m1.id), 0);
+    ck_assert_int_eq(spool_remove_lazy(s, m2.id), 0);
+    ck_assert_int_eq(spool_read(s, m1.id, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(spool_list(s, &list, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(spool_sync_removals(s), 0);
+    spool_close(s);
+    ck_assert(!exists("held", m1.id));
+    ck_assert(!exists("held", m2.id));
+    ck_assert_uint_eq(count_dir("held"), 0);
+}
+END_TEST
+
 START_TEST(states)
 {
     struct spool *s = spool_open(tmpdir);
@@ -334,8 +364,8 @@ START_TEST(states)
     fill_meta(&m, r);
     ck_assert_int_eq(spool_hold(s, &m, "x", 1), 0);
     ck_assert_int_eq(spool_activate(s, m.id), 0);
-    ck_assert(exists("active", m.id));
-    ck_assert(!exists("held", m.id));
+    ck_assert(!exists("active", m.id));             /* nothing moves on disk */
+    ck_assert(exists("held", m.id));
     ck_assert_int_eq(spool_activate(s, m.id), -1);  /* not held any more */
     ck_assert_int_eq(spool_list(s, &list, &n), 0);
     ck_assert_uint_eq(n, 0);
@@ -592,6 +622,7 @@ int main(void)
     tcase_add_test(tc, escaping_on_disk);
     tcase_add_test(tc, update_keeps_body);
     tcase_add_test(tc, states);
+    tcase_add_test(tc, lazy_removal);
     tcase_add_test(tc, recovery);
     tcase_add_test(tc, second_open_refused);
     tcase_add_test(tc, enospc_seam);
