@@ -358,6 +358,11 @@ static int status_window(const struct window *w, void *arg)
     return 0;
 }
 
+/* A status reply lists at most this many held messages: a rep with
+ * thousands held gets a mail that can be read, and the loop derives that
+ * many states, not the whole queue's. */
+#define STATUS_MAX 200
+
 static void send_status(struct untild *u, const char *rep)
 {
     struct strbuf b = { 0 };
@@ -367,15 +372,28 @@ static void send_status(struct untild *u, const char *rep)
     sb_puts(&b, "Your do-not-contact windows:\n");
     windows_foreach(u->ix, status_window, &c);
     sb_puts(&b, "\nYour held messages:\n");
+    /* The rep's entries are picked by the stored facts (release_meta, no
+     * derivation); only those listed are derived, at most STATUS_MAX. */
+    size_t listed = 0, more = 0;
     for (size_t i = 0; i < release_count(u->release); i++) {
-        time_t at;
-        const struct spool_meta *m = release_get(u->release, i, &at);
-        if (!m->rep || strcasecmp(m->rep, rep))
+        const struct spool_meta *m = release_meta(u->release, i);
+        struct release_view v;
+        if (!m || !m->rep || strcasecmp(m->rep, rep))
             continue;
+        if (listed == STATUS_MAX) {
+            more++;
+            continue;
+        }
+        if (release_view(u->release, m->id, &v) < 0)
+            continue;
+        listed++;
         sb_printf(&b, "  %s  until %s  %s\n    release: mailto:release-%s@%s\n    discard: mailto:discard-%s@%s\n",
-                  m->id, when_format(at, u->cfg->timezone, t, sizeof t),
+                  m->id, when_format(v.release_at, u->cfg->timezone, t, sizeof t),
                   m->subject ? m->subject : "(no subject)", m->id, dom, m->id, dom);
     }
+    if (more)
+        sb_printf(&b, "  ... and %zu more, not listed here (at most %d are; an admin's "
+                  "\"untilctl held list\" pages through all)\n", more, STATUS_MAX);
     notice_send(u, NOTICE_STATUS, rep, b.p ? b.p : "", NULL, 0);
     sb_free(&b);
 }

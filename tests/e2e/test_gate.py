@@ -491,6 +491,19 @@ class Commands(Base):
         self.assertIn(b"jane@acme.com", n)
         self.assertEqual(self.untild_invalid_reached_upstream(), [])
 
+    def test_status_lists_at_most_200_held(self):
+        # A rep with many held messages gets a readable status mail, and the
+        # daemon derives the state of the ones it lists, not of the queue.
+        s = self.smtp()
+        for i in range(205):
+            s.sendmail(REP, ["jane@acme.com"], message(subject="Quote %d" % i))
+        s.sendmail(REP, ["status@untild.invalid"], message())
+        s.quit()
+        self.u.wait_for(lambda: self.rep_notices("untild status"), what="status notice")
+        n = self.rep_notices("untild status")[0].data
+        self.assertEqual(n.count(b"mailto:release-"), 200)
+        self.assertIn(b"and 5 more, not listed here", n)
+
     def test_other_rep_cannot_release(self):
         # auth = none has one rep; a non-admin local user is another rep.
         hid = self.hold_one()
