@@ -39,9 +39,14 @@ int ujson_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n;
-    for (size_t i = 0; i < len; i += n)
+    for (size_t i = 0; i < len; i += n) {
+        if (p[i] < 0x80) {      /* most text is ASCII: no call per byte */
+            n = 1;
+            continue;
+        }
         if (ujson_utf8_next(p + i, len - i, &n) < 0)
             return 0;
+    }
     return 1;
 }
 
