@@ -14,7 +14,7 @@ CC       ?= gcc
 # Debian package (debian/changelog must carry the same; debian/rules and
 # tests/e2e/test_package.py check it).
 VERSION  := $(shell cat VERSION)
-PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt libmicrohttpd libpq libxml-2.0
+PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt libmicrohttpd libpq libxml-2.0 json-c
 CHECKPKG := check
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -182,7 +182,7 @@ torture: all
 # libFuzzer targets (clang): build/fuzz/fuzz_<name>, each run FUZZ_SECONDS.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_NAMES   := address windowline config message smtp control dav_xml
+FUZZ_NAMES   := address windowline config message smtp control dav_xml json
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer -std=gnu17 -Wall -Wextra -D_GNU_SOURCE -Iinclude \
                 $(PKG_CFLAGS) -pthread -fsanitize=address,undefined -fno-sanitize-recover=undefined

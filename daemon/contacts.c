@@ -25,6 +25,7 @@
 #include "untild/contacts.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
+#include "untild/json.h"
 #include "untild/log.h"
 #include "untild/store.h"
 #include "untild/strbuf.h"
@@ -336,35 +337,46 @@ const struct lifecycle_ext *contacts_lifecycle(struct untild *u)
 
 /* ---------- untilctl check ---------- */
 
-void contacts_check(struct untild *u, const char *rcpt, time_t now, int json, struct strbuf *b)
+/* {"next_allowed":T,"why":TEXT|null,"contacts":[{"t","contact","rep","channel"}...]} */
+static struct json_object *check_json(struct untild *u, const struct hist *h, time_t next, time_t now,
+                                      const char *when, const char *why)
+{
+    struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+    int e = !o || !a;
+    for (size_t i = 0; !e && i < h->n && i < 10; i++) {
+        char t[64];
+        struct json_object *c = json_object_new_object();
+        e |= !c || (ujson_add_str(c, "t", when_format(h->c[i].t, u->cfg->timezone, t, sizeof t))
+                    | ujson_add_str(c, "contact", h->c[i].contact) | ujson_add_str(c, "rep", h->c[i].rep)
+                    | ujson_add_str(c, "channel", h->c[i].channel));
+        e |= ujson_push(a, c);
+    }
+    if (e || (ujson_add_str(o, "next_allowed", when) | ujson_add_str(o, "why", next > now ? why : NULL)
+              | ujson_add(o, "contacts", a))) {
+        if (e)
+            json_object_put(a);
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+int contacts_check(struct untild *u, const char *rcpt, time_t now, struct strbuf *b, struct json_object *json)
 {
     struct cadence_rule r;
     char why[WHY_MAX], when[64];
+    int rc = 0;
     if (!contacts_rule(u, NULL, rcpt, &r))
-        return;
+        return 0;
     struct hist *h = malloc(sizeof *h);
     if (!h || history(u, &r, rcpt, NULL, now, h) < 0) {
         free(h);
-        return;
+        return 0;
     }
     time_t next = contacts_next_allowed(u, &r, rcpt, NULL, now, why, sizeof why);
     when_format(next > now ? next : now, u->cfg->timezone, when, sizeof when);
     if (json) {
-        sb_printf(b, ",\"cadence\":{\"next_allowed\":\"%s\",\"why\":", when);
-        next > now ? sb_json_str(b, why) : sb_puts(b, "null");
-        sb_puts(b, ",\"contacts\":[");
-        for (size_t i = 0; i < h->n && i < 10; i++) {
-            char t[64];
-            sb_printf(b, "%s{\"t\":\"%s\",\"contact\":", i ? "," : "",
-                      when_format(h->c[i].t, u->cfg->timezone, t, sizeof t));
-            sb_json_str(b, h->c[i].contact);
-            sb_puts(b, ",\"rep\":");
-            h->c[i].rep ? sb_json_str(b, h->c[i].rep) : sb_puts(b, "null");
-            sb_puts(b, ",\"channel\":");
-            sb_json_str(b, h->c[i].channel);
-            sb_puts(b, "}");
-        }
-        sb_puts(b, "]}");
+        rc = ujson_add(json, "cadence", check_json(u, h, next, now, when, why));
     } else {
         sb_printf(b, "cadence: next contact allowed %s%s%s\n", next > now ? when : "now",
                   next > now ? ": " : "", next > now ? why : "");
@@ -375,22 +387,24 @@ void contacts_check(struct untild *u, const char *rcpt, time_t now, int json, st
         }
     }
     free(h);
+    return rc;
 }
 
 /* ---------- untilctl cadence ---------- */
 
-struct listing { struct strbuf *b; int json, n; };
+struct listing { struct strbuf *b; int json, n; struct ujson_list jl; };
 
 static void list_one(struct listing *l, const char *who, const char *opts, const char *source)
 {
     if (l->json) {
-        sb_puts(l->b, l->n++ ? ",{\"who\":" : "{\"who\":");
-        sb_json_str(l->b, who);
-        sb_puts(l->b, ",\"options\":");
-        sb_json_str(l->b, opts);
-        sb_puts(l->b, ",\"source\":");
-        sb_json_str(l->b, source);
-        sb_puts(l->b, "}");
+        struct json_object *o = json_object_new_object();
+        if (o && (ujson_add_str(o, "who", who) | ujson_add_str(o, "options", opts)
+                  | ujson_add_str(o, "source", source))) {
+            json_object_put(o);
+            o = NULL;
+        }
+        ujson_list_add(&l->jl, o);
+        l->n++;
     } else {
         sb_printf(l->b, "%-30s %-40s %s\n", who, opts, source);
         l->n++;
@@ -418,18 +432,20 @@ static void opts_text(const struct cadence_override *o, char *buf, size_t sz)
 
 static int cmd_list(struct untild *u, int json, struct strbuf *b)
 {
-    struct listing l = { b, json, 0 };
+    struct listing l = { b, json, 0, { 0 } };
     const struct cadence_overrides *f = u->cfg->cadence_ovr;
     char opts[400];
     if (json)
-        sb_puts(b, "[");
+        ujson_list_open(&l.jl, b, NULL);
     for (size_t i = 0; f && i < f->n; i++) {
         opts_text(&f->v[i], opts, sizeof opts);
         list_one(&l, f->v[i].who, opts, "window file");
     }
     store_cadence_foreach(u->store, list_rt, &l);
-    if (json)
-        sb_puts(b, "]\n");
+    if (json) {
+        ujson_list_close(&l.jl, NULL);
+        sb_puts(b, "\n");
+    }
     else if (!l.n)
         sb_puts(b, "no cadence overrides\n");
     return 0;

@@ -23,6 +23,7 @@
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/followup.h"
+#include "untild/json.h"
 #include "untild/digest.h"
 #include "untild/contacts.h"
 #include "untild/log.h"
@@ -97,8 +98,9 @@ static const char *opt(int argc, char **argv, const char *name)
  * Subjects, reasons, addresses and rules come from mail and from other
  * users: they must not reach a terminal as escape sequences nor forge
  * table rows. Each value is decoded as UTF-8; C0/C1 controls, DEL, the
- * bidi overrides and invalid bytes are shown as '?' in tables and escaped
- * (\u00XX, U+FFFD for invalid bytes) in JSON. */
+ * bidi overrides and invalid bytes are shown as '?' in tables. JSON goes
+ * through json.h, which turns invalid bytes into U+FFFD and escapes the
+ * rest (\u00XX). */
 
 /* Next code point of s (NUL-terminated); *len its length. -1: invalid byte. */
 static long utf8_next(const unsigned char *s, size_t *len)
@@ -150,31 +152,6 @@ static const char *clean(const char *s, char *out, size_t outsz)
     snprintf(out, outsz, "%s", b.p ? b.p : "");
     sb_free(&b);
     return out;
-}
-
-/* A JSON string literal of s (NULL: null), valid UTF-8, no raw controls. */
-static void json_str(struct strbuf *b, const char *s)
-{
-    if (!s) {
-        sb_puts(b, "null");
-        return;
-    }
-    const unsigned char *p = (const unsigned char *)s;
-    sb_add(b, "\"", 1);
-    while (*p) {
-        size_t n;
-        long cp = utf8_next(p, &n);
-        if (cp < 0)
-            sb_puts(b, "\\ufffd");
-        else if (cp == '"' || cp == '\\')
-            sb_printf(b, "\\%c", (int)cp);
-        else if (cp_unsafe(cp))
-            sb_printf(b, "\\u%04lx", cp);
-        else
-            sb_add(b, p, n);
-        p += n;
-    }
-    sb_add(b, "\"", 1);
 }
 
 /* ---- paging (held list, window list) ----
@@ -282,40 +259,42 @@ static const char *tz_of(const struct untild *u, const struct window *w)
     return w && w->tz ? w->tz : u->cfg->timezone;
 }
 
-static void window_json(struct strbuf *b, const struct untild *u, const struct window *w)
+/* One JSON value as the whole answer: its line, and o is freed (NULL: a
+ * build failed, the answer is "out of memory"). */
+static void append_json(struct strbuf *b, struct json_object *o)
 {
-    char t[64];
-    sb_puts(b, "{\"id\":");
-    json_str(b, w->id);
-    sb_puts(b, ",\"who\":[");
-    for (size_t i = 0; i < w->nwho; i++) {
-        if (i)
-            sb_puts(b, ",");
-        json_str(b, w->who[i]);
-    }
-    sb_puts(b, "],\"from\":");
-    json_str(b, w->from ? when_format(w->from, tz_of(u, w), t, sizeof t) : NULL);
-    sb_puts(b, ",\"until\":");
-    json_str(b, when_format(w->until, tz_of(u, w), t, sizeof t));
-    sb_puts(b, ",\"rrule\":");
-    json_str(b, w->rrule);
-    sb_puts(b, ",\"tz\":");
-    json_str(b, tz_of(u, w));
-    sb_puts(b, ",\"action\":");
-    json_str(b, action_name(policy_window_action(&u->pcfg, w)));
-    sb_puts(b, ",\"reason\":");
-    json_str(b, w->reason);
-    sb_puts(b, ",\"owner\":");
-    json_str(b, w->owner);
+    ujson_append(b, o, UJSON_PLAIN);
+    json_object_put(o);
+    sb_puts(b, "\n");
+}
+
+struct json_object *control_window_json(const struct untild *u, const struct window *w)
+{
     static const char *const src[] = { "file", "runtime", "imap", "caldav" };
-    sb_puts(b, ",\"source\":");
-    json_str(b, src[w->source]);
-    if (w->file) {
-        sb_puts(b, ",\"file\":");
-        json_str(b, w->file);
-        sb_printf(b, ",\"line\":%d", w->line);
+    char t[64];
+    struct json_object *o = json_object_new_object(), *who = json_object_new_array();
+    if (!o || !who) {
+        json_object_put(o);
+        json_object_put(who);
+        return NULL;
     }
-    sb_puts(b, "}");
+    int e = 0;
+    for (size_t i = 0; i < w->nwho; i++)
+        e |= ujson_push_str(who, w->who[i]);
+    e |= ujson_add_str(o, "id", w->id) | ujson_add(o, "who", who);
+    e |= ujson_add_str(o, "from", w->from ? when_format(w->from, tz_of(u, w), t, sizeof t) : NULL);
+    e |= ujson_add_str(o, "until", when_format(w->until, tz_of(u, w), t, sizeof t));
+    e |= ujson_add_str(o, "rrule", w->rrule) | ujson_add_str(o, "tz", tz_of(u, w));
+    e |= ujson_add_str(o, "action", action_name(policy_window_action(&u->pcfg, w)));
+    e |= ujson_add_str(o, "reason", w->reason) | ujson_add_str(o, "owner", w->owner);
+    e |= ujson_add_str(o, "source", src[w->source]);
+    if (w->file)
+        e |= ujson_add_str(o, "file", w->file) | ujson_add_int(o, "line", w->line);
+    if (e) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
 }
 
 static void window_row(struct strbuf *b, const struct untild *u, const struct window *w)
@@ -358,24 +337,24 @@ static int list_one(const struct window *w, void *arg)
 
 /* Open a paged listing: an array, or with --limit/--after an object that
  * carries the cursor ({"items":[...],"next":ID|null}). */
-static void list_open(struct strbuf *b, int json, int paged)
+static void list_open(struct ujson_list *l, struct strbuf *b, int json, int paged)
 {
     if (json)
-        sb_puts(b, paged ? "{\"items\":[" : "[");
+        ujson_list_open(l, b, paged ? "items" : NULL);
 }
 
-static void list_close(struct strbuf *b, int json, int paged, const struct page *pg, char *next)
+static void list_close(struct ujson_list *l, int json, int paged, const struct page *pg, char *next)
 {
     const char *last = pg->n ? pg->id(pg->item[pg->n - 1].e) : NULL;
     if (pg->more && last)
         snprintf(next, NEXT_MAX, "%s", last);
-    if (json && paged) {
-        sb_puts(b, "],\"next\":");
-        json_str(b, pg->more ? last : NULL);
-        sb_puts(b, "}\n");
-    } else if (json) {
-        sb_puts(b, "]\n");
-    }
+    if (!json)
+        return;
+    struct json_object *tail = NULL;
+    if (paged && (!(tail = json_object_new_object()) || ujson_add_str(tail, "next", pg->more ? last : NULL) < 0))
+        l->b->oom = 1;
+    ujson_list_close(l, tail);
+    sb_puts(l->b, "\n");
 }
 
 static int paged_req(int argc, char **argv)
@@ -457,19 +436,17 @@ static int window_list(struct untild *u, int argc, char **argv, int admin, const
     }
     page_finish(&pg);
     int paged = paged_req(argc, argv);
-    list_open(b, json, paged);
+    struct ujson_list l;
+    list_open(&l, b, json, paged);
     if (!json)
         sb_printf(b, "%-14s %-32s %-25s %-7s %s\n", "ID", "WHO", "UNTIL", "ACTION", "REASON");
     for (size_t i = 0; i < pg.n; i++) {
-        if (json) {
-            if (i)
-                sb_puts(b, ",\n");
-            window_json(b, u, pg.item[i].e);
-        } else {
+        if (json)
+            ujson_list_add(&l, control_window_json(u, pg.item[i].e));
+        else
             window_row(b, u, pg.item[i].e);
-        }
     }
-    list_close(b, json, paged, &pg, next);
+    list_close(&l, json, paged, &pg, next);
     free(pg.item);
     return EX_OK;
 }
@@ -576,8 +553,7 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
         store_audit(u->store, &(struct audit_rec){ now, "window-added", w.owner, w.who[0], w.id, NULL, w.reason });
         window_free_fields(&w);
         if (json) {
-            window_json(b, u, stored);
-            sb_puts(b, "\n");
+            append_json(b, control_window_json(u, stored));
         } else {
             sb_puts(b, "added ");
             window_row(b, u, stored);
@@ -591,6 +567,28 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
         return window_end(u, argc, argv, admin, rep, now, b);
     sb_printf(b, "window: unknown verb %s (add, list, end)\n", argv[1]);
     return EX_USAGE;
+}
+
+static struct json_object *check_json(struct untild *u, const char *key, const char *from, time_t at,
+                                      enum action a, const struct verdict *v)
+{
+    char t[64];
+    struct json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    int e = ujson_add_str(o, "address", key) | ujson_add_str(o, "from", from)
+            | ujson_add_bool(o, "quiet", v->w != NULL) | ujson_add_str(o, "action", action_name(a));
+    if (v->w) {
+        e |= ujson_add(o, "window", control_window_json(u, v->w));
+        e |= ujson_add_str(o, "quiet_until", when_format(v->quiet_until, tz_of(u, v->w), t, sizeof t));
+        e |= ujson_add_str(o, "release_at", when_format(v->release_at, tz_of(u, v->w), t, sizeof t));
+    }
+    e |= contacts_check(u, key, at, NULL, o);
+    if (e) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
 }
 
 static int cmd_check(struct untild *u, int argc, char **argv, int admin, const char *rep,
@@ -617,22 +615,7 @@ static int cmd_check(struct untild *u, int argc, char **argv, int admin, const c
     struct verdict v;
     enum action a = policy_rcpt(&u->pcfg, u->ix, key, at, &v);
     if (json) {
-        sb_puts(b, "{\"address\":");
-        json_str(b, key);
-        sb_puts(b, ",\"from\":");
-        json_str(b, opt(argc, argv, "--from"));
-        sb_printf(b, ",\"quiet\":%s,\"action\":", v.w ? "true" : "false");
-        json_str(b, action_name(a));
-        if (v.w) {
-            sb_puts(b, ",\"window\":");
-            window_json(b, u, v.w);
-            sb_puts(b, ",\"quiet_until\":");
-            json_str(b, when_format(v.quiet_until, tz_of(u, v.w), t, sizeof t));
-            sb_puts(b, ",\"release_at\":");
-            json_str(b, when_format(v.release_at, tz_of(u, v.w), t, sizeof t));
-        }
-        contacts_check(u, key, at, 1, b);
-        sb_puts(b, "}\n");
+        append_json(b, check_json(u, key, opt(argc, argv, "--from"), at, a, &v));
     } else if (v.w) {
         sb_text(b, key);
         sb_printf(b, ": quiet (%s) until %s by window %s", action_name(a),
@@ -646,51 +629,51 @@ static int cmd_check(struct untild *u, int argc, char **argv, int admin, const c
         sb_printf(b, "%s: allow\n", key);
     }
     if (!json)
-        contacts_check(u, key, at, 0, b);
+        contacts_check(u, key, at, b, NULL);
     return v.w ? EX_QUIET : EX_OK;
 }
 
-static void held_json(struct strbuf *b, const struct untild *u, const struct release_view *v)
+static struct json_object *rcpt_json(const struct spool_rcpt *r)
+{
+    static const char *const st[] = { "held", "done", "failed" };
+    struct json_object *o = json_object_new_object();
+    if (o && (ujson_add_str(o, "address", r->norm) | ujson_add_str(o, "state", st[r->state])
+              | ujson_add_str(o, "window", r->window_id) | ujson_add_str(o, "reason", r->reason))) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+struct json_object *control_held_json(const struct untild *u, const struct release_view *v)
 {
     const struct spool_meta *m = v->m;
-    time_t at = v->release_at;
+    const char *tz = u->cfg->timezone;
     char t[64];
-    sb_puts(b, "{\"id\":");
-    json_str(b, m->id);
-    sb_puts(b, ",\"rep\":");
-    json_str(b, m->rep);
-    sb_puts(b, ",\"from\":");
-    json_str(b, m->mail_from);
-    sb_puts(b, ",\"recipients\":[");
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        static const char *const st[] = { "held", "done", "failed" };
-        sb_puts(b, i ? ",{\"address\":" : "{\"address\":");
-        json_str(b, m->rcpts[i].norm);
-        sb_puts(b, ",\"state\":");
-        json_str(b, st[m->rcpts[i].state]);
-        sb_puts(b, ",\"window\":");
-        json_str(b, m->rcpts[i].window_id);
-        sb_puts(b, ",\"reason\":");
-        json_str(b, m->rcpts[i].reason);
-        sb_puts(b, "}");
+    struct json_object *o = json_object_new_object(), *rcpts = json_object_new_array();
+    if (!o || !rcpts) {
+        json_object_put(o);
+        json_object_put(rcpts);
+        return NULL;
     }
-    sb_puts(b, "],\"subject\":");
-    json_str(b, m->subject);
-    sb_puts(b, ",\"message_id\":");
-    json_str(b, m->message_id);
-    sb_puts(b, ",\"created\":");
-    json_str(b, when_format(m->created, u->cfg->timezone, t, sizeof t));
-    sb_puts(b, ",\"release_at\":");
-    json_str(b, when_format(at, u->cfg->timezone, t, sizeof t));
-    sb_puts(b, ",\"state\":");
-    json_str(b, held_state_name(v->state));
-    sb_puts(b, ",\"next_attempt\":");
-    json_str(b, v->next_attempt ? when_format(v->next_attempt, u->cfg->timezone, t, sizeof t) : NULL);
-    sb_puts(b, ",\"released_by\":");
-    json_str(b, m->released_by);
-    sb_printf(b, ",\"size\":%zu,\"attempts\":%d,\"last_error\":", m->size, m->attempts);
-    json_str(b, m->last_error);
-    sb_puts(b, "}");
+    int e = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        e |= ujson_push(rcpts, rcpt_json(&m->rcpts[i]));
+    e |= ujson_add_str(o, "id", m->id) | ujson_add_str(o, "rep", m->rep) | ujson_add_str(o, "from", m->mail_from);
+    e |= ujson_add(o, "recipients", rcpts);
+    e |= ujson_add_str(o, "subject", m->subject) | ujson_add_str(o, "message_id", m->message_id);
+    e |= ujson_add_str(o, "created", when_format(m->created, tz, t, sizeof t));
+    e |= ujson_add_str(o, "release_at", when_format(v->release_at, tz, t, sizeof t));
+    e |= ujson_add_str(o, "state", held_state_name(v->state));
+    e |= ujson_add_str(o, "next_attempt", v->next_attempt ? when_format(v->next_attempt, tz, t, sizeof t) : NULL);
+    e |= ujson_add_str(o, "released_by", m->released_by);
+    e |= ujson_add_int(o, "size", (int64_t)m->size) | ujson_add_int(o, "attempts", m->attempts);
+    e |= ujson_add_str(o, "last_error", m->last_error);
+    if (e) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
 }
 
 static const char *held_id(const void *e) { return ((const struct spool_meta *)e)->id; }
@@ -737,7 +720,8 @@ static int held_list(struct untild *u, int argc, char **argv, int admin, const c
     }
     page_finish(&pg);
     int paged = paged_req(argc, argv);
-    list_open(b, json, paged);
+    struct ujson_list l;
+    list_open(&l, b, json, paged);
     if (!json)
         sb_printf(b, "%-18s %-10s %-22s %-25s %-30s %s\n", "ID", "STATE", "REP", "RELEASE", "RECIPIENTS",
                   "SUBJECT");
@@ -745,15 +729,12 @@ static int held_list(struct untild *u, int argc, char **argv, int admin, const c
         struct release_view v;
         if (release_view(u->release, ((const struct spool_meta *)pg.item[i].e)->id, &v) < 0)
             continue;
-        if (json) {
-            if (i)
-                sb_puts(b, ",\n");
-            held_json(b, u, &v);
-        } else {
+        if (json)
+            ujson_list_add(&l, control_held_json(u, &v));
+        else
             held_row(b, u, &v);
-        }
     }
-    list_close(b, json, paged, &pg, next);
+    list_close(&l, json, paged, &pg, next);
     free(pg.item);
     return EX_OK;
 }
@@ -788,8 +769,7 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
     }
     if (!strcmp(argv[1], "show")) {
         if (json) {
-            held_json(b, u, &hv);
-            sb_puts(b, "\n");
+            append_json(b, control_held_json(u, &hv));
             return EX_OK;
         }
         sb_printf(b, "id:        %s\nrep:       ", m->id);
@@ -913,23 +893,36 @@ static int report_row(const struct audit_rec *r, void *arg)
     return 0;
 }
 
-static void report_table(struct strbuf *b, const char *title, const struct tally *t, size_t n, int json)
+static void report_table(struct strbuf *b, const char *title, const struct tally *t, size_t n)
 {
     char key[320];
-    if (json) {
-        sb_printf(b, "\"%s\":[", title);
-        for (size_t i = 0; i < n; i++) {
-            sb_puts(b, i ? ",{\"id\":" : "{\"id\":");
-            json_str(b, t[i].key);
-            sb_printf(b, ",\"held\":%lu,\"flagged\":%lu,\"rejected\":%lu}", t[i].held, t[i].flagged, t[i].rejected);
-        }
-        sb_puts(b, "]");
-        return;
-    }
     sb_printf(b, "%-40s %8s %8s %8s\n", title, "HELD", "FLAGGED", "REJECTED");
     for (size_t i = 0; i < n; i++)
         sb_printf(b, "%-40s %8lu %8lu %8lu\n", clean(t[i].key, key, sizeof key), t[i].held, t[i].flagged,
                   t[i].rejected);
+}
+
+/* [{"id":KEY,"held":N,"flagged":N,"rejected":N}...], or with denied
+ * [{"id":KEY,"denied":N}...]. */
+static struct json_object *tally_json(const struct tally *t, size_t n, int denied)
+{
+    struct json_object *a = json_object_new_array();
+    int e = !a;
+    for (size_t i = 0; !e && i < n; i++) {
+        struct json_object *o = json_object_new_object();
+        e |= !o || ujson_add_str(o, "id", t[i].key);
+        if (!e && denied)
+            e |= ujson_add_int(o, "denied", (int64_t)t[i].denied);
+        else if (!e)
+            e |= ujson_add_int(o, "held", (int64_t)t[i].held) | ujson_add_int(o, "flagged", (int64_t)t[i].flagged)
+                 | ujson_add_int(o, "rejected", (int64_t)t[i].rejected);
+        e |= ujson_push(a, o);
+    }
+    if (e) {
+        json_object_put(a);
+        return NULL;
+    }
+    return a;
 }
 
 static int cmd_report(struct untild *u, int argc, char **argv, int admin, const char *rep,
@@ -951,22 +944,19 @@ static int cmd_report(struct untild *u, int argc, char **argv, int admin, const 
     c.rep = rep;
     store_audit_foreach(u->store, untild_now(u) - days * 86400, report_row, &c);
     if (json) {
-        sb_printf(b, "{\"since_days\":%ld,", days);
-        report_table(b, "by_rep", c.reps, c.nreps, 1);
-        sb_puts(b, ",");
-        report_table(b, "by_contact", c.contacts, c.ncontacts, 1);
-        sb_puts(b, ",\"denied\":[");
-        for (size_t i = 0; i < c.ndenied; i++) {
-            sb_puts(b, i ? ",{\"id\":" : "{\"id\":");
-            json_str(b, c.denied[i].key);
-            sb_printf(b, ",\"denied\":%lu}", c.denied[i].denied);
+        struct json_object *o = json_object_new_object();
+        if (o && (ujson_add_int(o, "since_days", days) | ujson_add(o, "by_rep", tally_json(c.reps, c.nreps, 0))
+                  | ujson_add(o, "by_contact", tally_json(c.contacts, c.ncontacts, 0))
+                  | ujson_add(o, "denied", tally_json(c.denied, c.ndenied, 1)))) {
+            json_object_put(o);
+            o = NULL;
         }
-        sb_puts(b, "]}\n");
+        append_json(b, o);
     } else {
         sb_printf(b, "untild report, last %ld days\n\n", days);
-        report_table(b, "REP", c.reps, c.nreps, 0);
+        report_table(b, "REP", c.reps, c.nreps);
         sb_puts(b, "\n");
-        report_table(b, "CONTACT", c.contacts, c.ncontacts, 0);
+        report_table(b, "CONTACT", c.contacts, c.ncontacts);
         if (c.ndenied) {
             sb_printf(b, "\n%-40s %8s\n", "DENIED REQUESTS BY", "COUNT");
             for (size_t i = 0; i < c.ndenied; i++)
@@ -1050,16 +1040,18 @@ static int cmd_status(struct untild *u, int argc, char **argv, int admin, const 
     (void)rep;
     (void)next;
     if (json) {
-        sb_printf(b, "{\"windows\":%zu,\"held\":%zu", windows_count(u->ix), release_count(u->release));
-        if (u->pg) {
-            sb_puts(b, ",\"store\":");
-            store_pg_status(u->pg, b, 1);
+        struct json_object *o = json_object_new_object();
+        if (o && (ujson_add_int(o, "windows", (int64_t)windows_count(u->ix))
+                  | ujson_add_int(o, "held", (int64_t)release_count(u->release))
+                  | (u->pg ? ujson_add(o, "store", store_pg_status_json(u->pg)) : 0))) {
+            json_object_put(o);
+            o = NULL;
         }
-        sb_puts(b, "}\n");
+        append_json(b, o);
     } else {
         sb_printf(b, "windows: %zu\nheld:    %zu\n", windows_count(u->ix), release_count(u->release));
         if (u->pg)
-            store_pg_status(u->pg, b, 0);
+            store_pg_status(u->pg, b);
     }
     return EX_OK;
 }
@@ -1174,7 +1166,7 @@ int control_exec_page(struct untild *u, int argc, char **argv, int admin, const 
     }
     *out = sb_take(&b, outlen);
     if (*out)
-        scrub_table(*out, *outlen);     /* JSON is escaped already: only plain messages change */
+        scrub_table(*out, *outlen);     /* JSON is escaped already (json.h): only plain messages change */
     if (!*out) {
         *out = strdup("out of memory\n");
         *outlen = *out ? strlen(*out) : 0;

@@ -25,6 +25,7 @@
 #include "untild/followup.h"
 #include "untild/followup_cal.h"
 #include "untild/daemon.h"
+#include "untild/json.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/message.h"
@@ -515,8 +516,22 @@ static int by_time(const void *a, const void *b)
     return strcmp(x->w->id, y->w->id);
 }
 
+static struct json_object *item_json(struct untild *u, const struct window *w, const char *when, size_t held)
+{
+    struct json_object *o = json_object_new_object();
+    if (o && (ujson_add_str(o, "window", w->id) | ujson_add_str(o, "contact", w->who[0])
+              | ujson_add_str(o, "date", when) | ujson_add_str(o, "reason", w->reason)
+              | ujson_add_str(o, "owner", w->owner) | ujson_add_int(o, "held", (int64_t)held)
+              | ujson_add_bool(o, "sent", store_followup_sent(u->store, w->id, w->until) == 1))) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
 void followup_list_into(struct untild *u, const char *rep, int days, int json, struct strbuf *b)
 {
+    struct ujson_list jl;
     time_t now = untild_now(u);
     struct listing l = { &u->pcfg, rep, now - (time_t)u->cfg->followup_catch_up,
                          now + (time_t)days * 86400, calloc(LIST_MAX, sizeof(struct item)), 0, 0 };
@@ -528,7 +543,7 @@ void followup_list_into(struct untild *u, const char *rep, int days, int json, s
     windows_foreach(u->ix, list_one, &l);
     qsort(l.v, l.n, sizeof *l.v, by_time);
     if (json)
-        sb_puts(b, "[");
+        ujson_list_open(&jl, b, NULL);
     else if (!l.n)
         sb_printf(b, "no follow-ups due in the next %d day%s\n", days, days == 1 ? "" : "s");
     else
@@ -538,25 +553,16 @@ void followup_list_into(struct untild *u, const char *rep, int days, int json, s
         size_t held = held_for(u, w, rep, now, NULL);
         when_format(l.v[i].at, w->tz ? w->tz : u->cfg->timezone, when, sizeof when);
         if (json) {
-            sb_puts(b, i ? ",{\"window\":" : "{\"window\":");
-            sb_json_str(b, w->id);
-            sb_puts(b, ",\"contact\":");
-            sb_json_str(b, w->who[0]);
-            sb_puts(b, ",\"date\":");
-            sb_json_str(b, when);
-            sb_puts(b, ",\"reason\":");
-            w->reason ? sb_json_str(b, w->reason) : sb_puts(b, "null");
-            sb_puts(b, ",\"owner\":");
-            w->owner ? sb_json_str(b, w->owner) : sb_puts(b, "null");
-            sb_printf(b, ",\"held\":%zu,\"sent\":%s}", held,
-                      store_followup_sent(u->store, w->id, w->until) == 1 ? "true" : "false");
+            ujson_list_add(&jl, item_json(u, w, when, held));
         } else {
             sb_printf(b, "%-25s %-30s %-6zu %-16s %s\n", when, w->who[0], held,
                       w->owner ? w->owner : "-", w->reason ? w->reason : "");
         }
     }
-    if (json)
-        sb_puts(b, "]\n");
+    if (json) {
+        ujson_list_close(&jl, NULL);
+        sb_puts(b, "\n");
+    }
     if (l.more)
         log_info("followup: listing capped at %d follow-ups (%zu more)", LIST_MAX, l.more);
     free(l.v);

@@ -33,6 +33,7 @@
 #include "untild/store_pg.h"
 #include "untild/config.h"
 #include "untild/daemon.h"
+#include "untild/json.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/release.h"
@@ -803,38 +804,67 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void store_pg_status(const struct store_pg *p, struct strbuf *b, int json)
+/* Propagation latency: samples, last, p50, p99 (-1 while none). */
+struct pg_lat { size_t n; int64_t last, p50, p99; };
+
+static struct pg_lat pg_latency(const struct store_pg *p)
+{
+    int64_t s[LAT_RING];
+    struct pg_lat l = { p->nlat < LAT_RING ? p->nlat : LAT_RING, -1, -1, -1 };
+    if (l.n) {
+        memcpy(s, p->lat, l.n * sizeof s[0]);
+        l.last = p->lat[(p->nlat - 1) % LAT_RING];
+        qsort(s, l.n, sizeof s[0], cmp_i64);
+        l.p50 = s[l.n / 2];
+        l.p99 = s[l.n * 99 / 100 < l.n ? l.n * 99 / 100 : l.n - 1];
+    }
+    return l;
+}
+
+static const char *pg_state(const struct store_pg *p)
+{
+    return p->degraded_since ? "degraded" : p->connected ? "connected" : "connecting";
+}
+
+struct json_object *store_pg_status_json(const struct store_pg *p)
+{
+    char since[64];
+    struct pg_lat l = pg_latency(p);
+    struct json_object *o = json_object_new_object(), *lat = json_object_new_object();
+    int e = !o || !lat;
+    if (!e)
+        e |= ujson_add_int(lat, "samples", (int64_t)l.n) | ujson_add_int(lat, "last", l.last)
+             | ujson_add_int(lat, "p50", l.p50) | ujson_add_int(lat, "p99", l.p99);
+    if (e) {
+        json_object_put(lat);
+        json_object_put(o);
+        return NULL;
+    }
+    e |= ujson_add_str(o, "backend", "postgresql") | ujson_add_str(o, "node", p->node)
+         | ujson_add_str(o, "state", pg_state(p))
+         | ujson_add_str(o, "degraded_since",
+                         p->degraded_since ? when_format(p->degraded_since, "UTC", since, sizeof since) : NULL)
+         | ujson_add_str(o, "error", p->error)
+         | ujson_add_int(o, "journal", store_journal_pending(p->u->store))
+         | ujson_add_int(o, "replayed", (int64_t)p->replayed) | ujson_add_int(o, "applied", (int64_t)p->applied)
+         | ujson_add_int(o, "caught_up", (int64_t)p->caught_up) | ujson_add(o, "latency_ms", lat);
+    if (e) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+void store_pg_status(const struct store_pg *p, struct strbuf *b)
 {
     char since[64] = "";
-    int64_t s[LAT_RING], p50 = -1, p99 = -1, last = -1;
-    size_t n = p->nlat < LAT_RING ? p->nlat : LAT_RING;
-    if (n) {
-        memcpy(s, p->lat, n * sizeof s[0]);
-        last = p->lat[(p->nlat - 1) % LAT_RING];
-        qsort(s, n, sizeof s[0], cmp_i64);
-        p50 = s[n / 2];
-        p99 = s[n * 99 / 100 < n ? n * 99 / 100 : n - 1];
-    }
-    const char *state = p->degraded_since ? "degraded" : p->connected ? "connected" : "connecting";
+    struct pg_lat l = pg_latency(p);
+    size_t n = l.n;
+    int64_t p50 = l.p50, p99 = l.p99, last = l.last;
+    const char *state = pg_state(p);
     if (p->degraded_since)
         when_format(p->degraded_since, "UTC", since, sizeof since);
     int64_t pending = store_journal_pending(p->u->store);
-    if (json) {
-        sb_puts(b, "{\"backend\":\"postgresql\",\"node\":");
-        sb_json_str(b, p->node);
-        sb_printf(b, ",\"state\":\"%s\",\"degraded_since\":", state);
-        if (p->degraded_since)
-            sb_json_str(b, since);
-        else
-            sb_puts(b, "null");
-        sb_puts(b, ",\"error\":");
-        sb_json_str(b, p->error);
-        sb_printf(b, ",\"journal\":%" PRId64 ",\"replayed\":%lu,\"applied\":%lu,\"caught_up\":%lu,"
-                  "\"latency_ms\":{\"samples\":%zu,\"last\":%" PRId64 ",\"p50\":%" PRId64
-                  ",\"p99\":%" PRId64 "}}", pending, p->replayed, p->applied, p->caught_up, n, last,
-                  p50, p99);
-        return;
-    }
     if (p->degraded_since)
         sb_printf(b, "store:   postgresql (node %s): degraded since %s: %s\n", p->node, since, p->error);
     else

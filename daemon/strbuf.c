@@ -50,25 +50,6 @@ void sb_printf(struct strbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void sb_json_str(struct strbuf *b, const char *s)
-{
-    if (!s) {
-        sb_puts(b, "null");
-        return;
-    }
-    sb_add(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            sb_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            sb_printf(b, "\\u%04x", c);
-        else
-            sb_add(b, s, 1);
-    }
-    sb_add(b, "\"", 1);
-}
-
 char *sb_take(struct strbuf *b, size_t *len)
 {
     if (!b->p && !b->oom)

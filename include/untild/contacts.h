@@ -82,8 +82,10 @@ int contacts_cmd(struct untild *u, int argc, char **argv, int admin, const char 
                  int json);
 
 /* untilctl check WHO: the last contacts and the next time one is allowed
- * (nothing while no rule applies): lines of text, or with json a member
- * ",\"cadence\":{...}" for the caller's object. */
-void contacts_check(struct untild *u, const char *rcpt, time_t now, int json, struct strbuf *b);
+ * (nothing while no rule applies): lines of text into b, or with json
+ * (non-NULL) a member "cadence":{...} of that object. Returns -1 if
+ * building the JSON ran out of memory, else 0. */
+struct json_object;
+int contacts_check(struct untild *u, const char *rcpt, time_t now, struct strbuf *b, struct json_object *json);
 
 #endif

@@ -38,4 +38,13 @@ int control_exec_page(struct untild *u, int argc, char **argv, int admin,
                       const char *rep, char **out, size_t *outlen,
                       char next[NEXT_MAX]);
 
+/* The --json shapes of a window and of a held message (window list,
+ * held list/show; the HTTP API may answer the same): a json-c object to
+ * json_object_put, NULL on ENOMEM. Text from mail is cleaned (json.h). */
+struct json_object;
+struct window;
+struct release_view;
+struct json_object *control_window_json(const struct untild *u, const struct window *w);
+struct json_object *control_held_json(const struct untild *u, const struct release_view *v);
+
 #endif

@@ -18,8 +18,11 @@ struct store_pg *store_pg_start(struct untild *u);
 void store_pg_stop(struct store_pg *p);
 
 /* untilctl status: state (connected, degraded since ..., connecting),
- * journal backlog, propagation latency. JSON: one object. */
-void store_pg_status(const struct store_pg *p, struct strbuf *b, int json);
+ * journal backlog, propagation latency: lines of text into b, or (_json)
+ * one json-c object (NULL on ENOMEM). */
+struct json_object;
+void store_pg_status(const struct store_pg *p, struct strbuf *b);
+struct json_object *store_pg_status_json(const struct store_pg *p);
 
 /* untild -t: connect, check the schema version; one line to out.
  * Blocks (connect_timeout 5 s). 0 if usable, -1 if not. */

@@ -13,8 +13,6 @@ struct strbuf {
 void sb_add(struct strbuf *b, const void *data, size_t n);
 void sb_puts(struct strbuf *b, const char *s);
 void sb_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* JSON string literal (with quotes); NULL gives null. */
-void sb_json_str(struct strbuf *b, const char *s);
 /* Take ownership of the contents (never NULL unless oom); b is reset. */
 char *sb_take(struct strbuf *b, size_t *len);
 void sb_free(struct strbuf *b);

@@ -13,12 +13,14 @@
 #include <unistd.h>
 #include "untild/config.h"
 #include "untild/control.h"
+#include "untild/json.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/release.h"
 #include "untild/spool.h"
 #include "untild/store.h"
+#include "untild/strbuf.h"
 #include "untild/windows.h"
 
 static struct untild u;
@@ -275,6 +277,73 @@ static void assert_clean(const char *out)
     }
 }
 
+/* The JSON answer parses (json.h, strict) and gives back EVIL with U+FFFD
+ * for its invalid byte, in every field that carries it. */
+static void assert_parses(const char *out, const char *verb)
+{
+    struct json_object *o = NULL, *v;
+    char err[128];
+    const char *want = "Hi\x1b]0;pwned\x07\x1b[2J\r\nFAKE ROW\xc2\x9b" "31m\x7f\xe2\x80\xae\xef\xbf\xbd caf\xc3\xa9";
+    ck_assert_msg(ujson_parse(out, strlen(out), 1 << 20, 16, &o, err, sizeof err) == 0, "%s: %s", err, out);
+    if (json_object_is_type(o, json_type_array))
+        v = json_object_array_get_idx(o, 0);
+    else if (!strcmp(verb, "check"))
+        ck_assert(json_object_object_get_ex(o, "window", &v));
+    else
+        v = o;
+    if (json_object_object_get_ex(v, "subject", NULL)) {
+        ck_assert_str_eq(ujson_get_str(v, "subject"), want);
+        ck_assert(json_object_object_get_ex(v, "recipients", &v));
+        v = json_object_array_get_idx(v, 0);
+    }
+    ck_assert_str_eq(ujson_get_str(v, "reason"), want);
+    json_object_put(o);
+}
+
+/* A window and a held message through control_*_json, text and back:
+ * every key, in order, with its type. */
+START_TEST(test_json_round_trip)
+{
+    add_window("f000000000001", "jane@acme.com", "lunch", "rep@example.com");
+    hold("h000001", "Hello", "rep@example.com");
+    static const char *const wkeys[] = { "id", "who", "from", "until", "rrule", "tz", "action", "reason",
+                                         "owner", "source" };
+    static const enum json_type wtypes[] = { json_type_string, json_type_array, json_type_null,
+        json_type_string, json_type_null, json_type_string, json_type_string, json_type_string,
+        json_type_string, json_type_string };
+    static const char *const hkeys[] = { "id", "rep", "from", "recipients", "subject", "message_id", "created",
+                                         "release_at", "state", "next_attempt", "released_by", "size",
+                                         "attempts", "last_error" };
+    static const enum json_type htypes[] = { json_type_string, json_type_string, json_type_string,
+        json_type_array, json_type_string, json_type_null, json_type_string, json_type_string,
+        json_type_string, json_type_null, json_type_null, json_type_int, json_type_int, json_type_null };
+    struct release_view hv;
+    ck_assert_int_eq(release_view(u.release, "h000001", &hv), 0);
+    struct json_object *objs[] = { control_window_json(&u, windows_get(u.ix, "f000000000001")),
+                                   control_held_json(&u, &hv) };
+    for (int k = 0; k < 2; k++) {
+        struct strbuf b = { 0 };
+        struct json_object *back = NULL;
+        char err[128];
+        ck_assert_ptr_nonnull(objs[k]);
+        ck_assert_int_eq(ujson_append(&b, objs[k], UJSON_PLAIN), 0);
+        json_object_put(objs[k]);
+        ck_assert_int_eq(ujson_parse(b.p, b.len, 1 << 20, 8, &back, err, sizeof err), 0);
+        size_t i = 0, n = k ? 14 : 10;
+        json_object_object_foreach(back, key, val) {
+            ck_assert_uint_lt(i, n);
+            ck_assert_str_eq(key, k ? hkeys[i] : wkeys[i]);
+            ck_assert_msg(json_object_get_type(val) == (k ? htypes[i] : wtypes[i]), "%s", key);
+            i++;
+        }
+        ck_assert_uint_eq(i, n);
+        ck_assert_str_eq(ujson_get_str(back, k ? "subject" : "reason"), k ? "Hello" : "lunch");
+        json_object_put(back);
+        sb_free(&b);
+    }
+}
+END_TEST
+
 START_TEST(test_sanitized_output)
 {
     add_window("f000000000001", "jane@acme.com", EVIL, "rep@example.com");
@@ -294,8 +363,10 @@ START_TEST(test_sanitized_output)
         char *out = out_of(1, NULL, &rc, NULL, argv, argc);
         assert_clean(out);
         if (!strcmp(argv[0], "--json")) {
-            ck_assert_msg(strstr(out, "Hi\\u001b]0;pwned\\u0007\\u001b[2J\\u000d\\u000aFAKE ROW\\u009b31m\\u007f"
-                                      "\\u202e\\ufffd caf\xc3\xa9"), "%s", out);
+            /* json-c's escapes, ours for DEL, C1 and bidi; U+FFFD for \xff */
+            ck_assert_msg(strstr(out, "Hi\\u001b]0;pwned\\u0007\\u001b[2J\\r\\nFAKE ROW\\u009b31m\\u007f"
+                                      "\\u202e\xef\xbf\xbd caf\xc3\xa9"), "%s", out);
+            assert_parses(out, argv[1]);
         } else if (!strcmp(argv[1], "list")) {
             ck_assert_uint_eq(count(out, "\n"), 2);         /* header + one row: no forged row */
             ck_assert_msg(strstr(out, "Hi?]0;pwned??[2J??FAKE ROW?31m??? caf\xc3\xa9"), "%s", out);
@@ -316,6 +387,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_window_list_pages);
     tcase_add_test(t, test_held_list_pages);
     tcase_add_test(t, test_sanitized_output);
+    tcase_add_test(t, test_json_round_trip);
     suite_add_tcase(s, t);
     return s;
 }
