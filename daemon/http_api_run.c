@@ -94,7 +94,9 @@ static void run(struct untild *u, struct api_work *w)
         refuse(w, 404, "not found", "no such window");
         return;
     }
-    w->rc = control_exec_page(u, w->call.argc, w->call.argv, who.admin, who.admin ? NULL : who.rep, &w->out,
+    /* an admin token is its name where the verb wants one (the owner of
+     * a window added without --owner and no [daemon] owner) */
+    w->rc = control_exec_page(u, w->call.argc, w->call.argv, who.admin, who.admin ? who.name : who.rep, &w->out,
                               &w->outlen, w->next);
     int ok = w->rc == 0 || (w->rc == 3 && w->call.op == API_CHECK);
     if (w->call.changes || w->rc == 4) {
