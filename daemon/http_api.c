@@ -218,7 +218,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     struct http_api *a = cls;
     struct conn *cc = *ptr;
-    size_t max = a->u->cfg->http_max_body;
+    size_t max = a->max_body;
     (void)version;
     if (!cc) {
         if (!(cc = calloc(1, sizeof *cc)))
@@ -310,6 +310,7 @@ struct http_api *http_api_start(struct untild *u)
     pthread_cond_init(&a->cv, NULL);
     a->u = u;
     a->loop = u->loop;
+    a->max_body = cf->http_max_body;
     if (listen_addr(cf->http_listen, &ss) < 0) {
         log_error("api: [http] listen %s: not an address to listen on", cf->http_listen);
         goto fail;

@@ -80,6 +80,8 @@ struct http_api {
     int pending;            /* work posted to the loop and not yet run */
     int dead;               /* stopped with work pending: the last one frees us */
     char *cert, *key;       /* PEM, HTTPS */
+    size_t max_body;        /* [http] max_body, copied at start: connection
+                               threads never read u->cfg (a reload swaps it) */
 };
 
 /* Work for the loop thread, shared with a connection thread (refs). */
