@@ -359,7 +359,8 @@ char *api_err_json(const struct api_err *e)
 /* ---- preview ---- */
 
 /* Copy s[0..n) into out as valid UTF-8 (invalid bytes and C0 controls
- * but tab and newline become '?'; CR dropped). */
+ * but tab and newline become '?'; CR dropped). out may be s (in place:
+ * memmove, the output never runs ahead of the input). */
 static void utf8_clean(const char *s, size_t n, char *out, size_t outsz)
 {
     size_t o = 0;
@@ -379,7 +380,7 @@ static void utf8_clean(const char *s, size_t n, char *out, size_t outsz)
             i++;
             continue;
         }
-        memcpy(out + o, p + i, k);
+        memmove(out + o, p + i, k);
         o += k;
         i += k;
     }
