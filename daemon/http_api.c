@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,33 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ptr, enum M
 
 /* ---- start / stop ------------------------------------------------------- */
 
+/* At max_connections libmicrohttpd stops accepting (new clients wait in
+ * the listen queue) without a word: say so when the limit is reached. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **sctx, enum MHD_ConnectionNotificationCode t)
+{
+    struct http_api *a = cls;
+    (void)c;
+    (void)sctx;
+    pthread_mutex_lock(&a->mu);
+    int full = t == MHD_CONNECTION_NOTIFY_STARTED && ++a->nconns == a->max_conns;
+    if (t == MHD_CONNECTION_NOTIFY_CLOSED)
+        a->nconns--;
+    pthread_mutex_unlock(&a->mu);
+    if (full)
+        log_warn("api: %d connections open: [http] max_connections reached, new ones wait", a->max_conns);
+}
+
+/* libmicrohttpd's own complaints (connection limit reached, TLS
+ * handshakes that fail) as our log lines. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char m[512];
+    (void)cls;
+    vsnprintf(m, sizeof m, fmt, ap);
+    m[strcspn(m, "\n")] = '\0';
+    log_warn("api: %s", m);
+}
+
 static char *read_pem(const char *path)
 {
     FILE *f = fopen(path, "re");
@@ -311,6 +339,7 @@ struct http_api *http_api_start(struct untild *u)
     a->u = u;
     a->loop = u->loop;
     a->max_body = cf->http_max_body;
+    a->max_conns = cf->http_max_connections;
     if (listen_addr(cf->http_listen, &ss) < 0) {
         log_error("api: [http] listen %s: not an address to listen on", cf->http_listen);
         goto fail;
@@ -329,8 +358,10 @@ struct http_api *http_api_start(struct untild *u)
         flags |= MHD_USE_TLS;
     }
     a->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,   /* first, or MHD warns */
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cf->http_max_connections,
                             tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, a->cert,

@@ -82,6 +82,7 @@ struct http_api {
     char *cert, *key;       /* PEM, HTTPS */
     size_t max_body;        /* [http] max_body, copied at start: connection
                                threads never read u->cfg (a reload swaps it) */
+    int max_conns, nconns;  /* [http] max_connections; open now (mu) */
 };
 
 /* Work for the loop thread, shared with a connection thread (refs). */

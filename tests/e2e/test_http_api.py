@@ -338,6 +338,27 @@ class BodyLimit(ApiTest):
         self.assertEqual(st, 201)
 
 
+class ConnectionLimit(ApiTest):
+    http_extra = "max_connections = 2\n"
+
+    def test_connections_over_the_limit_wait_and_are_logged(self):
+        import socket
+        import threading
+        tok = self.token("crm", "admin")
+        idle = [socket.create_connection(("127.0.0.1", self.hport)) for _ in range(2)]
+        self.addCleanup(lambda: [s.close() for s in idle])
+        self.u.wait_for(lambda: "max_connections reached" in self.u.logtext(), what="the limit logged")
+        got = []
+        t = threading.Thread(target=lambda: got.append(self.call("GET", "/api/v1/status", tok)[0]))
+        t.start()
+        t.join(0.5)
+        self.assertEqual(got, [])           # waits in the listen queue
+        for s in idle:
+            s.close()
+        t.join(20 * TIMEOUT_SCALE)
+        self.assertEqual(got, [200])
+
+
 class Config(unittest.TestCase):
     def test_plain_http_off_loopback_refused(self):
         u = Untild(None, extra="[http]\nlisten = 0.0.0.0:%d\n" % free_port())
