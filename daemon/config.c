@@ -228,6 +228,7 @@ static const struct key keys[] = {
     { S_HTTP, "tls_key", V_FILE, C(http_tls_key), 0, 0, 0 },
     { S_HTTP, "max_body", V_SIZE, C(http_max_body), 0, 1024, 1LL << 30 },
     { S_HTTP, "max_connections", V_INT, C(http_max_connections), 0, 1, 10000 },
+    { S_HTTP, "timeout", V_INT, C(http_timeout), 0, 1, 3600 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
@@ -1267,6 +1268,7 @@ static int early_defaults(struct config *c)
     c->store_batch = 500;
     c->http_max_body = 1024 * 1024;
     c->http_max_connections = 64;
+    c->http_timeout = 60;
     c->store_retry_interval = 5;
     c->rrule_max_iterations = WINDOW_RRULE_MAX_ITERATIONS;
     c->rrule_max_duration = WINDOW_RRULE_MAX_DURATION;

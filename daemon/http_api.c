@@ -362,7 +362,7 @@ struct http_api *http_api_start(struct untild *u)
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cf->http_timeout,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cf->http_max_connections,
                             tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, a->cert,
                             MHD_OPTION_HTTPS_MEM_KEY, a->key,

@@ -136,6 +136,7 @@ struct config {
     char *http_tls_cert, *http_tls_key; /* required unless listen is loopback */
     size_t http_max_body;         /* bytes of one request body; default 1m */
     int http_max_connections;     /* concurrent connections; default 64 */
+    int http_timeout;             /* seconds a connection may stay idle; default 60 */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;

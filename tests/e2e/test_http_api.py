@@ -359,6 +359,18 @@ class ConnectionLimit(ApiTest):
         self.assertEqual(got, [200])
 
 
+class IdleTimeout(ApiTest):
+    http_extra = "timeout = 1\n"
+
+    def test_a_trickling_client_is_closed(self):
+        import socket
+        s = socket.create_connection(("127.0.0.1", self.hport))
+        self.addCleanup(s.close)
+        s.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")    # and never the end
+        s.settimeout(20 * TIMEOUT_SCALE)
+        self.assertEqual(s.recv(100), b"")     # closed by the daemon, no answer
+
+
 class Config(unittest.TestCase):
     def test_plain_http_off_loopback_refused(self):
         u = Untild(None, extra="[http]\nlisten = 0.0.0.0:%d\n" % free_port())

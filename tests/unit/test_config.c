@@ -335,6 +335,8 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c->nlisten_tls, 0);
     ck_assert_ptr_null(c->http_listen);     /* the API is off unless asked for */
     ck_assert_uint_eq(c->http_max_body, 1024u * 1024u);
+    ck_assert_int_eq(c->http_max_connections, 64);
+    ck_assert_int_eq(c->http_timeout, 60);
     ck_assert_int_eq(c->auth, AUTH_NONE);
     ck_assert_uint_eq(c->max_message_size, 52428800u);
     ck_assert_int_eq(c->max_sessions, 1000);
