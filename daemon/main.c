@@ -92,6 +92,8 @@ static void reload_apply(struct untild *u, struct config *c, struct windows *ix)
         if (!old->store_url != !c->store_url ||
             (c->store_url && (strcmp(old->store_url, c->store_url) || strcmp(old->store_node, c->store_node))))
             log_warn("reload: [store] changes take effect at the next restart");
+        if (http_api_config_changed(old, c))
+            log_warn("reload: [http] changes take effect at the next restart");
     }
     untild_policy_cfg(c, &u->pcfg);
     winload_free_later(u->ix);

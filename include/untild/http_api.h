@@ -18,4 +18,9 @@ struct http_api *http_api_start(struct untild *u);
  * when run (loop_run_pending). NULL is fine. */
 void http_api_stop(struct http_api *a);
 
+/* Any thread. 1 if the [http] settings of a and b differ (they take
+ * effect at start only: a reload says so). */
+struct config;
+int http_api_config_changed(const struct config *a, const struct config *b);
+
 #endif

@@ -380,6 +380,18 @@ class Config(unittest.TestCase):
         self.assertIn("not loopback", r.stdout + r.stderr)
         self.assertIn("tls_cert", r.stdout + r.stderr)
 
+    def test_reload_keeps_the_listener_and_says_so(self):
+        port = free_port()
+        u = Untild(None, extra="[http]\nlisten = 127.0.0.1:%d\n" % port)
+        self.addCleanup(u.cleanup)
+        u.start()
+        tok = u.ctl("token", "add", "crm", "--scope", "admin", check=0).stdout.strip()
+        with open(u.conf, "a") as f:
+            f.write("max_body = 4k\n")
+        u.ctl("reload", check=0)
+        self.assertIn("[http] changes take effect at the next restart", u.logtext())
+        self.assertEqual(api(port, "GET", "/api/v1/status", tok)[0], 200)
+
     def test_off_by_default(self):
         u = Untild(None)
         self.addCleanup(u.cleanup)
