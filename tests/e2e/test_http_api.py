@@ -14,7 +14,16 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import UNTILD, Sink, Untild, TIMEOUT_SCALE, free_port, make_self_signed, message
+from harness import UNTILCTL, UNTILD, Sink, Untild, TIMEOUT_SCALE, free_port, make_self_signed, message
+from test_core import REP_USER, setUpModule as core_setup, tearDownModule as core_teardown
+
+
+def setUpModule():
+    core_setup()        # the local non-admin user of test_core (as root)
+
+
+def tearDownModule():
+    core_teardown()
 
 
 def api(port, method, path, token=None, body=None, headers=None, scheme="http"):
@@ -105,6 +114,16 @@ class Tokens(ApiTest):
         events = [e for e, _, _ in self.audit()]
         self.assertIn("token-added", events)
         self.assertIn("token-revoked", events)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to run untilctl as another user")
+    def test_token_verbs_are_for_admins_only(self):
+        for args in (["token", "add", "mine", "--scope", "admin"], ["token", "list"], ["token", "revoke", "x"]):
+            r = subprocess.run(["runuser", "-u", REP_USER, "--", UNTILCTL, "-s",
+                                os.path.join(self.u.dir, "control.sock")] + args,
+                               capture_output=True, text=True, timeout=20 * TIMEOUT_SCALE)
+            self.assertEqual(r.returncode, 4, args)
+            self.assertIn("admins only", r.stdout + r.stderr)
+        self.assertNotIn("mine", self.u.ctl("token", "list", check=0).stdout)
 
     def test_unauthenticated_and_revoked_are_401(self):
         st, doc, hdrs = self.call("GET", "/api/v1/status")
