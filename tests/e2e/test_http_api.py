@@ -411,6 +411,19 @@ class Config(unittest.TestCase):
         self.assertIn("[http] changes take effect at the next restart", u.logtext())
         self.assertEqual(api(port, "GET", "/api/v1/status", tok)[0], 200)
 
+    def test_port_taken_refuses_to_start(self):
+        import socket
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        self.addCleanup(busy.close)
+        u = Untild(None, extra="[http]\nlisten = 127.0.0.1:%d\n" % busy.getsockname()[1])
+        self.addCleanup(u.cleanup)
+        with self.assertRaises(RuntimeError):
+            u.start()
+        self.assertIn("api: cannot listen on 127.0.0.1:%d" % busy.getsockname()[1], u.logtext())
+        self.assertIn("cannot start the HTTP API", u.logtext())
+
     def test_off_by_default(self):
         u = Untild(None)
         self.addCleanup(u.cleanup)
