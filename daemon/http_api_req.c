@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <json-c/json.h>
+#include <libetpan/libetpan.h>
 #include "untild/http_api_int.h"
 
 static int fail(struct api_err *e, int status, const char *error, const char *field, const char *fmt, ...)
@@ -406,7 +407,7 @@ static const char *headers_end(const char *s, const char *e, const char **body)
 }
 
 /* Visit the headers in [s, e): unfolded name and value. */
-static void add_headers(const char *s, const char *e, json_object *arr, char *ctype, size_t ctsz)
+static void add_headers(const char *s, const char *e, json_object *arr, char *ctype, char *cte, size_t sz)
 {
     char name[128], value[1000];
     size_t n = 0;
@@ -435,17 +436,35 @@ static void add_headers(const char *s, const char *e, json_object *arr, char *ct
             json_object_object_add(h, "name", json_object_new_string(name));
             json_object_object_add(h, "value", json_object_new_string(value));
             json_object_array_add(arr, h);
-            if (ctype && !strcasecmp(name, "Content-Type"))
-                snprintf(ctype, ctsz, "%s", value);
+            if (!strcasecmp(name, "Content-Type"))
+                snprintf(ctype, sz, "%.*s", (int)sz - 1, value);
+            if (!strcasecmp(name, "Content-Transfer-Encoding"))
+                snprintf(cte, sz, "%.*s", (int)sz - 1, value);
             n++;
         }
         p = end < e ? end + 1 : e;
     }
 }
 
+/* A Content-Transfer-Encoding value as libetpan's mechanism (0: none
+ * to undo). */
+static int mechanism_of(const char *v)
+{
+    v += strspn(v, " \t");
+    return !strncasecmp(v, "base64", 6) ? MAILMIME_MECHANISM_BASE64
+         : !strncasecmp(v, "quoted-printable", 16) ? MAILMIME_MECHANISM_QUOTED_PRINTABLE : 0;
+}
+
+/* The same for the header in a block of headers. */
+static int mechanism(const char *hdrs)
+{
+    const char *v = strcasestr(hdrs, "content-transfer-encoding:");
+    return v ? mechanism_of(v + 26) : 0;
+}
+
 /* In a multipart body, the first part that is text/plain (or has no
- * Content-Type): [*s, *e) narrowed to its body. */
-static void first_text_part(const char *ctype, const char **s, const char **e)
+ * Content-Type): [*s, *e) narrowed to its body, *mech its encoding. */
+static void first_text_part(const char *ctype, const char **s, const char **e, int *mech)
 {
     const char *b = strcasestr(ctype, "boundary=");
     char bnd[200];
@@ -472,6 +491,7 @@ static void first_text_part(const char *ctype, const char **s, const char **e)
             const char *next = memmem(pb, (size_t)(*e - pb), bnd, strlen(bnd));
             *s = pb;
             *e = next ? next : *e;
+            *mech = mechanism(hdrs);
             return;
         }
     }
@@ -483,18 +503,31 @@ void api_preview(const char *buf, size_t len, json_object *o)
     headers_end(buf, e, &msg);            /* the spool's own header */
     const char *he = headers_end(msg, e, &body);
     json_object *arr = json_object_new_array();
-    char ctype[1000] = "";
-    add_headers(msg, he, arr, ctype, sizeof ctype);
+    char ctype[1000] = "", cte[1000] = "";
+    add_headers(msg, he, arr, ctype, cte, sizeof ctype);
     json_object_object_add(o, "headers", arr);
     const char *ps = body, *pe = e;
-    if (strncasecmp(ctype, "multipart/", 10) == 0)
-        first_text_part(ctype, &ps, &pe);
+    int mech = mechanism_of(cte);
+    if (strncasecmp(ctype, "multipart/", 10) == 0) {
+        mech = 0;
+        first_text_part(ctype, &ps, &pe, &mech);
+    }
     static char const trailer[] = "\nend ";
     const char *t = memmem(ps, (size_t)(pe - ps), trailer, sizeof trailer - 1);
     if (t && pe == e)
         pe = t;     /* the spool's end record */
+    /* base64 and quoted-printable undone by libetpan (the part is at
+     * most PREVIEW_READ bytes: bounded work) */
+    char *dec = NULL;
+    size_t idx = 0, dlen = 0;
+    if (mech && mailmime_part_parse(ps, (size_t)(pe - ps), &idx, mech, &dec, &dlen) == MAILIMF_NO_ERROR && dec) {
+        ps = dec;
+        pe = dec + dlen;
+    }
     char text[2000 * 4 + 8];
     size_t n = (size_t)(pe - ps) < 2000 ? (size_t)(pe - ps) : 2000;
     utf8_clean(ps, n, text, sizeof text);
+    if (dec)
+        mailmime_decoded_part_free(dec);
     json_object_object_add(o, "preview", json_object_new_string(text));
 }

@@ -172,6 +172,16 @@ START_TEST(test_preview_multipart)
                              "--BB\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain caf\xc3\xa9\r\n--BB--\r\n");
     ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "preview")), "plain caf\xc3\xa9\n");
     json_object_put(o);
+    /* transfer encodings undone: base64 at the top, quoted-printable in a part */
+    o = preview("untild-spool 1\n\nSubject: x\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                "SGVsbG8gSmFuZSwKbmV3IHByaWNlcy4K\r\n\nend m1\n");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "preview")), "Hello Jane,\nnew prices.\n");
+    json_object_put(o);
+    o = preview("untild-spool 1\n\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
+                "--BB\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+                "caf=C3=A9 au l=\r\nait\r\n--BB--\r\n");
+    ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "preview")), "caf\xc3\xa9 au lait\n");
+    json_object_put(o);
     /* truncated input: no crash, what there is */
     o = preview("untild-spool 1\n\nSubject: only a header");
     ck_assert_int_eq(json_object_array_length(json_object_object_get(o, "headers")), 1);
