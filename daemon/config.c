@@ -88,11 +88,11 @@ void config_errors_free(struct config_errors *e)
 /* ---- the key table ----------------------------------------------------- */
 
 enum sect { S_DAEMON, S_SMTP, S_UPSTREAM, S_POLICY, S_WINDOWS, S_NOTIFY,
-            S_POLICY_SERVICE, S_STORE, S_IMAP, S_CALDAV, S_FOLLOWUP, S_CADENCE, S_DIGEST, S_COUNT };
+            S_POLICY_SERVICE, S_STORE, S_IMAP, S_CALDAV, S_FOLLOWUP, S_CADENCE, S_DIGEST, S_HTTP, S_COUNT };
 
 static const char *const sect_names[S_COUNT] = {
     "daemon", "smtp", "upstream", "policy", "windows", "notify",
-    "policy_service", "store", "imap", "caldav", "followup", "cadence", "digest",
+    "policy_service", "store", "imap", "caldav", "followup", "cadence", "digest", "http",
 };
 
 enum vtype {
@@ -222,6 +222,13 @@ static const struct key keys[] = {
     { S_DIGEST, "time", V_CLOCK, C(digest_time), 0, 0, 0 },
     { S_DIGEST, "managers", V_STR, C(digest_managers), 0, 0, 0 },
     { S_DIGEST, "max_rows", V_INT, C(digest_max_rows), 0, 1000, 100000000 },
+
+    { S_HTTP, "listen", V_ADDR, C(http_listen), 0, 0, 0 },
+    { S_HTTP, "tls_cert", V_FILE, C(http_tls_cert), 0, 0, 0 },
+    { S_HTTP, "tls_key", V_FILE, C(http_tls_key), 0, 0, 0 },
+    { S_HTTP, "max_body", V_SIZE, C(http_max_body), 0, 1024, 1LL << 30 },
+    { S_HTTP, "max_connections", V_INT, C(http_max_connections), 0, 1, 10000 },
+    { S_HTTP, "timeout", V_INT, C(http_timeout), 0, 1, 3600 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
@@ -1097,6 +1104,23 @@ static void check_issue12(struct parser *p)
         ERR(p, line_of(g, S_DIGEST, C(digest_time)), "time: expected HH:MM");
 }
 
+/* [http]: plain HTTP only on loopback (tokens would cross the network in
+ * clear), as SMTP AUTH without TLS. */
+static void check_http(struct parser *p)
+{
+    struct config *c = p->c;
+    char host[HOST_MAX];
+    int port, line = line_of(p->glines, S_HTTP, C(http_listen));
+    if ((c->http_tls_cert == NULL) != (c->http_tls_key == NULL))
+        ERR(p, line_of(p->glines, S_HTTP, c->http_tls_cert ? C(http_tls_cert) : C(http_tls_key)),
+            "[http] tls_cert and tls_key go together");
+    if (c->http_listen && !c->http_tls_cert && split_hostport(c->http_listen, host, sizeof host, &port) == 0
+        && !sysutil_loopback_host(host))
+        ERR(p, line, "[http] listen %s is not loopback and has no tls_cert/tls_key: API tokens "
+            "would cross the network in clear (set tls_cert and tls_key, or listen on 127.0.0.1)",
+            c->http_listen);
+}
+
 static void check_all(struct parser *p)
 {
     struct config *c = p->c;
@@ -1143,6 +1167,7 @@ static void check_all(struct parser *p)
         ERR(p, line_of(g, S_STORE, C(store_password_command)),
             "password_file and password_command are exclusive");
     check_issue12(p);
+    check_http(p);
 
     /* [upstream] */
     if (c->upstream_url != NULL)
@@ -1241,6 +1266,9 @@ static int early_defaults(struct config *c)
     c->audit_retention = 365 * 86400;
     c->control_output_max = 16 * 1024 * 1024;
     c->store_batch = 500;
+    c->http_max_body = 1024 * 1024;
+    c->http_max_connections = 64;
+    c->http_timeout = 60;
     c->store_retry_interval = 5;
     c->rrule_max_iterations = WINDOW_RRULE_MAX_ITERATIONS;
     c->rrule_max_duration = WINDOW_RRULE_MAX_DURATION;
@@ -1424,6 +1452,7 @@ void config_free(struct config *c)
     free(c->window_files);
     free(c->notify_from); free(c->notify_to); free(c->notify_events);
     free(c->policy_listen); free(c->postfix_config_dir);
+    free(c->http_listen); free(c->http_tls_cert); free(c->http_tls_key);
     free(c->followup_team); free(c->followup_calendar); free(c->followup_item);
     free(c->cadence_min_gap); free(c->cadence_max); free(c->cadence_scope);
     free(c->cadence_exempt);

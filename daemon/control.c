@@ -35,6 +35,7 @@
 #include "untild/store.h"
 #include "untild/store_pg.h"
 #include "untild/strbuf.h"
+#include "untild/tokens.h"
 #include "untild/when.h"
 #include "untild/windows.h"
 #include "untild/verbs.h"
@@ -1071,6 +1072,15 @@ static int cmd_cadence(struct untild *u, int argc, char **argv, int admin, const
     if (rc == EX_OK && argc > 1 && strcmp(argv[1], "list"))
         release_kick(u->release, 1);    /* cadence holds are derived again */
     return rc;
+}
+
+static int cmd_token(struct untild *u, int argc, char **argv, int admin, const char *rep,
+                     int json, struct strbuf *b, char *next)
+{
+    (void)admin;    /* VERB_ADMIN: the dispatch checked it */
+    (void)rep;
+    (void)next;
+    return tokens_cmd(u, argc, argv, json, b);
 }
 
 static int cmd_reload(struct untild *u, int argc, char **argv, int admin, const char *rep,

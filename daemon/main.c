@@ -35,6 +35,7 @@
 #include "untild/holder.h"
 #include "untild/imap_watch.h"
 #include "untild/caldav.h"
+#include "untild/http_api.h"
 #include "untild/policy_service.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -92,6 +93,8 @@ static void reload_apply(struct untild *u, struct config *c, struct windows *ix)
         if (!old->store_url != !c->store_url ||
             (c->store_url && (strcmp(old->store_url, c->store_url) || strcmp(old->store_node, c->store_node))))
             log_warn("reload: [store] changes take effect at the next restart");
+        if (http_api_config_changed(old, c))
+            log_warn("reload: [http] changes take effect at the next restart");
     }
     untild_policy_cfg(c, &u->pcfg);
     winload_free_later(u->ix);
@@ -423,7 +426,7 @@ static void control_dir(const char *sock)
     }
 }
 
-/* Notices, the watchers and the policy service, once release runs.
+/* Notices, the watchers, the policy service and the HTTP API, once release runs.
  * Returns 0 or -1 (logged: start-up cannot go on). */
 static int start_watchers(struct untild *u)
 {
@@ -452,6 +455,10 @@ static int start_watchers(struct untild *u)
         log_fatal("cannot start the policy service");
         return -1;
     }
+    if (u->cfg->http_listen && !(u->http = http_api_start(u))) {
+        log_fatal("cannot start the HTTP API ([http] listen %s)", u->cfg->http_listen);
+        return -1;
+    }
     return 0;
 }
 
@@ -459,6 +466,8 @@ static int start_watchers(struct untild *u)
  * half-way (every part may be NULL). */
 static void stop_all(struct untild *u, int lockfd)
 {
+    http_api_stop(u->http);     /* first: its requests use everything below */
+    u->http = NULL;
     policy_service_stop(u->psvc);
     caldav_stop(u->caldav);
     imap_watch_stop(u->imap);

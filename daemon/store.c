@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 
 static const char *const queries[Q_COUNT] = {
@@ -217,6 +217,13 @@ static const char schema_v6[] =
     "CREATE TABLE IF NOT EXISTS followup_items ("
     " window_id TEXT PRIMARY KEY, state TEXT NOT NULL);";
 
+/* v7 (issue 14): API tokens (store_tok.c): only the SHA-256 of a token
+ * is kept; the token itself is shown once, when it is made. */
+static const char schema_v7[] =
+    "CREATE TABLE IF NOT EXISTS api_tokens ("
+    " name TEXT PRIMARY KEY, hash TEXT NOT NULL, scope TEXT NOT NULL,"
+    " by TEXT, created INTEGER NOT NULL);";
+
 
 static int share_begin(struct store *st);
 static int journal_add(struct store *st, const struct store_change *c);
@@ -303,7 +310,7 @@ static int migrate(struct store *st)
     /* Each step runs in its own transaction and records its version, so
      * an interrupted upgrade resumes where it stopped. */
     static const char *const steps[] = { NULL, schema_v1, schema_v2, schema_v3, schema_v4,
-                                         schema_v5, schema_v6 };
+                                         schema_v5, schema_v6, schema_v7 };
     for (int to = v + 1; to <= STORE_SCHEMA_VERSION; to++) {
         char bump[48];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT", to);

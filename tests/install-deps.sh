@@ -13,6 +13,6 @@ apt-get install -y -qq --no-install-recommends \
     libcurl4-gnutls-dev libical-dev libetpan-dev check libgnutls28-dev gnutls-bin \
     libsqlite3-dev libidn2-dev libsystemd-dev libcrypt-dev libmicrohttpd-dev libxml2-dev libjson-c-dev \
     postfix swaks dovecot-imapd radicale python3 python3-aiosmtpd python3-hypothesis msmtp \
-    python3-caldav vdirsyncer neomutt git-email libmailtools-perl \
+    python3-caldav python3-yaml curl vdirsyncer neomutt git-email libmailtools-perl \
     libxml2-utils mandoc man-db groff-base systemd openssl iproute2 procps clang libclang-rt-14-dev valgrind \
     debhelper lintian libpq-dev postgresql-15 >/dev/null

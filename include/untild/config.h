@@ -131,6 +131,12 @@ struct config {
     int digest_time;              /* minutes after midnight ([daemon] timezone); default 08:00 */
     char *digest_managers;        /* addresses that get the team's figures; NULL */
     int digest_max_rows;          /* audit rows read per digest; default 200000 */
+    /* [http] (issue 14): the JSON API */
+    char *http_listen;            /* "host:port"; NULL: off */
+    char *http_tls_cert, *http_tls_key; /* required unless listen is loopback */
+    size_t http_max_body;         /* bytes of one request body; default 1m */
+    int http_max_connections;     /* concurrent connections; default 64 */
+    int http_timeout;             /* seconds a connection may stay idle; default 60 */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;

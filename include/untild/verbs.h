@@ -38,6 +38,10 @@ enum verb_who {
     X("cadence set", "WHO KEY=VALUE...", VERB_ADMIN, cmd_cadence, "set a cadence override") \
     X("cadence clear", "WHO", VERB_ADMIN, cmd_cadence, "remove a cadence override") \
     X("status", "", VERB_ANYONE, cmd_status, "number of windows and held messages") \
+    X("token add", "NAME --scope admin|rep:WHO", VERB_ADMIN, cmd_token, \
+      "make an HTTP API token (printed once)") \
+    X("token list", "", VERB_ADMIN, cmd_token, "list API tokens (names and scopes)") \
+    X("token revoke", "NAME", VERB_ADMIN, cmd_token, "revoke an API token") \
     X("reload", "", VERB_ADMIN, cmd_reload, "reload the configuration, like SIGHUP") \
     X("onboard", "REP [--host HOST] [--out DIR]", VERB_LOCAL, cmd_unknown, \
       "write mail client settings (reads -c CONFIG)") \

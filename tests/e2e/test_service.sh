@@ -172,7 +172,7 @@ missing=""
 for k in $(grep -o '{ S_[A-Z_]*, "[a-z_]*"' daemon/config.c | sed 's/.*"\(.*\)"/\1/' | sort -u); do
     grep -qw -- "$k" man/untild.conf.5 || missing="$missing $k"
 done
-for s in daemon smtp upstream policy windows notify policy_service imap caldav; do
+for s in daemon smtp upstream policy windows notify policy_service imap caldav http; do
     grep -q "^\.SH.*\[$s" man/untild.conf.5 || missing="$missing [$s]"
 done
 if [ -z "$missing" ]; then pass man-conf-keys; else fail man-conf-keys "not in untild.conf.5:$missing"; fi

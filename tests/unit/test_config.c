@@ -333,6 +333,10 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c->nlisten, 1);
     ck_assert_str_eq(c->listen[0], "127.0.0.1:10587");
     ck_assert_uint_eq(c->nlisten_tls, 0);
+    ck_assert_ptr_null(c->http_listen);     /* the API is off unless asked for */
+    ck_assert_uint_eq(c->http_max_body, 1024u * 1024u);
+    ck_assert_int_eq(c->http_max_connections, 64);
+    ck_assert_int_eq(c->http_timeout, 60);
     ck_assert_int_eq(c->auth, AUTH_NONE);
     ck_assert_uint_eq(c->max_message_size, 52428800u);
     ck_assert_int_eq(c->max_sessions, 1000);
@@ -415,6 +419,9 @@ static const struct bad {
     { "[upstream]\nurl = ftp://127.0.0.1\n", 2, "scheme" },
     { "[smtp]\nlisten_tls = 127.0.0.1:465\n", 2, "tls_cert" },
     { "[smtp]\nauth = upstream\n", 2, "[upstream] url" },
+    { "[http]\nlisten = 0.0.0.0:8080\n", 2, "not loopback" },
+    { "[http]\nlisten = nowhere\n", 2, "bad address" },
+    { "[http]\nmax_body = 10\n", 2, "max_body" },
     { "owner = x@example.com\n", 1, "outside" },
     { "[caldav]\nurl = https://cal.example.com/\naction = reject\n", 3,
       "hold | flag" },

@@ -81,7 +81,7 @@ START_TEST(test_usage_texts_from_the_table)
 {
     char groups[128], usage[4096];
     verbs_groups(groups, sizeof groups);
-    ck_assert_str_eq(groups, "window|check|held|report|followups|cadence|status|reload");
+    ck_assert_str_eq(groups, "window|check|held|report|followups|cadence|status|token|reload");
     verbs_usage(usage, sizeof usage);
     size_t n;
     const struct verb *v = verbs_all(&n);
