@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <libetpan/libetpan.h>
 #include "untild/http_api_int.h"
+#include "untild/json.h"
 
 static int fail(struct api_err *e, int status, const char *error, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -359,31 +360,24 @@ char *api_err_json(const struct api_err *e)
 
 /* ---- preview ---- */
 
-/* Copy s[0..n) into out as valid UTF-8 (invalid bytes and C0 controls
- * but tab and newline become '?'; CR dropped). out may be s (in place:
- * memmove, the output never runs ahead of the input). */
+/* Copy s[0..n) into out as valid UTF-8 (json.c's decoder decides what is
+ * valid; invalid bytes and C0 controls but tab and newline become '?'; CR
+ * dropped). out may be s (in place: memmove, the output never runs ahead
+ * of the input). */
 static void utf8_clean(const char *s, size_t n, char *out, size_t outsz)
 {
     size_t o = 0;
     const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n && o + 5 < outsz;) {
-        unsigned c = p[i];
-        size_t k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        int ok = k && i + k <= n && !(k == 2 && c < 0xc2);
-        for (size_t j = 1; ok && j < k; j++)
-            ok = (p[i + j] & 0xc0) == 0x80;
-        if (ok && k == 1 && c == '\r') {
-            i++;
+    for (size_t i = 0, k; i < n && o + 5 < outsz; i += k) {
+        long c = ujson_utf8_next(p + i, n - i, &k);
+        if (c == '\r')
             continue;
-        }
-        if (!ok || (k == 1 && c < 0x20 && c != '\t' && c != '\n') || c == 0x7f) {
+        if (c < 0 || (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f) {
             out[o++] = '?';
-            i++;
             continue;
         }
         memmove(out + o, p + i, k);
         o += k;
-        i += k;
     }
     out[o] = '\0';
 }
