@@ -35,6 +35,8 @@
 #include "untild/tls_self.h"
 
 #include <gnutls/gnutls.h>
+#include <libxml/entities.h>
+#include <libxml/xmlmemory.h>
 #include "untild/sysutil.h"
 
 #include <ctype.h>
@@ -82,18 +84,17 @@ static int text_ok(const char *s, size_t max)
     return n > 0;
 }
 
+/* libxml2 escapes (& < > " and CR); values are printable text already
+ * (text_ok). Out of memory: the buffer remembers the failure. */
 static void xml_esc(struct strbuf *b, const char *s)
 {
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': sb_puts(b, "&amp;"); break;
-        case '<': sb_puts(b, "&lt;"); break;
-        case '>': sb_puts(b, "&gt;"); break;
-        case '"': sb_puts(b, "&quot;"); break;
-        case '\'': sb_puts(b, "&apos;"); break;
-        default: sb_add(b, s, 1);
-        }
+    xmlChar *e = xmlEncodeSpecialChars(NULL, (const xmlChar *)s);
+    if (!e) {
+        b->oom = 1;
+        return;
     }
+    sb_puts(b, (const char *)e);
+    xmlFree(e);
 }
 
 /* "host:port" or "[v6]:port" (already validated by config.c). */

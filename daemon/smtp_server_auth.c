@@ -123,47 +123,36 @@ int smtp_tls_handshake(struct smtp_session *s)
 
 /* ---- SASL ---- */
 
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
+#define B64_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
-/* Strict base64 decode into a fresh NUL-terminated buffer; -1 on error. */
+/* Strict base64 decode into a fresh NUL-terminated buffer; -1 on error.
+ * GnuTLS decodes; SASL (RFC 4954) allows no white space, which nettle's
+ * decoder would skip, and '=' only as the last one or two: checked first. */
 static int b64decode(const char *in, char **out, size_t *outlen)
 {
-    size_t n = strlen(in);
-    if (n % 4)
+    size_t n = strlen(in), body = strspn(in, B64_ALPHABET);
+    if (n % 4 || n - body > 2 || strspn(in + body, "=") != n - body)
         return -1;
-    char *o = malloc(n / 4 * 3 + 1);
-    if (!o)
-        return -1;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int j = 0; j < 4; j++) {
-            if (in[i + j] == '=' && i + 4 == n && j >= 2) {
-                v[j] = 0;
-                pad++;
-            } else if (pad || (v[j] = b64val((unsigned char)in[i + j])) < 0) {
-                free(o);
-                return -1;
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        o[k++] = (char)(w >> 16);
-        if (pad < 2)
-            o[k++] = (char)(w >> 8);
-        if (pad < 1)
-            o[k++] = (char)w;
+    char *o;
+    if (n == 0) {
+        if (!(o = strdup("")))
+            return -1;
+        *out = o;
+        *outlen = 0;
+        return 0;
     }
-    o[k] = '\0';
+    gnutls_datum_t d = { (unsigned char *)(uintptr_t)in, (unsigned)n }, r = { NULL, 0 };
+    if (gnutls_base64_decode2(&d, &r) < 0)
+        return -1;
+    if (!(o = malloc(r.size + 1))) {
+        gnutls_free(r.data);
+        return -1;
+    }
+    memcpy(o, r.data, r.size);
+    o[r.size] = '\0';
     *out = o;
-    *outlen = k;
+    *outlen = r.size;
+    gnutls_free(r.data);
     return 0;
 }
 
