@@ -846,7 +846,8 @@ static int part_content(GMimeObject *o, GMimeDataWrapper *dw, char **out, size_t
     *outlen = ba->len;
     *out = malloc(ba->len + 1);
     if (*out) {
-        memcpy(*out, ba->data, ba->len);
+        if (ba->len)    /* an empty array's data is NULL */
+            memcpy(*out, ba->data, ba->len);
         (*out)[ba->len] = '\0';
     }
     g_object_unref(mem);
