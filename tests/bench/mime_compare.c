@@ -547,6 +547,8 @@ static const struct { const char *cs, *ew, *utf8; } charsets[] = {
 
 /* Expected facts of the sample messages (tests/unit/test_message.c). */
 static const struct { const char *file, *subject, *name, *uid; } samples[] = {
+    { "apple-request.eml", "Invitation: Kick-off \xe2\x80\x93 Q3", "Sales Rep",
+      "5C0D9A1E-7B3F-4E2A-A1C4-D8E9F0A1B2C3" },
     { "berlin.eml", "Kick-off", "", "berlin-0001@vendor.example" },
     { "cancel.eml", "Canceled: Renewal review", "Rep, Sales", "cancel-uid-0001@vendor.example" },
     { "exchange-recurring.eml", "Weekly review", "Sales Rep",

@@ -600,6 +600,7 @@ START_TEST(test_8bit_untouched)
         "reply.eml", "cancel.eml", "qp-request.eml", "method-mismatch.eml",
         "malformed.eml", "berlin.eml", "octet-ics.eml", "hostile-tz.eml",
         "exchange-recurring.eml", "google-occurrence-cancel.eml", "thunderbird-recurring.eml",
+        "apple-request.eml",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         for (int crlf = 0; crlf < 2; crlf++) {
@@ -945,6 +946,32 @@ START_TEST(test_last_occurrence)
 }
 END_TEST
 
+/* Apple Mail / macOS Calendar: the invitation as a quoted-printable
+ * text/calendar attachment (soft line breaks mid-address), parameters on
+ * folded lines, a comment with quoted parentheses in Mime-Version. */
+START_TEST(test_apple_request)
+{
+    for (int crlf = 0; crlf < 2; crlf++) {
+        struct message_facts f;
+        char *msg = parse_file("apple-request.eml", crlf, &f, NULL);
+        ck_assert_str_eq(f.subject, "Invitation: Kick-off \xe2\x80\x93 Q3");
+        ck_assert_str_eq(f.from, "sales.rep@vendor.example");
+        ck_assert_str_eq(f.message_id, "A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF@vendor.example");
+        ck_assert_int_eq(f.method, IMIP_REQUEST);
+        ck_assert_int_eq(f.ical_part, MSG_ICAL_USED);
+        ck_assert_int_eq(f.ical_errors, 0);
+        ck_assert_str_eq(f.ical_uid, "5C0D9A1E-7B3F-4E2A-A1C4-D8E9F0A1B2C3");
+        ck_assert_str_eq(f.organizer, "sales.rep@vendor.example");
+        ck_assert_uint_eq(f.nattendees, 2);
+        ck_assert(has_attendee(&f, "jane.customer@client.example"));
+        ck_assert_str_eq(f.summary, "Kick-off \xe2\x80\x93 Q3");
+        ck_assert_int_eq((long long)f.dtstart, 1751356800LL);   /* 10:00 CEST */
+        message_facts_free(&f);
+        free(msg);
+    }
+}
+END_TEST
+
 /* Issue 15: encoded words in the charsets of real mail come out as UTF-8
  * (libetpan's decoder through iconv), also when each word is padded on its
  * own (Debian 12's GMime 3.2.13 loses the second word there). */
@@ -1124,6 +1151,7 @@ static Suite *message_suite(void)
     tcase_add_test(tc, test_recurrence_id);
     tcase_add_test(tc, test_last_occurrence);
     tcase_add_test(tc, test_charset_subjects);
+    tcase_add_test(tc, test_apple_request);
     tcase_add_test(tc, test_calendar_charset);
     suite_add_tcase(s, tc);
     /* Bounded work: before the fix these ran for minutes (issue 18). */
