@@ -13,11 +13,10 @@
  * library" and tests/bench/mime_compare.c.
  *
  * Bounds, applied before GMime sees anything (it has no limits of its own
- * but a nesting depth of 1024, and costs about 2 KiB per part): the header
- * section ends at an over-long line or section (what follows is body), and
- * the MIME structure is read only up to the MIME_MAX_DELIMS-th line that
- * starts with "--" (only the first MIME_MAX_PARTS parts are looked at
- * anyway). GMime reads a private copy; the input is never modified.
+ * but a nesting depth of 1024, and costs per header field and per part):
+ * the header section ends at an over-long line or section (what follows is
+ * body), and GMime reads a bounded view of the message (view_header and
+ * view_body below), a private copy; the input is never modified.
  *
  * Diagnostics: none. Malformed input is never fatal: it shows as missing
  * facts and as ical_errors. Only ENOMEM makes message_parse() fail.
@@ -42,7 +41,8 @@
 #define HDR_MAX_LINE    (64u * 1024u)   /* a longer line ends the headers */
 #define MIME_MAX_DEPTH  10              /* nested multipart levels */
 #define MIME_MAX_PARTS  200             /* parts looked at, in all */
-#define MIME_MAX_DELIMS 1000            /* "--" lines GMime is shown */
+#define HDR_MAX_LINES   1000            /* header lines GMime is shown */
+#define MIME_MAX_DELIMS 500             /* "--" lines GMime is shown */
 #define MIME_MAX_EVENTS 1000            /* VEVENTs looked at in one part */
 
 struct walk {
@@ -93,18 +93,14 @@ static size_t next_line(const char *p, size_t n, size_t off, size_t *content)
 
 /* Length of the header section, including the blank line. Without a blank
  * line everything is headers; an over-long line or section ends them there
- * (*cut = 1: what follows is body) so that nothing unbounded is kept as a
- * header. */
-static size_t header_section(const char *p, size_t n, int *cut)
+ * (what follows is body) so that nothing unbounded is kept as a header. */
+static size_t header_section(const char *p, size_t n)
 {
     size_t off = 0;
-    *cut = 0;
     while (off < n) {
         size_t c, next = next_line(p, n, off, &c);
-        if (next - off > HDR_MAX_LINE || next > HDR_MAX_SECTION) {
-            *cut = 1;
+        if (next - off > HDR_MAX_LINE || next > HDR_MAX_SECTION)
             return off;
-        }
         if (c == 0)
             return next;
         off = next;
@@ -112,60 +108,90 @@ static size_t header_section(const char *p, size_t n, int *cut)
     return n;
 }
 
-/* Bytes of body GMime is shown: up to the MIME_MAX_DELIMS-th line that
- * could be a boundary delimiter. GMime's cost is per part. */
-static size_t mime_extent(const char *p, size_t n)
+/* What GMime is shown: GMime keeps every header field (about
+ * 600 bytes and 1.5 us each) and every part (about 2 KiB), with no limits
+ * of its own, so the view leaves out what would only cost:
+ *  - lines before the first field that GMime would take for a body (a
+ *    continuation line, a line without a colon): it refuses the whole
+ *    message then;
+ *  - NULs in the header section (a NUL would end a field early);
+ *  - header lines past HDR_MAX_LINES; the section ends with a blank line
+ *    even where the bounds of header_section() cut it;
+ *  - in the body, lines past HDR_MAX_LINES (or longer than HDR_MAX_LINE)
+ *    in a run that follows a line starting with "--" up to a blank line:
+ *    a part's header section is such a run (a calendar part's content
+ *    never is: iCalendar and base64 lines do not start with "--");
+ *  - everything from the MIME_MAX_DELIMS+1-th line starting with "--"
+ *    (only the first MIME_MAX_PARTS parts are looked at anyway). */
+
+/* Append p[from..to) to a, NULs dropped if nonul. */
+static void view_put(GByteArray *a, const char *p, size_t from, size_t to, int nonul)
 {
-    size_t off = 0;
-    int k = 0;
-    while (off < n) {
-        if (n - off >= 2 && p[off] == '-' && p[off + 1] == '-' && ++k > MIME_MAX_DELIMS)
-            return off;
-        const char *lf = memchr(p + off, '\n', n - off);
-        if (!lf)
-            break;
-        off = (size_t)(lf - p) + 1;
+    while (from < to) {
+        const char *z = nonul ? memchr(p + from, '\0', to - from) : NULL;
+        size_t run = (z ? (size_t)(z - p) : to) - from;
+        g_byte_array_append(a, (const guint8 *)p + from, (guint)run);
+        from += run + (z != NULL);
     }
-    return n;
 }
 
-/* Lines before the first field that GMime would take for a body (a
- * continuation line, a line without a colon): it then refuses the whole
- * message, so they are left out. */
-static size_t stray_lines(const char *p, size_t hlen)
+static void view_header(GByteArray *a, const char *p, size_t hlen)
 {
-    size_t off = 0;
-    while (off < hlen) {
+    size_t off = 0, lines = 0;
+    int started = 0;
+    while (off < hlen && lines < HDR_MAX_LINES) {
         size_t c, next = next_line(p, hlen, off, &c);
-        if (c == 0 || (!is_wsp(p[off]) && memchr(p + off, ':', c)))
-            break;
+        if (c == 0)
+            break;                              /* the blank line: added below */
+        if (started || (!is_wsp(p[off]) && memchr(p + off, ':', c))) {
+            started = 1;
+            lines++;
+            view_put(a, p, off, next, 1);
+            if (p[next - 1] != '\n')
+                g_byte_array_append(a, (const guint8 *)"\n", 1);
+        }
         off = next;
     }
-    return off;
+    g_byte_array_append(a, (const guint8 *)"\n", 1);
 }
 
-/* The message as GMime reads it: the bounded header section without NULs
- * (a NUL would end a field early) and stray lines, a blank line where the
- * bounds ended the section, then (with_body) the body up to mime_extent.
- * NULL if GMime finds no message. */
+static void view_body(GByteArray *a, const char *p, size_t n)
+{
+    size_t off = 0, keep = 0, run = 0;
+    int in_run = 0, delims = 0;
+    while (off < n) {
+        size_t c, next = next_line(p, n, off, &c);
+        int drop = 0;
+        if (c >= 2 && p[off] == '-' && p[off + 1] == '-') {
+            if (++delims > MIME_MAX_DELIMS)
+                break;
+            in_run = 1;
+            run = 0;
+        } else if (in_run && c == 0) {
+            in_run = 0;
+        } else if (in_run) {
+            drop = ++run > HDR_MAX_LINES || next - off > HDR_MAX_LINE;
+        }
+        if (drop) {
+            view_put(a, p, keep, off, 0);
+            keep = next;
+        }
+        off = next;
+    }
+    view_put(a, p, keep, off, 0);
+}
+
+/* Parse the view of msg (with_body: the body too). NULL if GMime finds
+ * no message. */
 static GMimeMessage *gm_message(const char *msg, size_t len, int with_body)
 {
-    int cut;
-    size_t hlen = header_section(msg, len, &cut);
-    size_t blen = with_body ? mime_extent(msg + hlen, len - hlen) : 0;
-    if (hlen + blen + 1 > G_MAXUINT)
-        blen = G_MAXUINT - hlen - 1;
-    GByteArray *a = g_byte_array_sized_new((guint)(hlen + 1 + blen));
-    for (size_t i = stray_lines(msg, hlen); i < hlen;) {
-        const char *z = memchr(msg + i, '\0', hlen - i);
-        size_t run = (z ? (size_t)(z - msg) : hlen) - i;
-        g_byte_array_append(a, (const guint8 *)msg + i, (guint)run);
-        i += run + 1;
-    }
-    if (cut || !with_body)
-        g_byte_array_append(a, (const guint8 *)"\n", 1);
-    if (blen)
-        g_byte_array_append(a, (const guint8 *)msg + hlen, (guint)blen);
+    size_t hlen = header_section(msg, len);
+    if (len - hlen > G_MAXUINT / 2)
+        len = hlen + G_MAXUINT / 2;             /* GByteArray's size is a guint */
+    GByteArray *a = g_byte_array_sized_new((guint)(with_body ? len + 1 : hlen + 1));
+    view_header(a, msg, hlen);
+    if (with_body)
+        view_body(a, msg + hlen, len - hlen);
     GMimeStream *s = g_mime_stream_mem_new_with_byte_array(a);   /* owns a */
     GMimeParser *p = g_mime_parser_new_with_stream(s);
     GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
@@ -997,13 +1023,12 @@ int message_parse_max(const char *msg, size_t len, const char *delims,
 {
     struct walk w = { .delims = delims, .f = f,
                       .max_cal = max_cal ? max_cal : MESSAGE_MAX_CALENDAR_DEFAULT };
-    int cut;
     memset(f, 0, sizeof *f);
     if (!msg)
         len = 0;
     if (!msg)
         msg = "";
-    f->header_len = header_section(msg, len, &cut);
+    f->header_len = header_section(msg, len);
     message_gmime_init();
     GMimeMessage *m = gm_message(msg, len, 1);
     if (!m)

@@ -1061,12 +1061,64 @@ static double slow(int *mem_measured)
     return f;
 }
 
+#define CAL_MIN "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nUID:min\nEND:VEVENT\nEND:VCALENDAR\n"
+
 static long maxrss_kb(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
 }
+
+/* Header floods: GMime keeps every field it is shown, so 1 MiB of tiny
+ * header lines, or 20 MB of them in one part's header section, must not
+ * reach it whole. Lines after a "-- " signature are part of a text part
+ * and may be left out; the calendar after them is still found. */
+START_TEST(test_hostile_headers_bounded)
+{
+    struct message_facts f;
+    struct timespec t0;
+    int mem;
+    double sl = slow(&mem);
+    size_t cap = (20u << 20) + 4096, o;
+    char *m = malloc(cap);
+    ck_assert_ptr_nonnull(m);
+
+    o = (size_t)sprintf(m, "Subject: flood\n");
+    while (o < (1u << 20) - 64)
+        o += (size_t)sprintf(m + o, "X-A: b\n");
+    o += (size_t)sprintf(m + o, "\nbody\n");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(message_parse(m, o, DELIMS, &f), 0);
+    ck_assert_str_eq(f.subject, "flood");
+    ck_assert_msg(since(&t0) < 0.1 * sl, "1 MiB of header lines took %.2fs", since(&t0));
+    message_facts_free(&f);
+
+    o = (size_t)sprintf(m, "Subject: part flood\nContent-Type: multipart/mixed; boundary=p\n\n"
+                           "--p\nContent-Type: text/calendar\n\n" CAL_MIN "--p\n");
+    while (o < (20u << 20) - 64)
+        o += (size_t)sprintf(m + o, "X-A: b\n");
+    o += (size_t)sprintf(m + o, "\nbody\n--p--\n");
+    long before = maxrss_kb();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(message_parse(m, o, DELIMS, &f), 0);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    ck_assert_msg(since(&t0) < 1.0 * sl, "20 MB part header took %.2fs", since(&t0));
+    ck_assert_msg(!mem || maxrss_kb() - before < (long)(3 * o / 1024), "%ld KiB", maxrss_kb() - before);
+    message_facts_free(&f);
+
+    o = (size_t)sprintf(m, "Content-Type: multipart/mixed; boundary=p\n\n--p\nContent-Type: text/plain\n\n"
+                           "Regards,\n-- \n");
+    for (int i = 0; i < 3000; i++)
+        o += (size_t)sprintf(m + o, "signature line %d\n", i);
+    o += (size_t)sprintf(m + o, "--p\nContent-Type: text/calendar\n\n" CAL_MIN "--p--\n");
+    ck_assert_int_eq(message_parse(m, o, DELIMS, &f), 0);
+    ck_assert_int_eq(f.method, IMIP_REQUEST);
+    ck_assert_str_eq(f.ical_uid, "min");
+    message_facts_free(&f);
+    free(m);
+}
+END_TEST
 
 /* Hostile MIME past the bounds costs little: 20 MB of parts, 100,000
  * nested multiparts, deep nesting around 20 MB of text. Time and peak
@@ -1160,6 +1212,7 @@ static Suite *message_suite(void)
     tcase_add_test(tb, test_hostile_vtimezone);
     tcase_add_test(tb, test_calendar_cap);
     tcase_add_test(tb, test_hostile_mime_bounded);
+    tcase_add_test(tb, test_hostile_headers_bounded);
     suite_add_tcase(s, tb);
     return s;
 }
