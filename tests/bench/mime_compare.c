@@ -453,6 +453,18 @@ static struct input gen(const char *label, int kind, size_t arg, int bounded)
             put(&b, "--b%zu--\n", i);
         in.want_uid = "";
         break;
+    case 11:    /* arg bytes of tiny header lines, then the calendar */
+        while (b.n < arg)
+            put(&b, "X-A: b\n");
+        put(&b, "Content-Type: text/calendar\n\n" CAL);
+        break;
+    case 12:    /* the calendar, then a part whose header is arg bytes of tiny lines */
+        put(&b, "Content-Type: multipart/mixed; boundary=p\n\n--p\nContent-Type: text/calendar\n\n"
+                CAL "--p\n");
+        for (size_t n0 = b.n; b.n - n0 < arg;)
+            put(&b, "X-A: b\n");
+        put(&b, "\nbody\n--p--\n");
+        break;
     case 1:     /* arg parts, then the calendar */
         put(&b, "Content-Type: multipart/mixed; boundary=p\n\n");
         for (size_t i = 0; i < arg; i++)
@@ -626,7 +638,8 @@ int main(int argc, char **argv)
         { "no close delimiter", 2, 0, 0 },
         { "boundary never used", 3, 0, 0 }, { "1 MB header line", 4, 1 << 20, 1 },
         { "20 MB header line", 4, 20 << 20, 1 },
-        { "200,000 header lines", 5, 200000, 1 }, { "20 MB base64 calendar", 6, 20 << 20, 1 },
+        { "200,000 header lines", 5, 200000, 1 }, { "1 MiB of tiny header lines", 11, 1 << 20, 1 },
+        { "20 MB part header of tiny lines", 12, 20 << 20, 0 }, { "20 MB base64 calendar", 6, 20 << 20, 1 },
         { "100,000 encoded words", 7, 100000, 0 }, { "20 MB same-boundary nest", 8, 20 << 20, 0 },
         { "20 MB binary junk", 9, 20 << 20, 0 },
         { "nested 1000 + 1 MB text", 10, 1 << 20, 0 }, { "nested 1000 + 20 MB text", 10, 20 << 20, 0 },
