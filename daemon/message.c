@@ -22,7 +22,9 @@
  * facts and as ical_errors. Only ENOMEM makes message_parse() fail.
  *
  * Threads: GMime is initialised once (message_gmime_init, pthread_once);
- * each call uses its own objects, so parses may run on worker threads. */
+ * each call uses its own GMime objects, and libetpan's decoder has no
+ * state, so the MIME work is safe on any thread (libical's zone cache is
+ * another matter: docs/HACKING.md "Library pitfalls"). */
 #include "untild/message.h"
 #include "untild/address.h"
 
@@ -200,7 +202,7 @@ static GMimeMessage *gm_message(const char *msg, size_t len, int with_body)
     return m;
 }
 
-/* Unfolded copy of a raw header value: CR, LF and NUL dropped (a fold's
+/* Unfolded copy of a raw header value: CR and LF dropped (a fold's
  * whitespace stays), leading and trailing whitespace trimmed. */
 static char *unfold(const char *raw)
 {
@@ -291,7 +293,8 @@ static int first_msgid(const char *v, char **out)
 }
 
 /* The first mailbox of an address list that has an address (a group's
- * members count), in *addr; 1 if found. */
+ * members count; at most MSG_MAX_ATTENDEES looked at), in *addr; 1 if
+ * found. */
 static int first_mailbox(InternetAddressList *l, const char **addr, int depth)
 {
     int n = l ? internet_address_list_length(l) : 0;
