@@ -113,9 +113,8 @@ static size_t header_section(const char *p, size_t n)
 /* What GMime is shown: GMime keeps every header field (about
  * 600 bytes and 1.5 us each) and every part (about 2 KiB), with no limits
  * of its own, so the view leaves out what would only cost:
- *  - lines before the first field that GMime would take for a body (a
- *    continuation line, a line without a colon): it refuses the whole
- *    message then;
+ *  - lines before the first field (a continuation line, a line without a
+ *    field name and colon): GMime refuses the whole message then;
  *  - NULs in the header section (a NUL would end a field early);
  *  - header lines past HDR_MAX_LINES; the section ends with a blank line
  *    even where the bounds of header_section() cut it;
@@ -137,6 +136,20 @@ static void view_put(GByteArray *a, const char *p, size_t from, size_t to, int n
     }
 }
 
+/* A line GMime takes for the start of a field: a name of printable
+ * characters other than ':', optional whitespace, ':'. */
+static int field_line(const char *p, size_t c)
+{
+    size_t i = 0;
+    while (i < c && (unsigned char)p[i] > ' ' && (unsigned char)p[i] < 127 && p[i] != ':')
+        i++;
+    if (i == 0)
+        return 0;
+    while (i < c && is_wsp(p[i]))
+        i++;
+    return i < c && p[i] == ':';
+}
+
 static void view_header(GByteArray *a, const char *p, size_t hlen)
 {
     size_t off = 0, lines = 0;
@@ -145,7 +158,7 @@ static void view_header(GByteArray *a, const char *p, size_t hlen)
         size_t c, next = next_line(p, hlen, off, &c);
         if (c == 0)
             break;                              /* the blank line: added below */
-        if (started || (!is_wsp(p[off]) && memchr(p + off, ':', c))) {
+        if (started || field_line(p + off, c)) {
             started = 1;
             lines++;
             view_put(a, p, off, next, 1);

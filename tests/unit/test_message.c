@@ -441,6 +441,18 @@ START_TEST(test_degenerate_messages)
     ck_assert_uint_eq(f.header_len, 2);
     message_facts_free(&f);
 
+    /* a first line GMime would not take for a field (it then refuses the
+     * whole message): left out, the fields after it still count */
+    static const char *firsts[] = { "bad name: x\n", ":x\n", "\x01\x02: z\n", "no colon\n" };
+    for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
+        char m2[256];
+        snprintf(m2, sizeof m2, "%sSubject: y\nFrom: a@b.example\n\nbody\n", firsts[i]);
+        parse_str(m2, &f);
+        ck_assert_msg(f.subject && strcmp(f.subject, "y") == 0, "first line %zu", i);
+        ck_assert_str_eq(f.from, "a@b.example");
+        message_facts_free(&f);
+    }
+
     /* continuation line before any field; header with "Name :" */
     parse_str(" stray\nSubject : spaced\nMessage-ID: <>\nIn-Reply-To: bare@id\n\nx", &f);
     ck_assert_str_eq(f.subject, "spaced");
