@@ -14,7 +14,7 @@ CC       ?= gcc
 # Debian package (debian/changelog must carry the same; debian/rules and
 # tests/e2e/test_package.py check it).
 VERSION  := $(shell cat VERSION)
-PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt libmicrohttpd libpq libxml-2.0 json-c
+PKGS     := libcurl libical libetpan gnutls sqlite3 libidn2 libsystemd libcrypt libmicrohttpd libpq libxml-2.0 json-c gmime-3.0
 CHECKPKG := check
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -1,26 +1,40 @@
 /* message.c - the facts policy needs about one RFC 5322 message.
  *
- * Synopsis: message_parse() reads the header section (bounded), decodes the
- * Subject (RFC 2047), normalises From, then walks the MIME tree (bounded in
- * depth and in parts) for text/calendar, application/ics and *.ics
- * octet-stream parts. The first calendar part that libical can parse gives
- * the iMIP facts (METHOD from the decoded data, UID, attendees, start...);
- * later calendar parts are not parsed, so the CalConnect structure (the same
+ * Synopsis: message_parse() bounds the header section, hands the message to
+ * GMime (header fields, MIME structure, transfer decoding, charset
+ * conversion, addresses), decodes the Subject's RFC 2047 words with
+ * libetpan, normalises From, then walks GMime's MIME tree (bounded in depth
+ * and in parts) for text/calendar, application/ics and *.ics octet-stream
+ * parts. The first calendar part that libical can parse gives the iMIP
+ * facts (METHOD from the decoded data, UID, attendees, start...); later
+ * calendar parts are not parsed, so the CalConnect structure (the same
  * invitation as text/calendar and as an application/ics attachment) is
- * counted once.
+ * counted once. Why these libraries, measured: docs/DECISIONS.md "MIME
+ * library" and tests/bench/mime_compare.c.
+ *
+ * Bounds, applied before GMime sees anything (it has no limits of its own
+ * but a nesting depth of 1024, and costs per header field and per part):
+ * the header section ends at an over-long line or section (what follows is
+ * body), and GMime reads a bounded view of the message (view_header and
+ * view_body below), a private copy; the input is never modified.
  *
  * Diagnostics: none. Malformed input is never fatal: it shows as missing
  * facts and as ical_errors. Only ENOMEM makes message_parse() fail.
  *
- * The input is never modified: everything works on (pointer, length) views
- * and copies out, so NUL bytes and a missing final newline are harmless.
- * libical runs on the caller's thread (the main thread, see docs/HACKING.md). */
+ * Threads: GMime is initialised once (message_gmime_init, pthread_once);
+ * each call uses its own GMime objects, and libetpan's decoder has no
+ * state, so the MIME work is safe on any thread (libical's zone cache is
+ * another matter: docs/HACKING.md "Library pitfalls"). */
 #include "untild/message.h"
 #include "untild/when.h"
 #include "untild/address.h"
 
 #include <errno.h>
+#include <gmime/gmime.h>
+#include <libetpan/mailmime_decode.h>
+#include <libetpan/mailimf.h>
 #include <libical/ical.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,7 +44,8 @@
 #define HDR_MAX_LINE    (64u * 1024u)   /* a longer line ends the headers */
 #define MIME_MAX_DEPTH  10              /* nested multipart levels */
 #define MIME_MAX_PARTS  200             /* parts looked at, in all */
-#define MIME_TYPE_MAX   128
+#define HDR_MAX_LINES   1000            /* header lines GMime is shown */
+#define MIME_MAX_DELIMS 500             /* "--" lines GMime is shown */
 #define MIME_MAX_EVENTS 1000            /* VEVENTs looked at in one part */
 
 struct walk {
@@ -44,29 +59,26 @@ struct walk {
 
 static int is_wsp(char c) { return c == ' ' || c == '\t'; }
 
-static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
-
-/* Case-insensitive compare of n bytes, NUL-safe (the view may hold NULs). */
-static int mem_ieq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-            return 0;
-    return 1;
-}
-
-static int str_ends_with_i(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && mem_ieq(s + n - k, suffix, k);
-}
-
 static char *wdup(struct walk *w, const char *s)
 {
     char *d = strdup(s);
     if (!d)
         w->oom = 1;
     return d;
+}
+
+/* GMime's global set-up (type system, charset tables), once per process;
+ * the library's own state, read-only after this. */
+static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
+
+static void gmime_start(void)
+{
+    g_mime_init();
+}
+
+static void message_gmime_init(void)
+{
+    pthread_once(&gmime_once, gmime_start);
 }
 
 /* Next line of p[off..n): returns the offset after its LF (or n) and the
@@ -99,375 +111,220 @@ static size_t header_section(const char *p, size_t n)
     return n;
 }
 
-/* Find header `name` in p[0..hlen): *out = malloc'd unfolded, trimmed value
- * (NULs dropped) or NULL if absent. Returns -1 only on ENOMEM. */
-static int hdr_get(const char *p, size_t hlen, const char *name, char **out)
+/* What GMime is shown: GMime keeps every header field (about
+ * 600 bytes and 1.5 us each) and every part (about 2 KiB), with no limits
+ * of its own, so the view leaves out what would only cost:
+ *  - lines before the first field (a continuation line, a line without a
+ *    field name and colon): GMime refuses the whole message then;
+ *  - NULs in the header section (a NUL would end a field early);
+ *  - header lines past HDR_MAX_LINES; the section ends with a blank line
+ *    even where the bounds of header_section() cut it;
+ *  - in the body, lines past HDR_MAX_LINES (or longer than HDR_MAX_LINE)
+ *    in a run that follows a line starting with "--" up to a blank line:
+ *    a part's header section is such a run (a calendar part's content
+ *    never is: iCalendar and base64 lines do not start with "--");
+ *  - everything from the MIME_MAX_DELIMS+1-th line starting with "--"
+ *    (only the first MIME_MAX_PARTS parts are looked at anyway). */
+
+/* Append p[from..to) to a, NULs dropped if nonul. */
+static void view_put(GByteArray *a, const char *p, size_t from, size_t to, int nonul)
 {
-    size_t nlen = strlen(name), off = 0;
-    *out = NULL;
-    while (off < hlen) {
+    while (from < to) {
+        const char *z = nonul ? memchr(p + from, '\0', to - from) : NULL;
+        size_t run = (z ? (size_t)(z - p) : to) - from;
+        g_byte_array_append(a, (const guint8 *)p + from, (guint)run);
+        from += run + (z != NULL);
+    }
+}
+
+/* A line GMime takes for the start of a field: a name of printable
+ * characters other than ':', optional whitespace, ':'. */
+static int field_line(const char *p, size_t c)
+{
+    size_t i = 0;
+    while (i < c && (unsigned char)p[i] > ' ' && (unsigned char)p[i] < 127 && p[i] != ':')
+        i++;
+    if (i == 0)
+        return 0;
+    while (i < c && is_wsp(p[i]))
+        i++;
+    return i < c && p[i] == ':';
+}
+
+static void view_header(GByteArray *a, const char *p, size_t hlen)
+{
+    size_t off = 0, lines = 0;
+    int started = 0;
+    while (off < hlen && lines < HDR_MAX_LINES) {
         size_t c, next = next_line(p, hlen, off, &c);
-        const char *colon = is_wsp(p[off]) ? NULL : memchr(p + off, ':', c);
-        if (colon) {
-            size_t k = (size_t)(colon - (p + off));
-            while (k > 0 && is_wsp(p[off + k - 1]))  /* obsolete "Name :" */
-                k--;
-            if (k == nlen && mem_ieq(p + off, name, nlen)) {
-                size_t start = (size_t)(colon - p) + 1, end = next;
-                while (end < hlen && is_wsp(p[end]))   /* folded lines */
-                    end = next_line(p, hlen, end, &c);
-                char *v = malloc(end - start + 1);
-                if (!v)
-                    return -1;
-                size_t o = 0;
-                for (size_t i = start; i < end; i++)   /* unfold: drop CR LF */
-                    if (p[i] != '\r' && p[i] != '\n' && p[i] != '\0')
-                        v[o++] = p[i];
-                while (o > 0 && is_wsp(v[o - 1]))
-                    o--;
-                v[o] = '\0';
-                size_t s = 0;
-                while (is_wsp(v[s]))
-                    s++;
-                memmove(v, v + s, o - s + 1);
-                *out = v;
-                return 0;
-            }
+        if (c == 0)
+            break;                              /* the blank line: added below */
+        if (started || field_line(p + off, c)) {
+            started = 1;
+            lines++;
+            view_put(a, p, off, next, 1);
+            if (p[next - 1] != '\n')
+                g_byte_array_append(a, (const guint8 *)"\n", 1);
         }
         off = next;
     }
-    return 0;
+    g_byte_array_append(a, (const guint8 *)"\n", 1);
+}
+
+static void view_body(GByteArray *a, const char *p, size_t n)
+{
+    size_t off = 0, keep = 0, run = 0;
+    int in_run = 0, delims = 0;
+    while (off < n) {
+        size_t c, next = next_line(p, n, off, &c);
+        int drop = 0;
+        if (c >= 2 && p[off] == '-' && p[off + 1] == '-') {
+            if (++delims > MIME_MAX_DELIMS)
+                break;
+            in_run = 1;
+            run = 0;
+        } else if (in_run && c == 0) {
+            in_run = 0;
+        } else if (in_run) {
+            drop = ++run > HDR_MAX_LINES || next - off > HDR_MAX_LINE;
+        }
+        if (drop) {
+            view_put(a, p, keep, off, 0);
+            keep = next;
+        }
+        off = next;
+    }
+    view_put(a, p, keep, off, 0);
+}
+
+/* Parse the view of msg (with_body: the body too). NULL if GMime finds
+ * no message. */
+static GMimeMessage *gm_message(const char *msg, size_t len, int with_body)
+{
+    size_t hlen = header_section(msg, len);
+    if (len - hlen > G_MAXUINT / 2)
+        len = hlen + G_MAXUINT / 2;             /* GByteArray's size is a guint */
+    GByteArray *a = g_byte_array_sized_new((guint)(with_body ? len + 1 : hlen + 1));
+    view_header(a, msg, hlen);
+    if (with_body)
+        view_body(a, msg + hlen, len - hlen);
+    GMimeStream *s = g_mime_stream_mem_new_with_byte_array(a);   /* owns a */
+    GMimeParser *p = g_mime_parser_new_with_stream(s);
+    GMimeMessage *m = g_mime_parser_construct_message(p, NULL);
+    g_object_unref(p);
+    g_object_unref(s);
+    return m;
+}
+
+/* Unfolded copy of a raw header value: CR and LF dropped (a fold's
+ * whitespace stays), leading and trailing whitespace trimmed. */
+static char *unfold(const char *raw)
+{
+    size_t n = strlen(raw), o = 0, s = 0;
+    char *v = malloc(n + 1);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (raw[i] != '\r' && raw[i] != '\n')
+            v[o++] = raw[i];
+    while (o > 0 && is_wsp(v[o - 1]))
+        o--;
+    v[o] = '\0';
+    while (is_wsp(v[s]))
+        s++;
+    memmove(v, v + s, o - s + 1);
+    return v;
+}
+
+/* Header `name` of m, unfolded (*out malloc'd, NULL if absent). -1 on
+ * ENOMEM. */
+static int gm_header(GMimeObject *o, const char *name, char **out)
+{
+    GMimeHeader *h = g_mime_header_list_get_header(g_mime_object_get_header_list(o), name);
+    const char *raw = h ? g_mime_header_get_raw_value(h) : NULL;
+    *out = NULL;
+    if (!raw)
+        return 0;
+    *out = unfold(raw);
+    return *out ? 0 : -1;
 }
 
 char *message_header(const char *msg, size_t len, const char *name)
 {
-    char *v;
+    char *v = NULL;
     if (!msg || !name)
         return NULL;
-    if (hdr_get(msg, header_section(msg, len), name, &v) < 0) {
+    message_gmime_init();
+    GMimeMessage *m = gm_message(msg, len, 0);
+    if (!m)
+        return NULL;
+    if (gm_header(GMIME_OBJECT(m), name, &v) < 0)
         errno = ENOMEM;
-        return NULL;
-    }
+    g_object_unref(m);
     return v;
 }
 
-/* --- decoders; out must have room for n bytes (+1 for the caller's NUL) */
+/* --- header values */
 
-static int b64_val(unsigned char c)
+/* A Subject (unfolded) in UTF-8: RFC 2047 words decoded by libetpan, whose
+ * decoder joins adjacent words correctly (Debian 12's GMime 3.2.13 drops
+ * the text after a padded "B" word: docs/DECISIONS.md). A value without
+ * encoded words, or one libetpan cannot parse, is kept as it is. NULL on
+ * ENOMEM. */
+static char *subject_decode(const char *v)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Base64, ignoring whitespace and junk; a missing pad is fine. '=' drops
- * the partial group, which also copes with concatenated padded chunks. */
-static size_t b64_decode(const char *in, size_t n, char *out)
-{
-    unsigned acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] == '=') {
-            acc = 0;
-            bits = 0;
-            continue;
-        }
-        int v = b64_val((unsigned char)in[i]);
-        if (v < 0)
-            continue;
-        acc = (acc << 6 | (unsigned)v) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
+    char *dec = NULL;
+    size_t idx = 0;
+    if (strstr(v, "=?") && mailmime_encoded_phrase_parse("utf-8", v, strlen(v), &idx, "utf-8", &dec)
+        == MAILIMF_NO_ERROR && dec && idx == strlen(v)) {
+        char *d = strdup(dec);
+        free(dec);
+        if (!d)
+            return NULL;
+        /* Control characters would let a subject forge lines wherever it
+         * is shown or stored: they become spaces. */
+        for (char *c = d; *c; c++)
+            if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+                *c = ' ';
+        return d;
     }
-    return o;
+    free(dec);
+    return strdup(v);
 }
 
-static int hex_val(char c)
+/* "<id@host> (comment)" -> "id@host" (GMime's msg-id decoder: the first
+ * id, or a bare one); NULL if empty. -1 on ENOMEM. */
+static int first_msgid(const char *v, char **out)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    c = (char)lower((unsigned char)c);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* Quoted-printable (RFC 2045): "=XX", soft line breaks "=" [WSP] EOL;
- * a stray "=" is kept as it is. */
-static size_t qp_decode(const char *in, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] != '=') {
-            out[o++] = in[i];
-            continue;
-        }
-        size_t j = i + 1;
-        while (j < n && is_wsp(in[j]))
-            j++;
-        if (j == n || in[j] == '\n' || (in[j] == '\r' && j + 1 < n && in[j + 1] == '\n')) {
-            i = j == n ? n : (in[j] == '\r' ? j + 1 : j);
-            continue;
-        }
-        int hi = i + 2 < n ? hex_val(in[i + 1]) : -1;
-        int lo = i + 2 < n ? hex_val(in[i + 2]) : -1;
-        if (hi >= 0 && lo >= 0) {
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[o++] = '=';
-        }
+    char *id = g_mime_utils_decode_message_id(v);
+    *out = NULL;
+    if (id && *id && !(*out = strdup(id))) {
+        g_free(id);
+        return -1;
     }
-    return o;
+    g_free(id);
+    return 0;
 }
 
-/* ISO-8859-1 to UTF-8: out needs 2n bytes. */
-static size_t latin1_to_utf8(const char *in, size_t n, char *out)
+/* The first mailbox of an address list that has an address (a group's
+ * members count; at most MSG_MAX_ATTENDEES looked at), in *addr; 1 if
+ * found. */
+static int first_mailbox(InternetAddressList *l, const char **addr, int depth)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c < 0x80) {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = (char)(0xc0 | c >> 6);
-            out[o++] = (char)(0x80 | (c & 0x3f));
-        }
-    }
-    return o;
-}
-
-enum charset { CS_OTHER, CS_UTF8, CS_LATIN1 };
-
-static enum charset charset_of(const char *s, size_t n)
-{
-    static const struct { const char *name; enum charset cs; } tab[] = {
-        { "utf-8", CS_UTF8 }, { "utf8", CS_UTF8 }, { "us-ascii", CS_UTF8 },
-        { "iso-8859-1", CS_LATIN1 }, { "iso8859-1", CS_LATIN1 },
-        { "latin1", CS_LATIN1 },
-    };
-    const char *star = memchr(s, '*', n);   /* RFC 2231 "UTF-8*en" */
-    if (star)
-        n = (size_t)(star - s);
-    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
-        if (strlen(tab[i].name) == n && mem_ieq(s, tab[i].name, n))
-            return tab[i].cs;
-    return CS_OTHER;
-}
-
-/* Try one encoded-word "=?cs?X?text?=" at s; on success append its UTF-8
- * to out (room: 2 * its length) and return its length, else 0. */
-static size_t ew_decode(const char *s, char *out, size_t *olen)
-{
-    if (s[0] != '=' || s[1] != '?')
-        return 0;
-    const char *cs = s + 2, *q1 = cs;
-    while (*q1 && *q1 != '?' && !is_wsp(*q1))
-        q1++;
-    if (*q1 != '?' || q1 == cs || !q1[1] || q1[2] != '?')
-        return 0;
-    char enc = (char)lower((unsigned char)q1[1]);
-    const char *text = q1 + 3, *end = text;
-    while (*end && *end != '?' && !is_wsp(*end))
-        end++;
-    if (end[0] != '?' || end[1] != '=' || (enc != 'b' && enc != 'q'))
-        return 0;
-    enum charset c = charset_of(cs, (size_t)(q1 - cs));
-    if (c == CS_OTHER)
-        return 0;                               /* kept raw */
-    size_t tn = (size_t)(end - text), rn = 0;
-    char *raw = malloc(tn + 1);
-    if (!raw)
-        return 0;
-    if (enc == 'b') {
-        rn = b64_decode(text, tn, raw);
-    } else {
-        for (size_t i = 0; i < tn; i++) {
-            int hi, lo;
-            if (text[i] == '_') {
-                raw[rn++] = ' ';
-            } else if (text[i] == '=' && i + 2 < tn
-                       && (hi = hex_val(text[i + 1])) >= 0
-                       && (lo = hex_val(text[i + 2])) >= 0) {
-                raw[rn++] = (char)(hi << 4 | lo);
-                i += 2;
-            } else {
-                raw[rn++] = text[i];
+    int n = l ? internet_address_list_length(l) : 0;
+    for (int i = 0; i < n && i < MSG_MAX_ATTENDEES; i++) {
+        InternetAddress *a = internet_address_list_get_address(l, i);
+        if (INTERNET_ADDRESS_IS_MAILBOX(a)) {
+            const char *s = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a));
+            if (s && strchr(s, '@')) {
+                *addr = s;
+                return 1;
             }
-        }
-    }
-    char *o = out + *olen;
-    size_t on = c == CS_LATIN1 ? latin1_to_utf8(raw, rn, o)
-                               : (memcpy(o, raw, rn), rn);
-    free(raw);
-    /* Control characters would let a subject forge lines wherever it is
-     * shown or stored: NUL goes, the others become spaces. */
-    size_t k = 0;
-    for (size_t i = 0; i < on; i++) {
-        unsigned char ch = (unsigned char)o[i];
-        if (ch == 0)
-            continue;
-        o[k++] = (ch < 0x20 && ch != '\t') || ch == 0x7f ? ' ' : (char)ch;
-    }
-    *olen += k;
-    return (size_t)(end + 2 - s);
-}
-
-/* RFC 2047 decoding of an unstructured header into UTF-8; whitespace
- * between two adjacent encoded-words is dropped. NULL on ENOMEM. */
-static char *rfc2047_decode(const char *s)
-{
-    size_t n = strlen(s), olen = 0, mark = 0;
-    int after_ew = 0;
-    char *out = malloc(2 * n + 1);
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        size_t save = olen, used = 0;
-        if (s[i] == '=' && s[i + 1] == '?') {
-            if (after_ew)
-                olen = mark;        /* drop the whitespace in between */
-            used = ew_decode(s + i, out, &olen);
-            if (!used)
-                olen = save;
-        }
-        if (used) {
-            i += used;
-            after_ew = 1;
-            mark = olen;
-            continue;
-        }
-        if (!is_wsp(s[i]))
-            after_ew = 0;
-        out[olen++] = s[i++];
-    }
-    out[olen] = '\0';
-    return out;
-}
-
-/* --- structured header values */
-
-/* "<id@host> (comment)" -> "id@host": the first <...>, else the trimmed
- * value. Works in place; returns v, or NULL (v freed) when empty. */
-static char *strip_angle(char *v)
-{
-    char *lt = strchr(v, '<');
-    if (lt) {
-        char *gt = strchr(lt + 1, '>');
-        size_t k = gt ? (size_t)(gt - lt - 1) : strlen(lt + 1);
-        memmove(v, lt + 1, k);
-        v[k] = '\0';
-    }
-    if (!*v) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
-
-/* One mailbox of an address list, s[0..n): the addr-spec inside <> or the
- * bare address (comments and unquoted whitespace dropped). 1 if found. */
-static int mailbox_spec(const char *s, size_t n, char *out, size_t outsz)
-{
-    int inq = 0, depth = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {           /* look for a top-level '<' */
-        char c = s[i];
-        if (inq) {
-            if (c == '\\' && i + 1 < n)
-                i++;
-            else if (c == '"')
-                inq = 0;
-        } else if (depth) {
-            if (c == '\\' && i + 1 < n)
-                i++;
-            else if (c == '(')
-                depth++;
-            else if (c == ')')
-                depth--;
-        } else if (c == '"') {
-            inq = 1;
-        } else if (c == '(') {
-            depth = 1;
-        } else if (c == '<') {
-            inq = 0;
-            for (size_t j = i + 1; j < n && o + 1 < outsz; j++) {
-                if (!inq && s[j] == '>')
-                    break;
-                if (s[j] == '"')
-                    inq = !inq;
-                if (!is_wsp(s[j]) || inq)
-                    out[o++] = s[j];
-            }
-            out[o] = '\0';
-            return o > 0;
-        }
-    }
-    inq = depth = 0;                          /* bare address */
-    for (size_t i = 0; i < n && o + 1 < outsz; i++) {
-        char c = s[i];
-        if (depth) {
-            if (c == '(')
-                depth++;
-            else if (c == ')')
-                depth--;
-            continue;
-        }
-        if (!inq && c == '(') {
-            depth = 1;
-            continue;
-        }
-        if (c == '"')
-            inq = !inq;
-        if (inq || !is_wsp(c))
-            out[o++] = c;
-    }
-    out[o] = '\0';
-    return memchr(out, '@', o) != NULL;
-}
-
-/* The first mailbox of an address-list header that has an address. */
-static int first_address(const char *v, char *out, size_t outsz)
-{
-    int inq = 0, depth = 0, angle = 0;
-    size_t start = 0, n = strlen(v);
-    for (size_t i = 0; i <= n; i++) {
-        char c = v[i];
-        if (i < n && inq) {
-            if (c == '\\' && i + 1 < n)
-                i++;
-            else if (c == '"')
-                inq = 0;
-            continue;
-        }
-        if (i < n && depth) {
-            if (c == '(')
-                depth++;
-            else if (c == ')')
-                depth--;
-            continue;
-        }
-        if (i < n && c != ',') {
-            if (c == '"')
-                inq = 1;
-            else if (c == '(')
-                depth = 1;
-            else if (c == '<')
-                angle = 1;
-            else if (c == '>')
-                angle = 0;
-            continue;
-        }
-        if (i < n && angle)
-            continue;
-        if (mailbox_spec(v + start, i - start, out, outsz))
+        } else if (INTERNET_ADDRESS_IS_GROUP(a) && depth == 0
+                   && first_mailbox(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(a)),
+                                    addr, 1)) {
             return 1;
-        start = i + 1;
+        }
     }
     return 0;
 }
@@ -481,99 +338,6 @@ static char *cal_address(struct walk *w, const char *uri)
     if (address_normalize(uri + 7, w->delims, norm, sizeof norm, NULL) < 0)
         return NULL;
     return wdup(w, norm);
-}
-
-/* --- Content-Type parameters */
-
-/* Value of parameter `name` (case-insensitive) in a header value like
- * "type/sub; a=b; name=\"q\"". Also takes RFC 2231 "name*=cs'lang'%xx".
- * *out is malloc'd or NULL; -1 on ENOMEM. */
-static int param_get(const char *v, const char *name, char **out)
-{
-    size_t nlen = strlen(name), i = 0, n = strlen(v);
-    char *ext = NULL;
-    *out = NULL;
-    int inq = 0;
-    while (i < n && (inq || v[i] != ';')) {   /* skip the type itself */
-        if (v[i] == '"')
-            inq = !inq;
-        i++;
-    }
-    while (i < n) {
-        while (i < n && (v[i] == ';' || is_wsp(v[i])))
-            i++;
-        size_t ns = i;
-        while (i < n && v[i] != '=' && v[i] != ';')
-            i++;
-        size_t ne = i;
-        while (ne > ns && is_wsp(v[ne - 1]))
-            ne--;
-        if (i >= n || v[i] != '=')
-            continue;
-        i++;
-        while (i < n && is_wsp(v[i]))
-            i++;
-        char *val = malloc(n - i + 1);
-        if (!val) {
-            free(ext);
-            return -1;
-        }
-        size_t o = 0;
-        if (i < n && v[i] == '"') {
-            for (i++; i < n && v[i] != '"'; i++) {
-                if (v[i] == '\\' && i + 1 < n)
-                    i++;
-                val[o++] = v[i];
-            }
-            if (i < n)
-                i++;
-        } else {
-            while (i < n && v[i] != ';' && !is_wsp(v[i]))
-                val[o++] = v[i++];
-        }
-        val[o] = '\0';
-        size_t k = ne - ns;
-        if (k == nlen && mem_ieq(v + ns, name, nlen)) {
-            free(ext);
-            *out = val;
-            return 0;
-        }
-        if (!ext && k == nlen + 1 && v[ns + nlen] == '*'
-            && mem_ieq(v + ns, name, nlen)) {
-            /* charset'lang'percent-encoded: keep the bytes after the 2nd ' */
-            char *a = strchr(val, '\''), *b = a ? strchr(a + 1, '\'') : NULL;
-            const char *src = b ? b + 1 : val;
-            size_t d = 0;
-            for (size_t s = 0; src[s]; s++) {
-                int hi, lo;
-                if (src[s] == '%' && (hi = hex_val(src[s + 1])) >= 0
-                    && (lo = hex_val(src[s + 2])) >= 0) {
-                    val[d++] = (char)(hi << 4 | lo);
-                    s += 2;
-                } else {
-                    val[d++] = src[s];
-                }
-            }
-            val[d] = '\0';
-            ext = val;
-            continue;
-        }
-        free(val);
-    }
-    *out = ext;
-    return 0;
-}
-
-/* "Text/Calendar; method=..." -> "text/calendar" (bounded, lower case). */
-static void mime_type(const char *ct, char *out, size_t outsz)
-{
-    size_t o = 0;
-    const char *s = ct;
-    while (is_wsp(*s))
-        s++;
-    for (; *s && *s != ';' && *s != '(' && !is_wsp(*s) && o + 1 < outsz; s++)
-        out[o++] = (char)lower((unsigned char)*s);
-    out[o] = '\0';
 }
 
 /* --- iCalendar */
@@ -1053,20 +817,14 @@ static void recurrence_key(struct walk *w, icalcomponent *vcal, icalproperty *rp
 }
 
 /* Take the iMIP facts from a parsed VCALENDAR. */
-static void ical_facts(struct walk *w, icalcomponent *vcal, const char *ct)
+static void ical_facts(struct walk *w, icalcomponent *vcal, const char *param_method)
 {
     struct message_facts *f = w->f;
     icalproperty *mp = icalcomponent_get_first_property(vcal, ICAL_METHOD_PROPERTY);
     if (mp) {
         f->method = method_from_prop(mp);
     } else {
-        char *pm;
-        if (param_get(ct, "method", &pm) < 0) {
-            w->oom = 1;
-            return;
-        }
-        f->method = method_from_string(pm);
-        free(pm);
+        f->method = method_from_string(param_method);
     }
 
     /* The first VEVENT (else VTODO), preferring the master over an
@@ -1117,12 +875,45 @@ static void ical_facts(struct walk *w, icalcomponent *vcal, const char *ct)
     }
 }
 
-/* A calendar part: decode, parse, and take its facts if it is usable. */
-static void calendar_part(struct walk *w, const char *hdr, size_t hlen,
-                          const char *body, size_t blen, const char *ct)
+
+/* The decoded content of a part (transfer encoding undone, converted to
+ * UTF-8 from its charset parameter by GMime), NUL-terminated, in *out
+ * (malloc'd); -1 on ENOMEM. */
+static int part_content(GMimeObject *o, GMimeDataWrapper *dw, char **out, size_t *outlen)
 {
-    char *cte = NULL, *cs = NULL;
-    w->f->ical_size += blen;
+    GMimeStream *mem = g_mime_stream_mem_new(), *dst = mem;
+    const char *cs = g_mime_object_get_content_type_parameter(o, "charset");
+    if (cs && g_ascii_strcasecmp(g_mime_charset_canon_name(cs), "UTF-8") != 0) {
+        GMimeFilter *conv = g_mime_filter_charset_new(cs, "UTF-8");
+        if (conv) {     /* an unknown charset: the bytes as they are */
+            dst = g_mime_stream_filter_new(mem);
+            g_mime_stream_filter_add(GMIME_STREAM_FILTER(dst), conv);
+            g_object_unref(conv);
+        }
+    }
+    g_mime_data_wrapper_write_to_stream(dw, dst);
+    g_mime_stream_flush(dst);
+    if (dst != mem)
+        g_object_unref(dst);
+    GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+    *outlen = ba->len;
+    *out = malloc(ba->len + 1);
+    if (*out) {
+        if (ba->len)    /* an empty array's data is NULL */
+            memcpy(*out, ba->data, ba->len);
+        (*out)[ba->len] = '\0';
+    }
+    g_object_unref(mem);
+    return *out ? 0 : -1;
+}
+
+/* A calendar part: decode, parse, and take its facts if it is usable. */
+static void calendar_part(struct walk *w, GMimeObject *o)
+{
+    GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(o));
+    GMimeStream *src = dw ? g_mime_data_wrapper_get_stream(dw) : NULL;
+    gint64 blen = src ? g_mime_stream_length(src) : 0;
+    w->f->ical_size += blen > 0 ? (size_t)blen : 0;
     if (w->f->ical_size > w->max_cal) {
         /* Not parsed at all: the message is plain mail (never an
          * exception to a hold), and nothing later is looked at. */
@@ -1130,44 +921,13 @@ static void calendar_part(struct walk *w, const char *hdr, size_t hlen,
         w->chosen = 1;
         return;
     }
-    if (hdr_get(hdr, hlen, "Content-Transfer-Encoding", &cte) < 0
-        || param_get(ct, "charset", &cs) < 0) {
-        free(cte);
+    char *data = NULL;
+    size_t n = 0;
+    if (dw && part_content(o, dw, &data, &n) < 0) {
         w->oom = 1;
         return;
     }
-    char enc[32];
-    mime_type(cte ? cte : "", enc, sizeof enc);
-    free(cte);
-    int latin1 = cs && charset_of(cs, strlen(cs)) == CS_LATIN1;
-    free(cs);
-
-    char *raw = malloc(blen + 1);
-    if (!raw) {
-        w->oom = 1;
-        return;
-    }
-    size_t n;
-    if (strcmp(enc, "base64") == 0)
-        n = b64_decode(body, blen, raw);
-    else if (strcmp(enc, "quoted-printable") == 0)
-        n = qp_decode(body, blen, raw);
-    else                                /* 7bit, 8bit, binary, unknown */
-        n = (memcpy(raw, body, blen), blen);
-    char *data = raw;
-    if (latin1) {
-        data = malloc(2 * n + 1);
-        if (!data) {
-            free(raw);
-            w->oom = 1;
-            return;
-        }
-        n = latin1_to_utf8(raw, n, data);
-        free(raw);
-    }
-    data[n] = '\0';
-
-    icalcomponent *root = icalparser_parse_string(data);
+    icalcomponent *root = data ? icalparser_parse_string(data) : NULL;
     icalcomponent *vcal = root;
     if (root && icalcomponent_isa(root) == ICAL_XROOT_COMPONENT)
         vcal = icalcomponent_get_first_component(root, ICAL_VCALENDAR_COMPONENT);
@@ -1187,95 +947,42 @@ static void calendar_part(struct walk *w, const char *hdr, size_t hlen,
     w->chosen = 1;
     w->f->ical_part = MSG_ICAL_USED;
     w->f->ical_data = data;
-    ical_facts(w, vcal, ct);
+    ical_facts(w, vcal, g_mime_object_get_content_type_parameter(o, "method"));
     icalcomponent_free(root);
 }
 
-static int is_calendar(const char *type, const char *hdr, size_t hlen,
-                       const char *ct, struct walk *w)
+/* text/calendar, application/ics, or an octet-stream named *.ics (by
+ * Content-Disposition filename or Content-Type name). */
+static int is_calendar(GMimeObject *o)
 {
-    if (strcmp(type, "text/calendar") == 0 || strcmp(type, "application/ics") == 0)
+    GMimeContentType *ct = g_mime_object_get_content_type(o);
+    if (!GMIME_IS_PART(o) || !ct)
+        return 0;
+    if (g_mime_content_type_is_type(ct, "text", "calendar")
+        || g_mime_content_type_is_type(ct, "application", "ics"))
         return 1;
-    if (strcmp(type, "application/octet-stream") != 0)
+    if (!g_mime_content_type_is_type(ct, "application", "octet-stream"))
         return 0;
-    char *cd = NULL, *fn = NULL;
-    if (hdr_get(hdr, hlen, "Content-Disposition", &cd) < 0
-        || (cd && param_get(cd, "filename", &fn) < 0)
-        || (!fn && param_get(ct, "name", &fn) < 0)) {
-        free(cd);
-        w->oom = 1;
-        return 0;
-    }
-    int yes = fn && str_ends_with_i(fn, ".ics");
-    free(cd);
-    free(fn);
-    return yes;
+    const char *fn = g_mime_part_get_filename(GMIME_PART(o));
+    size_t n = fn ? strlen(fn) : 0;
+    return n >= 4 && g_ascii_strcasecmp(fn + n - 4, ".ics") == 0;
 }
 
-static void walk_part(struct walk *w, const char *p, size_t n, int depth);
-
-/* The body parts of a multipart: between "--boundary" lines, the line
- * break before each delimiter belonging to it. A missing close delimiter
- * ends the last part at the end of the body. */
-static void walk_multipart(struct walk *w, const char *p, size_t n,
-                           const char *boundary, int depth)
+/* Depth first, in document order; a message/rfc822 part (a forwarded
+ * invitation) is not entered. */
+static void walk_part(struct walk *w, GMimeObject *o, int depth)
 {
-    size_t bl = strlen(boundary), off = 0, start = 0;
-    int in_part = 0;
-    while (off < n && !w->chosen && !w->oom && w->nparts < MIME_MAX_PARTS) {
-        size_t c, next = next_line(p, n, off, &c);
-        if (c >= 2 + bl && p[off] == '-' && p[off + 1] == '-'
-            && memcmp(p + off + 2, boundary, bl) == 0) {
-            const char *rest = p + off + 2 + bl;
-            size_t rl = c - 2 - bl, k = 0;
-            int close = rl >= 2 && rest[0] == '-' && rest[1] == '-';
-            while (k < rl && is_wsp(rest[k]))
-                k++;
-            if (close || k == rl) {
-                if (in_part) {
-                    size_t end = off;
-                    if (end > start && p[end - 1] == '\n')
-                        end--;
-                    if (end > start && p[end - 1] == '\r')
-                        end--;
-                    walk_part(w, p + start, end - start, depth);
-                }
-                if (close)
-                    return;         /* the epilogue is not a part */
-                in_part = 1;
-                start = next;
-            }
-        }
-        off = next;
-    }
-    if (in_part && !w->chosen && !w->oom)
-        walk_part(w, p + start, n - start, depth);
-}
-
-static void walk_part(struct walk *w, const char *p, size_t n, int depth)
-{
-    if (w->chosen || w->oom || depth > MIME_MAX_DEPTH
+    if (!o || w->chosen || w->oom || depth > MIME_MAX_DEPTH
         || ++w->nparts > MIME_MAX_PARTS)
         return;
-    size_t hlen = header_section(p, n);
-    char *ct = NULL;
-    if (hdr_get(p, hlen, "Content-Type", &ct) < 0) {
-        w->oom = 1;
-        return;
+    if (GMIME_IS_MULTIPART(o)) {
+        GMimeMultipart *mp = GMIME_MULTIPART(o);
+        int n = g_mime_multipart_get_count(mp);
+        for (int i = 0; i < n && !w->chosen && !w->oom && w->nparts < MIME_MAX_PARTS; i++)
+            walk_part(w, g_mime_multipart_get_part(mp, i), depth + 1);
+    } else if (is_calendar(o)) {
+        calendar_part(w, o);
     }
-    char type[MIME_TYPE_MAX];
-    mime_type(ct ? ct : "text/plain", type, sizeof type);
-    if (strncmp(type, "multipart/", 10) == 0) {
-        char *b = NULL;
-        if (param_get(ct, "boundary", &b) < 0)
-            w->oom = 1;
-        else if (b && *b)
-            walk_multipart(w, p + hlen, n - hlen, b, depth + 1);
-        free(b);
-    } else if (ct && is_calendar(type, p, hlen, ct, w)) {
-        calendar_part(w, p, hlen, p + hlen, n - hlen, ct);
-    }
-    free(ct);
 }
 
 void message_facts_free(struct message_facts *f)
@@ -1304,51 +1011,62 @@ int message_parse(const char *msg, size_t len, const char *delims,
     return message_parse_max(msg, len, delims, 0, f);
 }
 
+/* The header facts: Subject, ids, References, Date, From. -1 on ENOMEM. */
+static int header_facts(struct walk *w, GMimeMessage *m)
+{
+    struct message_facts *f = w->f;
+    GMimeObject *o = GMIME_OBJECT(m);
+    char *v = NULL;
+    if (gm_header(o, "Subject", &v) < 0)
+        return -1;
+    if (v) {
+        f->subject = subject_decode(v);
+        free(v);
+        if (!f->subject)
+            return -1;
+    }
+    if (gm_header(o, "Message-ID", &v) < 0 || (v && first_msgid(v, &f->message_id) < 0)) {
+        free(v);
+        return -1;
+    }
+    free(v);
+    if (gm_header(o, "In-Reply-To", &v) < 0 || (v && first_msgid(v, &f->in_reply_to) < 0)) {
+        free(v);
+        return -1;
+    }
+    free(v);
+    if (gm_header(o, "References", &f->references) < 0 || gm_header(o, "Date", &f->date) < 0)
+        return -1;
+    const char *addr;
+    char norm[ADDR_MAX];
+    if (first_mailbox(g_mime_message_get_from(m), &addr, 0)
+        && address_normalize(addr, w->delims, norm, sizeof norm, NULL) == 0)
+        f->from = wdup(w, norm);
+    return w->oom ? -1 : 0;
+}
+
 int message_parse_max(const char *msg, size_t len, const char *delims,
                       size_t max_cal, struct message_facts *f)
 {
     struct walk w = { .delims = delims, .f = f,
                       .max_cal = max_cal ? max_cal : MESSAGE_MAX_CALENDAR_DEFAULT };
-    char *v = NULL;
     memset(f, 0, sizeof *f);
     if (!msg)
         len = 0;
     if (!msg)
         msg = "";
-    size_t hlen = header_section(msg, len);
-    f->header_len = hlen;
-
-    if (hdr_get(msg, hlen, "Subject", &v) < 0)
-        goto oom;
-    if (v) {
-        f->subject = rfc2047_decode(v);
-        free(v);
-        if (!f->subject)
-            goto oom;
-    }
-    if (hdr_get(msg, hlen, "Message-ID", &v) < 0)
-        goto oom;
-    f->message_id = v ? strip_angle(v) : NULL;
-    if (hdr_get(msg, hlen, "In-Reply-To", &v) < 0)
-        goto oom;
-    f->in_reply_to = v ? strip_angle(v) : NULL;
-    if (hdr_get(msg, hlen, "References", &f->references) < 0
-        || hdr_get(msg, hlen, "Date", &f->date) < 0
-        || hdr_get(msg, hlen, "From", &v) < 0)
-        goto oom;
-    if (v) {
-        char spec[ADDR_MAX], norm[ADDR_MAX];
-        if (first_address(v, spec, sizeof spec)
-            && address_normalize(spec, delims, norm, sizeof norm, NULL) == 0)
-            f->from = wdup(&w, norm);
-        free(v);
-    }
-
-    walk_part(&w, msg, len, 0);
-    if (w.oom)
-        goto oom;
-    return 0;
-oom:
+    f->header_len = header_section(msg, len);
+    message_gmime_init();
+    GMimeMessage *m = gm_message(msg, len, 1);
+    if (!m)
+        return 0;
+    if (header_facts(&w, m) == 0)
+        walk_part(&w, g_mime_message_get_mime_part(m), 0);
+    else
+        w.oom = 1;
+    g_object_unref(m);
+    if (!w.oom)
+        return 0;
     message_facts_free(f);
     errno = ENOMEM;
     return -1;
