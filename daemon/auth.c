@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "untild/sysutil.h"
 #include "untild/auth.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -116,6 +117,7 @@ static void job_report(void *arg)
 static void *auth_worker(void *arg)
 {
     struct auth_pool *p = arg;
+    sysutil_below_loop();
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->head && !p->stopping)

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <curl/curl.h>
+#include "untild/sysutil.h"
 #include "untild/caldav_int.h"
 #include "untild/dav_xml.h"
 #include "untild/ical_raw.h"
@@ -1007,6 +1008,7 @@ static void run_job(struct cw *w, const struct job *j, struct result *r)
 void *caldav_worker_main(void *arg)
 {
     struct cw *w = arg;
+    sysutil_below_loop();
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (!w->job && !atomic_load(&w->quit))

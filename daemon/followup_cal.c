@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <curl/curl.h>
+#include "untild/sysutil.h"
 #include "untild/followup_cal.h"
 #include "untild/daemon.h"
 #include "untild/dav_xml.h"
@@ -319,6 +320,7 @@ static void run_job(CURL *c, struct followup_cal *f, struct job *j)
 static void *worker(void *arg)
 {
     struct followup_cal *f = arg;
+    sysutil_below_loop();
     CURL *c = curl_easy_init();
     pthread_mutex_lock(&f->mu);
     for (;;) {

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "untild/sysutil.h"
 #include "untild/holder.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -50,6 +51,7 @@ static void report(void *arg)
 static void *writer(void *arg)
 {
     struct holder *h = arg;
+    sysutil_below_loop();
     for (;;) {
         pthread_mutex_lock(&h->mu);
         while (!h->head && !h->stopping)

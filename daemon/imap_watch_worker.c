@@ -31,6 +31,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <libetpan/libetpan.h>
+#include "untild/sysutil.h"
 #include "untild/imap_watch_int.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -956,6 +957,7 @@ static int idle_wait(struct rep *r, mailimap *imap)
 void *imap_watch_rep_thread(void *arg)
 {
     struct rep *r = arg;
+    sysutil_below_loop();
     int backoff = 1;
     while (!stopping(r)) {
         mailimap *imap = mailimap_new(0, NULL);

@@ -647,6 +647,7 @@ static void run_job(struct worker *w, struct rjob *j)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    sysutil_below_loop();
     struct relay *r = w->r;
     for (;;) {
         pthread_mutex_lock(&r->mu);

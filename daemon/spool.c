@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -856,6 +857,7 @@ static void *syncer(void *arg)
 {
     struct spool *s = arg;
     struct idlist mine = { 0 };
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 5);   /* below the loop, as sysutil_below_loop */
     pthread_mutex_lock(&s->sync_mu);
     for (;;) {
         while (!s->want_held && !s->want_active && !s->unl.n && !s->sync_stop)

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "untild/sysutil.h"
 #include "untild/log.h"
 #include "untild/store_int.h"
 
@@ -27,6 +28,7 @@ struct store_ckpt {
 static void *run(void *arg)
 {
     struct store_ckpt *c = arg;
+    sysutil_below_loop();
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->want && !c->stop)

@@ -7,6 +7,8 @@
  * Diagnostics: none; errors are returned with errno. */
 #include <ctype.h>
 #include <errno.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -59,4 +61,9 @@ int sysutil_loopback_addr(const struct sockaddr_storage *ss)
             return a->sin6_addr.s6_addr[12] == 127;
     }
     return 0;
+}
+
+void sysutil_below_loop(void)
+{
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 5);
 }

@@ -2,6 +2,7 @@
  * thread with loop_post. See workq.h. */
 #include <pthread.h>
 #include <stdlib.h>
+#include "untild/sysutil.h"
 #include "untild/loop.h"
 #include "untild/log.h"
 #include "untild/workq.h"
@@ -33,6 +34,7 @@ static void job_done(void *arg)
 static void *worker(void *arg)
 {
     struct workq *q = arg;
+    sysutil_below_loop();
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!q->head && !q->stopping)
