@@ -54,6 +54,7 @@ struct rjob {
     relay_auth_fn auth_done;
     void *arg;
     char *vuser, *vpass;          /* verify: our own copies */
+    char *loaded;                 /* the message job.load read, ours */
     int verdict;
     struct relay_result res;
 };
@@ -572,6 +573,7 @@ static int verify(struct relay *r, const char *user, const char *pass)
 static void rjob_free(struct rjob *j)
 {
     free(j->res.rcpt_codes);
+    free(j->loaded);
     free(j->vuser);
     wipe_free(j->vpass);
     free(j);
@@ -628,6 +630,17 @@ static void run_job(struct worker *w, struct rjob *j)
     if (j->kind == RJ_VERIFY) {
         j->verdict = verify(r, j->vuser, j->vpass);
         return;
+    }
+    if (j->job.load) {
+        size_t n = 0;
+        if (j->job.load(j->job.load_arg, &j->loaded, &n) < 0) {
+            set_text(&j->res, 451, "%s", "4.3.0 cannot read the message to send");
+            for (size_t i = 0; i < j->job.nrcpts; i++)
+                j->res.rcpt_codes[i] = 451;
+            return;
+        }
+        j->job.data = j->loaded;
+        j->job.len = n;
     }
     if (r->url && job_wants_dsn(&j->job))
         smtp_send_dsn(w, j);
@@ -851,7 +864,7 @@ static int enqueue(struct relay *r, struct rjob *j)
 int relay_submit(struct relay *r, const struct relay_job *job,
                  relay_done_fn done, void *arg)
 {
-    if (!r || !job || !done || (job->nrcpts && !job->rcpts) || (job->len && !job->data))
+    if (!r || !job || !done || (job->nrcpts && !job->rcpts) || (job->len && !job->data && !job->load))
         return -1;
     struct rjob *j = calloc(1, sizeof *j);
     if (!j)

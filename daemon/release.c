@@ -83,8 +83,8 @@ struct release {
 struct delivery {
     struct release *r;
     struct entry *e;
-    char *body;
-    size_t len;
+    int dfd;                  /* held/: the relay's thread reads the file */
+    char id[SPOOL_ID_MAX];
     const char **rcpts;
     const char **params;      /* their RCPT parameters (DSN) */
     size_t *idx;              /* index into e->m.rcpts of each relayed rcpt */
@@ -676,7 +676,6 @@ static int start_return(struct release *r, struct entry *e)
 
 static void delivery_free(struct delivery *d)
 {
-    free(d->body);
     free(d->rcpts);
     free(d->params);
     free(d->idx);
@@ -828,6 +827,18 @@ static void refuse_rejected(struct release *r, struct entry *e)
         log_error("release: cannot record refused recipients of %s: %s", e->m.id, strerror(errno));
 }
 
+/* The relay's thread: read the message it is about to send (the loop
+ * never waits for a cold page cache). d is the loop's until delivered
+ * runs; dfd and id do not change meanwhile. */
+static int load_body(void *arg, char **data, size_t *len)
+{
+    struct delivery *d = arg;
+    if (spool_read_body_at(d->dfd, d->id, data, len) == 0)
+        return 0;
+    log_error("release: cannot read %s: %s", d->id, strerror(errno));
+    return -1;
+}
+
 static int start_delivery(struct release *r, struct entry *e)
 {
     struct untild *u = r->u;
@@ -841,12 +852,8 @@ static int start_delivery(struct release *r, struct entry *e)
         log_error("release: cannot activate %s: %s", e->m.id, strerror(errno));
         goto fail;
     }
-    if (spool_read(u->spool, e->m.id, NULL, &d->body, &d->len) < 0) {
-        log_error("release: cannot read %s: %s", e->m.id, strerror(errno));
-        if (spool_deactivate(u->spool, e->m.id) < 0)
-            log_error("release: cannot move %s back to held/: %s", e->m.id, strerror(errno));
-        goto fail;
-    }
+    d->dfd = spool_held_dir(u->spool);
+    snprintf(d->id, sizeof d->id, "%s", e->m.id);
     d->rcpts = calloc(e->m.nrcpts, sizeof *d->rcpts);
     d->params = calloc(e->m.nrcpts, sizeof *d->params);
     d->idx = calloc(e->m.nrcpts, sizeof *d->idx);
@@ -862,7 +869,7 @@ static int start_delivery(struct release *r, struct entry *e)
             d->rcpts[d->nrcpts++] = e->m.rcpts[i].addr;
         }
     struct relay_job job = { .mail_from = e->m.mail_from ? e->m.mail_from : "", .rcpts = d->rcpts,
-                             .nrcpts = d->nrcpts, .data = d->body, .len = d->len,
+                             .nrcpts = d->nrcpts, .load = load_body, .load_arg = d,
                              .mail_params = e->m.mail_params, .rcpt_params = d->params };
     contacts_delivery_started(u, &e->m, d->started);   /* cadence: a second due message waits */
     e->busy = 1;

@@ -729,6 +729,39 @@ fail_nofile:
     return -1;
 }
 
+int spool_held_dir(const struct spool *s)
+{
+    return s->dfd_held;
+}
+
+int spool_read_body_at(int dfd, const char *id, char **body, size_t *len)
+{
+    struct spool_meta m;
+    size_t hlen;
+    int fd, e;
+    if (!id_valid(id)) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (open_verified(dfd, id, &m, &hlen, &fd) < 0)
+        return -1;
+    char *b = malloc(m.size + 1);
+    if (b == NULL || pread_all(fd, b, m.size, (off_t)hlen) < 0) {
+        e = b ? errno : ENOMEM;
+        free(b);
+        spool_meta_free(&m);
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    b[m.size] = '\0';
+    *body = b;
+    *len = m.size;
+    spool_meta_free(&m);
+    close(fd);
+    return 0;
+}
+
 int spool_read(struct spool *s, const char *id, struct spool_meta *meta,
                char **body, size_t *len)
 {

@@ -30,6 +30,12 @@ struct relay_job {
                                        NULL), or NULL. DSN parameters (RET,
                                        ENVID, NOTIFY, ORCPT) are passed on when
                                        the upstream offers DSN; the rest are not. */
+    /* The message is read on the relay's thread instead (data and len are
+     * then left unset): load(load_arg, &data, &len) gives a malloc'ed copy
+     * (the relay frees it) or -1 (answered 451). A held message is read this
+     * way, so a page cache gone cold stalls a worker, not the event loop. */
+    int (*load)(void *arg, char **data, size_t *len);
+    void *load_arg;
 };
 
 #endif

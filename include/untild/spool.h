@@ -124,6 +124,13 @@ int spool_update(struct spool *s, const struct spool_meta *meta);
 int spool_read(struct spool *s, const char *id, struct spool_meta *meta,
                char **body, size_t *len);
 
+/* Any thread (no index, no seam): the body of held message id, read from
+ * the directory dfd (spool_held_dir) and verified like spool_read. For
+ * reads off the loop (the relay reads what it sends). 0 or -1/errno. */
+int spool_read_body_at(int dfd, const char *id, char **body, size_t *len);
+/* The held/ directory's descriptor (valid until spool_close). */
+int spool_held_dir(const struct spool *s);
+
 /* held -> active (before delivery), active -> held (delivery deferred). */
 int spool_activate(struct spool *s, const char *id);
 int spool_deactivate(struct spool *s, const char *id);
