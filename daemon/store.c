@@ -254,6 +254,14 @@ int store_step_done(struct store *st, int qi, const char *what)
     return 0;
 }
 
+int store_step_record(struct store *st, int qi, const char *what)
+{
+    sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    int rc = store_step_done(st, qi, what);
+    sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    return rc;
+}
+
 int store_bind_text(sqlite3_stmt *q, int i, const char *s)
 {
     if (s == NULL)

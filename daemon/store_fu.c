@@ -116,12 +116,9 @@ int store_contact_add(struct store *st, const struct store_contact *c)
     store_bind_text(q, 4, c->rep);
     store_bind_text(q, 5, c->channel);
     store_bind_text(q, 6, c->msg_id);
-    /* A record, like the audit: no fsync on the loop for it (a power cut
-     * may lose the last rows; the cadence then allows one contact early). */
-    sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-    int rc = store_step_done(st, Q_CONTACT_ADD, "contact add");
-    sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
-    return rc;
+    /* A record (a power cut may lose the last rows: the cadence then
+     * allows one contact early). */
+    return store_step_record(st, Q_CONTACT_ADD, "contact add");
 }
 
 int store_contacts(struct store *st, const char *key, time_t since, int limit,
@@ -157,7 +154,7 @@ int store_contact_forget(struct store *st, const char *contact, const char *msg_
     store_bind_text(st->q[Q_CONTACT_DEL], 1, contact);
     store_bind_text(st->q[Q_CONTACT_DEL], 2, msg_id);
     store_bind_text(st->q[Q_CONTACT_DEL], 3, channel);
-    return store_step_done(st, Q_CONTACT_DEL, "contact forget");
+    return store_step_record(st, Q_CONTACT_DEL, "contact forget");
 }
 
 int store_inbound_add(struct store *st, const char *message_id, const char *contact,
@@ -168,7 +165,7 @@ int store_inbound_add(struct store *st, const char *message_id, const char *cont
     store_bind_text(q, 2, contact);
     store_bind_text(q, 3, rep);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)t);
-    return store_step_done(st, Q_INBOUND_ADD, "inbound add");
+    return store_step_record(st, Q_INBOUND_ADD, "inbound add");
 }
 
 int store_inbound_has(struct store *st, const char *message_id, const char *contact)

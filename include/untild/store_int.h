@@ -45,6 +45,10 @@ void store_ckpt_stop(struct store *st);
 int store_db_fail(struct store *st, const char *what);
 /* run statement qi to completion (no rows), then reset it: 0 or -1 */
 int store_step_done(struct store *st, int qi, const char *what);
+/* the same for a record (contact history, inbound mail): committed without
+ * the fsync that promises (windows, held mail) pay for, as the audit is;
+ * it survives a crash of the process, maybe not a power cut */
+int store_step_record(struct store *st, int qi, const char *what);
 /* bind a string (NULL: SQL NULL) */
 int store_bind_text(sqlite3_stmt *q, int i, const char *s);
 
