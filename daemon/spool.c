@@ -890,7 +890,9 @@ static void *syncer(void *arg)
 {
     struct spool *s = arg;
     struct idlist mine = { 0 };
-    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 5);   /* below the loop, as sysutil_below_loop */
+    struct sched_param sp = { 0 };   /* below the loop, as sysutil_below_loop */
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 5);
     pthread_mutex_lock(&s->sync_mu);
     for (;;) {
         while (!s->want_held && !s->want_active && !s->unl.n && !s->sync_stop)

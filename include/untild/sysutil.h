@@ -17,10 +17,10 @@ int sysutil_loopback_host(const char *host);
 /* Any thread. A peer address: 127.0.0.0/8, ::1 or ::ffff:127.x. */
 int sysutil_loopback_addr(const struct sockaddr_storage *ss);
 
-/* Calling thread: run below the event loop (nice +5; lowering one's own
- * priority needs no privilege), so on a busy machine the loop, which
- * answers every client, gets the CPU before the workers that feed it.
- * Every worker thread calls it first. */
+/* Calling thread: run below the event loop (SCHED_BATCH: never preempts
+ * the loop on wake-up; nice +5; neither needs privilege), so on a busy
+ * machine the loop, which answers every client, gets the CPU before the
+ * workers that feed it. Every worker thread calls it first. */
 void sysutil_below_loop(void);
 
 #endif
