@@ -734,50 +734,17 @@ int spool_held_dir(const struct spool *s)
     return s->dfd_held;
 }
 
-int spool_read_body_at(int dfd, const char *id, char **body, size_t *len)
+/* Any thread: read and verify id in dfd; meta and body may be NULL. */
+static int read_verified(int dfd, const char *id, struct spool_meta *meta, char **body,
+                         size_t *len)
 {
     struct spool_meta m;
     size_t hlen;
     int fd, e;
-    if (!id_valid(id)) {
-        errno = ENOENT;
-        return -1;
-    }
     if (open_verified(dfd, id, &m, &hlen, &fd) < 0)
         return -1;
-    char *b = malloc(m.size + 1);
-    if (b == NULL || pread_all(fd, b, m.size, (off_t)hlen) < 0) {
-        e = b ? errno : ENOMEM;
-        free(b);
-        spool_meta_free(&m);
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    b[m.size] = '\0';
-    *body = b;
-    *len = m.size;
-    spool_meta_free(&m);
-    close(fd);
-    return 0;
-}
-
-int spool_read(struct spool *s, const char *id, struct spool_meta *meta,
-               char **body, size_t *len)
-{
-    struct ent *en = id_valid(id) ? map_get(s, id) : NULL;
-    struct spool_meta m;
-    size_t hlen;
-    int fd, e;
-    char *b;
-    if (en == NULL) {
-        errno = ENOENT;
-        return -1;
-    }
-    if (open_verified(state_dir_fd(s, en->state), id, &m, &hlen, &fd) < 0)
-        return -1;
     if (body != NULL) {
-        b = malloc(m.size + 1);
+        char *b = malloc(m.size + 1);
         if (b == NULL || pread_all(fd, b, m.size, (off_t)hlen) < 0) {
             e = b ? errno : ENOMEM;
             free(b);
@@ -797,6 +764,26 @@ int spool_read(struct spool *s, const char *id, struct spool_meta *meta,
     else
         spool_meta_free(&m);
     return 0;
+}
+
+int spool_read_body_at(int dfd, const char *id, char **body, size_t *len)
+{
+    if (!id_valid(id)) {
+        errno = ENOENT;
+        return -1;
+    }
+    return read_verified(dfd, id, NULL, body, len);
+}
+
+int spool_read(struct spool *s, const char *id, struct spool_meta *meta,
+               char **body, size_t *len)
+{
+    struct ent *en = id_valid(id) ? map_get(s, id) : NULL;
+    if (en == NULL) {
+        errno = ENOENT;
+        return -1;
+    }
+    return read_verified(state_dir_fd(s, en->state), id, meta, body, len);
 }
 
 static int move_state(struct spool *s, const char *id, enum ent_state from,
