@@ -34,35 +34,19 @@
 
 /* ---- connection threads ------------------------------------------------- */
 
-/* Run w on the loop and wait. Returns 0 when done; -1 if stopping (w then
- * belongs to the loop); -2 if it could not be posted (w is still ours). */
+static void work_free_v(void *w)
+{
+    caldav_proxy_pwork_free(w);
+}
+
+/* Run w on the loop and wait (loop_post_wait). Returns 0 when done; -1 if
+ * stopping (w then belongs to the loop); -2 if it could not be posted (w is
+ * still ours). */
 static int on_loop_wait(struct pwork *w)
 {
-    struct caldav_proxy *p = w->p;
-    w->refs = 2;
-    w->done = 0;
-    pthread_mutex_lock(&p->mu);
-    p->pending++;
-    pthread_mutex_unlock(&p->mu);
-    if (loop_post(p->loop, caldav_proxy_on_loop, w) < 0) {
-        pthread_mutex_lock(&p->mu);
-        p->pending--;
-        pthread_mutex_unlock(&p->mu);
-        return -2;
-    }
-    pthread_mutex_lock(&p->mu);
-    while (!w->done && !p->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
-    }
-    int ok = w->done;
-    int last = --w->refs == 0;
-    pthread_mutex_unlock(&p->mu);
-    if (last && !ok)
-        caldav_proxy_pwork_free(w);
-    return ok ? 0 : -1;
+    struct caldav_proxy *o = w->p;
+    return loop_post_wait(o->loop, caldav_proxy_on_loop, w, &o->mu, &o->cv, &o->pending, &o->stopping,
+                          &w->refs, &w->done, work_free_v);
 }
 
 struct hdrs { char *k[MAX_HDRS], *v[MAX_HDRS]; size_t n; };

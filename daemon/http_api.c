@@ -34,35 +34,19 @@ struct conn {
     int too_big;
 };
 
-/* Run w on the loop and wait. Returns 0 when done; -1 if stopping (w then
- * belongs to the loop); -2 if it could not be posted (w is still ours). */
+static void work_free_v(void *w)
+{
+    http_api_work_free(w);
+}
+
+/* Run w on the loop and wait (loop_post_wait). Returns 0 when done; -1 if
+ * stopping (w then belongs to the loop); -2 if it could not be posted (w is
+ * still ours). */
 static int on_loop_wait(struct api_work *w)
 {
-    struct http_api *a = w->a;
-    w->refs = 2;
-    w->done = 0;
-    pthread_mutex_lock(&a->mu);
-    a->pending++;
-    pthread_mutex_unlock(&a->mu);
-    if (loop_post(a->loop, http_api_on_loop, w) < 0) {
-        pthread_mutex_lock(&a->mu);
-        a->pending--;
-        pthread_mutex_unlock(&a->mu);
-        return -2;
-    }
-    pthread_mutex_lock(&a->mu);
-    while (!w->done && !a->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&a->cv, &a->mu, &ts);
-    }
-    int ok = w->done;
-    int last = --w->refs == 0;
-    pthread_mutex_unlock(&a->mu);
-    if (last && !ok)
-        http_api_work_free(w);
-    return ok ? 0 : -1;
+    struct http_api *o = w->a;
+    return loop_post_wait(o->loop, http_api_on_loop, w, &o->mu, &o->cv, &o->pending, &o->stopping,
+                          &w->refs, &w->done, work_free_v);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const char *json, const char *allow)

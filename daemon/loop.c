@@ -356,3 +356,33 @@ void loop_run(struct loop *l, loop_call_fn before_sleep, void *arg)
         }
     }
 }
+
+int loop_post_wait(struct loop *l, loop_call_fn fn, void *arg, pthread_mutex_t *mu,
+                   pthread_cond_t *cv, int *pending, const int *stopping, int *refs,
+                   int *done, void (*free_fn)(void *))
+{
+    *refs = 2;
+    *done = 0;
+    pthread_mutex_lock(mu);
+    (*pending)++;
+    pthread_mutex_unlock(mu);
+    if (loop_post(l, fn, arg) < 0) {
+        pthread_mutex_lock(mu);
+        (*pending)--;
+        pthread_mutex_unlock(mu);
+        return -2;
+    }
+    pthread_mutex_lock(mu);
+    while (!*done && !*stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(cv, mu, &ts);
+    }
+    int ok = *done;
+    int last = --*refs == 0;
+    pthread_mutex_unlock(mu);
+    if (last && !ok)
+        free_fn(arg);
+    return ok ? 0 : -1;
+}

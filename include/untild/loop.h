@@ -5,6 +5,7 @@
 #ifndef UNTILD_LOOP_H
 #define UNTILD_LOOP_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #define LOOP_READ  1
@@ -40,5 +41,19 @@ void loop_stop(struct loop *l);
 
 /* Monotonic milliseconds. */
 int64_t loop_now_ms(void);
+
+/* Any thread but the loop's, for work that needs the loop's state (the
+ * CalDAV proxy's and the HTTP API's connection threads): post fn(arg) and
+ * wait on cv (with mu) until the loop side sets *done (under mu, then
+ * broadcasts) or *stopping is set. *pending counts posted work (the loop
+ * side decrements it); *refs is 2 while both sides hold arg (each side
+ * drops one). Returns 0 when done; -1 when stopping (arg then belongs to
+ * the loop side, unless this side dropped the last reference: then it is
+ * freed here with free_fn); -2 if it could not be posted (arg is still the
+ * caller's). */
+struct timespec;
+int loop_post_wait(struct loop *l, loop_call_fn fn, void *arg, pthread_mutex_t *mu,
+                   pthread_cond_t *cv, int *pending, const int *stopping, int *refs,
+                   int *done, void (*free_fn)(void *));
 
 #endif
