@@ -8,6 +8,7 @@
  * (spool_hold_prepare / spool_hold_finish). */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include "untild/sysutil.h"
@@ -35,7 +36,7 @@ struct holder {
     pthread_t *threads;
     int nthreads;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    sem_t work;             /* one post per job, one per writer at stop (see relay.c: sem_post never waits) */
     struct hjob *head, *tail;
     int stopping;
 };
@@ -53,12 +54,15 @@ static void *writer(void *arg)
     struct holder *h = arg;
     sysutil_below_loop();
     for (;;) {
+        while (sem_wait(&h->work) < 0 && errno == EINTR)
+            ;
         pthread_mutex_lock(&h->mu);
-        while (!h->head && !h->stopping)
-            pthread_cond_wait(&h->cv, &h->mu);
-        if (!h->head) {          /* stopping, and nothing left */
+        if (!h->head) {          /* taken by an earlier batch; or stopping, nothing left */
+            int stop = h->stopping;
             pthread_mutex_unlock(&h->mu);
-            return NULL;
+            if (stop)
+                return NULL;
+            continue;
         }
         struct hjob *batch = h->head, *last = h->head;
         int n = 1;
@@ -100,7 +104,7 @@ struct holder *holder_new(struct spool *s, struct loop *l, int nthreads)
     h->spool = s;
     h->loop = l;
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, NULL);
+    sem_init(&h->work, 0, 0);
     h->threads = calloc((size_t)nthreads, sizeof *h->threads);
     if (!h->threads) {
         free(h);
@@ -126,12 +130,13 @@ void holder_free(struct holder *h)
         return;
     pthread_mutex_lock(&h->mu);
     h->stopping = 1;
-    pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < h->nthreads; i++)
+        sem_post(&h->work);
     for (int i = 0; i < h->nthreads; i++)
         pthread_join(h->threads[i], NULL);
     pthread_mutex_destroy(&h->mu);
-    pthread_cond_destroy(&h->cv);
+    sem_destroy(&h->work);
     free(h->threads);
     free(h);
 }
@@ -160,7 +165,7 @@ int holder_submit(struct holder *h, struct spool_meta *meta, const char *msg,
     else
         h->head = j;
     h->tail = j;
-    pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    sem_post(&h->work);
     return 0;
 }

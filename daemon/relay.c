@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,11 @@ struct relay {
     long timeout;                 /* seconds */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    /* One post per queued job (and one per worker at stop). Not a condition
+     * variable: glibc's pthread_cond_signal can wait for earlier waiters to
+     * be scheduled, and workers run below the loop (measured: the loop
+     * slept there during a mass release); sem_post never waits. */
+    sem_t work;
     struct rjob *head, *tail;
     int stopping;
     unsigned long counter;        /* maildir unique names; under mu */
@@ -663,14 +668,18 @@ static void *worker_main(void *arg)
     sysutil_below_loop();
     struct relay *r = w->r;
     for (;;) {
+        while (sem_wait(&r->work) < 0 && errno == EINTR)
+            ;
         pthread_mutex_lock(&r->mu);
-        while (!r->stopping && !r->head)
-            pthread_cond_wait(&r->cv, &r->mu);
         if (r->stopping) {
             pthread_mutex_unlock(&r->mu);
             break;
         }
         struct rjob *j = r->head;
+        if (!j) {
+            pthread_mutex_unlock(&r->mu);
+            continue;
+        }
         r->head = j->next;
         if (!r->head)
             r->tail = NULL;
@@ -722,7 +731,7 @@ static void relay_destroy(struct relay *r)
     wipe_free(r->password);
     free(r->workers);
     pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
+    sem_destroy(&r->work);
     free(r);
 }
 
@@ -741,7 +750,7 @@ struct relay *relay_new(const struct config *c, struct loop *l, int nworkers)
     if (!r)
         return NULL;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    sem_init(&r->work, 0, 0);
     r->loop = l;
     r->tls_none = c->upstream_tls == TLS_NONE;
     r->timeout = c->upstream_timeout > 0 ? c->upstream_timeout : 120;
@@ -815,8 +824,9 @@ void relay_free(struct relay *r)
     r->stopping = 1;
     struct rjob *left = r->head;
     r->head = r->tail = NULL;
-    pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < r->nworkers; i++)
+        sem_post(&r->work);
 
     for (int i = 0; i < r->nworkers; i++) {
         struct worker *w = &r->workers[i];
@@ -856,8 +866,8 @@ static int enqueue(struct relay *r, struct rjob *j)
     else
         r->head = j;
     r->tail = j;
-    pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    sem_post(&r->work);
     return 0;
 }
 

@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sys/resource.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -63,7 +64,7 @@ struct spool {
      * of a directory with thousands of entries churning takes 100+ ms on a
      * busy disk, and the loop must not wait for it. */
     pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
+    sem_t sync_sem;          /* posted when there is work or at stop (sem_post never waits: relay.c) */
     pthread_t sync_th;
     int sync_started, sync_stop, want_held, want_active;
     /* Lazy removals' unlinks go to that thread too: on a file system whose
@@ -882,8 +883,12 @@ static void *syncer(void *arg)
     (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 5);
     pthread_mutex_lock(&s->sync_mu);
     for (;;) {
-        while (!s->want_held && !s->want_active && !s->unl.n && !s->sync_stop)
-            pthread_cond_wait(&s->sync_cv, &s->sync_mu);
+        while (!s->want_held && !s->want_active && !s->unl.n && !s->sync_stop) {
+            pthread_mutex_unlock(&s->sync_mu);
+            while (sem_wait(&s->sync_sem) < 0 && errno == EINTR)
+                ;
+            pthread_mutex_lock(&s->sync_mu);
+        }
         int held = s->want_held, active = s->want_active;
         struct idlist t = mine;         /* take the queue, leave an empty one */
         mine = s->unl;
@@ -939,8 +944,8 @@ int spool_sync_removals(struct spool *s)
             s->lazy.n = 0;
         }
     }
-    pthread_cond_signal(&s->sync_cv);
     pthread_mutex_unlock(&s->sync_mu);
+    sem_post(&s->sync_sem);
     s->dirty_active = s->dirty_held = 0;
     return 0;
 }
@@ -1160,7 +1165,7 @@ struct spool *spool_open_ex(const char *state_dir, struct spool_meta **held, siz
     if (s) {
         pthread_mutex_init(&s->seam_mu, NULL);
         pthread_mutex_init(&s->sync_mu, NULL);
-        pthread_cond_init(&s->sync_cv, NULL);
+        sem_init(&s->sync_sem, 0, 0);
     }
     int sdfd = -1;
     if (s == NULL)
@@ -1248,8 +1253,8 @@ void spool_close(struct spool *s)
     if (s->sync_started) {
         pthread_mutex_lock(&s->sync_mu);
         s->sync_stop = 1;
-        pthread_cond_signal(&s->sync_cv);
         pthread_mutex_unlock(&s->sync_mu);
+        sem_post(&s->sync_sem);
         pthread_join(s->sync_th, NULL);
     }
     (void)unlink_all(s, &s->lazy);     /* no thread ever started */
@@ -1267,7 +1272,7 @@ void spool_close(struct spool *s)
         close(s->dfd_spool);
     pthread_mutex_destroy(&s->seam_mu);
     pthread_mutex_destroy(&s->sync_mu);
-    pthread_cond_destroy(&s->sync_cv);
+    sem_destroy(&s->sync_sem);
     if (s->tab) {
         for (i = 0; i < s->tabsz; i++) {
             struct ent *e = s->tab[i], *next;

@@ -1,6 +1,8 @@
 /* workq.c - worker threads with a FIFO of jobs; results go back to the loop
  * thread with loop_post. See workq.h. */
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include "untild/sysutil.h"
 #include "untild/loop.h"
@@ -17,7 +19,7 @@ struct workq {
     struct loop *loop;
     const char *name;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    sem_t work;         /* one post per job, one per thread at stop (sem_post never waits: relay.c) */
     struct wjob *head, *tail;
     int stopping;
     pthread_t *threads;
@@ -36,9 +38,9 @@ static void *worker(void *arg)
     struct workq *q = arg;
     sysutil_below_loop();
     for (;;) {
+        while (sem_wait(&q->work) < 0 && errno == EINTR)
+            ;
         pthread_mutex_lock(&q->mu);
-        while (!q->head && !q->stopping)
-            pthread_cond_wait(&q->cv, &q->mu);
         struct wjob *j = q->head;
         if (j) {
             q->head = j->next;
@@ -47,7 +49,7 @@ static void *worker(void *arg)
         }
         pthread_mutex_unlock(&q->mu);
         if (!j)
-            return NULL;          /* stopping and the queue is empty */
+            return NULL;          /* a stop post: the queue is empty (jobs go first, FIFO) */
         j->work(j->arg);
         if (loop_post(q->loop, job_done, j) < 0) {
             /* The loop cannot take it: report on this thread rather than
@@ -68,7 +70,7 @@ struct workq *workq_new(struct loop *l, int nthreads, const char *name)
     q->loop = l;
     q->name = name;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
+    sem_init(&q->work, 0, 0);
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&q->threads[i], NULL, worker, q) != 0) {
             log_error("%s: cannot start a worker thread", name);
@@ -97,8 +99,8 @@ int workq_submit(struct workq *q, workq_fn work, workq_fn done, void *arg)
     else
         q->head = j;
     q->tail = j;
-    pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    sem_post(&q->work);
     return 0;
 }
 
@@ -108,12 +110,13 @@ void workq_free(struct workq *q)
         return;
     pthread_mutex_lock(&q->mu);
     q->stopping = 1;
-    pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    for (int i = 0; i < q->nthreads; i++)
+        sem_post(&q->work);
     for (int i = 0; i < q->nthreads; i++)
         pthread_join(q->threads[i], NULL);
     pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->cv);
+    sem_destroy(&q->work);
     free(q->threads);
     free(q);
 }

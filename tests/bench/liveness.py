@@ -95,6 +95,7 @@ class Prober:
 
 
 VERBOSE = os.environ.get("LIVENESS_VERBOSE") == "1"
+LOG_PIPE = os.environ.get("LIVENESS_LOG", "pipe") == "pipe"   # "file": stderr straight to a file
 
 
 class LiveUntild(harness.Untild):
@@ -109,10 +110,22 @@ class LiveUntild(harness.Untild):
                     log(line)
         super().cleanup()
 
+    def copy_log(self):
+        for line in self.proc.stdout:
+            self.logf.write(line)
+            self.logf.flush()
+
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([harness.UNTILD] + (["-v"] if VERBOSE else []) + ["-c", self.conf], stdout=self.logf, stderr=self.logf)
+        argv = [harness.UNTILD] + (["-v"] if VERBOSE else []) + ["-c", self.conf]
+        if LOG_PIPE:
+            # As under systemd (stderr to journald through a socket): the
+            # daemon's log writes never touch a file on the spool's disk.
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            threading.Thread(target=self.copy_log, daemon=True).start()
+        else:
+            self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=self.logf)
         end = time.monotonic() + 600
         while "untild ready" not in self.logtext():
             if self.proc.poll() is not None or time.monotonic() > end:
