@@ -119,6 +119,8 @@ class LiveUntild(harness.Untild):
         self.logf = open(self.log, "ab")
         t0 = time.monotonic()
         argv = [harness.UNTILD] + (["-v"] if VERBOSE else []) + ["-c", self.conf]
+        if os.environ.get("LIVENESS_NICE"):     # e.g. -5: the daemon above the load generators
+            argv = ["nice", "-n", os.environ["LIVENESS_NICE"]] + argv
         if LOG_PIPE:
             # As under systemd (stderr to journald through a socket): the
             # daemon's log writes never touch a file on the spool's disk.
