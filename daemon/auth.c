@@ -3,8 +3,8 @@
  *
  * The file is re-read at every check so a new rep can be added without a
  * reload; it is small. crypt is slow on purpose (tens of milliseconds), so
- * it never runs on the event loop: auth_pool's threads run the checks and
- * post each verdict to the loop (loop_post), in the shape of holder.c. An
+ * it never runs on the event loop: auth_pool runs the checks on a workq and
+ * each verdict comes back on the loop (workq.c). An
  * unknown user is hashed too, against the file's first hash, so a refusal
  * takes as long whether or not the user exists.
  *
@@ -12,13 +12,12 @@
  * per client address and per user, so guessing is slow and cheap for us. */
 #include <crypt.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "untild/sysutil.h"
 #include "untild/auth.h"
 #include "untild/log.h"
+#include "untild/workq.h"
 #include "untild/loop.h"
 
 /* Used when the file has no hash to borrow: sha512-crypt of a random
@@ -86,17 +85,11 @@ struct ajob {
     auth_done_fn done;
     void *arg;
     int verdict;
-    struct ajob *next;
 };
 
+/* The pool is a workq (workq.c): one worker-pool mechanism in the tree. */
 struct auth_pool {
-    struct loop *loop;
-    pthread_t *threads;
-    int nthreads;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct ajob *head, *tail;
-    int stopping;
+    struct workq *q;
 };
 
 static void wipe(char *p)
@@ -107,6 +100,16 @@ static void wipe(char *p)
     }
 }
 
+static void job_check(void *arg)
+{
+    struct ajob *j = arg;
+    j->verdict = auth_passwd_check(j->file, j->user, j->pass);
+    free(j->file);
+    wipe(j->user);
+    wipe(j->pass);
+    j->file = j->user = j->pass = NULL;
+}
+
 static void job_report(void *arg)
 {
     struct ajob *j = arg;
@@ -114,54 +117,13 @@ static void job_report(void *arg)
     free(j);
 }
 
-static void *auth_worker(void *arg)
-{
-    struct auth_pool *p = arg;
-    sysutil_below_loop();
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->head && !p->stopping)
-            pthread_cond_wait(&p->cv, &p->mu);
-        struct ajob *j = p->head;
-        if (!j) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        p->head = j->next;
-        if (!p->head)
-            p->tail = NULL;
-        pthread_mutex_unlock(&p->mu);
-        j->verdict = auth_passwd_check(j->file, j->user, j->pass);
-        free(j->file);
-        wipe(j->user);
-        wipe(j->pass);
-        j->file = j->user = j->pass = NULL;
-        if (loop_post(p->loop, job_report, j) < 0)
-            log_error("auth: cannot report a password check");
-    }
-}
-
 struct auth_pool *auth_pool_new(struct loop *l, int nthreads)
 {
     struct auth_pool *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->loop = l;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    if (!(p->threads = calloc((size_t)nthreads, sizeof *p->threads))) {
+    if (!(p->q = workq_new(l, nthreads, "auth"))) {
         free(p);
-        return NULL;
-    }
-    for (int i = 0; i < nthreads; i++) {
-        if (pthread_create(&p->threads[i], NULL, auth_worker, p) != 0) {
-            log_error("auth: cannot start a worker thread");
-            break;
-        }
-        p->nthreads++;
-    }
-    if (!p->nthreads) {
-        auth_pool_free(p);
         return NULL;
     }
     return p;
@@ -176,23 +138,15 @@ int auth_pool_submit(struct auth_pool *p, const char *file, const char *user,
     j->file = strdup(file ? file : "");
     j->user = strdup(user ? user : "");
     j->pass = strdup(pass ? pass : "");
-    if (!j->file || !j->user || !j->pass) {
+    j->done = done;
+    j->arg = arg;
+    if (!j->file || !j->user || !j->pass || workq_submit(p->q, job_check, job_report, j) < 0) {
         free(j->file);
         wipe(j->user);
         wipe(j->pass);
         free(j);
         return -1;
     }
-    j->done = done;
-    j->arg = arg;
-    pthread_mutex_lock(&p->mu);
-    if (p->tail)
-        p->tail->next = j;
-    else
-        p->head = j;
-    p->tail = j;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
     return 0;
 }
 
@@ -200,15 +154,7 @@ void auth_pool_free(struct auth_pool *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
-    p->stopping = 1;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nthreads; i++)
-        pthread_join(p->threads[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p->threads);
+    workq_free(p->q);     /* queued checks run; their reports are posted */
     free(p);
 }
 

@@ -8,7 +8,9 @@
  * off; its WAL hook wakes this thread, which checkpoints PASSIVE on a
  * connection of its own (it never blocks the loop's readers or writer;
  * what it cannot copy yet it copies next time). */
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include "untild/sysutil.h"
@@ -21,7 +23,7 @@ struct store_ckpt {
     sqlite3 *db;
     pthread_t th;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    sem_t wake;         /* the WAL hook runs on the loop: sem_post never waits (relay.c) */
     int want, stop;
 };
 
@@ -31,8 +33,12 @@ static void *run(void *arg)
     sysutil_below_loop();
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->want && !c->stop)
-            pthread_cond_wait(&c->cv, &c->mu);
+        while (!c->want && !c->stop) {
+            pthread_mutex_unlock(&c->mu);
+            while (sem_wait(&c->wake) < 0 && errno == EINTR)
+                ;
+            pthread_mutex_lock(&c->mu);
+        }
         if (c->stop)
             break;
         c->want = 0;
@@ -54,8 +60,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     if (pages >= CKPT_PAGES) {
         pthread_mutex_lock(&c->mu);
         c->want = 1;
-        pthread_cond_signal(&c->cv);
         pthread_mutex_unlock(&c->mu);
+        sem_post(&c->wake);
     }
     return SQLITE_OK;
 }
@@ -73,11 +79,11 @@ int store_ckpt_start(struct store *st, const char *path)
         return -1;
     }
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    sem_init(&c->wake, 0, 0);
     if (pthread_create(&c->th, NULL, run, c) != 0) {
         log_warn("store: no checkpoint thread; SQLite checkpoints on the loop");
         pthread_mutex_destroy(&c->mu);
-        pthread_cond_destroy(&c->cv);
+        sem_destroy(&c->wake);
         sqlite3_close(c->db);
         free(c);
         return 0;
@@ -97,11 +103,11 @@ void store_ckpt_stop(struct store *st)
     sqlite3_wal_hook(st->db, NULL, NULL);
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
-    pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    sem_post(&c->wake);
     pthread_join(c->th, NULL);
     pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
+    sem_destroy(&c->wake);
     sqlite3_close(c->db);
     free(c);
     st->ckpt = NULL;

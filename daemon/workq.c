@@ -21,7 +21,6 @@ struct workq {
     pthread_mutex_t mu;
     sem_t work;         /* one post per job, one per thread at stop (sem_post never waits: relay.c) */
     struct wjob *head, *tail;
-    int stopping;
     pthread_t *threads;
     int nthreads;
 };
@@ -108,9 +107,6 @@ void workq_free(struct workq *q)
 {
     if (!q)
         return;
-    pthread_mutex_lock(&q->mu);
-    q->stopping = 1;
-    pthread_mutex_unlock(&q->mu);
     for (int i = 0; i < q->nthreads; i++)
         sem_post(&q->work);
     for (int i = 0; i < q->nthreads; i++)
