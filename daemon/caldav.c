@@ -733,6 +733,7 @@ static struct cw *cw_new(struct caldav *m, const struct caldav_cfg *d)
     w->calendars = strdup(d->calendars ? d->calendars : "*");
     w->wincal = strdup(d->windows_calendar ? d->windows_calendar : "Do not contact");
     w->proxy_listen = d->proxy_listen ? strdup(d->proxy_listen) : NULL;
+    w->proxy_max_body = d->proxy_max_body;
     w->poll = d->poll_interval > 0 ? d->poll_interval : 60;
     w->sync_etag = d->sync_etag;
     snprintf(w->statekey, sizeof w->statekey, "caldav:state:%s", w->rep);
@@ -747,7 +748,8 @@ static struct cw *cw_new(struct caldav *m, const struct caldav_cfg *d)
     }
     w->th_started = 1;
     if (w->proxy_listen
-        && !(w->proxy = caldav_proxy_start(u, w->rep, w->proxy_listen, w->url, w->tls_ca))) {
+        && !(w->proxy = caldav_proxy_start(u, w->rep, w->proxy_listen, w->url, w->tls_ca,
+                                                             w->proxy_max_body))) {
         cw_free(w);
         return NULL;
     }

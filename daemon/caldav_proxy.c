@@ -58,20 +58,6 @@
 
 #define MAX_QUIET     64
 
-/* Connection thread: parse the PUT body with libical here, not on the
- * loop (its cost is about 30 times the size, in time and memory); bodies
- * over [smtp] max_calendar_part are not parsed at all (prepare decides). */
-void caldav_proxy_parse(struct pwork *w, size_t max)
-{
-    if (w->len > max) {
-        w->too_big = 1;
-        return;
-    }
-    char *text = strndup(w->body, w->len);
-    w->cal = text ? icalparser_parse_string(text) : NULL;
-    free(text);
-}
-
 void caldav_proxy_pwork_free(struct pwork *w)
 {
     if (w->cal)
@@ -266,7 +252,8 @@ static void scan_prop(struct pwork *w, struct rscan *r, const struct icr_prop *p
         a->norm[0] = '\0';
 }
 
-/* Read the ATTENDEE and ORGANIZER lines of every top-level VEVENT. */
+/* Read the ATTENDEE and ORGANIZER lines of every top-level VEVENT; with
+ * no w, only count the ATTENDEE lines (any thread). */
 static void scan_text(struct pwork *w, const char *s, size_t n, const char *rep, struct rscan *r)
 {
     struct strbuf u = { 0 };
@@ -304,7 +291,7 @@ static void scan_text(struct pwork *w, const char *s, size_t n, const char *rep,
                 r->bad = 1;
             if (depth < 2)
                 ev = -1;
-        } else if (ev >= 0 && depth == 2 && (icr_name_is(pr.name, pr.nlen, "ATTENDEE")
+        } else if (w && ev >= 0 && depth == 2 && (icr_name_is(pr.name, pr.nlen, "ATTENDEE")
                                              || icr_name_is(pr.name, pr.nlen, "ORGANIZER"))) {
             scan_prop(w, r, &pr, &l, (size_t)ev, rep);
         }
@@ -312,6 +299,25 @@ static void scan_text(struct pwork *w, const char *s, size_t n, const char *rep,
     if (depth != 0 || u.oom)
         r->bad = 1;
     sb_free(&u);
+}
+
+/* Connection thread: parse the PUT body with libical here, not on the
+ * loop (its cost is about 30 times the size, in time and memory); bodies
+ * over [smtp] max_calendar_part are not parsed at all, only their
+ * ATTENDEE lines counted, here too (prepare decides). */
+void caldav_proxy_parse(struct pwork *w, size_t max)
+{
+    if (w->len > max) {
+        struct rscan r = { 0 };
+        w->too_big = 1;
+        scan_text(NULL, w->body, w->len, "", &r);
+        w->nattendees = r.nattendees;
+        rscan_free(&r);
+        return;
+    }
+    char *text = strndup(w->body, w->len);
+    w->cal = text ? icalparser_parse_string(text) : NULL;
+    free(text);
 }
 
 /* The client's text with SCHEDULE-AGENT=CLIENT on the marked ATTENDEE
@@ -708,21 +714,20 @@ static void prepare(struct pwork *w)
     struct rscan r = { 0 };
     if (!w->body || address_normalize(w->p->rep, u->pcfg.delims, rep, sizeof rep, NULL) < 0)
         return;
-    scan_text(w, w->body, w->len, rep, &r);
     if (w->too_big) {
         /* Not parsed (caldav_proxy_parse): nobody to protect is the
          * server's business; else fail closed, never "allowed because
          * unparsed". */
-        if (r.nattendees) {
+        if (w->nattendees) {
             log_warn("caldav proxy: %s: PUT %s: %zu bytes of calendar data with attendees, over "
                      "[smtp] max_calendar_part (%zu): refused", w->p->rep, w->path, w->len,
                      (size_t)u->cfg->max_calendar_part);
             refuse(w, "the calendar data is over the size untild checks (max_calendar_part) and "
                       "invites attendees; it was not stored");
         }
-        rscan_free(&r);
         return;
     }
+    scan_text(w, w->body, w->len, rep, &r);   /* up to max_calendar_part */
     size_t quiet = r.bad ? 0 : mark_quiet(w, &r, rep, now);
     icalcomponent *cal = w->cal;     /* parsed on the connection thread */
     w->cal = NULL;

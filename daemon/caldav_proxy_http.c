@@ -579,7 +579,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
-        if (cc->body.len + *upload_size > MAX_BODY)
+        if (cc->body.len + *upload_size > p->max_body)
             cc->too_big = 1;
         else
             sb_add(&cc->body, upload, *upload_size);
@@ -587,8 +587,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (cc->too_big || cc->body.oom) {
-        log_warn("caldav proxy: %s %s: request body over %u MiB refused", method, url, MAX_BODY >> 20);
-        return reply(c, 413, "untild: request body too large (the CalDAV proxy takes up to 32 MiB)\n");
+        log_warn("caldav proxy: %s %s: request body over [caldav] proxy_max_body (%zu bytes) refused", method,
+                 url, p->max_body);
+        return reply(c, 413, "untild: request body too large (over the CalDAV proxy's proxy_max_body)\n");
     }
     return forward(p, c, url, method, cc);
 }
@@ -615,7 +616,7 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 /* ---- start / stop ------------------------------------------------------- */
 
 struct caldav_proxy *caldav_proxy_start(struct untild *u, const char *rep, const char *listen,
-                                        const char *url, const char *tls_ca)
+                                        const char *url, const char *tls_ca, size_t max_body)
 {
     struct caldav_proxy *p = calloc(1, sizeof *p);
     struct sockaddr_in sin = { 0 };
@@ -630,6 +631,7 @@ struct caldav_proxy *caldav_proxy_start(struct untild *u, const char *rep, const
     p->u = u;
     p->loop = u->loop;
     p->max_calendar = u->cfg->max_calendar_part;
+    p->max_body = max_body;
     if (!colon || (size_t)(colon - listen) >= sizeof host) {
         log_error("caldav proxy: bad proxy_listen %s", listen);
         goto fail;

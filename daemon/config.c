@@ -267,6 +267,7 @@ static const struct key keys[] = {
     { S_CALDAV, "windows_calendar", V_STR, D(windows_calendar), 0, 0, 0 },
     { S_CALDAV, "poll_interval", V_INT, D(poll_interval), 0, 1, 86400 },
     { S_CALDAV, "proxy_listen", V_ADDR, D(proxy_listen), 0, 0, 0 },
+    { S_CALDAV, "proxy_max_body", V_SIZE, D(proxy_max_body), 0, 1024, 1LL << 30 },
     { S_CALDAV, "sync", V_SYNC, D(sync_etag), 0, 0, 0 },
 };
 
@@ -765,6 +766,7 @@ static int caldav_defaults(struct caldav_cfg *d)
     d->tls = TLS_REQUIRED;
     d->action = ACTION_FLAG;
     d->poll_interval = 60;
+    d->proxy_max_body = 32u << 20;
     d->calendars = strdup("*");
     return d->calendars ? 0 : -1;
 }

@@ -48,6 +48,7 @@ struct result {
 struct cw {
     struct caldav *m;
     char *rep, *url, *user, *pass, *calendars, *wincal, *proxy_listen;
+    size_t proxy_max_body;
     char *ca_src;           /* [caldav] tls_ca as configured */
     char *principal;        /* the rep's principal href (loop thread) */
     char *tls_ca;           /* CAINFO: system bundle + ca_src (read-only after start) */

@@ -15,7 +15,7 @@ struct caldav_proxy;
  * tls_ca: extra trust anchor or NULL. Returns NULL on failure (logged). */
 struct caldav_proxy *caldav_proxy_start(struct untild *u, const char *rep,
                                         const char *listen, const char *url,
-                                        const char *tls_ca);
+                                        const char *tls_ca, size_t max_body);
 /* Stop (joins the connection threads; call after the loop stopped). */
 void caldav_proxy_stop(struct caldav_proxy *p);
 

@@ -16,7 +16,6 @@ struct untild;
 struct loop;
 struct MHD_Daemon;
 
-#define MAX_BODY      (32u << 20)
 #define MAX_HDRS      128
 
 struct caldav_proxy {
@@ -31,6 +30,7 @@ struct caldav_proxy {
     int pending;    /* work posted to the loop and not yet run */
     int dead;       /* stopped with work pending: the last one frees us */
     size_t max_calendar;   /* [smtp] max_calendar_part at start: bodies parsed up to it */
+    size_t max_body;       /* [caldav] proxy_max_body: request bodies taken up to it */
 };
 
 struct conn {
@@ -52,6 +52,7 @@ struct pwork {
     char *dest;         /* P_MOVE: the Destination path */
     void *cal;          /* P_PREPARE: the body parsed off the loop (icalcomponent *) */
     int too_big;        /* P_PREPARE: over max_calendar_part, not parsed */
+    size_t nattendees;  /* P_PREPARE, too_big: ATTENDEE lines counted off the loop */
     /* P_PREPARE results */
     char *newbody;      /* the body to store when it had to change */
     size_t newlen;

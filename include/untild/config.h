@@ -42,6 +42,7 @@ struct caldav_cfg {
     char *windows_calendar;
     int poll_interval;
     char *proxy_listen;      /* NULL: no proxy */
+    size_t proxy_max_body;   /* request body bytes the proxy takes; default 32m */
     int sync_etag;           /* sync = etag: never use sync-collection */
 };
 

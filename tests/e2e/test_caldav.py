@@ -1103,6 +1103,28 @@ class ProxyFidelity(CalDAVBase):
         self.assertIn(st, (201, 204), body)
 
 
+class ProxyMaxBody(CalDAVBase):
+    """Issue 18: the proxy's request-body limit is [caldav] proxy_max_body
+    (was a fixed 32 MiB): a larger body is answered 413, logged, and not
+    forwarded; one under it goes through."""
+    proxy = True
+    caldav_extra = "proxy_max_body = 64k\n"
+
+    def test_body_over_proxy_max_body_refused_413(self):
+        desc = "DESCRIPTION:" + "x" * 70 + "\r\n"
+        ics = vevent("mb1", "20270901T100000Z", "20270901T110000Z")
+        big = ics.replace("END:VEVENT", desc + (" " + "y" * 70 + "\r\n") * 1000 + "END:VEVENT")
+        self.assertGreater(len(big), 64 * 1024)
+        st, h, body = self.dav.put("/rep/work/mb1.ics", big, port=self.pport)
+        self.assertEqual(st, 413, body)
+        self.assertIn(b"proxy_max_body", body)
+        self.assertEqual(self.dav.get("/rep/work/mb1.ics")[0], 404)
+        self.assertIn("over [caldav] proxy_max_body (65536 bytes) refused", self.u.logtext())
+        st, h, body = self.dav.put("/rep/work/mb2.ics", ics, port=self.pport)
+        self.assertIn(st, (201, 204), body)
+        self.assertEqual(self.dav.get("/rep/work/mb2.ics")[0], 200)
+
+
 class ProxyMoves(CalDAVBase):
     """Issue 17 item 6: held invitations follow the event (its UID), not
     one href: a move as add-then-delete, a WebDAV MOVE (Destination names
