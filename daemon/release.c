@@ -38,6 +38,7 @@
 #include "untild/strbuf.h"
 #include "untild/when.h"
 #include "untild/windows.h"
+#include "untild/workq.h"
 
 #define MAX_INFLIGHT 32
 #define STARTS_PER_TURN 8     /* deliveries started per loop turn (each reads a spool file) */
@@ -51,7 +52,12 @@ struct entry {
     size_t slot;              /* index in release.e */
     size_t hpos;              /* index in release.heap, NOHEAP if not queued */
     unsigned gen;             /* last re-evaluation generation seen */
-    int busy;                 /* delivery or return in flight */
+    int busy;                 /* delivery, return or a write of its state in flight */
+    /* A hand release or discard asked for while its state is being
+     * written (write_state) is done once it is written. */
+    int writing;
+    enum { LATER_NONE, LATER_RELEASE, LATER_DISCARD } later;
+    char *later_by, *later_why;
     int hidden;               /* a plain notice: in release.notes */
 };
 
@@ -78,6 +84,7 @@ struct release {
     uint64_t scan_timer;      /* chunked re-evaluation after a window change */
     unsigned gen;
     size_t scan;
+    struct workq *writer;     /* writes entries' new state (write_state) */
 };
 
 struct delivery {
@@ -95,6 +102,8 @@ struct delivery {
 static void run_due(struct release *r);
 static void arm(struct release *r);
 static void pass_soon(struct release *r);
+static void evaluate(struct release *r, struct entry *e, time_t now);
+static void heap_remove(struct release *r, struct entry *e);
 
 /* ---------- id table ---------- */
 
@@ -296,6 +305,8 @@ static void entry_drop(struct release *r, struct entry *e)
     if (!e->hidden && r->scan_timer && slot < r->scan && last != e && last->gen != r->gen)
         evaluate(r, last, untild_now(r->u));
     spool_meta_free(&e->m);
+    free(e->later_by);
+    free(e->later_why);
     free(e);
 }
 
@@ -340,15 +351,24 @@ void release_free(struct release *r)
 {
     if (!r)
         return;
+    if (r->writer) {           /* writes in flight finish; their results run */
+        workq_free(r->writer);
+        r->writer = NULL;
+        loop_run_pending(r->u->loop);
+    }
     loop_timer_del(r->u->loop, r->timer);
     loop_timer_del(r->u->loop, r->soon);
     loop_timer_del(r->u->loop, r->scan_timer);
     for (size_t i = 0; i < r->n; i++) {
         spool_meta_free(&r->e[i]->m);
+        free(r->e[i]->later_by);
+        free(r->e[i]->later_why);
         free(r->e[i]);
     }
     for (size_t i = 0; i < r->notes.n; i++) {
         spool_meta_free(&r->notes.e[i]->m);
+        free(r->notes.e[i]->later_by);
+        free(r->notes.e[i]->later_why);
         free(r->notes.e[i]);
     }
     free(r->e);
@@ -562,6 +582,113 @@ static char *returned_notice(struct release *r, const struct entry *e, const cha
     return msg;
 }
 
+/* ---------- writing an entry's state ---------- */
+
+/* A held message's new state is a new file: its body copied, then fsync
+ * (spool_update), a cost that grows with the message. After a delivery
+ * attempt that is done on a writer thread, never on the loop: the entry
+ * stays busy (to users: still being delivered) until it is written, then
+ * `then` runs on the loop. Memory keeps the new state even if the disk
+ * refuses it: the file then says "due", which after a restart only means
+ * an earlier try. */
+struct swrite {
+    struct release *r;
+    struct entry *e;
+    struct spool_meta m;      /* the copy the writer writes */
+    int rc, err;
+    const char *what;
+    void (*then)(struct release *, struct entry *);
+};
+
+static void swrite_work(void *arg)
+{
+    struct swrite *w = arg;
+    w->rc = spool_update_io(w->r->u->spool, &w->m);
+    w->err = errno;
+}
+
+static void swrite_done(void *arg)
+{
+    struct swrite *w = arg;
+    if (w->rc < 0)
+        log_error("release: cannot record %s for %s: %s", w->what, w->e->m.id, strerror(w->err));
+    struct release *r = w->r;
+    struct entry *e = w->e;
+    e->busy = e->writing = 0;
+    w->then(r, e);
+    spool_meta_free(&w->m);
+    free(w);
+    if (e->later != LATER_NONE) {
+        char *by = e->later_by, *why = e->later_why;
+        int op = e->later;
+        e->later = LATER_NONE;
+        e->later_by = e->later_why = NULL;
+        if (op == LATER_RELEASE)
+            release_now(r, e->m.id, by, why);
+        else
+            release_discard(r, e->m.id, by, why);   /* may free e */
+        free(by);
+        free(why);
+    }
+}
+
+/* Asked while e's state is being written: done when it is (one at a time;
+ * a discard wins over a release). */
+static int ask_later(struct entry *e, int op, const char *by, const char *why)
+{
+    if (e->later == LATER_DISCARD)
+        return 0;
+    char *b = by ? strdup(by) : NULL, *y = why ? strdup(why) : NULL;
+    if ((by && !b) || (why && !y)) {
+        free(b);
+        free(y);
+        errno = ENOMEM;
+        return -1;
+    }
+    free(e->later_by);
+    free(e->later_why);
+    e->later = op;
+    e->later_by = b;
+    e->later_why = y;
+    return 0;
+}
+
+static void write_state(struct release *r, struct entry *e, const char *what,
+                        void (*then)(struct release *, struct entry *))
+{
+    struct swrite *w = calloc(1, sizeof *w);
+    if (w && !r->writer)
+        r->writer = workq_new(r->u->loop, 1, "spool writer");
+    if (w && r->writer && spool_meta_copy(&w->m, &e->m) == 0) {
+        w->r = r;
+        w->e = e;
+        w->what = what;
+        w->then = then;
+        e->busy = e->writing = 1;
+        heap_remove(r, e);
+        if (workq_submit(r->writer, swrite_work, swrite_done, w) == 0)
+            return;
+        e->busy = e->writing = 0;
+        spool_meta_free(&w->m);
+    }
+    free(w);
+    if (spool_update(r->u->spool, &e->m) < 0)    /* no thread or no memory: here */
+        log_error("release: cannot record %s for %s: %s", what, e->m.id, strerror(errno));
+    then(r, e);
+}
+
+static void after_write_arm(struct release *r, struct entry *e)
+{
+    evaluate(r, e, untild_now(r->u));
+    arm(r);
+}
+
+static void after_write_soon(struct release *r, struct entry *e)
+{
+    evaluate(r, e, untild_now(r->u));
+    pass_soon(r);
+}
+
 /* The rep must get it back. Recorded first (a restart keeps returning it
  * and never delivers it to the customer again); the message stays in the
  * spool, state returned, until the notice carrying it is delivered (or put
@@ -573,12 +700,9 @@ static void mark_returned(struct release *r, struct entry *e, const char *why)
     e->m.next_attempt = 0;       /* the first try to return it: now */
     free(e->m.last_error);
     e->m.last_error = strdup(why);
-    if (spool_update(r->u->spool, &e->m) < 0)
-        log_error("release: cannot record that %s is returned: %s", e->m.id, strerror(errno));
     audit(r, "returned", e, NULL, why);
     log_warn("release: %s returned to %s: %s", e->m.id, e->m.rep ? e->m.rep : "-", why);
-    evaluate(r, e, untild_now(r->u));
-    pass_soon(r);
+    write_state(r, e, "that it is returned", after_write_soon);
 }
 
 struct giveback {
@@ -609,12 +733,9 @@ static void return_retry(struct release *r, struct entry *e, const char *why)
 {
     e->m.attempts++;
     e->m.next_attempt = untild_now(r->u) + lifecycle_backoff(e->m.attempts);
-    if (spool_update(r->u->spool, &e->m) < 0)
-        log_error("release: cannot record retry state for %s: %s", e->m.id, strerror(errno));
     log_warn("release: returned %s not yet back with %s (%s); kept, next try in %lld s", e->m.id,
              e->m.rep ? e->m.rep : "-", why, (long long)lifecycle_backoff(e->m.attempts));
-    evaluate(r, e, untild_now(r->u));
-    arm(r);
+    write_state(r, e, "the retry state", after_write_arm);
 }
 
 static void return_done(void *arg, struct relay_result *res)
@@ -792,13 +913,8 @@ static void delivered(void *arg, struct relay_result *res)
         snprintf(why, sizeof why, "still undeliverable after %d attempts; last answer: %s", e->m.attempts, err);
         mark_returned(r, e, why);
     } else {
-        /* Memory keeps the retry state even if the disk refuses it: the
-         * file then says "due", which after a restart only retries sooner. */
-        if (spool_update(u->spool, &e->m) < 0)
-            log_error("release: cannot record retry state for %s: %s", e->m.id, strerror(errno));
         log_info("release: %s deferred (attempt %d): %s", e->m.id, e->m.attempts, err);
-        evaluate(r, e, now);
-        arm(r);
+        write_state(r, e, "the retry state", after_write_arm);
     }
     delivery_free(d);
 }
@@ -993,6 +1109,8 @@ int release_now(struct release *r, const char *id, const char *by, const char *r
     struct entry *e = tab_get(r, id);
     if (!e)
         return -1;
+    if (e->writing)
+        return ask_later(e, LATER_RELEASE, by, reason);
     if (e->busy)
         return 0;
     /* Persisted first: a restart after a failed attempt must still know it
@@ -1025,6 +1143,8 @@ int release_discard(struct release *r, const char *id, const char *by, const cha
     struct entry *e = tab_get(r, id);
     if (!e)
         return -1;
+    if (e->writing)
+        return ask_later(e, LATER_DISCARD, by, event);
     if (e->busy) {
         /* The relay has it: it may already be at the customer's server.
          * Say so rather than pretend (the audit tells the truth too). */

@@ -653,19 +653,28 @@ int spool_hold_batch(struct spool *s, struct spool_meta **metas,
 
 int spool_update(struct spool *s, const struct spool_meta *meta)
 {
-    struct ent *en = map_get(s, meta->id);
+    if (map_get(s, meta->id) == NULL || !id_valid(meta->id)) {
+        errno = ENOENT;
+        return -1;
+    }
+    return spool_update_io(s, meta);
+}
+
+/* Any thread: the id's directory never changes (held/), the seam has its
+ * lock, and the caller keeps every other writer of this id away. */
+int spool_update_io(struct spool *s, const struct spool_meta *meta)
+{
     struct spool_meta cur, out;
     struct buf b = { 0 };
     char *chunk = NULL, trailer[SPOOL_ID_MAX + 8];
     size_t hlen, left, tlen;
     off_t off;
-    int in = -1, fd = -1, dfd, e;
+    int in = -1, fd = -1, dfd = s->dfd_held, e;
     struct iovec iov[1];
-    if (en == NULL || !id_valid(meta->id)) {
+    if (!id_valid(meta->id)) {
         errno = ENOENT;
         return -1;
     }
-    dfd = state_dir_fd(s, en->state);
     if (open_verified(dfd, meta->id, &cur, &hlen, &in) < 0)
         return -1;
     out = *meta;

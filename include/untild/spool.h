@@ -118,6 +118,10 @@ void spool_hold_finish(struct spool *s, const char *id, int ok);
 /* Rewrite the metadata of a held message (atomically: new file + rename).
  * The message body is copied from the existing file. */
 int spool_update(struct spool *s, const struct spool_meta *meta);
+/* The same on any thread (it copies the body and fsyncs: release.c runs
+ * it on a writer thread): the caller knows the id is in the spool and
+ * keeps every other change to it away until it returns. */
+int spool_update_io(struct spool *s, const struct spool_meta *meta);
 
 /* Read a held (or active) message: meta and/or body (either may be NULL).
  * *body is malloc'd. Returns 0 or -1 (ENOENT if not there). */
