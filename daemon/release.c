@@ -84,7 +84,8 @@ struct release {
     uint64_t scan_timer;      /* chunked re-evaluation after a window change */
     unsigned gen;
     size_t scan;
-    struct workq *writer;     /* writes entries' new state (write_state) */
+    struct workq *writer;     /* writes entries' new state (write_state), builds returns */
+    int stopping;             /* release_free: no new writer thread */
 };
 
 struct delivery {
@@ -351,6 +352,7 @@ void release_free(struct release *r)
 {
     if (!r)
         return;
+    r->stopping = 1;
     if (r->writer) {           /* writes in flight finish; their results run */
         workq_free(r->writer);
         r->writer = NULL;
@@ -563,25 +565,6 @@ int release_notice(struct release *r, const char *rep, const char *to, const cha
 
 /* The notice that gives a returned message back to the rep, with the
  * message attached. NULL (logged) if it cannot be built now. */
-static char *returned_notice(struct release *r, const struct entry *e, const char *to, size_t *len)
-{
-    struct untild *u = r->u;
-    struct strbuf b = { 0 };
-    char *body = NULL, *msg = NULL;
-    size_t blen = 0;
-    held_notice_text(&b, e, "untild could not deliver your held message; it is attached. Reason:");
-    sb_printf(&b, "\n%s\n", e->m.last_error ? e->m.last_error : "undeliverable");
-    if (spool_read(u->spool, e->m.id, NULL, &body, &blen) == 0)
-        msg = notice_build(u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost", to,
-                           notice_kind_subject(NOTICE_RETURNED),
-                           b.p ? b.p : "", body, blen, untild_now(u), len);
-    else
-        log_error("release: cannot read returned %s: %s", e->m.id, strerror(errno));
-    free(body);
-    sb_free(&b);
-    return msg;
-}
-
 /* ---------- writing an entry's state ---------- */
 
 /* A held message's new state is a new file: its body copied, then fsync
@@ -657,7 +640,7 @@ static void write_state(struct release *r, struct entry *e, const char *what,
                         void (*then)(struct release *, struct entry *))
 {
     struct swrite *w = calloc(1, sizeof *w);
-    if (w && !r->writer)
+    if (w && !r->writer && !r->stopping)
         r->writer = workq_new(r->u->loop, 1, "spool writer");
     if (w && r->writer && spool_meta_copy(&w->m, &e->m) == 0) {
         w->r = r;
@@ -709,13 +692,36 @@ struct giveback {
     struct release *r;
     struct entry *e;
     char *to, *msg;
+    size_t len;
+    /* for the writer thread: what it needs, copied on the loop */
+    struct strbuf text;
+    char *from, id[SPOOL_ID_MAX];
+    int dfd;
+    time_t now;
 };
 
 static void giveback_free(struct giveback *g)
 {
     free(g->to);
     free(g->msg);
+    free(g->from);
+    sb_free(&g->text);
     free(g);
+}
+
+/* The writer thread: the notice carrying the returned message (reading it
+ * and encoding it cost as much as it is large: never on the loop). */
+static void giveback_build(void *arg)
+{
+    struct giveback *g = arg;
+    char *body = NULL;
+    size_t blen = 0;
+    if (spool_read_body_at(g->dfd, g->id, &body, &blen) == 0)
+        g->msg = notice_build(g->from, g->to, notice_kind_subject(NOTICE_RETURNED),
+                              g->text.p ? g->text.p : "", body, blen, g->now, &g->len);
+    else
+        log_error("release: cannot read returned %s: %s", g->id, strerror(errno));
+    free(body);
 }
 
 /* The rep has it back: only now does the message go. */
@@ -753,15 +759,20 @@ static void return_done(void *arg, struct relay_result *res)
 }
 
 /* Send a returned message back to the rep: by mail to the notice address,
- * else into the rep's mailbox (IMAP). Never expires. */
+ * else into the rep's mailbox (IMAP). Never expires. The notice is built
+ * on the writer thread (giveback_build); e is busy meanwhile. */
+static void giveback_go(void *arg);
+
 static int start_return(struct release *r, struct entry *e)
 {
     struct untild *u = r->u;
     const char *to = notice_address(u, e->m.rep);
-    size_t len = 0;
+    const char *from = u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost";
     struct giveback *g = calloc(1, sizeof *g);
-    if (!g || !(g->to = strdup(to ? to : (e->m.rep ? e->m.rep : "rep")))
-        || !(g->msg = returned_notice(r, e, g->to, &len))) {
+    if (g && !r->writer && !r->stopping)
+        r->writer = workq_new(u->loop, 1, "spool writer");
+    if (!g || !r->writer || !(g->to = strdup(to ? to : (e->m.rep ? e->m.rep : "rep")))
+        || !(g->from = strdup(from))) {
         if (g)
             giveback_free(g);
         return_retry(r, e, "cannot build the notice");
@@ -769,28 +780,64 @@ static int start_return(struct release *r, struct entry *e)
     }
     g->r = r;
     g->e = e;
-    if (!to) {
-        if (u->notice_append && e->m.rep && u->notice_append(u->notice_append_arg, e->m.rep, g->msg, len) == 0)
+    held_notice_text(&g->text, e, "untild could not deliver your held message; it is attached. Reason:");
+    sb_printf(&g->text, "\n%s\n", e->m.last_error ? e->m.last_error : "undeliverable");
+    snprintf(g->id, sizeof g->id, "%s", e->m.id);
+    g->dfd = spool_held_dir(u->spool);
+    g->now = untild_now(u);
+    e->busy = 1;
+    heap_remove(r, e);
+    r->inflight++;
+    if (workq_submit(r->writer, giveback_build, giveback_go, g) < 0) {
+        e->busy = 0;
+        r->inflight--;
+        giveback_free(g);
+        return_retry(r, e, "cannot build the notice");
+        return -1;
+    }
+    return 0;
+}
+
+/* The loop, once the notice is built: hand it to the relay or put it into
+ * the rep's mailbox. */
+static void giveback_go(void *arg)
+{
+    struct giveback *g = arg;
+    struct release *r = g->r;
+    struct entry *e = g->e;
+    struct untild *u = r->u;
+    e->busy = 0;
+    r->inflight--;
+    if (!g->msg) {
+        giveback_free(g);
+        return_retry(r, e, "cannot build the notice");
+        return;
+    }
+    if (!notice_address(u, e->m.rep)) {
+        if (u->notice_append && e->m.rep && u->notice_append(u->notice_append_arg, e->m.rep, g->msg, g->len) == 0)
             given_back(r, e, "the rep's mailbox");
         else
             return_retry(r, e, "no address for the rep and no mailbox to put it in");
         giveback_free(g);
-        return 0;
+        return;
     }
     struct relay_job job = { .mail_from = "", .rcpts = (const char *const *)&g->to, .nrcpts = 1,
-                             .data = g->msg, .len = len };
+                             .data = g->msg, .len = g->len };
+    if (!u->relay) {                       /* stopping */
+        giveback_free(g);
+        return_retry(r, e, "cannot queue for the relay");
+        return;
+    }
     e->busy = 1;
-    heap_remove(r, e);
     r->inflight++;
     if (relay_submit(u->relay, &job, return_done, g) < 0) {
         e->busy = 0;
         r->inflight--;
         giveback_free(g);
         return_retry(r, e, "cannot queue for the relay");
-        return -1;
+        return;
     }
     log_info("release: returning %s to %s", e->m.id, g->to);
-    return 0;
 }
 
 /* ---------- delivery ---------- */
