@@ -113,39 +113,61 @@ static int parse_url(struct rep *r)
 
 /* ---------- loop thread: message facts ---------- */
 
-/* Collect addr-specs of an address list into out (bounded). */
-static void add_mailbox(const struct mailimf_mailbox *mb, char out[][ADDR_MAX], size_t *n, size_t max)
+/* The addr-specs of a message's To, Cc and Bcc: as many as the header
+ * holds (its size is bounded by the fetch), each one checked. */
+struct addrs {
+    char (*a)[ADDR_MAX];
+    size_t n, cap;
+    int oom;
+};
+
+static void addrs_add(struct addrs *x, const char *spec)
 {
-    if (mb && mb->mb_addr_spec && *n < max) {
-        snprintf(out[*n], ADDR_MAX, "%s", mb->mb_addr_spec);
-        (*n)++;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 16;
+        void *p = realloc(x->a, cap * sizeof *x->a);
+        if (!p) {
+            x->oom = 1;
+            return;
+        }
+        x->a = p;
+        x->cap = cap;
     }
+    snprintf(x->a[x->n++], ADDR_MAX, "%s", spec);
 }
 
-static void add_addr_list(const struct mailimf_address_list *al, char out[][ADDR_MAX], size_t *n,
-                          size_t max)
+static void add_mailbox(const struct mailimf_mailbox *mb, struct addrs *x)
+{
+    if (mb && mb->mb_addr_spec)
+        addrs_add(x, mb->mb_addr_spec);
+}
+
+static void add_addr_list(const struct mailimf_address_list *al, struct addrs *x)
 {
     if (!al || !al->ad_list)
         return;
     for (clistiter *c = clist_begin(al->ad_list); c; c = clist_next(c)) {
         struct mailimf_address *a = clist_content(c);
         if (a->ad_type == MAILIMF_ADDRESS_MAILBOX)
-            add_mailbox(a->ad_data.ad_mailbox, out, n, max);
+            add_mailbox(a->ad_data.ad_mailbox, x);
         else if (a->ad_data.ad_group && a->ad_data.ad_group->grp_mb_list)
             for (clistiter *g = clist_begin(a->ad_data.ad_group->grp_mb_list->mb_list); g; g = clist_next(g))
-                add_mailbox(clist_content(g), out, n, max);
+                add_mailbox(clist_content(g), x);
     }
 }
 
-#define MAX_RCPTS 128
-
 struct hdr_facts {
-    char rcpts[MAX_RCPTS][ADDR_MAX];    /* To/Cc/Bcc */
-    size_t nrcpts;
+    struct addrs rcpts;                 /* To/Cc/Bcc */
     char senders[2][ADDR_MAX];          /* From, Reply-To */
     size_t nsenders;
     time_t date;                        /* 0: none */
 };
+
+static void hdr_facts_free(struct hdr_facts *h)
+{
+    free(h->rcpts.a);
+    memset(&h->rcpts, 0, sizeof h->rcpts);
+}
 
 static int hdr_facts(const char *hdr, size_t len, struct hdr_facts *h)
 {
@@ -154,29 +176,29 @@ static int hdr_facts(const char *hdr, size_t len, struct hdr_facts *h)
     memset(h, 0, sizeof *h);
     if (mailimf_fields_parse(hdr, len, &idx, &fields) != MAILIMF_NO_ERROR || !fields)
         return -1;
-    char rt[1][ADDR_MAX];
-    size_t nrt = 0;
+    struct addrs from = { 0 }, rt = { 0 };
     for (clistiter *c = clist_begin(fields->fld_list); c; c = clist_next(c)) {
         struct mailimf_field *f = clist_content(c);
         switch (f->fld_type) {
         case MAILIMF_FIELD_TO:
-            add_addr_list(f->fld_data.fld_to->to_addr_list, h->rcpts, &h->nrcpts, MAX_RCPTS);
+            add_addr_list(f->fld_data.fld_to->to_addr_list, &h->rcpts);
             break;
         case MAILIMF_FIELD_CC:
-            add_addr_list(f->fld_data.fld_cc->cc_addr_list, h->rcpts, &h->nrcpts, MAX_RCPTS);
+            add_addr_list(f->fld_data.fld_cc->cc_addr_list, &h->rcpts);
             break;
         case MAILIMF_FIELD_BCC:
-            add_addr_list(f->fld_data.fld_bcc->bcc_addr_list, h->rcpts, &h->nrcpts, MAX_RCPTS);
+            add_addr_list(f->fld_data.fld_bcc->bcc_addr_list, &h->rcpts);
             break;
         case MAILIMF_FIELD_FROM:
             if (f->fld_data.fld_from->frm_mb_list && h->nsenders == 0) {
                 clistiter *g = clist_begin(f->fld_data.fld_from->frm_mb_list->mb_list);
                 if (g)
-                    add_mailbox(clist_content(g), h->senders, &h->nsenders, 1);
+                    add_mailbox(clist_content(g), &from);
             }
             break;
         case MAILIMF_FIELD_REPLY_TO:
-            add_addr_list(f->fld_data.fld_reply_to->rt_addr_list, rt, &nrt, 1);
+            if (!rt.n)
+                add_addr_list(f->fld_data.fld_reply_to->rt_addr_list, &rt);
             break;
         case MAILIMF_FIELD_ORIG_DATE: {
             const struct mailimf_date_time *d = f->fld_data.fld_orig_date->dt_date_time;
@@ -195,10 +217,14 @@ static int hdr_facts(const char *hdr, size_t len, struct hdr_facts *h)
             break;
         }
     }
-    if (nrt && h->nsenders < 2) {
-        snprintf(h->senders[h->nsenders], ADDR_MAX, "%s", rt[0]);
-        h->nsenders++;
-    }
+    if (from.n)
+        snprintf(h->senders[h->nsenders++], ADDR_MAX, "%s", from.a[0]);
+    if (rt.n)
+        snprintf(h->senders[h->nsenders++], ADDR_MAX, "%s", rt.a[0]);
+    free(from.a);
+    free(rt.a);
+    if (h->rcpts.oom)
+        log_error("imap: out of memory reading a message's recipients; only %zu are checked", h->rcpts.n);
     mailimf_fields_free(fields);
     return 0;
 }
@@ -292,7 +318,10 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
 {
     char sh[256];
     struct message_facts f = { 0 };
-    struct hdr_facts h;
+    struct hdr_facts h = { 0 };
+    char (*norm)[ADDR_MAX] = NULL;
+    const char **np = NULL;
+    struct verdict *v = NULL;
     if (it->kw_early || it->kw_held)
         return;     /* handled before (e.g. a rescan after UIDVALIDITY) */
     if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
@@ -315,12 +344,19 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
             goto out;
         }
     }
-    char norm[MAX_RCPTS][ADDR_MAX];
-    const char *np[MAX_RCPTS];
+    if (!h.rcpts.n)
+        goto out;
+    norm = calloc(h.rcpts.n, sizeof *norm);
+    np = calloc(h.rcpts.n, sizeof *np);
+    v = calloc(h.rcpts.n, sizeof *v);
+    if (!norm || !np || !v) {
+        log_error("imap[%s]: out of memory checking a sent message's %zu recipients", rep_name(r), h.rcpts.n);
+        goto out;
+    }
     size_t n = 0;
-    for (size_t i = 0; i < h.nrcpts; i++) {
+    for (size_t i = 0; i < h.rcpts.n; i++) {
         const char *why = NULL;
-        if (address_normalize(h.rcpts[i], u->pcfg.delims, norm[n], ADDR_MAX, &why) < 0)
+        if (address_normalize(h.rcpts.a[i], u->pcfg.delims, norm[n], ADDR_MAX, &why) < 0)
             continue;
         const char *d = address_domain(norm[n]);
         if (d && u->pcfg.command_domain && !strcasecmp(d, u->pcfg.command_domain))
@@ -332,8 +368,6 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
         goto out;
     for (size_t i = 0; i < n; i++)      /* sent around the gate: counts (cadence) */
         contacts_record(u, np[i], r->rep, "imap-sent", f.message_id, at);
-    struct verdict v[MAX_RCPTS];
-    memset(v, 0, sizeof v);
     /* A calendar REPLY is not contact only with evidence of the invitation
      * (as at the gate, issue 11.13); without it, it is plain mail. */
     char repn[ADDR_MAX];
@@ -375,6 +409,10 @@ static void sent_item(struct untild *u, struct rep *r, const struct batch *b, co
         notice_send(u, NOTICE_FLAGGED, r->rep, body, NULL, 0);
     }
 out:
+    free(norm);
+    free(np);
+    free(v);
+    hdr_facts_free(&h);
     message_facts_free(&f);
 }
 
@@ -427,7 +465,7 @@ static void note_invitation(struct untild *u, struct rep *r, const struct messag
 static void inbox_item(struct untild *u, struct rep *r, const struct item *it)
 {
     struct message_facts f = { 0 };
-    struct hdr_facts h;
+    struct hdr_facts h = { 0 };
     if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
         return;
     note_invitation(u, r, &f);
@@ -455,6 +493,7 @@ static void inbox_item(struct untild *u, struct rep *r, const struct item *it)
     if (r->reopen == REOPEN_END_WINDOW)
         end_windows(u, r, from);
 out:
+    hdr_facts_free(&h);
     message_facts_free(&f);
 }
 
@@ -637,7 +676,7 @@ static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
     for (size_t i = 0; i < b->n; i++) {
         const struct item *it = &b->items[i];
         struct message_facts f = { 0 };
-        struct hdr_facts h;
+        struct hdr_facts h = { 0 };
         time_t until;
         char idsrc[64];
         if (!it->leaf || imap_watch_folder_date(it->leaf, u->cfg->timezone, now, &until) < 0) {
@@ -651,6 +690,7 @@ static void later_batch(struct untild *u, struct rep *r, const struct batch *b)
         if (message_parse(it->hdr, it->len, u->pcfg.delims, &f) < 0)
             continue;
         hdr_facts(it->hdr, it->len, &h);
+        hdr_facts_free(&h);     /* only the senders are wanted */
         struct window *w = &nw[nn];
         memset(w, 0, sizeof *w);
         w->who = calloc(2, sizeof *w->who);

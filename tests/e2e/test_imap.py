@@ -106,6 +106,16 @@ class SentAudit(ImapBase):
         self.assertIn("jane@acme.com", r.stdout)
         self.assertNotIn(PASSWORD, self.u.logtext())
 
+    def test_quiet_recipient_after_the_128th_is_flagged(self):
+        # Issue 18: the watcher read at most 128 recipients of a sent
+        # message and dropped the rest silently: a quiet customer listed
+        # 200th was never noticed.
+        others = ", ".join("person%d@other.com" % i for i in range(199))
+        bad = imap_append(self.c, "Sent", mail(others + ", jane@acme.com", "Newsletter"))
+        self.wait_keyword("Sent", bad, "$UntildTooEarly")
+        self.u.wait_for(lambda: len(self.imap_notices()) == 1, what="notice in INBOX")
+        self.assertIn(b"jane@acme.com", self.imap_notices()[0])
+
     def test_sent_through_untild_is_not_flagged_again_and_held_copy_marked(self):
         s = self.smtp()
         flagged = mail("carol@flagged.com", "Via untild, flagged")
