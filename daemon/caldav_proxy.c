@@ -56,8 +56,6 @@
 #include "untild/when.h"
 #include "untild/windows.h"
 
-#define MAX_QUIET     64
-
 void caldav_proxy_pwork_free(struct pwork *w)
 {
     if (w->cal)
@@ -76,17 +74,14 @@ void caldav_proxy_pwork_free(struct pwork *w)
 
 /* ---- loop thread -------------------------------------------------------- */
 
-static void add_rcpt(struct pwork *w, const char *norm, const struct window_match *m, time_t at)
+/* One held recipient more (the caller gives each address once): -1 when
+ * out of memory. */
+static int add_rcpt(struct pwork *w, const char *norm, const struct window_match *m, time_t at)
 {
     struct spool_meta *mt = &w->meta;
-    for (size_t i = 0; i < mt->nrcpts; i++)
-        if (!strcmp(mt->rcpts[i].norm, norm))
-            return;
-    if (mt->nrcpts >= MAX_QUIET)
-        return;
     struct spool_rcpt *r = realloc(mt->rcpts, (mt->nrcpts + 1) * sizeof *r);
     if (!r)
-        return;
+        return -1;
     mt->rcpts = r;
     r = &mt->rcpts[mt->nrcpts++];
     memset(r, 0, sizeof *r);
@@ -95,10 +90,13 @@ static void add_rcpt(struct pwork *w, const char *norm, const struct window_matc
     r->state = RCPT_HELD;
     r->window_id = strdup(m->w->id);
     r->reason = m->w->reason ? strdup(m->w->reason) : NULL;
+    if (!r->addr || !r->norm || !r->window_id || (m->w->reason && !r->reason))
+        return -1;
     if (at > w->release_at)
         w->release_at = at;
     sb_printf(&w->heldtxt, "%s%s%s%s%s", w->heldtxt.len ? ", " : "", norm, m->w->reason ? " (" : "",
               m->w->reason ? m->w->reason : "", m->w->reason ? ")" : "");
+    return w->heldtxt.oom ? -1 : 0;
 }
 
 /* The iMIP REQUEST for the held attendees: the event as the client saved
@@ -681,29 +679,66 @@ static size_t count_vevents(icalcomponent *cal)
     return k;
 }
 
-/* Mark the quiet attendees of the rep's events. Returns how many. */
-static size_t mark_quiet(struct pwork *w, struct rscan *r, const char *rep, time_t now)
-{
-    struct untild *u = w->p->u;
-    size_t n = 0;
-    for (size_t i = 0; i < r->na; i++) {
-        struct ratt *a = &r->a[i];
-        struct window_match m;
-        if (!r->ev_rep[a->ev] || !a->norm[0] || !strcmp(a->norm, rep))
-            continue;
-        if (!windows_match(u->ix, a->norm, now, &m) || policy_window_action(&u->pcfg, m.w) == ACTION_ALLOW)
-            continue;
-        a->mark = 1;
-        n++;
-        add_rcpt(w, a->norm, &m, policy_release_at(&u->pcfg, &m));
-    }
-    return n;
-}
-
 static void refuse(struct pwork *w, const char *why)
 {
     log_warn("caldav proxy: %s: PUT %s refused: %s", w->p->rep, w->path, why);
     snprintf(w->refused, sizeof w->refused, "%s", why);
+}
+
+struct quiet { const char *norm; struct window_match m; size_t idx; int keep; };
+
+static int by_norm(const void *a, const void *b)
+{
+    const struct quiet *x = a, *y = b;
+    int c = strcmp(x->norm, y->norm);
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static int by_idx(const void *a, const void *b)
+{
+    const struct quiet *x = a, *y = b;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Mark the quiet attendees of the rep's events and hold each address
+ * once, however many there are (sorted, not compared pairwise: the body
+ * is up to max_calendar_part). Returns how many lines were marked; on no
+ * memory the PUT is refused. */
+static size_t mark_quiet(struct pwork *w, struct rscan *r, const char *rep, time_t now)
+{
+    struct untild *u = w->p->u;
+    struct quiet *q = r->na ? calloc(r->na, sizeof *q) : NULL;
+    size_t n = 0, nq = 0;
+    if (r->na && !q) {
+        refuse(w, "out of memory");
+        return 0;
+    }
+    for (size_t i = 0; i < r->na; i++) {
+        struct ratt *a = &r->a[i];
+        if (!r->ev_rep[a->ev] || !a->norm[0] || !strcmp(a->norm, rep))
+            continue;
+        if (!windows_match(u->ix, a->norm, now, &q[nq].m)
+            || policy_window_action(&u->pcfg, q[nq].m.w) == ACTION_ALLOW)
+            continue;
+        a->mark = 1;
+        n++;
+        q[nq].idx = nq;
+        q[nq++].norm = a->norm;
+    }
+    if (nq) {   /* each address once, in the order the event lists them */
+        qsort(q, nq, sizeof *q, by_norm);
+        for (size_t i = 0; i < nq; i++)
+            q[i].keep = i == 0 || strcmp(q[i].norm, q[i - 1].norm);
+        qsort(q, nq, sizeof *q, by_idx);
+    }
+    for (size_t i = 0; i < nq; i++)
+        if (q[i].keep && add_rcpt(w, q[i].norm, &q[i].m, policy_release_at(&u->pcfg, &q[i].m)) < 0) {
+            refuse(w, "out of memory");
+            n = 0;
+            break;
+        }
+    free(q);
+    return n;
 }
 
 static void prepare(struct pwork *w)
@@ -731,6 +766,8 @@ static void prepare(struct pwork *w)
     size_t quiet = r.bad ? 0 : mark_quiet(w, &r, rep, now);
     icalcomponent *cal = w->cal;     /* parsed on the connection thread */
     w->cal = NULL;
+    if (w->refused[0])
+        goto out;
     int unreadable = r.bad || !cal || icalcomponent_isa(cal) != ICAL_VCALENDAR_COMPONENT
                      || count_vevents(cal) != r.nev;
     if (unreadable) {

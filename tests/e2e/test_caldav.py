@@ -42,6 +42,7 @@ class CalDAVBase(unittest.TestCase):
     proxy = False
     caldav_extra = ""          # more [caldav] keys
     configured = True          # False: the [caldav] section is left out
+    windows = WINDOWS
 
     def setUp(self):
         self.sink = Sink().start()
@@ -56,7 +57,7 @@ class CalDAVBase(unittest.TestCase):
         if self.proxy:
             extra += "proxy_listen = 127.0.0.1:%d\n" % self.pport
         extra += self.caldav_extra
-        self.u = Untild(self.sink, windows=WINDOWS, release_time="off")
+        self.u = Untild(self.sink, windows=self.windows, release_time="off")
         self.addCleanup(self.u.cleanup)
         self.addCleanup(self.no_password_in_log)   # runs first (LIFO)
         with open(self.u.conf) as f:
@@ -1123,6 +1124,28 @@ class ProxyMaxBody(CalDAVBase):
         st, h, body = self.dav.put("/rep/work/mb2.ics", ics, port=self.pport)
         self.assertIn(st, (201, 204), body)
         self.assertEqual(self.dav.get("/rep/work/mb2.ics")[0], 200)
+
+
+class ProxyManyQuiet(CalDAVBase):
+    """Issue 18: the proxy held at most 64 quiet attendees of an event and
+    dropped the rest silently, though their lines were marked
+    SCHEDULE-AGENT=CLIENT: the server did not invite them and untild never
+    did. Every quiet attendee is held, each address once."""
+    proxy = True
+    windows = WINDOWS + '@quiet.example 2027-07-01 reason="All quiet"\n'
+
+    def test_hundred_quiet_attendees_all_held_and_invited(self):
+        people = ["p%d@quiet.example" % i for i in range(100)]
+        ics = vevent("many1", "20270901T100000Z", "20270901T110000Z", attendees=people + ["p7@quiet.example"])
+        st, h, body = self.dav.put("/rep/work/many1.ics", ics, port=self.pport)
+        self.assertEqual(st, 201, body)
+        stored = unfold(self.dav.get("/rep/work/many1.ics")[2])
+        marked = [l for l in stored.splitlines() if l.startswith("ATTENDEE") and "SCHEDULE-AGENT=CLIENT" in l]
+        self.assertEqual(len(marked), 101)
+        self.u.set_clock("2027-07-01T00:00:01Z")
+        got = lambda: {r for m in self.sink.messages for r in m.rcpts if r.endswith("@quiet.example")}
+        self.u.wait_for(lambda: got() == set(people), what="the invitation to all 100")
+        self.assertEqual(sum(len([r for r in m.rcpts if r == "p7@quiet.example"]) for m in self.sink.messages), 1)
 
 
 class ProxyMoves(CalDAVBase):
