@@ -73,6 +73,16 @@ static void kv_add(struct strbuf *line, const char *k, const char *v)
 static int build(struct untild *u, const char *who, const struct wopts *o, time_t now, struct window *w,
                  char *err, size_t errsz)
 {
+    /* the times first, so an error names its option (and the API its field) */
+    const char *tz = o->v[O_TZ] && *o->v[O_TZ] ? o->v[O_TZ] : u->cfg->timezone;
+    for (int i = O_UNTIL; i <= O_FROM; i++) {
+        time_t t;
+        char why[200];
+        if (o->v[i] && *o->v[i] && when_tz_valid(tz) && when_parse(o->v[i], tz, now, &t, why, sizeof why) < 0) {
+            snprintf(err, errsz, "--%s: %s", ONAME[i], why);
+            return -1;
+        }
+    }
     struct strbuf line = { 0 };
     sb_printf(&line, "%s %s", who, o->v[O_UNTIL]);
     for (int i = O_FROM; i < O_N; i++)

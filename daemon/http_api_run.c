@@ -93,11 +93,10 @@ static int authenticate(struct untild *u, struct api_work *w, struct token_who *
 static void check_many(struct untild *u, struct api_work *w, const struct token_who *who)
 {
     char *argv[8];
-    int argc = 0, k = 1;
-    argv[argc++] = "check";
-    for (; k < w->call.argc && strcmp(w->call.argv[k], "--who") && argc < 6; k++)
+    int argc = 2, k = 1, at = 1;     /* check ADDRESS --json [--at X] [--from Y] */
+    argv[0] = "check";
+    for (; k < w->call.argc && strcmp(w->call.argv[k], "--who") && argc < 8; k++)
         argv[argc++] = w->call.argv[k];
-    int at = argc++;
     struct strbuf b = { 0 };
     sb_puts(&b, "{\"verdicts\":[");
     w->rc = 0;

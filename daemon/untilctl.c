@@ -214,9 +214,14 @@ int main(int argc, char **argv)
 
     char *csv = NULL;
     int csv_arg = -1;
-    if (i + 2 < argc && !strcmp(argv[i], "window") && !strcmp(argv[i + 1], "import") &&
-        (argv[i + 2][0] != '-' || !strcmp(argv[i + 2], "-")))
-        csv_arg = i + 2;
+    /* window import FILE, with --json anywhere among the words */
+    int wi[3], nw = 0;
+    for (int k = i; k < argc && nw < 3; k++)
+        if (strcmp(argv[k], "--json"))
+            wi[nw++] = k;
+    if (nw == 3 && !strcmp(argv[wi[0]], "window") && !strcmp(argv[wi[1]], "import") &&
+        (argv[wi[2]][0] != '-' || !strcmp(argv[wi[2]], "-")))
+        csv_arg = wi[2];
     if (csv_arg >= 0 && !(csv = import_file(argv[csv_arg]))) {
         config_free(cfg);
         return 1;

@@ -330,7 +330,7 @@ class Document(ApiTest):
                 st, body, _ = self.call(method.upper(), base + path.replace("{id}", "x1"), tok)
                 self.assertNotEqual(st, 405, (method, path))
                 self.assertFalse(st == 404 and body["reason"].startswith("no such resource"), (method, path, body))
-        for path in ("/api/v1/report", "/api/v1/followups", "/api/v1/windows/x1/change"):
+        for path in ("/api/v1/reports", "/api/v1/followup", "/api/v1/windows/x1/change"):
             self.assertEqual(self.call("GET", path, tok)[0], 404, path)
 
 
