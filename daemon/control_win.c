@@ -73,6 +73,16 @@ static void kv_add(struct strbuf *line, const char *k, const char *v)
 static int build(struct untild *u, const char *who, const struct wopts *o, time_t now, struct window *w,
                  char *err, size_t errsz)
 {
+    /* who and until are bare words of the line: a space or quote in them
+     * would read as more of the line */
+    if (strpbrk(who, " \t\"\\")) {
+        snprintf(err, errsz, "%s: no spaces or quotes (join addresses with commas)", who);
+        return -1;
+    }
+    if (strpbrk(o->v[O_UNTIL], " \t\"\\")) {
+        snprintf(err, errsz, "--until: no spaces or quotes (2027-07-01T17:00, not 2027-07-01 17:00)");
+        return -1;
+    }
     /* the times first, so an error names its option (and the API its field) */
     const char *tz = o->v[O_TZ] && *o->v[O_TZ] ? o->v[O_TZ] : u->cfg->timezone;
     for (int i = O_UNTIL; i <= O_FROM; i++) {

@@ -67,6 +67,11 @@ class Change(ApiTest):
         self.assertEqual(self.u.ctl("window", "change", "w999").returncode, 5)
         r = self.u.ctl("window", "change", w["id"], "--until", "someday")
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        # a value is never read as more of the window's line
+        r = self.u.ctl("window", "change", w["id"], "--until", "2027-08-01 action=reject")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        r = self.u.ctl("window", "add", "x@acme.com 2027-08-01 action=reject", "--until", "never")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertEqual(self.u.windows_json()[0]["until"], now["until"])
 
     def test_file_windows_are_changed_in_their_file(self):
