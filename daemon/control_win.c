@@ -534,7 +534,14 @@ int control_window_import(struct untild *u, int argc, char **argv, int admin, co
     if (im.c.nerrs_total) {
         rc = EX_USAGE;      /* all or nothing: one bad line, nothing added */
     } else {
+        /* one fsync for the whole file, not one per line (the loop waits) */
+        if (store_batch_begin(u->store) < 0)
+            log_warn("window import: cannot batch the store's writes: one fsync per line");
         rc = import_apply(u, &im, owner_for(u, argc, argv, admin, rep), now, b);
+        if (store_batch_end(u->store) < 0 && rc == EX_OK) {
+            sb_puts(b, "window import: the store could not make the windows durable\n");
+            rc = EX_ERR;
+        }
         char d[96];
         snprintf(d, sizeof d, "added %zu, unchanged %zu, %zu rows", im.added, im.unchanged, im.c.nrows);
         store_audit(u->store, &(struct audit_rec){ now, "window-import", rep, NULL, NULL, NULL, d });
