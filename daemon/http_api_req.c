@@ -485,6 +485,8 @@ void api_err_from_control(enum api_op op, int rc, const char *text, struct api_e
     }
     if (!field[0] && status == 400 && op == API_CHECK)
         snprintf(field, sizeof field, "address");
+    if (!field[0] && status == 400 && op == API_WINDOWS_END_WHO)
+        snprintf(field, sizeof field, "who");
     /* the first line, without the verb's "window add: " prefix */
     char reason[300];
     const char *t = text ? text : "";

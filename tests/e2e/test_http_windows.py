@@ -235,6 +235,8 @@ class Crm(ApiTest):
         st, doc, _ = self.call("DELETE", "/api/v1/windows?who=jane@acme.com", tok)
         self.assertEqual((st, doc["ended"]), (200, []), doc)
         self.assertEqual(self.call("DELETE", "/api/v1/windows?who=not%20one", tok)[0], 400)
+        st, doc, _ = self.call("DELETE", "/api/v1/windows?who=nobody", tok)
+        self.assertEqual((st, doc["field"]), (400, "who"), doc)
 
 
 class Check(ApiTest):
