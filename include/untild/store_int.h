@@ -32,6 +32,7 @@ struct store {
     char idsuffix[8];          /* "-<node>" */
     int64_t last_at;           /* the last change time handed out (stamp) */
     struct store_ckpt *ckpt;   /* WAL checkpoints off the loop (store_ckpt.c) */
+    int batch;                 /* store_batch_begin depth: commits skip the fsync */
 };
 
 /* store_ckpt.c: checkpoint the WAL on a thread with its own connection to

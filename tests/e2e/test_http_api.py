@@ -311,7 +311,7 @@ class Endpoints(ApiTest):
         self.assertEqual(st, 405)
         self.assertEqual(hdrs["Allow"], "GET")
         st, _, hdrs = self.call("PUT", "/api/v1/windows", tok, {})
-        self.assertEqual((st, hdrs["Allow"]), (405, "GET, POST"))
+        self.assertEqual((st, hdrs["Allow"]), (405, "GET, POST, DELETE"))
         self.assertEqual(self.call("GET", "/api/v1/held/x/release", tok)[0], 405)
 
 
@@ -330,7 +330,7 @@ class Document(ApiTest):
                 st, body, _ = self.call(method.upper(), base + path.replace("{id}", "x1"), tok)
                 self.assertNotEqual(st, 405, (method, path))
                 self.assertFalse(st == 404 and body["reason"].startswith("no such resource"), (method, path, body))
-        for path in ("/api/v1/report", "/api/v1/followups", "/api/v1/windows/x1/change"):
+        for path in ("/api/v1/reports", "/api/v1/followup", "/api/v1/windows/x1/change"):
             self.assertEqual(self.call("GET", path, tok)[0], 404, path)
 
 

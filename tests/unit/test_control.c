@@ -2,7 +2,8 @@
  * context: a window index, a SQLite store, a spool and the release index
  * in a temporary directory, and the test clock. Many windows for one
  * address (window end), paging of the long listings, and what reaches a
- * terminal from text that came in by mail. */
+ * terminal from text that came in by mail; report by week and channel;
+ * window import (all or nothing, idempotent) and window change. */
 #include <check.h>
 #include <stdarg.h>
 #include <ftw.h>
@@ -376,6 +377,98 @@ START_TEST(test_sanitized_output)
 }
 END_TEST
 
+/* report: the weeks (ISO week, channel read from the audit row, rep),
+ * oldest first; a rep's report has the rep's rows only. */
+START_TEST(test_report_weeks)
+{
+    time_t now = u.clock_fixed;         /* Thursday 2026-07-02: 2026-W27 */
+    struct audit_rec rows[] = {
+        { now - 3600, "held", "a@example.com", "x@acme.com", "w1", "0abcdefghij0123456", NULL },
+        { now - 3600, "held", "a@example.com", "x@acme.com", "w1", "4F9D12345A", NULL },
+        { now - 3600, "flagged", "a@example.com", "x@acme.com", "w1", "<m@x>", "imap: sent outside untild" },
+        { now - 3600, "flagged", "b@example.com", "y@acme.com", "w2", "/cal/b/1.ics", "calendar invitation \"x\"" },
+        { now - 8 * 86400, "rejected", "a@example.com", "x@acme.com", "w1", NULL, "no" },
+        { now - 3600, "window-added", "a@example.com", "x@acme.com", "w1", NULL, NULL },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        ck_assert_int_eq(store_audit(u.store, &rows[i]), 0);
+    static const char *const want[] = {
+        "2026-W26 smtp a@example.com 0 0 1", "2026-W27 caldav b@example.com 0 1 0",
+        "2026-W27 imap a@example.com 0 1 0", "2026-W27 policy a@example.com 1 0 0",
+        "2026-W27 smtp a@example.com 1 0 0",
+    };
+    for (int admin = 1; admin >= 0; admin--) {
+        int rc;
+        char *argv[] = { "report", "--json", "--since", "30" };
+        char *out = out_of(admin, "a@example.com", &rc, NULL, argv, 4);
+        ck_assert_int_eq(rc, 0);
+        struct json_object *o = json_tokener_parse(out), *weeks;
+        ck_assert_ptr_nonnull(o);
+        ck_assert(json_object_object_get_ex(o, "weeks", &weeks));
+        size_t k = 0;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            if (!admin && strstr(want[i], "b@example.com"))
+                continue;
+            ck_assert_uint_lt(k, json_object_array_length(weeks));
+            struct json_object *r = json_object_array_get_idx(weeks, k++);
+            char got[200];
+            snprintf(got, sizeof got, "%s %s %s %s %s %s", ujson_get_str(r, "week"), ujson_get_str(r, "channel"),
+                     ujson_get_str(r, "rep"), json_object_get_string(json_object_object_get(r, "held")),
+                     json_object_get_string(json_object_object_get(r, "flagged")),
+                     json_object_get_string(json_object_object_get(r, "rejected")));
+            ck_assert_str_eq(got, want[i]);
+        }
+        ck_assert_uint_eq(json_object_array_length(weeks), k);
+        json_object_put(o);
+        free(out);
+    }
+}
+END_TEST
+
+/* window import: all or nothing, then idempotent; window change. */
+START_TEST(test_import_and_change)
+{
+    int rc;
+    char bad[] = "email,until,reason\njane@acme.com,2027-01-01,ok\nsam@acme.com,2020-01-01,past\n";
+    char *argv[] = { "window", "import", bad };
+    char *out = out_of(1, "rep@example.com", &rc, NULL, argv, 3);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(out, "line 3: until: in the past"), "%s", out);
+    ck_assert_uint_eq(windows_count(u.ix), 0);
+    free(out);
+    char good[] = "jane@acme.com,2027-01-01,\"a, \"\"b\"\"\"\nsam@acme.com,never,x,flag\n";
+    argv[2] = good;
+    for (int i = 0; i < 2; i++) {
+        out = out_of(1, "rep@example.com", &rc, NULL, argv, 3);
+        ck_assert_int_eq(rc, 0);
+        ck_assert_str_eq(out, i ? "added 0, unchanged 2\n" : "added 2, unchanged 0\n");
+        free(out);
+    }
+    ck_assert_uint_eq(windows_count(u.ix), 2);
+    const struct window *w = NULL;
+    ck_assert_uint_eq(windows_find_who(u.ix, "jane@acme.com", &w, 1), 1);
+    ck_assert_str_eq(w->reason, "a, \"b\"");
+    char id[WINDOW_ID_MAX];
+    snprintf(id, sizeof id, "%s", w->id);
+    /* another rep may not change it; its owner may */
+    char *ch[] = { "window", "change", id, "--until", "2027-03-01" };
+    out = out_of(0, "other@example.com", &rc, NULL, ch, 5);
+    ck_assert_int_eq(rc, 4);
+    free(out);
+    out = out_of(0, "rep@example.com", &rc, NULL, ch, 5);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    ck_assert_int_eq(windows_get(u.ix, id)->until, 1803859200);    /* 2027-03-01 UTC */
+    ck_assert_str_eq(windows_get(u.ix, id)->reason, "a, \"b\"");
+    /* changed to end before now: the window ends */
+    char *end[] = { "window", "change", id, "--until", "2026-01-01" };
+    out = out_of(1, "rep@example.com", &rc, NULL, end, 5);
+    ck_assert_msg(rc == 0 && strstr(out, "ended"), "%s", out);
+    free(out);
+    ck_assert_ptr_null(windows_get(u.ix, id));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("control");
@@ -388,6 +481,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_held_list_pages);
     tcase_add_test(t, test_sanitized_output);
     tcase_add_test(t, test_json_round_trip);
+    tcase_add_test(t, test_report_weeks);
+    tcase_add_test(t, test_import_and_change);
     suite_add_tcase(s, t);
     return s;
 }

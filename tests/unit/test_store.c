@@ -1,7 +1,8 @@
 /* test_store.c - SQLite run-time state: windows round trip and id
  * allocation, audit filtering, seen messages, key/value, retention (prune)
- * and the schema migration that indexes it. */
+ * and the schema migration that indexes it; batches of writes (one fsync). */
 #include "untild/store.h"
+#include "untild/store_int.h"
 #include "untild/when.h"
 
 #include <check.h>
@@ -490,6 +491,48 @@ START_TEST(wal_and_schema)
 }
 END_TEST
 
+static int sync_mode(struct store *st)
+{
+    sqlite3_stmt *q;
+    ck_assert_int_eq(sqlite3_prepare_v2(st->db, "PRAGMA synchronous", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    int v = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+/* A batch (window import): its commits skip the fsync (NORMAL, 1), also
+ * after an audit row or a record in it; nested ends keep it; the last end
+ * is FULL (2) again and commits once more to sync the WAL. */
+START_TEST(batch)
+{
+    struct store *st = store_open(tmpdir);
+    struct window w;
+    char *who[] = { "bob@acme.com" };
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(sync_mode(st), 2);
+    ck_assert_int_eq(store_batch_begin(st), 0);
+    ck_assert_int_eq(store_batch_begin(st), 0);
+    ck_assert_int_eq(sync_mode(st), 1);
+    mk_window(&w, who, 1);
+    ck_assert_int_eq(store_window_add(st, &w), 0);
+    ck_assert_int_eq(store_audit(st, &(struct audit_rec){ 1, "window-added", "r", "bob@acme.com", w.id, NULL,
+                                                          NULL }), 0);
+    ck_assert_int_eq(sync_mode(st), 1);
+    ck_assert_int_eq(store_batch_end(st), 0);
+    ck_assert_int_eq(sync_mode(st), 1);
+    ck_assert_ptr_null(store_kv_get(st, "batch:synced"));
+    ck_assert_int_eq(store_batch_end(st), 0);
+    ck_assert_int_eq(sync_mode(st), 2);
+    char *v = store_kv_get(st, "batch:synced");
+    ck_assert_ptr_nonnull(v);
+    free(v);
+    ck_assert_int_eq(store_batch_end(st), 0);      /* unbalanced: nothing */
+    ck_assert_int_eq(sync_mode(st), 2);
+    store_close(st);
+}
+END_TEST
+
 /* Issue 13: with sharing on, each change to a shared table is journalled
  * with it; other keys are not; ack forgets what PostgreSQL confirmed. */
 static int wakes;
@@ -775,6 +818,7 @@ int main(void)
     tcase_add_test(tc, kv);
     tcase_add_test(tc, kv_prefix);
     tcase_add_test(tc, wal_and_schema);
+    tcase_add_test(tc, batch);
     tcase_add_test(tc, prune);
     tcase_add_test(tc, migrate_v3_prune_indexed);
     tcase_add_test(tc, invitations);
