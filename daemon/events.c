@@ -17,6 +17,7 @@
 #include "untild/daemon.h"
 #include "untild/json.h"
 #include "untild/log.h"
+#include "untild/policy.h"
 #include "untild/store.h"
 #include "untild/strbuf.h"
 #include "untild/webhook.h"
@@ -69,7 +70,7 @@ void events_emit(struct untild *u, enum event_kind kind, struct json_object *dat
     sb_free(&b);
 }
 
-static int window_json(struct json_object *o, const struct window *w, const char *tz)
+static int window_json(const struct untild *u, struct json_object *o, const struct window *w, const char *tz)
 {
     char t[64];
     struct json_object *who = json_object_new_array();
@@ -79,7 +80,7 @@ static int window_json(struct json_object *o, const struct window *w, const char
     e |= ujson_add_str(o, "until", when_format(w->until, tz, t, sizeof t));
     if (w->from)
         e |= ujson_add_str(o, "from", when_format(w->from, tz, t, sizeof t));
-    e |= ujson_add_str(o, "action", action_name(w->action));
+    e |= ujson_add_str(o, "action", action_name(policy_window_action(&u->pcfg, w)));   /* "default" resolved */
     if (w->reason)
         e |= ujson_add_str(o, "reason", w->reason);
     if (w->owner)
@@ -113,7 +114,7 @@ static void on_audit(void *arg, const struct audit_rec *r)
     const struct window *w = win && r->window_id && u->ix ? windows_get(u->ix, r->window_id) : NULL;
     if (d && w) {
         struct json_object *wo = json_object_new_object();
-        e |= ujson_add(d, "window", wo) || (wo && window_json(wo, w, "UTC"));
+        e |= ujson_add(d, "window", wo) || (wo && window_json(u, wo, w, "UTC"));
     }
     if (e) {
         log_error("events: %s: out of memory; not sent", event_kind_name((enum event_kind)k));
@@ -137,7 +138,7 @@ void events_window(struct untild *u, enum event_kind kind, const struct window *
     if (!e && due)
         e |= ujson_add_str(d, "due", when_format(due, "UTC", t, sizeof t));
     if (!e)
-        e = window_json(wo, w, "UTC") || ujson_add(d, "window", wo);
+        e = window_json(u, wo, w, "UTC") || ujson_add(d, "window", wo);
     else
         json_object_put(wo);
     if (e) {

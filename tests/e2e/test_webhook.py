@@ -206,6 +206,7 @@ class WebhookEventsTest(WebhookTest):
         self.assertEqual(len(set(ids)), 1, ids)                      # one event, tried three times
         self.u.wait_for(lambda: "delivered after 3 attempt(s)" in self.u.logtext(), what="the log line")
         self.assertIn("HTTP 503", self.u.logtext())
+        self.check_all_signed_unique(self.rx)
 
 
 class WebhookDownTest(WebhookTest):
