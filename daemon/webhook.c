@@ -200,8 +200,8 @@ static int post(struct hook *h, CURL *c, const struct store_wh_row *row, char *w
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hd);
     free(reply);
-    for (char *p = why; *p; p++)      /* one log line */
-        if (*p == '\n' || *p == '\r')
+    for (char *p = why; *p; p++)      /* the receiver's text: one plain log line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
     return ok;
 }

@@ -178,6 +178,22 @@ class WebhookEventsTest(WebhookTest):
         self.assertEqual(self.held_rx.events()[0]["id"], ev[3]["id"])
         self.u.wait_for(lambda: self.queued() == 0, what="an empty queue")
 
+    def test_message_returned(self):
+        self.rx.start()
+        self.start()
+        self.add_window("dave@acme.com")
+        self.send("dave@acme.com")
+        self.sink.reject["dave@acme.com"] = "550 5.1.1 no such user"
+        self.u.ctl("held", "release", self.u.held_json()[0]["id"], "--reason", "go", check=0)
+        self.u.wait_for(lambda: self.rx.of_type("message.returned"), what="message.returned")
+        ret = self.rx.of_type("message.returned")[0]["data"]
+        held = self.rx.of_type("message.held")[0]["data"]
+        self.assertEqual(ret["contact"], "dave@acme.com")
+        self.assertEqual(ret["message_ref"], held["message_ref"])
+        self.assertIn("550", ret["reason"])
+        self.assertFalse(self.rx.of_type("message.released"))
+        self.check_all_signed_unique(self.rx)
+
     def test_window_opened_when_its_end_passes(self):
         self.rx.start()
         self.start()
