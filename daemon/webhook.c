@@ -153,6 +153,7 @@ static int post(struct hook *h, CURL *c, const struct store_wh_row *row, char *w
     struct curl_slist *hd = NULL, *t;
     long code = 0;
     int ok = -1;
+    why[0] = '\0';
     strcpy(sig, "X-Untild-Signature: ");
     if (!reply || webhook_sign(h->key, strlen(h->key), time(NULL), row->body, len, sig + strlen(sig),
                                sizeof sig - strlen(sig)) < 0) {
