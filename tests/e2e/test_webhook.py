@@ -18,7 +18,7 @@ import unittest
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import UNTILD, Sink, Untild, free_port, message
+from harness import UNTILD, Sink, Untild, free_port, make_self_signed, message
 
 T0 = "2026-12-02T10:00:00Z"
 SECRET = "whsec_0123456789abcdef"
@@ -29,8 +29,9 @@ class Receiver:
     (t and v1 from X-Untild-Signature, HMAC-SHA256 of "t." + body) and
     records what came; `fail` answers 503 to the next N requests."""
 
-    def __init__(self, secret, port=None):
+    def __init__(self, secret, port=None, tls=None):
         self.secret = secret.encode()
+        self.tls = tls           # (cert, key): HTTPS
         self.port = port or free_port()
         self.requests = []       # (event id header, parsed body, signature ok)
         self.fail = 0
@@ -61,6 +62,11 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self.tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -267,6 +273,39 @@ class WebhookLimitsTest(WebhookTest):
         self.u.wait_for(lambda: self.queued() == 0, what="an empty queue")
         self.assertEqual([e["data"]["contact"] for e in self.rx.events()], ["late@acme.com"])
         self.assertIn("queue has room again; 2 event(s) were dropped", self.u.logtext())
+
+
+class WebhookTlsTest(unittest.TestCase):
+
+    def test_https_with_tls_ca_and_an_untrusted_one(self):
+        """https to a receiver whose certificate tls_ca names: delivered;
+        the same receiver without tls_ca (not in the system's trust): the
+        event waits, and the log says why."""
+        sink = Sink().start()
+        self.addCleanup(sink.stop)
+        d = tempfile.mkdtemp(prefix="untild-e2e-")
+        cert, key = make_self_signed(d)
+        with open(os.path.join(d, "s.secret"), "w") as f:
+            f.write(SECRET + "\n")
+        os.chmod(os.path.join(d, "s.secret"), 0o600)
+        good, bad = Receiver(SECRET, tls=(cert, key)).start(), Receiver(SECRET, tls=(cert, key)).start()
+        self.addCleanup(good.stop)
+        self.addCleanup(bad.stop)
+        extra = ("[webhook good]\nurl = https://127.0.0.1:%d/\nsecret_file = s.secret\ntls_ca = %s\n"
+                 "[webhook bad]\nurl = https://127.0.0.1:%d/\nsecret_file = s.secret\nretry_max = 1s\n"
+                 % (good.port, cert, bad.port))
+        u = Untild(sink, extra=extra, workdir=d)
+        self.addCleanup(u.cleanup)
+        u.start()
+        u.ctl("window", "add", "jane@acme.com", "--until", "2027-01-01", check=0)
+        u.wait_for(lambda: good.events(), what="the event over https")
+        self.assertEqual(good.events()[0]["type"], "window.created")
+        self.assertTrue(all(ok for (_, _, ok, _, _) in good.requests))
+        u.wait_for(lambda: "webhook bad: event" in u.logtext() and "attempt 2" in u.logtext(),
+                   what="the untrusted receiver's failures")
+        self.assertEqual(bad.requests, [])              # never reached past the TLS handshake
+        why = [l for l in u.logtext().splitlines() if "webhook bad: event" in l][0]
+        self.assertIn("certificate", why)
 
 
 class WebhookConfigTest(unittest.TestCase):
