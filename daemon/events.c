@@ -63,7 +63,7 @@ void events_emit(struct untild *u, enum event_kind kind, struct json_object *dat
         ujson_append(&b, o, UJSON_PLAIN) || b.oom) {
         log_error("events: %s %s: out of memory; not sent", event_kind_name(kind), id);
     } else {
-        webhook_enqueue(u->webhooks, u->store, kind, id, b.p);
+        webhook_enqueue(u->webhooks, kind, id, b.p);
         log_debug("events: %s %s queued", event_kind_name(kind), id);
     }
     json_object_put(o);

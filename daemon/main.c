@@ -439,7 +439,7 @@ static int start_watchers(struct untild *u)
     u->notice_append = append_notice;
     u->notice_append_arg = u;
     int err = 0;
-    u->webhooks = webhook_start(u->cfg, u->store, &err);
+    u->webhooks = webhook_start(u->cfg, u->store, u->loop, &err);
     if (err < 0) {
         log_fatal("cannot start the webhooks");
         return -1;

@@ -20,15 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-int store_webhook_add(struct store *st, const char *hook, const char *event_id, time_t created,
-                      const char *body)
+int store_webhook_add(struct store *st, const struct store_wh_new *rows, size_t n)
 {
     sqlite3_stmt *q = st->q[Q_WH_ADD];
-    store_bind_text(q, 1, hook);
-    store_bind_text(q, 2, event_id);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)created);
-    store_bind_text(q, 4, body);
-    return store_step_record(st, Q_WH_ADD, "webhook queue add");
+    int rc = 0;
+    /* one commit for a loop turn's events: measured 16 us an event against
+     * 91 us with a commit each (DECISIONS.md "Webhooks") */
+    sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    if (store_step_done(st, Q_BEGIN, "webhook queue begin") < 0)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        store_bind_text(q, 1, rows[i].hook);
+        store_bind_text(q, 2, rows[i].event_id);
+        sqlite3_bind_int64(q, 3, (sqlite3_int64)rows[i].created);
+        store_bind_text(q, 4, rows[i].body);
+        rc = store_step_done(st, Q_WH_ADD, "webhook queue add");
+    }
+    if (rc == 0)
+        rc = store_step_done(st, Q_COMMIT, "webhook queue commit");
+    if (rc != 0 && sqlite3_get_autocommit(st->db) == 0)
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    return rc;
 }
 
 int64_t store_webhook_count(struct store *st, const char *hook)

@@ -3,15 +3,16 @@
  *
  * Synopsis: webhook_start() at start-up reads each section's signing key,
  * counts its queue and starts its thread; webhook_enqueue() on the loop
- * appends a row per interested webhook (store_wh.c) and posts the thread's
- * semaphore; the thread (`deliver_loop`) takes the oldest row of its
+ * keeps a row per interested webhook, and when the loop turn is over
+ * (`flush`, a 0 ms timer) the turn's rows are appended in one transaction
+ * (store_wh.c) and the threads' semaphores posted; the thread (`deliver_loop`) takes the oldest row of its
  * webhook, POSTs it with libcurl and deletes it on a 2xx; on anything else
  * it waits webhook_backoff_ms() and tries the same row again, so one
  * webhook's events arrive in order and a receiver that is down delays them
  * and loses none. A row older than max_age is dropped (logged).
  *
  * Why this shape: the loop never waits for a receiver or the disk (a row
- * is a record, like the audit); the queue is the table, so a restart goes
+ * is a record, like the audit; one commit per turn, not per event); the queue is the table, so a restart goes
  * on where it stopped (an event a receiver took just before a crash may
  * come again: receivers dedupe by its id). One thread per webhook, so a
  * slow receiver delays only its own events. Threads: the loop runs
@@ -27,6 +28,7 @@
 #include "untild/webhook.h"
 #include "untild/config.h"
 #include "untild/log.h"
+#include "untild/loop.h"
 #include "untild/secret.h"
 #include "untild/store_wh.h"
 #include "untild/sysutil.h"
@@ -45,6 +47,7 @@
 
 #define REPLY_MAX 4096          /* bytes of a receiver's answer kept (for the log) */
 #define DB_RETRY_MS 5000        /* the queue could not be read: look again */
+#define FLUSH_MAX 1000          /* events written per loop turn (about 4 ms) */
 
 struct hook {
     /* fixed once the thread runs */
@@ -62,10 +65,22 @@ struct hook {
     long long dropped;          /* loop only: events refused while full */
 };
 
+/* An event waiting for the end of the loop turn (flush). */
+struct pending {
+    struct hook *h;
+    char *event_id, *body;
+    time_t created;
+};
+
 struct webhook {
     struct hook h[CONFIG_MAX_WEBHOOKS];
     size_t n;
     uint32_t events;
+    struct loop *loop;
+    struct store *st;
+    struct pending *p;      /* this loop turn's events */
+    size_t np, cap;
+    uint64_t timer;         /* the flush; 0: none set */
 };
 
 /* ---------- pure parts ---------- */
@@ -314,7 +329,7 @@ static int hook_init(struct hook *h, const struct webhook_cfg *wc, const struct 
     return 0;
 }
 
-struct webhook *webhook_start(const struct config *c, struct store *st, int *err)
+struct webhook *webhook_start(const struct config *c, struct store *st, struct loop *l, int *err)
 {
     *err = 0;
     if (!c->nwebhook)
@@ -324,6 +339,8 @@ struct webhook *webhook_start(const struct config *c, struct store *st, int *err
         *err = -1;
         return NULL;
     }
+    w->loop = l;
+    w->st = st;
     for (size_t i = 0; i < c->nwebhook; i++) {
         struct hook *h = &w->h[i];
         w->n++;
@@ -341,10 +358,55 @@ struct webhook *webhook_start(const struct config *c, struct store *st, int *err
     return w;
 }
 
+static void on_flush(struct loop *l, uint64_t id, void *arg);
+
+/* Write up to FLUSH_MAX of the waiting events in one transaction (the
+ * rest on the next turn, or all when the daemon stops), then wake their
+ * threads. */
+static void flush(struct webhook *w, int all)
+{
+    size_t n = !all && w->np > FLUSH_MAX ? FLUSH_MAX : w->np;
+    struct store_wh_new *rows = n ? calloc(n, sizeof *rows) : NULL;
+    int ok = rows != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        rows[i] = (struct store_wh_new){ w->p[i].h->name, w->p[i].event_id, w->p[i].body, w->p[i].created };
+    if (ok && store_webhook_add(w->st, rows, n) < 0)
+        ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct hook *h = w->p[i].h;
+        if (!ok) {
+            log_error("webhook %s: event %s could not be queued", h->name, w->p[i].event_id);
+            atomic_fetch_sub(&h->queued, 1);
+        } else if (!atomic_exchange(&h->signalled, 1)) {
+            sem_post(&h->wake);   /* never waits (relay.c) */
+        }
+        free(w->p[i].event_id);
+        free(w->p[i].body);
+    }
+    free(rows);
+    if (n && w->np > n)
+        memmove(w->p, w->p + n, (w->np - n) * sizeof *w->p);
+    w->np -= n;
+    if (w->np && !w->timer)
+        w->timer = loop_timer(w->loop, 0, on_flush, w);
+}
+
+static void on_flush(struct loop *l, uint64_t id, void *arg)
+{
+    struct webhook *w = arg;
+    (void)l; (void)id;
+    w->timer = 0;
+    flush(w, 0);
+}
+
 void webhook_stop(struct webhook *w)
 {
     if (!w)
         return;
+    if (w->timer)
+        loop_timer_del(w->loop, w->timer);
+    w->timer = 0;
+    flush(w, 1);
     for (size_t i = 0; i < w->n; i++) {
         struct hook *h = &w->h[i];
         atomic_store(&h->stop, 1);
@@ -357,6 +419,7 @@ void webhook_stop(struct webhook *w)
         sem_destroy(&h->wake);
         hook_free(h);
     }
+    free(w->p);
     free(w);
 }
 
@@ -365,8 +428,31 @@ uint32_t webhook_events(const struct webhook *w)
     return w ? w->events : 0;
 }
 
-void webhook_enqueue(struct webhook *w, struct store *st, enum event_kind kind, const char *event_id,
-                     const char *body)
+/* Keep one event for h until the end of the turn. 0, or -1 (ENOMEM). */
+static int keep(struct webhook *w, struct hook *h, const char *event_id, const char *body)
+{
+    if (w->np == w->cap) {
+        size_t ncap = w->cap ? w->cap * 2 : 64;
+        struct pending *np = realloc(w->p, ncap * sizeof *np);
+        if (!np)
+            return -1;
+        w->p = np;
+        w->cap = ncap;
+    }
+    struct pending *p = &w->p[w->np];
+    if (!(p->event_id = strdup(event_id)) || !(p->body = strdup(body))) {
+        free(p->event_id);
+        return -1;
+    }
+    p->h = h;
+    p->created = time(NULL);
+    w->np++;
+    if (!w->timer)
+        w->timer = loop_timer(w->loop, 0, on_flush, w);
+    return 0;
+}
+
+void webhook_enqueue(struct webhook *w, enum event_kind kind, const char *event_id, const char *body)
 {
     for (size_t i = 0; w && i < w->n; i++) {
         struct hook *h = &w->h[i];
@@ -383,14 +469,12 @@ void webhook_enqueue(struct webhook *w, struct store *st, enum event_kind kind, 
                      h->name, h->dropped);
             h->dropped = 0;
         }
-        if (store_webhook_add(st, h->name, event_id, time(NULL), body) < 0) {
-            log_error("webhook %s: event %s (%s) could not be queued", h->name, event_id,
+        if (keep(w, h, event_id, body) < 0) {
+            log_error("webhook %s: event %s (%s) could not be queued: out of memory", h->name, event_id,
                       event_kind_name(kind));
             continue;
         }
-        atomic_fetch_add(&h->queued, 1);
-        if (!atomic_exchange(&h->signalled, 1))
-            sem_post(&h->wake);   /* never waits (relay.c) */
+        atomic_fetch_add(&h->queued, 1);   /* counts it now: max_queue holds within a turn */
     }
 }
 

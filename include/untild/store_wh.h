@@ -8,15 +8,20 @@
 #ifndef UNTILD_STORE_WH_H
 #define UNTILD_STORE_WH_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 struct store;
 
-/* Append an event for hook: a record (no fsync: it survives a crash of the
- * process, maybe not a power cut). 0 or -1 (logged). */
-int store_webhook_add(struct store *st, const char *hook, const char *event_id, time_t created,
-                      const char *body);
+/* Append events, in one transaction: a record (no fsync: it survives a
+ * crash of the process, maybe not a power cut). 0, or -1 (logged; none
+ * added). */
+struct store_wh_new {
+    const char *hook, *event_id, *body;
+    time_t created;
+};
+int store_webhook_add(struct store *st, const struct store_wh_new *rows, size_t n);
 /* Rows waiting for hook; -1 on error. */
 int64_t store_webhook_count(struct store *st, const char *hook);
 

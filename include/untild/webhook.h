@@ -14,23 +14,26 @@
 #include "untild/event_kind.h"
 
 struct config;
+struct loop;
 struct store;
 struct webhook;
 
 /* One thread per [webhook] section of c (the signing keys are read now,
  * the queue counted in st). NULL with *err 0 when there is none; NULL with
  * *err -1 on failure (logged). */
-struct webhook *webhook_start(const struct config *c, struct store *st, int *err);
-/* The threads stop (an attempt in progress is abandoned: its event stays
- * queued) and are joined. NULL is fine. */
+struct webhook *webhook_start(const struct config *c, struct store *st, struct loop *l, int *err);
+/* Events not yet written are written; the threads stop (an attempt in
+ * progress is abandoned: its event stays queued) and are joined. NULL is
+ * fine. */
 void webhook_stop(struct webhook *w);
 /* The kinds some webhook wants (bit 1 << kind); 0 for NULL. */
 uint32_t webhook_events(const struct webhook *w);
-/* Queue body (event id, kind) for each webhook that wants kind, and wake
- * their threads: one record insert each, no network, no fsync. A webhook
- * whose queue holds max_queue events drops it (logged). */
-void webhook_enqueue(struct webhook *w, struct store *st, enum event_kind kind, const char *event_id,
-                     const char *body);
+/* Queue body (event id, kind) for each webhook that wants kind: kept in
+ * memory and written, with the other events of this loop turn, in one
+ * transaction when the turn is over (a 0 ms timer); then the threads are
+ * woken. No network, no fsync. A webhook whose queue holds max_queue
+ * events drops it (logged). */
+void webhook_enqueue(struct webhook *w, enum event_kind kind, const char *event_id, const char *body);
 /* 1 if the [webhook] sections of a and b differ (they take effect at a
  * restart), else 0. */
 int webhook_config_changed(const struct config *a, const struct config *b);

@@ -466,9 +466,12 @@ START_TEST(webhook_queue)
     struct store *st = store_open(tmpdir);
     struct store_wh_row row;
     ck_assert_ptr_nonnull(st);
-    ck_assert_int_eq(store_webhook_add(st, "crm", "evt_1", 100, "{\"n\":1}"), 0);
-    ck_assert_int_eq(store_webhook_add(st, "other", "evt_1", 100, "{\"n\":1}"), 0);
-    ck_assert_int_eq(store_webhook_add(st, "crm", "evt_2", 101, "{\"n\":2}"), 0);
+    struct store_wh_new rows[] = {
+        { "crm", "evt_1", "{\"n\":1}", 100 },
+        { "other", "evt_1", "{\"n\":1}", 100 },
+    }, more = { "crm", "evt_2", "{\"n\":2}", 101 };
+    ck_assert_int_eq(store_webhook_add(st, rows, 2), 0);       /* one transaction */
+    ck_assert_int_eq(store_webhook_add(st, &more, 1), 0);
     ck_assert_int_eq(store_webhook_count(st, "crm"), 2);
     ck_assert_int_eq(store_webhook_count(st, "none"), 0);
     struct store_whq *q = store_whq_open(tmpdir);
