@@ -5,15 +5,16 @@
  * counts its queue and starts its thread; webhook_enqueue() on the loop
  * keeps a row per interested webhook, and when the loop turn is over
  * (`flush`, a 0 ms timer) the turn's rows are appended in one transaction
- * (store_wh.c) and the threads' semaphores posted; the thread (`deliver_loop`) takes the oldest row of its
- * webhook, POSTs it with libcurl and deletes it on a 2xx; on anything else
+ * (store_wh.c) and the threads' semaphores posted; the thread
+ * (`deliver_loop`) takes the oldest row of its webhook, POSTs it with
+ * libcurl and deletes it on a 2xx; on anything else
  * it waits webhook_backoff_ms() and tries the same row again, so one
  * webhook's events arrive in order and a receiver that is down delays them
  * and loses none. A row older than max_age is dropped (logged).
  *
  * Why this shape: the loop never waits for a receiver or the disk (a row
- * is a record, like the audit; one commit per turn, not per event); the queue is the table, so a restart goes
- * on where it stopped (an event a receiver took just before a crash may
+ * is a record, like the audit; one commit per turn, not per event); the
+ * queue is the table, so a restart goes on where it stopped (an event a receiver took just before a crash may
  * come again: receivers dedupe by its id). One thread per webhook, so a
  * slow receiver delays only its own events. Threads: the loop runs
  * webhook_start, webhook_enqueue, webhook_stop; `deliver_loop` and what it
@@ -222,10 +223,14 @@ static int post(struct hook *h, CURL *c, const struct store_wh_row *row, char *w
     return ok;
 }
 
+/* The row is done with. A delete the database refused (logged) is tried
+ * again later: until then the event may be sent again (same id). */
 static void taken(struct hook *h, struct store_whq *q, const struct store_wh_row *row)
 {
     if (store_whq_delete(q, row->seq) == 0)
         atomic_fetch_sub(&h->queued, 1);
+    else
+        nap(h, mono_ms() + DB_RETRY_MS);
 }
 
 /* Attempts on the head row so far, and when the next may start. */
