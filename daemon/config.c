@@ -17,6 +17,7 @@
  * Diagnostics: unknown section or key, duplicate section or key, bad value,
  * missing '=', over-long line, and the cross-key checks above. */
 #include "untild/config.h"
+#include "untild/config_int.h"
 #include "untild/notice_kind.h"
 #include "untild/sysutil.h"
 #include "untild/when.h"
@@ -295,6 +296,7 @@ static long key_index(enum sect s, size_t off)
 
 #define SECT_NONE (-1)   /* before the first section header */
 #define SECT_SKIP (-2)   /* inside an unknown or duplicate section */
+#define SECT_WEBHOOK (-3) /* [webhook NAME]: config_webhook.c */
 
 struct parser {
     struct config *c;
@@ -317,6 +319,7 @@ struct parser {
     struct imap_cfg scratch_imap;
     struct caldav_cfg scratch_caldav;
     int scratch_lines[NKEYS];
+    struct config_wh *wh;      /* the [webhook NAME] sections */
 };
 
 #define ERR(p, line, ...) config_errors_add((p)->e, (p)->file, (line), __VA_ARGS__)
@@ -891,6 +894,11 @@ static void section_header(struct parser *p, int line, char *raw, char *s)
         while (end > arg && isspace((unsigned char)end[-1]))
             *--end = '\0';
     }
+    if (!strcasecmp(name, "webhook")) {
+        config_wh_section(p->wh, line, arg);
+        p->sect = SECT_WEBHOOK;
+        return;
+    }
     int sect = -1;
     for (int i = 0; i < S_COUNT; i++)
         if (strcasecmp(name, sect_names[i]) == 0)
@@ -970,6 +978,10 @@ static void key_line(struct parser *p, int line, char *raw, char *s)
         *s = '\0';
     }
 
+    if (p->sect == SECT_WEBHOOK) {
+        config_wh_key(p->wh, line, key, v);
+        return;
+    }
     if (p->sect == SECT_SKIP)
         return;   /* an unknown section: reported at its header */
     if (p->sect == SECT_NONE) {
@@ -1170,6 +1182,7 @@ static void check_all(struct parser *p)
             "password_file and password_command are exclusive");
     check_issue12(p);
     check_http(p);
+    config_wh_check(p->wh);
 
     /* [upstream] */
     if (c->upstream_url != NULL)
@@ -1355,6 +1368,7 @@ static void parser_free(struct parser *p)
     config_free(p->scratch);
     imap_free(&p->scratch_imap);
     caldav_free(&p->scratch_caldav);
+    config_wh_free(p->wh);
     free(p);
 }
 
@@ -1382,7 +1396,7 @@ struct config *config_load(const char *path, struct config_errors *e)
         goto fail;
     }
     p->dir = config_dir(path);
-    if (p->dir == NULL) {
+    if (p->dir == NULL || !(p->wh = config_wh_new(c, e, path, p->dir))) {
         config_errors_add(e, path, 0, "cannot resolve its directory: %s",
                           strerror(errno));
         goto fail;
@@ -1466,6 +1480,8 @@ void config_free(struct config *c)
         imap_free(&c->imap[i]);
     for (size_t i = 0; i < c->ncaldav; i++)
         caldav_free(&c->caldav[i]);
+    for (size_t i = 0; i < c->nwebhook; i++)
+        config_webhook_free(&c->webhook[i]);
     free(c);
 }
 

@@ -25,6 +25,7 @@
 #include "untild/followup.h"
 #include "untild/followup_cal.h"
 #include "untild/daemon.h"
+#include "untild/events.h"
 #include "untild/json.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -398,7 +399,9 @@ static void scan(struct followup *f)
         const struct window *w = windows_get(u->ix, due[i]);
         if (!w || store_followup_sent(u->store, w->id, w->until) != 0)
             continue;   /* sent already (or the store cannot say: do not risk a flood) */
-        remind(u, w, followup_due_at(&u->pcfg, w), now);
+        time_t at = followup_due_at(&u->pcfg, w);
+        remind(u, w, at, now);
+        events_window(u, EV_WINDOW_OPENED, w, at);   /* webhooks: the follow-up is due */
         if (store_followup_mark(u->store, w->id, w->until, now) < 0)
             log_error("followup: cannot record the reminder for %s (a restart may send it again)", w->id);
         done++;

@@ -36,6 +36,8 @@
 #include "untild/imap_watch.h"
 #include "untild/caldav.h"
 #include "untild/http_api.h"
+#include "untild/events.h"
+#include "untild/webhook.h"
 #include "untild/policy_service.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -95,6 +97,8 @@ static void reload_apply(struct untild *u, struct config *c, struct windows *ix)
             log_warn("reload: [store] changes take effect at the next restart");
         if (http_api_config_changed(old, c))
             log_warn("reload: [http] changes take effect at the next restart");
+        if (webhook_config_changed(old, c))
+            log_warn("reload: [webhook] changes take effect at the next restart");
     }
     untild_policy_cfg(c, &u->pcfg);
     winload_free_later(u->ix);
@@ -434,12 +438,18 @@ static int start_watchers(struct untild *u)
     u->notice_queue_arg = u->release;
     u->notice_append = append_notice;
     u->notice_append_arg = u;
+    int err = 0;
+    u->webhooks = webhook_start(u->cfg, u->store, u->loop, &err);
+    if (err < 0) {
+        log_fatal("cannot start the webhooks");
+        return -1;
+    }
+    events_start(u);   /* before anything below can audit */
     if (!(u->followup = followup_new(u)) || !(u->digest = digest_new(u))) {
         log_fatal("cannot start follow-ups and the digest");
         return -1;
     }
     u->fucal = followup_cal_start(u);
-    int err = 0;
     u->imap = imap_watch_start(u, &err);
     if (err < 0) {
         log_fatal("cannot start the IMAP watcher");
@@ -505,6 +515,8 @@ static void stop_all(struct untild *u, int lockfd)
         windows_free(u->ix);
     if (u->spool)
         spool_close(u->spool);
+    webhook_stop(u->webhooks);  /* its queue stays in the store */
+    u->webhooks = NULL;
     if (u->store)
         store_close(u->store);
     loop_free(u->loop);

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 
 static const char *const queries[Q_COUNT] = {
@@ -139,6 +139,7 @@ static const char *const queries[Q_COUNT] = {
         " ON CONFLICT(id) DO UPDATE SET changed_at = max(changed_at, excluded.changed_at)",
     [Q_TOMB_DEL] = "DELETE FROM tomb WHERE id = ?1",
     [Q_WIN_CHANGED_AT] = "SELECT changed_at FROM windows WHERE id = ?1",
+    [Q_WH_ADD] = "INSERT INTO webhook_queue (hook, event_id, created, body) VALUES (?1, ?2, ?3, ?4)",
 };
 
 static const char schema_v1[] =
@@ -223,6 +224,14 @@ static const char schema_v7[] =
     "CREATE TABLE IF NOT EXISTS api_tokens ("
     " name TEXT PRIMARY KEY, hash TEXT NOT NULL, scope TEXT NOT NULL,"
     " by TEXT, created INTEGER NOT NULL);";
+
+/* v8 (issue 14): outgoing webhook events waiting for a 2xx (store_wh.c),
+ * in order per webhook; local to this gateway. */
+static const char schema_v8[] =
+    "CREATE TABLE IF NOT EXISTS webhook_queue ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, hook TEXT NOT NULL,"
+    " event_id TEXT NOT NULL, created INTEGER NOT NULL, body TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS webhook_queue_hook ON webhook_queue (hook, seq);";
 
 
 static int share_begin(struct store *st);
@@ -319,7 +328,7 @@ static int migrate(struct store *st)
     /* Each step runs in its own transaction and records its version, so
      * an interrupted upgrade resumes where it stopped. */
     static const char *const steps[] = { NULL, schema_v1, schema_v2, schema_v3, schema_v4,
-                                         schema_v5, schema_v6, schema_v7 };
+                                         schema_v5, schema_v6, schema_v7, schema_v8 };
     for (int to = v + 1; to <= STORE_SCHEMA_VERSION; to++) {
         char bump[48];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d; COMMIT", to);
@@ -712,7 +721,15 @@ int store_audit(struct store *st, const struct audit_rec *r)
     }
     if (!st->batch)
         sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    if (rc == 0 && st->on_audit)
+        st->on_audit(st->on_audit_arg, r);
     return rc;
+}
+
+void store_on_audit(struct store *st, void (*fn)(void *arg, const struct audit_rec *r), void *arg)
+{
+    st->on_audit = fn;
+    st->on_audit_arg = arg;
 }
 
 int store_audit_foreach(struct store *st, time_t since,

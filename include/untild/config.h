@@ -1,6 +1,6 @@
 /* config.h - untild.conf (INI) and the window files it names.
  *
- * Syntax: "[section]" or "[section NAME]" (imap / caldav per rep),
+ * Syntax: "[section]" or "[section NAME]" (imap / caldav per rep, webhook),
  * "key = value", comments start with '#' or ';' at the beginning of a line
  * or after whitespace. Every error is reported as "FILE:LINE: message";
  * config_load collects all of them (it does not stop at the first).
@@ -18,6 +18,7 @@
 
 #define CONFIG_MAX_LISTEN 8
 #define CONFIG_MAX_REPS 64
+#define CONFIG_MAX_WEBHOOKS 16
 
 enum auth_mode { AUTH_NONE, AUTH_PASSWD, AUTH_UPSTREAM };
 enum tls_mode { TLS_REQUIRED, TLS_NONE };
@@ -44,6 +45,19 @@ struct caldav_cfg {
     char *proxy_listen;      /* NULL: no proxy */
     size_t proxy_max_body;   /* request body bytes the proxy takes; default 32m */
     int sync_etag;           /* sync = etag: never use sync-collection */
+};
+
+/* [webhook NAME] (issue 14): outgoing events (webhook.h, events.h). */
+struct webhook_cfg {
+    char *name;
+    char *url;               /* https://, or http:// to a loopback host */
+    char *secret_file;       /* the HMAC key: its first line */
+    char *tls_ca;            /* NULL: the system's trust */
+    uint32_t events;         /* bit (1 << enum event_kind); default: all */
+    int timeout;             /* seconds per attempt; default 10 */
+    int64_t max_age;         /* seconds an event may wait; default 3d */
+    int64_t retry_max;       /* seconds: the longest wait between attempts; default 1h */
+    int max_queue;           /* events kept waiting; default 100000 */
 };
 
 struct config {
@@ -145,6 +159,8 @@ struct config {
     struct imap_cfg imap[CONFIG_MAX_REPS]; size_t nimap;
     /* [caldav] / [caldav REP] */
     struct caldav_cfg caldav[CONFIG_MAX_REPS]; size_t ncaldav;
+    /* [webhook NAME] (config_webhook.c) */
+    struct webhook_cfg webhook[CONFIG_MAX_WEBHOOKS]; size_t nwebhook;
 };
 
 /* Error sink: every error is one "FILE:LINE: message" line. */

@@ -13,7 +13,7 @@ struct imap_watch; struct caldav; struct policy_service; struct holder;
 struct store_pg;
 struct followup; struct digest; struct followup_cal;
 struct auth_pool; struct auth_limit; struct workq;
-struct http_api;
+struct http_api; struct webhook;
 
 struct untild {
     struct config *cfg;
@@ -38,6 +38,7 @@ struct untild {
     struct auth_limit *auth_limits; /* AUTH failures per address and user */
     struct workq *parsers;        /* large messages parsed off the loop (gate.c) */
     struct http_api *http;        /* [http] listen: the JSON API; NULL: off */
+    struct webhook *webhooks;     /* [webhook NAME]: delivery threads; NULL: none */
     /* Windows changed: what derives from them besides the release
      * (follow-up) looks again. Set by main; a pointer, so the watchers
      * need not include those modules. May be NULL. */

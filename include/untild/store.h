@@ -37,6 +37,9 @@ struct audit_rec {
     const char *event, *rep, *contact, *window_id, *msg_id, *detail;
 };
 int store_audit(struct store *st, const struct audit_rec *r);
+/* Called (on the loop) after each audit row is written: the webhook events
+ * (events.c) are noticed there. fn NULL: none. */
+void store_on_audit(struct store *st, void (*fn)(void *arg, const struct audit_rec *r), void *arg);
 /* Visit audit rows with t >= since, oldest first; stop if fn returns != 0. */
 int store_audit_foreach(struct store *st, time_t since,
                         int (*fn)(const struct audit_rec *r, void *arg),

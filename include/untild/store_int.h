@@ -20,9 +20,11 @@ enum {
     /* the shared-state seam (store_pg.c), schema v5 */
     Q_JOURNAL_ADD, Q_JOURNAL_ACK, Q_JOURNAL_COUNT, Q_TOMB_GET, Q_TOMB_SET,
     Q_TOMB_DEL, Q_WIN_CHANGED_AT,
+    Q_WH_ADD,   /* store_wh.c, schema v8 */
     Q_COUNT
 };
 
+struct audit_rec;
 struct store {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
@@ -33,6 +35,8 @@ struct store {
     int64_t last_at;           /* the last change time handed out (stamp) */
     struct store_ckpt *ckpt;   /* WAL checkpoints off the loop (store_ckpt.c) */
     int batch;                 /* store_batch_begin depth: commits skip the fsync */
+    void (*on_audit)(void *arg, const struct audit_rec *r);   /* store_on_audit */
+    void *on_audit_arg;
 };
 
 /* store_ckpt.c: checkpoint the WAL on a thread with its own connection to

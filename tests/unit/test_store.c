@@ -3,6 +3,7 @@
  * and the schema migration that indexes it; batches of writes (one fsync). */
 #include "untild/store.h"
 #include "untild/store_int.h"
+#include "untild/store_wh.h"
 #include "untild/when.h"
 
 #include <check.h>
@@ -428,7 +429,7 @@ START_TEST(migrate_v3_prune_indexed)
     ck_assert_int_eq(store_seen_add(st, "<m@x>", "bob@acme.com", "rep@x", 10), 0);
     store_close(st);
     db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 7);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 8);
     /* Turn it back into what untild with schema 2 left behind. */
     ck_assert_int_eq(sqlite3_exec(db, "DROP INDEX seen_t; PRAGMA user_version = 2",
                                   NULL, NULL, NULL), SQLITE_OK);
@@ -440,7 +441,7 @@ START_TEST(migrate_v3_prune_indexed)
     ck_assert_int_eq(store_seen_has(st, "<m@x>", "bob@acme.com"), 1);
     store_close(st);
     db = raw_open();
-    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 7);
+    ck_assert_int_eq(raw_int(db, "PRAGMA user_version"), 8);
     ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'seen_t'"), 1);
     raw_plan(db, "DELETE FROM seen WHERE t < 5", plan, sizeof plan);
     ck_assert_msg(strstr(plan, "INDEX seen_t") != NULL, "plan: %s", plan);
@@ -451,6 +452,56 @@ START_TEST(migrate_v3_prune_indexed)
 END_TEST
 
 /* Issue 11.13: the invitation index (evidence for calendar replies). */
+/* Issue 14: the webhook queue, in order per webhook, read and emptied by
+ * a second connection (a delivery thread's); the audit hook sees rows. */
+static int audits_seen;
+static void count_audit(void *arg, const struct audit_rec *r)
+{
+    (void)arg;
+    if (r->event && !strcmp(r->event, "held"))
+        audits_seen++;
+}
+
+START_TEST(webhook_queue)
+{
+    struct store *st = store_open(tmpdir);
+    struct store_wh_row row;
+    ck_assert_ptr_nonnull(st);
+    struct store_wh_new rows[] = {
+        { "crm", "evt_1", "{\"n\":1}", 100 },
+        { "other", "evt_1", "{\"n\":1}", 100 },
+    }, more = { "crm", "evt_2", "{\"n\":2}", 101 };
+    ck_assert_int_eq(store_webhook_add(st, rows, 2), 0);       /* one transaction */
+    ck_assert_int_eq(store_webhook_add(st, &more, 1), 0);
+    ck_assert_int_eq(store_webhook_count(st, "crm"), 2);
+    ck_assert_int_eq(store_webhook_count(st, "none"), 0);
+    struct store_whq *q = store_whq_open(tmpdir);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq(store_whq_head(q, "crm", &row), 1);
+    ck_assert_str_eq(row.event_id, "evt_1");
+    ck_assert_str_eq(row.body, "{\"n\":1}");
+    ck_assert_int_eq(row.created, 100);
+    ck_assert_int_eq(store_whq_delete(q, row.seq), 0);
+    store_wh_row_clear(&row);
+    ck_assert_int_eq(store_whq_head(q, "crm", &row), 1);
+    ck_assert_str_eq(row.event_id, "evt_2");
+    ck_assert_int_eq(store_whq_delete(q, row.seq), 0);
+    store_wh_row_clear(&row);
+    ck_assert_int_eq(store_whq_head(q, "crm", &row), 0);
+    ck_assert_int_eq(store_webhook_count(st, "crm"), 0);
+    ck_assert_int_eq(store_webhook_count(st, "other"), 1);   /* each webhook its own rows */
+    store_whq_close(q);
+    store_on_audit(st, count_audit, NULL);
+    ck_assert_int_eq(store_audit(st, &(struct audit_rec){ 5, "held", "rep@x", "a@b", NULL, NULL, NULL }), 0);
+    ck_assert_int_eq(store_audit(st, &(struct audit_rec){ 6, "denied", "rep@x", NULL, NULL, NULL, NULL }), 0);
+    ck_assert_int_eq(audits_seen, 1);
+    store_close(st);
+    st = store_open(tmpdir);                                  /* rows survive a reopen */
+    ck_assert_int_eq(store_webhook_count(st, "other"), 1);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(invitations)
 {
     struct store *st = store_open(tmpdir);
@@ -822,6 +873,7 @@ int main(void)
     tcase_add_test(tc, prune);
     tcase_add_test(tc, migrate_v3_prune_indexed);
     tcase_add_test(tc, invitations);
+    tcase_add_test(tc, webhook_queue);
     tcase_add_test(tc, shared_journal);
     tcase_add_test(tc, shared_apply_conflict_rule);
     tcase_add_test(tc, followup_rows);
