@@ -4,7 +4,8 @@
  * (http_api_run.c) with loop_post and wait on a condition variable, as
  * the CalDAV proxy does, then write the JSON answer. A connection thread
  * never touches the daemon's state; it only reads a held message's first
- * bytes for GET /held/{id}'s preview (a file the loop named). */
+ * bytes for GET /held/{id}'s preview (a file the loop named) and, for
+ * paths outside /api/, the web console's files (http_console.c). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include <microhttpd.h>
 #include "untild/http_api.h"
 #include "untild/http_api_int.h"
+#include "untild/http_console.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -59,6 +61,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cons
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (allow)
         MHD_add_response_header(r, "Allow", allow);
     if (status == 401)
@@ -173,6 +176,8 @@ static enum MHD_Result handle(struct http_api *a, struct MHD_Connection *c, cons
         MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "at"),
         MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from"),
     };
+    if (strncmp(url, "/api/", 5))   /* the web console's files, read on this thread */
+        return http_console_answer(a->console, c, url, method) == MHD_YES ? MHD_YES : MHD_NO;
     struct api_work *w = calloc(1, sizeof *w);
     struct api_err e;
     if (!w)
@@ -324,6 +329,8 @@ struct http_api *http_api_start(struct untild *u)
     a->loop = u->loop;
     a->max_body = cf->http_max_body;
     a->max_conns = cf->http_max_connections;
+    if (!(a->console = http_console_open(cf->http_console_dir)))
+        goto fail;
     if (listen_addr(cf->http_listen, &ss) < 0) {
         log_error("api: [http] listen %s: not an address to listen on", cf->http_listen);
         goto fail;
@@ -371,7 +378,8 @@ int http_api_config_changed(const struct config *a, const struct config *b)
 {
     return str_differ(a->http_listen, b->http_listen) || str_differ(a->http_tls_cert, b->http_tls_cert) ||
            str_differ(a->http_tls_key, b->http_tls_key) || a->http_max_body != b->http_max_body ||
-           a->http_max_connections != b->http_max_connections || a->http_timeout != b->http_timeout;
+           a->http_max_connections != b->http_max_connections || a->http_timeout != b->http_timeout ||
+           str_differ(a->http_console_dir, b->http_console_dir);
 }
 
 void http_api_stop(struct http_api *a)
@@ -401,5 +409,6 @@ void http_api_free(struct http_api *a)
         memset(a->key, 0, strlen(a->key));
     free(a->cert);
     free(a->key);
+    http_console_close(a->console);
     free(a);
 }

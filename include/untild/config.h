@@ -137,6 +137,8 @@ struct config {
     size_t http_max_body;         /* bytes of one request body; default 1m */
     int http_max_connections;     /* concurrent connections; default 64 */
     int http_timeout;             /* seconds a connection may stay idle; default 60 */
+    char *http_console_dir;       /* the web console's files; NULL: the built-in
+                                     default (http_console.h) */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;

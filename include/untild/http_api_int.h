@@ -15,6 +15,7 @@ struct untild;
 struct loop;
 struct MHD_Daemon;
 struct json_object;
+struct http_console;
 
 enum api_op {
     API_STATUS, API_WINDOWS_LIST, API_WINDOWS_ADD, API_WINDOWS_END, API_CHECK,
@@ -83,6 +84,7 @@ struct http_api {
     size_t max_body;        /* [http] max_body, copied at start: connection
                                threads never read u->cfg (a reload swaps it) */
     int max_conns, nconns;  /* [http] max_connections; open now (mu) */
+    struct http_console *console;   /* [http] console_dir, opened at start */
 };
 
 /* Work for the loop thread, shared with a connection thread (refs). */
