@@ -8,7 +8,7 @@
 (function () {
   const OLD_DAYS = 21;            // a held message older than this gets a warning
   const SVGNS = 'http://www.w3.org/2000/svg';
-  const S = { user: null, admin: false, csrf: null, now: null, heldNext: null };
+  const S = { user: null, admin: false, csrf: null, now: null, heldNext: null, windows: new Map() };
 
   const $ = (id) => document.getElementById(id);
 
@@ -137,7 +137,8 @@
   async function refresh() {
     const st = await api('GET', 'status');
     if (st.status === 200 && st.data) S.now = st.data.now || null;
-    await Promise.all([loadHeld(false), loadWindows(), loadFollowups(), S.admin ? loadTeam() : null]);
+    // windows first: a held message's "why" names its window's reason
+    await Promise.all([loadWindows().then(() => loadHeld(false)), loadFollowups(), S.admin ? loadTeam() : null]);
   }
 
   /* ---- held mail -------------------------------------------------- */
@@ -164,7 +165,7 @@
     const shown = rcpts.length ? rcpts : (m.recipients || []);
     const days = ageDays(m.created);
     const old = days > OLD_DAYS;
-    const reasons = [...new Set(shown.map((r) => r.reason || (r.window ? 'window ' + r.window : '')).filter(Boolean))];
+    const reasons = [...new Set(shown.map(whyHeld).filter(Boolean))];
     const item = el('article', { class: 'item held' + (old ? ' old' : ''), 'data-id': m.id, 'data-rep': m.rep || '',
                                  'data-age-days': Math.floor(days), 'aria-labelledby': 'held-h-' + m.id });
     const dl = el('dl', {},
@@ -180,6 +181,13 @@
     }
     item.append(heldActions(m, item));
     return item;
+  }
+
+  function whyHeld(r) {
+    if (r.reason) return r.reason;
+    const w = r.window ? S.windows.get(r.window) : null;
+    if (!w) return r.window ? 'window ' + r.window : '';
+    return 'quiet until ' + shortTime(w.until) + (w.reason ? ': ' + w.reason : '');
   }
 
   function heldActions(m, item) {
@@ -235,6 +243,7 @@
       list.append(el('p', { class: 'error', text: 'Cannot list windows: ' + why(res) }));
       return;
     }
+    S.windows = new Map((res.data.items || []).map((w) => [w.id, w]));
     for (const w of res.data.items || []) list.append(windowItem(w));
     if (!list.children.length) list.append(el('p', { class: 'empty', text: 'No windows.' }));
   }
