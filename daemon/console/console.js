@@ -371,13 +371,45 @@
       return;
     }
     const r = res.data;
-    const weeks = Array.isArray(r.weeks) ? r.weeks : [];
+    const rows = Array.isArray(r.weeks) ? r.weeks : [];
+    const weeks = sumBy(rows, (w) => w.week + '\u0000' + (w.rep || '-'), (w) => ({ week: w.week, rep: w.rep || '-' }));
     drawEarly($('chart-early'), $('table-early'), weeks);
     drawKinds($('chart-kinds'), weeks, r.by_rep || []);
     drawPressed($('pressed'), r.by_contact || []);
-    const around = r.around_gate || r.bypass || r.around;
-    $('around').hidden = around === undefined;
-    if (around !== undefined) $('around-body').replaceChildren(el('pre', { text: JSON.stringify(around, null, 2) }));
+    drawAround($('around'), $('around-body'), rows);
+  }
+
+  /* Rows summed (held, flagged, rejected) by key; first(row) starts a sum. */
+  function sumBy(rows, key, first) {
+    const m = new Map();
+    for (const w of rows) {
+      const k = key(w);
+      const t = m.get(k) || Object.assign(first(w), { held: 0, flagged: 0, rejected: 0 });
+      t.held += w.held || 0; t.flagged += w.flagged || 0; t.rejected += w.rejected || 0;
+      m.set(k, t);
+    }
+    return [...m.values()];
+  }
+
+  /* Mail sent around the gate: what the Sent-folder watcher (channel imap)
+   * caught, per rep, beside the other channels. */
+  function drawAround(box, body, rows) {
+    const withChannel = rows.filter((w) => w.channel);
+    box.hidden = !withChannel.length;
+    if (!withChannel.length) return;
+    const sums = sumBy(withChannel, (w) => (w.rep || '-') + '\u0000' + w.channel,
+                       (w) => ({ rep: w.rep || '-', channel: w.channel }));
+    const table = el('table', {}, el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'Rep' }),
+      el('th', { scope: 'col', text: 'Channel' }), el('th', { scope: 'col', text: 'Held' }),
+      el('th', { scope: 'col', text: 'Flagged' }), el('th', { scope: 'col', text: 'Rejected' }))));
+    const tb = el('tbody');
+    for (const t of sums.sort((a, b) => (a.rep + a.channel).localeCompare(b.rep + b.channel))) {
+      tb.append(el('tr', { 'data-rep': t.rep, 'data-channel': t.channel, class: t.channel === 'imap' ? 'around' : null },
+        el('td', { text: t.rep }), el('td', { text: t.channel === 'imap' ? 'around the gate (Sent folder)' : t.channel }),
+        el('td', { text: t.held }), el('td', { text: t.flagged }), el('td', { text: t.rejected })));
+    }
+    table.append(tb);
+    body.replaceChildren(table);
   }
 
   const total = (x) => (x.held || 0) + (x.flagged || 0) + (x.rejected || 0);
@@ -395,7 +427,7 @@
     const reps = [...new Set(weeks.map((w) => w.rep || '-'))].sort();
     const count = new Map(weeks.map((w) => [w.week + '\u0000' + (w.rep || '-'), w]));
     const max = Math.max(1, ...weeks.map(total));
-    const W = 640, H = 280, L = 40, R = 16, T = 16, B = 40;
+    const W = 640, H = 280, L = 40, R = 40, T = 16, B = 40;
     const x = (i) => L + (labels.length === 1 ? (W - L - R) / 2 : i * (W - L - R) / (labels.length - 1));
     const y = (v) => T + (H - T - B) * (1 - v / max);
     const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, 'data-chart': 'contact-too-early', 'aria-hidden': 'true' });
@@ -467,6 +499,11 @@
     const bw = Math.min(60, (W - L - 16) / keys.length * 0.7);
     const step = (W - L - 16) / keys.length;
     const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, 'data-chart': 'kinds', 'aria-hidden': 'true' });
+    for (const v of niceTicks(max)) {
+      const y = H - B - (H - B - T) * v / max;
+      s.append(svg('line', { class: 'grid', x1: L, x2: W - 16, y1: y, y2: y }),
+               svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end' }, String(v)));
+    }
     s.append(svg('line', { class: 'axis', x1: L, x2: W - 16, y1: H - B, y2: H - B }));
     keys.forEach((k, i) => {
       let base = H - B;
