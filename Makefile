@@ -189,7 +189,7 @@ torture: all
 # libFuzzer targets (clang): build/fuzz/fuzz_<name>, each run FUZZ_SECONDS.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_NAMES   := address windowline config message smtp control dav_xml json httpapi
+FUZZ_NAMES   := address windowline config message smtp control dav_xml json httpapi csv
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer -std=gnu17 -Wall -Wextra -D_GNU_SOURCE -Iinclude \
                 $(PKG_CFLAGS) -pthread -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -20,12 +20,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "untild/control.h"
+#include "untild/control_int.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
 #include "untild/followup.h"
 #include "untild/json.h"
 #include "untild/digest.h"
 #include "untild/contacts.h"
+#include "untild/csv_import.h"
 #include "untild/log.h"
 #include "untild/policy_service.h"
 #include "untild/loop.h"
@@ -41,10 +43,10 @@
 #include "untild/verbs.h"
 #include "untild/window_end.h"
 
-#define REQ_MAX 65536
+/* A request is words; `window import` sends a CSV file as one word, so
+ * the bound is the import's (csv_import.h) with room for the rest. */
+#define REQ_MAX (CSV_MAX_BYTES + 65536)
 #define MAX_ARGS 64
-
-enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_QUIET = 3, EX_DENIED = 4, EX_NOTFOUND = 5 };
 
 /* Local clients only, but still bounded: a client that connects and says
  * nothing must not pile up connections or memory. */
@@ -77,7 +79,7 @@ struct conn {
 };
 
 /* A rep "alice" owns held mail of rep "alice" or "alice@anything". */
-static int rep_owns(const char *rep, const char *owner)
+int control_rep_owns(const char *rep, const char *owner)
 {
     if (!rep || !owner)
         return 0;
@@ -87,7 +89,7 @@ static int rep_owns(const char *rep, const char *owner)
     return !strchr(rep, '@') && !strncasecmp(owner, rep, n) && owner[n] == '@';
 }
 
-static const char *opt(int argc, char **argv, const char *name)
+const char *control_opt(int argc, char **argv, const char *name)
 {
     for (int i = 0; i < argc - 1; i++)
         if (!strcmp(argv[i], name))
@@ -131,7 +133,7 @@ static int cp_unsafe(long cp)
 }
 
 /* The printable form of s for a table cell (into a strbuf). */
-static void sb_text(struct strbuf *b, const char *s)
+void control_sb_text(struct strbuf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     while (*p) {
@@ -146,10 +148,10 @@ static void sb_text(struct strbuf *b, const char *s)
 }
 
 /* The same into a fixed buffer (for padded columns); returns out. */
-static const char *clean(const char *s, char *out, size_t outsz)
+const char *control_clean(const char *s, char *out, size_t outsz)
 {
     struct strbuf b = { 0 };
-    sb_text(&b, s);
+    control_sb_text(&b, s);
     snprintf(out, outsz, "%s", b.p ? b.p : "");
     sb_free(&b);
     return out;
@@ -240,8 +242,8 @@ static void page_finish(struct page *pg)
 /* --limit N / --after ID. Returns 0, or EX_USAGE with the message in b. */
 static int page_opts(int argc, char **argv, const char *verb, struct page *pg, struct strbuf *b)
 {
-    const char *lim = opt(argc, argv, "--limit");
-    pg->after = opt(argc, argv, "--after");
+    const char *lim = control_opt(argc, argv, "--limit");
+    pg->after = control_opt(argc, argv, "--after");
     pg->limit = PAGE_DEFAULT;
     if (lim) {
         char *end;
@@ -262,7 +264,7 @@ static const char *tz_of(const struct untild *u, const struct window *w)
 
 /* One JSON value as the whole answer: its line, and o is freed (NULL: a
  * build failed, the answer is "out of memory"). */
-static void append_json(struct strbuf *b, struct json_object *o)
+void control_append_json(struct strbuf *b, struct json_object *o)
 {
     ujson_append(b, o, UJSON_PLAIN);
     json_object_put(o);
@@ -298,24 +300,24 @@ struct json_object *control_window_json(const struct untild *u, const struct win
     return o;
 }
 
-static void window_row(struct strbuf *b, const struct untild *u, const struct window *w)
+void control_window_row(struct strbuf *b, const struct untild *u, const struct window *w)
 {
     char t[64], who[256];
     struct strbuf wb = { 0 };
     for (size_t i = 0; i < w->nwho && wb.len < sizeof who; i++) {
         if (i)
             sb_add(&wb, ",", 1);
-        sb_text(&wb, w->who[i]);
+        control_sb_text(&wb, w->who[i]);
     }
     snprintf(who, sizeof who, "%s", wb.p ? wb.p : "");
     sb_free(&wb);
     sb_printf(b, "%-14s %-32s %-25s %-7s ", w->id, who,
               when_format(w->until, tz_of(u, w), t, sizeof t),
               action_name(policy_window_action(&u->pcfg, w)));
-    sb_text(b, w->reason);
+    control_sb_text(b, w->reason);
     if (w->rrule) {
         sb_puts(b, "  rrule=");
-        sb_text(b, w->rrule);
+        control_sb_text(b, w->rrule);
     }
     sb_puts(b, "\n");
 }
@@ -327,7 +329,7 @@ static const char *window_id(const void *e) { return ((const struct window *)e)-
 static int list_one(const struct window *w, void *arg)
 {
     struct list_ctx *c = arg;
-    if (!c->admin && !rep_owns(c->rep, w->owner) && w->owner)
+    if (!c->admin && !control_rep_owns(c->rep, w->owner) && w->owner)
         return 0;
     if (page_offer(c->pg, w, 0) < 0) {
         c->oom = 1;
@@ -360,7 +362,7 @@ static void list_close(struct ujson_list *l, int json, int paged, const struct p
 
 static int paged_req(int argc, char **argv)
 {
-    return opt(argc, argv, "--limit") || opt(argc, argv, "--after");
+    return control_opt(argc, argv, "--limit") || control_opt(argc, argv, "--after");
 }
 
 /* The ids of the windows `window end WHAT` ends (WHAT: an id, an address
@@ -401,7 +403,7 @@ static int window_end_ids(struct untild *u, const char *what, int admin, const c
         rc = EX_ERR;
     }
     for (size_t i = 0; rc == EX_OK && i < nf; i++) {
-        if (!admin && !rep_owns(rep, found[i]->owner)) {
+        if (!admin && !control_rep_owns(rep, found[i]->owner)) {
             store_audit(u->store, &(struct audit_rec){ now, "denied", rep, found[i]->who[0], found[i]->id,
                         NULL, "window end" });
             log_warn("control: denied: %s may not end window %s", rep, found[i]->id);
@@ -445,7 +447,7 @@ static int window_list(struct untild *u, int argc, char **argv, int admin, const
         if (json)
             ujson_list_add(&l, control_window_json(u, pg.item[i].e));
         else
-            window_row(b, u, pg.item[i].e);
+            control_window_row(b, u, pg.item[i].e);
     }
     list_close(&l, json, paged, &pg, next);
     free(pg.item);
@@ -454,7 +456,7 @@ static int window_list(struct untild *u, int argc, char **argv, int admin, const
 
 /* window end WHO|ID: every window it names, if the caller may end them all. */
 /* "usage: NAME ARGS" from verbs.h's table. */
-static void verb_usage(struct strbuf *b, const char *name)
+void control_verb_usage(struct strbuf *b, const char *name)
 {
     size_t n;
     const struct verb *v = verbs_all(&n);
@@ -467,7 +469,7 @@ static int window_end(struct untild *u, int argc, char **argv, int admin, const 
                       time_t now, struct strbuf *b)
 {
     if (argc < 3) {
-        verb_usage(b, "window end");
+        control_verb_usage(b, "window end");
         return EX_USAGE;
     }
     /* However many windows name WHO: the lists are sized from the
@@ -489,84 +491,21 @@ static int cmd_window(struct untild *u, int argc, char **argv, int admin, const 
                       int json, struct strbuf *b, char *next)
 {
     time_t now = untild_now(u);
-    char err[256];
     if (argc < 2) {
-        sb_puts(b, "usage: window add|list|end\n");
+        sb_puts(b, "usage: window add|change|import|list|end\n");
         return EX_USAGE;
     }
     if (!strcmp(argv[1], "list"))
         return window_list(u, argc, argv, admin, rep, json, b, next);
-    if (!strcmp(argv[1], "add")) {
-        if (argc < 3 || argv[2][0] == '-') {
-            verb_usage(b, "window add");
-            return EX_USAGE;
-        }
-        const char *until = opt(argc, argv, "--until"), *from = opt(argc, argv, "--from");
-        const char *reason = opt(argc, argv, "--reason"), *action = opt(argc, argv, "--action");
-        const char *rrule = opt(argc, argv, "--rrule"), *tz = opt(argc, argv, "--tz");
-        const char *dur = opt(argc, argv, "--duration");
-        if (!until) {
-            sb_puts(b, "window add: --until WHEN is required (a date, or never)\n");
-            return EX_USAGE;
-        }
-        /* Reuse the window-file grammar, so both paths validate alike. */
-        struct strbuf line = { 0 };
-        sb_printf(&line, "%s %s", argv[2], until);
-        struct { const char *k, *v; } kv[] = { { "from", from }, { "action", action }, { "rrule", rrule },
-                                               { "tz", tz }, { "duration", dur }, { "reason", reason } };
-        for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
-            if (!kv[i].v)
-                continue;
-            if (strpbrk(kv[i].v, "\"\r\n")) {
-                sb_printf(b, "window add: --%s must not contain quotes or line breaks\n", kv[i].k);
-                sb_free(&line);
-                return EX_USAGE;
-            }
-            sb_printf(&line, " %s=\"%s\"", kv[i].k, kv[i].v);
-        }
-        struct window w;
-        int rc = window_parse_line(line.p ? line.p : "", u->cfg->timezone, u->pcfg.delims, now, &w,
-                                   err, sizeof err);
-        sb_free(&line);
-        if (rc != 0) {
-            sb_printf(b, "window add: %s\n", rc > 0 ? "nothing to add" : err);
-            return EX_USAGE;
-        }
-        if (w.until != WHEN_NEVER && w.until <= now) {
-            sb_puts(b, "window add: --until is in the past\n");
-            window_free_fields(&w);
-            return EX_USAGE;
-        }
-        free(w.owner);
-        w.owner = strdup(admin && !opt(argc, argv, "--owner") ? (u->cfg->owner ? u->cfg->owner : rep)
-                         : (opt(argc, argv, "--owner") && admin ? opt(argc, argv, "--owner") : rep));
-        w.source = WSRC_RUNTIME;
-        w.created = now;
-        w.id[0] = '\0';
-        w.file = NULL;
-        w.line = 0;
-        const struct window *stored = NULL;
-        if (store_window_add(u->store, &w) < 0 || !(stored = windows_add(u->ix, &w))) {
-            sb_puts(b, "window add: cannot store the window\n");
-            window_free_fields(&w);
-            return EX_ERR;
-        }
-        store_audit(u->store, &(struct audit_rec){ now, "window-added", w.owner, w.who[0], w.id, NULL, w.reason });
-        window_free_fields(&w);
-        if (json) {
-            append_json(b, control_window_json(u, stored));
-        } else {
-            sb_puts(b, "added ");
-            window_row(b, u, stored);
-        }
-        release_kick(u->release, 1);
-        policy_service_kick(u->psvc, 1);
-        followup_kick(u->followup);
-        return EX_OK;
-    }
+    if (!strcmp(argv[1], "add"))
+        return control_window_add(u, argc, argv, admin, rep, json, b);
+    if (!strcmp(argv[1], "change"))
+        return control_window_change(u, argc, argv, admin, rep, json, b);
+    if (!strcmp(argv[1], "import"))
+        return control_window_import(u, argc, argv, admin, rep, json, b);
     if (!strcmp(argv[1], "end"))
         return window_end(u, argc, argv, admin, rep, now, b);
-    sb_printf(b, "window: unknown verb %s (add, list, end)\n", argv[1]);
+    sb_printf(b, "window: unknown verb %s (add, change, import, list, end)\n", argv[1]);
     return EX_USAGE;
 }
 
@@ -602,10 +541,10 @@ static int cmd_check(struct untild *u, int argc, char **argv, int admin, const c
     char key[ADDR_MAX], err[256], t[64];
     const char *why = NULL;
     if (argc < 2) {
-        verb_usage(b, "check");
+        control_verb_usage(b, "check");
         return EX_USAGE;
     }
-    if (opt(argc, argv, "--at") && when_parse(opt(argc, argv, "--at"), u->cfg->timezone, at, &at, err, sizeof err) < 0) {
+    if (control_opt(argc, argv, "--at") && when_parse(control_opt(argc, argv, "--at"), u->cfg->timezone, at, &at, err, sizeof err) < 0) {
         sb_printf(b, "check: --at: %s\n", err);
         return EX_USAGE;
     }
@@ -616,14 +555,14 @@ static int cmd_check(struct untild *u, int argc, char **argv, int admin, const c
     struct verdict v;
     enum action a = policy_rcpt(&u->pcfg, u->ix, key, at, &v);
     if (json) {
-        append_json(b, check_json(u, key, opt(argc, argv, "--from"), at, a, &v));
+        control_append_json(b, check_json(u, key, control_opt(argc, argv, "--from"), at, a, &v));
     } else if (v.w) {
-        sb_text(b, key);
+        control_sb_text(b, key);
         sb_printf(b, ": quiet (%s) until %s by window %s", action_name(a),
                   when_format(v.quiet_until, tz_of(u, v.w), t, sizeof t), v.w->id);
         if (v.w->reason) {
             sb_puts(b, ": ");
-            sb_text(b, v.w->reason);
+            control_sb_text(b, v.w->reason);
         }
         sb_printf(b, "\nheld mail would be released at %s\n", when_format(v.release_at, tz_of(u, v.w), t, sizeof t));
     } else {
@@ -688,13 +627,13 @@ static void held_row(struct strbuf *b, const struct untild *u, const struct rele
     for (size_t j = 0; j < m->nrcpts && wb.len < sizeof who; j++) {
         if (j)
             sb_add(&wb, ",", 1);
-        sb_text(&wb, m->rcpts[j].norm);
+        control_sb_text(&wb, m->rcpts[j].norm);
     }
     snprintf(who, sizeof who, "%s", wb.p ? wb.p : "");
     sb_free(&wb);
     sb_printf(b, "%-18s %-10s %-22s %-25s %-30s ", m->id, held_state_name(v->state),
-              m->rep ? clean(m->rep, repc, sizeof repc) : "-", when_format(at, u->cfg->timezone, t, sizeof t), who);
-    sb_text(b, m->subject);
+              m->rep ? control_clean(m->rep, repc, sizeof repc) : "-", when_format(at, u->cfg->timezone, t, sizeof t), who);
+    control_sb_text(b, m->subject);
     sb_puts(b, "\n");
 }
 
@@ -711,7 +650,7 @@ static int held_list(struct untild *u, int argc, char **argv, int admin, const c
     size_t n = release_count(u->release);
     for (size_t i = 0; i < n; i++) {
         const struct spool_meta *m = release_meta(u->release, i);
-        if (!admin && !rep_owns(rep, m->rep))
+        if (!admin && !control_rep_owns(rep, m->rep))
             continue;
         if (page_offer(&pg, m, 0) < 0) {
             free(pg.item);
@@ -761,7 +700,7 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
     }
     const struct spool_meta *m = hv.m;
     time_t at = hv.release_at;
-    if (!admin && !rep_owns(rep, m->rep)) {
+    if (!admin && !control_rep_owns(rep, m->rep)) {
         store_audit(u->store, &(struct audit_rec){ untild_now(u), "denied", rep, NULL, NULL, argv[2],
                     argv[1] });
         log_warn("control: denied: %s may not %s held message %s", rep, argv[1], argv[2]);
@@ -770,15 +709,15 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
     }
     if (!strcmp(argv[1], "show")) {
         if (json) {
-            append_json(b, control_held_json(u, &hv));
+            control_append_json(b, control_held_json(u, &hv));
             return EX_OK;
         }
         sb_printf(b, "id:        %s\nrep:       ", m->id);
-        sb_text(b, m->rep ? m->rep : "-");
+        control_sb_text(b, m->rep ? m->rep : "-");
         sb_puts(b, "\nfrom:      ");
-        sb_text(b, m->mail_from);
+        control_sb_text(b, m->mail_from);
         sb_puts(b, "\nsubject:   ");
-        sb_text(b, m->subject);
+        control_sb_text(b, m->subject);
         sb_printf(b, "\ncreated:   %s\n", when_format(m->created, u->cfg->timezone, t, sizeof t));
         sb_printf(b, "state:     %s\n", held_state_name(hv.state));
         sb_printf(b, "release:   %s\nsize:      %zu\nattempts:  %d\n", when_format(at, u->cfg->timezone, t, sizeof t),
@@ -787,31 +726,31 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
             sb_printf(b, "next try:  %s\n", when_format(hv.next_attempt, u->cfg->timezone, t, sizeof t));
         if (m->released_at) {
             sb_printf(b, "released:  %s by ", when_format(m->released_at, u->cfg->timezone, t, sizeof t));
-            sb_text(b, m->released_by ? m->released_by : "-");
+            control_sb_text(b, m->released_by ? m->released_by : "-");
             sb_puts(b, ": ");
-            sb_text(b, m->released_reason ? m->released_reason : "");
+            control_sb_text(b, m->released_reason ? m->released_reason : "");
             sb_puts(b, "\n");
         }
         for (size_t j = 0; j < m->nrcpts; j++) {
             sb_puts(b, "recipient: ");
-            sb_text(b, m->rcpts[j].norm);
+            control_sb_text(b, m->rcpts[j].norm);
             sb_printf(b, " (%s) window=", m->rcpts[j].state == RCPT_HELD ? "held"
                       : m->rcpts[j].state == RCPT_DONE ? "done" : "failed");
-            sb_text(b, m->rcpts[j].window_id ? m->rcpts[j].window_id : "-");
+            control_sb_text(b, m->rcpts[j].window_id ? m->rcpts[j].window_id : "-");
             sb_puts(b, " ");
-            sb_text(b, m->rcpts[j].reason);
+            control_sb_text(b, m->rcpts[j].reason);
             sb_puts(b, "\n");
         }
         if (m->last_error) {
             sb_puts(b, "last error: ");
-            sb_text(b, m->last_error);
+            control_sb_text(b, m->last_error);
             sb_puts(b, "\n");
         }
         return EX_OK;
     }
     const char *by = admin ? "admin" : rep;
     if (!strcmp(argv[1], "release")) {
-        const char *reason = opt(argc, argv, "--reason");
+        const char *reason = control_opt(argc, argv, "--reason");
         char id[SPOOL_ID_MAX];
         snprintf(id, sizeof id, "%s", argv[2]);
         if (release_now(u->release, id, by, reason ? reason : "released by hand") < 0) {
@@ -841,136 +780,11 @@ static int cmd_held(struct untild *u, int argc, char **argv, int admin, const ch
     return EX_USAGE;
 }
 
-/* report: counts of held / flagged / rejected by rep and by contact. */
-struct tally { char key[320]; unsigned long held, flagged, rejected, denied; };
-struct report_ctx {
-    struct tally *reps, *contacts, *denied;
-    size_t nreps, ncontacts, ndenied, cap;
-    int admin;
-    const char *rep;
-};
-
-static void tally_add(struct tally **t, size_t *n, const char *key, const char *event)
-{
-    size_t i;
-    for (i = 0; i < *n; i++)
-        if (!strcasecmp((*t)[i].key, key))
-            break;
-    if (i == *n) {
-        struct tally *p = realloc(*t, (*n + 1) * sizeof *p);
-        if (!p)
-            return;
-        *t = p;
-        memset(&p[i], 0, sizeof p[i]);
-        snprintf(p[i].key, sizeof p[i].key, "%s", key);
-        (*n)++;
-    }
-    if (!strcmp(event, "held"))
-        (*t)[i].held++;
-    else if (!strcmp(event, "flagged"))
-        (*t)[i].flagged++;
-    else if (!strcmp(event, "denied"))
-        (*t)[i].denied++;
-    else
-        (*t)[i].rejected++;
-}
-
-static int report_row(const struct audit_rec *r, void *arg)
-{
-    struct report_ctx *c = arg;
-    /* Refused control requests: who tried, for admins only (a rep's
-     * report is about their own mail). */
-    if (r->event && !strcmp(r->event, "denied")) {
-        if (c->admin)
-            tally_add(&c->denied, &c->ndenied, r->rep ? r->rep : "-", r->event);
-        return 0;
-    }
-    if (!r->event || (strcmp(r->event, "held") && strcmp(r->event, "flagged") && strcmp(r->event, "rejected")))
-        return 0;
-    if (!c->admin && !rep_owns(c->rep, r->rep))
-        return 0;
-    tally_add(&c->reps, &c->nreps, r->rep ? r->rep : "-", r->event);
-    tally_add(&c->contacts, &c->ncontacts, r->contact ? r->contact : "-", r->event);
-    return 0;
-}
-
-static void report_table(struct strbuf *b, const char *title, const struct tally *t, size_t n)
-{
-    char key[320];
-    sb_printf(b, "%-40s %8s %8s %8s\n", title, "HELD", "FLAGGED", "REJECTED");
-    for (size_t i = 0; i < n; i++)
-        sb_printf(b, "%-40s %8lu %8lu %8lu\n", clean(t[i].key, key, sizeof key), t[i].held, t[i].flagged,
-                  t[i].rejected);
-}
-
-/* [{"id":KEY,"held":N,"flagged":N,"rejected":N}...], or with denied
- * [{"id":KEY,"denied":N}...]. */
-static struct json_object *tally_json(const struct tally *t, size_t n, int denied)
-{
-    struct json_object *a = json_object_new_array();
-    int e = !a;
-    for (size_t i = 0; !e && i < n; i++) {
-        struct json_object *o = json_object_new_object();
-        e |= !o || ujson_add_str(o, "id", t[i].key);
-        if (!e && denied)
-            e |= ujson_add_int(o, "denied", (int64_t)t[i].denied);
-        else if (!e)
-            e |= ujson_add_int(o, "held", (int64_t)t[i].held) | ujson_add_int(o, "flagged", (int64_t)t[i].flagged)
-                 | ujson_add_int(o, "rejected", (int64_t)t[i].rejected);
-        e |= ujson_push(a, o);
-    }
-    if (e) {
-        json_object_put(a);
-        return NULL;
-    }
-    return a;
-}
-
 static int cmd_report(struct untild *u, int argc, char **argv, int admin, const char *rep,
                       int json, struct strbuf *b, char *next)
 {
     (void)next;
-    long days = 30;
-    const char *s = opt(argc, argv, "--since");
-    if (s) {
-        char *end;
-        days = strtol(s, &end, 10);
-        if (*end || days < 0 || days > 36500) {
-            sb_puts(b, "report: --since takes a number of days\n");
-            return EX_USAGE;
-        }
-    }
-    struct report_ctx c = { 0 };
-    c.admin = admin;
-    c.rep = rep;
-    store_audit_foreach(u->store, untild_now(u) - days * 86400, report_row, &c);
-    if (json) {
-        struct json_object *o = json_object_new_object();
-        if (o && (ujson_add_int(o, "since_days", days) | ujson_add(o, "by_rep", tally_json(c.reps, c.nreps, 0))
-                  | ujson_add(o, "by_contact", tally_json(c.contacts, c.ncontacts, 0))
-                  | ujson_add(o, "denied", tally_json(c.denied, c.ndenied, 1)))) {
-            json_object_put(o);
-            o = NULL;
-        }
-        append_json(b, o);
-    } else {
-        sb_printf(b, "untild report, last %ld days\n\n", days);
-        report_table(b, "REP", c.reps, c.nreps);
-        sb_puts(b, "\n");
-        report_table(b, "CONTACT", c.contacts, c.ncontacts);
-        if (c.ndenied) {
-            sb_printf(b, "\n%-40s %8s\n", "DENIED REQUESTS BY", "COUNT");
-            for (size_t i = 0; i < c.ndenied; i++)
-            {
-                char key[320];
-                sb_printf(b, "%-40s %8lu\n", clean(c.denied[i].key, key, sizeof key), c.denied[i].denied);
-            }
-        }
-    }
-    free(c.reps);
-    free(c.contacts);
-    free(c.denied);
-    return EX_OK;
+    return control_report(u, argc, argv, admin, rep, json, b);
 }
 
 static int cmd_debug(struct untild *u, int argc, char **argv, int admin, const char *rep,
@@ -1001,7 +815,7 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, const c
             u->clock_offset = u->clock_fixed - time(NULL);
         u->clock_fixed = 0;
     } else if (!(argc >= 2 && !strcmp(argv[1], "clock"))) {
-        verb_usage(b, "debug clock");
+        control_verb_usage(b, "debug clock");
         return EX_USAGE;
     }
     release_kick(u->release, 0);
@@ -1051,7 +865,7 @@ static int cmd_status(struct untild *u, int argc, char **argv, int admin, const 
             json_object_put(o);
             o = NULL;
         }
-        append_json(b, o);
+        control_append_json(b, o);
     } else {
         sb_printf(b, "windows: %zu\nheld:    %zu\n", windows_count(u->ix), release_count(u->release));
         if (u->pg)

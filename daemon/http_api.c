@@ -145,20 +145,65 @@ static void add_preview(const char *path, json_object *o)
         close(fd);
 }
 
+/* DELETE /windows?who=: the ids `window end` said it ended ("ended ID"
+ * lines), as {"who": WHO, "ended": [ID...]}; none is an empty list. */
+static json_object *ended_json(const struct api_work *w)
+{
+    json_object *o = json_object_new_object(), *a = json_object_new_array();
+    const char *p = w->rc == 0 && w->out ? w->out : "";
+    while ((p = strstr(p, "ended ")) != NULL) {
+        p += 6;
+        size_t n = strcspn(p, "\n");
+        json_object_array_add(a, json_object_new_string_len(p, (int)n));
+        p += n;
+    }
+    json_object_object_add(o, "who", json_object_new_string(w->call.argv[2]));
+    json_object_object_add(o, "ended", a);
+    return o;
+}
+
+/* A refused import: its JSON (added, unchanged, errors) with the error's
+ * fields, 400. */
+static enum MHD_Result import_refused(struct MHD_Connection *c, const struct api_work *w)
+{
+    json_object *o = w->out && w->rc == 2 ? json_tokener_parse(w->out) : NULL;
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return 0;
+    }
+    json_object *n = NULL;
+    int64_t total = json_object_object_get_ex(o, "errors_total", &n) ? json_object_get_int64(n) : 0;
+    char reason[128];
+    snprintf(reason, sizeof reason, "%lld line%s with errors: nothing was imported", (long long)total,
+             total == 1 ? "" : "s");
+    json_object_object_add(o, "error", json_object_new_string("bad request"));
+    json_object_object_add(o, "field", json_object_new_string("body"));
+    json_object_object_add(o, "reason", json_object_new_string(reason));
+    return send_obj(c, 400, o, w);
+}
+
 /* The verb's answer as the API's: its JSON, or an object saying what was
  * done; a refusal as an error. */
 static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
 {
     const char *id = w->call.id;
+    enum api_op op = w->call.op;
     if (w->status)
         return send_err(c, &w->err, w);
-    if (!(w->rc == 0 || (w->rc == 3 && w->call.op == API_CHECK))) {
+    if (op == API_WINDOWS_END_WHO && (w->rc == 0 || w->rc == 5))
+        return send_obj(c, 200, ended_json(w), w);
+    if (op == API_WINDOWS_IMPORT && w->rc == 2) {
+        enum MHD_Result r = import_refused(c, w);
+        if (r)
+            return r;
+    }
+    if (!(w->rc == 0 || (w->rc == 3 && op == API_CHECK))) {
         struct api_err e;
-        api_err_from_control(w->call.op, w->rc, w->out, &e);
+        api_err_from_control(op, w->rc, w->out, &e);
         return send_err(c, &e, w);
     }
-    json_object *o = NULL;
-    switch (w->call.op) {
+    json_object *o = NULL, *created = NULL;
+    switch (op) {
     case API_WINDOWS_END:
         o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_string(id));
@@ -168,8 +213,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
     case API_HELD_DISCARD:
         o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_string(id));
-        json_object_object_add(o, "state", json_object_new_string(w->call.op == API_HELD_RELEASE ? "releasing"
-                                                                                                : "discarded"));
+        json_object_object_add(o, "state", json_object_new_string(op == API_HELD_RELEASE ? "releasing"
+                                                                                        : "discarded"));
         break;
     default:
         o = json_tokener_parse(w->out ? w->out : "");
@@ -178,10 +223,13 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
             return send_json(c, 500, "{\"error\":\"internal error\",\"field\":null,\"reason\":\"bad answer\"}", NULL,
                              w);
         }
-        if (w->call.op == API_HELD_SHOW && w->spool_path[0])
+        if (op == API_HELD_SHOW && w->spool_path[0])
             add_preview(w->spool_path, o);
     }
-    return send_obj(c, w->call.op == API_WINDOWS_ADD ? 201 : 200, o, w);
+    /* a window added again is answered, not added: 200, not 201 */
+    int fresh = op == API_WINDOWS_ADD && !(json_object_object_get_ex(o, "created", &created) &&
+                                           !json_object_get_boolean(created));
+    return send_obj(c, fresh ? 201 : 200, o, w);
 }
 
 /* The client's address as text; 1 if it is a loopback address. */
@@ -252,6 +300,10 @@ static enum MHD_Result handle(struct http_api *a, struct MHD_Connection *c, cons
         MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "address"),
         MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "at"),
         MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from"),
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "who"),
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"),
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "days"),
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
     };
     if (strncmp(url, "/api/", 5))   /* the web console's files, read on this thread */
         return http_console_answer(a->console, c, url, method) == MHD_YES ? MHD_YES : MHD_NO;

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <libetpan/libetpan.h>
 #include "untild/http_api_int.h"
+#include "untild/csv_import.h"
 #include "untild/json.h"
 
 static int fail(struct api_err *e, int status, const char *error, const char *field, const char *fmt, ...)
@@ -135,8 +136,9 @@ static json_object *body_object(const char *body, size_t len, int allow_empty, s
     return o;
 }
 
-/* POST /windows: the fields of `untilctl window add`. */
-static int window_add(struct api_call *c, const char *body, size_t len, struct api_err *e)
+/* POST /windows: the fields of `untilctl window add`; PATCH /windows/{id}
+ * (id set): the same but who and owner, which a change cannot move. */
+static int window_fields(struct api_call *c, const char *id, const char *body, size_t len, struct api_err *e)
 {
     static const char *const opts[] = { "until", "from", "reason", "action", "rrule", "tz", "duration",
                                         "owner", NULL };
@@ -144,28 +146,33 @@ static int window_add(struct api_call *c, const char *body, size_t len, struct a
     const char *who = NULL, *val[8] = { 0 };
     if (!o)
         return -1;
-    int rc = 0;
+    int rc = 0, n = 0;
     json_object_object_foreach(o, k, v) {
         size_t i;
         for (i = 0; opts[i] && strcmp(opts[i], k); i++)
             ;
-        if (!strcmp(k, "who"))
+        if (id && (!strcmp(k, "who") || !strcmp(k, "owner")))
+            rc = fail(e, 400, "bad request", k, "%s: cannot be changed (end the window and add a new one)", k);
+        else if (!strcmp(k, "who"))
             rc = string_field(v, "who", &who, e);
         else if (opts[i])
             rc = string_field(v, opts[i], &val[i], e);
         else
-            rc = fail(e, 400, "bad request", "", "unknown field \"%.64s\" (who, until, from, reason, action, "
-                      "rrule, tz, duration, owner)", k);
+            rc = fail(e, 400, "bad request", "", "unknown field \"%.64s\" (%suntil, from, reason, action, "
+                      "rrule, tz, duration%s)", k, id ? "" : "who, ", id ? "" : ", owner");
         if (rc)
             break;
+        n++;
     }
-    if (!rc && (!who || !*who))
+    if (!rc && id && !n)
+        rc = fail(e, 400, "bad request", "", "nothing to change (until, from, reason, action, rrule, tz, duration)");
+    else if (!rc && !id && (!who || !*who))
         rc = fail(e, 400, "bad request", "who", "who: required (an address, @domain, or several joined by commas)");
-    else if (!rc && strpbrk(who, " \t\r\n\""))
+    else if (!rc && !id && strpbrk(who, " \t\r\n\""))
         rc = fail(e, 400, "bad request", "who", "who: no spaces or quotes (join addresses with commas)");
-    else if (!rc && !val[0])
+    else if (!rc && !id && !val[0])
         rc = fail(e, 400, "bad request", "until", "until: required (a date, or never)");
-    if (!rc && (word(c, "window") || word(c, "add") || word(c, who)))
+    if (!rc && (word(c, "window") || word(c, id ? "change" : "add") || word(c, id ? id : who)))
         rc = fail(e, 500, "out of memory", NULL, "out of memory");
     for (size_t i = 0; !rc && opts[i]; i++) {
         char opt[32];
@@ -306,51 +313,192 @@ static int route_held(const char *m, const char *rest, const struct api_query *q
     return rel ? held_release(c, body, len, e) : no_fields(body, len, e);
 }
 
+#define OOM(e) fail(e, 500, "out of memory", NULL, "out of memory")
+
+/* DELETE /windows?who=ADDRESS: end that address's windows (none: done
+ * already). */
+static int windows_end_who(const struct api_query *q, const char *body, size_t len, struct api_call *c,
+                           struct api_err *e)
+{
+    if (!q->who || !*q->who || strpbrk(q->who, " \t\r\n,\""))
+        return fail(e, 400, "bad request", "who", "who: one address or @domain");
+    if (!strncmp(q->who, "--", 2))
+        return fail(e, 400, "bad request", "who", "who: must not start with --");
+    c->op = API_WINDOWS_END_WHO;
+    c->changes = 1;
+    if (word(c, "window") || word(c, "end") || word(c, q->who))
+        return OOM(e);
+    return no_fields(body, len, e);
+}
+
+/* POST /windows/import: a text/csv body, as `untilctl window import`. */
+static int windows_import(const struct api_query *q, const char *body, size_t len, struct api_call *c,
+                          struct api_err *e)
+{
+    const char *ct = q->ctype ? q->ctype : "";
+    c->op = API_WINDOWS_IMPORT;
+    c->changes = 1;
+    if (strncasecmp(ct, "text/csv", 8) || (ct[8] && ct[8] != ';' && ct[8] != ' '))
+        return fail(e, 415, "unsupported media type", NULL, "the body must be text/csv "
+                    "(email,until,reason[,action])");
+    if (len > CSV_MAX_BYTES)
+        return fail(e, 413, "payload too large", NULL, "the CSV is over %u bytes (the import's limit): split it",
+                    CSV_MAX_BYTES);
+    if (memchr(body, '\0', len))
+        return fail(e, 400, "bad request", "body", "the CSV contains a NUL byte");
+    char *csv = strndup(body, len);
+    int rc = !csv || word(c, "window") || word(c, "import") || word(c, csv) || word(c, "--json") ? OOM(e) : 0;
+    free(csv);
+    return rc;
+}
+
 static int route_windows(const char *m, const char *rest, const struct api_query *q, const char *body,
                          size_t len, struct api_call *c, struct api_err *e)
 {
     if (!*rest) {
         if (!strcmp(m, "GET")) {
             c->op = API_WINDOWS_LIST;
-            return word(c, "window") || word(c, "list") || word(c, "--json")
-                       ? fail(e, 500, "out of memory", NULL, "out of memory") : paging(c, q, e);
+            return word(c, "window") || word(c, "list") || word(c, "--json") ? OOM(e) : paging(c, q, e);
         }
-        if (!method_is(m, "POST", "GET, POST", e))
+        if (!strcmp(m, "DELETE"))
+            return windows_end_who(q, body, len, c, e);
+        if (!method_is(m, "POST", "GET, POST, DELETE", e))
             return -1;
         c->op = API_WINDOWS_ADD;
         c->changes = 1;
-        if (window_add(c, body, len, e))
+        if (window_fields(c, NULL, body, len, e))
             return -1;
-        return word(c, "--json") ? fail(e, 500, "out of memory", NULL, "out of memory") : 0;
+        return word(c, "--json") ? OOM(e) : 0;
+    }
+    if (!strcmp(rest, "/import")) {
+        if (!method_is(m, "POST", "POST", e))
+            return -1;
+        return windows_import(q, body, len, c, e);
     }
     if (*rest != '/' || !id_ok(rest + 1, strlen(rest + 1)))
         return fail(e, 404, "not found", NULL, "no such resource");
     snprintf(c->id, sizeof c->id, "%s", rest + 1);
-    if (!method_is(m, "DELETE", "DELETE", e))
+    if (!strcmp(m, "PATCH")) {
+        c->op = API_WINDOWS_CHANGE;
+        c->changes = 1;
+        if (window_fields(c, c->id, body, len, e))
+            return -1;
+        return word(c, "--json") ? OOM(e) : 0;
+    }
+    if (!method_is(m, "DELETE", "PATCH, DELETE", e))
         return -1;
     c->op = API_WINDOWS_END;
     c->changes = 1;
     if (word(c, "window") || word(c, "end") || word(c, c->id))
-        return fail(e, 500, "out of memory", NULL, "out of memory");
+        return OOM(e);
     return no_fields(body, len, e);
 }
 
-static int route_check(const char *m, const struct api_query *q, struct api_call *c, struct api_err *e)
+/* --at and --from, shared by both checks. */
+static int check_opts(const char *at, const char *from, struct api_call *c, struct api_err *e)
+{
+    const char *v[] = { at, from }, *names[] = { "at", "from" };
+    for (int i = 0; i < 2; i++)
+        if (v[i] && !strncmp(v[i], "--", 2))
+            return fail(e, 400, "bad request", names[i], "%s: must not start with --", names[i]);
+    if ((at && (word(c, "--at") || word(c, at))) || (from && (word(c, "--from") || word(c, from))))
+        return OOM(e);
+    return 0;
+}
+
+/* POST /check: {"who": [ADDRESS...], "at": WHEN, "from": REP}. */
+static int check_many(const char *body, size_t len, struct api_call *c, struct api_err *e)
+{
+    json_object *o = body_object(body, len, 0, e), *who = NULL;
+    const char *at = NULL, *from = NULL;
+    int rc = 0;
+    if (!o)
+        return -1;
+    json_object_object_foreach(o, k, v) {
+        if (!strcmp(k, "who"))
+            who = v;
+        else if (!strcmp(k, "at"))
+            rc = string_field(v, "at", &at, e);
+        else if (!strcmp(k, "from"))
+            rc = string_field(v, "from", &from, e);
+        else
+            rc = fail(e, 400, "bad request", "", "unknown field \"%.64s\" (who, at, from)", k);
+        if (rc)
+            break;
+    }
+    size_t n = who && json_object_is_type(who, json_type_array) ? json_object_array_length(who) : 0;
+    if (!rc && (!who || !json_object_is_type(who, json_type_array) || !n))
+        rc = fail(e, 400, "bad request", "who", "who: an array of addresses (1 to %d)", API_CHECK_MAX);
+    else if (!rc && n > API_CHECK_MAX)
+        rc = fail(e, 400, "bad request", "who", "who: at most %d addresses in one request", API_CHECK_MAX);
+    if (!rc && (word(c, "check") || word(c, "--json")))
+        rc = OOM(e);
+    if (!rc)
+        rc = check_opts(at, from, c, e);
+    if (!rc && word(c, "--who"))
+        rc = OOM(e);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const char *a;
+        if (string_field(json_object_array_get_idx(who, i), "who", &a, e))
+            rc = fail(e, 400, "bad request", "who", "who: item %zu must be a string not starting with --", i);
+        else if (word(c, a))
+            rc = OOM(e);
+    }
+    json_object_put(o);
+    return rc;
+}
+
+static int route_check(const char *m, const struct api_query *q, const char *body, size_t len,
+                       struct api_call *c, struct api_err *e)
+{
+    if (!strcmp(m, "POST")) {
+        c->op = API_CHECK_MANY;
+        return check_many(body, len, c, e);
+    }
+    if (!method_is(m, "GET", "GET, POST", e))
+        return -1;
+    c->op = API_CHECK;
+    const char *addr = q->address ? q->address : q->who;    /* ?who= is the same */
+    if (!addr || !*addr)
+        return fail(e, 400, "bad request", "address", "address: required");
+    if (!strncmp(addr, "--", 2))
+        return fail(e, 400, "bad request", "address", "address: must not start with --");
+    if (word(c, "check") || word(c, addr) || word(c, "--json"))
+        return OOM(e);
+    return check_opts(q->at, q->from, c, e);
+}
+
+/* A number parameter: 1 to 5 digits. */
+static int number(const char *v, const char *name, struct api_err *e)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (v && (!n || n > 5 || strspn(v, "0123456789") != n))
+        return fail(e, 400, "bad request", name, "%s: a number of days", name);
+    return 0;
+}
+
+/* GET /report?since=DAYS, /followups?days=N, /cadence: reading verbs. */
+static int route_read(const char *m, const char *p, const struct api_query *q, struct api_call *c,
+                      struct api_err *e)
 {
     if (!method_is(m, "GET", "GET", e))
         return -1;
-    c->op = API_CHECK;
-    if (!q->address || !*q->address)
-        return fail(e, 400, "bad request", "address", "address: required");
-    const char *v[] = { q->address, q->at, q->from };
-    const char *names[] = { "address", "at", "from" };
-    for (int i = 0; i < 3; i++)
-        if (v[i] && !strncmp(v[i], "--", 2))
-            return fail(e, 400, "bad request", names[i], "%s: must not start with --", names[i]);
-    if (word(c, "check") || word(c, q->address) || word(c, "--json") ||
-        (q->at && (word(c, "--at") || word(c, q->at))) || (q->from && (word(c, "--from") || word(c, q->from))))
-        return fail(e, 500, "out of memory", NULL, "out of memory");
-    return 0;
+    if (!strcmp(p, "report")) {
+        c->op = API_REPORT;
+        if (number(q->since, "since", e))
+            return -1;
+        return word(c, "report") || word(c, "--json") || (q->since && (word(c, "--since") || word(c, q->since)))
+                   ? OOM(e) : 0;
+    }
+    if (!strcmp(p, "followups")) {
+        c->op = API_FOLLOWUPS;
+        if (number(q->days, "days", e))
+            return -1;
+        return word(c, "followups") || word(c, "--json") || (q->days && (word(c, "--days") || word(c, q->days)))
+                   ? OOM(e) : 0;
+    }
+    c->op = API_CADENCE;
+    return word(c, "cadence") || word(c, "list") || word(c, "--json") ? OOM(e) : 0;
 }
 
 int api_route(const char *method, const char *path, const struct api_query *q, const char *body,
@@ -372,7 +520,9 @@ int api_route(const char *method, const char *path, const struct api_query *q, c
     } else if (!strncmp(p, "held", 4) && (p[4] == '\0' || p[4] == '/')) {
         rc = route_held(method, p + 4, q, body, len, c, e);
     } else if (!strcmp(p, "check")) {
-        rc = route_check(method, q, c, e);
+        rc = route_check(method, q, body, len, c, e);
+    } else if (!strcmp(p, "report") || !strcmp(p, "followups") || !strcmp(p, "cadence")) {
+        rc = route_read(method, p, q, c, e);
     } else if (!strcmp(p, "login") || !strcmp(p, "logout") || !strcmp(p, "me")) {
         rc = route_self(method, p, body, len, c, e);
     } else {
@@ -387,7 +537,8 @@ int api_route(const char *method, const char *path, const struct api_query *q, c
 
 void api_err_from_control(enum api_op op, int rc, const char *text, struct api_err *e)
 {
-    int held_act = op == API_HELD_RELEASE || op == API_HELD_DISCARD || op == API_WINDOWS_END;
+    int held_act = op == API_HELD_RELEASE || op == API_HELD_DISCARD || op == API_WINDOWS_END ||
+                   op == API_WINDOWS_CHANGE;
     int status = rc == 2 ? 400 : rc == 4 ? 403 : rc == 5 ? 404 : held_act ? 409 : 500;
     const char *error = status == 400 ? "bad request" : status == 403 ? "forbidden" : status == 404 ? "not found"
                       : status == 409 ? "conflict" : "internal error";

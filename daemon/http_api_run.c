@@ -13,9 +13,11 @@
 #include "untild/http_api_int.h"
 #include "untild/auth.h"
 #include "untild/daemon.h"
+#include "untild/json.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/store.h"
+#include "untild/strbuf.h"
 #include "untild/windows.h"
 
 #define API_LIMIT_KEYS 4096
@@ -45,7 +47,7 @@ void http_api_audit(struct untild *u, struct api_work *w, const char *event, con
     snprintf(detail, sizeof detail, "%s %s %s from %s%s: %d", w->method, w->call.argv[0],
              w->call.argc > 1 ? w->call.argv[1] : "", w->client, w->has_auth ? "" : " (session)", status);
     int held = w->call.op == API_HELD_RELEASE || w->call.op == API_HELD_DISCARD;
-    int win = w->call.op == API_WINDOWS_END;
+    int win = w->call.op == API_WINDOWS_END || w->call.op == API_WINDOWS_CHANGE;
     store_audit(u->store, &(struct audit_rec){ untild_now(u), event, who, NULL, win ? w->call.id : NULL,
                 held ? w->call.id : NULL, detail });
 }
@@ -85,6 +87,51 @@ static int authenticate(struct untild *u, struct api_work *w, struct token_who *
     return 1;
 }
 
+/* POST /check: `check` once per address (argv: "check" "--json"
+ * [--at X] [--from Y] "--who" ADDRESS...), the answers as
+ * {"verdicts": [...]}, in the order asked; an address the verb refuses
+ * is {"address": A, "error": REASON}. At most API_CHECK_MAX verbs. */
+static void check_many(struct untild *u, struct api_work *w, const struct api_who *who)
+{
+    char *argv[8];
+    int argc = 2, k = 1, at = 1;     /* check ADDRESS --json [--at X] [--from Y] */
+    argv[0] = "check";
+    for (; k < w->call.argc && strcmp(w->call.argv[k], "--who") && argc < 8; k++)
+        argv[argc++] = w->call.argv[k];
+    struct strbuf b = { 0 };
+    sb_puts(&b, "{\"verdicts\":[");
+    w->rc = 0;
+    for (int i = k + 1; i < w->call.argc; i++) {
+        char *out = NULL, next[NEXT_MAX];
+        size_t outlen = 0;
+        argv[at] = w->call.argv[i];
+        int rc = control_exec_page(u, argc, argv, who->admin, who->admin ? who->name : who->rep, &out, &outlen,
+                                   next);
+        if (i > k + 1)
+            sb_puts(&b, ",");
+        if ((rc == 0 || rc == 3) && out) {
+            sb_add(&b, out, strcspn(out, "\n"));
+        } else {
+            /* "check: ADDRESS: why\n" -> "why" */
+            char why[300];
+            const char *t = out ? out : "failed", *p = strstr(t, ": ");
+            p = p && strstr(p + 2, ": ") ? strstr(p + 2, ": ") + 2 : p ? p + 2 : t;
+            snprintf(why, sizeof why, "%.*s", (int)strcspn(p, "\n"), p);
+            struct json_object *e = json_object_new_object();
+            if (e && !(ujson_add_str(e, "address", w->call.argv[i]) | ujson_add_str(e, "error", why)))
+                ujson_append(&b, e, UJSON_PLAIN);
+            else
+                b.oom = 1;
+            json_object_put(e);
+        }
+        free(out);
+    }
+    sb_puts(&b, "]}\n");
+    w->out = sb_take(&b, &w->outlen);
+    if (!w->out)
+        w->rc = 1;
+}
+
 /* Who w acts as: its token (an Authorization header), else its session
  * cookie. 1 when known; else w is refused. */
 static int who_is(struct untild *u, struct api_work *w, struct api_who *who)
@@ -118,12 +165,17 @@ static int run(struct untild *u, struct api_work *w)
         http_api_refuse(w, 404, "not found", "no such window");
         return 1;
     }
+    if (w->call.op == API_CHECK_MANY) {
+        check_many(u, w, &who);
+        return 1;
+    }
     /* an admin token is its name where the verb wants one (the owner of
      * a window added without --owner and no [daemon] owner); an admin
      * session is its rep */
     w->rc = control_exec_page(u, w->call.argc, w->call.argv, who.admin, who.admin ? who.name : who.rep, &w->out,
                               &w->outlen, w->next);
-    int ok = w->rc == 0 || (w->rc == 3 && w->call.op == API_CHECK);
+    int ok = w->rc == 0 || (w->rc == 3 && w->call.op == API_CHECK) ||
+             (w->rc == 5 && w->call.op == API_WINDOWS_END_WHO);
     if (w->call.changes || w->rc == 4) {
         http_api_audit(u, w, ok ? "api" : "api-refused", who.name, ok ? 200 : w->rc);
         log_info("api: %s %s %s by %s %s from %s: exit %d", w->method, w->call.argv[0], w->call.id,

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "untild/config.h"
+#include "untild/csv_import.h"
 #include "untild/onboard.h"
 #include "untild/sysutil.h"
 #include "untild/verbs.h"
@@ -98,6 +99,41 @@ static int onboard(int argc, char **argv, int i, const char *conf)
     return rc < 0 ? 1 : 0;
 }
 
+/* untilctl window import FILE|-: the file is read here (the daemon may not
+ * be able to open the caller's files) and sent as one word. Returns the
+ * contents (malloc'd), or NULL after saying why. */
+static char *import_file(const char *path)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
+    if (!f) {
+        fprintf(stderr, "untilctl window import: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(CSV_MAX_BYTES + 2);
+    size_t n = buf ? fread(buf, 1, CSV_MAX_BYTES + 1, f) : 0;
+    int err = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (!buf || err) {
+        fprintf(stderr, "untilctl window import: %s: %s\n", path, buf ? "read error" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    if (n > CSV_MAX_BYTES) {
+        fprintf(stderr, "untilctl window import: %s is over %u bytes (the import's limit): split it\n", path,
+                CSV_MAX_BYTES);
+        free(buf);
+        return NULL;
+    }
+    if (memchr(buf, '\0', n)) {
+        fprintf(stderr, "untilctl window import: %s contains a NUL byte: not a CSV file\n", path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 /* Everything the daemon sends until it closes, in *out (*len 0 if nothing
  * came). Returns 0, or -1 with errno ENOMEM. */
 static int read_answer(int fd, char **out, size_t *len)
@@ -176,9 +212,26 @@ int main(int argc, char **argv)
     if (!sock)
         sock = "/run/untild/control.sock";
 
+    char *csv = NULL;
+    int csv_arg = -1;
+    /* window import FILE, with --json anywhere among the words */
+    int wi[3], nw = 0;
+    for (int k = i; k < argc && nw < 3; k++)
+        if (strcmp(argv[k], "--json"))
+            wi[nw++] = k;
+    if (nw == 3 && !strcmp(argv[wi[0]], "window") && !strcmp(argv[wi[1]], "import") &&
+        (argv[wi[2]][0] != '-' || !strcmp(argv[wi[2]], "-")))
+        csv_arg = wi[2];
+    if (csv_arg >= 0 && !(csv = import_file(argv[csv_arg]))) {
+        config_free(cfg);
+        return 1;
+    }
+
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(sock) >= sizeof sa.sun_path) {
         fprintf(stderr, "untilctl: socket path too long: %s\n", sock);
+        free(csv);
+        config_free(cfg);
         return 1;
     }
     strcpy(sa.sun_path, sock);
@@ -186,12 +239,17 @@ int main(int argc, char **argv)
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         fprintf(stderr, "untilctl: cannot reach untild at %s: %s (is the daemon running?)\n",
                 sock, strerror(errno));
+        free(csv);
         config_free(cfg);
         return 1;
     }
-    for (int k = i; k < argc; k++)
-        if (sysutil_write_all(fd, argv[k], strlen(argv[k]) + 1) < 0)
+    for (int k = i; k < argc; k++) {
+        const char *word = k == csv_arg ? csv : argv[k];
+        if (sysutil_write_all(fd, word, strlen(word) + 1) < 0)
             goto broken;
+    }
+    free(csv);
+    csv = NULL;
     if (sysutil_write_all(fd, "", 1) < 0)
         goto broken;
 
@@ -224,6 +282,7 @@ int main(int argc, char **argv)
     return status;
 broken:
     fprintf(stderr, "untilctl: connection to %s broke: %s\n", sock, strerror(errno));
+    free(csv);
     close(fd);
     config_free(cfg);
     return 1;

@@ -22,14 +22,17 @@ struct http_console;
 enum api_op {
     API_STATUS, API_WINDOWS_LIST, API_WINDOWS_ADD, API_WINDOWS_END, API_CHECK,
     API_HELD_LIST, API_HELD_SHOW, API_HELD_RELEASE, API_HELD_DISCARD,
-    API_LOGIN, API_LOGOUT, API_ME
+    API_LOGIN, API_LOGOUT, API_ME,
+    API_WINDOWS_CHANGE, API_WINDOWS_IMPORT, API_WINDOWS_END_WHO, API_CHECK_MANY,
+    API_REPORT, API_FOLLOWUPS, API_CADENCE
 };
 
 #define API_LOGIN_USER_MAX 256      /* as SMTP AUTH's user: a rep's name */
 #define API_LOGIN_PASS_MAX 1024
 
 #define API_ID_MAX 64
-#define API_MAX_WORDS 32
+#define API_CHECK_MAX 100     /* addresses in one POST /check */
+#define API_MAX_WORDS (API_CHECK_MAX + 16)
 #define API_PAGE_DEFAULT "100"
 #define API_PAGE_MAX 1000
 
@@ -42,8 +45,9 @@ struct api_err {
     const char *allow;      /* 405: the methods the path takes */
 };
 
-/* Query parameters the API reads (NULL when absent). */
-struct api_query { const char *limit, *after, *address, *at, *from; };
+/* Query parameters the API reads (NULL when absent), and the request's
+ * Content-Type. */
+struct api_query { const char *limit, *after, *address, *at, *from, *who, *since, *days, *ctype; };
 
 /* One API call as control socket words. */
 struct api_call {
@@ -57,7 +61,10 @@ struct api_call {
 
 /* Any thread. Route method + path (+ query, body) to a call. Returns 0,
  * or -1 with *err (404 unknown path, 405 wrong method, 400 bad input:
- * malformed JSON, wrong types, unknown fields, bad paging). */
+ * malformed JSON, wrong types, unknown fields, bad paging; 413 a CSV over
+ * the import's limit, 415 an import that is not text/csv). A POST /check
+ * is argv "check" [--at X] [--from Y] "--who" ADDRESS...: the loop runs
+ * `check` once per address (http_api_run.c). */
 int api_route(const char *method, const char *path, const struct api_query *q, const char *body,
               size_t len, struct api_call *out, struct api_err *err);
 void api_call_free(struct api_call *c);

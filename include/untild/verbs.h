@@ -24,6 +24,11 @@ enum verb_who {
     X("window add", "WHO --until WHEN [--from WHEN] [--reason TEXT] [--action hold|flag|reject] " \
       "[--rrule RULE] [--tz ZONE] [--duration DUR] [--owner REP]", VERB_OWNER, cmd_window, \
       "add a window: WHO is quiet until WHEN") \
+    X("window change", "ID [--until WHEN] [--from WHEN] [--reason TEXT] [--action hold|flag|reject] " \
+      "[--rrule RULE] [--tz ZONE] [--duration DUR]", VERB_OWNER, cmd_window, \
+      "change a run-time window (until now or earlier: it ends)") \
+    X("window import", "FILE.csv|- [--owner REP]", VERB_OWNER, cmd_window, \
+      "add windows from CSV: email,until,reason[,action] (all or nothing)") \
     X("window list", "[--limit N] [--after ID]", VERB_OWNER, cmd_window, "list windows") \
     X("window end", "WHO|ID", VERB_OWNER, cmd_window, "end windows now; what they held is released") \
     X("check", "WHO [--at WHEN] [--from REP]", VERB_ANYONE, cmd_check, \
