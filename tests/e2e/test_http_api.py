@@ -312,7 +312,7 @@ class Endpoints(ApiTest):
         self.assertEqual(st, 405)
         self.assertEqual(hdrs["Allow"], "GET")
         st, _, hdrs = self.call("PUT", "/api/v1/windows", tok, {})
-        self.assertEqual((st, hdrs["Allow"]), (405, "GET, POST"))
+        self.assertEqual((st, hdrs["Allow"]), (405, "GET, POST, DELETE"))
         self.assertEqual(self.call("GET", "/api/v1/held/x/release", tok)[0], 405)
 
 
