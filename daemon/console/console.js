@@ -274,7 +274,7 @@
       const res = await api('DELETE', 'windows/' + encodeURIComponent(w.id));
       if (res.status === 200) {
         say('Ended the window for ' + who + '.');
-        await Promise.all([loadWindows(), loadHeld(false)]);
+        await reloadWindows();
       } else {
         err.textContent = 'Not ended: ' + why(res);
         confirmRow.hidden = true;
@@ -284,9 +284,15 @@
     return item;
   }
 
+  /* After a window changed: held mail may have gone, follow-ups moved. */
+  function reloadWindows() {
+    return Promise.all([loadWindows().then(() => loadHeld(false)), loadFollowups()]);
+  }
+
   function editWindow(w) {
     $('window-id').value = w.id;
     $('window-who').value = (w.who || []).join(',');
+    $('window-who').readOnly = true;            // a change keeps the contact
     $('window-until').value = w.until && w.until !== 'never' ? w.until.slice(0, 10) : '';
     $('window-action').value = w.action || 'hold';
     $('window-reason').value = w.reason || '';
@@ -299,6 +305,7 @@
   function resetWindowForm() {
     $('window-form').reset();
     $('window-id').value = '';
+    $('window-who').readOnly = false;
     $('window-form-legend').textContent = 'Add a window';
     $('window-submit').textContent = 'Add window';
     $('window-cancel').hidden = true;
@@ -308,21 +315,22 @@
   async function onWindowSubmit(ev) {
     ev.preventDefault();
     const id = $('window-id').value;
-    const body = { who: $('window-who').value.trim(), until: $('window-until').value,
-                   action: $('window-action').value };
+    const who = $('window-who').value.trim();
+    const body = { until: $('window-until').value, action: $('window-action').value };
     const reason = $('window-reason').value.trim();
-    if (reason) body.reason = reason;
-    if (!body.who || !body.until) {
+    if (reason || id) body.reason = reason;     // a change with no reason clears it
+    if (!id) body.who = who;                    // a change keeps the contact
+    if (!who || !body.until) {
       $('window-error').textContent = 'A contact and a date are needed.';
-      (body.who ? $('window-until') : $('window-who')).focus();
+      (who ? $('window-until') : $('window-who')).focus();
       return;
     }
     const res = id ? await api('PATCH', 'windows/' + encodeURIComponent(id), body)
                    : await api('POST', 'windows', body);
     if (res.status === 200 || res.status === 201) {
-      say((id ? 'Changed' : 'Added') + ' the window for ' + body.who + '.');
+      say((id ? 'Changed' : 'Added') + ' the window for ' + who + '.');
       resetWindowForm();
-      await loadWindows();
+      await reloadWindows();
     } else if (id && (res.status === 404 || res.status === 405) && !(res.data && res.data.field)) {
       $('window-error').textContent = 'This untild cannot change a window: end it and add a new one.';
     } else {
@@ -348,12 +356,13 @@
     const items = Array.isArray(res.data) ? res.data : (res.data.items || []);
     for (const f of items) {
       const who = f.contact || f.address || f.who || '';
-      list.append(el('article', { class: 'item followup', 'data-id': f.id || '' },
+      list.append(el('article', { class: 'item followup', 'data-window': f.window || '', 'data-contact': who },
         el('h3', { text: Array.isArray(who) ? who.join(', ') : who }),
         el('dl', {},
-          el('dt', { text: 'Due' }), el('dd', { text: shortTime(f.due || f.opens || f.at || f.until || '') }),
-          f.reason || f.subject ? el('dt', { text: 'About' }) : null,
-          f.reason || f.subject ? el('dd', { text: f.reason || f.subject }) : null)));
+          el('dt', { text: 'Due' }), el('dd', { class: 'due', text: shortTime(f.date || f.due || '') }),
+          f.reason ? el('dt', { text: 'About' }) : null, f.reason ? el('dd', { text: f.reason }) : null,
+          f.held ? el('dt', { text: 'Held mail' }) : null, f.held ? el('dd', { text: String(f.held) }) : null,
+          f.sent ? el('dt', { text: 'Reminder' }) : null, f.sent ? el('dd', { text: 'sent' }) : null)));
     }
     if (!list.children.length) list.append(el('p', { class: 'empty', text: 'No follow-ups due.' }));
   }

@@ -247,6 +247,16 @@ class ConsoleBrowser(unittest.TestCase):
         self.wait(lambda d: d.find_element(By.ID, "held-list").get_attribute("aria-busy") == "false",
                   "the held list")
 
+    def set_date(self, input_id, value):
+        """A date input's value (typing into one depends on the locale)."""
+        self.b.d.execute_script("arguments[0].value = arguments[1]", self.b.d.find_element(self.By.ID, input_id),
+                                value)
+
+    def window(self, who):
+        wins = [w for w in json.loads(self.u.ctl("--json", "window", "list", check=0).stdout) if who in w["who"]]
+        self.assertLessEqual(len(wins), 1)
+        return wins[0] if wins else None
+
     def held_items(self):
         return {e.get_attribute("data-id"): e for e in self.b.d.find_elements(self.By.CSS_SELECTOR, "#held-list article.held")}
 
@@ -300,20 +310,38 @@ class ConsoleBrowser(unittest.TestCase):
         self.wait(lambda d: young not in self.held_items(), "the discarded message to leave the list")
         self.assertNotIn(young, [m["id"] for m in self.u.held_json()])
         self.assertEqual(len(self.sink.for_rcpt("jane@acme.com")), 1)     # discarded: never sent
-        # add a window
+        # add a window that ends in 4 days: it is a follow-up due
         d.find_element(By.ID, "window-who").send_keys("pat@client.com")
-        d.execute_script("arguments[0].value = '2027-08-01'", d.find_element(By.ID, "window-until"))
+        self.set_date("window-until", "2027-02-05")
         d.find_element(By.ID, "window-reason").send_keys("on holiday")
         d.find_element(By.ID, "window-submit").click()
-        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#windows-list article[data-who='pat@client.com']"),
-                  "the new window in the list")
+        pat = "#windows-list article[data-who='pat@client.com']"
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, pat), "the new window in the list")
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#followups-list article[data-contact='pat@client.com']"),
+                  "the window's follow-up")
         self.shot("window-added")
-        wins = json.loads(self.u.ctl("--json", "window", "list", check=0).stdout)
-        w = [w for w in wins if "pat@client.com" in w["who"]]
-        self.assertEqual(len(w), 1)
-        self.assertEqual(w[0]["owner"], "alice@example.com")
-        self.assertEqual(w[0]["reason"], "on holiday")
-        self.assertTrue(w[0]["until"].startswith("2027-08-01"))
+        w = self.window("pat@client.com")
+        self.assertEqual((w["owner"], w["reason"]), ("alice@example.com", "on holiday"))
+        self.assertTrue(w["until"].startswith("2027-02-05"), w)
+        # change it: a later end, no reason
+        d.find_element(By.CSS_SELECTOR, pat + " button.change").click()
+        self.assertEqual(d.find_element(By.ID, "window-who").get_attribute("readOnly"), "true")
+        self.set_date("window-until", "2027-08-01")
+        d.find_element(By.ID, "window-reason").clear()
+        d.find_element(By.ID, "window-submit").click()
+        self.wait(lambda d: "Changed the window" in d.find_element(By.ID, "status").text, "the change")
+        w = self.window("pat@client.com")
+        self.assertTrue(w["until"].startswith("2027-08-01"), w)
+        self.assertFalse(w.get("reason"))
+        self.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, "#followups-list article[data-contact]"),
+                  "the follow-up to go (the window now ends in August)")
+        # end it, after a confirmation
+        d.find_element(By.CSS_SELECTOR, pat + " button.end").click()
+        yes = self.wait(self.EC.element_to_be_clickable((By.CSS_SELECTOR, pat + " button.end-yes")),
+                        "the end confirmation")
+        yes.click()
+        self.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, pat), "the ended window to leave the list")
+        self.assertIsNone(self.window("pat@client.com"))
         # every form control has a label
         unlabelled = d.execute_script(
             "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
