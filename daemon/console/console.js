@@ -103,6 +103,7 @@
     $('team-link').hidden = !S.admin;
     $('held-title').textContent = S.admin ? 'Held mail of every rep' : 'My held mail';
     $('windows-title').textContent = S.admin ? 'Windows' : 'My windows';
+    $('followups-title').textContent = S.admin ? 'Follow-ups due' : 'My follow-ups due';
     document.body.dataset.role = S.admin ? 'admin' : 'rep';
     await refresh();
   }

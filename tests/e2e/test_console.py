@@ -10,6 +10,7 @@ BUILD/artefacts/console/.
 Without Chromium the browser tests are skipped with the reason (as the
 PostgreSQL tests are without PostgreSQL), except in CI (CI set in the
 environment), where they fail: CI must run them."""
+import base64
 import crypt
 import json
 import os
@@ -214,7 +215,14 @@ class ConsoleBrowser(unittest.TestCase):
         return self.b.d
 
     def shot(self, name):
-        self.b.d.save_screenshot(os.path.join(ARTEFACTS, "%s.%s.png" % (self.id().split(".")[-1], name)))
+        """The whole page (not only the window) as a test artefact."""
+        d = self.b.d
+        size = d.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        png = d.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 8000), "scale": 1}})
+        with open(os.path.join(ARTEFACTS, "%s.%s.png" % (self.id().split(".")[-1], name)), "wb") as f:
+            f.write(base64.b64decode(png["data"]))
 
     def wait(self, cond, what, timeout=20):
         try:
