@@ -225,9 +225,13 @@ class ConsoleBrowser(unittest.TestCase):
             f.write(base64.b64decode(png["data"]))
 
     def wait(self, cond, what, timeout=20):
+        """Wait for cond; an element the page replaced meanwhile (stale) is
+        looked for again."""
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
         try:
-            return self.Wait(self.b.d, timeout * TIMEOUT_SCALE).until(cond)
-        except Exception:
+            return self.Wait(self.b.d, timeout * TIMEOUT_SCALE,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(cond)
+        except TimeoutException:
             self.shot("timeout")
             raise AssertionError("browser: timed out waiting for %s\n%s" % (what, self.u.logtext()[-3000:]))
 
@@ -265,6 +269,10 @@ class ConsoleBrowser(unittest.TestCase):
         self.assertLessEqual(len(wins), 1)
         return wins[0] if wins else None
 
+    def held_ids(self):
+        return self.b.d.execute_script(
+            "return [...document.querySelectorAll('#held-list article.held')].map(e => e.dataset.id);")
+
     def held_items(self):
         return {e.get_attribute("data-id"): e for e in self.b.d.find_elements(self.By.CSS_SELECTOR, "#held-list article.held")}
 
@@ -285,6 +293,14 @@ class ConsoleBrowser(unittest.TestCase):
             "const done = arguments[1];"
             "fetch('/api/v1/held/' + arguments[0]).then(r => done(r.status), e => done(-1));", bobs)
         self.assertIn(st, (403, 404))
+        st = d.execute_async_script(
+            "const id = arguments[0], done = arguments[1];"
+            "fetch('/api/v1/me').then(r => r.json()).then(me => fetch('/api/v1/held/' + id + '/release', {"
+            "  method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf},"
+            "  body: JSON.stringify({reason: 'not mine'})})).then(r => done(r.status), e => done(-1));", bobs)
+        self.assertIn(st, (403, 404))
+        self.assertIn(bobs, [m["id"] for m in self.u.held_json()])
+        self.assertFalse(self.sink.for_rcpt("jim@other.com"))
         # who, why, until when, age; the warning on the old one only
         self.assertIn("jane@acme.com", items[old].find_element(By.CSS_SELECTOR, ".to").text)
         self.assertEqual(items[old].find_element(By.CSS_SELECTOR, ".until").text, "2027-07-01 00:00")
@@ -300,7 +316,7 @@ class ConsoleBrowser(unittest.TestCase):
         self.assertEqual(label.text, "Reason for releasing")
         reason.send_keys("customer asked for it today")
         reason.submit()
-        self.wait(lambda d: old not in self.held_items(), "the released message to leave the list")
+        self.wait(lambda d: old not in self.held_ids(), "the released message to leave the list")
         self.wait(lambda d: "Released" in d.find_element(By.ID, "status").text, "the release notice")
         self.u.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), what="the customer to receive it")
         got = self.sink.for_rcpt("jane@acme.com")
@@ -313,9 +329,9 @@ class ConsoleBrowser(unittest.TestCase):
         items[young].find_element(By.CSS_SELECTOR, "button.discard").click()
         yes = self.wait(self.EC.visibility_of(items[young].find_element(By.CSS_SELECTOR, "button.discard-yes")),
                         "the discard confirmation")
-        self.assertIn(young, self.held_items())         # not yet
+        self.assertIn(young, self.held_ids())         # not yet
         yes.click()
-        self.wait(lambda d: young not in self.held_items(), "the discarded message to leave the list")
+        self.wait(lambda d: young not in self.held_ids(), "the discarded message to leave the list")
         self.assertNotIn(young, [m["id"] for m in self.u.held_json()])
         self.assertEqual(len(self.sink.for_rcpt("jane@acme.com")), 1)     # discarded: never sent
         # add a window that ends in 4 days: it is a follow-up due
