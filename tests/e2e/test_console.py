@@ -9,7 +9,8 @@ BUILD/artefacts/console/.
 
 Without Chromium the browser tests are skipped with the reason (as the
 PostgreSQL tests are without PostgreSQL), except in CI (CI set in the
-environment), where they fail: CI must run them."""
+environment), where they fail: CI must run them. UNTILD_CHROMIUM and
+UNTILD_CHROMEDRIVER name other binaries (or a missing one, to see that)."""
 import base64
 import crypt
 import json
@@ -28,8 +29,8 @@ from harness import BUILD, TIMEOUT_SCALE, UNTILD, Sink, Untild, free_port, messa
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONSOLE = os.path.normpath(os.path.join(HERE, "..", "..", "daemon", "console"))
 ARTEFACTS = os.path.join(BUILD, "artefacts", "console")
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = os.environ.get("UNTILD_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("UNTILD_CHROMEDRIVER", "/usr/bin/chromedriver")
 PASSWORDS = {"alice@example.com": "alice-pw", "bob@example.com": "bob-pw", "boss@example.com": "boss-pw"}
 
 
