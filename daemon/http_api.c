@@ -150,7 +150,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
     if (w->status)
         return send_err(c, &w->err, w);
     if (!(w->rc == 0 || (w->rc == 3 && w->call.op == API_CHECK))) {
-        struct api_err e;
+        struct api_err e = { 0 };    /* allow: NULL (api_err_from_control leaves it) */
         api_err_from_control(w->call.op, w->rc, w->out, &e);
         return send_err(c, &e, w);
     }
