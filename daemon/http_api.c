@@ -198,7 +198,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
             return r;
     }
     if (!(w->rc == 0 || (w->rc == 3 && op == API_CHECK))) {
-        struct api_err e;
+        struct api_err e = { 0 };    /* allow: NULL (api_err_from_control leaves it) */
         api_err_from_control(op, w->rc, w->out, &e);
         return send_err(c, &e, w);
     }

@@ -120,6 +120,7 @@ int http_api_login(struct untild *u, struct api_work *w)
         http_api_refuse(w, 503, "unavailable", "the credentials could not be checked; try again later");
         return 1;
     }
+    log_debug("api: login as %s from %s: checking", w->call.user, w->client);
     return 0;
 }
 

@@ -728,13 +728,21 @@ void api_preview(const char *buf, size_t len, json_object *o)
     if (t && pe == e)
         pe = t;     /* the spool's end record */
     /* base64 and quoted-printable undone by libetpan (the part is at
-     * most PREVIEW_READ bytes: bounded work) */
-    char *dec = NULL;
+     * most PREVIEW_READ bytes: bounded work). Its quoted-printable decoder
+     * reads the two characters after a '=' without looking at the length
+     * (fuzz_httpapi: a part cut after "=" read past the buffer), so it
+     * gets a copy with two NULs after the end. */
+    char *dec = NULL, *copy = mech ? malloc((size_t)(pe - ps) + 2) : NULL;
     size_t idx = 0, dlen = 0;
-    if (mech && mailmime_part_parse(ps, (size_t)(pe - ps), &idx, mech, &dec, &dlen) == MAILIMF_NO_ERROR && dec) {
+    if (copy) {
+        memcpy(copy, ps, (size_t)(pe - ps));
+        copy[pe - ps] = copy[pe - ps + 1] = '\0';
+    }
+    if (copy && mailmime_part_parse(copy, (size_t)(pe - ps), &idx, mech, &dec, &dlen) == MAILIMF_NO_ERROR && dec) {
         ps = dec;
         pe = dec + dlen;
     }
+    free(copy);
     char text[2000 * 4 + 8];
     size_t n = (size_t)(pe - ps) < 2000 ? (size_t)(pe - ps) : 2000;
     utf8_clean(ps, n, text, sizeof text);

@@ -15,7 +15,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Sink, Untild, TIMEOUT_SCALE, free_port, make_self_signed, message
+from harness import UNDER_VALGRIND, Sink, Untild, TIMEOUT_SCALE, free_port, make_self_signed, message
 from test_http_api import api
 
 PASSWORDS = {"alice@example.com": "alice-pw", "bob@example.com": "bob-pw", "boss@example.com": "boss-pw"}
@@ -347,6 +347,69 @@ class Confinement(LoginTest):
         self.assertIn("from 127.0.0.1 (session)", rows[-1][2])
         refused = [r for r in self.audit() if r[0] == "api-refused" and r[1] == "bob@example.com"]
         self.assertTrue(refused)
+
+
+class Reload(LoginTest):
+    def test_admins_and_timeouts_take_effect_on_reload_for_open_sessions(self):
+        boss = self.session("boss@example.com")
+        self.assertIs(boss.call("GET", "/api/v1/me")[1]["admin"], True)
+        with open(self.u.conf) as f:
+            conf = f.read()
+        with open(self.u.conf, "w") as f:
+            f.write(conf.replace("admins = boss@example.com\n", "admins = ops@example.com\nsession_idle = 2m\n"))
+        self.u.ctl("reload", check=0)
+        self.u.wait_for(lambda: "reload" in self.u.logtext(), what="the reload")
+        st, me, _ = boss.call("GET", "/api/v1/me")
+        self.assertEqual((st, me["admin"]), (200, False))        # the same session, no longer an admin
+        self.assertEqual(boss.call("GET", "/api/v1/held")[1]["items"], [])
+        self.u.ctl("debug", "clock", "advance", "120", check=0)
+        self.assertEqual(boss.call("GET", "/api/v1/me")[0], 401)
+
+
+class TokenWins(LoginTest):
+    def test_a_request_with_a_token_ignores_the_cookie(self):
+        s = self.session("alice@example.com")
+        tok = self.u.ctl("token", "add", "crm", "--scope", "admin", check=0).stdout.strip()
+        st, me, _ = s.call("GET", "/api/v1/me", headers={"Authorization": "Bearer " + tok})
+        self.assertEqual((st, me["user"], me["admin"]), (200, "crm", True))
+        # a bad token is not rescued by a good cookie
+        st, _, _ = s.call("GET", "/api/v1/me", headers={"Authorization": "Bearer utk_" + "0" * 64})
+        self.assertEqual(st, 401)
+        # and a token request from another origin needs no CSRF token
+        st, _, _ = api(self.hport, "POST", "/api/v1/windows", token=tok,
+                       body={"who": "sam@acme.com", "until": "2027-05-01"}, headers={"Origin": "http://crm.example"})
+        self.assertEqual(st, 201)
+
+
+class StopDuringLogin(LoginTest):
+    def test_a_login_being_checked_when_the_daemon_stops(self):
+        """The password check is on a worker when SIGTERM comes: the daemon
+        stops cleanly (no leak under valgrind), the client gets an answer or
+        a closed connection, never a hang."""
+        import threading
+        pw = os.path.join(self.u.dir, "passwd")
+        rounds = 20000 if UNDER_VALGRIND else 1000000     # about half a second either way
+        with open(pw, "w") as f:
+            f.write("alice@example.com:%s\n" % crypt.crypt("alice-pw", "$6$rounds=%d$saltsalt$" % rounds))
+        got = []
+
+        def attempt():
+            try:
+                got.append(self.login("alice@example.com")[0])
+            except OSError as e:
+                got.append(repr(e))
+        t = threading.Thread(target=attempt)
+        t.start()
+        self.addCleanup(t.join, 60 * TIMEOUT_SCALE)
+        self.u.wait_for(lambda: "login as alice@example.com from 127.0.0.1: checking" in self.u.logtext(),
+                        what="the check under way")
+        proc = self.u.proc
+        self.u.stop()
+        self.assertEqual(proc.returncode, 0, self.u.logtext()[-2000:])
+        t.join(60 * TIMEOUT_SCALE)
+        self.assertFalse(t.is_alive())
+        self.assertTrue(got)
+        self.assertNotEqual(got[0], 200)
 
 
 @unittest.skipUnless(shutil.which("openssl") and shutil.which("curl"), "needs openssl and curl")
