@@ -134,6 +134,20 @@ static char *import_file(const char *path)
     return buf;
 }
 
+/* The index of FILE in "window import FILE" (--json may be anywhere among
+ * the words), or -1. */
+static int import_arg(int argc, char **argv, int i)
+{
+    int wi[3], nw = 0;
+    for (int k = i; k < argc && nw < 3; k++)
+        if (strcmp(argv[k], "--json"))
+            wi[nw++] = k;
+    if (nw == 3 && !strcmp(argv[wi[0]], "window") && !strcmp(argv[wi[1]], "import") &&
+        (argv[wi[2]][0] != '-' || !strcmp(argv[wi[2]], "-")))
+        return wi[2];
+    return -1;
+}
+
 /* Everything the daemon sends until it closes, in *out (*len 0 if nothing
  * came). Returns 0, or -1 with errno ENOMEM. */
 static int read_answer(int fd, char **out, size_t *len)
@@ -213,15 +227,7 @@ int main(int argc, char **argv)
         sock = "/run/untild/control.sock";
 
     char *csv = NULL;
-    int csv_arg = -1;
-    /* window import FILE, with --json anywhere among the words */
-    int wi[3], nw = 0;
-    for (int k = i; k < argc && nw < 3; k++)
-        if (strcmp(argv[k], "--json"))
-            wi[nw++] = k;
-    if (nw == 3 && !strcmp(argv[wi[0]], "window") && !strcmp(argv[wi[1]], "import") &&
-        (argv[wi[2]][0] != '-' || !strcmp(argv[wi[2]], "-")))
-        csv_arg = wi[2];
+    int csv_arg = import_arg(argc, argv, i);
     if (csv_arg >= 0 && !(csv = import_file(argv[csv_arg]))) {
         config_free(cfg);
         return 1;

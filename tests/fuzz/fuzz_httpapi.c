@@ -40,8 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *qm = strchr(path, '?');
     if (qm)
         *qm++ = '\0';
+    /* ctype= stands for the Content-Type header (the CSV import reads it) */
     struct api_query q = { arg(qm, "limit"), arg(qm, "after"), arg(qm, "address"), arg(qm, "at"),
-                           arg(qm, "from") };
+                           arg(qm, "from"), arg(qm, "who"), arg(qm, "since"), arg(qm, "days"),
+                           arg(qm, "ctype") };
     struct api_call c;
     struct api_err e;
     if (api_route(in, path, &q, body, blen, &c, &e) == 0) {

@@ -64,6 +64,53 @@ START_TEST(test_routes)
              "{\"who\":\"jane@acme.com\",\"until\":\"2027-06-01\",\"reason\":\"renewal talks\",\"action\":\"flag\"}",
              "window add jane@acme.com --until 2027-06-01 --reason renewal talks --action flag --json",
              API_WINDOWS_ADD);
+    /* issue 14, second part */
+    route_ok("PATCH", "/api/v1/windows/w12", &noq, "{\"until\":\"2027-09-01\",\"reason\":\"later\"}",
+             "window change w12 --until 2027-09-01 --reason later --json", API_WINDOWS_CHANGE);
+    struct api_query csv = { .ctype = "text/csv; charset=utf-8" };
+    route_ok("POST", "/api/v1/windows/import", &csv, "a@b.com,never,x\n", "window import a@b.com,never,x\n --json",
+             API_WINDOWS_IMPORT);
+    struct api_query who = { .who = "jane@acme.com" };
+    route_ok("DELETE", "/api/v1/windows", &who, "", "window end jane@acme.com", API_WINDOWS_END_WHO);
+    route_ok("GET", "/api/v1/check", &who, "", "check jane@acme.com --json", API_CHECK);
+    route_ok("POST", "/api/v1/check", &noq, "{\"who\":[\"a@b.com\",\"c@d.com\"],\"at\":\"july\"}",
+             "check --json --at july --who a@b.com c@d.com", API_CHECK_MANY);
+    struct api_query since = { .since = "7", .days = "30" };
+    route_ok("GET", "/api/v1/report", &since, "", "report --json --since 7", API_REPORT);
+    route_ok("GET", "/api/v1/followups", &since, "", "followups --json --days 30", API_FOLLOWUPS);
+    route_ok("GET", "/api/v1/cadence", &noq, "", "cadence list --json", API_CADENCE);
+}
+END_TEST
+
+START_TEST(test_refusals_part2)
+{
+    route_err("PATCH", "/api/v1/windows/w1", &noq, "{}", 400, "", "nothing to change");
+    route_err("PATCH", "/api/v1/windows/w1", &noq, "{\"who\":\"a@b.com\"}", 400, "who", "cannot be changed");
+    route_err("PATCH", "/api/v1/windows/w1", &noq, "{\"until\":5}", 400, "until", "string");
+    route_err("PATCH", "/api/v1/windows", &noq, "{}", 405, "", "POST");
+    struct api_query json = { .ctype = "application/json" }, csvx = { .ctype = "text/csvx" },
+                     csv = { .ctype = "text/csv" };
+    route_err("POST", "/api/v1/windows/import", &json, "a,b,c", 415, "", "text/csv");
+    route_err("POST", "/api/v1/windows/import", &csvx, "a,b,c", 415, "", "text/csv");
+    route_err("POST", "/api/v1/windows/import", &noq, "a,b,c", 415, "", "text/csv");
+    route_err("GET", "/api/v1/windows/import", &csv, "", 405, "", "POST");
+    route_err("DELETE", "/api/v1/windows", &noq, "", 400, "who", "one address");
+    struct api_query two = { .who = "a@b.com,c@d.com" };
+    route_err("DELETE", "/api/v1/windows", &two, "", 400, "who", "one address");
+    route_err("POST", "/api/v1/check", &noq, "{\"who\":\"a@b.com\"}", 400, "who", "array");
+    route_err("POST", "/api/v1/check", &noq, "{\"who\":[]}", 400, "who", "array");
+    route_err("POST", "/api/v1/check", &noq, "{\"who\":[1]}", 400, "who", "item 0");
+    route_err("POST", "/api/v1/check", &noq, "{\"who\":[\"--json\"]}", 400, "who", "item 0");
+    route_err("POST", "/api/v1/check", &noq, "{\"who\":[\"a@b.com\"],\"at\":\"--x\"}", 400, "at", "--");
+    char many[4096] = "{\"who\":[";
+    for (int i = 0; i <= API_CHECK_MAX; i++)
+        strcat(many, i ? ",\"a@b.c\"" : "\"a@b.c\"");
+    strcat(many, "]}");
+    route_err("POST", "/api/v1/check", &noq, many, 400, "who", "at most 100");
+    struct api_query bad = { .since = "-1" }, bad2 = { .days = "x" };
+    route_err("GET", "/api/v1/report", &bad, "", 400, "since", "number");
+    route_err("GET", "/api/v1/followups", &bad2, "", 400, "days", "number");
+    route_err("POST", "/api/v1/report", &noq, "", 405, "", "GET");
 }
 END_TEST
 
@@ -258,6 +305,7 @@ int main(void)
     TCase *t = tcase_create("core");
     tcase_add_test(t, test_routes);
     tcase_add_test(t, test_refusals);
+    tcase_add_test(t, test_refusals_part2);
     tcase_add_test(t, test_control_refusals);
     tcase_add_test(t, test_preview_plain);
     tcase_add_test(t, test_preview_multipart);
