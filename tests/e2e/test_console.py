@@ -186,9 +186,10 @@ class ConsoleBrowser(unittest.TestCase):
         if MISSING:
             self.fail("CI: the browser tests must run: " + MISSING)
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
         from selenium.webdriver.support import expected_conditions as EC
         from selenium.webdriver.support.ui import WebDriverWait
-        self.By, self.EC, self.Wait = By, EC, WebDriverWait
+        self.By, self.EC, self.Wait, self.Keys = By, EC, WebDriverWait, Keys
         os.makedirs(ARTEFACTS, exist_ok=True)
         self.sink = Sink().start()
         self.addCleanup(self.sink.stop)
@@ -278,7 +279,7 @@ class ConsoleBrowser(unittest.TestCase):
         return {e.get_attribute("data-id"): e for e in self.b.d.find_elements(self.By.CSS_SELECTOR, "#held-list article.held")}
 
     def test_rep_releases_discards_adds_a_window_and_sees_only_their_mail(self):
-        By = self.By
+        By, Keys = self.By, self.Keys
         old = self.send("alice@example.com", "jane@acme.com", "Old offer")
         bobs = self.send("bob@example.com", "jim@other.com", "Bob's offer")
         self.u.set_clock("2027-02-01T10:00Z")   # 28 days later: "Old offer" is over 3 weeks old
@@ -315,8 +316,7 @@ class ConsoleBrowser(unittest.TestCase):
         reason = items[old].find_element(By.CSS_SELECTOR, "input.release-reason")
         label = d.find_element(By.CSS_SELECTOR, "label[for='%s']" % reason.get_attribute("id"))
         self.assertEqual(label.text, "Reason for releasing")
-        reason.send_keys("customer asked for it today")
-        reason.submit()
+        reason.send_keys("customer asked for it today" + Keys.ENTER)
         self.wait(lambda d: old not in self.held_ids(), "the released message to leave the list")
         self.wait(lambda d: "Released" in d.find_element(By.ID, "status").text, "the release notice")
         self.u.wait_for(lambda: self.sink.for_rcpt("jane@acme.com"), what="the customer to receive it")
@@ -372,6 +372,9 @@ class ConsoleBrowser(unittest.TestCase):
             "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
             ".filter(e => !e.labels || !e.labels.length).map(e => e.id || e.name);")
         self.assertEqual(unlabelled, [])
+        # the page kept to its Content-Security-Policy (nothing refused)
+        refused = [e["message"] for e in d.get_log("browser") if "Content Security Policy" in e["message"]]
+        self.assertEqual(refused, [])
 
     def test_manager_sees_the_team_chart_and_every_reps_mail(self):
         By = self.By
