@@ -194,7 +194,9 @@ class ConsoleBrowser(unittest.TestCase):
         self.sink = Sink().start()
         self.addCleanup(self.sink.stop)
         self.hport = free_port()
-        self.u = Untild(self.sink, windows="jane@acme.com 2027-07-01\njim@other.com 2027-07-01\n",
+        self.u = Untild(self.sink, windows="jane@acme.com 2027-07-01\njim@other.com 2027-07-01\n"
+                                           "kim@flag.com 2027-07-01 action=flag\n"
+                                           "rex@reject.com 2027-07-01 action=reject\n",
                         extra="[http]\nlisten = 127.0.0.1:%d\nconsole_dir = %s\nadmins = boss@example.com\n"
                               % (self.hport, CONSOLE))
         self.addCleanup(self.u.cleanup)
@@ -383,6 +385,17 @@ class ConsoleBrowser(unittest.TestCase):
         self.u.set_clock("2027-01-11T10:00Z")   # the next week
         a2 = self.send("alice@example.com", "jane@acme.com", "A week 2")
         a3 = self.send("alice@example.com", "jane@acme.com", "A week 2 again")
+        # bob's flagged (sent, marked) and rejected (refused at RCPT) mail
+        s = smtplib.SMTP("127.0.0.1", self.u.port, timeout=20 * TIMEOUT_SCALE)
+        self.addCleanup(s.close)
+        s.login("bob@example.com", PASSWORDS["bob@example.com"])
+        s.sendmail("bob@example.com", ["kim@flag.com"], message(subject="flag me", frm="bob@example.com",
+                                                                to="kim@flag.com"))
+        with self.assertRaises(smtplib.SMTPRecipientsRefused):
+            s.sendmail("bob@example.com", ["rex@reject.com"], message(subject="reject me", frm="bob@example.com",
+                                                                      to="rex@reject.com"))
+        self.u.wait_for(lambda: {"flagged", "rejected"} <= {e for e, _, _ in self.audit()},
+                        what="the flagged and rejected audit rows")
         self.browser(width=1280, height=1000)
         self.login("boss@example.com")
         self.assertEqual(sorted(self.held_items()), sorted([a1, b1, a2, a3]))
@@ -400,9 +413,12 @@ class ConsoleBrowser(unittest.TestCase):
         self.assertEqual(count[("alice@example.com", weeks[0])], 1)
         self.assertEqual(count[("alice@example.com", weeks[1])], 2)
         self.assertEqual(count[("bob@example.com", weeks[0])], 1)
-        self.assertEqual(count[("bob@example.com", weeks[1])], 0)
-        bars = self.b.d.find_elements(By.CSS_SELECTOR, "svg[data-chart='kinds'] rect.bar[data-kind='held']")
-        self.assertEqual(sum(int(b.get_attribute("data-count")) for b in bars), 4)
+        self.assertEqual(count[("bob@example.com", weeks[1])], 2)
+        kinds = {}
+        for bar in self.b.d.find_elements(By.CSS_SELECTOR, "svg[data-chart='kinds'] rect.bar"):
+            k = bar.get_attribute("data-kind")
+            kinds[k] = kinds.get(k, 0) + int(bar.get_attribute("data-count"))
+        self.assertEqual(kinds, {"held": 4, "flagged": 1, "rejected": 1})
         pressed = self.b.d.find_elements(By.CSS_SELECTOR, "#pressed li[data-contact]")
         self.assertEqual(pressed[0].get_attribute("data-contact"), "jane@acme.com")
         self.assertEqual(pressed[0].get_attribute("data-count"), "3")
