@@ -448,13 +448,15 @@
     g.append(svg('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
     labels.forEach((wk, i) => g.append(svg('text', { x: x(i), y: H - B + 18, 'text-anchor': 'middle' }, wk)));
     reps.forEach((rep, si) => {
-      const cls = 'series-' + (si % 6);
+      const cls = 'series-' + (si % 6) + (si % 2 ? ' dashed' : '');
+      // reps with the same figures would hide each other: a small nudge each
+      const dx = (si - (reps.length - 1) / 2) * Math.min(4, 24 / reps.length);
       const pts = labels.map((wk, i) => [i, count.get(wk + '\u0000' + rep)]);
-      const d = pts.map(([i, w]) => `${x(i)},${y(w ? total(w) : 0)}`).join(' ');
+      const d = pts.map(([i, w]) => `${x(i) + dx},${y(w ? total(w) : 0)}`).join(' ');
       g.append(svg('polyline', { class: 'line ' + cls, points: d, 'data-rep': rep }));
       for (const [i, w] of pts) {
         const n = w ? total(w) : 0;
-        g.append(svg('circle', { class: 'point ' + cls, cx: x(i), cy: y(n), r: 4, 'data-week': labels[i],
+        g.append(svg('circle', { class: 'point ' + cls, cx: x(i) + dx, cy: y(n), r: 4, 'data-week': labels[i],
                                  'data-rep': rep, 'data-count': n, 'data-held': w ? w.held || 0 : 0,
                                  'data-flagged': w ? w.flagged || 0 : 0, 'data-rejected': w ? w.rejected || 0 : 0 },
                      svg('title', {}, `${rep}, week ${labels[i]}: ${n}`)));
