@@ -75,6 +75,8 @@ static void login_done(void *arg, int verdict)
         w->delay_s = c->auth_failure_delay;
         goto out;
     }
+    if (w->cookie[0])       /* the browser's previous session, if any, is replaced */
+        http_session_end(a->sessions, w->cookie);
     if (http_session_create(a->sessions, w->call.user, untild_now(u), c->http_session_idle,
                             c->http_session_lifetime, w->new_session, csrf, evicted, sizeof evicted) < 0) {
         http_api_refuse(w, 503, "unavailable", "cannot open a session");

@@ -206,9 +206,10 @@ int http_session_origin_ok(const char *origin, const char *host, int tls)
 {
     if (!origin)
         return 1;
-    const char *scheme = tls ? "https://" : "http://";
-    size_t sn = strlen(scheme);
-    if (!host || !*host || strncasecmp(origin, scheme, sn))
+    if (!host || !*host)
         return 0;
-    return !strcasecmp(origin + sn, host);
+    /* over TLS only https; plain HTTP (loopback) may sit behind a proxy
+     * that ends TLS, so https with our host is ours too */
+    size_t sn = !strncasecmp(origin, "https://", 8) ? 8 : !tls && !strncasecmp(origin, "http://", 7) ? 7 : 0;
+    return sn && !strcasecmp(origin + sn, host);
 }

@@ -51,8 +51,10 @@ int http_session_csrf_ok(const char *want, const char *got);
  * case-insensitive), as [http] admins lists them. */
 int http_session_is_admin(const char *admins, const char *rep);
 /* Pure. 1 if the request's Origin header (NULL: none, as from curl or a
- * same-origin GET) is this server: scheme (https when tls) :// Host
- * header. "null" and any other origin are cross-site: 0. */
+ * same-origin GET) is this server: https://HOST, or on plain HTTP (tls 0:
+ * loopback, perhaps behind a proxy that ends TLS) also http://HOST, where
+ * HOST is the request's Host header. "null" and any other origin are
+ * cross-site: 0. */
 int http_session_origin_ok(const char *origin, const char *host, int tls);
 
 #endif

@@ -127,6 +127,16 @@ class Login(LoginTest):
         self.assertEqual(rows[-1][1], "alice@example.com")
         self.assertIn("from 127.0.0.1", rows[-1][2])
 
+    def test_a_new_login_replaces_the_browsers_session(self):
+        old = self.session("alice@example.com")
+        st, doc, hdrs = self.login("bob@example.com", headers={"Cookie": "untild_session=" + old.cookie})
+        self.assertEqual(st, 200)
+        new = set_cookie(hdrs).split(";")[0].split("=", 1)[1]
+        self.assertNotEqual(new, old.cookie)
+        self.assertEqual(old.call("GET", "/api/v1/me")[0], 401)
+        self.assertEqual(Session(self.hport, new, doc["csrf"]).call("GET", "/api/v1/me")[1]["user"],
+                         "bob@example.com")
+
     def test_admins_are_named_in_http_admins(self):
         st, doc, _ = self.login("boss@example.com")
         self.assertEqual((st, doc["admin"]), (200, True))
@@ -213,8 +223,6 @@ class Csrf(LoginTest):
         self.assertEqual(s.call("GET", "/api/v1/held", headers=evil)[0], 403)
         self.assertEqual(s.call("GET", "/api/v1/me", headers={"Origin": "null"})[0], 403)
         self.assertEqual(s.call("GET", "/api/v1/me", headers={"Sec-Fetch-Site": "cross-site"})[0], 403)
-        self.assertEqual(s.call("GET", "/api/v1/me", headers={"Origin": "https://127.0.0.1:%d" % self.hport})[0],
-                         403)                                   # another scheme is another origin
         self.assertEqual(self.u.windows_json(), [])
         # a login from another site is refused too (login CSRF)
         st, doc, hdrs = self.login("alice@example.com", headers=evil)
@@ -222,6 +230,9 @@ class Csrf(LoginTest):
         self.assertIsNone(set_cookie(hdrs))
         # the same origin is fine
         self.assertEqual(s.call("GET", "/api/v1/me", headers={"Origin": mine, "Sec-Fetch-Site": "same-origin"})[0],
+                         200)
+        # behind a proxy that ends TLS the page's origin is https with our host
+        self.assertEqual(s.call("GET", "/api/v1/me", headers={"Origin": "https://127.0.0.1:%d" % self.hport})[0],
                          200)
         st, _, _ = s.call("POST", "/api/v1/windows", {"who": "sam@acme.com", "until": "2027-05-01"},
                           headers={"Origin": mine})
@@ -444,6 +455,13 @@ class Https(unittest.TestCase):
                             "-H", "Origin: https://127.0.0.1:%d" % port, "https://127.0.0.1:%d/api/v1/me" % port],
                            capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
         self.assertEqual(json.loads(r.stdout)["user"], "bob@example.com")
+        # over TLS an http:// page (which anyone on the path could have
+        # written) is another origin
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", cert,
+                            "-H", "Cookie: untild_session=" + sid, "-H", "Origin: http://127.0.0.1:%d" % port,
+                            "https://127.0.0.1:%d/api/v1/me" % port],
+                           capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
+        self.assertEqual(r.stdout, "403")
 
 
 if __name__ == "__main__":

@@ -144,8 +144,12 @@ START_TEST(test_origin_ok)
     ck_assert_int_eq(http_session_origin_ok(NULL, "127.0.0.1:8025", 0), 1);
     ck_assert_int_eq(http_session_origin_ok("http://127.0.0.1:8025", "127.0.0.1:8025", 0), 1);
     ck_assert_int_eq(http_session_origin_ok("HTTPS://Mail.Example.com", "mail.example.com", 1), 1);
-    ck_assert_int_eq(http_session_origin_ok("https://127.0.0.1:8025", "127.0.0.1:8025", 0), 0);
+    /* plain HTTP is loopback, maybe behind a TLS proxy: https is ours too;
+     * over TLS an http page (no integrity) is not */
+    ck_assert_int_eq(http_session_origin_ok("https://127.0.0.1:8025", "127.0.0.1:8025", 0), 1);
     ck_assert_int_eq(http_session_origin_ok("http://127.0.0.1:8025", "127.0.0.1:8025", 1), 0);
+    ck_assert_int_eq(http_session_origin_ok("ftp://127.0.0.1:8025", "127.0.0.1:8025", 0), 0);
+    ck_assert_int_eq(http_session_origin_ok("127.0.0.1:8025", "127.0.0.1:8025", 0), 0);
     ck_assert_int_eq(http_session_origin_ok("http://evil.example", "127.0.0.1:8025", 0), 0);
     ck_assert_int_eq(http_session_origin_ok("http://127.0.0.1:8026", "127.0.0.1:8025", 0), 0);
     ck_assert_int_eq(http_session_origin_ok("http://127.0.0.1:8025.evil", "127.0.0.1:8025", 0), 0);
