@@ -90,6 +90,10 @@ class Change(ApiTest):
             self.assertEqual(st, 400, (body, doc))
             self.assertEqual(doc["field"], field, (body, doc))
         self.assertEqual(self.call("PATCH", "/api/v1/windows/w999", tok, {"until": "2027-09-01"})[0], 404)
+        # a body over [http] max_body (1 MiB by default) is refused unread
+        huge = b'{"reason": "' + b"x" * (1100 * 1024) + b'"}'
+        st, doc, _ = self.call("PATCH", "/api/v1/windows/" + wid, tok, huge)
+        self.assertEqual((st, doc["error"]), (413, "payload too large"))
         self.assertEqual(self.u.windows_json(), before)
 
 
