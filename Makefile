@@ -50,6 +50,11 @@ $(BUILD)/obj/%.o: daemon/%.c $(wildcard include/untild/*.h) | $(BUILD)/obj
 	@$(if $(Q),echo '  CC      $<')
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# The web console's files (daemon/console) are installed here; the daemon
+# serves them from there unless [http] console_dir says otherwise.
+CONSOLEDIR ?= $(PREFIX)/share/untild/console
+$(BUILD)/obj/http_console.o: ALL_CFLAGS += -DUNTILD_CONSOLE_DIR='"$(CONSOLEDIR)"'
+
 # Only the two programs print the version: only they rebuild when it changes.
 $(BUILD)/obj/main.o $(BUILD)/obj/untilctl.o: VERSION
 $(BUILD)/obj/main.o $(BUILD)/obj/untilctl.o: ALL_CFLAGS += -DUNTILD_VERSION='"$(VERSION)"'
@@ -84,7 +89,8 @@ run: deps
 
 deps:
 	@if pkg-config --exists $(PKGS) $(CHECKPKG) && command -v swaks >/dev/null && command -v smtp-sink >/dev/null \
-	   && [ -x /usr/sbin/dovecot ] && /usr/bin/python3 -c 'import aiosmtpd, radicale, hypothesis' 2>/dev/null; then :; \
+	   && [ -x /usr/sbin/dovecot ] && command -v chromedriver >/dev/null \
+	   && /usr/bin/python3 -c 'import aiosmtpd, radicale, hypothesis, selenium' 2>/dev/null; then :; \
 	 else sh tests/install-deps.sh; fi
 
 unit: all $(UNIT_BIN)
@@ -156,7 +162,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/untild/windows.d \
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d \
 	  $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PREFIX)/share/doc/untild
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(PREFIX)/share/doc/untild $(DESTDIR)$(CONSOLEDIR)
 	install -m 0755 $(BUILD)/untild $(DESTDIR)$(PREFIX)/sbin/untild
 	install -m 0755 $(BUILD)/untilctl $(DESTDIR)$(PREFIX)/bin/untilctl
 	install -m 0644 etc/untild.conf.sample $(DESTDIR)$(PREFIX)/share/doc/untild/untild.conf.sample
@@ -170,6 +176,7 @@ install: all
 	install -m 0644 man/untilctl.1 $(DESTDIR)$(MANDIR)/man1/untilctl.1
 	install -m 0644 man/untild.conf.5 man/untild.windows.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/untild.8 $(DESTDIR)$(MANDIR)/man8/untild.8
+	install -m 0644 daemon/console/*.html daemon/console/*.css daemon/console/*.js $(DESTDIR)$(CONSOLEDIR)/
 
 clean:
 	rm -rf build build-asan

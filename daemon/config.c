@@ -230,6 +230,11 @@ static const struct key keys[] = {
     { S_HTTP, "max_body", V_SIZE, C(http_max_body), 0, 1024, 1LL << 30 },
     { S_HTTP, "max_connections", V_INT, C(http_max_connections), 0, 1, 10000 },
     { S_HTTP, "timeout", V_INT, C(http_timeout), 0, 1, 3600 },
+    { S_HTTP, "console_dir", V_PATH, C(http_console_dir), 0, 0, 0 },
+    { S_HTTP, "session_idle", V_DURATION, C(http_session_idle), 0, 60, 30 * 86400 },
+    { S_HTTP, "session_lifetime", V_DURATION, C(http_session_lifetime), 0, 60, 365 * 86400 },
+    { S_HTTP, "max_sessions", V_INT, C(http_max_sessions), 0, 1, 10000 },
+    { S_HTTP, "admins", V_STR, C(http_admins), 0, 0, 0 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
     { S_POLICY_SERVICE, "postfix_config_dir", V_PATH, C(postfix_config_dir),
@@ -1133,6 +1138,12 @@ static void check_http(struct parser *p)
         ERR(p, line, "[http] listen %s is not loopback and has no tls_cert/tls_key: API tokens "
             "would cross the network in clear (set tls_cert and tls_key, or listen on 127.0.0.1)",
             c->http_listen);
+    /* an explicit console_dir must be a directory; the built-in default
+     * may be absent (then GET / answers 404 and start-up says why) */
+    struct stat st;
+    if (c->http_console_dir && (stat(c->http_console_dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        ERR(p, line_of(p->glines, S_HTTP, C(http_console_dir)), "[http] console_dir %s: not a directory",
+            c->http_console_dir);
 }
 
 static void check_all(struct parser *p)
@@ -1284,6 +1295,9 @@ static int early_defaults(struct config *c)
     c->http_max_body = 1024 * 1024;
     c->http_max_connections = 64;
     c->http_timeout = 60;
+    c->http_session_idle = 30 * 60;
+    c->http_session_lifetime = 12 * 3600;
+    c->http_max_sessions = 1000;
     c->store_retry_interval = 5;
     c->rrule_max_iterations = WINDOW_RRULE_MAX_ITERATIONS;
     c->rrule_max_duration = WINDOW_RRULE_MAX_DURATION;
@@ -1468,7 +1482,8 @@ void config_free(struct config *c)
     free(c->window_files);
     free(c->notify_from); free(c->notify_to); free(c->notify_events);
     free(c->policy_listen); free(c->postfix_config_dir);
-    free(c->http_listen); free(c->http_tls_cert); free(c->http_tls_key);
+    free(c->http_listen); free(c->http_tls_cert); free(c->http_tls_key); free(c->http_admins);
+    free(c->http_console_dir);
     free(c->followup_team); free(c->followup_calendar); free(c->followup_item);
     free(c->cadence_min_gap); free(c->cadence_max); free(c->cadence_scope);
     free(c->cadence_exempt);

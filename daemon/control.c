@@ -856,7 +856,10 @@ static int cmd_status(struct untild *u, int argc, char **argv, int admin, const 
     (void)next;
     if (json) {
         struct json_object *o = json_object_new_object();
+        char t[64];
+        /* now: the daemon's clock, by which a console reckons a message's age */
         if (o && (ujson_add_int(o, "windows", (int64_t)windows_count(u->ix))
+                  | ujson_add_str(o, "now", when_format(untild_now(u), u->cfg->timezone, t, sizeof t))
                   | ujson_add_int(o, "held", (int64_t)release_count(u->release))
                   | (u->pg ? ujson_add(o, "store", store_pg_status_json(u->pg)) : 0))) {
             json_object_put(o);

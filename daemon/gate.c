@@ -1104,14 +1104,17 @@ oom:
  * (relay_verify_async); failures are counted per client address and per
  * user (auth_limit, as Postfix's anvil): past [smtp] auth_max_failures
  * within auth_failure_window seconds the attempt is refused unchecked.
- * smtp_server delays every refusal (auth_failure_delay). */
+ * smtp_server delays every refusal (auth_failure_delay). The HTTP API's
+ * login checks through the same function (gate_check_password), so both
+ * doors share one checker and one count. */
 #define AUTH_THREADS 2
 #define AUTH_LIMIT_KEYS 4096
 
 
 struct auth_ctx {
     struct untild *u;
-    struct smtp_session *s;
+    gate_auth_fn done;
+    void *arg;
     char akey[80], ukey[128];
 };
 
@@ -1127,40 +1130,36 @@ static void auth_done(void *arg, int verdict)
         auth_limit_fail(a->u->auth_limits, a->akey, now, win);
         auth_limit_fail(a->u->auth_limits, a->ukey, now, win);
     }
-    smtp_auth_done(a->s, verdict == 1 ? SMTP_AUTH_OK : verdict < 0 ? SMTP_AUTH_TEMPFAIL : SMTP_AUTH_REFUSED);
+    a->done(a->arg, verdict);
     free(a);
 }
 
-static void gate_auth(void *arg, struct smtp_session *s, const char *user, const char *pass)
+int gate_check_password(struct untild *u, const char *what, const char *addr, const char *user,
+                        const char *pass, gate_auth_fn done, void *arg)
 {
-    struct untild *u = arg;
     const struct config *c = u->cfg;
-    if (c->auth != AUTH_PASSWD && c->auth != AUTH_UPSTREAM) {
-        smtp_auth_done(s, SMTP_AUTH_REFUSED);
-        return;
-    }
+    if (c->auth != AUTH_PASSWD && c->auth != AUTH_UPSTREAM)
+        return -1;
     struct auth_ctx *a = calloc(1, sizeof *a);
     if (!a || (!u->auth_limits && !(u->auth_limits = auth_limit_new(AUTH_LIMIT_KEYS)))) {
         free(a);
-        smtp_auth_done(s, SMTP_AUTH_TEMPFAIL);
-        return;
+        return -1;
     }
     a->u = u;
-    a->s = s;
-    snprintf(a->akey, sizeof a->akey, "addr:%s", smtp_session_addr(s));
+    a->done = done;
+    a->arg = arg;
+    snprintf(a->akey, sizeof a->akey, "addr:%s", addr);
     snprintf(a->ukey, sizeof a->ukey, "user:%s", user);
     for (char *p = a->ukey; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     int64_t now = loop_now_ms(), win = (int64_t)c->auth_failure_window * 1000;
     int by_addr = auth_limit_over(u->auth_limits, a->akey, now, c->auth_max_failures, win);
     if (by_addr || auth_limit_over(u->auth_limits, a->ukey, now, c->auth_max_failures, win)) {
-        log_warn("gate: session %lu: AUTH from %s refused unchecked: %d failures %s within "
-                 "auth_failure_window (%d s) reached auth_max_failures", smtp_session_id(s),
-                 smtp_session_addr(s), c->auth_max_failures, by_addr ? "from this address" : "for this user",
-                 c->auth_failure_window);
+        log_warn("gate: %s from %s refused unchecked: %d failures %s within "
+                 "auth_failure_window (%d s) reached auth_max_failures", what, addr, c->auth_max_failures,
+                 by_addr ? "from this address" : "for this user", c->auth_failure_window);
         free(a);
-        smtp_auth_done(s, SMTP_AUTH_LIMITED);
-        return;
+        return GATE_AUTH_LIMITED;
     }
     int rc;
     if (c->auth == AUTH_PASSWD) {
@@ -1171,10 +1170,31 @@ static void gate_auth(void *arg, struct smtp_session *s, const char *user, const
     } else {
         rc = relay_verify_async(u->relay, user, pass, auth_done, a);
     }
-    if (rc < 0) {
+    if (rc < 0)
         free(a);
-        smtp_auth_done(s, SMTP_AUTH_TEMPFAIL);
+    return rc < 0 ? -1 : 0;
+}
+
+static void smtp_checked(void *arg, int verdict)
+{
+    smtp_auth_done(arg, verdict == 1 ? SMTP_AUTH_OK : verdict < 0 ? SMTP_AUTH_TEMPFAIL : SMTP_AUTH_REFUSED);
+}
+
+static void gate_auth(void *arg, struct smtp_session *s, const char *user, const char *pass)
+{
+    struct untild *u = arg;
+    const struct config *c = u->cfg;
+    if (c->auth != AUTH_PASSWD && c->auth != AUTH_UPSTREAM) {
+        smtp_auth_done(s, SMTP_AUTH_REFUSED);
+        return;
     }
+    char what[64];
+    snprintf(what, sizeof what, "session %lu: AUTH", smtp_session_id(s));
+    int rc = gate_check_password(u, what, smtp_session_addr(s), user, pass, smtp_checked, s);
+    if (rc == GATE_AUTH_LIMITED)
+        smtp_auth_done(s, SMTP_AUTH_LIMITED);
+    else if (rc < 0)
+        smtp_auth_done(s, SMTP_AUTH_TEMPFAIL);
 }
 
 void gate_stop(struct untild *u)

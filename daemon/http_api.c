@@ -4,7 +4,11 @@
  * (http_api_run.c) with loop_post and wait on a condition variable, as
  * the CalDAV proxy does, then write the JSON answer. A connection thread
  * never touches the daemon's state; it only reads a held message's first
- * bytes for GET /held/{id}'s preview (a file the loop named). */
+ * bytes for GET /held/{id}'s preview (a file the loop named), sets and
+ * clears the session cookie the loop decided on, and holds a refused
+ * login's answer back for [smtp] auth_failure_delay (its own time, as an
+ * SMTP session waits on a timer, not the loop's); for paths outside /api/
+ * it serves the web console's files (http_console.c). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,10 +26,12 @@
 #include <microhttpd.h>
 #include "untild/http_api.h"
 #include "untild/http_api_int.h"
+#include "untild/http_console.h"
 #include "untild/daemon.h"
 #include "untild/log.h"
 #include "untild/loop.h"
 #include "untild/strbuf.h"
+#include "untild/sysutil.h"
 
 #define PREVIEW_READ (64u << 10)
 
@@ -49,7 +55,30 @@ static int on_loop_wait(struct api_work *w)
                           &w->refs, &w->done, work_free_v);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const char *json, const char *allow)
+#define COOKIE_ATTRS "HttpOnly; SameSite=Strict; Path=/"
+
+/* The session cookie a login sets or a logout (or an ended session)
+ * clears; Retry-After of a 429. */
+static void add_session_headers(struct MHD_Response *r, const struct api_work *w)
+{
+    char h[256];
+    const char *secure = w->a->tls ? "; Secure" : "";
+    if (w->new_session[0]) {
+        snprintf(h, sizeof h, "untild_session=%s; " COOKIE_ATTRS "%s", w->new_session, secure);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, h);
+        explicit_bzero(h, sizeof h);
+    } else if (w->clear_cookie) {
+        snprintf(h, sizeof h, "untild_session=; " COOKIE_ATTRS "; Max-Age=0%s", secure);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, h);
+    }
+    if (w->retry_after > 0) {
+        snprintf(h, sizeof h, "%d", w->retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, h);
+    }
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, const char *json, const char *allow,
+                                 const struct api_work *w)
 {
     struct strbuf b = { 0 };
     sb_printf(&b, "%s\n", json ? json : "{\"error\":\"out of memory\",\"field\":null,\"reason\":\"out of memory\"}");
@@ -59,27 +88,31 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, cons
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (allow)
         MHD_add_response_header(r, "Allow", allow);
     if (status == 401)
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"untild\"");
+    if (w)
+        add_session_headers(r, w);
     enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rc;
 }
 
-static enum MHD_Result send_err(struct MHD_Connection *c, const struct api_err *e)
+static enum MHD_Result send_err(struct MHD_Connection *c, const struct api_err *e, const struct api_work *w)
 {
     char *j = api_err_json(e);
-    enum MHD_Result rc = send_json(c, (unsigned)e->status, j, e->allow);
+    enum MHD_Result rc = send_json(c, (unsigned)e->status, j, e->allow, w);
     free(j);
     return rc;
 }
 
-static enum MHD_Result send_obj(struct MHD_Connection *c, unsigned status, json_object *o)
+static enum MHD_Result send_obj(struct MHD_Connection *c, unsigned status, json_object *o,
+                                const struct api_work *w)
 {
     enum MHD_Result rc = send_json(c, status, o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL,
-                                   NULL);
+                                   NULL, w);
     json_object_put(o);
     return rc;
 }
@@ -146,7 +179,7 @@ static enum MHD_Result import_refused(struct MHD_Connection *c, const struct api
     json_object_object_add(o, "error", json_object_new_string("bad request"));
     json_object_object_add(o, "field", json_object_new_string("body"));
     json_object_object_add(o, "reason", json_object_new_string(reason));
-    return send_obj(c, 400, o);
+    return send_obj(c, 400, o, w);
 }
 
 /* The verb's answer as the API's: its JSON, or an object saying what was
@@ -156,18 +189,18 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
     const char *id = w->call.id;
     enum api_op op = w->call.op;
     if (w->status)
-        return send_err(c, &w->err);
+        return send_err(c, &w->err, w);
     if (op == API_WINDOWS_END_WHO && (w->rc == 0 || w->rc == 5))
-        return send_obj(c, 200, ended_json(w));
+        return send_obj(c, 200, ended_json(w), w);
     if (op == API_WINDOWS_IMPORT && w->rc == 2) {
         enum MHD_Result r = import_refused(c, w);
         if (r)
             return r;
     }
     if (!(w->rc == 0 || (w->rc == 3 && op == API_CHECK))) {
-        struct api_err e;
+        struct api_err e = { 0 };    /* allow: NULL (api_err_from_control leaves it) */
         api_err_from_control(op, w->rc, w->out, &e);
-        return send_err(c, &e);
+        return send_err(c, &e, w);
     }
     json_object *o = NULL, *created = NULL;
     switch (op) {
@@ -187,7 +220,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
         o = json_tokener_parse(w->out ? w->out : "");
         if (!o) {
             log_error("api: %s: the verb's JSON does not parse", w->call.argv[0]);
-            return send_json(c, 500, "{\"error\":\"internal error\",\"field\":null,\"reason\":\"bad answer\"}", NULL);
+            return send_json(c, 500, "{\"error\":\"internal error\",\"field\":null,\"reason\":\"bad answer\"}", NULL,
+                             w);
         }
         if (op == API_HELD_SHOW && w->spool_path[0])
             add_preview(w->spool_path, o);
@@ -195,20 +229,66 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
     /* a window added again is answered, not added: 200, not 201 */
     int fresh = op == API_WINDOWS_ADD && !(json_object_object_get_ex(o, "created", &created) &&
                                            !json_object_get_boolean(created));
-    return send_obj(c, fresh ? 201 : 200, o);
+    return send_obj(c, fresh ? 201 : 200, o, w);
 }
 
-static void client_addr(struct MHD_Connection *c, char *out, size_t outsz)
+/* The client's address as text; 1 if it is a loopback address. */
+static int client_addr(struct MHD_Connection *c, char *out, size_t outsz)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct sockaddr_storage ss = { 0 };
     snprintf(out, outsz, "?");
     if (!ci || !ci->client_addr)
-        return;
+        return 0;
     const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
+    if (sa->sa_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)outsz);
-    else if (sa->sa_family == AF_INET6)
+        memcpy(&ss, sa, sizeof(struct sockaddr_in));
+    } else if (sa->sa_family == AF_INET6) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)outsz);
+        memcpy(&ss, sa, sizeof(struct sockaddr_in6));
+    } else {
+        return 0;
+    }
+    return sysutil_loopback_addr(&ss);
+}
+
+/* What the loop needs to know of a request's credentials: a token, or a
+ * session cookie with its CSRF token, Origin and transport. Values of
+ * the wrong length are not copied (they cannot match). */
+static void credentials(struct http_api *a, struct MHD_Connection *c, struct api_work *w)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *cookie = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "untild_session");
+    const char *csrf = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-CSRF-Token");
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    w->has_auth = auth != NULL;
+    if (auth && !strncasecmp(auth, "Bearer ", 7))
+        snprintf(w->token, sizeof w->token, "%s", auth + 7);
+    w->has_cookie = cookie != NULL;
+    if (cookie && strlen(cookie) == HTTP_SESSION_HEX - 1)
+        memcpy(w->cookie, cookie, HTTP_SESSION_HEX);
+    if (csrf && strlen(csrf) == HTTP_SESSION_HEX - 1)
+        memcpy(w->csrf, csrf, HTTP_SESSION_HEX);
+    w->cross_site = !http_session_origin_ok(origin, host, a->tls) || (site && !strcasecmp(site, "cross-site"));
+    w->local = client_addr(c, w->client, sizeof w->client) || a->tls;
+}
+
+/* A refused login is answered after w->delay_s (guessing costs the
+ * guesser time); a stopping daemon answers at once. */
+static void login_delay(struct http_api *a, const struct api_work *w)
+{
+    struct timespec end;
+    if (w->delay_s <= 0)
+        return;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += w->delay_s;
+    pthread_mutex_lock(&a->mu);
+    while (!a->stopping && pthread_cond_timedwait(&a->cv, &a->mu, &end) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&a->mu);
 }
 
 static enum MHD_Result handle(struct http_api *a, struct MHD_Connection *c, const char *url, const char *method,
@@ -225,26 +305,30 @@ static enum MHD_Result handle(struct http_api *a, struct MHD_Connection *c, cons
         MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "days"),
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
     };
+    if (strncmp(url, "/api/", 5))   /* the web console's files, read on this thread */
+        return http_console_answer(a->console, c, url, method) == MHD_YES ? MHD_YES : MHD_NO;
     struct api_work *w = calloc(1, sizeof *w);
     struct api_err e;
     if (!w)
         return MHD_NO;
     w->a = a;
-    if (api_route(method, url, &q, cc->body.p ? cc->body.p : "", cc->body.len, &w->call, &e) < 0) {
+    int routed = api_route(method, url, &q, cc->body.p ? cc->body.p : "", cc->body.len, &w->call, &e);
+    if (cc->body.p)     /* a login's password is in it */
+        explicit_bzero(cc->body.p, cc->body.len);
+    if (routed < 0) {
         http_api_work_free(w);
-        return send_err(c, &e);
+        return send_err(c, &e, NULL);
     }
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (auth && !strncasecmp(auth, "Bearer ", 7))
-        snprintf(w->token, sizeof w->token, "%s", auth + 7);
-    client_addr(c, w->client, sizeof w->client);
+    credentials(a, c, w);
     snprintf(w->method, sizeof w->method, "%s", method);
     int lr = on_loop_wait(w);
     if (lr < 0) {
         if (lr == -2)
             http_api_work_free(w);
-        return send_json(c, 503, "{\"error\":\"unavailable\",\"field\":null,\"reason\":\"shutting down\"}", NULL);
+        return send_json(c, 503, "{\"error\":\"unavailable\",\"field\":null,\"reason\":\"shutting down\"}", NULL,
+                         NULL);
     }
+    login_delay(a, w);
     enum MHD_Result rc = answer(c, w);
     http_api_work_free(w);
     return rc;
@@ -281,7 +365,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         struct api_err e = { .status = 413 };
         snprintf(e.error, sizeof e.error, "payload too large");
         snprintf(e.reason, sizeof e.reason, "the request body is over %zu bytes ([http] max_body)", max);
-        return send_err(c, &e);
+        return send_err(c, &e, NULL);
     }
     return handle(a, c, url, method, cc);
 }
@@ -291,6 +375,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ptr, enum M
     struct conn *cc = *ptr;
     (void)cls; (void)c; (void)t;
     if (cc) {
+        if (cc->body.p)
+            explicit_bzero(cc->body.p, cc->body.len);
         sb_free(&cc->body);
         free(cc);
         *ptr = NULL;
@@ -376,6 +462,11 @@ struct http_api *http_api_start(struct untild *u)
     a->loop = u->loop;
     a->max_body = cf->http_max_body;
     a->max_conns = cf->http_max_connections;
+    if (!(a->console = http_console_open(cf->http_console_dir)))
+        goto fail;
+    a->tls = cf->http_tls_cert != NULL;
+    if (!(a->sessions = http_session_table_new((size_t)cf->http_max_sessions)))
+        goto fail;
     if (listen_addr(cf->http_listen, &ss) < 0) {
         log_error("api: [http] listen %s: not an address to listen on", cf->http_listen);
         goto fail;
@@ -423,7 +514,9 @@ int http_api_config_changed(const struct config *a, const struct config *b)
 {
     return str_differ(a->http_listen, b->http_listen) || str_differ(a->http_tls_cert, b->http_tls_cert) ||
            str_differ(a->http_tls_key, b->http_tls_key) || a->http_max_body != b->http_max_body ||
-           a->http_max_connections != b->http_max_connections || a->http_timeout != b->http_timeout;
+           a->http_max_connections != b->http_max_connections || a->http_timeout != b->http_timeout ||
+           a->http_max_sessions != b->http_max_sessions ||
+           str_differ(a->http_console_dir, b->http_console_dir);
 }
 
 void http_api_stop(struct http_api *a)
@@ -453,5 +546,7 @@ void http_api_free(struct http_api *a)
         memset(a->key, 0, strlen(a->key));
     free(a->cert);
     free(a->key);
+    http_console_close(a->console);
+    http_session_table_free(a->sessions);
     free(a);
 }

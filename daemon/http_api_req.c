@@ -3,6 +3,7 @@
  * Pure: no daemon state, any thread; JSON in and out through json-c. */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +37,22 @@ static int word(struct api_call *c, const char *s)
     return 0;
 }
 
+static void wipe_free(char *p)
+{
+    if (p) {
+        explicit_bzero(p, strlen(p));
+        free(p);
+    }
+}
+
 void api_call_free(struct api_call *c)
 {
     for (int i = 0; i < c->argc; i++)
         free(c->argv[i]);
     c->argc = 0;
+    wipe_free(c->user);
+    wipe_free(c->pass);
+    c->user = c->pass = NULL;
 }
 
 /* An id in a path or a cursor: what window and spool ids are made of. */
@@ -212,6 +224,58 @@ static int method_is(const char *m, const char *want, const char *allow, struct 
     fail(e, 405, "method not allowed", NULL, "%s takes %s", want, allow);
     e->allow = allow;
     return 0;
+}
+
+/* POST /login: {"user": NAME, "password": TEXT}, both required. The
+ * values are copied out of the JSON and the JSON's copies wiped. */
+static int login_body(struct api_call *c, const char *body, size_t len, struct api_err *e)
+{
+    json_object *o = body_object(body, len, 0, e);
+    const char *user = NULL, *pass = NULL;
+    int rc = 0;
+    if (!o)
+        return -1;
+    json_object_object_foreach(o, k, v) {
+        if (!strcmp(k, "user") || !strcmp(k, "password")) {
+            const char **slot = k[0] == 'u' ? &user : &pass;
+            if (!json_object_is_type(v, json_type_string))
+                rc = fail(e, 400, "bad request", k, "%s: must be a string", k);
+            else if ((size_t)json_object_get_string_len(v) != strlen(*slot = json_object_get_string(v)))
+                rc = fail(e, 400, "bad request", k, "%s: must not contain NUL", k);
+        } else {
+            rc = fail(e, 400, "bad request", "", "unknown field \"%.64s\" (user, password)", k);
+        }
+        if (rc)
+            break;
+    }
+    if (!rc && (!user || !*user || strlen(user) >= API_LOGIN_USER_MAX))
+        rc = fail(e, 400, "bad request", "user", "user: required, at most %d bytes", API_LOGIN_USER_MAX - 1);
+    for (const char *p = user; !rc && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            rc = fail(e, 400, "bad request", "user", "user: no control characters");
+    if (!rc && (!pass || !*pass || strlen(pass) >= API_LOGIN_PASS_MAX))
+        rc = fail(e, 400, "bad request", "password", "password: required, at most %d bytes",
+                  API_LOGIN_PASS_MAX - 1);
+    if (!rc && (!(c->user = strdup(user)) || !(c->pass = strdup(pass))))
+        rc = fail(e, 500, "out of memory", NULL, "out of memory");
+    if (pass)
+        explicit_bzero((char *)(uintptr_t)pass, strlen(pass));
+    json_object_put(o);
+    return rc;
+}
+
+/* /login, /logout, /me: who the caller is. */
+static int route_self(const char *m, const char *p, const char *body, size_t len, struct api_call *c,
+                      struct api_err *e)
+{
+    int me = !strcmp(p, "me");
+    if (!method_is(m, me ? "GET" : "POST", me ? "GET" : "POST", e))
+        return -1;
+    c->op = me ? API_ME : !strcmp(p, "login") ? API_LOGIN : API_LOGOUT;
+    c->changes = c->op == API_LOGOUT;
+    if (word(c, p))
+        return fail(e, 500, "out of memory", NULL, "out of memory");
+    return c->op == API_LOGIN ? login_body(c, body, len, e) : c->op == API_LOGOUT ? no_fields(body, len, e) : 0;
 }
 
 static int route_held(const char *m, const char *rest, const struct api_query *q, const char *body, size_t len,
@@ -459,6 +523,8 @@ int api_route(const char *method, const char *path, const struct api_query *q, c
         rc = route_check(method, q, body, len, c, e);
     } else if (!strcmp(p, "report") || !strcmp(p, "followups") || !strcmp(p, "cadence")) {
         rc = route_read(method, p, q, c, e);
+    } else if (!strcmp(p, "login") || !strcmp(p, "logout") || !strcmp(p, "me")) {
+        rc = route_self(method, p, body, len, c, e);
     } else {
         rc = fail(e, 404, "not found", NULL, "no such resource");
     }
@@ -664,13 +730,21 @@ void api_preview(const char *buf, size_t len, json_object *o)
     if (t && pe == e)
         pe = t;     /* the spool's end record */
     /* base64 and quoted-printable undone by libetpan (the part is at
-     * most PREVIEW_READ bytes: bounded work) */
-    char *dec = NULL;
+     * most PREVIEW_READ bytes: bounded work). Its quoted-printable decoder
+     * reads the two characters after a '=' without looking at the length
+     * (fuzz_httpapi: a part cut after "=" read past the buffer), so it
+     * gets a copy with two NULs after the end. */
+    char *dec = NULL, *copy = mech ? malloc((size_t)(pe - ps) + 2) : NULL;
     size_t idx = 0, dlen = 0;
-    if (mech && mailmime_part_parse(ps, (size_t)(pe - ps), &idx, mech, &dec, &dlen) == MAILIMF_NO_ERROR && dec) {
+    if (copy) {
+        memcpy(copy, ps, (size_t)(pe - ps));
+        copy[pe - ps] = copy[pe - ps + 1] = '\0';
+    }
+    if (copy && mailmime_part_parse(copy, (size_t)(pe - ps), &idx, mech, &dec, &dlen) == MAILIMF_NO_ERROR && dec) {
         ps = dec;
         pe = dec + dlen;
     }
+    free(copy);
     char text[2000 * 4 + 8];
     size_t n = (size_t)(pe - ps) < 2000 ? (size_t)(pe - ps) : 2000;
     utf8_clean(ps, n, text, sizeof text);

@@ -15,4 +15,4 @@ apt-get install -y -qq --no-install-recommends \
     postfix swaks dovecot-imapd radicale python3 python3-aiosmtpd python3-hypothesis msmtp \
     python3-caldav python3-yaml curl vdirsyncer neomutt git-email libmailtools-perl \
     libxml2-utils mandoc man-db groff-base systemd openssl iproute2 procps clang libclang-rt-14-dev valgrind \
-    debhelper lintian libpq-dev postgresql-15 >/dev/null
+    debhelper lintian libpq-dev postgresql-15 chromium chromium-driver python3-selenium >/dev/null

@@ -152,6 +152,12 @@ struct config {
     size_t http_max_body;         /* bytes of one request body; default 1m */
     int http_max_connections;     /* concurrent connections; default 64 */
     int http_timeout;             /* seconds a connection may stay idle; default 60 */
+    char *http_console_dir;       /* the web console's files; NULL: the built-in
+                                     default (http_console.h) */
+    int64_t http_session_idle;    /* seconds a browser session may go unused; default 30m */
+    int64_t http_session_lifetime; /* seconds a browser session lasts from login; default 12h */
+    int http_max_sessions;        /* browser sessions open at once; default 1000 */
+    char *http_admins;            /* SMTP identities that log in as admins ("a, b"); NULL */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */
     char *postfix_config_dir;

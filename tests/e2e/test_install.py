@@ -18,7 +18,9 @@ class Install(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         for f in ["opt/u/sbin/untild", "opt/u/bin/untilctl", "etc/untild/untild.conf",
                   "opt/u/lib/systemd/system/untild.service", "opt/u/share/man/man8/untild.8",
-                  "opt/u/share/man/man5/untild.conf.5", "opt/u/lib/sysusers.d/untild.conf"]:
+                  "opt/u/share/man/man5/untild.conf.5", "opt/u/lib/sysusers.d/untild.conf",
+                  "opt/u/share/untild/console/index.html", "opt/u/share/untild/console/console.js",
+                  "opt/u/share/untild/console/console.css"]:
             self.assertTrue(os.path.exists(os.path.join(d, f)), f)
         with open(os.path.join(d, "opt/u/lib/systemd/system/untild.service")) as f:
             self.assertIn("ExecStart=/opt/u/sbin/untild", f.read())

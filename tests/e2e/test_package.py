@@ -216,6 +216,8 @@ class Package(unittest.TestCase):
             "usr/lib/systemd/user/untild.service": 0o644,
             "usr/lib/sysusers.d/untild.conf": 0o644, "usr/lib/tmpfiles.d/untild.conf": 0o644,
             "usr/share/untild/untild.conf.sample": 0o644,
+            "usr/share/untild/console/index.html": 0o644, "usr/share/untild/console/console.js": 0o644,
+            "usr/share/untild/console/console.css": 0o644,
             "usr/share/doc/untild/copyright": 0o644, "usr/share/doc/untild/changelog.gz": 0o644,
             "usr/share/doc/untild/untild.conf.sample": 0o644,
         }

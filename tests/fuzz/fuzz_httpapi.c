@@ -1,7 +1,7 @@
 /* fuzz_httpapi.c - libFuzzer target for the HTTP API's request layer
  * (http_api_req.c): the input's first line is "METHOD PATH?QUERY", the
- * rest the body; every routed call's words are checked, every refusal's
- * JSON must parse. The whole input is also read as a spool file for the
+ * rest the body; every routed call's words are checked (a login's user
+ * and password too), every refusal's JSON must parse. The whole input is also read as a spool file for the
  * held message preview. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,6 +52,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < c.argc; i++)
             if (!c.argv[i])
                 abort();
+        /* a login's user and password are bounded, the user has no
+         * control character (it is logged and becomes a rep) */
+        if (c.op == API_LOGIN) {
+            if (!c.user || !c.pass || !*c.user || !*c.pass || strlen(c.user) >= API_LOGIN_USER_MAX ||
+                strlen(c.pass) >= API_LOGIN_PASS_MAX)
+                abort();
+            for (const char *p = c.user; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                    abort();
+        } else if (c.user || c.pass) {
+            abort();
+        }
         api_call_free(&c);
         api_err_from_control(c.op, 2, body, &e);
     }

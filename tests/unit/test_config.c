@@ -316,6 +316,16 @@ START_TEST(test_followup_keys)
     ck_assert_int_eq(c->digest_time, 17 * 60 + 30);
     ck_assert_str_eq(c->digest_managers, "a@x.com, b@x.com");
     config_free(c);
+    /* [http] browser sessions (issue 14) */
+    c = load("[http]\nlisten = 127.0.0.1:8025\nsession_idle = 15m\nsession_lifetime = 1d\nmax_sessions = 50\n"
+             "admins = boss@example.com, ops@example.com\n", &e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(e.n, 0);
+    ck_assert_int_eq(c->http_session_idle, 900);
+    ck_assert_int_eq(c->http_session_lifetime, 86400);
+    ck_assert_int_eq(c->http_max_sessions, 50);
+    ck_assert_str_eq(c->http_admins, "boss@example.com, ops@example.com");
+    config_free(c);
 }
 END_TEST
 
@@ -337,6 +347,10 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(c->http_max_body, 1024u * 1024u);
     ck_assert_int_eq(c->http_max_connections, 64);
     ck_assert_int_eq(c->http_timeout, 60);
+    ck_assert_int_eq(c->http_session_idle, 1800);
+    ck_assert_int_eq(c->http_session_lifetime, 43200);
+    ck_assert_int_eq(c->http_max_sessions, 1000);
+    ck_assert_ptr_null(c->http_admins);    /* no browser admins unless named */
     ck_assert_int_eq(c->auth, AUTH_NONE);
     ck_assert_uint_eq(c->max_message_size, 52428800u);
     ck_assert_int_eq(c->max_sessions, 1000);
@@ -422,6 +436,10 @@ static const struct bad {
     { "[http]\nlisten = 0.0.0.0:8080\n", 2, "not loopback" },
     { "[http]\nlisten = nowhere\n", 2, "bad address" },
     { "[http]\nmax_body = 10\n", 2, "max_body" },
+    { "[http]\nsession_idle = 10s\n", 2, "session_idle" },
+    { "[http]\nsession_lifetime = soon\n", 2, "duration" },
+    { "[http]\nmax_sessions = 0\n", 2, "max_sessions" },
+    { "[http]\nadmins =\n", 2, "admins" },
     { "owner = x@example.com\n", 1, "outside" },
     { "[caldav]\nurl = https://cal.example.com/\naction = reject\n", 3,
       "hold | flag" },
