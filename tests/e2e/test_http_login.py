@@ -293,6 +293,21 @@ class MaxSessions(LoginTest):
         self.assertIn("(bob@example.com) ended", self.u.logtext())
 
 
+class PerRep(LoginTest):
+    http_extra = "max_sessions_per_rep = 2\n"
+
+    def test_a_reps_logins_end_their_own_oldest_session(self):
+        bob = self.session("bob@example.com")
+        a1 = self.session("alice@example.com")
+        self.u.ctl("debug", "clock", "advance", "60", check=0)
+        a2 = self.session("alice@example.com")
+        a3 = self.session("alice@example.com")
+        self.assertEqual(a1.call("GET", "/api/v1/me")[0], 401)
+        for s in (a2, a3, bob):
+            self.assertEqual(s.call("GET", "/api/v1/me")[0], 200)
+        self.assertIn("alice@example.com has [http] max_sessions_per_rep (2) sessions", self.u.logtext())
+
+
 class RateLimit(LoginTest):
     smtp_extra = "auth_failure_delay = 0\nauth_max_failures = 3\nauth_failure_window = 600\n"
 
