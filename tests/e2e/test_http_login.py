@@ -163,7 +163,13 @@ class Login(LoginTest):
         self.assertEqual((st, hdrs["Allow"]), (405, "POST"))
 
     def test_no_cookie_or_a_forged_one_is_401(self):
-        self.assertEqual(api(self.hport, "GET", "/api/v1/me")[0], 401)
+        # a logged-out console asking who it is, again and again: 401, never
+        # counted as failed credentials (auth_max_failures is 10)
+        for _ in range(12):
+            st, doc, _ = api(self.hport, "GET", "/api/v1/me")
+            self.assertEqual(st, 401)
+        self.assertIn("POST /api/v1/login", doc["reason"])
+        self.assertNotIn("api-denied", [r[0] for r in self.audit()])
         st, doc, hdrs = Session(self.hport, "ab" * 32, None).call("GET", "/api/v1/me")
         self.assertEqual(st, 401)
         self.assertIn("Max-Age=0", set_cookie(hdrs))           # the stale cookie is cleared
