@@ -234,6 +234,7 @@ static const struct key keys[] = {
     { S_HTTP, "session_idle", V_DURATION, C(http_session_idle), 0, 60, 30 * 86400 },
     { S_HTTP, "session_lifetime", V_DURATION, C(http_session_lifetime), 0, 60, 365 * 86400 },
     { S_HTTP, "max_sessions", V_INT, C(http_max_sessions), 0, 1, 10000 },
+    { S_HTTP, "max_sessions_per_rep", V_INT, C(http_max_sessions_per_rep), 0, 1, 1000 },
     { S_HTTP, "admins", V_STR, C(http_admins), 0, 0, 0 },
 
     { S_POLICY_SERVICE, "listen", V_PLISTEN, C(policy_listen), 0, 0, 0 },
@@ -1298,6 +1299,7 @@ static int early_defaults(struct config *c)
     c->http_session_idle = 30 * 60;
     c->http_session_lifetime = 12 * 3600;
     c->http_max_sessions = 1000;
+    c->http_max_sessions_per_rep = 10;
     c->store_retry_interval = 5;
     c->rrule_max_iterations = WINDOW_RRULE_MAX_ITERATIONS;
     c->rrule_max_duration = WINDOW_RRULE_MAX_DURATION;

@@ -77,14 +77,20 @@ static void login_done(void *arg, int verdict)
     }
     if (w->cookie[0])       /* the browser's previous session, if any, is replaced */
         http_session_end(a->sessions, w->cookie);
-    if (http_session_create(a->sessions, w->call.user, untild_now(u), c->http_session_idle,
-                            c->http_session_lifetime, w->new_session, csrf, evicted, sizeof evicted) < 0) {
+    struct http_session_limits lim = { c->http_session_idle, c->http_session_lifetime,
+                                       (size_t)c->http_max_sessions_per_rep };
+    int ended = http_session_create(a->sessions, w->call.user, untild_now(u), &lim, w->new_session, csrf, evicted,
+                                    sizeof evicted);
+    if (ended < 0) {
         http_api_refuse(w, 503, "unavailable", "cannot open a session");
         goto out;
     }
-    if (evicted[0])
+    if (ended == HTTP_SESSION_ENDED_LRU)
         log_warn("api: [http] max_sessions (%d) reached: the least recently used session (%s) ended",
                  c->http_max_sessions, evicted);
+    else if (ended == HTTP_SESSION_ENDED_OWN)
+        log_info("api: %s has [http] max_sessions_per_rep (%d) sessions: their least recently used one ended",
+                 evicted, c->http_max_sessions_per_rep);
     int admin = http_session_is_admin(c->http_admins, w->call.user);
     answer_who(w, w->call.user, admin, csrf, NULL);
     log_info("api: %s logged in from %s%s", w->call.user, w->client, admin ? " (admin)" : "");

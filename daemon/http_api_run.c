@@ -52,12 +52,22 @@ void http_api_audit(struct untild *u, struct api_work *w, const char *event, con
                 held ? w->call.id : NULL, detail });
 }
 
-/* 1 when the token is good (w->who set); else w is refused. */
+/* 1 when the token is good (w->who set); else w is refused. A request
+ * with no credentials at all (no Authorization header, no cookie: a web
+ * console asking /me before its login) guessed nothing: 401, neither
+ * counted nor audited, so a logged-out page cannot get its address
+ * limited. */
 static int authenticate(struct untild *u, struct api_work *w, struct token_who *who)
 {
     const struct config *c = u->cfg;
     char key[96];
     int64_t now = loop_now_ms(), win = (int64_t)c->auth_failure_window * 1000;
+    if (!w->has_auth) {
+        log_debug("api: %s %s from %s: no credentials", w->method, w->call.argv[0], w->client);
+        http_api_refuse(w, 401, "unauthorized", "an API token (Authorization: Bearer TOKEN) or a session "
+                                                "(POST /api/v1/login) is required");
+        return 0;
+    }
     snprintf(key, sizeof key, "api:%s", w->client);
     if (!u->auth_limits && !(u->auth_limits = auth_limit_new(API_LIMIT_KEYS))) {
         http_api_refuse(w, 503, "unavailable", "out of memory");

@@ -94,26 +94,44 @@ static int expired(const struct entry *e, time_t now, int64_t idle, int64_t life
     return (int64_t)(now - e->last) >= idle || (int64_t)(now - e->created) >= lifetime;
 }
 
-int http_session_create(struct http_sessions *t, const char *rep, time_t now, int64_t idle, int64_t lifetime,
+/* The least recently used session (of rep, if not NULL), or -1. */
+static long lru(const struct http_sessions *t, const char *rep, size_t *count)
+{
+    long found = -1;
+    *count = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (rep && strcasecmp(t->e[i].info.rep, rep))
+            continue;
+        ++*count;
+        if (found < 0 || t->e[i].last < t->e[found].last)
+            found = (long)i;
+    }
+    return found;
+}
+
+int http_session_create(struct http_sessions *t, const char *rep, time_t now, const struct http_session_limits *lim,
                         char id[HTTP_SESSION_HEX], char csrf[HTTP_SESSION_HEX], char *evicted, size_t evictedsz)
 {
+    size_t count;
+    int ended = 0;
     if (evicted && evictedsz)
         evicted[0] = '\0';
     if (!rep || strlen(rep) >= HTTP_SESSION_REP_MAX)
         return -1;
     for (size_t i = 0; i < t->n;)
-        if (expired(&t->e[i], now, idle, lifetime))
+        if (expired(&t->e[i], now, lim->idle, lim->lifetime))
             drop(t, i);
         else
             i++;
-    if (t->n == t->max) {
-        size_t lru = 0;
-        for (size_t i = 1; i < t->n; i++)
-            if (t->e[i].last < t->e[lru].last)
-                lru = i;
+    long old = lru(t, rep, &count);
+    if (old >= 0 && count >= (lim->per_rep ? lim->per_rep : 1))
+        ended = HTTP_SESSION_ENDED_OWN;
+    else if (t->n == t->max && (old = lru(t, NULL, &count)) >= 0)
+        ended = HTTP_SESSION_ENDED_LRU;
+    if (ended) {
         if (evicted && evictedsz)
-            snprintf(evicted, evictedsz, "%s", t->e[lru].info.rep);
-        drop(t, lru);
+            snprintf(evicted, evictedsz, "%s", t->e[old].info.rep);
+        drop(t, (size_t)old);
     }
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
@@ -139,7 +157,7 @@ int http_session_create(struct http_sessions *t, const char *rep, time_t now, in
     snprintf(e->info.rep, sizeof e->info.rep, "%s", rep);
     memcpy(e->info.csrf, csrf, HTTP_SESSION_HEX);
     t->n++;
-    return 0;
+    return ended;
 }
 
 /* The index of id's session, or -1. Every entry is compared. */

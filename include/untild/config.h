@@ -157,6 +157,7 @@ struct config {
     int64_t http_session_idle;    /* seconds a browser session may go unused; default 30m */
     int64_t http_session_lifetime; /* seconds a browser session lasts from login; default 12h */
     int http_max_sessions;        /* browser sessions open at once; default 1000 */
+    int http_max_sessions_per_rep; /* browser sessions of one rep; default 10 */
     char *http_admins;            /* SMTP identities that log in as admins ("a, b"); NULL */
     /* [policy_service] */
     char *policy_listen;          /* NULL: off */

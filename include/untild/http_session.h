@@ -3,7 +3,8 @@
  * untild_session cookie; the table keeps only its SHA-256, the rep, a
  * CSRF token and two times. Ended by logout, by [http] session_idle
  * without use, by session_lifetime after login, or (the least recently
- * used) when max_sessions are open and another login comes. Memory only
+ * used) when max_sessions are open, or the rep has max_sessions_per_rep,
+ * and another login comes. Memory only
  * (docs/DECISIONS.md "Browser sessions"). Plus the pure checks the API
  * makes of a cookie request: CSRF token, Origin, who is an admin. */
 #ifndef UNTILD_HTTP_SESSION_H
@@ -29,12 +30,25 @@ struct http_session_info {
 struct http_sessions *http_session_table_new(size_t max);
 void http_session_table_free(struct http_sessions *t);
 
+/* The limits a new session is opened under ([http] session_idle,
+ * session_lifetime, max_sessions_per_rep). */
+struct http_session_limits {
+    int64_t idle, lifetime;     /* seconds */
+    size_t per_rep;             /* sessions of one rep (case-insensitive) */
+};
+
+#define HTTP_SESSION_ENDED_OWN 1    /* the rep had per_rep: their least recently used one ended */
+#define HTTP_SESSION_ENDED_LRU 2    /* the table was full: its least recently used one ended */
+
 /* Open a session for rep at now: a fresh id and CSRF token (gnutls_rnd)
- * into id and csrf. Expired sessions (idle or lifetime seconds) are
- * dropped first; if the table is still full the least recently used
- * session goes and its rep is copied to evicted (else evicted[0] = 0).
- * Returns 0, or -1 (no random numbers, ENOMEM, rep too long). */
-int http_session_create(struct http_sessions *t, const char *rep, time_t now, int64_t idle, int64_t lifetime,
+ * into id and csrf. Expired sessions are dropped first; then if rep has
+ * per_rep sessions the least recently used of them ends (so one rep's
+ * logins cannot push the others out), else if the table is full its
+ * least recently used session ends; the ended session's rep goes to
+ * evicted (else evicted[0] = 0). Returns 0, HTTP_SESSION_ENDED_OWN,
+ * HTTP_SESSION_ENDED_LRU, or -1 (no random numbers, ENOMEM, rep too
+ * long). */
+int http_session_create(struct http_sessions *t, const char *rep, time_t now, const struct http_session_limits *lim,
                         char id[HTTP_SESSION_HEX], char csrf[HTTP_SESSION_HEX], char *evicted, size_t evictedsz);
 /* The session of id: 1 with *out filled and its last use set to now; 0
  * unknown, malformed or expired (an expired one is removed). */

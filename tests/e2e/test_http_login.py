@@ -163,7 +163,13 @@ class Login(LoginTest):
         self.assertEqual((st, hdrs["Allow"]), (405, "POST"))
 
     def test_no_cookie_or_a_forged_one_is_401(self):
-        self.assertEqual(api(self.hport, "GET", "/api/v1/me")[0], 401)
+        # a logged-out console asking who it is, again and again: 401, never
+        # counted as failed credentials (auth_max_failures is 10)
+        for _ in range(12):
+            st, doc, _ = api(self.hport, "GET", "/api/v1/me")
+            self.assertEqual(st, 401)
+        self.assertIn("POST /api/v1/login", doc["reason"])
+        self.assertNotIn("api-denied", [r[0] for r in self.audit()])
         st, doc, hdrs = Session(self.hport, "ab" * 32, None).call("GET", "/api/v1/me")
         self.assertEqual(st, 401)
         self.assertIn("Max-Age=0", set_cookie(hdrs))           # the stale cookie is cleared
@@ -291,6 +297,21 @@ class MaxSessions(LoginTest):
         self.assertEqual(c.call("GET", "/api/v1/me")[0], 200)
         self.assertIn("max_sessions (2) reached", self.u.logtext())
         self.assertIn("(bob@example.com) ended", self.u.logtext())
+
+
+class PerRep(LoginTest):
+    http_extra = "max_sessions_per_rep = 2\n"
+
+    def test_a_reps_logins_end_their_own_oldest_session(self):
+        bob = self.session("bob@example.com")
+        a1 = self.session("alice@example.com")
+        self.u.ctl("debug", "clock", "advance", "60", check=0)
+        a2 = self.session("alice@example.com")
+        a3 = self.session("alice@example.com")
+        self.assertEqual(a1.call("GET", "/api/v1/me")[0], 401)
+        for s in (a2, a3, bob):
+            self.assertEqual(s.call("GET", "/api/v1/me")[0], 200)
+        self.assertIn("alice@example.com has [http] max_sessions_per_rep (2) sessions", self.u.logtext())
 
 
 class RateLimit(LoginTest):

@@ -350,6 +350,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c->http_session_idle, 1800);
     ck_assert_int_eq(c->http_session_lifetime, 43200);
     ck_assert_int_eq(c->http_max_sessions, 1000);
+    ck_assert_int_eq(c->http_max_sessions_per_rep, 10);
     ck_assert_ptr_null(c->http_admins);    /* no browser admins unless named */
     ck_assert_int_eq(c->auth, AUTH_NONE);
     ck_assert_uint_eq(c->max_message_size, 52428800u);
@@ -439,6 +440,7 @@ static const struct bad {
     { "[http]\nsession_idle = 10s\n", 2, "session_idle" },
     { "[http]\nsession_lifetime = soon\n", 2, "duration" },
     { "[http]\nmax_sessions = 0\n", 2, "max_sessions" },
+    { "[http]\nmax_sessions_per_rep = 0\n", 2, "max_sessions_per_rep" },
     { "[http]\nadmins =\n", 2, "admins" },
     { "owner = x@example.com\n", 1, "outside" },
     { "[caldav]\nurl = https://cal.example.com/\naction = reject\n", 3,

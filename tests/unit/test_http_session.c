@@ -1,6 +1,7 @@
 /* test_http_session.c - the HTTP API's browser sessions (http_session.c):
  * random ids found again and only by their id, idle and absolute expiry,
- * the least recently used session out first when the table is full,
+ * the least recently used session out first when the table is full (a
+ * rep's own first when the rep has max_sessions_per_rep),
  * logout; the pure checks of a CSRF token, an Origin and [http] admins. */
 #include "untild/http_session.h"
 #include <check.h>
@@ -9,18 +10,20 @@
 #define IDLE 1800
 #define LIFE 43200
 
+static const struct http_session_limits lim = { IDLE, LIFE, 100 };
+
 START_TEST(test_create_find_end)
 {
     struct http_sessions *t = http_session_table_new(10);
     char id[HTTP_SESSION_HEX], csrf[HTTP_SESSION_HEX], id2[HTTP_SESSION_HEX], csrf2[HTTP_SESSION_HEX], ev[64];
     struct http_session_info s;
     ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(http_session_create(t, "alice@example.com", 1000, IDLE, LIFE, id, csrf, ev, sizeof ev), 0);
+    ck_assert_int_eq(http_session_create(t, "alice@example.com", 1000, &lim, id, csrf, ev, sizeof ev), 0);
     ck_assert_str_eq(ev, "");
     ck_assert_int_eq(strlen(id), 64);
     ck_assert_int_eq(strspn(id, "0123456789abcdef"), 64);
     ck_assert_int_eq(strlen(csrf), 64);
-    ck_assert_int_eq(http_session_create(t, "bob@example.com", 1000, IDLE, LIFE, id2, csrf2, ev, sizeof ev), 0);
+    ck_assert_int_eq(http_session_create(t, "bob@example.com", 1000, &lim, id2, csrf2, ev, sizeof ev), 0);
     ck_assert_str_ne(id, id2);
     ck_assert_str_ne(csrf, csrf2);
     ck_assert_str_ne(id, csrf);
@@ -51,26 +54,27 @@ START_TEST(test_create_find_end)
     char longrep[400];
     memset(longrep, 'a', sizeof longrep - 1);
     longrep[sizeof longrep - 1] = '\0';
-    ck_assert_int_eq(http_session_create(t, longrep, 1000, IDLE, LIFE, id, csrf, ev, sizeof ev), -1);
+    ck_assert_int_eq(http_session_create(t, longrep, 1000, &lim, id, csrf, ev, sizeof ev), -1);
     http_session_table_free(t);
 }
 END_TEST
 
 START_TEST(test_expiry)
 {
+    const struct http_session_limits short_lim = { 100, 250, 10 };
     struct http_sessions *t = http_session_table_new(10);
     char id[HTTP_SESSION_HEX], csrf[HTTP_SESSION_HEX];
     struct http_session_info s;
-    ck_assert_int_eq(http_session_create(t, "alice", 0, 100, 250, id, csrf, NULL, 0), 0);
+    ck_assert_int_eq(http_session_create(t, "alice", 0, &short_lim, id, csrf, NULL, 0), 0);
     ck_assert_int_eq(http_session_find(t, id, 99, 100, 250, &s), 1);      /* idle clock restarts at 99 */
     ck_assert_int_eq(http_session_find(t, id, 198, 100, 250, &s), 1);
     ck_assert_int_eq(http_session_find(t, id, 249, 100, 250, &s), 1);
     ck_assert_int_eq(http_session_find(t, id, 250, 100, 250, &s), 0);     /* lifetime, however used */
     ck_assert_int_eq(http_session_count(t), 0);                           /* and gone */
-    ck_assert_int_eq(http_session_create(t, "alice", 0, 100, 250, id, csrf, NULL, 0), 0);
+    ck_assert_int_eq(http_session_create(t, "alice", 0, &short_lim, id, csrf, NULL, 0), 0);
     ck_assert_int_eq(http_session_find(t, id, 100, 100, 250, &s), 0);     /* idle */
     /* a shorter idle after a reload applies to open sessions */
-    ck_assert_int_eq(http_session_create(t, "alice", 0, 100, 250, id, csrf, NULL, 0), 0);
+    ck_assert_int_eq(http_session_create(t, "alice", 0, &short_lim, id, csrf, NULL, 0), 0);
     ck_assert_int_eq(http_session_find(t, id, 60, 50, 250, &s), 0);
     http_session_table_free(t);
 }
@@ -83,11 +87,11 @@ START_TEST(test_bounded)
     struct http_session_info s;
     const char *reps[] = { "a", "b", "c", "d" };
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(http_session_create(t, reps[i], 10 + i, IDLE, LIFE, id[i], csrf, ev, sizeof ev), 0);
+        ck_assert_int_eq(http_session_create(t, reps[i], 10 + i, &lim, id[i], csrf, ev, sizeof ev), 0);
         ck_assert_str_eq(ev, "");
     }
     ck_assert_int_eq(http_session_find(t, id[0], 20, IDLE, LIFE, &s), 1);   /* a used last: b is the oldest */
-    ck_assert_int_eq(http_session_create(t, reps[3], 21, IDLE, LIFE, id[3], csrf, ev, sizeof ev), 0);
+    ck_assert_int_eq(http_session_create(t, reps[3], 21, &lim, id[3], csrf, ev, sizeof ev), HTTP_SESSION_ENDED_LRU);
     ck_assert_str_eq(ev, "b");
     ck_assert_int_eq(http_session_count(t), 3);
     ck_assert_int_eq(http_session_find(t, id[1], 22, IDLE, LIFE, &s), 0);
@@ -96,7 +100,7 @@ START_TEST(test_bounded)
     ck_assert_int_eq(http_session_find(t, id[3], 22, IDLE, LIFE, &s), 1);
     /* expired sessions make room before a live one is ended */
     ck_assert_int_eq(http_session_find(t, id[0], 22 + IDLE - 1, IDLE, LIFE, &s), 1);
-    ck_assert_int_eq(http_session_create(t, "e", 22 + IDLE, IDLE, LIFE, id[1], csrf, ev, sizeof ev), 0);
+    ck_assert_int_eq(http_session_create(t, "e", 22 + IDLE, &lim, id[1], csrf, ev, sizeof ev), 0);
     ck_assert_str_eq(ev, "");
     ck_assert_int_eq(http_session_count(t), 2);
     ck_assert_int_eq(http_session_find(t, id[0], 22 + IDLE, IDLE, LIFE, &s), 1);
@@ -105,9 +109,32 @@ START_TEST(test_bounded)
     t = http_session_table_new(100);
     char many[100][HTTP_SESSION_HEX];
     for (int i = 0; i < 100; i++)
-        ck_assert_int_eq(http_session_create(t, "r", 1, IDLE, LIFE, many[i], csrf, ev, sizeof ev), 0);
+        ck_assert_int_eq(http_session_create(t, "r", 1, &lim, many[i], csrf, ev, sizeof ev), 0);
     for (int i = 0; i < 100; i++)
         ck_assert_int_eq(http_session_find(t, many[i], 2, IDLE, LIFE, &s), 1);
+    http_session_table_free(t);
+}
+END_TEST
+
+/* One rep's logins end that rep's oldest session, never another rep's. */
+START_TEST(test_per_rep)
+{
+    const struct http_session_limits two = { IDLE, LIFE, 2 };
+    struct http_sessions *t = http_session_table_new(3);
+    char a1[HTTP_SESSION_HEX], a2[HTTP_SESSION_HEX], a3[HTTP_SESSION_HEX], b[HTTP_SESSION_HEX];
+    char csrf[HTTP_SESSION_HEX], ev[64];
+    struct http_session_info s;
+    ck_assert_int_eq(http_session_create(t, "bob", 1, &two, b, csrf, ev, sizeof ev), 0);
+    ck_assert_int_eq(http_session_create(t, "alice", 2, &two, a1, csrf, ev, sizeof ev), 0);
+    ck_assert_int_eq(http_session_create(t, "Alice", 3, &two, a2, csrf, ev, sizeof ev), 0);
+    /* the table is full and bob's is the oldest, but alice has two */
+    ck_assert_int_eq(http_session_create(t, "alice", 4, &two, a3, csrf, ev, sizeof ev), HTTP_SESSION_ENDED_OWN);
+    ck_assert_str_eq(ev, "alice");
+    ck_assert_int_eq(http_session_find(t, a1, 5, IDLE, LIFE, &s), 0);
+    ck_assert_int_eq(http_session_find(t, a2, 5, IDLE, LIFE, &s), 1);
+    ck_assert_int_eq(http_session_find(t, a3, 5, IDLE, LIFE, &s), 1);
+    ck_assert_int_eq(http_session_find(t, b, 5, IDLE, LIFE, &s), 1);
+    ck_assert_int_eq(http_session_count(t), 3);
     http_session_table_free(t);
 }
 END_TEST
@@ -166,6 +193,7 @@ int main(void)
     tcase_add_test(t, test_create_find_end);
     tcase_add_test(t, test_expiry);
     tcase_add_test(t, test_bounded);
+    tcase_add_test(t, test_per_rep);
     tcase_add_test(t, test_csrf_ok);
     tcase_add_test(t, test_is_admin);
     tcase_add_test(t, test_origin_ok);
