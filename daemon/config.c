@@ -1107,13 +1107,7 @@ static void check_issue12(struct parser *p)
 
     /* [digest] day */
     if (c->digest_day_name) {
-        static const char *const days[] = { "sunday", "monday", "tuesday", "wednesday",
-                                            "thursday", "friday", "saturday" };
-        int d = -1;
-        for (int i = 0; i < 7; i++)
-            if (!strcasecmp(c->digest_day_name, days[i]) ||
-                (strlen(c->digest_day_name) == 3 && !strncasecmp(c->digest_day_name, days[i], 3)))
-                d = i;
+        int d = when_weekday_name(c->digest_day_name);
         if (d < 0)
             ERR(p, line_of(g, S_DIGEST, C(digest_day_name)), "day: expected monday..sunday, got '%s'",
                 c->digest_day_name);

@@ -20,6 +20,7 @@
  */
 #include "untild/when.h"
 
+#include <ctype.h>
 #include <libical/ical.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -415,6 +416,17 @@ static int name_index(const char *s, const char *const (*tab)[3], int n)
             if (strcmp(s, tab[i][j]) == 0)
                 return i;
     return -1;
+}
+
+int when_weekday_name(const char *s)
+{
+    char low[16];
+    size_t n = strlen(s);
+    if (n >= sizeof low)
+        return -1;
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)tolower((unsigned char)s[i]);
+    return name_index(low, day_names, 7);
 }
 
 enum unit { U_DAY, U_WEEK, U_MONTH, U_YEAR };

@@ -101,5 +101,7 @@ time_t when_add_days(time_t t, long days, const char *tz);
 /* RFC 3339 in tz ("2027-07-01T09:00:00+02:00"); "never" for WHEN_NEVER.
  * Returns buf. */
 char *when_format(time_t t, const char *tz, char *buf, size_t bufsz);
+/* "monday", "Mon", "tues"...: 0 (Sunday) to 6, or -1. */
+int when_weekday_name(const char *s);
 
 #endif
