@@ -73,5 +73,11 @@ void sysutil_below_loop(void)
      * for either call. */
     struct sched_param sp = { 0 };
     (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
-    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 5);
+    /* Five below the loop, wherever the service manager put the process
+     * (a unit's Nice=-5 gives the loop -5 and the workers 0). */
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)gettid());
+    if (base == -1 && errno)
+        base = 0;
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), base + 5 > 19 ? 19 : base + 5);
 }
