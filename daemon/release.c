@@ -602,14 +602,15 @@ static void swrite_done(void *arg)
     spool_meta_free(&w->m);
     free(w);
     if (e->later != LATER_NONE) {
-        char *by = e->later_by, *why = e->later_why;
+        char *by = e->later_by, *why = e->later_why, id[SPOOL_ID_MAX];
         int op = e->later;
         e->later = LATER_NONE;
         e->later_by = e->later_why = NULL;
+        snprintf(id, sizeof id, "%s", e->m.id);      /* a discard frees e */
         if (op == LATER_RELEASE)
-            release_now(r, e->m.id, by, why);
+            release_now(r, id, by, why);
         else
-            release_discard(r, e->m.id, by, why);   /* may free e */
+            release_discard(r, id, by, why);
         free(by);
         free(why);
     }
