@@ -249,6 +249,17 @@ int store_db_fail(struct store *st, const char *what)
 /* Run a statement to completion (no rows expected), then reset it. */
 int store_step_done(struct store *st, int qi, const char *what)
 {
+    if (st->batch && (qi == Q_BEGIN || qi == Q_COMMIT || qi == Q_ROLLBACK)) {
+        /* Inside a batch's one transaction: a savepoint each. */
+        const char *sql = qi == Q_BEGIN ? "SAVEPOINT one" : qi == Q_COMMIT ? "RELEASE one"
+                        : "ROLLBACK TO one; RELEASE one";
+        if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            store_db_fail(st, what);
+            errno = EIO;
+            return -1;
+        }
+        return 0;
+    }
     sqlite3_stmt *q = st->q[qi];
     int rc = sqlite3_step(q);
     if (rc != SQLITE_DONE) {
@@ -667,12 +678,11 @@ int store_windows_load(struct store *st, struct windows *ix)
 
 int store_batch_begin(struct store *st)
 {
-    if (st->batch++)
-        return 0;
-    if (sqlite3_exec(st->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
-        st->batch = 0;
+    if (st->batch)
+        return st->batch++, 0;
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return store_db_fail(st, "batch");
-    }
+    st->batch = 1;
     return 0;
 }
 
@@ -680,14 +690,15 @@ int store_batch_end(struct store *st)
 {
     if (st->batch == 0 || --st->batch > 0)
         return 0;
-    if (sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK)
-        return store_db_fail(st, "batch end");
-    /* One FULL commit fsyncs the WAL file whole, and with it every commit
-     * of the batch still in it (what a checkpoint moved out was synced by
-     * the checkpoint). A local key: never journalled. */
-    char t[32];
-    snprintf(t, sizeof t, "%lld", (long long)time(NULL));
-    return store_kv_set(st, "batch:synced", t);
+    /* One commit, one fsync, for the whole batch (a record written inside
+     * it left synchronous at NORMAL). */
+    sqlite3_exec(st->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = store_db_fail(st, "batch commit");
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return 0;
 }
 
 /* ---------- audit ---------- */

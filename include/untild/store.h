@@ -22,10 +22,10 @@ int store_window_delete(struct store *st, const char *id);
 /* Load every stored window into ix (source as stored). */
 int store_windows_load(struct store *st, struct windows *ix);
 
-/* A batch of writes on the loop (window import): between begin and end
- * commits skip their fsync (synchronous=NORMAL: they survive a crash of
- * the process, not yet a power cut); end makes them all durable with one
- * fsync and restores synchronous=FULL. Nests. 0 or -1. */
+/* A batch of writes on the loop (window import): one transaction from
+ * begin to end (each write inside is a savepoint: one that fails is rolled
+ * back alone), so end commits them all with one fsync; a commit that fails
+ * loses the batch (logged, -1). Nests. 0 or -1. */
 int store_batch_begin(struct store *st);
 int store_batch_end(struct store *st);
 

@@ -34,7 +34,7 @@ struct store {
     char idsuffix[8];          /* "-<node>" */
     int64_t last_at;           /* the last change time handed out (stamp) */
     struct store_ckpt *ckpt;   /* WAL checkpoints off the loop (store_ckpt.c) */
-    int batch;                 /* store_batch_begin depth: commits skip the fsync */
+    int batch;                 /* store_batch_begin depth: one transaction, savepoints inside */
     void (*on_audit)(void *arg, const struct audit_rec *r);   /* store_on_audit */
     void *on_audit_arg;
 };

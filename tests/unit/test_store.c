@@ -552,32 +552,48 @@ static int sync_mode(struct store *st)
     return v;
 }
 
-/* A batch (window import): its commits skip the fsync (NORMAL, 1), also
- * after an audit row or a record in it; nested ends keep it; the last end
- * is FULL (2) again and commits once more to sync the WAL. */
+/* A batch (window import): one transaction from the first begin to the
+ * last end (the writes inside are savepoints: a failed one is rolled back
+ * alone), committed with synchronous=FULL (2): one fsync for all of it. */
+static int windows_on_disk(const char *dir)
+{
+    char path[512];
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    snprintf(path, sizeof path, "%s/untild.db", dir);
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM windows", -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    int n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
 START_TEST(batch)
 {
     struct store *st = store_open(tmpdir);
-    struct window w;
-    char *who[] = { "bob@acme.com" };
+    struct window w, w2;
+    char *who[] = { "bob@acme.com" }, *who2[] = { "ann@acme.com" };
     ck_assert_ptr_nonnull(st);
+    int before = windows_on_disk(tmpdir);
     ck_assert_int_eq(sync_mode(st), 2);
     ck_assert_int_eq(store_batch_begin(st), 0);
     ck_assert_int_eq(store_batch_begin(st), 0);
-    ck_assert_int_eq(sync_mode(st), 1);
+    ck_assert_int_eq(sqlite3_get_autocommit(st->db), 0);      /* one transaction */
     mk_window(&w, who, 1);
     ck_assert_int_eq(store_window_add(st, &w), 0);
     ck_assert_int_eq(store_audit(st, &(struct audit_rec){ 1, "window-added", "r", "bob@acme.com", w.id, NULL,
                                                           NULL }), 0);
-    ck_assert_int_eq(sync_mode(st), 1);
+    mk_window(&w2, who2, 1);
+    ck_assert_int_eq(store_window_add(st, &w2), 0);
+    ck_assert_int_eq(windows_on_disk(tmpdir), before);         /* not committed yet */
     ck_assert_int_eq(store_batch_end(st), 0);
-    ck_assert_int_eq(sync_mode(st), 1);
-    ck_assert_ptr_null(store_kv_get(st, "batch:synced"));
+    ck_assert_int_eq(sqlite3_get_autocommit(st->db), 0);      /* nested end: still open */
     ck_assert_int_eq(store_batch_end(st), 0);
+    ck_assert_int_eq(sqlite3_get_autocommit(st->db), 1);
     ck_assert_int_eq(sync_mode(st), 2);
-    char *v = store_kv_get(st, "batch:synced");
-    ck_assert_ptr_nonnull(v);
-    free(v);
+    ck_assert_int_eq(windows_on_disk(tmpdir), before + 2);
     ck_assert_int_eq(store_batch_end(st), 0);      /* unbalanced: nothing */
     ck_assert_int_eq(sync_mode(st), 2);
     store_close(st);
