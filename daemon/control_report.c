@@ -15,6 +15,7 @@
 #include <time.h>
 #include "untild/control_int.h"
 #include "untild/daemon.h"
+#include "untild/fnv.h"
 #include "untild/json.h"
 #include "untild/policy_service.h"
 #include "untild/store.h"
@@ -41,12 +42,17 @@ struct report_ctx {
     const char *rep;
 };
 
+/* FNV-1a of the lower-cased key, finished with a mixer (as windows.c's:
+ * FNV's low bits are weak for keys that differ at the end, "c1@", "c2@"). */
 static size_t key_hash(const char *k)
 {
-    size_t h = 14695981039346656037u;
+    uint64_t h = FNV_OFFSET;
     for (; *k; k++)
-        h = (h ^ (unsigned char)tolower((unsigned char)*k)) * 1099511628211u;
-    return h;
+        h = (h ^ (unsigned char)tolower((unsigned char)*k)) * FNV_PRIME;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (size_t)h;
 }
 
 /* Room for one more key: the array and the index (rebuilt when it is half
