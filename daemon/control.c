@@ -806,10 +806,18 @@ static int cmd_debug(struct untild *u, int argc, char **argv, int admin, const c
         }
         u->clock_fixed = v;     /* frozen: tests decide when time moves */
     } else if (argc >= 4 && !strcmp(argv[1], "clock") && !strcmp(argv[2], "advance")) {
+        /* at most a century either way: the sum stays a time (fuzz_control:
+         * 9223372036854775807 overflowed it) */
+        char *end;
+        long d = strtol(argv[3], &end, 10);
+        if (*end || end == argv[3] || d < -3155760000L || d > 3155760000L) {
+            sb_puts(b, "debug clock advance: SECONDS, at most a century either way\n");
+            return EX_USAGE;
+        }
         if (u->clock_fixed)
-            u->clock_fixed += strtol(argv[3], NULL, 10);
+            u->clock_fixed += d;
         else
-            u->clock_offset += strtol(argv[3], NULL, 10);
+            u->clock_offset += d;
     } else if (argc >= 3 && !strcmp(argv[1], "clock") && !strcmp(argv[2], "run")) {
         if (u->clock_fixed)
             u->clock_offset = u->clock_fixed - time(NULL);

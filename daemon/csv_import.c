@@ -183,8 +183,8 @@ static int take(struct csv_import *c, struct rec *r)
             csv_import_error(c, r->line, NAMES[i], i ? "required (a date, or never)" : "required (an address)");
             return 0;
         }
-    if (c->nrows == CSV_MAX_ROWS) {
-        c->nrows++;     /* counted; the caller refuses the file */
+    if (c->nrows >= CSV_MAX_ROWS) {
+        c->nrows++;     /* counted, not kept (rows has CSV_MAX_ROWS); the file is refused */
         return 0;
     }
     struct csv_row *row = &c->rows[c->nrows];

@@ -99,7 +99,8 @@ int webhook_sign(const char *key, size_t keylen, time_t t, const char *body, siz
     memcpy(msg + tl, body, len);
     int rc = gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, keylen, msg, (size_t)tl + len, mac);
     free(msg);
-    if (rc < 0 || outsz < (size_t)tl + 4 + 2 * sizeof mac + 1)
+    /* "t=" T ",v1=" HEX NUL: tl counts T and its '.' */
+    if (rc < 0 || outsz < (size_t)tl + 1 + 4 + 2 * sizeof mac + 1)
         return -1;
     size_t o = (size_t)snprintf(out, outsz, "t=%lld,v1=", (long long)t);
     for (size_t i = 0; i < sizeof mac; i++)

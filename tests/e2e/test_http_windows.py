@@ -212,6 +212,14 @@ class Import(ApiTest):
         self.assertEqual((st, doc["errors"][0]["line"]), (400, 0), doc)
         self.assertIn("1000", doc["errors"][0]["reason"])
         self.assertEqual(self.u.windows_json(), [])
+        # more than one row over: each counted, none written past the
+        # parser's 1000 rows (heap overflow on the loop: any rep could)
+        many = "".join("u%d@acme.com,2027-06-01,r\n" % i for i in range(1200))
+        st, doc, _ = self.post_csv(tok, many)
+        self.assertEqual((st, doc["errors"][0]["line"]), (400, 0), doc)
+        self.assertIn("1200 rows", doc["errors"][0]["reason"])
+        self.assertEqual(self.call("GET", "/api/v1/status", tok)[0], 200)
+        self.assertEqual(self.u.windows_json(), [])
         # untilctl refuses an over-long file itself
         path = os.path.join(self.u.dir, "big.csv")
         with open(path, "w") as f:

@@ -5,12 +5,14 @@
  * terminal from text that came in by mail; report by week and channel;
  * window import (all or nothing, idempotent) and window change. */
 #include <check.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "untild/config.h"
 #include "untild/control.h"
@@ -425,6 +427,46 @@ START_TEST(test_report_weeks)
 }
 END_TEST
 
+/* report over a big audit table: 30,000 held rows, each a different
+ * contact. It runs on the loop thread, so its work must grow with the
+ * rows, not with rows x contacts (a linear search per row for the
+ * contact's tally took seconds here and held every connection). */
+START_TEST(test_report_many_contacts)
+{
+    enum { N = 30000 };
+    time_t now = u.clock_fixed;
+    char path[128], sql[512];
+    sqlite3 *db;
+    /* one transaction of another connection: a commit per row is slow */
+    snprintf(path, sizeof path, "%s/state/untild.db", dir);
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof sql, "INSERT INTO audit (t, event, rep, contact, window_id) "
+             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+             "SELECT %lld - 3600 - i, 'held', 'a@example.com', printf('c%%05d@acme.com', i), 'w1' FROM n",
+             N - 1, (long long)now);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc;
+    char *argv[] = { "report", "--json", "--since", "30" };
+    char *out = out_of(1, "admin", &rc, NULL, argv, 4);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_int_eq(rc, 0);
+    struct json_object *o = json_tokener_parse(out), *by;
+    ck_assert_ptr_nonnull(o);
+    ck_assert(json_object_object_get_ex(o, "by_contact", &by));
+    ck_assert_uint_eq(json_object_array_length(by), N);
+    ck_assert(json_object_object_get_ex(o, "by_rep", &by));
+    ck_assert_uint_eq(json_object_array_length(by), 1);
+    ck_assert_int_eq(json_object_get_int(json_object_object_get(json_object_array_get_idx(by, 0), "held")), N);
+    json_object_put(o);
+    free(out);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(s < 1.5, "report over %d contacts took %.2f s", N, s);
+}
+END_TEST
+
 /* window import: all or nothing, then idempotent; window change. */
 START_TEST(test_import_and_change)
 {
@@ -482,6 +524,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_sanitized_output);
     tcase_add_test(t, test_json_round_trip);
     tcase_add_test(t, test_report_weeks);
+    tcase_add_test(t, test_report_many_contacts);
     tcase_add_test(t, test_import_and_change);
     suite_add_tcase(s, t);
     return s;

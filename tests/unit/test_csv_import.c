@@ -112,6 +112,20 @@ START_TEST(test_bounds)
     ck_assert_int_eq(c.errs[0].line, 0);
     csv_import_free(&c);
     free(many);
+    /* more than one row too many: refused whole, each row past the
+     * limit counted, not written past the rows' array (ASan:
+     * heap-buffer-overflow at the second row over) */
+    sz = (CSV_MAX_ROWS + 5) * 32 + 1;
+    off = 0;
+    ck_assert_ptr_nonnull(many = malloc(sz));
+    for (int i = 0; i < CSV_MAX_ROWS + 5; i++)
+        off += (size_t)snprintf(many + off, sz - off, "u%d@x.com,never,r\n", i);
+    parse(many, &c);
+    ck_assert_uint_eq(c.nrows, 0);
+    ck_assert_uint_eq(c.nerrs_total, 1);
+    ck_assert_msg(strstr(c.errs[0].reason, "1005 rows"), "%s", c.errs[0].reason);
+    csv_import_free(&c);
+    free(many);
     /* too many bytes: refused whole, unread */
     ck_assert_int_eq(csv_import_parse("x", CSV_MAX_BYTES + 1, &c), 0);
     ck_assert_uint_eq(c.nrows, 0);

@@ -39,6 +39,11 @@ START_TEST(test_sign_depends_on_everything)
     ck_assert_int_eq(webhook_sign("K", 1, 100, "{}", 2, b, sizeof b), 0);
     ck_assert_str_ne(a, b);                                  /* the key */
     ck_assert_int_eq(webhook_sign("k", 1, 100, "{}", 2, b, 40), -1);   /* too small: refused */
+    /* "t=1700000000,v1=" and 64 digits need 81 bytes: one short is
+     * refused, not answered with a signature cut by a digit */
+    ck_assert_int_eq(webhook_sign("k", 1, 1700000000, "{}", 2, b, 80), -1);
+    ck_assert_int_eq(webhook_sign("k", 1, 1700000000, "{}", 2, b, 81), 0);
+    ck_assert_uint_eq(strlen(b), 80);
 }
 END_TEST
 
