@@ -42,17 +42,9 @@ struct report_ctx {
     const char *rep;
 };
 
-/* FNV-1a of the lower-cased key, finished with a mixer (as windows.c's:
- * FNV's low bits are weak for keys that differ at the end, "c1@", "c2@"). */
 static size_t key_hash(const char *k)
 {
-    uint64_t h = FNV_OFFSET;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)tolower((unsigned char)*k)) * FNV_PRIME;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return (size_t)h;
+    return (size_t)fnv_key_ci(k);
 }
 
 /* Room for one more key: the array and the index (rebuilt when it is half

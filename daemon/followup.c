@@ -23,6 +23,8 @@
 #include <string.h>
 #include <strings.h>
 #include "untild/followup.h"
+#include "untild/address.h"
+#include "untild/fnv.h"
 #include "untild/followup_cal.h"
 #include "untild/daemon.h"
 #include "untild/events.h"
@@ -37,6 +39,7 @@
 #include "untild/when.h"
 
 #define MAX_PER_SCAN 64        /* reminders sent per loop turn */
+#define SCAN_BUDGET_MS 5       /* ... or fewer: each looks through the held mail */
 #define MAX_REPS 32            /* reps reminded for one owner-less window */
 #define RESCAN_S 3600          /* look again at least this often */
 #define NEAR_S (8 * 86400)     /* aligned release is at most this after the end */
@@ -187,6 +190,73 @@ static size_t held_for(struct untild *u, const struct window *w, const char *rep
                   m->id, dom, m->id, dom);
     }
     return n;
+}
+
+/* The held count of each of k windows in one pass over the held mail
+ * (GET /followups lists up to LIST_MAX: a pass each held the loop for
+ * seconds with 100,000 held): the windows' addresses and @domains in a
+ * table, each held recipient looked up as itself and as each of its
+ * domains. count[j] for wins[j]; -1 when out of memory. */
+struct wkey { const char *key; size_t win; };
+
+static void wkey_put(struct wkey *t, size_t mask, const char *key, size_t win)
+{
+    size_t i = (size_t)fnv_key_ci(key) & mask;
+    while (t[i].key)
+        i = (i + 1) & mask;
+    t[i] = (struct wkey){ key, win };
+}
+
+static void wkey_hits(const struct wkey *t, size_t mask, const char *key, size_t msg, size_t *stamp,
+                      size_t *count)
+{
+    for (size_t i = (size_t)fnv_key_ci(key) & mask; t[i].key; i = (i + 1) & mask)
+        if (!strcasecmp(t[i].key, key) && stamp[t[i].win] != msg + 1) {
+            stamp[t[i].win] = msg + 1;      /* a message counts once per window */
+            count[t[i].win]++;
+        }
+}
+
+static int held_tally(struct untild *u, const struct window *const *wins, size_t k, const char *rep,
+                      size_t *count)
+{
+    size_t nkeys = 0, cap = 16;
+    for (size_t j = 0; j < k; j++)
+        nkeys += wins[j]->nwho;
+    while (cap < 2 * nkeys + 2)
+        cap *= 2;
+    struct wkey *t = calloc(cap, sizeof *t);
+    size_t *stamp = calloc(k ? k : 1, sizeof *stamp);
+    if (!t || !stamp) {
+        free(t);
+        free(stamp);
+        return -1;
+    }
+    for (size_t j = 0; j < k; j++) {
+        count[j] = 0;
+        for (size_t i = 0; i < wins[j]->nwho; i++)
+            wkey_put(t, cap - 1, wins[j]->who[i], j);
+    }
+    size_t total = release_count(u->release);
+    char dom[ADDR_MAX + 1];
+    for (size_t i = 0; i < total; i++) {
+        const struct spool_meta *m = release_meta(u->release, i);
+        if (!m || !rep_is(rep, m->rep))
+            continue;
+        for (size_t r = 0; r < m->nrcpts; r++) {
+            const char *norm = m->rcpts[r].norm, *at = norm ? strrchr(norm, '@') : NULL;
+            if (m->rcpts[r].state != RCPT_HELD || !norm)
+                continue;
+            wkey_hits(t, cap - 1, norm, i, stamp, count);
+            for (const char *d = at ? at + 1 : NULL; d && *d; d = strchr(d, '.') ? strchr(d, '.') + 1 : NULL) {
+                snprintf(dom, sizeof dom, "@%s", d);    /* @sub.acme.com, @acme.com, @com */
+                wkey_hits(t, cap - 1, dom, i, stamp, count);
+            }
+        }
+    }
+    free(t);
+    free(stamp);
+    return 0;
 }
 
 struct origin {
@@ -395,7 +465,12 @@ static void scan(struct followup *f)
     }
     windows_foreach(u->ix, scan_one, &s);
     size_t done = 0;
+    int64_t start = loop_now_ms();
     for (size_t i = 0; i < s.ndue; i++) {
+        if (done && loop_now_ms() - start >= SCAN_BUDGET_MS) {
+            s.more += s.ndue - i;       /* the rest on the next loop turn */
+            break;
+        }
         const struct window *w = windows_get(u->ix, due[i]);
         if (!w || store_followup_sent(u->store, w->id, w->until) != 0)
             continue;   /* sent already (or the store cannot say: do not risk a flood) */
@@ -551,9 +626,20 @@ void followup_list_into(struct untild *u, const char *rep, int days, int json, s
         sb_printf(b, "no follow-ups due in the next %d day%s\n", days, days == 1 ? "" : "s");
     else
         sb_printf(b, "%-25s %-30s %-6s %-16s %s\n", "DATE", "CONTACT", "HELD", "OWNER", "REASON");
+    const struct window **wins = calloc(l.n ? l.n : 1, sizeof *wins);
+    size_t *counts = calloc(l.n ? l.n : 1, sizeof *counts);
+    for (size_t i = 0; wins && i < l.n; i++)
+        wins[i] = l.v[i].w;
+    if (!wins || !counts || held_tally(u, wins, l.n, rep, counts) < 0) {
+        free(wins);
+        free(counts);
+        free(l.v);
+        sb_puts(b, json ? "[]\n" : "out of memory\n");
+        return;
+    }
     for (size_t i = 0; i < l.n; i++) {
         const struct window *w = l.v[i].w;
-        size_t held = held_for(u, w, rep, now, NULL);
+        size_t held = counts[i];
         when_format(l.v[i].at, w->tz ? w->tz : u->cfg->timezone, when, sizeof when);
         if (json) {
             ujson_list_add(&jl, item_json(u, w, when, held));
@@ -568,6 +654,8 @@ void followup_list_into(struct untild *u, const char *rep, int days, int json, s
     }
     if (l.more)
         log_info("followup: listing capped at %d follow-ups (%zu more)", LIST_MAX, l.more);
+    free(wins);
+    free(counts);
     free(l.v);
 }
 

@@ -35,4 +35,20 @@ static inline uint64_t fnv_i64(uint64_t h, int64_t v)
     return fnv_bytes(h, &v, sizeof v);
 }
 
+/* For hash tables keyed by addresses (user input): FNV-1a of the
+ * lower-cased string, finished with a mixer (FNV's low bits are weak for
+ * keys that differ at the end, "c1@", "c2@"). */
+static inline uint64_t fnv_key_ci(const char *k)
+{
+    uint64_t h = FNV_OFFSET;
+    for (; *k; k++) {
+        unsigned char c = (unsigned char)*k;
+        h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32 : c)) * FNV_PRIME;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
 #endif

@@ -42,6 +42,25 @@ class FollowupTest(GateTest):
         s.sendmail(REP, [contact, "until-%s@untild.invalid" % until], data)
         self.u.wait_for(lambda: self.sink.for_rcpt(contact), what="the message that set the window")
 
+    def test_listing_counts_held_mail_per_window(self):
+        # Issue 18: the counts come from one pass over the held mail (a
+        # pass per listed follow-up held the loop for seconds with 100,000
+        # held); a domain window counts its subdomains, a message to two
+        # addresses of one window counts once, and one to two windows
+        # counts for each.
+        for who, until in (("@globex.com", "2026-12-20"), ("bob@initech.com", "2026-12-21"),
+                           ("jane@acme.com", "2026-12-22")):
+            self.u.ctl("window", "add", who, "--until", until, "--owner", REP)
+        s = self.smtp()
+        s.sendmail(REP, ["ann@sales.globex.com"], message(to="ann@sales.globex.com", subject="One"))
+        s.sendmail(REP, ["x@globex.com", "y@globex.com", "bob@initech.com"],
+                   message(to="x@globex.com", subject="Two"))
+        s.sendmail(REP, ["someone@globex.com.evil"], message(to="someone@globex.com.evil", subject="Three"))
+        self.assertEqual(len(self.u.held_json()), 2)
+        r = self.u.ctl("--json", "followups", "--days", "30", check=0)
+        got = {i["contact"]: i["held"] for i in json.loads(r.stdout)}
+        self.assertEqual(got, {"@globex.com": 2, "bob@initech.com": 1, "jane@acme.com": 0}, r.stdout)
+
     def test_reminder_at_aligned_time_threaded_once(self):
         self.set_window_by_bcc()
         # A second message to Jane is held by the window.
