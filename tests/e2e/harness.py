@@ -379,6 +379,15 @@ class Untild:
         import json
         return json.loads(self.ctl("--json", "window", "list", check=0).stdout)
 
+    def audit_rows(self):
+        """(event, rep, detail) of every audit row, oldest first."""
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.dir, "state", "untild.db"))
+        try:
+            return db.execute("SELECT event, rep, detail FROM audit ORDER BY rowid").fetchall()
+        finally:
+            db.close()
+
     def wait_for(self, pred, timeout=10, what="condition"):
         end = time.time() + timeout * TIMEOUT_SCALE
         while time.time() < end:

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import smtplib
-import sqlite3
 import subprocess
 import tempfile
 import unittest
@@ -424,11 +423,7 @@ class ConsoleBrowser(unittest.TestCase):
         self.assertEqual(pressed[0].get_attribute("data-count"), "3")
 
     def audit(self):
-        db = sqlite3.connect(os.path.join(self.u.dir, "state", "untild.db"))
-        try:
-            return db.execute("SELECT event, rep, detail FROM audit ORDER BY rowid").fetchall()
-        finally:
-            db.close()
+        return self.u.audit_rows()
 
 
 if __name__ == "__main__":

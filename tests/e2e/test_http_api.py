@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import unittest
 import urllib.error
@@ -82,11 +81,7 @@ class ApiTest(unittest.TestCase):
         return [m for m in self.u.held_json() if m["subject"] == subject][-1]["id"]
 
     def audit(self):
-        db = sqlite3.connect(os.path.join(self.u.dir, "state", "untild.db"))
-        try:
-            return db.execute("SELECT event, rep, detail FROM audit ORDER BY rowid").fetchall()
-        finally:
-            db.close()
+        return self.u.audit_rows()
 
 
 class Tokens(ApiTest):

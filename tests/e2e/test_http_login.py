@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import smtplib
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -95,11 +94,7 @@ class LoginTest(unittest.TestCase):
         return [m for m in self.u.held_json() if m["subject"] == subject][-1]["id"]
 
     def audit(self):
-        db = sqlite3.connect(os.path.join(self.u.dir, "state", "untild.db"))
-        try:
-            return db.execute("SELECT event, rep, detail FROM audit ORDER BY rowid").fetchall()
-        finally:
-            db.close()
+        return self.u.audit_rows()
 
 
 class Login(LoginTest):
