@@ -184,6 +184,22 @@ class WebhookEventsTest(WebhookTest):
         self.assertEqual(self.held_rx.events()[0]["id"], ev[3]["id"])
         self.u.wait_for(lambda: self.queued() == 0, what="an empty queue")
 
+    def test_window_changed(self):
+        # window change (untilctl or PATCH /api/v1/windows/ID) is an event
+        # of its own, with the window as it is now.
+        self.rx.start()
+        self.start()
+        self.add_window("erin@acme.com", "2027-01-01")
+        wid = [w for w in self.u.windows_json() if w["who"] == ["erin@acme.com"]][0]["id"]
+        self.u.ctl("window", "change", wid, "--until", "2027-03-01", "--reason", "Moved to March")
+        self.u.wait_for(lambda: len(self.rx.events()) >= 2, what="created and changed")
+        ev = self.rx.events()
+        self.assertEqual([e["type"] for e in ev], ["window.created", "window.changed"])
+        self.assertEqual(ev[1]["data"]["window_id"], wid)
+        self.assertTrue(ev[1]["data"]["window"]["until"].startswith("2027-03-01"), ev[1])
+        self.assertEqual(ev[1]["data"]["window"]["reason"], "Moved to March")
+        self.check_all_signed_unique(self.rx)
+
     def test_message_returned(self):
         self.rx.start()
         self.start()
