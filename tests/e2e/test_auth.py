@@ -208,6 +208,44 @@ class UpstreamAuth(unittest.TestCase):
         self.assertEqual(self.sink.messages, [])
 
 
+class UpstreamLogin(unittest.TestCase):
+    """Issue 14: the web console's login takes the SMTP identity in both
+    modes; with auth = upstream the password is checked by the upstream."""
+
+    def setUp(self):
+        self.sink = AuthSink({"bob@example.com": "hunter2"}).start()
+        self.addCleanup(self.sink.stop)
+        up = ("url = smtp://127.0.0.1:%d\ntls = none\nconnections = 2\ntimeout = 10" % self.sink.port)
+        self.hport = free_port()
+        self.u = Untild(self.sink, upstream=up, extra="[http]\nlisten = 127.0.0.1:%d\n" % self.hport)
+        self.addCleanup(self.u.cleanup)
+        set_auth(self.u, "auth = upstream")
+        self.u.start()
+
+    def login(self, user, password):
+        import json
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request("http://127.0.0.1:%d/api/v1/login" % self.hport, method="POST",
+                                     data=json.dumps({"user": user, "password": password}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=20 * TIMEOUT_SCALE) as r:
+                return r.status, json.loads(r.read()), r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}"), e.headers
+
+    def test_login_checked_by_the_upstream(self):
+        st, doc, hdrs = self.login("bob@example.com", "hunter2")
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(doc["user"], "bob@example.com")
+        self.assertIn("untild_session=", hdrs.get("Set-Cookie", ""))
+        self.assertIn("bob@example.com", self.sink.logins)
+        st, doc, _ = self.login("bob@example.com", "nope")
+        self.assertEqual(st, 401, doc)
+        self.assertNotIn("hunter2", self.u.logtext())
+
+
 class UpstreamAuthUnreachable(unittest.TestCase):
     def test_unreachable_upstream_is_a_temporary_failure(self):
         # nothing listens there: the credentials cannot be checked, which is
