@@ -583,6 +583,14 @@ struct swrite {
     void (*then)(struct release *, struct entry *);
 };
 
+/* The writer thread, started on first use (none while stopping). */
+static struct workq *writer(struct release *r)
+{
+    if (!r->writer && !r->stopping)
+        r->writer = workq_new(r->u->loop, 1, "spool writer");
+    return r->writer;
+}
+
 static void swrite_work(void *arg)
 {
     struct swrite *w = arg;
@@ -641,9 +649,7 @@ static void write_state(struct release *r, struct entry *e, const char *what,
                         void (*then)(struct release *, struct entry *))
 {
     struct swrite *w = calloc(1, sizeof *w);
-    if (w && !r->writer && !r->stopping)
-        r->writer = workq_new(r->u->loop, 1, "spool writer");
-    if (w && r->writer && spool_meta_copy(&w->m, &e->m) == 0) {
+    if (w && writer(r) && spool_meta_copy(&w->m, &e->m) == 0) {
         w->r = r;
         w->e = e;
         w->what = what;
@@ -697,7 +703,7 @@ struct giveback {
     /* for the writer thread: what it needs, copied on the loop */
     struct strbuf text;
     char *from, id[SPOOL_ID_MAX];
-    int dfd;
+    int dfd, by_mail;         /* by_mail: to the notice address, else the rep's mailbox */
     time_t now;
 };
 
@@ -770,9 +776,7 @@ static int start_return(struct release *r, struct entry *e)
     const char *to = notice_address(u, e->m.rep);
     const char *from = u->cfg->notify_from ? u->cfg->notify_from : "untild@localhost";
     struct giveback *g = calloc(1, sizeof *g);
-    if (g && !r->writer && !r->stopping)
-        r->writer = workq_new(u->loop, 1, "spool writer");
-    if (!g || !r->writer || !(g->to = strdup(to ? to : (e->m.rep ? e->m.rep : "rep")))
+    if (!g || !writer(r) || !(g->to = strdup(to ? to : (e->m.rep ? e->m.rep : "rep")))
         || !(g->from = strdup(from))) {
         if (g)
             giveback_free(g);
@@ -781,6 +785,7 @@ static int start_return(struct release *r, struct entry *e)
     }
     g->r = r;
     g->e = e;
+    g->by_mail = to != NULL;
     held_notice_text(&g->text, e, "untild could not deliver your held message; it is attached. Reason:");
     sb_printf(&g->text, "\n%s\n", e->m.last_error ? e->m.last_error : "undeliverable");
     snprintf(g->id, sizeof g->id, "%s", e->m.id);
@@ -807,38 +812,25 @@ static void giveback_go(void *arg)
     struct release *r = g->r;
     struct entry *e = g->e;
     struct untild *u = r->u;
+    if (g->msg && g->by_mail) {
+        struct relay_job job = { .mail_from = "", .rcpts = (const char *const *)&g->to, .nrcpts = 1,
+                                 .data = g->msg, .len = g->len };
+        if (relay_submit(u->relay, &job, return_done, g) == 0) {   /* still busy: return_done */
+            log_info("release: returning %s to %s", e->m.id, g->to);
+            return;
+        }
+    }
     e->busy = 0;
     r->inflight--;
-    if (!g->msg) {
-        giveback_free(g);
+    if (!g->msg)
         return_retry(r, e, "cannot build the notice");
-        return;
-    }
-    if (!notice_address(u, e->m.rep)) {
-        if (u->notice_append && e->m.rep && u->notice_append(u->notice_append_arg, e->m.rep, g->msg, g->len) == 0)
-            given_back(r, e, "the rep's mailbox");
-        else
-            return_retry(r, e, "no address for the rep and no mailbox to put it in");
-        giveback_free(g);
-        return;
-    }
-    struct relay_job job = { .mail_from = "", .rcpts = (const char *const *)&g->to, .nrcpts = 1,
-                             .data = g->msg, .len = g->len };
-    if (!u->relay) {                       /* stopping */
-        giveback_free(g);
-        return_retry(r, e, "cannot queue for the relay");
-        return;
-    }
-    e->busy = 1;
-    r->inflight++;
-    if (relay_submit(u->relay, &job, return_done, g) < 0) {
-        e->busy = 0;
-        r->inflight--;
-        giveback_free(g);
-        return_retry(r, e, "cannot queue for the relay");
-        return;
-    }
-    log_info("release: returning %s to %s", e->m.id, g->to);
+    else if (g->by_mail)
+        return_retry(r, e, "cannot queue for the relay");   /* no relay (stopping) or no memory */
+    else if (u->notice_append && e->m.rep && u->notice_append(u->notice_append_arg, e->m.rep, g->msg, g->len) == 0)
+        given_back(r, e, "the rep's mailbox");
+    else
+        return_retry(r, e, "no address for the rep and no mailbox to put it in");
+    giveback_free(g);
 }
 
 /* ---------- delivery ---------- */
