@@ -137,8 +137,8 @@ void events_window(struct untild *u, enum event_kind kind, const struct window *
         e |= ujson_add_str(d, "rep", w->owner);
     if (!e && due)
         e |= ujson_add_str(d, "due", when_format(due, "UTC", t, sizeof t));
-    if (!e)
-        e = window_json(u, wo, w, "UTC") || ujson_add(d, "window", wo);
+    if (!e)   /* added first: d owns wo whatever window_json does */
+        e = ujson_add(d, "window", wo) || window_json(u, wo, w, "UTC");
     else
         json_object_put(wo);
     if (e) {

@@ -79,8 +79,8 @@ struct webhook {
     uint32_t events;
     struct loop *loop;
     struct store *st;
-    struct pending *p;      /* this loop turn's events */
-    size_t np, cap;
+    struct pending *p;      /* events waiting: p[head..np) */
+    size_t head, np, cap;
     uint64_t timer;         /* the flush; 0: none set */
 };
 
@@ -121,13 +121,6 @@ int64_t webhook_backoff_ms(int n, int64_t cap_ms, uint32_t rnd)
 }
 
 /* ---------- the delivery thread ---------- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sleep until woken, or until the monotonic time at_ms (-1: no limit). */
 static void nap(struct hook *h, int64_t at_ms)
@@ -231,7 +224,7 @@ static void taken(struct hook *h, struct store_whq *q, const struct store_wh_row
     if (store_whq_delete(q, row->seq) == 0)
         atomic_fetch_sub(&h->queued, 1);
     else
-        nap(h, mono_ms() + DB_RETRY_MS);
+        nap(h, loop_now_ms() + DB_RETRY_MS);
 }
 
 /* Attempts on the head row so far, and when the next may start. */
@@ -248,7 +241,7 @@ static void step(struct hook *h, struct store_whq *q, CURL *c, struct retry *r)
     char why[512];
     int got = store_whq_head(q, h->name, &row);
     if (got <= 0) {
-        nap(h, got < 0 ? mono_ms() + DB_RETRY_MS : -1);
+        nap(h, got < 0 ? loop_now_ms() + DB_RETRY_MS : -1);
         return;
     }
     if (row.seq != r->seq)
@@ -257,7 +250,7 @@ static void step(struct hook *h, struct store_whq *q, CURL *c, struct retry *r)
         log_warn("webhook %s: event %s dropped: not delivered within max_age (%lld s, %d attempt(s))",
                  h->name, row.event_id, (long long)h->max_age, r->attempts);
         taken(h, q, &row);
-    } else if (r->attempts && mono_ms() < r->next_ms) {
+    } else if (r->attempts && loop_now_ms() < r->next_ms) {
         nap(h, r->next_ms);
     } else if (post(h, c, &row, why, sizeof why) == 0) {
         if (r->attempts)
@@ -268,7 +261,7 @@ static void step(struct hook *h, struct store_whq *q, CURL *c, struct retry *r)
         uint32_t rnd = 0;
         gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof rnd);
         int64_t wait = webhook_backoff_ms(++r->attempts, h->retry_max * 1000, rnd);
-        r->next_ms = mono_ms() + wait;
+        r->next_ms = loop_now_ms() + wait;
         if ((r->attempts & (r->attempts - 1)) == 0)     /* 1, 2, 4, 8...: a down receiver logs little */
             log_warn("webhook %s: event %s: %s; attempt %d, next in %lld s (%lld queued)", h->name,
                      row.event_id, why, r->attempts, (long long)(wait + 999) / 1000,
@@ -289,7 +282,7 @@ static void *deliver_loop(void *arg)
     while (c && !atomic_load(&h->stop)) {
         atomic_store(&h->signalled, 0);
         if (!q && !(q = store_whq_open(h->state_dir))) {
-            nap(h, mono_ms() + DB_RETRY_MS);
+            nap(h, loop_now_ms() + DB_RETRY_MS);
             continue;
         }
         step(h, q, c, &r);
@@ -371,29 +364,30 @@ static void on_flush(struct loop *l, uint64_t id, void *arg);
  * threads. */
 static void flush(struct webhook *w, int all)
 {
-    size_t n = !all && w->np > FLUSH_MAX ? FLUSH_MAX : w->np;
+    struct pending *p = w->p + w->head;
+    size_t left = w->np - w->head, n = !all && left > FLUSH_MAX ? FLUSH_MAX : left;
     struct store_wh_new *rows = n ? calloc(n, sizeof *rows) : NULL;
     int ok = rows != NULL;
     for (size_t i = 0; ok && i < n; i++)
-        rows[i] = (struct store_wh_new){ w->p[i].h->name, w->p[i].event_id, w->p[i].body, w->p[i].created };
+        rows[i] = (struct store_wh_new){ p[i].h->name, p[i].event_id, p[i].body, p[i].created };
     if (ok && store_webhook_add(w->st, rows, n) < 0)
         ok = 0;
     for (size_t i = 0; i < n; i++) {
-        struct hook *h = w->p[i].h;
+        struct hook *h = p[i].h;
         if (!ok) {
-            log_error("webhook %s: event %s could not be queued", h->name, w->p[i].event_id);
+            log_error("webhook %s: event %s could not be queued", h->name, p[i].event_id);
             atomic_fetch_sub(&h->queued, 1);
         } else if (!atomic_exchange(&h->signalled, 1)) {
             sem_post(&h->wake);   /* never waits (relay.c) */
         }
-        free(w->p[i].event_id);
-        free(w->p[i].body);
+        free(p[i].event_id);
+        free(p[i].body);
     }
     free(rows);
-    if (n && w->np > n)
-        memmove(w->p, w->p + n, (w->np - n) * sizeof *w->p);
-    w->np -= n;
-    if (w->np && !w->timer)
+    w->head += n;                 /* no move of the rest: a backlog drains in linear time */
+    if (w->head == w->np)
+        w->head = w->np = 0;
+    if (w->np > w->head && !w->timer)
         w->timer = loop_timer(w->loop, 0, on_flush, w);
 }
 
@@ -437,6 +431,11 @@ uint32_t webhook_events(const struct webhook *w)
 /* Keep one event for h until the end of the turn. 0, or -1 (ENOMEM). */
 static int keep(struct webhook *w, struct hook *h, const char *event_id, const char *body)
 {
+    if (w->np == w->cap && w->head) {     /* full: the written ones' room first */
+        memmove(w->p, w->p + w->head, (w->np - w->head) * sizeof *w->p);
+        w->np -= w->head;
+        w->head = 0;
+    }
     if (w->np == w->cap) {
         size_t ncap = w->cap ? w->cap * 2 : 64;
         struct pending *np = realloc(w->p, ncap * sizeof *np);
