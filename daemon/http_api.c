@@ -505,18 +505,13 @@ fail:
     return NULL;
 }
 
-static int str_differ(const char *a, const char *b)
-{
-    return !a != !b || (a && strcmp(a, b));
-}
-
 int http_api_config_changed(const struct config *a, const struct config *b)
 {
-    return str_differ(a->http_listen, b->http_listen) || str_differ(a->http_tls_cert, b->http_tls_cert) ||
-           str_differ(a->http_tls_key, b->http_tls_key) || a->http_max_body != b->http_max_body ||
+    return !str_same(a->http_listen, b->http_listen) || !str_same(a->http_tls_cert, b->http_tls_cert) ||
+           !str_same(a->http_tls_key, b->http_tls_key) || a->http_max_body != b->http_max_body ||
            a->http_max_connections != b->http_max_connections || a->http_timeout != b->http_timeout ||
            a->http_max_sessions != b->http_max_sessions ||
-           str_differ(a->http_console_dir, b->http_console_dir);
+           !str_same(a->http_console_dir, b->http_console_dir);
 }
 
 void http_api_stop(struct http_api *a)

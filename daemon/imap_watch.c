@@ -40,6 +40,7 @@
 #include <gnutls/x509.h>
 #include <libetpan/libetpan.h>
 #include "untild/imap_watch.h"
+#include "untild/strbuf.h"
 #include "untild/imap_watch_int.h"
 #include "untild/address.h"
 #include "untild/daemon.h"
@@ -991,11 +992,6 @@ struct imap_watch *imap_watch_start(struct untild *u, int *err)
     return m;
 }
 
-static int str_eq(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
 /* Does r run with exactly the settings of c? Every [imap] key is compared
  * as rep_new would derive it (defaults filled in), so a reload changing any
  * of them (notice_folder and later_folder too) restarts the connection. */
@@ -1007,13 +1003,13 @@ static int same_cfg(const struct rep *r, const struct imap_cfg *c, const struct 
     size_t ll = strlen(later);
     if (ll > 1 && (later[ll - 1] == '/' || later[ll - 1] == '.'))
         ll--;   /* rep_new strips a trailing delimiter */
-    return str_eq(r->rep, repname) && str_eq(r->url, c->url) && str_eq(r->user, c->username) &&
-           str_eq(r->pwfile, c->password_file) && str_eq(r->pwcmd, c->password_command) &&
-           str_eq(r->ca, c->tls_ca) && str_eq(r->sent, c->sent_folders ? c->sent_folders : "Sent") &&
+    return str_same(r->rep, repname) && str_same(r->url, c->url) && str_same(r->user, c->username) &&
+           str_same(r->pwfile, c->password_file) && str_same(r->pwcmd, c->password_command) &&
+           str_same(r->ca, c->tls_ca) && str_same(r->sent, c->sent_folders ? c->sent_folders : "Sent") &&
            r->plain == (c->tls == TLS_NONE) &&
            r->poll == (c->poll_interval > 0 ? c->poll_interval : 60) &&
-           r->reopen == (int)c->customer_reply_reopens && str_eq(r->cfg_inbox, inbox) &&
-           str_eq(r->cfg_notice, c->notice_folder ? c->notice_folder : inbox) &&
+           r->reopen == (int)c->customer_reply_reopens && str_same(r->cfg_inbox, inbox) &&
+           str_same(r->cfg_notice, c->notice_folder ? c->notice_folder : inbox) &&
            strlen(r->cfg_later) == ll && !strncmp(r->cfg_later, later, ll) &&
            r->later_set == (c->later_folder != NULL);
 }

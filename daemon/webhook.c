@@ -27,6 +27,7 @@
  * "queue full (max_queue N): event ... dropped" (warn, first and every
  * 1000th), "queue has room again" (info). */
 #include "untild/webhook.h"
+#include "untild/strbuf.h"
 #include "untild/config.h"
 #include "untild/log.h"
 #include "untild/loop.h"
@@ -483,19 +484,14 @@ void webhook_enqueue(struct webhook *w, enum event_kind kind, const char *event_
     }
 }
 
-static int str_differ(const char *a, const char *b)
-{
-    return (!a != !b) || (a && strcmp(a, b));
-}
-
 int webhook_config_changed(const struct config *a, const struct config *b)
 {
     if (a->nwebhook != b->nwebhook)
         return 1;
     for (size_t i = 0; i < a->nwebhook; i++) {
         const struct webhook_cfg *x = &a->webhook[i], *y = &b->webhook[i];
-        if (str_differ(x->name, y->name) || str_differ(x->url, y->url) ||
-            str_differ(x->secret_file, y->secret_file) || str_differ(x->tls_ca, y->tls_ca) ||
+        if (!str_same(x->name, y->name) || !str_same(x->url, y->url) ||
+            !str_same(x->secret_file, y->secret_file) || !str_same(x->tls_ca, y->tls_ca) ||
             x->events != y->events || x->timeout != y->timeout || x->max_age != y->max_age ||
             x->retry_max != y->retry_max || x->max_queue != y->max_queue)
             return 1;

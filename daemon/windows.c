@@ -27,6 +27,7 @@
  *
  * Diagnostics: parse errors are returned as text naming the token and why. */
 #include "untild/windows.h"
+#include "untild/strbuf.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -875,17 +876,12 @@ static int who_is_dup(const struct window *w, size_t i)
 
 /* --- add / remove */
 
-static int same_str(const char *a, const char *b)
-{
-    return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 static int same_content(const struct window *a, const struct window *b)
 {
     if (a->nwho != b->nwho || a->from != b->from || a->until != b->until ||
         a->duration != b->duration || a->action != b->action ||
-        !same_str(a->rrule, b->rrule) || !same_str(a->tz, b->tz) ||
-        !same_str(a->reason, b->reason) || !same_str(a->owner, b->owner))
+        !str_same(a->rrule, b->rrule) || !str_same(a->tz, b->tz) ||
+        !str_same(a->reason, b->reason) || !str_same(a->owner, b->owner))
         return 0;
     for (size_t i = 0; i < a->nwho; i++)
         if (strcmp(a->who[i], b->who[i]) != 0)

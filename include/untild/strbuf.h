@@ -3,6 +3,7 @@
 #define UNTILD_STRBUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct strbuf {
     char *p;        /* always NUL-terminated when non-NULL */
@@ -16,5 +17,11 @@ void sb_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(pri
 /* Take ownership of the contents (never NULL unless oom); b is reset. */
 char *sb_take(struct strbuf *b, size_t *len);
 void sb_free(struct strbuf *b);
+
+/* Two optional strings alike: NULL is like only NULL. */
+static inline int str_same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
 
 #endif
