@@ -32,6 +32,7 @@
 #include "untild/loop.h"
 #include "untild/strbuf.h"
 #include "untild/sysutil.h"
+#include "untild/json.h"
 
 #define PREVIEW_READ (64u << 10)
 
@@ -157,7 +158,7 @@ static json_object *ended_json(const struct api_work *w)
         json_object_array_add(a, json_object_new_string_len(p, (int)n));
         p += n;
     }
-    json_object_object_add(o, "who", json_object_new_string(w->call.argv[2]));
+    ujson_add_str(o, "who", w->call.argv[2]);
     json_object_object_add(o, "ended", a);
     return o;
 }
@@ -176,9 +177,9 @@ static enum MHD_Result import_refused(struct MHD_Connection *c, const struct api
     char reason[128];
     snprintf(reason, sizeof reason, "%lld line%s with errors: nothing was imported", (long long)total,
              total == 1 ? "" : "s");
-    json_object_object_add(o, "error", json_object_new_string("bad request"));
-    json_object_object_add(o, "field", json_object_new_string("body"));
-    json_object_object_add(o, "reason", json_object_new_string(reason));
+    ujson_add_str(o, "error", "bad request");
+    ujson_add_str(o, "field", "body");
+    ujson_add_str(o, "reason", reason);
     return send_obj(c, 400, o, w);
 }
 
@@ -206,15 +207,15 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct api_work *w)
     switch (op) {
     case API_WINDOWS_END:
         o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_new_string(id));
+        ujson_add_str(o, "id", id);
         json_object_object_add(o, "ended", json_object_new_boolean(1));
         break;
     case API_HELD_RELEASE:
     case API_HELD_DISCARD:
         o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_new_string(id));
-        json_object_object_add(o, "state", json_object_new_string(op == API_HELD_RELEASE ? "releasing"
-                                                                                        : "discarded"));
+        ujson_add_str(o, "id", id);
+        ujson_add_str(o, "state", op == API_HELD_RELEASE ? "releasing"
+                                                                                        : "discarded");
         break;
     default:
         o = json_tokener_parse(w->out ? w->out : "");

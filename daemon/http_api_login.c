@@ -23,6 +23,7 @@
 #include "untild/daemon.h"
 #include "untild/gate.h"
 #include "untild/log.h"
+#include "untild/json.h"
 
 static int changes_state(const char *method)
 {
@@ -39,12 +40,12 @@ static void answer_who(struct api_work *w, const char *user, int admin, const ch
         http_api_refuse(w, 500, "out of memory", "out of memory");
         return;
     }
-    json_object_object_add(o, "user", json_object_new_string(user));
+    ujson_add_str(o, "user", user);
     json_object_object_add(o, "admin", json_object_new_boolean(admin));
     if (csrf)
-        json_object_object_add(o, "csrf", json_object_new_string(csrf));
+        ujson_add_str(o, "csrf", csrf);
     if (token)
-        json_object_object_add(o, "token", json_object_new_string(token));
+        ujson_add_str(o, "token", token);
     s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
     w->out = s ? strdup(s) : NULL;
     w->outlen = w->out ? strlen(w->out) : 0;

@@ -568,9 +568,9 @@ char *api_err_json(const struct api_err *e)
     json_object *o = json_object_new_object();
     if (!o)
         return NULL;
-    json_object_object_add(o, "error", json_object_new_string(e->error));
-    json_object_object_add(o, "field", e->field[0] ? json_object_new_string(e->field) : NULL);
-    json_object_object_add(o, "reason", json_object_new_string(e->reason));
+    ujson_add_str(o, "error", e->error);
+    ujson_add_str(o, "field", e->field[0] ? e->field : NULL);
+    ujson_add_str(o, "reason", e->reason);
     const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
     char *out = s ? strdup(s) : NULL;
     json_object_put(o);
@@ -646,8 +646,8 @@ static void add_headers(const char *s, const char *e, json_object *arr, char *ct
             utf8_clean(raw, rn, value, sizeof value);
             utf8_clean(name, strlen(name), name, sizeof name);
             json_object *h = json_object_new_object();
-            json_object_object_add(h, "name", json_object_new_string(name));
-            json_object_object_add(h, "value", json_object_new_string(value));
+            ujson_add_str(h, "name", name);
+            ujson_add_str(h, "value", value);
             json_object_array_add(arr, h);
             if (!strcasecmp(name, "Content-Type"))
                 snprintf(ctype, sz, "%.*s", (int)sz - 1, value);
@@ -750,5 +750,5 @@ void api_preview(const char *buf, size_t len, json_object *o)
     utf8_clean(ps, n, text, sizeof text);
     if (dec)
         mailmime_decoded_part_free(dec);
-    json_object_object_add(o, "preview", json_object_new_string(text));
+    ujson_add_str(o, "preview", text);
 }

@@ -206,6 +206,30 @@ class Endpoints(ApiTest):
         self.assertEqual(self.u.held_json(), [])
         self.assertEqual(self.call("POST", "/api/v1/held/%s/discard" % mid, tok)[0], 404)
 
+    def test_eight_bit_message_shown_as_valid_json(self):
+        # Text that is not UTF-8 never makes an answer invalid JSON: a
+        # message in Latin-1 without a charset (the preview shows "?").
+        tok = self.token("crm", "admin")
+        self.u.ctl("window", "add", "jane@acme.com", "--until", "2027-06-01", check=0)
+        s = __import__("smtplib").SMTP("127.0.0.1", self.u.port, timeout=20 * TIMEOUT_SCALE)
+        self.addCleanup(s.close)
+        s.sendmail("rep@example.com", ["jane@acme.com"],
+                   b"From: rep@example.com\r\nTo: jane@acme.com\r\nSubject: Offre\r\n"
+                   b"X-Note: caf\xe9\r\n\r\nLe caf\xe9 est pr\xeat.\r\n")
+        self.u.wait_for(lambda: len(self.u.held_json()) == 1, what="the message held")
+        mid = self.u.held_json()[0]["id"]
+        st, shown, _ = self.call("GET", "/api/v1/held/" + mid, tok)
+        self.assertEqual(st, 200)
+        self.assertIsNotNone(shown, "the answer is not valid JSON")
+        self.assertIn("Le caf? est pr?t.", shown["preview"])   # the preview cleans its own text
+        self.assertIn({"name": "X-Note", "value": "caf?"}, shown["headers"])
+        # An error naming an unknown field cuts it at 64 bytes, here in the
+        # middle of a two-byte character: still JSON, the cut as U+FFFD.
+        st, doc, _ = self.call("POST", "/api/v1/windows", tok, {"\u00e9" * 40: "x"})
+        self.assertEqual(st, 400)
+        self.assertIsNotNone(doc, "the error is not valid JSON")
+        self.assertIn("\u00e9" * 32, doc["reason"])
+
     def test_paging(self):
         tok = self.token("crm", "admin")
         for i in range(5):
