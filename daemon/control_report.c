@@ -165,7 +165,7 @@ static int report_row(const struct audit_rec *r, void *arg)
     tally_add(&c->contacts, r->contact ? r->contact : "-", r->event);
     char week[16], key[sizeof c->weeks.t->key];
     iso_week(r->t, c->tz, week, sizeof week);
-    /* week, rep, channel: the week and channel have no '\t'; the rep is last but one */
+    /* week, channel, rep: the week and channel have no '\t', so the rep is all after the second */
     snprintf(key, sizeof key, "%s\t%s\t%s", week, report_channel(r), r->rep ? r->rep : "-");
     tally_add(&c->weeks, key, r->event);
     return 0;

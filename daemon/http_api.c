@@ -539,7 +539,7 @@ void http_api_free(struct http_api *a)
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
     if (a->key)
-        memset(a->key, 0, strlen(a->key));
+        explicit_bzero(a->key, strlen(a->key));
     free(a->cert);
     free(a->key);
     http_console_close(a->console);

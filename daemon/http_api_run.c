@@ -27,8 +27,8 @@ void http_api_work_free(struct api_work *w)
     if (!w)
         return;
     api_call_free(&w->call);
-    memset(w->token, 0, sizeof w->token);
     free(w->out);
+    explicit_bzero(w, sizeof *w);   /* the token, cookie and CSRF values; memset before free may be dropped */
     free(w);
 }
 
